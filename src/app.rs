@@ -1,0 +1,191 @@
+//! The composition root: the one place that starts long-lived tasks.
+//!
+//! [`start`] restores state, publishes the zones, binds the DNS server and the control API,
+//! starts one prober per server of every site and the controller, and writes the runtime file
+//! that tells the CLI where the daemon listens. Everything stops on one `CancellationToken`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::control::{Controller, Event, Side};
+use crate::dns::server::{DnsServer, ZoneHandle};
+use crate::probe;
+use crate::store::Store;
+use crate::util::now_millis;
+
+pub const RUNTIME_FILE: &str = "daemon.json";
+
+/// Where a running daemon listens; written to `<data_dir>/daemon.json` for the CLI.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RuntimeInfo {
+    pub pid: u32,
+    pub dns: Vec<SocketAddr>,
+    pub api: SocketAddr,
+    pub started_at: u64,
+}
+
+impl RuntimeInfo {
+    pub fn read(data_dir: &Path) -> Option<RuntimeInfo> {
+        let text = std::fs::read_to_string(data_dir.join(RUNTIME_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// A started daemon.
+pub struct Running {
+    pub dns: Vec<SocketAddr>,
+    pub api: SocketAddr,
+    pub shutdown: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops every task and waits for them.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.done.await;
+    }
+
+    /// Waits until the daemon stopped (after `shutdown` was cancelled elsewhere).
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Starts the daemon. Returns once every listener is bound and answering.
+pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    let cfg = Arc::new(cfg);
+    let store = Store::open(&cfg.data_dir)?;
+    let zones = ZoneHandle::default();
+    let controller = Controller::new(cfg.clone(), store, zones.clone())?;
+    let dns = DnsServer::bind(&cfg.dns.listen, zones).await?;
+    let api_listener = TcpListener::bind(cfg.api.listen)
+        .await
+        .with_context(|| format!("cannot listen for the control API on {} (api.listen)", cfg.api.listen))?;
+    let api_addr = api_listener.local_addr()?;
+    let dns_addrs = dns.addrs.clone();
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (tx, rx) = mpsc::channel::<Event>(1024);
+
+    for (i, site) in cfg.sites.iter().enumerate() {
+        for (side, endpoint) in [(Side::Primary, site.primary), (Side::Standby, site.standby)] {
+            let target = probe::Target::new(endpoint.probe_addr(&site.probe), &site.host(), &site.probe)
+                .map_err(|e| anyhow::anyhow!("site {}: {e}", site.name))?;
+            tracker.spawn(prober(i, side, target, site.probe.interval, tx.clone(), shutdown.clone()));
+        }
+    }
+    tracker.spawn(crate::api::serve(api_listener, tx.clone(), shutdown.clone()));
+    drop(tx);
+    let controller_task = tokio::spawn(controller.run(rx));
+
+    let runtime_path = cfg.data_dir.join(RUNTIME_FILE);
+    let info = RuntimeInfo {
+        pid: std::process::id(),
+        dns: dns_addrs.clone(),
+        api: api_addr,
+        started_at: now_millis(),
+    };
+    write_atomic(&runtime_path, &serde_json::to_vec_pretty(&info)?)?;
+    tracing::info!(dns = ?dns_addrs, api = %api_addr, sites = cfg.sites.len(), data_dir = %cfg.data_dir.display(), "understudy is running");
+
+    let token = shutdown.clone();
+    let done = tokio::spawn(async move {
+        token.cancelled().await;
+        tracker.close();
+        tracker.wait().await;
+        // Every sender is gone now, so the controller drains its queue and ends.
+        let _ = controller_task.await;
+        dns.shutdown().await;
+        let _ = std::fs::remove_file(&runtime_path);
+        tracing::info!("understudy stopped");
+    });
+    Ok(Running {
+        dns: dns_addrs,
+        api: api_addr,
+        shutdown,
+        done,
+    })
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let running = start(cfg).await?;
+    let token = running.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received, shutting down");
+        token.cancel();
+    });
+    running.wait().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Probes one server every `interval`, on a fixed cadence: a probe that hangs until its timeout
+/// does not delay the next one, so a silent server is detected in about
+/// `failures × interval + timeout`. Results are delivered newest-first: a result older than one
+/// already delivered is dropped.
+async fn prober(site: usize, side: Side, target: probe::Target, interval: Duration, tx: mpsc::Sender<Event>, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let max_in_flight = (target.timeout.as_millis() / interval.as_millis().max(1)) as usize + 2;
+    let mut in_flight = JoinSet::new();
+    let (mut seq, mut delivered) = (0u64, 0u64);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = ticker.tick() => {
+                if in_flight.len() < max_in_flight {
+                    seq += 1;
+                    let (t, n) = (target.clone(), seq);
+                    in_flight.spawn(async move { (n, t.run().await, now_millis()) });
+                }
+            }
+            Some(done) = in_flight.join_next() => {
+                let Ok((n, outcome, at)) = done else { continue };
+                if n > delivered {
+                    delivered = n;
+                    if tx.send(Event::Probe { site, side, outcome, at }).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    in_flight.abort_all();
+}
+
+/// Writes a file by writing a temporary beside it and renaming, so readers never see half.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp: PathBuf = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! The command line: argument parsing and the commands that are not the daemon itself
+//! (`check-config`, `status`, `drain`, `release`, `demo`). `main.rs` only calls [`main`].
+//!
+//! `status`, `drain` and `release` talk to the running daemon through the control API, found
+//! via the runtime file in the data directory. When the daemon is not running, `status` reads
+//! the state database, and `drain --force` / `release` write the latch there, so it holds from
+//! the daemon's next start.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::{self, RuntimeInfo};
+use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
+use crate::control::{self, SiteStatus};
+use crate::decide::{self, Input, SiteState};
+use crate::dns::client;
+use crate::store::{NewEvent, Store};
+use crate::util::{human_duration, now_millis};
+
+#[derive(Parser)]
+#[command(
+    name = "understudy",
+    version,
+    about = "Keeps self-hosted websites online: watches each site's primary server and, when it stops answering, points the site's DNS at a standby — and back once the primary is healthy and stable.",
+    after_help = "Start with `understudy demo` to see a failover and failback on loopback in under a minute."
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(short = 'c', long = "config", global = true, env = "UNDERSTUDY_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run the daemon: probe every site, fail DNS over and back, serve the zones.
+    Run,
+    /// Validate the config and print the effective settings (defaults filled in).
+    CheckConfig,
+    /// Show each site: state, since when, why, and what the DNS server answers now.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Latch a site to the standby for planned maintenance (e.g. before rebooting the primary).
+    /// Refused if the standby is not ready, unless --force. Holds across restarts until `release`.
+    Drain {
+        /// Site name (or its domain).
+        site: String,
+        /// Drain even if the standby is not known to be ready.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Release a drained site: back to the primary once it passes its probes.
+    Release {
+        /// Site name (or its domain).
+        site: String,
+    },
+    /// Show a failover and failback on loopback, with sample servers; needs nothing installed.
+    Demo,
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Cmd::Run => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_format, default_level);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default_level},hickory_server=warn,hickory_proto=warn,hickory_net=warn"))
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, i32> {
+    config::load(&cli.config).map_err(|e| {
+        eprintln!("error: {e}");
+        if e.line == 0 && !cli.config.exists() {
+            eprintln!("hint: pass the config with -c FILE (or set UNDERSTUDY_CONFIG); `understudy demo` needs none");
+        }
+        2
+    })
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Cmd::Demo => {
+            crate::demo::run().await?;
+            Ok(0)
+        }
+        Cmd::CheckConfig => {
+            let cfg = match load_config(&cli) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            print!("{}", cfg.describe());
+            eprintln!("config ok: {} site(s), {} zone(s)", cfg.sites.len(), cfg.dns.zones.len());
+            Ok(0)
+        }
+        Cmd::Run => {
+            let cfg = match load_config(&cli) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            app::run(cfg).await?;
+            Ok(0)
+        }
+        Cmd::Status { json } => {
+            let cfg = match load_config(&cli) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            status(&cfg, *json).await
+        }
+        Cmd::Drain { site, force } => {
+            let cfg = match load_config(&cli) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            command(&cfg, site, Input::Drain { force: *force }).await
+        }
+        Cmd::Release { site } => {
+            let cfg = match load_config(&cli) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            command(&cfg, site, Input::Release).await
+        }
+    }
+}
+
+/// The daemon's runtime info, if it is running and answering.
+async fn daemon(cfg: &Config) -> Option<RuntimeInfo> {
+    let info = RuntimeInfo::read(&cfg.data_dir)?;
+    crate::api::call(info.api, hyper::Method::GET, "/api/v1/status")
+        .await
+        .ok()
+        .map(|_| info)
+}
+
+async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
+    let now = now_millis();
+    let (sites, info): (Vec<SiteStatus>, Option<RuntimeInfo>) = match daemon(cfg).await {
+        Some(info) => {
+            let (_, body) = crate::api::call(info.api, hyper::Method::GET, "/api/v1/status").await?;
+            let reply: crate::api::StatusReply = serde_json::from_slice(&body).context("the daemon's status reply is not valid JSON")?;
+            (reply.sites, Some(info))
+        }
+        None => {
+            let store = Store::open_read_only(&cfg.data_dir)?;
+            let mut out = vec![];
+            for site in &cfg.sites {
+                let state = match &store {
+                    Some(s) => s.load_state(&site.name)?.unwrap_or_else(|| SiteState::new(now)),
+                    None => SiteState::new(now),
+                };
+                out.push(control::status_from_state(site, &state, None, None, now));
+            }
+            (out, None)
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "daemon_running": info.is_some(), "sites": sites }))?
+        );
+        return Ok(0);
+    }
+    match &info {
+        Some(i) => println!(
+            "daemon running (pid {}), DNS on {}, API on {}\n",
+            i.pid,
+            i.dns.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+            i.api
+        ),
+        None => println!("daemon NOT running; showing the last saved state from {}\n", cfg.data_dir.display()),
+    }
+    for (s, site) in sites.iter().zip(&cfg.sites) {
+        println!(
+            "{}  {}  since {} ({} ago)",
+            s.name,
+            s.phase,
+            utc(s.since),
+            human_duration(now.saturating_sub(s.since) / 1_000 * 1_000)
+        );
+        println!("  why:        {}", s.reason);
+        println!("  records:    point at the {} {}", s.target, s.published);
+        if let Some(i) = &info {
+            if let Some(server) = i.dns.first() {
+                let answer = match client::query(*server, &site.domain, site.record_type(), Duration::from_secs(2)).await {
+                    Ok(r) if r.addrs.is_empty() => format!("{} (no address)", r.rcode),
+                    Ok(r) => r.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+                    Err(e) => format!("no answer: {e}"),
+                };
+                println!(
+                    "  dns answer: {} {} {}  (asked {})",
+                    site.domain,
+                    site.record_type(),
+                    answer,
+                    server
+                );
+            }
+        }
+        println!("  primary:    {}{}", s.primary, probe_words(&s.last_primary_probe, now));
+        let ready = if s.standby_ready { "ready" } else { "NOT ready" };
+        println!("  standby:    {} ({ready}){}", s.standby, probe_words(&s.last_standby_probe, now));
+    }
+    Ok(0)
+}
+
+fn probe_words(p: &Option<control::ProbeNote>, now: u64) -> String {
+    match p {
+        None => String::new(),
+        Some(p) => format!(
+            " — last probe {} {} ago: {}",
+            if p.ok { "ok" } else { "FAILED" },
+            human_duration(now.saturating_sub(p.at)),
+            p.detail
+        ),
+    }
+}
+
+async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> {
+    let (verb, path_action) = match input {
+        Input::Drain { force: true } => ("drain", "drain?force=true"),
+        Input::Drain { force: false } => ("drain", "drain"),
+        _ => ("release", "release"),
+    };
+    if let Some(info) = daemon(cfg).await {
+        let (code, body) = crate::api::call(info.api, hyper::Method::POST, &format!("/api/v1/sites/{site}/{path_action}")).await?;
+        if code.is_success() {
+            let st: SiteStatus = serde_json::from_slice(&body)?;
+            println!(
+                "{verb}: {} is now {} — records point at the {} {}",
+                st.name, st.phase, st.target, st.published
+            );
+            return Ok(0);
+        }
+        let why = serde_json::from_slice::<crate::api::ErrorReply>(&body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).to_string());
+        eprintln!("{verb} refused: {why}");
+        return Ok(1);
+    }
+    // The daemon is not running: apply the command to the saved state, so it holds from the
+    // next start. Standby readiness cannot be checked offline, so a drain needs --force.
+    let Some(site_cfg) = cfg.sites.iter().find(|s| s.name == site || s.host() == site.trim_end_matches('.')) else {
+        eprintln!("{verb} refused: no site named `{site}`");
+        return Ok(1);
+    };
+    let mut store = Store::open(&cfg.data_dir)?;
+    let now = now_millis();
+    let state = store.load_state(&site_cfg.name)?.unwrap_or_else(|| SiteState::new(now));
+    let input = match input {
+        Input::Drain { force: false } => {
+            eprintln!("{verb} refused: the daemon is not running, so the standby's readiness cannot be checked; start it, or use --force to latch the site to the standby from the daemon's next start");
+            return Ok(1);
+        }
+        other => other,
+    };
+    let step = decide::step(&state, &site_cfg.policy(), &input, now);
+    if let Some(why) = step.refused {
+        eprintln!("{verb} refused: {why}");
+        return Ok(1);
+    }
+    let t = step.transition.clone();
+    let events: Vec<NewEvent> = t
+        .iter()
+        .map(|t| NewEvent {
+            site: &site_cfg.name,
+            at: now,
+            kind: verb,
+            from_phase: Some(t.from.as_str()),
+            to_phase: Some(t.to.as_str()),
+            reason: &t.reason,
+            ..Default::default()
+        })
+        .collect();
+    store.save(&site_cfg.name, &step.state, now, &events)?;
+    println!(
+        "{verb}: {} is now {} (saved; the daemon is not running and will start in this state)",
+        site_cfg.name, step.state.phase
+    );
+    Ok(0)
+}
+
+/// "2026-11-24 08:40:01 UTC" from Unix milliseconds (civil-from-days, proleptic Gregorian).
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3_600,
+        (rem % 3_600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(1_795_509_601_000), "2026-11-24 08:40:01 UTC");
+        assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+}

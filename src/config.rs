@@ -1,0 +1,1114 @@
+//! Configuration: the TOML file, read into raw serde structs and validated into a typed
+//! [`Config`].
+//!
+//! Owns every rule about what a valid configuration is and every default (design.md: probe every
+//! 2 s, 1 s timeout, down after 3 failures, back after 5 successes and 5 min healthy, TTL 30 s).
+//! Every error names the file, line, column and key and says what is expected
+//! ([`ConfigError`]). It must not open sockets or touch the data directory; it only reads the
+//! config file and, for `ca_file`, the CA bundle it names.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::util::{human_duration, parse_duration};
+
+/// Where the daemon keeps its state when the config does not say.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/understudy";
+/// Where the CLI looks for the config when neither `-c` nor `UNDERSTUDY_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/understudy/understudy.toml";
+
+/// A configuration mistake, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the key, e.g. `sites[0].probe.interval`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.key,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub data_dir: PathBuf,
+    pub dns: DnsConfig,
+    pub api: ApiConfig,
+    pub sites: Vec<Site>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// Addresses the built-in server answers on, UDP and TCP each.
+    pub listen: Vec<SocketAddr>,
+    /// TTL of the managed A/AAAA records (and the default for static ones).
+    pub ttl: u32,
+    pub zones: Vec<Zone>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub origin: Name,
+    pub nameservers: Vec<Name>,
+    pub hostmaster: Name,
+    /// Records served as given; never touched by failover.
+    pub records: Vec<Record>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Loopback address of the control API used by `status`, `drain` and `release`.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Identifier used by the CLI and the state store (defaults to the domain).
+    pub name: String,
+    pub domain: Name,
+    pub aliases: Vec<Name>,
+    pub primary: Endpoint,
+    pub standby: Endpoint,
+    pub probe: Probe,
+}
+
+impl Site {
+    /// The names whose A/AAAA records this site owns: the domain, then the aliases.
+    pub fn names(&self) -> impl Iterator<Item = &Name> {
+        std::iter::once(&self.domain).chain(self.aliases.iter())
+    }
+
+    /// The Host header and TLS server name used for probes: the domain without the final dot.
+    pub fn host(&self) -> String {
+        self.domain.to_ascii().trim_end_matches('.').to_string()
+    }
+
+    pub fn record_type(&self) -> RecordType {
+        match self.primary.ip {
+            IpAddr::V4(_) => RecordType::A,
+            IpAddr::V6(_) => RecordType::AAAA,
+        }
+    }
+
+    pub fn policy(&self) -> crate::decide::Policy {
+        crate::decide::Policy {
+            failures_to_down: self.probe.failures_to_down,
+            successes_to_up: self.probe.successes_to_up,
+            hold_down: self.probe.hold_down.as_millis() as u64,
+            // Three missed standby probes (plus the time one may take) and we stop trusting
+            // what we knew.
+            standby_fresh: (self.probe.interval * 3 + self.probe.timeout).as_millis() as u64,
+        }
+    }
+}
+
+/// An address the site's records can point at, with the port probes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    /// Port for probes when the config gave one in the address ("203.0.113.7:8443").
+    pub port: Option<u16>,
+}
+
+impl Endpoint {
+    pub fn probe_addr(&self, probe: &Probe) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port.unwrap_or(probe.port))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.ip, self.port) {
+            (ip, None) => write!(f, "{ip}"),
+            (IpAddr::V4(ip), Some(p)) => write!(f, "{ip}:{p}"),
+            (IpAddr::V6(ip), Some(p)) => write!(f, "[{ip}]:{p}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+}
+
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub scheme: Scheme,
+    pub port: u16,
+    pub method: Method,
+    pub path: String,
+    pub expect_status: StatusSet,
+    pub body_contains: Option<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub failures_to_down: u32,
+    pub successes_to_up: u32,
+    pub hold_down: Duration,
+    /// PEM file of the CA(s) that sign the origin's certificate, instead of the public roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (self-signed origins). The name is still sent as SNI.
+    pub insecure: bool,
+}
+
+/// The set of HTTP statuses a probe accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet(pub Vec<Range<u16>>);
+
+impl StatusSet {
+    /// Every status from `first` to `last`, inclusive.
+    pub fn between(first: u16, last: u16) -> Self {
+        StatusSet(std::iter::once(first..last + 1).collect())
+    }
+
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|r| r.contains(&status))
+    }
+}
+
+impl fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|r| {
+                if r.end == r.start + 1 {
+                    r.start.to_string()
+                } else {
+                    format!("{}-{}", r.start, r.end - 1)
+                }
+            })
+            .collect();
+        f.write_str(&parts.join(", "))
+    }
+}
+
+// ---------------------------------------------------------------- raw form (what serde sees)
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<Spanned<String>>,
+    dns: Option<Spanned<RawDns>>,
+    api: Option<Spanned<RawApi>>,
+    #[serde(default)]
+    sites: Vec<Spanned<RawSite>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    listen: Option<Spanned<Vec<Spanned<String>>>>,
+    ttl: Option<Spanned<i64>>,
+    #[serde(default)]
+    zones: Vec<Spanned<RawZone>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    name: Option<Spanned<String>>,
+    nameservers: Option<Vec<Spanned<String>>>,
+    hostmaster: Option<Spanned<String>>,
+    #[serde(default)]
+    records: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    listen: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    name: Option<Spanned<String>>,
+    domain: Option<Spanned<String>>,
+    #[serde(default)]
+    aliases: Vec<Spanned<String>>,
+    primary: Option<Spanned<String>>,
+    standby: Option<Spanned<String>>,
+    probe: Option<Spanned<RawProbe>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProbe {
+    scheme: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    method: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    expect_status: Option<Spanned<Vec<Spanned<StatusItem>>>>,
+    body_contains: Option<Spanned<String>>,
+    interval: Option<Spanned<DurationValue>>,
+    timeout: Option<Spanned<DurationValue>>,
+    failures_to_down: Option<Spanned<i64>>,
+    successes_to_up: Option<Spanned<i64>>,
+    hold_down: Option<Spanned<DurationValue>>,
+    ca_file: Option<Spanned<String>>,
+    insecure: Option<Spanned<bool>>,
+}
+
+/// A duration written as a string ("2s") or a number of seconds (2, 0.5).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Text(String),
+    Int(i64),
+    Float(f64),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StatusItem {
+    Code(i64),
+    Text(String),
+}
+
+// ---------------------------------------------------------------- loading
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        key: "(file)".to_string(),
+        message: format!("cannot read the config file: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Validates config text; `path` names the file in errors and anchors relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let cx = Cx { path, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let key = key_at(text, span.start);
+        cx.err_at(span.start, &key, &tidy_serde_message(e.message()))
+    })?;
+    cx.build(raw)
+}
+
+struct Cx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+type R<T> = Result<T, ConfigError>;
+
+impl Cx<'_> {
+    fn err_at(&self, offset: usize, key: &str, message: &str) -> ConfigError {
+        let (line, column) = line_col(self.text, offset);
+        ConfigError {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    fn err<T>(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> R<T> {
+        Err(self.err_at(span.start, key, &message.into()))
+    }
+
+    fn resolve_path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+
+    fn build(&self, raw: RawConfig) -> R<Config> {
+        let data_dir = match &raw.data_dir {
+            Some(d) if d.get_ref().trim().is_empty() => {
+                return self.err(d.span(), "data_dir", "must not be empty: a directory for the state database")
+            }
+            Some(d) => self.resolve_path(d.get_ref()),
+            None => PathBuf::from(DEFAULT_DATA_DIR),
+        };
+        let (dns_raw, dns_span) = match raw.dns {
+            Some(d) => {
+                let span = d.span();
+                (d.into_inner(), span)
+            }
+            None => (
+                RawDns {
+                    listen: None,
+                    ttl: None,
+                    zones: vec![],
+                },
+                0..0,
+            ),
+        };
+        let dns = self.build_dns(dns_raw, dns_span)?;
+        let api = self.build_api(raw.api)?;
+
+        let mut sites = Vec::new();
+        let mut names_owned: HashMap<LowerName, String> = HashMap::new();
+        for (i, s) in raw.sites.into_iter().enumerate() {
+            let site = self.build_site(i, s, &dns, &mut names_owned)?;
+            if let Some(prev) = sites.iter().find(|p: &&Site| p.name == site.name) {
+                return self.err(
+                    0..0,
+                    &format!("sites[{i}].name"),
+                    format!("site name `{}` is used twice (also by the site for {})", site.name, prev.domain),
+                );
+            }
+            sites.push(site);
+        }
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            data_dir,
+            dns,
+            api,
+            sites,
+        })
+    }
+
+    fn build_dns(&self, raw: RawDns, span: Range<usize>) -> R<DnsConfig> {
+        let listen = match raw.listen {
+            None => vec!["0.0.0.0:53".parse().expect("valid literal")],
+            Some(l) => {
+                if l.get_ref().is_empty() {
+                    return self.err(l.span(), "dns.listen", "must list at least one address, e.g. [\"0.0.0.0:53\"]");
+                }
+                let mut out = vec![];
+                for (i, a) in l.into_inner().into_iter().enumerate() {
+                    out.push(a.get_ref().parse::<SocketAddr>().or_else(|_| {
+                        self.err(
+                            a.span(),
+                            &format!("dns.listen[{i}]"),
+                            format!(
+                                "`{}` is not an address with a port, e.g. \"0.0.0.0:53\" or \"[::]:53\"",
+                                a.get_ref()
+                            ),
+                        )
+                    })?);
+                }
+                out
+            }
+        };
+        let ttl = match raw.ttl {
+            None => 30,
+            Some(t) => match u32::try_from(*t.get_ref()) {
+                Ok(v @ 1..=86_400) => v,
+                _ => {
+                    return self.err(
+                        t.span(),
+                        "dns.ttl",
+                        format!("{} is out of range: a TTL in seconds from 1 to 86400 (default 30)", t.get_ref()),
+                    )
+                }
+            },
+        };
+        let mut zones: Vec<Zone> = vec![];
+        for (i, z) in raw.zones.into_iter().enumerate() {
+            let zspan = z.span();
+            let z = z.into_inner();
+            let key = format!("dns.zones[{i}]");
+            let Some(name) = z.name else {
+                return self.err(zspan, &key, "missing key `name`: the zone's domain, e.g. name = \"example.com\"");
+            };
+            let origin = self.dns_name(&name, &format!("{key}.name"))?;
+            if zones.iter().any(|o| o.origin == origin) {
+                return self.err(
+                    name.span(),
+                    &format!("{key}.name"),
+                    format!("zone `{}` is configured twice", name.get_ref()),
+                );
+            }
+            let nameservers = match z.nameservers {
+                None => vec![Name::from_ascii("ns1").expect("valid").append_domain(&origin).expect("short")],
+                Some(list) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(j, n)| self.dns_name(n, &format!("{key}.nameservers[{j}]")))
+                    .collect::<R<Vec<_>>>()?,
+            };
+            let hostmaster = match &z.hostmaster {
+                None => Name::from_ascii("hostmaster")
+                    .expect("valid")
+                    .append_domain(&origin)
+                    .expect("short"),
+                Some(h) => self.dns_name(
+                    &Spanned::new(h.span(), h.get_ref().replacen('@', ".", 1)),
+                    &format!("{key}.hostmaster"),
+                )?,
+            };
+            let mut records = vec![];
+            for (j, r) in z.records.iter().enumerate() {
+                records.push(self.static_record(r, &origin, ttl, &format!("{key}.records[{j}]"))?);
+            }
+            zones.push(Zone {
+                origin,
+                nameservers,
+                hostmaster,
+                records,
+            });
+        }
+        let _ = span;
+        Ok(DnsConfig { listen, ttl, zones })
+    }
+
+    fn static_record(&self, r: &Spanned<String>, origin: &Name, ttl: u32, key: &str) -> R<Record> {
+        use hickory_proto::serialize::txt::Parser;
+        let text = r.get_ref();
+        if text.contains('\n') || text.trim_start().starts_with('$') {
+            return self.err(
+                r.span(),
+                key,
+                "one record per string, in zone-file form like \"www 300 A 192.0.2.1\"",
+            );
+        }
+        let zone_text = format!("$TTL {ttl}\n{text}\n");
+        let parsed = Parser::new(zone_text, None, Some(origin.clone())).parse();
+        let records: Vec<Record> = match parsed {
+            Ok((_, sets)) => sets
+                .into_values()
+                .flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>())
+                .collect(),
+            Err(e) => {
+                return self.err(
+                    r.span(),
+                    key,
+                    format!("`{text}` is not a zone-file record like \"www 300 A 192.0.2.1\": {e}"),
+                )
+            }
+        };
+        match records.as_slice() {
+            [one] if !origin.zone_of(&one.name) => self.err(r.span(), key, format!("{} is outside the zone {}", one.name, origin)),
+            [one] if one.record_type() == RecordType::SOA => self.err(
+                r.span(),
+                key,
+                "the SOA record is made by understudy (its serial changes with every update); set nameservers and hostmaster instead",
+            ),
+            [one] => Ok(one.clone()),
+            _ => self.err(r.span(), key, format!("`{text}` must be exactly one record")),
+        }
+    }
+
+    fn build_api(&self, raw: Option<Spanned<RawApi>>) -> R<ApiConfig> {
+        let listen = match raw.and_then(|a| a.into_inner().listen) {
+            None => "127.0.0.1:9353".parse().expect("valid literal"),
+            Some(l) => {
+                let addr: SocketAddr = l.get_ref().parse().or_else(|_| {
+                    self.err(
+                        l.span(),
+                        "api.listen",
+                        format!("`{}` is not an address with a port, e.g. \"127.0.0.1:9353\"", l.get_ref()),
+                    )
+                })?;
+                if !addr.ip().is_loopback() {
+                    return self.err(l.span(), "api.listen", format!("{addr} is not a loopback address: the control API has no authentication yet, so it only listens on 127.0.0.1 or [::1]"));
+                }
+                addr
+            }
+        };
+        Ok(ApiConfig { listen })
+    }
+
+    fn dns_name(&self, s: &Spanned<String>, key: &str) -> R<Name> {
+        let text = s.get_ref().trim();
+        let bad = |why: &str| self.err(s.span(), key, format!("`{}` is not a valid domain name: {why}", s.get_ref()));
+        if text.is_empty() {
+            return bad("it is empty");
+        }
+        if text.contains("://") || text.contains('/') {
+            return bad("give the bare name, without scheme or path");
+        }
+        if !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_') {
+            return bad("only letters, digits, '-', '_' and '.' are allowed (use punycode for international names)");
+        }
+        let mut name = match Name::from_ascii(text) {
+            Ok(n) => n,
+            Err(e) => return bad(&e.to_string()),
+        };
+        if name.num_labels() == 0 {
+            return bad("the root is not allowed here");
+        }
+        name.set_fqdn(true);
+        Ok(name.to_lowercase())
+    }
+
+    fn build_site(&self, i: usize, raw: Spanned<RawSite>, dns: &DnsConfig, owned: &mut HashMap<LowerName, String>) -> R<Site> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let key = format!("sites[{i}]");
+        let Some(domain_raw) = raw.domain else {
+            return self.err(
+                span,
+                &key,
+                "missing key `domain`: the site's name, e.g. domain = \"www.example.com\"",
+            );
+        };
+        let domain = self.dns_name(&domain_raw, &format!("{key}.domain"))?;
+        let mut aliases = vec![];
+        for (j, a) in raw.aliases.iter().enumerate() {
+            aliases.push((
+                self.dns_name(a, &format!("{key}.aliases[{j}]"))?,
+                a.span(),
+                format!("{key}.aliases[{j}]"),
+            ));
+        }
+        let name = match &raw.name {
+            Some(n) => {
+                let v = n.get_ref();
+                if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                    return self.err(
+                        n.span(),
+                        &format!("{key}.name"),
+                        format!("`{v}` is not a usable site name: letters, digits, '-', '_' and '.' only"),
+                    );
+                }
+                v.clone()
+            }
+            None => domain.to_ascii().trim_end_matches('.').to_string(),
+        };
+        let Some(primary_raw) = raw.primary else {
+            return self.err(
+                span,
+                &key,
+                "missing key `primary`: the primary server's address, e.g. primary = \"203.0.113.7\"",
+            );
+        };
+        let Some(standby_raw) = raw.standby else {
+            return self.err(
+                span,
+                &key,
+                "missing key `standby`: the standby server's address, e.g. standby = \"198.51.100.9\"",
+            );
+        };
+        let primary = self.endpoint(&primary_raw, &format!("{key}.primary"))?;
+        let standby = self.endpoint(&standby_raw, &format!("{key}.standby"))?;
+        if primary.ip == standby.ip && primary.port == standby.port {
+            return self.err(
+                standby_raw.span(),
+                &format!("{key}.standby"),
+                "the standby must be a different server than the primary",
+            );
+        }
+        if primary.ip.is_ipv4() != standby.ip.is_ipv4() {
+            return self.err(standby_raw.span(), &format!("{key}.standby"), format!("{} and the primary {} are of different IP families; both must be IPv4 or both IPv6 so failover changes the record's value, not its type", standby, primary));
+        }
+
+        // Every name of the site must sit in a configured zone, be owned by no other site, and
+        // have no static record that would fight the managed one (one owner per record).
+        let all = std::iter::once((domain.clone(), domain_raw.span(), format!("{key}.domain"))).chain(aliases.iter().cloned());
+        for (n, nspan, nkey) in all {
+            let Some(zone) = dns
+                .zones
+                .iter()
+                .filter(|z| z.origin.zone_of(&n))
+                .max_by_key(|z| z.origin.num_labels())
+            else {
+                let zones: Vec<String> = dns.zones.iter().map(|z| z.origin.to_string()).collect();
+                let have = if zones.is_empty() {
+                    "no zones are configured: add a [[dns.zones]] table".to_string()
+                } else {
+                    format!("configured zones: {}", zones.join(", "))
+                };
+                return self.err(
+                    nspan,
+                    &nkey,
+                    format!("{n} is not inside any zone the built-in DNS server serves ({have})"),
+                );
+            };
+            let lower = LowerName::new(&n);
+            if let Some(other) = owned.insert(lower, name.clone()) {
+                return self.err(
+                    nspan,
+                    &nkey,
+                    format!("{n} is already managed by site `{other}`: each name has one owner"),
+                );
+            }
+            if let Some(r) = zone
+                .records
+                .iter()
+                .find(|r| r.name == n && matches!(r.record_type(), RecordType::A | RecordType::AAAA | RecordType::CNAME))
+            {
+                return self.err(
+                    nspan,
+                    &nkey,
+                    format!(
+                        "{n} also has a static {} record in zone {}; remove it, the site's records are managed by understudy",
+                        r.record_type(),
+                        zone.origin
+                    ),
+                );
+            }
+        }
+
+        let probe = self.build_probe(&format!("{key}.probe"), raw.probe)?;
+        Ok(Site {
+            name,
+            domain,
+            aliases: aliases.into_iter().map(|a| a.0).collect(),
+            primary,
+            standby,
+            probe,
+        })
+    }
+
+    fn endpoint(&self, s: &Spanned<String>, key: &str) -> R<Endpoint> {
+        let text = s.get_ref().trim();
+        if let Ok(ip) = text.parse::<IpAddr>() {
+            return Ok(Endpoint { ip, port: None });
+        }
+        if let Ok(sa) = text.parse::<SocketAddr>() {
+            return Ok(Endpoint {
+                ip: sa.ip(),
+                port: Some(sa.port()),
+            });
+        }
+        let hint = if text.eq_ignore_ascii_case("auto") {
+            "`auto` (follow the line's public IP) is not supported yet; give the address"
+        } else {
+            "expected an IP address like \"203.0.113.7\", optionally with a probe port like \"203.0.113.7:8443\""
+        };
+        self.err(s.span(), key, format!("`{}` is not an address: {hint}", s.get_ref()))
+    }
+
+    fn build_probe(&self, key: &str, raw: Option<Spanned<RawProbe>>) -> R<Probe> {
+        let p = raw.map(|r| r.into_inner()).unwrap_or_default();
+        let k = |f: &str| format!("{key}.{f}");
+        let scheme = match &p.scheme {
+            None => Scheme::Https,
+            Some(s) => match s.get_ref().as_str() {
+                "http" => Scheme::Http,
+                "https" => Scheme::Https,
+                other => {
+                    return self.err(
+                        s.span(),
+                        &k("scheme"),
+                        format!("`{other}` is not a probe scheme: expected \"http\" or \"https\""),
+                    )
+                }
+            },
+        };
+        let port = match &p.port {
+            None => match scheme {
+                Scheme::Http => 80,
+                Scheme::Https => 443,
+            },
+            Some(v) => match u16::try_from(*v.get_ref()) {
+                Ok(port) if port > 0 => port,
+                _ => return self.err(v.span(), &k("port"), format!("{} is not a port: expected 1 to 65535", v.get_ref())),
+            },
+        };
+        let method = match &p.method {
+            None => Method::Get,
+            Some(m) => match m.get_ref().to_ascii_uppercase().as_str() {
+                "GET" => Method::Get,
+                "HEAD" => Method::Head,
+                _ => {
+                    return self.err(
+                        m.span(),
+                        &k("method"),
+                        format!("`{}` is not a probe method: expected \"GET\" or \"HEAD\"", m.get_ref()),
+                    )
+                }
+            },
+        };
+        let path = match &p.path {
+            None => "/".to_string(),
+            Some(v) => {
+                let t = v.get_ref();
+                if !t.starts_with('/') || t.chars().any(|c| c.is_control() || c == ' ') {
+                    return self.err(
+                        v.span(),
+                        &k("path"),
+                        format!("`{t}` is not a request path: it must start with '/' and contain no spaces"),
+                    );
+                }
+                t.clone()
+            }
+        };
+        let expect_status = match &p.expect_status {
+            None => StatusSet::between(200, 399),
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    return self.err(
+                        list.span(),
+                        &k("expect_status"),
+                        "must list at least one status, e.g. [200] or [\"2xx\", 301]",
+                    );
+                }
+                let mut out = vec![];
+                for (i, item) in list.get_ref().iter().enumerate() {
+                    out.push(self.status_item(item, &format!("{}[{i}]", k("expect_status")))?);
+                }
+                StatusSet(out)
+            }
+        };
+        let body_contains = match &p.body_contains {
+            Some(b) if b.get_ref().is_empty() => {
+                return self.err(
+                    b.span(),
+                    &k("body_contains"),
+                    "must not be empty; leave it out to skip the body check",
+                )
+            }
+            Some(b) if method == Method::Head => {
+                return self.err(
+                    b.span(),
+                    &k("body_contains"),
+                    "a HEAD probe gets no body; use method = \"GET\" to check the body",
+                )
+            }
+            Some(b) => Some(b.get_ref().clone()),
+            None => None,
+        };
+        let interval = self.duration(&p.interval, &k("interval"), Duration::from_secs(2), Duration::from_millis(100))?;
+        let timeout = self.duration(&p.timeout, &k("timeout"), Duration::from_secs(1), Duration::from_millis(50))?;
+        let failures_to_down = self.count(&p.failures_to_down, &k("failures_to_down"), 3)?;
+        let successes_to_up = self.count(&p.successes_to_up, &k("successes_to_up"), 5)?;
+        let hold_down = self.duration(&p.hold_down, &k("hold_down"), Duration::from_secs(300), Duration::ZERO)?;
+        let insecure = p.insecure.as_ref().map(|v| *v.get_ref()).unwrap_or(false);
+        let ca_file = match &p.ca_file {
+            None => None,
+            Some(c) => {
+                if insecure {
+                    return self.err(
+                        c.span(),
+                        &k("ca_file"),
+                        "ca_file and insecure = true contradict each other; keep one",
+                    );
+                }
+                let path = self.resolve_path(c.get_ref());
+                let pem =
+                    std::fs::read(&path).or_else(|e| self.err(c.span(), &k("ca_file"), format!("cannot read {}: {e}", path.display())))?;
+                if crate::probe::parse_ca_pem(&pem).is_err() {
+                    return self.err(c.span(), &k("ca_file"), format!("{} holds no PEM certificate", path.display()));
+                }
+                Some(path)
+            }
+        };
+        if scheme == Scheme::Http {
+            if let Some(c) = &p.ca_file {
+                return self.err(c.span(), &k("ca_file"), "only applies to scheme = \"https\"");
+            }
+            if let Some(c) = p.insecure.as_ref().filter(|v| *v.get_ref()) {
+                return self.err(c.span(), &k("insecure"), "only applies to scheme = \"https\"");
+            }
+        }
+        Ok(Probe {
+            scheme,
+            port,
+            method,
+            path,
+            expect_status,
+            body_contains,
+            interval,
+            timeout,
+            failures_to_down,
+            successes_to_up,
+            hold_down,
+            ca_file,
+            insecure,
+        })
+    }
+
+    fn status_item(&self, item: &Spanned<StatusItem>, key: &str) -> R<Range<u16>> {
+        let bad = |what: String| {
+            self.err(
+                item.span(),
+                key,
+                format!("{what} is not an HTTP status: expected 100-599, a class like \"2xx\", or a range like \"200-299\""),
+            )
+        };
+        let valid = |n: i64| (100..=599).contains(&n);
+        match item.get_ref() {
+            StatusItem::Code(n) if valid(*n) => Ok(*n as u16..*n as u16 + 1),
+            StatusItem::Code(n) => bad(n.to_string()),
+            StatusItem::Text(t) => {
+                let t = t.trim();
+                if t.len() == 3 && t.ends_with("xx") {
+                    if let Some(d) = t[..1].parse::<u16>().ok().filter(|d| (1..=5).contains(d)) {
+                        return Ok(d * 100..d * 100 + 100);
+                    }
+                }
+                if let Some((a, b)) = t.split_once('-') {
+                    if let (Ok(a), Ok(b)) = (a.trim().parse::<i64>(), b.trim().parse::<i64>()) {
+                        if valid(a) && valid(b) && a <= b {
+                            return Ok(a as u16..b as u16 + 1);
+                        }
+                    }
+                }
+                if let Ok(n) = t.parse::<i64>() {
+                    if valid(n) {
+                        return Ok(n as u16..n as u16 + 1);
+                    }
+                }
+                bad(format!("`{t}`"))
+            }
+        }
+    }
+
+    fn duration(&self, v: &Option<Spanned<DurationValue>>, key: &str, default: Duration, min: Duration) -> R<Duration> {
+        let Some(v) = v else { return Ok(default) };
+        let d = match v.get_ref() {
+            DurationValue::Text(t) => parse_duration(t).or_else(|e| self.err(v.span(), key, e))?,
+            DurationValue::Int(n) if *n >= 0 => Duration::from_secs(*n as u64),
+            DurationValue::Float(f) if f.is_finite() && *f >= 0.0 && *f < 1e9 => Duration::from_secs_f64(*f),
+            _ => return self.err(v.span(), key, "must not be negative: a duration like \"2s\" or a number of seconds"),
+        };
+        if d < min {
+            return self.err(
+                v.span(),
+                key,
+                format!(
+                    "{} is too short: at least {}",
+                    human_duration(d.as_millis() as u64),
+                    human_duration(min.as_millis() as u64)
+                ),
+            );
+        }
+        Ok(d)
+    }
+
+    fn count(&self, v: &Option<Spanned<i64>>, key: &str, default: u32) -> R<u32> {
+        match v {
+            None => Ok(default),
+            Some(n) if (1..=1_000).contains(n.get_ref()) => Ok(*n.get_ref() as u32),
+            Some(n) => self.err(
+                n.span(),
+                key,
+                format!("{} is out of range: a count from 1 to 1000 (default {default})", n.get_ref()),
+            ),
+        }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, column)
+}
+
+/// Best-effort dotted key for an error that serde reported only with a span: the enclosing
+/// `[table]` header (with the index of `[[array]]` tables) plus the key on the error's line.
+fn key_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut table = String::new();
+    for l in text[..line_start].lines() {
+        let l = l.trim();
+        if let Some(h) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let h = h.trim().to_string();
+            let n = counts.entry(h.clone()).and_modify(|c| *c += 1).or_insert(0);
+            table = indexed(&h, *n, &counts);
+        } else if let Some(h) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = indexed(h.trim(), usize::MAX, &counts);
+        }
+    }
+    let trimmed = line.trim();
+    let key = if trimmed.starts_with('[') {
+        let h = trimmed.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+        return if h.is_empty() { "(table)".to_string() } else { h.to_string() };
+    } else {
+        trimmed.split('=').next().unwrap_or("").trim().trim_matches('"').to_string()
+    };
+    match (table.is_empty(), key.is_empty()) {
+        (true, true) => "(top level)".to_string(),
+        (true, false) => key,
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+/// Turns `sites.probe` into `sites[2].probe` using how many `[[sites]]` were seen so far.
+fn indexed(header: &str, own_index: usize, counts: &BTreeMap<String, usize>) -> String {
+    let parts: Vec<&str> = header.split('.').map(str::trim).collect();
+    let mut out = String::new();
+    for i in 0..parts.len() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(parts[i]);
+        let prefix = parts[..=i].join(".");
+        if let Some(n) = counts.get(&prefix) {
+            let n = if i == parts.len() - 1 && own_index != usize::MAX {
+                own_index
+            } else {
+                *n
+            };
+            out.push_str(&format!("[{n}]"));
+        }
+    }
+    out
+}
+
+/// serde's messages say "field"; operators write "keys".
+fn tidy_serde_message(m: &str) -> String {
+    m.replace("unknown field", "unknown key").trim_end_matches('\n').to_string()
+}
+
+// ---------------------------------------------------------------- effective settings
+
+impl Config {
+    /// The effective settings as TOML-like text, defaults filled in. There are no secrets in
+    /// the config yet; when there are, they are printed as `"<redacted>"` here.
+    pub fn describe(&self) -> String {
+        let mut o = String::new();
+        o.push_str(&format!("# effective settings of {}\n", self.path.display()));
+        o.push_str(&format!("data_dir = {:?}\n\n[dns]\n", self.data_dir.display().to_string()));
+        let listen: Vec<String> = self.dns.listen.iter().map(|a| format!("{:?}", a.to_string())).collect();
+        o.push_str(&format!("listen = [{}]\nttl = {}\n", listen.join(", "), self.dns.ttl));
+        for z in &self.dns.zones {
+            o.push_str(&format!("\n[[dns.zones]]\nname = {:?}\n", z.origin.to_string()));
+            let ns: Vec<String> = z.nameservers.iter().map(|n| format!("{:?}", n.to_string())).collect();
+            o.push_str(&format!(
+                "nameservers = [{}]\nhostmaster = {:?}\n",
+                ns.join(", "),
+                z.hostmaster.to_string()
+            ));
+            o.push_str("records = [\n");
+            for r in &z.records {
+                o.push_str(&format!(
+                    "  {:?},\n",
+                    format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)
+                ));
+            }
+            o.push_str("]\n");
+        }
+        o.push_str(&format!("\n[api]\nlisten = {:?}\n", self.api.listen.to_string()));
+        for s in &self.sites {
+            o.push_str(&format!("\n[[sites]]\nname = {:?}\ndomain = {:?}\n", s.name, s.domain.to_string()));
+            let al: Vec<String> = s.aliases.iter().map(|n| format!("{:?}", n.to_string())).collect();
+            o.push_str(&format!(
+                "aliases = [{}]\nprimary = {:?}\nstandby = {:?}\n",
+                al.join(", "),
+                s.primary.to_string(),
+                s.standby.to_string()
+            ));
+            let p = &s.probe;
+            o.push_str("[sites.probe]\n");
+            o.push_str(&format!(
+                "scheme = {:?}\nport = {}\nmethod = {:?}\npath = {:?}\n",
+                if p.scheme == Scheme::Https { "https" } else { "http" },
+                p.port,
+                if p.method == Method::Get { "GET" } else { "HEAD" },
+                p.path
+            ));
+            o.push_str(&format!("expect_status = {:?}\n", p.expect_status.to_string()));
+            if let Some(b) = &p.body_contains {
+                o.push_str(&format!("body_contains = {b:?}\n"));
+            }
+            o.push_str(&format!(
+                "interval = {:?}\ntimeout = {:?}\nfailures_to_down = {}\nsuccesses_to_up = {}\nhold_down = {:?}\n",
+                human_duration(p.interval.as_millis() as u64),
+                human_duration(p.timeout.as_millis() as u64),
+                p.failures_to_down,
+                p.successes_to_up,
+                human_duration(p.hold_down.as_millis() as u64)
+            ));
+            if let Some(c) = &p.ca_file {
+                o.push_str(&format!("ca_file = {:?}\n", c.display().to_string()));
+            }
+            if p.insecure {
+                o.push_str("insecure = true  # certificates are NOT checked\n");
+            }
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+data_dir = "state"
+[dns]
+listen = ["127.0.0.1:5353"]
+[[dns.zones]]
+name = "example.test"
+records = ["@ MX 10 mail", "mail A 192.0.2.25"]
+[[sites]]
+domain = "www.example.test"
+aliases = ["example.test"]
+primary = "192.0.2.10"
+standby = "192.0.2.20:8080"
+[sites.probe]
+scheme = "http"
+expect_status = [200, "3xx"]
+interval = 0.5
+"#;
+
+    #[test]
+    fn good_config_gets_defaults() {
+        let c = parse(Path::new("/etc/u/c.toml"), GOOD).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/etc/u/state"));
+        assert_eq!(c.dns.ttl, 30);
+        let s = &c.sites[0];
+        assert_eq!(s.name, "www.example.test");
+        assert_eq!(s.probe.port, 80);
+        assert_eq!(s.probe.interval, Duration::from_millis(500));
+        assert_eq!(s.probe.timeout, Duration::from_secs(1));
+        assert_eq!((s.probe.failures_to_down, s.probe.successes_to_up), (3, 5));
+        assert_eq!(s.probe.hold_down, Duration::from_secs(300));
+        assert!(s.probe.expect_status.contains(302) && !s.probe.expect_status.contains(404));
+        assert_eq!(s.standby.probe_addr(&s.probe), "192.0.2.20:8080".parse().unwrap());
+        assert_eq!(c.dns.zones[0].records.len(), 2);
+        assert!(c.describe().contains("hold_down = \"5m\""));
+    }
+
+    #[test]
+    fn serde_errors_get_line_and_key() {
+        let e = parse(
+            Path::new("c.toml"),
+            "[dns]\nttl = 30\n[[sites]]\ndomain = \"a.test\"\n[sites.probe]\nintreval = \"2s\"\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (6, 1));
+        assert_eq!(e.key, "sites[0].probe.intreval");
+        assert!(e.message.starts_with("unknown key `intreval`"), "{}", e.message);
+    }
+
+    #[test]
+    fn key_paths_count_array_tables() {
+        let t = "[[sites]]\na = 1\n[[sites]]\nb = 2\n[sites.probe]\nc = 3\n";
+        assert_eq!(key_at(t, t.find("b =").unwrap()), "sites[1].b");
+        assert_eq!(key_at(t, t.find("c =").unwrap()), "sites[1].probe.c");
+    }
+}

@@ -1,0 +1,337 @@
+//! The controller: the one owner of every managed record (design.md invariant 1).
+//!
+//! It receives every [`Event`] (probe results, operator commands, status requests) on one
+//! channel, feeds them to the pure decision core, persists what changed, and publishes the
+//! desired records to the built-in DNS server. Nothing else writes records. It never probes or
+//! listens itself; the tasks that do that send it events (see `app.rs`).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{Config, Site};
+use crate::decide::{self, Input, Phase, SiteState, Target};
+use crate::dns::server::ZoneHandle;
+use crate::dns::zone::{Zone, ZoneSet};
+use crate::dns::ManagedRecords;
+use crate::probe::Outcome;
+use crate::store::{NewEvent, Store};
+use crate::util::now_millis;
+
+/// Which server of a site a probe was aimed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Side {
+    Primary,
+    Standby,
+}
+
+/// An operator command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Drain { force: bool },
+    Release,
+}
+
+/// Everything the controller reacts to.
+#[derive(Debug)]
+pub enum Event {
+    Probe {
+        site: usize,
+        side: Side,
+        outcome: Outcome,
+        at: u64,
+    },
+    Command {
+        site: String,
+        command: Command,
+        reply: oneshot::Sender<Result<SiteStatus, String>>,
+    },
+    Status {
+        reply: oneshot::Sender<Vec<SiteStatus>>,
+    },
+}
+
+/// The last probe of one side, for the operator.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ProbeNote {
+    pub at: u64,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// One site as `status` shows it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct SiteStatus {
+    pub name: String,
+    pub domain: String,
+    pub names: Vec<String>,
+    pub phase: Phase,
+    pub since: u64,
+    pub reason: String,
+    pub target: Target,
+    pub primary: String,
+    pub standby: String,
+    /// The address the records point at now.
+    pub published: String,
+    pub standby_ready: bool,
+    pub last_primary_probe: Option<ProbeNote>,
+    pub last_standby_probe: Option<ProbeNote>,
+}
+
+struct SiteRt {
+    state: SiteState,
+    last_primary: Option<ProbeNote>,
+    last_standby: Option<ProbeNote>,
+    last_saved: u64,
+}
+
+pub struct Controller {
+    cfg: Arc<Config>,
+    sites: Vec<SiteRt>,
+    store: Store,
+    zones: ZoneHandle,
+}
+
+/// Counters are saved at least this often even without a transition, so a restart loses
+/// little progress (phase changes are always saved at once).
+const SAVE_EVERY_MS: u64 = 30_000;
+
+impl Controller {
+    /// Restores every site's state from the store (new sites start healthy on the primary) and
+    /// publishes the zones that follow from it, before any listener answers.
+    pub fn new(cfg: Arc<Config>, mut store: Store, zones: ZoneHandle) -> anyhow::Result<Self> {
+        let now = now_millis();
+        let mut sites = vec![];
+        for site in &cfg.sites {
+            let state = match store.load_state(&site.name)? {
+                Some(s) => {
+                    tracing::info!(site = %site.name, phase = %s.phase, "restored state: {}", s.reason);
+                    s
+                }
+                None => {
+                    let s = SiteState::new(now);
+                    store.save(
+                        &site.name,
+                        &s,
+                        now,
+                        &[NewEvent {
+                            site: &site.name,
+                            at: now,
+                            kind: "first-seen",
+                            to_phase: Some(s.phase.as_str()),
+                            reason: &s.reason,
+                            ..Default::default()
+                        }],
+                    )?;
+                    s
+                }
+            };
+            sites.push(SiteRt {
+                state,
+                last_primary: None,
+                last_standby: None,
+                last_saved: now,
+            });
+        }
+        let mut c = Controller { cfg, sites, store, zones };
+        c.publish(now)?;
+        Ok(c)
+    }
+
+    /// The desired value of every managed record, from every site's phase.
+    pub fn managed(&self) -> ManagedRecords {
+        managed_records(&self.cfg, self.sites.iter().map(|s| s.state.target()))
+    }
+
+    fn publish(&mut self, now: u64) -> anyhow::Result<()> {
+        let managed = self.managed();
+        let mut set = ZoneSet::default();
+        for z in &self.cfg.dns.zones {
+            let content = Zone::content(z, &managed, self.cfg.dns.ttl);
+            let serial = self.store.serial_for(&z.origin.to_string(), &content, now / 1_000)?;
+            set.zones.push(Zone::build(z, &managed, self.cfg.dns.ttl, serial));
+        }
+        self.zones.replace(set);
+        Ok(())
+    }
+
+    /// Runs until the channel closes (every sender dropped at shutdown).
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+        while let Some(ev) = rx.recv().await {
+            self.handle(ev);
+        }
+    }
+
+    pub fn handle(&mut self, ev: Event) {
+        let now = now_millis();
+        match ev {
+            Event::Probe { site, side, outcome, at } => {
+                let note = ProbeNote {
+                    at,
+                    ok: outcome.ok,
+                    detail: outcome.detail.clone(),
+                };
+                let input = match side {
+                    Side::Primary => {
+                        self.sites[site].last_primary = Some(note);
+                        Input::Primary {
+                            ok: outcome.ok,
+                            detail: outcome.detail,
+                        }
+                    }
+                    Side::Standby => {
+                        self.sites[site].last_standby = Some(note);
+                        Input::Standby {
+                            ok: outcome.ok,
+                            detail: outcome.detail,
+                        }
+                    }
+                };
+                if let Err(e) = self.apply(site, &input, at.max(now)) {
+                    tracing::error!(site = %self.cfg.sites[site].name, "{e:#}");
+                }
+            }
+            Event::Command { site, command, reply } => {
+                let result = match self
+                    .cfg
+                    .sites
+                    .iter()
+                    .position(|s| s.name == site || s.host() == site.trim_end_matches('.'))
+                {
+                    None => Err(format!(
+                        "no site named `{site}`; configured: {}",
+                        self.cfg.sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                    )),
+                    Some(i) => {
+                        let input = match command {
+                            Command::Drain { force } => Input::Drain { force },
+                            Command::Release => Input::Release,
+                        };
+                        match self.apply(i, &input, now) {
+                            Ok(None) => Ok(self.status_of(i, now)),
+                            Ok(Some(why)) => Err(why),
+                            Err(e) => Err(format!("{e:#}")),
+                        }
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Event::Status { reply } => {
+                let _ = reply.send((0..self.sites.len()).map(|i| self.status_of(i, now)).collect());
+            }
+        }
+    }
+
+    /// Feeds one input to a site; returns the refusal, if the core refused.
+    fn apply(&mut self, i: usize, input: &Input, now: u64) -> anyhow::Result<Option<String>> {
+        let cfg = self.cfg.clone();
+        let site = &cfg.sites[i];
+        let policy = site.policy();
+        let prev = self.sites[i].state.clone();
+        let step = decide::step(&prev, &policy, input, now);
+        if let Some(why) = &step.refused {
+            tracing::warn!(site = %site.name, "refused {input:?}: {why}");
+            return Ok(Some(why.clone()));
+        }
+        let before = self.managed().describe(site.names());
+        self.sites[i].state = step.state.clone();
+        let retarget = prev.target() != step.state.target();
+        if retarget {
+            self.publish(now)?;
+        }
+        let after = self.managed().describe(site.names());
+        let mut events = vec![];
+        let kind = match input {
+            Input::Drain { .. } => "drain",
+            Input::Release => "release",
+            _ => "transition",
+        };
+        if let Some(t) = &step.transition {
+            if retarget {
+                tracing::warn!(site = %site.name, from = %t.from, to = %t.to, records = %after, "{}", t.reason);
+            } else {
+                tracing::info!(site = %site.name, from = %t.from, to = %t.to, "{}", t.reason);
+            }
+            events.push(NewEvent {
+                site: &site.name,
+                at: now,
+                kind,
+                from_phase: Some(t.from.as_str()),
+                to_phase: Some(t.to.as_str()),
+                reason: &t.reason,
+                records_before: retarget.then_some(before.as_str()),
+                records_after: retarget.then_some(after.as_str()),
+            });
+        }
+        if let Some(alert) = &step.alert {
+            tracing::error!(site = %site.name, "ALERT: {alert}");
+            events.push(NewEvent {
+                site: &site.name,
+                at: now,
+                kind: "alert",
+                reason: alert,
+                ..Default::default()
+            });
+        }
+        let rt = &mut self.sites[i];
+        let standby_changed = prev.standby.last_ok != step.state.standby.last_ok;
+        if !events.is_empty() || standby_changed || now.saturating_sub(rt.last_saved) >= SAVE_EVERY_MS {
+            self.store.save(&site.name, &step.state, now, &events)?;
+            rt.last_saved = now;
+        }
+        Ok(None)
+    }
+
+    fn status_of(&self, i: usize, now: u64) -> SiteStatus {
+        let site = &self.cfg.sites[i];
+        let rt = &self.sites[i];
+        status_from_state(site, &rt.state, rt.last_primary.clone(), rt.last_standby.clone(), now)
+    }
+}
+
+/// The desired records of every site given where each points.
+pub fn managed_records(cfg: &Config, targets: impl Iterator<Item = Target>) -> ManagedRecords {
+    let mut m = ManagedRecords::default();
+    for (site, target) in cfg.sites.iter().zip(targets) {
+        let ip: IpAddr = match target {
+            Target::Primary => site.primary.ip,
+            Target::Standby => site.standby.ip,
+        };
+        for n in site.names() {
+            m.set(n.clone(), site.record_type(), vec![ip]);
+        }
+    }
+    m
+}
+
+/// A site's status from its state (also used by `status` when the daemon is not running).
+pub fn status_from_state(
+    site: &Site,
+    state: &SiteState,
+    last_primary: Option<ProbeNote>,
+    last_standby: Option<ProbeNote>,
+    now: u64,
+) -> SiteStatus {
+    let published = match state.target() {
+        Target::Primary => site.primary.ip,
+        Target::Standby => site.standby.ip,
+    };
+    SiteStatus {
+        name: site.name.clone(),
+        domain: site.host(),
+        names: site.names().map(|n| n.to_string()).collect(),
+        phase: state.phase,
+        since: state.since,
+        reason: state.reason.clone(),
+        target: state.target(),
+        primary: site.primary.to_string(),
+        standby: site.standby.to_string(),
+        published: published.to_string(),
+        standby_ready: state.standby.readiness(&site.policy(), now) == decide::Readiness::Ready,
+        last_primary_probe: last_primary,
+        last_standby_probe: last_standby,
+    }
+}

@@ -1,0 +1,45 @@
+//! DNS: the records understudy manages and the built-in authoritative server that serves them.
+//!
+//! - [`ManagedRecords`]: the desired A/AAAA values, computed by the controller from the
+//!   decision core (design.md invariant 1: one owner per record).
+//! - [`zone`]: builds the served zones from static config plus managed records, and answers
+//!   queries from them (pure, no sockets).
+//! - [`server`]: the hickory-server listener (UDP and TCP) that answers from the current zones,
+//!   swapped atomically on every change.
+//! - [`client`]: a minimal stub query, used by `status`, the demo and the tests to ask a server.
+//!
+//! External providers (Route 53, RFC 2136, PowerDNS, Cloudflare) are not here yet; they will
+//! sit beside `server` behind one provider trait fed the same `ManagedRecords`.
+
+pub mod client;
+pub mod server;
+pub mod zone;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use hickory_proto::rr::{Name, RecordType};
+
+/// The desired value of every record understudy manages: (name, type) → addresses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManagedRecords(pub BTreeMap<(Name, RecordType), Vec<IpAddr>>);
+
+impl ManagedRecords {
+    pub fn set(&mut self, name: Name, rtype: RecordType, addrs: Vec<IpAddr>) {
+        self.0.insert((name, rtype), addrs);
+    }
+
+    /// "www.example.com. A 192.0.2.1; example.com. A 192.0.2.1" — for logs and the event log.
+    pub fn describe<'a>(&self, names: impl IntoIterator<Item = &'a Name>) -> String {
+        let names: Vec<&Name> = names.into_iter().collect();
+        self.0
+            .iter()
+            .filter(|((n, _), _)| names.contains(&n))
+            .map(|((n, t), a)| {
+                let addrs: Vec<String> = a.iter().map(|ip| ip.to_string()).collect();
+                format!("{n} {t} {}", addrs.join(","))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}

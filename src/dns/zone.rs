@@ -1,0 +1,298 @@
+//! The zones the built-in server answers for, and the answer to one question. Pure: building and
+//! looking up do no I/O, so every answer rule is unit-tested here.
+//!
+//! Answer rules (RFC 1034 §4.3.2, simplified for a server that holds whole zones and no
+//! delegations or wildcards):
+//! - a name outside every zone → REFUSED (never an open resolver);
+//! - records of the asked type at the name → answer;
+//! - a CNAME at the name → the CNAME, followed inside our zones;
+//! - the name exists with other types → NOERROR, no answer, SOA in authority (NODATA);
+//! - the name does not exist → NXDOMAIN with the SOA.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+use super::ManagedRecords;
+use crate::config::Zone as ZoneConfig;
+
+/// One served zone.
+#[derive(Clone, Debug)]
+pub struct Zone {
+    pub origin: LowerName,
+    pub soa: Record,
+    records: BTreeMap<(LowerName, RecordType), Vec<Record>>,
+    /// Every name that exists, including empty non-terminals (for NODATA vs NXDOMAIN).
+    names: BTreeSet<LowerName>,
+}
+
+/// All served zones; swapped as a whole.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneSet {
+    pub zones: Vec<Zone>,
+}
+
+/// An answer, before it is put on the wire.
+#[derive(Debug, PartialEq)]
+pub struct Answer {
+    pub rcode: ResponseCode,
+    pub authoritative: bool,
+    pub answers: Vec<Record>,
+    pub authorities: Vec<Record>,
+}
+
+impl Zone {
+    /// Builds a zone from its config and the managed records that fall inside it. `serial` comes
+    /// from the store ([`crate::store::Store::serial_for`]) and [`Zone::content`] is what it keys on.
+    pub fn build(cfg: &ZoneConfig, managed: &ManagedRecords, ttl: u32, serial: u32) -> Zone {
+        let origin = cfg.origin.clone();
+        let mname = cfg.nameservers.first().cloned().unwrap_or_else(|| origin.clone());
+        let soa = Record::from_rdata(
+            origin.clone(),
+            ttl.max(60),
+            RData::SOA(SOA::new(mname, cfg.hostmaster.clone(), serial, 3_600, 600, 1_209_600, ttl)),
+        );
+        let mut zone = Zone {
+            origin: LowerName::new(&origin),
+            soa: soa.clone(),
+            records: BTreeMap::new(),
+            names: BTreeSet::new(),
+        };
+        zone.insert(soa);
+        for ns in &cfg.nameservers {
+            zone.insert(Record::from_rdata(origin.clone(), 3_600, RData::NS(NS(ns.clone()))));
+        }
+        for r in &cfg.records {
+            zone.insert(r.clone());
+        }
+        for ((name, rtype), addrs) in &managed.0 {
+            if !origin.zone_of(name) {
+                continue;
+            }
+            for ip in addrs {
+                let data = match (rtype, ip) {
+                    (RecordType::A, IpAddr::V4(v4)) => RData::A(A(*v4)),
+                    (RecordType::AAAA, IpAddr::V6(v6)) => RData::AAAA(AAAA(*v6)),
+                    _ => continue,
+                };
+                zone.insert(Record::from_rdata(name.clone(), ttl, data));
+            }
+        }
+        zone
+    }
+
+    fn insert(&mut self, r: Record) {
+        let name = LowerName::new(&r.name);
+        // Register the name and every ancestor up to the origin (empty non-terminals exist).
+        let mut n = name.clone();
+        while self.origin.zone_of(&n) && self.names.insert(n.clone()) && n != self.origin {
+            n = n.base_name();
+        }
+        let set = self.records.entry((name, r.record_type())).or_default();
+        if !set.iter().any(|x| x.data == r.data) {
+            set.push(r);
+        }
+    }
+
+    /// Everything but the serial, canonical: the store bumps the serial when this changes.
+    pub fn content(cfg: &ZoneConfig, managed: &ManagedRecords, ttl: u32) -> String {
+        let z = Zone::build(cfg, managed, ttl, 0);
+        let mut out = String::new();
+        for ((name, t), rs) in &z.records {
+            for r in rs {
+                out.push_str(&format!("{name} {} {t} {}\n", r.ttl, r.data));
+            }
+        }
+        out
+    }
+
+    pub fn serial(&self) -> u32 {
+        match &self.soa.data {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        }
+    }
+}
+
+impl ZoneSet {
+    /// The zone with the longest origin containing `name`.
+    fn zone_for(&self, name: &LowerName) -> Option<&Zone> {
+        self.zones
+            .iter()
+            .filter(|z| z.origin.zone_of(name))
+            .max_by_key(|z| z.origin.num_labels())
+    }
+
+    /// Answers one question.
+    pub fn lookup(&self, qname: &LowerName, qtype: RecordType) -> Answer {
+        let Some(zone) = self.zone_for(qname) else {
+            return Answer {
+                rcode: ResponseCode::Refused,
+                authoritative: false,
+                answers: vec![],
+                authorities: vec![],
+            };
+        };
+        let mut answers: Vec<Record> = vec![];
+        let mut name = qname.clone();
+        // Follow CNAMEs inside our zones, at most 8 deep (a loop in static records must not hang).
+        for _ in 0..8 {
+            let found: Vec<Record> = if qtype == RecordType::ANY {
+                zone.records
+                    .iter()
+                    .filter(|((n, _), _)| *n == name)
+                    .flat_map(|(_, rs)| rs.clone())
+                    .collect()
+            } else {
+                zone.records.get(&(name.clone(), qtype)).cloned().unwrap_or_default()
+            };
+            if !found.is_empty() {
+                answers.extend(found);
+                return Answer {
+                    rcode: ResponseCode::NoError,
+                    authoritative: true,
+                    answers,
+                    authorities: vec![],
+                };
+            }
+            match zone.records.get(&(name.clone(), RecordType::CNAME)).and_then(|v| v.first()) {
+                Some(c) if qtype != RecordType::CNAME => {
+                    answers.push(c.clone());
+                    let RData::CNAME(target) = &c.data else { break };
+                    let target = LowerName::new(&target.0);
+                    match self.zone_for(&target) {
+                        Some(z) if std::ptr::eq(z, zone) => name = target,
+                        // Outside this zone: the resolver follows it.
+                        _ => {
+                            return Answer {
+                                rcode: ResponseCode::NoError,
+                                authoritative: true,
+                                answers,
+                                authorities: vec![],
+                            }
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        let exists = zone.names.contains(&name);
+        let rcode = if exists || !answers.is_empty() {
+            ResponseCode::NoError
+        } else {
+            ResponseCode::NXDomain
+        };
+        Answer {
+            rcode,
+            authoritative: true,
+            answers,
+            authorities: vec![zone.soa.clone()],
+        }
+    }
+}
+
+/// Parses "www" into a full name under the zone, for tests and tools.
+pub fn fqdn(s: &str) -> Name {
+    let mut n = Name::from_ascii(s).expect("valid name");
+    n.set_fqdn(true);
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn zones() -> ZoneSet {
+        let cfg = crate::config::parse(
+            Path::new("t.toml"),
+            r#"
+[[dns.zones]]
+name = "example.test"
+records = ["@ MX 10 mail", "mail A 192.0.2.25", "blog CNAME www", "ext CNAME elsewhere.org.", "a.b.deep TXT \"x\""]
+"#,
+        )
+        .unwrap();
+        let mut m = ManagedRecords::default();
+        m.set(fqdn("www.example.test"), RecordType::A, vec!["192.0.2.10".parse().unwrap()]);
+        ZoneSet {
+            zones: vec![Zone::build(&cfg.dns.zones[0], &m, 30, 7)],
+        }
+    }
+
+    fn q(z: &ZoneSet, name: &str, t: RecordType) -> Answer {
+        z.lookup(&LowerName::new(&fqdn(name)), t)
+    }
+
+    #[test]
+    fn answers_managed_and_static_records() {
+        let z = zones();
+        let a = q(&z, "www.example.test", RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert!(a.authoritative);
+        assert_eq!(a.answers.len(), 1);
+        assert_eq!(a.answers[0].data, RData::A(A("192.0.2.10".parse().unwrap())));
+        assert_eq!(
+            q(&z, "WWW.Example.Test", RecordType::A).answers.len(),
+            1,
+            "names are case-insensitive"
+        );
+        assert_eq!(q(&z, "example.test", RecordType::MX).answers.len(), 1);
+        let soa = q(&z, "example.test", RecordType::SOA);
+        assert_eq!(soa.answers.len(), 1);
+        assert_eq!(z.zones[0].serial(), 7);
+        assert_eq!(q(&z, "example.test", RecordType::NS).answers.len(), 1);
+    }
+
+    #[test]
+    fn refuses_names_outside_its_zones() {
+        let z = zones();
+        let a = q(&z, "www.example.org", RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::Refused);
+        assert!(a.answers.is_empty() && !a.authoritative);
+        assert_eq!(q(&z, "test", RecordType::A).rcode, ResponseCode::Refused);
+    }
+
+    #[test]
+    fn nodata_nxdomain_and_empty_non_terminals() {
+        let z = zones();
+        let nodata = q(&z, "www.example.test", RecordType::AAAA);
+        assert_eq!(
+            (nodata.rcode, nodata.answers.len(), nodata.authorities.len()),
+            (ResponseCode::NoError, 0, 1)
+        );
+        let nx = q(&z, "nope.example.test", RecordType::A);
+        assert_eq!((nx.rcode, nx.authorities.len()), (ResponseCode::NXDomain, 1));
+        assert_eq!(
+            q(&z, "b.deep.example.test", RecordType::A).rcode,
+            ResponseCode::NoError,
+            "empty non-terminal exists"
+        );
+    }
+
+    #[test]
+    fn follows_cnames_inside_the_zone_only() {
+        let z = zones();
+        let a = q(&z, "blog.example.test", RecordType::A);
+        assert_eq!(a.answers.len(), 2);
+        assert_eq!(a.answers[1].record_type(), RecordType::A);
+        let ext = q(&z, "ext.example.test", RecordType::A);
+        assert_eq!((ext.rcode, ext.answers.len()), (ResponseCode::NoError, 1));
+        assert_eq!(q(&z, "blog.example.test", RecordType::CNAME).answers.len(), 1);
+    }
+
+    #[test]
+    fn serial_content_ignores_the_serial_but_not_records() {
+        let cfg = crate::config::parse(Path::new("t.toml"), "[[dns.zones]]\nname = \"example.test\"\n").unwrap();
+        let z = &cfg.dns.zones[0];
+        let mut m = ManagedRecords::default();
+        m.set(fqdn("www.example.test"), RecordType::A, vec!["192.0.2.10".parse().unwrap()]);
+        let one = Zone::content(z, &m, 30);
+        assert_eq!(one, Zone::content(z, &m, 30));
+        m.set(fqdn("www.example.test"), RecordType::A, vec!["192.0.2.20".parse().unwrap()]);
+        assert_ne!(one, Zone::content(z, &m, 30));
+    }
+}

@@ -1,0 +1,334 @@
+//! Health probes: one HTTP(S) request to a server's *address* with the site's name in the Host
+//! header and TLS SNI, the certificate validated against that name (design.md invariant 2:
+//! check the origin, not the name — probing the DNS name would measure the standby once failed
+//! over).
+//!
+//! Owns the probe request and its verdict. Every probe opens a fresh connection (a pooled
+//! connection would hide a server that stopped accepting new ones) and is bounded by one overall
+//! timeout. It never decides anything: it reports [`Outcome`] and the decision core counts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+
+use crate::config::{Method, Probe, Scheme, StatusSet};
+
+/// Largest body read when checking `body_contains`.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// What one probe saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub ok: bool,
+    /// "200 in 3 ms", "connection refused", "timed out after 1s", "TLS: ...", "status 503".
+    pub detail: String,
+}
+
+/// Everything needed to probe one server for one site, built once from the config.
+#[derive(Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub host: String,
+    pub scheme: Scheme,
+    pub method: Method,
+    pub path: String,
+    pub expect: StatusSet,
+    pub body_contains: Option<String>,
+    pub timeout: Duration,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl Target {
+    pub fn new(addr: SocketAddr, host: &str, probe: &Probe) -> Result<Self, String> {
+        let tls = match probe.scheme {
+            Scheme::Http => None,
+            Scheme::Https => Some(tokio_rustls::TlsConnector::from(Arc::new(client_tls(probe)?))),
+        };
+        Ok(Target {
+            addr,
+            host: host.to_string(),
+            scheme: probe.scheme,
+            method: probe.method,
+            path: probe.path.clone(),
+            expect: probe.expect_status.clone(),
+            body_contains: probe.body_contains.clone(),
+            timeout: probe.timeout,
+            tls,
+        })
+    }
+
+    /// Runs one probe. Never panics and never takes longer than the timeout (plus scheduling).
+    pub async fn run(&self) -> Outcome {
+        let started = Instant::now();
+        match tokio::time::timeout(self.timeout, self.attempt()).await {
+            Ok(Ok(status)) => Outcome {
+                ok: true,
+                detail: format!("{status} in {} ms", started.elapsed().as_millis()),
+            },
+            Ok(Err(why)) => Outcome { ok: false, detail: why },
+            Err(_) => Outcome {
+                ok: false,
+                detail: format!("no answer within {}", crate::util::human_duration(self.timeout.as_millis() as u64)),
+            },
+        }
+    }
+
+    async fn attempt(&self) -> Result<u16, String> {
+        let tcp = TcpStream::connect(self.addr).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => format!("connection refused by {}", self.addr),
+            _ => format!("cannot connect to {}: {e}", self.addr),
+        })?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => self.exchange(tcp).await,
+            Some(tls) => {
+                let name = ServerName::try_from(self.host.clone()).map_err(|e| format!("TLS: bad server name {}: {e}", self.host))?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS handshake with {} for {}: {}", self.addr, self.host, tls_reason(&e)))?;
+                self.exchange(stream).await
+            }
+        }
+    }
+
+    async fn exchange<S>(&self, stream: S) -> Result<u16, String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP: {e}"))?;
+        // The connection task ends when the response is done or the probe is dropped.
+        let conn = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let method = match self.method {
+            Method::Get => hyper::Method::GET,
+            Method::Head => hyper::Method::HEAD,
+        };
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(&self.path)
+            .header(hyper::header::HOST, &self.host)
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("understudy/", env!("CARGO_PKG_VERSION"), " (health probe)"),
+            )
+            .header(hyper::header::CONNECTION, "close")
+            .body(Empty::new())
+            .map_err(|e| format!("cannot build the request: {e}"))?;
+        let result = async {
+            let resp = sender.send_request(req).await.map_err(|e| format!("HTTP: {}", hyper_reason(&e)))?;
+            let status = resp.status().as_u16();
+            if !self.expect.contains(status) {
+                return Err(format!("status {status}, expected {}", self.expect));
+            }
+            if let Some(needle) = &self.body_contains {
+                let body = Limited::new(resp.into_body(), MAX_BODY)
+                    .collect()
+                    .await
+                    .map_err(|e| format!("reading the body: {e}"))?
+                    .to_bytes();
+                if !contains(&body, needle.as_bytes()) {
+                    return Err(format!("status {status} but the body lacks {needle:?}"));
+                }
+            }
+            Ok(status)
+        }
+        .await;
+        conn.abort();
+        result
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn hyper_reason(e: &hyper::Error) -> String {
+    if e.is_incomplete_message() {
+        "the server closed the connection without an answer".to_string()
+    } else {
+        e.to_string()
+    }
+}
+
+fn tls_reason(e: &std::io::Error) -> String {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(c)) => format!("certificate rejected: {c:?}"),
+        Some(other) => other.to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// Parses a PEM bundle into certificates; errors when there is none.
+pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect();
+    if certs.is_empty() {
+        return Err("no PEM certificate found".to_string());
+    }
+    Ok(certs)
+}
+
+/// The rustls client config for a site's probes: the public web PKI roots, or only the CAs of
+/// `ca_file`, or (insecure) any certificate. Always the ring provider.
+fn client_tls(probe: &Probe) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let mut config = if probe.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        match &probe.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                for cert in parse_ca_pem(&pem)? {
+                    roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// For `insecure = true`: accepts any certificate but still checks the handshake signatures, so
+/// the probe still proves a TLS server answered.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn probe_cfg(body: Option<&str>) -> Probe {
+        Probe {
+            scheme: Scheme::Http,
+            port: 80,
+            method: Method::Get,
+            path: "/health".into(),
+            expect_status: StatusSet::between(200, 299),
+            body_contains: body.map(String::from),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            failures_to_down: 3,
+            successes_to_up: 5,
+            hold_down: Duration::ZERO,
+            ca_file: None,
+            insecure: false,
+        }
+    }
+
+    /// A one-shot server answering `reply`; returns its address and what it received.
+    async fn server(reply: &'static str) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let h = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap();
+            s.write_all(reply.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).to_string()
+        });
+        (addr, h)
+    }
+
+    #[tokio::test]
+    async fn sends_host_header_to_the_address() {
+        let (addr, h) = server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        let out = Target::new(addr, "www.example.test", &probe_cfg(None)).unwrap().run().await;
+        assert!(out.ok, "{out:?}");
+        let req = h.await.unwrap();
+        assert!(req.starts_with("GET /health HTTP/1.1\r\n"), "{req}");
+        assert!(req.to_ascii_lowercase().contains("host: www.example.test\r\n"), "{req}");
+    }
+
+    #[tokio::test]
+    async fn unexpected_status_fails_with_reason() {
+        let (addr, _h) = server("HTTP/1.1 503 Busy\r\ncontent-length: 0\r\n\r\n").await;
+        let out = Target::new(addr, "a.test", &probe_cfg(None)).unwrap().run().await;
+        assert!(!out.ok);
+        assert_eq!(out.detail, "status 503, expected 200-299");
+    }
+
+    #[tokio::test]
+    async fn body_check() {
+        let (addr, _h) = server("HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello world").await;
+        assert!(Target::new(addr, "a.test", &probe_cfg(Some("world"))).unwrap().run().await.ok);
+        let (addr, _h) = server("HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello there").await;
+        let out = Target::new(addr, "a.test", &probe_cfg(Some("world"))).unwrap().run().await;
+        assert!(!out.ok && out.detail.contains("lacks \"world\""), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn refused_and_silent_and_garbage() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed = l.local_addr().unwrap();
+        drop(l);
+        let out = Target::new(closed, "a.test", &probe_cfg(None)).unwrap().run().await;
+        assert!(!out.ok && out.detail.starts_with("connection refused"), "{out:?}");
+
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let out = Target::new(silent.local_addr().unwrap(), "a.test", &probe_cfg(None))
+            .unwrap()
+            .run()
+            .await;
+        assert!(!out.ok && out.detail.starts_with("no answer within"), "{out:?}");
+
+        let (addr, _h) = server("\x00\x01garbage\r\n\r\n").await;
+        let out = Target::new(addr, "a.test", &probe_cfg(None)).unwrap().run().await;
+        assert!(!out.ok && out.detail.starts_with("HTTP"), "{out:?}");
+    }
+}

@@ -1,0 +1,294 @@
+//! Persistent state in SQLite (`<data_dir>/understudy.db`): the current decision state of every
+//! site, the zone serials, and an append-only event log.
+//!
+//! Owns the schema and every SQL statement. A restart resumes from here (design.md invariant 7):
+//! a site that was failed over is restored failed over, so the first answer after a restart is
+//! the same as the last one before it. It never decides anything; it stores what it is given.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::decide::SiteState;
+
+pub const DB_FILE: &str = "understudy.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error(
+        "state database {path}: stored state of site `{site}` is unreadable ({why}); remove the row or the file to start that site afresh"
+    )]
+    Corrupt { path: PathBuf, site: String, why: String },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+}
+
+/// One row of the event log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub site: String,
+    pub at: u64,
+    /// "transition", "alert", "drain", "release", "refused".
+    pub kind: String,
+    pub from_phase: Option<String>,
+    pub to_phase: Option<String>,
+    pub reason: String,
+    pub records_before: Option<String>,
+    pub records_after: Option<String>,
+}
+
+/// A new event to append.
+#[derive(Clone, Debug, Default)]
+pub struct NewEvent<'a> {
+    pub site: &'a str,
+    pub at: u64,
+    pub kind: &'a str,
+    pub from_phase: Option<&'a str>,
+    pub to_phase: Option<&'a str>,
+    pub reason: &'a str,
+    pub records_before: Option<&'a str>,
+    pub records_after: Option<&'a str>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS site_state (
+                 site TEXT PRIMARY KEY,
+                 state TEXT NOT NULL,
+                 updated_at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS zone_serial (
+                 zone TEXT PRIMARY KEY,
+                 serial INTEGER NOT NULL,
+                 content TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS events (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 site TEXT NOT NULL,
+                 at INTEGER NOT NULL,
+                 kind TEXT NOT NULL,
+                 from_phase TEXT,
+                 to_phase TEXT,
+                 reason TEXT NOT NULL,
+                 records_before TEXT,
+                 records_after TEXT
+             );
+             CREATE INDEX IF NOT EXISTS events_site_at ON events (site, at);",
+        )
+        .map_err(sql)?;
+        Ok(Store { conn, path })
+    }
+
+    /// Opens an existing database read-only (for `status` while the daemon is not running).
+    pub fn open_read_only(data_dir: &Path) -> Result<Option<Self>, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Some(Store { conn, path }))
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn load_state(&self, site: &str) -> Result<Option<SiteState>, StoreError> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT state FROM site_state WHERE site = ?1", params![site], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        match text {
+            None => Ok(None),
+            Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                site: site.to_string(),
+                why: e.to_string(),
+            }),
+        }
+    }
+
+    /// Saves a site's state and, in the same transaction, the events that explain it.
+    pub fn save(&mut self, site: &str, state: &SiteState, now: u64, events: &[NewEvent<'_>]) -> Result<(), StoreError> {
+        let json = serde_json::to_string(state).expect("state serializes");
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        tx.execute(
+            "INSERT INTO site_state (site, state, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(site) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            params![site, json, now as i64],
+        )
+        .map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        for ev in events {
+            insert_event(&tx, ev).map_err(|e| StoreError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            })?;
+        }
+        tx.commit().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })
+    }
+
+    pub fn append_event(&mut self, ev: &NewEvent<'_>) -> Result<(), StoreError> {
+        insert_event(&self.conn, ev).map(|_| ()).map_err(|e| self.sql(e))
+    }
+
+    /// The newest `limit` events of a site (or of all sites), newest first.
+    pub fn events(&self, site: Option<&str>, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, site, at, kind, from_phase, to_phase, reason, records_before, records_after
+                 FROM events WHERE (?1 IS NULL OR site = ?1) ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![site, limit as i64], |r| {
+                Ok(Event {
+                    id: r.get(0)?,
+                    site: r.get(1)?,
+                    at: r.get::<_, i64>(2)? as u64,
+                    kind: r.get(3)?,
+                    from_phase: r.get(4)?,
+                    to_phase: r.get(5)?,
+                    reason: r.get(6)?,
+                    records_before: r.get(7)?,
+                    records_after: r.get(8)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// The serial to publish for `zone` given its content (everything but the serial). The
+    /// serial only moves when the content changes, so a restart with the same records keeps it;
+    /// when it moves it becomes max(old + 1, unix seconds), staying monotonic across clock steps.
+    pub fn serial_for(&mut self, zone: &str, content: &str, now_secs: u64) -> Result<u32, StoreError> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .query_row("SELECT serial, content FROM zone_serial WHERE zone = ?1", params![zone], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        let serial = match row {
+            Some((serial, old)) if old == content => return Ok(serial as u32),
+            Some((serial, _)) => (serial as u32).wrapping_add(1).max(now_secs as u32),
+            None => (now_secs as u32).max(1),
+        };
+        self.conn
+            .execute(
+                "INSERT INTO zone_serial (zone, serial, content) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(zone) DO UPDATE SET serial = excluded.serial, content = excluded.content",
+                params![zone, serial as i64, content],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(serial)
+    }
+}
+
+fn insert_event(conn: &Connection, ev: &NewEvent<'_>) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT INTO events (site, at, kind, from_phase, to_phase, reason, records_before, records_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            ev.site,
+            ev.at as i64,
+            ev.kind,
+            ev.from_phase,
+            ev.to_phase,
+            ev.reason,
+            ev.records_before,
+            ev.records_after
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::Phase;
+
+    #[test]
+    fn state_survives_reopen_and_events_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let mut st = SiteState::new(5);
+        st.phase = Phase::FailedOver;
+        let ev = NewEvent {
+            site: "a",
+            at: 6,
+            kind: "transition",
+            from_phase: Some("suspect"),
+            to_phase: Some("failed-over"),
+            reason: "down",
+            ..Default::default()
+        };
+        s.save("a", &st, 6, &[ev]).unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.load_state("a").unwrap().unwrap(), st);
+        assert_eq!(s.load_state("b").unwrap(), None);
+        let evs = s.events(Some("a"), 10).unwrap();
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].to_phase.as_deref(), Some("failed-over"));
+    }
+
+    #[test]
+    fn serial_moves_only_with_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let a = s.serial_for("z.", "one", 1_000).unwrap();
+        assert_eq!(a, 1_000);
+        assert_eq!(s.serial_for("z.", "one", 5_000).unwrap(), 1_000);
+        assert_eq!(s.serial_for("z.", "two", 1_000).unwrap(), 1_001);
+        assert_eq!(s.serial_for("z.", "three", 9_000).unwrap(), 9_000);
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.conn.execute("INSERT INTO site_state VALUES ('a', '{not json', 0)", []).unwrap();
+        let e = s.load_state("a").unwrap_err().to_string();
+        assert!(e.contains("unreadable"), "{e}");
+    }
+}

@@ -1,0 +1,104 @@
+//! Small shared helpers: durations in words and the wall clock.
+//!
+//! The clock is read here and only at the edges (controller, probes); the decision core gets
+//! the time as an argument.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// "300ms", "2s", "1.5s", "5m", "1h30m": short and exact enough for operator messages.
+pub fn human_duration(ms: u64) -> String {
+    if ms < 1_000 {
+        return format!("{ms}ms");
+    }
+    if ms < 60_000 {
+        return if ms.is_multiple_of(1_000) {
+            format!("{}s", ms / 1_000)
+        } else {
+            format!("{:.1}s", ms as f64 / 1_000.0)
+        };
+    }
+    let secs = ms / 1_000;
+    let (h, m, s) = (secs / 3_600, (secs % 3_600) / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+/// Parses "500ms", "2s", "1.5s", "5m", "2h", "1h30m". Bare numbers are not accepted here: the
+/// config layer turns TOML numbers into seconds itself.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration".to_string());
+    }
+    let mut total = 0f64;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(format!("`{t}` is not a duration like 500ms, 2s, 5m or 1h"));
+        }
+        let value: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("`{t}` is not a duration like 500ms, 2s, 5m or 1h"))?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3_600.0,
+            "d" => 86_400.0,
+            "" => return Err(format!("`{t}` has no unit: write e.g. {value}s")),
+            other => return Err(format!("unknown unit `{other}` in `{t}`: use ms, s, m, h or d")),
+        };
+        total += value * factor;
+        rest = &rest[unit_len..];
+    }
+    if !total.is_finite() || total > 365.0 * 86_400.0 {
+        return Err(format!("`{t}` is too long"));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_trip_in_words() {
+        assert_eq!(human_duration(300), "300ms");
+        assert_eq!(human_duration(2_000), "2s");
+        assert_eq!(human_duration(1_500), "1.5s");
+        assert_eq!(human_duration(300_000), "5m");
+        assert_eq!(human_duration(5_400_000), "1h30m");
+    }
+
+    #[test]
+    fn parses_durations_and_rejects_garbage() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1_500));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5_400));
+        assert!(parse_duration("5").unwrap_err().contains("no unit"));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("99999999d").is_err());
+    }
+}
