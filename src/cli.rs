@@ -131,6 +131,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 Err(code) => return Ok(code),
             };
             print!("{}", cfg.describe());
+            if cfg.sites.is_empty() {
+                eprintln!("warning: no [[sites]] are configured, so there is nothing to watch");
+            }
             eprintln!("config ok: {} site(s), {} zone(s)", cfg.sites.len(), cfg.dns.zones.len());
             Ok(0)
         }
@@ -319,6 +322,15 @@ async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> 
         site_cfg.name, step.state.phase
     );
     Ok(0)
+}
+
+/// "just now", "12s ago", "5m3s ago".
+fn ago(ms: u64) -> String {
+    if ms < 1_000 {
+        "just now".to_string()
+    } else {
+        format!("{} ago", human_duration(ms / 1_000 * 1_000))
+    }
 }
 
 /// "2026-11-24 08:40:01 UTC" from Unix milliseconds (civil-from-days, proleptic Gregorian).

@@ -38,15 +38,12 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.key,
-            self.message
-        )
+        if self.line == 0 {
+            // Not about a place in the file (it could not be read at all).
+            return write!(f, "{}: {}", self.file.display(), self.message);
+        }
+        let (file, line, column) = (self.file.display(), self.line, self.column);
+        write!(f, "{file}:{line}:{column}: {}: {}", self.key, self.message)
     }
 }
 
@@ -980,7 +977,23 @@ fn indexed(header: &str, own_index: usize, counts: &BTreeMap<String, usize>) -> 
 
 /// serde's messages say "field"; operators write "keys".
 fn tidy_serde_message(m: &str) -> String {
-    m.replace("unknown field", "unknown key").trim_end_matches('\n').to_string()
+    let m = m.trim_end_matches('\n');
+    if m.contains("untagged enum DurationValue") {
+        return "expected a duration like \"2s\" or a number of seconds".to_string();
+    }
+    if m.contains("untagged enum StatusItem") {
+        return "expected an HTTP status like 200, a class like \"2xx\", or a range like \"200-299\"".to_string();
+    }
+    let mut out = m.replace("unknown field", "unknown key");
+    for (rust, words) in [
+        ("expected i64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a sequence", "expected a list like [\"a\", \"b\"]"),
+    ] {
+        out = out.replace(rust, words);
+    }
+    out
 }
 
 // ---------------------------------------------------------------- effective settings

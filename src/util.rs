@@ -43,7 +43,8 @@ pub fn human_duration(ms: u64) -> String {
 /// Parses "500ms", "2s", "1.5s", "5m", "2h", "1h30m". Bare numbers are not accepted here: the
 /// config layer turns TOML numbers into seconds itself.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let t = compact.as_str();
     if t.is_empty() {
         return Err("empty duration".to_string());
     }
@@ -97,6 +98,7 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5_400));
         assert!(parse_duration("5").unwrap_err().contains("no unit"));
         assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5_400));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("99999999d").is_err());

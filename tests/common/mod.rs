@@ -1,0 +1,385 @@
+//! Helpers shared by the integration tests: the real daemon as a child process, real nginx
+//! origins, a silent-drop server, and DNS questions. Everything listens on 127.0.0.0/8 with
+//! ephemeral ports and is stopped by PID when the helper is dropped.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::{Name, RecordType};
+use understudy::app::RuntimeInfo;
+use understudy::dns::client;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_understudy");
+
+/// A free TCP port on `ip` (bound and released; good enough on loopback).
+pub fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The understudy daemon, started with `run -c <dir>/understudy.toml`.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub info: RuntimeInfo,
+}
+
+impl Daemon {
+    /// Writes `config` (with `{DATA}` replaced by the data directory) and starts the daemon.
+    pub fn start(config: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let text = config.replace("{DATA}", &dir.path().join("data").display().to_string());
+        std::fs::write(dir.path().join("understudy.toml"), text).unwrap();
+        let mut d = Daemon {
+            dir,
+            child: None,
+            info: RuntimeInfo {
+                pid: 0,
+                dns: vec![],
+                api: "127.0.0.1:1".parse().unwrap(),
+                started_at: 0,
+            },
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("understudy.toml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(self.data_dir().join("daemon.json"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "-c"])
+            .arg(self.config_path())
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let start = Instant::now();
+        loop {
+            if let Some(info) = RuntimeInfo::read(&self.data_dir()) {
+                self.info = info;
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("daemon exited with {status} at start:\n{}", self.log());
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "daemon did not start:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn dns(&self) -> SocketAddr {
+        self.info.dns[0]
+    }
+
+    /// SIGTERM, and wait for a clean exit; returns the exit code.
+    pub fn stop(&mut self) -> i32 {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("daemon did not stop within 10 s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        assert_eq!(self.stop(), 0, "clean exit on SIGTERM:\n{}", self.log());
+        self.spawn();
+    }
+
+    /// Starts the daemon again after [`Daemon::stop`].
+    pub fn restart_after_stop(&mut self) {
+        assert!(self.child.is_none());
+        self.spawn();
+    }
+
+    /// Runs the CLI against this daemon's config; returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(BIN).args(args).arg("-c").arg(self.config_path()).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
+    /// The site's status as JSON, from `understudy status --json`.
+    pub fn status(&self) -> serde_json::Value {
+        let (code, out, err) = self.cli(&["status", "--json"]);
+        assert_eq!(code, 0, "status failed: {err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    pub fn phase(&self) -> String {
+        self.status()["sites"][0]["phase"].as_str().unwrap().to_string()
+    }
+
+    pub fn answer(&self, name: &str) -> Vec<IpAddr> {
+        answer(self.dns(), name)
+    }
+
+    pub fn wait_standby_ready(&self) {
+        wait_until(Duration::from_secs(10), "standby ready", || {
+            self.status()["sites"][0]["standby_ready"] == true
+        });
+    }
+
+    /// Waits until `name` answers `want`; returns how long it took.
+    pub fn wait_answer(&self, name: &str, want: &str, limit: Duration) -> Duration {
+        let want: IpAddr = want.parse().unwrap();
+        let start = Instant::now();
+        loop {
+            if self.answer(name) == [want] {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{name} did not answer {want} within {limit:?}; status: {}\n{}",
+                self.status(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- daemon log ----\n{}", self.log());
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// The A answer for `name` from `server`, asked with understudy's hickory-proto client.
+pub fn answer(server: SocketAddr, name: &str) -> Vec<IpAddr> {
+    query(server, name, RecordType::A).map(|r| r.addrs).unwrap_or_default()
+}
+
+pub fn query(server: SocketAddr, name: &str, t: RecordType) -> anyhow::Result<client::Reply> {
+    let n = Name::from_ascii(format!("{}.", name.trim_end_matches('.'))).unwrap();
+    rt().block_on(client::query(server, &n, t, Duration::from_secs(2)))
+}
+
+/// nginx as a real origin, in the foreground as a child process, on `ip:port`.
+pub struct Nginx {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    child: Option<Child>,
+    label: String,
+    tls: bool,
+}
+
+pub fn need(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p)
+            .chain([PathBuf::from("/usr/sbin")])
+            .any(|d| d.join(tool).exists())
+    });
+    assert!(
+        found,
+        "`{tool}` is not installed: run `apt-get install {package}` (or `bash .ci/run`, which installs every test dependency)"
+    );
+}
+
+fn nginx_bin() -> PathBuf {
+    need("nginx", "nginx-light");
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("nginx"))
+}
+
+impl Nginx {
+    pub fn start(ip: &str, label: &str) -> Nginx {
+        let port = free_port(ip);
+        let dir = tempfile::tempdir().unwrap();
+        let mut n = Nginx {
+            dir,
+            addr: SocketAddr::new(ip.parse().unwrap(), port),
+            child: None,
+            label: label.to_string(),
+            tls: false,
+        };
+        n.restart();
+        n
+    }
+
+    /// nginx serving HTTPS with the given certificate and key (PEM).
+    pub fn start_tls(ip: &str, label: &str, cert: &str, key: &str) -> Nginx {
+        let port = free_port(ip);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key).unwrap();
+        let mut n = Nginx {
+            dir,
+            addr: SocketAddr::new(ip.parse().unwrap(), port),
+            child: None,
+            label: label.to_string(),
+            tls: true,
+        };
+        n.restart();
+        n
+    }
+
+    fn write_conf(&self) -> PathBuf {
+        let d = self.dir.path().display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             \x20 server {{\n    listen {addr}{ssl};\n{tls}    location / {{ default_type text/html; return 200 \"<h1>{label}</h1>\\n\"; }}\n  }}\n}}\n",
+            addr = self.addr,
+            label = self.label,
+            ssl = if self.tls { " ssl" } else { "" },
+            tls = if self.tls { format!("    ssl_certificate {d}/cert.pem;\n    ssl_certificate_key {d}/key.pem;\n") } else { String::new() },
+        );
+        let path = self.dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        path
+    }
+
+    /// (Re)starts nginx on the same address and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        let conf = self.write_conf();
+        let child = Command::new(nginx_bin())
+            .arg("-p")
+            .arg(self.dir.path())
+            .arg("-e")
+            .arg(self.dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let start = Instant::now();
+        while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!(
+                    "nginx did not start on {}: {}",
+                    self.addr,
+                    std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills nginx by PID: from now on connections are refused.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Accepts TCP connections and never answers: a hung server or a dropping firewall.
+pub struct Silent {
+    pub addr: SocketAddr,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl Silent {
+    pub fn start(ip: &str) -> Silent {
+        let l = TcpListener::bind((ip, 0)).unwrap();
+        let addr = l.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            let mut held = vec![];
+            for s in l.incoming().flatten() {
+                held.push(s);
+            }
+        });
+        Silent { addr, _thread: thread }
+    }
+}
+
+/// A config for one site `www.example.test` (+ alias `example.test`) with fast probes.
+pub fn one_site(primary: SocketAddr, standby: SocketAddr, extra_probe: &str) -> String {
+    format!(
+        r#"data_dir = "{{DATA}}"
+[dns]
+listen = ["127.0.0.1:0"]
+ttl = 30
+[[dns.zones]]
+name = "example.test"
+records = ["@ MX 10 mail", "mail A 192.0.2.25", "@ TXT \"v=spf1 -all\""]
+[api]
+listen = "127.0.0.1:0"
+[[sites]]
+name = "shop"
+domain = "www.example.test"
+aliases = ["example.test"]
+primary = "{primary}"
+standby = "{standby}"
+[sites.probe]
+scheme = "http"
+interval = "200ms"
+timeout = "300ms"
+failures_to_down = 3
+successes_to_up = 2
+hold_down = "2s"
+{extra_probe}
+"#
+    )
+}
+
+pub fn data_file(d: &Daemon) -> PathBuf {
+    d.data_dir().join("understudy.db")
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

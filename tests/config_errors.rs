@@ -1,0 +1,110 @@
+//! Bad configs: each broken file must give exactly this error (file:line:col: key: message) and
+//! exit code 2, through the real binary (`understudy check-config`).
+
+mod common;
+
+use std::process::Command;
+
+const SITE: &str =
+    "[[dns.zones]]\nname = \"example.test\"\n[[sites]]\ndomain = \"www.example.test\"\nprimary = \"192.0.2.1\"\nstandby = \"192.0.2.2\"\n";
+
+fn check(text: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(common::BIN).arg("check-config").arg("-c").arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "bad.toml");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        err,
+    )
+}
+
+#[test]
+fn broken_configs_give_exact_errors() {
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("unknown top-level key", "dat_dir = \"x\"\n".into(), "bad.toml:1:1: dat_dir: unknown key `dat_dir`, expected one of `data_dir`, `dns`, `api`, `sites`"),
+        ("misspelt probe key", format!("{SITE}[sites.probe]\nintreval = \"2s\"\n"), "bad.toml:8:1: sites[0].probe.intreval: unknown key `intreval`, expected one of `scheme`, `port`, `method`, `path`, `expect_status`, `body_contains`, `interval`, `timeout`, `failures_to_down`, `successes_to_up`, `hold_down`, `ca_file`, `insecure`"),
+        ("invalid IP", SITE.replace("192.0.2.1", "192.0.2.300"), "bad.toml:5:11: sites[0].primary: `192.0.2.300` is not an address: expected an IP address like \"203.0.113.7\", optionally with a probe port like \"203.0.113.7:8443\""),
+        ("missing standby", SITE.replace("standby = \"192.0.2.2\"\n", ""), "bad.toml:3:1: sites[0]: missing key `standby`: the standby server's address, e.g. standby = \"198.51.100.9\""),
+        ("TTL as a string", "[dns]\nttl = \"30\"\n".into(), "bad.toml:2:7: dns.ttl: invalid type: string \"30\", expected a whole number"),
+        ("TOML syntax", "[dns\nttl = 30\n".into(), "bad.toml:1:5: dns: unclosed table, expected `]`"),
+        ("site outside every zone", SITE.replace("[[dns.zones]]\nname = \"example.test\"\n", ""), "bad.toml:2:10: sites[0].domain: www.example.test. is not inside any zone the built-in DNS server serves (no zones are configured: add a [[dns.zones]] table)"),
+        ("bad duration unit", format!("{SITE}[sites.probe]\ninterval = \"2 parsecs\"\n"), "bad.toml:8:12: sites[0].probe.interval: unknown unit `parsecs` in `2parsecs`: use ms, s, m, h or d"),
+        ("bad static record", "[[dns.zones]]\nname = \"example.test\"\nrecords = [\"www A notanip\"]\n".into(), "bad.toml:3:12: dns.zones[0].records[0]: `www A notanip` is not a zone-file record like \"www 300 A 192.0.2.1\": network address parse error: invalid IPv4 address syntax"),
+        ("zero failures", format!("{SITE}probe = {{ failures_to_down = 0 }}\n"), "bad.toml:7:30: sites[0].probe.failures_to_down: 0 is out of range: a count from 1 to 1000 (default 3)"),
+        ("standby same as primary", SITE.replace("192.0.2.2", "192.0.2.1"), "bad.toml:6:11: sites[0].standby: the standby must be a different server than the primary"),
+        ("mixed address families", SITE.replace("192.0.2.2", "2001:db8::2"), "bad.toml:6:11: sites[0].standby: 2001:db8::2 and the primary 192.0.2.1 are of different IP families; both must be IPv4 or both IPv6 so failover changes the record's value, not its type"),
+        ("static record fights a managed one", SITE.replace("name = \"example.test\"\n", "name = \"example.test\"\nrecords = [\"www A 192.0.2.9\"]\n"), "bad.toml:5:10: sites[0].domain: www.example.test. also has a static A record in zone example.test.; remove it, the site's records are managed by understudy"),
+        ("API on a public address", "[api]\nlisten = \"0.0.0.0:9353\"\n".into(), "bad.toml:2:10: api.listen: 0.0.0.0:9353 is not a loopback address: the control API has no authentication yet, so it only listens on 127.0.0.1 or [::1]"),
+        ("name owned twice", format!("{SITE}[[sites]]\nname = \"two\"\ndomain = \"www.example.test\"\nprimary = \"192.0.2.3\"\nstandby = \"192.0.2.4\"\n"), "bad.toml:9:10: sites[1].domain: www.example.test. is already managed by site `www.example.test`: each name has one owner"),
+        ("body check on HEAD", format!("{SITE}[sites.probe]\nmethod = \"HEAD\"\nbody_contains = \"ok\"\n"), "bad.toml:9:17: sites[0].probe.body_contains: a HEAD probe gets no body; use method = \"GET\" to check the body"),
+        ("status out of range", format!("{SITE}[sites.probe]\nexpect_status = [200, 999]\n"), "bad.toml:8:23: sites[0].probe.expect_status[1]: 999 is not an HTTP status: expected 100-599, a class like \"2xx\", or a range like \"200-299\""),
+        ("interval as a boolean", format!("{SITE}[sites.probe]\ninterval = true\n"), "bad.toml:8:12: sites[0].probe.interval: expected a duration like \"2s\" or a number of seconds"),
+        ("missing CA file", format!("{SITE}[sites.probe]\nca_file = \"/nonexistent/ca.pem\"\n"), "bad.toml:8:11: sites[0].probe.ca_file: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)"),
+        ("auto primary not yet", SITE.replace("192.0.2.1", "auto"), "bad.toml:5:11: sites[0].primary: `auto` is not an address: `auto` (follow the line's public IP) is not supported yet; give the address"),
+    ];
+    let mut failures = vec![];
+    for (what, text, want) in &cases {
+        let (code, _, err) = check(text);
+        let want_line = format!("error: {want}\n");
+        if code != 2 || err != want_line {
+            failures.push(format!("{what}:\n  want (exit 2): {want_line}  got  (exit {code}): {err}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn missing_file_names_the_file_and_hints() {
+    let (code, _, err) = check("");
+    assert_eq!(code, 0, "an empty config is valid (defaults), it just watches nothing");
+    assert!(err.contains("no [[sites]] are configured"), "{err}");
+    let out = Command::new(common::BIN)
+        .args(["check-config", "-c", "/nonexistent/understudy.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: /nonexistent/understudy.toml: cannot read the config file: No such file"),
+        "{err}"
+    );
+    assert!(err.contains("hint: pass the config with -c FILE"), "{err}");
+}
+
+#[test]
+fn check_config_prints_effective_settings() {
+    let (code, out, err) = check(SITE);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "interval = \"2s\"",
+        "timeout = \"1s\"",
+        "failures_to_down = 3",
+        "successes_to_up = 5",
+        "hold_down = \"5m\"",
+        "ttl = 30",
+        "scheme = \"https\"",
+    ] {
+        assert!(out.contains(want), "missing {want} in:\n{out}");
+    }
+}
+
+#[test]
+fn help_is_useful() {
+    let out = Command::new(common::BIN).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["run", "check-config", "status", "drain", "release", "demo"] {
+        assert!(text.contains(cmd), "--help lacks {cmd}:\n{text}");
+    }
+    let out = Command::new(common::BIN).args(["drain", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--force") && text.contains("standby"), "{text}");
+}

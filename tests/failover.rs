@@ -1,0 +1,331 @@
+//! End to end: the real daemon, real nginx origins on 127.0.0.x, and real DNS questions to the
+//! built-in server. Probes run every 200 ms with a 300 ms timeout, down after 3 failures, back
+//! after 2 successes and a 2 s hold-down.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::rr::{RData, RecordType};
+
+/// interval × failures + timeout + 1 s, the issue's bound for noticing an outage.
+const DETECT_BOUND: Duration = Duration::from_millis(200 * 3 + 300 + 1_000);
+
+fn soa_serial(d: &Daemon) -> u32 {
+    let r = query(d.dns(), "example.test", RecordType::SOA).unwrap();
+    match &r.message.answers[0].data {
+        RData::SOA(soa) => soa.serial,
+        other => panic!("not an SOA: {other:?}"),
+    }
+}
+
+#[test]
+fn killed_primary_fails_over_and_fails_back_only_after_hold_down() {
+    let mut primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let d = Daemon::start(&one_site(primary.addr, standby.addr, ""));
+    d.wait_standby_ready();
+    assert_eq!(d.answer("www.example.test"), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    let serial_before = soa_serial(&d);
+
+    primary.kill();
+    let took = d.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
+    assert!(took <= DETECT_BOUND, "failover took {took:?}, bound {DETECT_BOUND:?}");
+    // The alias follows the site, static records are untouched, the serial moved forward.
+    assert_eq!(d.answer("example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(d.answer("mail.example.test"), ["192.0.2.25".parse::<std::net::IpAddr>().unwrap()]);
+    assert!(soa_serial(&d) > serial_before, "SOA serial must increase on a change");
+    assert_eq!(d.phase(), "failed-over");
+
+    // `dig`, a client we did not write, sees the same answer.
+    need("dig", "bind9-dnsutils");
+    let dig = Command::new("dig")
+        .args([
+            &format!("@{}", d.dns().ip()),
+            "-p",
+            &d.dns().port().to_string(),
+            "www.example.test",
+            "A",
+            "+short",
+            "+norecurse",
+            "+time=2",
+            "+tries=1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&dig.stdout).trim(), "127.0.0.2");
+
+    primary.restart();
+    let back = Instant::now();
+    let took = d.wait_answer("www.example.test", "127.0.0.1", Duration::from_secs(15));
+    assert!(
+        took >= Duration::from_millis(1_900),
+        "failback after {took:?}: before the 2 s hold-down"
+    );
+    assert!(back.elapsed() < Duration::from_secs(10));
+    assert_eq!(d.phase(), "healthy");
+    let (_, out, _) = d.cli(&["status"]);
+    assert!(out.contains("shop  healthy"), "{out}");
+    assert!(out.contains("dns answer: www.example.test. A 127.0.0.1"), "{out}");
+}
+
+#[test]
+fn silent_primary_fails_over() {
+    let silent = Silent::start("127.0.0.1");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    // The silent server is "up" from the start: the site goes straight to failed over once the
+    // standby is known ready; measure from the daemon's start.
+    let start = Instant::now();
+    let d = Daemon::start(&one_site(silent.addr, standby.addr, ""));
+    d.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
+    assert!(
+        start.elapsed() <= DETECT_BOUND + Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    let s = d.status();
+    let reason = s["sites"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("no answer within 300ms"), "{reason}");
+}
+
+#[test]
+fn silent_drop_after_running_fails_over_within_bound() {
+    // A primary that was serving and then starts dropping: the address moves to a server that
+    // accepts and never answers. We emulate the switch by pointing the config at a live nginx,
+    // then replacing it with a silent listener on the same port.
+    let mut primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let d = Daemon::start(&one_site(primary.addr, standby.addr, ""));
+    d.wait_standby_ready();
+    primary.kill();
+    let l = std::net::TcpListener::bind(primary.addr).unwrap();
+    let t0 = Instant::now();
+    let _hold = std::thread::spawn(move || {
+        let mut held = vec![];
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    d.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
+    assert!(t0.elapsed() <= DETECT_BOUND, "took {:?}", t0.elapsed());
+}
+
+#[test]
+fn standby_down_means_no_failover_and_an_alert() {
+    let mut primary = Nginx::start("127.0.0.1", "primary");
+    let dead_standby = std::net::SocketAddr::new("127.0.0.2".parse().unwrap(), free_port("127.0.0.2"));
+    let d = Daemon::start(&one_site(primary.addr, dead_standby, ""));
+    wait_until(Duration::from_secs(5), "a standby probe", || {
+        !d.status()["sites"][0]["last_standby_probe"].is_null()
+    });
+    primary.kill();
+    wait_until(Duration::from_secs(10), "primary-down", || d.phase() == "primary-down");
+    // Both down: the record stays on the primary, for the whole time.
+    for _ in 0..10 {
+        assert_eq!(d.answer("www.example.test"), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reason = d.status()["sites"][0]["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("standby is not ready"), "{reason}");
+    assert!(d.log().contains("ALERT"), "the alert is logged:\n{}", d.log());
+    // The alert is in the event log too.
+    let conn = rusqlite::Connection::open(data_file(&d)).unwrap();
+    let alerts: i64 = conn
+        .query_row("SELECT count(*) FROM events WHERE kind = 'alert'", [], |r| r.get(0))
+        .unwrap();
+    assert!(alerts >= 1);
+}
+
+#[test]
+fn restart_mid_failover_does_not_flip() {
+    let mut primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let mut d = Daemon::start(&one_site(primary.addr, standby.addr, ""));
+    d.wait_standby_ready();
+    primary.kill();
+    d.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
+    let serial = soa_serial(&d);
+    d.restart();
+    // The very first answer after the restart is already the standby, with the same serial.
+    assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(soa_serial(&d), serial, "same records, same serial");
+    for _ in 0..15 {
+        assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(d.phase(), "failed-over");
+    // Exactly one transition into failed-over was logged: no spurious flip around the restart.
+    let conn = rusqlite::Connection::open(data_file(&d)).unwrap();
+    let flips: i64 = conn
+        .query_row("SELECT count(*) FROM events WHERE to_phase = 'failed-over'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(flips, 1);
+    // And recovery still works after the restart.
+    primary.restart();
+    d.wait_answer("www.example.test", "127.0.0.1", Duration::from_secs(15));
+}
+
+#[test]
+fn drain_holds_across_restart_until_release() {
+    let primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let mut d = Daemon::start(&one_site(primary.addr, standby.addr, ""));
+    d.wait_standby_ready();
+    let (code, out, err) = d.cli(&["drain", "shop"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("drained"), "{out}");
+    // At once: no probe cycle needed.
+    assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    d.restart();
+    assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    // Healthy probes do not undo a drain.
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert_eq!(d.phase(), "drained");
+    assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    let (code, out, err) = d.cli(&["release", "www.example.test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(d.answer("www.example.test"), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    // Releasing twice is refused with a reason.
+    let (code, _, err) = d.cli(&["release", "shop"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not drained"), "{err}");
+}
+
+#[test]
+fn drain_refused_when_standby_not_ready_unless_forced() {
+    let primary = Nginx::start("127.0.0.1", "primary");
+    let dead_standby = std::net::SocketAddr::new("127.0.0.2".parse().unwrap(), free_port("127.0.0.2"));
+    let d = Daemon::start(&one_site(primary.addr, dead_standby, ""));
+    wait_until(Duration::from_secs(5), "a standby probe", || {
+        !d.status()["sites"][0]["last_standby_probe"].is_null()
+    });
+    let (code, _, err) = d.cli(&["drain", "shop"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("standby is not ready") && err.contains("--force"), "{err}");
+    assert_eq!(d.answer("www.example.test"), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    let (code, _, err) = d.cli(&["drain", "shop", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    let (code, _, err) = d.cli(&["drain", "nosuchsite"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no site named `nosuchsite`"), "{err}");
+}
+
+#[test]
+fn drain_while_daemon_stopped_needs_force_and_holds_from_next_start() {
+    let primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let mut d = Daemon::start(&one_site(primary.addr, standby.addr, ""));
+    assert_eq!(d.stop(), 0);
+    let (code, _, err) = d.cli(&["drain", "shop"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("daemon is not running"), "{err}");
+    let (code, out, err) = d.cli(&["drain", "shop", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("next start") || out.contains("will start"), "{out}");
+    let (_, out, _) = d.cli(&["status"]);
+    assert!(out.contains("daemon NOT running") && out.contains("shop  drained"), "{out}");
+    d.restart_after_stop();
+    assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+}
+
+#[test]
+fn https_probe_checks_the_certificate_against_the_site_name() {
+    // An HTTPS origin (nginx) with a certificate for www.example.test from a test CA. The probe
+    // connects to the address, sends the name as SNI, and must accept it with ca_file; a probe
+    // for the same address under another name must fail on the certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = tls::Ca::new();
+    let (cert, key) = ca.issue("www.example.test");
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let primary = Nginx::start_tls("127.0.0.1", "primary", &cert, &key);
+    let standby = Nginx::start_tls("127.0.0.2", "standby", &cert, &key);
+    let probe = format!("ca_file = \"{}\"", dir.path().join("ca.pem").display());
+    let cfg = one_site(primary.addr, standby.addr, &probe).replace("scheme = \"http\"", "scheme = \"https\"");
+    let d = Daemon::start(&cfg);
+    wait_until(Duration::from_secs(5), "a good https probe", || {
+        d.status()["sites"][0]["last_primary_probe"]["ok"] == true
+    });
+
+    let wrong_name = cfg.replace("www.example.test", "other.example.test");
+    let d2 = Daemon::start(&wrong_name);
+    wait_until(Duration::from_secs(5), "a primary probe", || {
+        !d2.status()["sites"][0]["last_primary_probe"].is_null()
+    });
+    let p = &d2.status()["sites"][0]["last_primary_probe"];
+    assert_eq!(p["ok"], false);
+    assert!(p["detail"].as_str().unwrap().contains("certificate"), "{p}");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_removes_the_runtime_file() {
+    let primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let mut d = Daemon::start(&one_site(primary.addr, standby.addr, ""));
+    assert!(d.data_dir().join("daemon.json").exists());
+    assert_eq!(d.stop(), 0);
+    assert!(!d.data_dir().join("daemon.json").exists());
+    assert!(d.log().contains("understudy stopped"), "{}", d.log());
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = one_site(primary.addr, standby.addr, "").replace("{DATA}", &dir.path().join("data").display().to_string());
+    std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--log-format", "json", "-c"])
+        .arg(dir.path().join("c.toml"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "runtime file", || {
+        dir.path().join("data/daemon.json").exists()
+    });
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 2, "{text}");
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["level"].is_string() && v["message"].is_string(), "{l}");
+    }
+}
+
+mod tls {
+    //! A throwaway CA for the HTTPS tests.
+    pub struct Ca {
+        key: rcgen::KeyPair,
+        cert: rcgen::Certificate,
+        params: rcgen::CertificateParams,
+    }
+
+    impl Ca {
+        pub fn new() -> Ca {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.distinguished_name.push(rcgen::DnType::CommonName, "understudy test CA");
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = params.clone().self_signed(&key).unwrap();
+            Ca { key, cert, params }
+        }
+
+        pub fn pem(&self) -> String {
+            self.cert.pem()
+        }
+
+        /// (certificate PEM, key PEM) for `name`.
+        pub fn issue(&self, name: &str) -> (String, String) {
+            let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+            let key = rcgen::KeyPair::generate().unwrap();
+            let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        }
+    }
+}
