@@ -217,11 +217,11 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     }
     for (s, site) in sites.iter().zip(&cfg.sites) {
         println!(
-            "{}  {}  since {} ({} ago)",
+            "{}  {}  since {} ({})",
             s.name,
             s.phase,
             utc(s.since),
-            human_duration(now.saturating_sub(s.since) / 1_000 * 1_000)
+            ago(now.saturating_sub(s.since))
         );
         println!("  why:        {}", s.reason);
         println!("  records:    point at the {} {}", s.target, s.published);
@@ -252,9 +252,9 @@ fn probe_words(p: &Option<control::ProbeNote>, now: u64) -> String {
     match p {
         None => String::new(),
         Some(p) => format!(
-            " — last probe {} {} ago: {}",
+            " — last probe {} {}: {}",
             if p.ok { "ok" } else { "FAILED" },
-            human_duration(now.saturating_sub(p.at)),
+            ago(now.saturating_sub(p.at)),
             p.detail
         ),
     }
