@@ -277,7 +277,7 @@ fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = one_site(primary.addr, standby.addr, "").replace("{DATA}", &dir.path().join("data").display().to_string());
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["run", "--log-format", "json", "-c"])
         .arg(dir.path().join("c.toml"))
         .stderr(std::process::Stdio::piped())
