@@ -249,6 +249,20 @@ fn https_probe_checks_the_certificate_against_the_site_name() {
         d.status()["sites"][0]["last_primary_probe"]["ok"] == true
     });
 
+    // insecure = true accepts a certificate from an unknown CA (self-signed origins).
+    let insecure = one_site(primary.addr, standby.addr, "insecure = true").replace("scheme = \"http\"", "scheme = \"https\"");
+    let d3 = Daemon::start(&insecure);
+    wait_until(Duration::from_secs(5), "an insecure https probe", || {
+        d3.status()["sites"][0]["last_primary_probe"]["ok"] == true
+    });
+    // Without ca_file or insecure, the public roots do not know our test CA.
+    let strict = one_site(primary.addr, standby.addr, "").replace("scheme = \"http\"", "scheme = \"https\"");
+    let d4 = Daemon::start(&strict);
+    wait_until(Duration::from_secs(5), "a primary probe", || {
+        !d4.status()["sites"][0]["last_primary_probe"].is_null()
+    });
+    assert_eq!(d4.status()["sites"][0]["last_primary_probe"]["ok"], false);
+
     let wrong_name = cfg.replace("www.example.test", "other.example.test");
     let d2 = Daemon::start(&wrong_name);
     wait_until(Duration::from_secs(5), "a primary probe", || {
@@ -328,4 +342,26 @@ mod tls {
             (cert.pem(), key.serialize_pem())
         }
     }
+}
+
+#[test]
+fn a_hanging_site_does_not_slow_the_probes_of_another() {
+    let silent = Silent::start("127.0.0.1");
+    let primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    // Site "slow" hangs for its whole 3 s timeout on every probe; site "shop" probes every 200 ms.
+    let mut cfg = one_site(primary.addr, standby.addr, "");
+    cfg.push_str(&format!(
+        "[[sites]]\nname = \"slow\"\ndomain = \"slow.example.test\"\nprimary = \"{}\"\nstandby = \"{}\"\n[sites.probe]\nscheme = \"http\"\ninterval = \"200ms\"\ntimeout = \"3s\"\n",
+        silent.addr, standby.addr
+    ));
+    let d = Daemon::start(&cfg);
+    std::thread::sleep(Duration::from_millis(2_000));
+    let s = d.status();
+    let shop = s["sites"].as_array().unwrap().iter().find(|x| x["name"] == "shop").unwrap().clone();
+    let slow = s["sites"].as_array().unwrap().iter().find(|x| x["name"] == "slow").unwrap().clone();
+    assert!(slow["last_primary_probe"].is_null(), "no slow probe has finished yet: {slow}");
+    let at = shop["last_primary_probe"]["at"].as_u64().expect("shop was probed");
+    let age = understudy::util::now_millis().saturating_sub(at);
+    assert!(age < 1_000, "shop's last probe is {age} ms old: blocked behind the slow site");
 }
