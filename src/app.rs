@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +20,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::control::{Controller, Event, Side};
 use crate::dns::server::{DnsServer, ZoneHandle};
+use crate::dns::ManagedRecords;
 use crate::probe;
+use crate::reconcile::Reconciler;
 use crate::store::Store;
 use crate::util::now_millis;
 
@@ -68,7 +70,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let cfg = Arc::new(cfg);
     let store = Store::open(&cfg.data_dir)?;
     let zones = ZoneHandle::default();
-    let controller = Controller::new(cfg.clone(), store, zones.clone())?;
+    let (desired_tx, desired_rx) = watch::channel(ManagedRecords::default());
+    let controller = Controller::new(cfg.clone(), store, zones.clone(), desired_tx)?;
+    let reconcilers = reconcilers(&cfg)?;
     let dns = DnsServer::bind(&cfg.dns.listen, zones).await?;
     let api_listener = TcpListener::bind(cfg.api.listen)
         .await
@@ -88,6 +92,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         }
     }
     tracker.spawn(crate::api::serve(api_listener, tx.clone(), shutdown.clone()));
+    for r in reconcilers {
+        tracing::info!(zone = %r.zone, provider = %r.provider.describe(), "reconciling");
+        tracker.spawn(r.run(desired_rx.clone(), shutdown.clone()));
+    }
     drop(tx);
     let controller_task = tokio::spawn(controller.run(rx));
 
@@ -118,6 +126,29 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         shutdown,
         done,
     })
+}
+
+/// One reconciler per zone held by an external provider.
+pub fn reconcilers(cfg: &Config) -> anyhow::Result<Vec<Reconciler>> {
+    let mut out = vec![];
+    for z in &cfg.dns.zones {
+        let Some(name) = &z.provider else { continue };
+        let pc = cfg
+            .providers
+            .iter()
+            .find(|p| &p.name == name)
+            .ok_or_else(|| anyhow::anyhow!("zone {}: no provider {name}", z.origin))?;
+        let provider = crate::dns::provider::build(pc).map_err(|e| anyhow::anyhow!("provider {name}: {e}"))?;
+        out.push(Reconciler {
+            zone: z.origin.clone(),
+            provider,
+            ttl: cfg.dns.ttl,
+            verify: z.verify.clone(),
+            verify_timeout: Duration::from_secs(30),
+            refresh: Duration::from_secs(300),
+        });
+    }
+    Ok(out)
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.

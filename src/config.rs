@@ -54,6 +54,7 @@ impl std::error::Error for ConfigError {}
 pub struct Config {
     pub path: PathBuf,
     pub data_dir: PathBuf,
+    pub providers: Vec<ProviderConfig>,
     pub dns: DnsConfig,
     pub api: ApiConfig,
     pub sites: Vec<Site>,
@@ -75,6 +76,51 @@ pub struct Zone {
     pub hostmaster: Name,
     /// Records served as given; never touched by failover.
     pub records: Vec<Record>,
+    /// Name of the external provider that holds this zone; `None`: the built-in server.
+    pub provider: Option<String>,
+    /// Authoritative servers asked directly to confirm a change (external zones).
+    pub verify: Vec<SocketAddr>,
+}
+
+/// A secret from the config, a file or the environment. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// An external DNS provider, by name.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Timeout of each call to the provider.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProviderKind {
+    Rfc2136 {
+        server: SocketAddr,
+        key: Option<crate::dns::provider::rfc2136::TsigKey>,
+    },
+    PowerDns {
+        url: String,
+        server_id: String,
+        api_key: Secret,
+    },
+}
+
+impl ProviderKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ProviderKind::Rfc2136 { .. } => "rfc2136",
+            ProviderKind::PowerDns { .. } => "powerdns",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -217,6 +263,8 @@ impl fmt::Display for StatusSet {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     data_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    providers: Vec<Spanned<RawProvider>>,
     dns: Option<Spanned<RawDns>>,
     api: Option<Spanned<RawApi>>,
     #[serde(default)]
@@ -236,10 +284,36 @@ struct RawDns {
 #[serde(deny_unknown_fields)]
 struct RawZone {
     name: Option<Spanned<String>>,
+    provider: Option<Spanned<String>>,
+    verify: Option<Vec<Spanned<String>>>,
     nameservers: Option<Vec<Spanned<String>>>,
     hostmaster: Option<Spanned<String>>,
     #[serde(default)]
     records: Vec<Spanned<String>>,
+}
+
+/// Every key any provider type takes; which apply to which type is checked in `build_provider`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    name: Option<Spanned<String>>,
+    #[serde(rename = "type")]
+    kind: Option<Spanned<String>>,
+    timeout: Option<Spanned<DurationValue>>,
+    // rfc2136
+    server: Option<Spanned<String>>,
+    tsig_key_file: Option<Spanned<String>>,
+    tsig_key_name: Option<Spanned<String>>,
+    tsig_algorithm: Option<Spanned<String>>,
+    tsig_secret: Option<Spanned<String>>,
+    tsig_secret_file: Option<Spanned<String>>,
+    tsig_secret_env: Option<Spanned<String>>,
+    // powerdns
+    url: Option<Spanned<String>>,
+    server_id: Option<Spanned<String>>,
+    api_key: Option<Spanned<String>>,
+    api_key_file: Option<Spanned<String>>,
+    api_key_env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -373,7 +447,19 @@ impl Cx<'_> {
                 0..0,
             ),
         };
-        let dns = self.build_dns(dns_raw, dns_span)?;
+        let mut providers: Vec<ProviderConfig> = vec![];
+        for (i, p) in raw.providers.into_iter().enumerate() {
+            let built = self.build_provider(i, p)?;
+            if providers.iter().any(|o| o.name == built.name) {
+                return self.err(
+                    0..0,
+                    &format!("providers[{i}].name"),
+                    format!("provider name `{}` is used twice", built.name),
+                );
+            }
+            providers.push(built);
+        }
+        let dns = self.build_dns(dns_raw, dns_span, &providers)?;
         let api = self.build_api(raw.api)?;
 
         let mut sites = Vec::new();
@@ -392,13 +478,14 @@ impl Cx<'_> {
         Ok(Config {
             path: self.path.to_path_buf(),
             data_dir,
+            providers,
             dns,
             api,
             sites,
         })
     }
 
-    fn build_dns(&self, raw: RawDns, span: Range<usize>) -> R<DnsConfig> {
+    fn build_dns(&self, raw: RawDns, span: Range<usize>, providers: &[ProviderConfig]) -> R<DnsConfig> {
         let listen = match raw.listen {
             None => vec!["0.0.0.0:53".parse().expect("valid literal")],
             Some(l) => {
@@ -472,11 +559,58 @@ impl Cx<'_> {
             for (j, r) in z.records.iter().enumerate() {
                 records.push(self.static_record(r, &origin, ttl, &format!("{key}.records[{j}]"))?);
             }
+            let provider = match &z.provider {
+                None => None,
+                Some(p) if p.get_ref() == "builtin" => None,
+                Some(p) => {
+                    let Some(pc) = providers.iter().find(|c| &c.name == p.get_ref()) else {
+                        let known: Vec<&str> = providers.iter().map(|c| c.name.as_str()).collect();
+                        return self.err(
+                            p.span(),
+                            &format!("{key}.provider"),
+                            format!(
+                                "no provider named `{}` (configured: {}; or \"builtin\" for the built-in server)",
+                                p.get_ref(),
+                                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                            ),
+                        );
+                    };
+                    if let Some(r) = z.records.first() {
+                        return self.err(r.span(), &format!("{key}.records"), "static records are served by the built-in server only; this zone is held by an external provider, whose other records understudy never touches");
+                    }
+                    Some(pc.name.clone())
+                }
+            };
+            let verify = match (&z.verify, providers.iter().find(|c| Some(&c.name) == provider.as_ref())) {
+                (Some(list), _) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(j, v)| {
+                        v.get_ref().parse::<SocketAddr>().or_else(|_| {
+                            self.err(
+                                v.span(),
+                                &format!("{key}.verify[{j}]"),
+                                format!("`{}` is not an address with a port, e.g. \"192.0.2.53:53\"", v.get_ref()),
+                            )
+                        })
+                    })
+                    .collect::<R<Vec<_>>>()?,
+                (
+                    None,
+                    Some(ProviderConfig {
+                        kind: ProviderKind::Rfc2136 { server, .. },
+                        ..
+                    }),
+                ) => vec![*server],
+                (None, _) => vec![],
+            };
             zones.push(Zone {
                 origin,
                 nameservers,
                 hostmaster,
                 records,
+                provider,
+                verify,
             });
         }
         let _ = span;
@@ -518,6 +652,226 @@ impl Cx<'_> {
             [one] => Ok(one.clone()),
             _ => self.err(r.span(), key, format!("`{text}` must be exactly one record")),
         }
+    }
+
+    /// One secret from `value`, `<key>_file` or `<key>_env` (at most one of them).
+    fn secret(
+        &self,
+        key: &str,
+        value: &Option<Spanned<String>>,
+        file: &Option<Spanned<String>>,
+        env: &Option<Spanned<String>>,
+        base: &str,
+    ) -> R<Option<(Secret, Range<usize>)>> {
+        let given: Vec<(&str, &Spanned<String>)> = [("", value), ("_file", file), ("_env", env)]
+            .into_iter()
+            .filter_map(|(suffix, v)| v.as_ref().map(|v| (suffix, v)))
+            .collect();
+        match given.as_slice() {
+            [] => Ok(None),
+            [(suffix, v)] => {
+                let k = format!("{base}.{key}{suffix}");
+                let text = match *suffix {
+                    "" => v.get_ref().clone(),
+                    "_file" => {
+                        let path = self.resolve_path(v.get_ref());
+                        std::fs::read_to_string(&path)
+                            .or_else(|e| self.err(v.span(), &k, format!("cannot read {}: {e}", path.display())))?
+                            .trim()
+                            .to_string()
+                    }
+                    _ => std::env::var(v.get_ref())
+                        .or_else(|_| self.err(v.span(), &k, format!("the environment variable {} is not set", v.get_ref())))?,
+                };
+                if text.trim().is_empty() {
+                    return self.err(v.span(), &k, "the secret is empty");
+                }
+                Ok(Some((Secret(text), v.span())))
+            }
+            [_, (suffix, v), ..] => self.err(
+                v.span(),
+                &format!("{base}.{key}{suffix}"),
+                format!("give only one of {key}, {key}_file and {key}_env"),
+            ),
+        }
+    }
+
+    fn build_provider(&self, i: usize, raw: Spanned<RawProvider>) -> R<ProviderConfig> {
+        let span = raw.span();
+        let p = raw.into_inner();
+        let base = format!("providers[{i}]");
+        let Some(name) = &p.name else {
+            return self.err(
+                span,
+                &base,
+                "missing key `name`: how zones refer to this provider, e.g. name = \"bind\"",
+            );
+        };
+        let Some(kind) = &p.kind else {
+            return self.err(span, &base, "missing key `type`: one of \"rfc2136\"");
+        };
+        let timeout = self.duration(
+            &p.timeout,
+            &format!("{base}.timeout"),
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+        )?;
+        // Keys that belong to each type; any other key that is set is an error.
+        let set: Vec<(&str, Range<usize>)> = [
+            ("server", p.server.as_ref().map(|v| v.span())),
+            ("tsig_key_file", p.tsig_key_file.as_ref().map(|v| v.span())),
+            ("tsig_key_name", p.tsig_key_name.as_ref().map(|v| v.span())),
+            ("tsig_algorithm", p.tsig_algorithm.as_ref().map(|v| v.span())),
+            ("tsig_secret", p.tsig_secret.as_ref().map(|v| v.span())),
+            ("tsig_secret_file", p.tsig_secret_file.as_ref().map(|v| v.span())),
+            ("tsig_secret_env", p.tsig_secret_env.as_ref().map(|v| v.span())),
+            ("url", p.url.as_ref().map(|v| v.span())),
+            ("server_id", p.server_id.as_ref().map(|v| v.span())),
+            ("api_key", p.api_key.as_ref().map(|v| v.span())),
+            ("api_key_file", p.api_key_file.as_ref().map(|v| v.span())),
+            ("api_key_env", p.api_key_env.as_ref().map(|v| v.span())),
+        ]
+        .into_iter()
+        .filter_map(|(k, s)| s.map(|s| (k, s)))
+        .collect();
+        let allowed: &[&str] = match kind.get_ref().as_str() {
+            "rfc2136" => &[
+                "server",
+                "tsig_key_file",
+                "tsig_key_name",
+                "tsig_algorithm",
+                "tsig_secret",
+                "tsig_secret_file",
+                "tsig_secret_env",
+            ],
+            other => {
+                return self.err(
+                    kind.span(),
+                    &format!("{base}.type"),
+                    format!("`{other}` is not a provider type: expected \"rfc2136\""),
+                )
+            }
+        };
+        if let Some((k, s)) = set.iter().find(|(k, _)| !allowed.contains(k)) {
+            return self.err(
+                s.clone(),
+                &format!("{base}.{k}"),
+                format!("does not apply to type = \"{}\"", kind.get_ref()),
+            );
+        }
+        let kind = match kind.get_ref().as_str() {
+            "powerdns" => {
+                let Some(url) = &p.url else {
+                    return self.err(
+                        span,
+                        &base,
+                        "missing key `url`: the PowerDNS API base, e.g. url = \"http://127.0.0.1:8081\"",
+                    );
+                };
+                if !(url.get_ref().starts_with("http://") || url.get_ref().starts_with("https://")) {
+                    return self.err(
+                        url.span(),
+                        &format!("{base}.url"),
+                        format!("`{}` is not an http:// or https:// URL", url.get_ref()),
+                    );
+                }
+                let Some((api_key, _)) = self.secret("api_key", &p.api_key, &p.api_key_file, &p.api_key_env, &base)? else {
+                    return self.err(
+                        span,
+                        &base,
+                        "missing key `api_key` (or api_key_file / api_key_env): the PowerDNS webserver's api-key",
+                    );
+                };
+                let server_id = p
+                    .server_id
+                    .as_ref()
+                    .map(|s| s.get_ref().clone())
+                    .unwrap_or_else(|| "localhost".to_string());
+                ProviderKind::PowerDns {
+                    url: url.get_ref().clone(),
+                    server_id,
+                    api_key,
+                }
+            }
+            _ => {
+                let Some(server) = &p.server else {
+                    return self.err(
+                        span,
+                        &base,
+                        "missing key `server`: the primary server's address for updates, e.g. server = \"192.0.2.53:53\"",
+                    );
+                };
+                let server = server.get_ref().parse::<SocketAddr>().or_else(|_| {
+                    self.err(
+                        server.span(),
+                        &format!("{base}.server"),
+                        format!("`{}` is not an address with a port, e.g. \"192.0.2.53:53\"", server.get_ref()),
+                    )
+                })?;
+                let secret = self.secret("tsig_secret", &p.tsig_secret, &p.tsig_secret_file, &p.tsig_secret_env, &base)?;
+                let key = match (&p.tsig_key_file, &p.tsig_key_name, secret) {
+                    (Some(f), None, None) => {
+                        let path = self.resolve_path(f.get_ref());
+                        let text = std::fs::read_to_string(&path).or_else(|e| {
+                            self.err(
+                                f.span(),
+                                &format!("{base}.tsig_key_file"),
+                                format!("cannot read {}: {e}", path.display()),
+                            )
+                        })?;
+                        Some(crate::dns::provider::rfc2136::parse_bind_key(&text).or_else(|e| {
+                            self.err(
+                                f.span(),
+                                &format!("{base}.tsig_key_file"),
+                                format!("{} is not a key file as written by tsig-keygen: {e}", path.display()),
+                            )
+                        })?)
+                    }
+                    (Some(f), _, _) => {
+                        return self.err(
+                            f.span(),
+                            &format!("{base}.tsig_key_file"),
+                            "give either tsig_key_file or tsig_key_name with tsig_secret, not both",
+                        )
+                    }
+                    (None, Some(n), Some((secret, sspan))) => {
+                        let alg = match &p.tsig_algorithm {
+                            None => hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
+                            Some(a) => crate::dns::provider::rfc2136::algorithm(a.get_ref())
+                                .or_else(|e| self.err(a.span(), &format!("{base}.tsig_algorithm"), e))?,
+                        };
+                        let bytes = crate::dns::provider::rfc2136::base64_decode(&secret.0).or_else(|e| {
+                            self.err(
+                                sspan,
+                                &format!("{base}.tsig_secret"),
+                                format!("not base64 ({e}); paste the secret from tsig-keygen"),
+                            )
+                        })?;
+                        let name = self.dns_name(n, &format!("{base}.tsig_key_name"))?;
+                        Some(crate::dns::provider::rfc2136::TsigKey {
+                            name,
+                            algorithm: alg,
+                            secret: bytes,
+                        })
+                    }
+                    (None, Some(n), None) => {
+                        return self.err(
+                            n.span(),
+                            &format!("{base}.tsig_key_name"),
+                            "needs tsig_secret (or tsig_secret_file / tsig_secret_env)",
+                        )
+                    }
+                    (None, None, Some((_, sspan))) => return self.err(sspan, &format!("{base}.tsig_secret"), "needs tsig_key_name"),
+                    (None, None, None) => None,
+                };
+                ProviderKind::Rfc2136 { server, key }
+            }
+        };
+        Ok(ProviderConfig {
+            name: name.get_ref().clone(),
+            kind,
+            timeout,
+        })
     }
 
     fn build_api(&self, raw: Option<Spanned<RawApi>>) -> R<ApiConfig> {

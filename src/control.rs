@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, Site};
 use crate::decide::{self, Input, Phase, SiteState, Target};
@@ -93,6 +93,8 @@ pub struct Controller {
     sites: Vec<SiteRt>,
     store: Store,
     zones: ZoneHandle,
+    /// Desired records for the reconcilers of external providers.
+    desired: watch::Sender<ManagedRecords>,
 }
 
 /// Counters are saved at least this often even without a transition, so a restart loses
@@ -102,7 +104,7 @@ const SAVE_EVERY_MS: u64 = 30_000;
 impl Controller {
     /// Restores every site's state from the store (new sites start healthy on the primary) and
     /// publishes the zones that follow from it, before any listener answers.
-    pub fn new(cfg: Arc<Config>, mut store: Store, zones: ZoneHandle) -> anyhow::Result<Self> {
+    pub fn new(cfg: Arc<Config>, mut store: Store, zones: ZoneHandle, desired: watch::Sender<ManagedRecords>) -> anyhow::Result<Self> {
         let now = now_millis();
         let mut sites = vec![];
         for site in &cfg.sites {
@@ -136,7 +138,13 @@ impl Controller {
                 last_saved: now,
             });
         }
-        let mut c = Controller { cfg, sites, store, zones };
+        let mut c = Controller {
+            cfg,
+            sites,
+            store,
+            zones,
+            desired,
+        };
         c.publish(now)?;
         Ok(c)
     }
@@ -149,12 +157,14 @@ impl Controller {
     fn publish(&mut self, now: u64) -> anyhow::Result<()> {
         let managed = self.managed();
         let mut set = ZoneSet::default();
-        for z in &self.cfg.dns.zones {
+        // The built-in server serves only the zones no external provider holds.
+        for z in self.cfg.dns.zones.iter().filter(|z| z.provider.is_none()) {
             let content = Zone::content(z, &managed, self.cfg.dns.ttl);
             let serial = self.store.serial_for(&z.origin.to_string(), &content, now / 1_000)?;
             set.zones.push(Zone::build(z, &managed, self.cfg.dns.ttl, serial));
         }
         self.zones.replace(set);
+        self.desired.send_replace(managed);
         Ok(())
     }
 

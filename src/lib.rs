@@ -10,6 +10,8 @@ pub mod control;
 pub mod decide;
 pub mod demo;
 pub mod dns;
+pub mod http;
 pub mod probe;
+pub mod reconcile;
 pub mod store;
 pub mod util;

@@ -12,6 +12,7 @@
 //! sit beside `server` behind one provider trait fed the same `ManagedRecords`.
 
 pub mod client;
+pub mod provider;
 pub mod server;
 pub mod zone;
 

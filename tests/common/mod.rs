@@ -3,6 +3,9 @@
 //! ephemeral ports and is stopped by PID when the helper is dropped.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod authdns;
+pub mod pdns;
+
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,53 @@
+//! The HTTP client for provider APIs (PowerDNS, Cloudflare): reqwest over rustls with the ring
+//! provider and the public web PKI roots, one overall timeout per request, no proxies from the
+//! environment (a DNS change must not detour through whatever proxy a shell had set).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .no_proxy()
+        .user_agent(concat!("understudy/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// Maps a transport error to the provider error it means.
+pub fn transport_error(e: reqwest::Error, what: &str) -> crate::dns::provider::ProviderError {
+    use crate::dns::provider::ProviderError;
+    if e.is_timeout() {
+        ProviderError::Unreachable(format!("{what}: no answer in time"))
+    } else {
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        ProviderError::Unreachable(format!("{what}: {msg}"))
+    }
+}
+
+/// Seconds from a Retry-After header (delta-seconds form).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(3_600)))
+}

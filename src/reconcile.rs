@@ -1,0 +1,278 @@
+//! Makes each external provider's zone match the desired records.
+//!
+//! [`plan`] is pure: desired RRsets vs what the provider holds → the minimal list of RRsets to
+//! replace. [`Reconciler::run`] is the loop around it for one zone: it reads the provider at
+//! start and every `refresh`, applies the plan when it is not empty (no API call otherwise),
+//! retries failures with exponential backoff and jitter (honouring Retry-After), and always
+//! applies the *latest* desired value — it reads it from a `watch` channel at every attempt,
+//! so an outage queues nothing stale. After applying it asks the zone's authoritative servers
+//! directly until they answer the new value, or reports "could not confirm".
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::dns::provider::{Key, Outcome, Provider, ProviderError, RrSet};
+use crate::dns::ManagedRecords;
+
+/// The RRsets to replace so that `actual` matches `desired`. Only keys in `desired` are ever
+/// touched: records the provider holds that understudy does not manage are not even looked at.
+pub fn plan(desired: &BTreeMap<Key, RrSet>, actual: &BTreeMap<Key, RrSet>) -> Vec<RrSet> {
+    desired
+        .iter()
+        .filter(|(k, want)| actual.get(*k) != Some(*want))
+        .map(|(_, want)| want.clone())
+        .collect()
+}
+
+/// The desired RRsets of one zone, from the controller's managed records.
+pub fn desired_in_zone(managed: &ManagedRecords, zone: &Name, ttl: u32) -> BTreeMap<Key, RrSet> {
+    managed
+        .0
+        .iter()
+        .filter(|((name, _), _)| zone.zone_of(name))
+        .map(|((name, t), addrs)| ((name.clone(), *t), RrSet::new(name.clone(), *t, ttl, addrs.clone())))
+        .collect()
+}
+
+/// Exponential backoff with full jitter, capped.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+    attempt: u32,
+    seed: u64,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Backoff {
+            base,
+            max,
+            attempt: 0,
+            seed: crate::util::now_millis() | 1,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// The next delay: a random point in [ceiling/2, ceiling], ceiling = base·2^attempt ≤ max.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self.base.saturating_mul(1u32 << self.attempt.min(16)).min(self.max);
+        self.attempt = self.attempt.saturating_add(1);
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let half = ceiling / 2;
+        half + Duration::from_millis(self.seed % (half.as_millis() as u64 + 1))
+    }
+}
+
+/// Reconciles one zone at one provider.
+pub struct Reconciler {
+    pub zone: Name,
+    pub provider: Arc<dyn Provider>,
+    pub ttl: u32,
+    /// Servers to ask directly for verification (the zone's authoritative servers).
+    pub verify: Vec<SocketAddr>,
+    pub verify_timeout: Duration,
+    pub refresh: Duration,
+}
+
+/// What one reconcile pass did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Provider already matched: no write.
+    InSync,
+    /// Changes sent; per change what became of it, and whether verification confirmed it.
+    Applied(Vec<(RrSet, Outcome, bool)>),
+}
+
+impl Reconciler {
+    /// One pass: read, plan, apply, verify. Used by the daemon loop and `understudy dns apply`.
+    pub async fn pass(&self, desired: &BTreeMap<Key, RrSet>, known: &mut Option<BTreeMap<Key, RrSet>>) -> Result<Pass, ProviderError> {
+        if known.is_none() {
+            let keys: Vec<Key> = desired.keys().cloned().collect();
+            *known = Some(self.provider.read(&self.zone, &keys).await?);
+        }
+        let actual = known.as_mut().expect("just read");
+        let changes = plan(desired, actual);
+        if changes.is_empty() {
+            return Ok(Pass::InSync);
+        }
+        let outcomes = match self.provider.apply(&self.zone, &changes).await {
+            Ok(o) => o,
+            Err(e) => {
+                // The batch may have landed partly or wholly: re-read before the next plan.
+                *known = None;
+                return Err(e);
+            }
+        };
+        let mut report = vec![];
+        for (change, outcome) in changes.into_iter().zip(outcomes) {
+            match &outcome {
+                Outcome::Applied => {
+                    actual.insert(change.key(), change.clone());
+                }
+                Outcome::Rejected(_) | Outcome::CouldNotConfirm(_) => {
+                    actual.remove(&change.key());
+                }
+            }
+            let confirmed = outcome == Outcome::Applied && self.verify_one(&change).await;
+            report.push((change, outcome, confirmed));
+        }
+        Ok(Pass::Applied(report))
+    }
+
+    /// Asks every verify server until all answer `want`, within the bound.
+    async fn verify_one(&self, want: &RrSet) -> bool {
+        if self.verify.is_empty() {
+            return true;
+        }
+        let deadline = tokio::time::Instant::now() + self.verify_timeout;
+        loop {
+            let mut all = true;
+            for server in &self.verify {
+                let got = crate::dns::client::query(*server, &want.name, want.rtype, Duration::from_secs(2)).await;
+                let mut addrs = got.map(|r| r.addrs).unwrap_or_default();
+                addrs.sort();
+                all &= addrs == want.addrs;
+            }
+            if all {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The daemon loop for this zone, until `cancel`.
+    pub async fn run(self, mut desired_rx: watch::Receiver<ManagedRecords>, cancel: CancellationToken) {
+        let mut known: Option<BTreeMap<Key, RrSet>> = None;
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+        let mut last_refresh = tokio::time::Instant::now();
+        loop {
+            if last_refresh.elapsed() >= self.refresh {
+                known = None;
+                last_refresh = tokio::time::Instant::now();
+            }
+            let desired = desired_in_zone(&desired_rx.borrow_and_update(), &self.zone, self.ttl);
+            let wait = match self.pass(&desired, &mut known).await {
+                Ok(Pass::InSync) => {
+                    backoff.reset();
+                    None
+                }
+                Ok(Pass::Applied(report)) => {
+                    let mut retry = false;
+                    for (rr, outcome, confirmed) in report {
+                        match (outcome, confirmed) {
+                            (Outcome::Applied, true) => {
+                                tracing::info!(zone = %self.zone, provider = %self.provider.describe(), "published {rr}")
+                            }
+                            (Outcome::Applied, false) => {
+                                tracing::warn!(zone = %self.zone, "could not confirm {rr}: the authoritative servers {:?} still answer otherwise after {:?}", self.verify, self.verify_timeout);
+                                known = None;
+                                retry = true;
+                            }
+                            (Outcome::Rejected(why), _) => {
+                                tracing::error!(zone = %self.zone, provider = %self.provider.describe(), "the provider rejected {rr}: {why}");
+                                retry = true;
+                            }
+                            (Outcome::CouldNotConfirm(why), _) => {
+                                tracing::warn!(zone = %self.zone, "could not confirm {rr}: {why}");
+                                retry = true;
+                            }
+                        }
+                    }
+                    if retry {
+                        Some(backoff.next_delay())
+                    } else {
+                        backoff.reset();
+                        None
+                    }
+                }
+                Err(e) => {
+                    let delay = e.retry_after().unwrap_or_else(|| backoff.next_delay());
+                    let level = if e.is_transient() {
+                        "will retry"
+                    } else {
+                        "fix the provider settings; will retry"
+                    };
+                    tracing::error!(zone = %self.zone, provider = %self.provider.describe(), "{e}; {level} in {:.1} s with the latest desired records", delay.as_secs_f64());
+                    Some(delay)
+                }
+            };
+            let until_refresh = self.refresh.saturating_sub(last_refresh.elapsed());
+            match wait {
+                // Failing: sleep the backoff; a newer desired value is picked up on the retry.
+                Some(delay) => tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                },
+                None => tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    changed = desired_rx.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(until_refresh) => {}
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::zone::fqdn;
+    use hickory_proto::rr::RecordType;
+
+    fn rr(name: &str, ip: &str, ttl: u32) -> (Key, RrSet) {
+        let r = RrSet::new(fqdn(name), RecordType::A, ttl, vec![ip.parse().unwrap()]);
+        (r.key(), r)
+    }
+
+    #[test]
+    fn plan_is_minimal_and_touches_only_desired_keys() {
+        let desired: BTreeMap<_, _> = [
+            rr("a.test", "192.0.2.1", 30),
+            rr("b.test", "192.0.2.2", 30),
+            rr("c.test", "192.0.2.3", 30),
+        ]
+        .into();
+        let actual: BTreeMap<_, _> = [
+            rr("a.test", "192.0.2.1", 30),   // same: nothing
+            rr("b.test", "192.0.2.9", 30),   // other address: replace
+            rr("z.test", "192.0.2.99", 300), // not ours: never touched
+        ]
+        .into();
+        let p = plan(&desired, &actual);
+        let names: Vec<String> = p.iter().map(|r| r.name.to_string()).collect();
+        assert_eq!(names, ["b.test.", "c.test."]);
+        assert!(plan(&desired, &desired).is_empty(), "in sync means no call");
+        let ttl_only: BTreeMap<_, _> = [rr("a.test", "192.0.2.1", 300)].into();
+        assert_eq!(
+            plan(&[rr("a.test", "192.0.2.1", 30)].into(), &ttl_only).len(),
+            1,
+            "a TTL difference is a change"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let d: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
+        assert!(d[0] >= Duration::from_millis(50) && d[0] <= Duration::from_millis(100));
+        assert!(d[3] >= Duration::from_millis(400) && d[3] <= Duration::from_millis(800));
+        assert!(d.iter().all(|x| *x <= Duration::from_secs(2)));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(100));
+    }
+}

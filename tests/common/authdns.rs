@@ -1,0 +1,181 @@
+//! Real authoritative servers for the provider tests: BIND 9 (`named`) and Knot (`knotd`), each
+//! started in the foreground on 127.0.0.1 with an ephemeral port, a fresh zone and a TSIG key
+//! made by `tsig-keygen`, and stopped by PID.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{free_port, need};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Bind,
+    Knot,
+}
+
+pub struct AuthServer {
+    pub kind: Kind,
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    /// The key file as tsig-keygen wrote it.
+    pub key_file: PathBuf,
+    pub key_secret: String,
+    child: Option<Child>,
+}
+
+/// The zone every test starts from: records understudy does not own, at and beside the names
+/// it will manage.
+pub const ZONE: &str = "$TTL 300
+@       IN SOA ns1.example.test. hostmaster.example.test. 1 3600 600 1209600 30
+@       IN NS  ns1.example.test.
+ns1     IN A   127.0.0.1
+@       IN MX  10 mail.example.test.
+mail    IN A   192.0.2.25
+www     IN TXT \"not managed by understudy\"
+";
+
+fn keygen(dir: &std::path::Path, algorithm: &str) -> (PathBuf, String) {
+    need("tsig-keygen", "bind9");
+    let out = Command::new(if std::path::Path::new("/usr/sbin/tsig-keygen").exists() {
+        "/usr/sbin/tsig-keygen"
+    } else {
+        "tsig-keygen"
+    })
+    .args(["-a", algorithm, "understudy"])
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let secret = text.split("secret \"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let path = dir.join("understudy.key");
+    std::fs::write(&path, &text).unwrap();
+    (path, secret)
+}
+
+impl AuthServer {
+    pub fn start(kind: Kind, algorithm: &str) -> AuthServer {
+        match kind {
+            Kind::Bind => need("named", "bind9"),
+            Kind::Knot => need("knotd", "knot"),
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (key_file, key_secret) = keygen(dir.path(), algorithm);
+        let port = free_port("127.0.0.1");
+        std::fs::write(dir.path().join("example.test.zone"), ZONE).unwrap();
+        let d = dir.path().display().to_string();
+        match kind {
+            Kind::Bind => {
+                let key = std::fs::read_to_string(&key_file).unwrap();
+                std::fs::write(
+                    dir.path().join("named.conf"),
+                    format!(
+                        "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file \"{d}/named.pid\";\n \
+                         session-keyfile \"{d}/session.key\";\n recursion no;\n dnssec-validation no;\n notify no;\n}};\ncontrols {{ }};\n{key}\n\
+                         zone \"example.test\" {{ type primary; file \"{d}/example.test.zone\"; allow-update {{ key \"understudy\"; }}; }};\n"
+                    ),
+                )
+                .unwrap();
+            }
+            Kind::Knot => {
+                std::fs::create_dir_all(dir.path().join("db")).unwrap();
+                std::fs::write(
+                    dir.path().join("knot.conf"),
+                    format!(
+                        "server:\n  listen: 127.0.0.1@{port}\n  rundir: {d}\n\
+                         database:\n  storage: {d}/db\n\
+                         log:\n  - target: stderr\n    any: info\n\
+                         key:\n  - id: understudy\n    algorithm: {algorithm}\n    secret: {key_secret}\n\
+                         acl:\n  - id: update\n    key: understudy\n    action: update\n\
+                         zone:\n  - domain: example.test\n    file: {d}/example.test.zone\n    acl: update\n    zonefile-sync: -1\n    zonefile-load: difference-no-serial\n    journal-content: all\n    semantic-checks: off\n"
+                    ),
+                )
+                .unwrap();
+            }
+        }
+        let mut s = AuthServer {
+            kind,
+            dir,
+            addr: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+            key_file,
+            key_secret,
+            child: None,
+        };
+        s.restart();
+        s
+    }
+
+    /// (Re)starts the server and waits until it answers for the zone.
+    pub fn restart(&mut self) {
+        let d = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("server.log"))
+            .unwrap();
+        let mut cmd = match self.kind {
+            Kind::Bind => {
+                let mut c = Command::new("/usr/sbin/named");
+                c.args(["-g", "-n", "1", "-c"]).arg(d.join("named.conf"));
+                c
+            }
+            Kind::Knot => {
+                let mut c = Command::new("/usr/sbin/knotd");
+                c.arg("-c").arg(d.join("knot.conf"));
+                c
+            }
+        };
+        self.child = Some(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap());
+        let start = Instant::now();
+        while self.serial().is_none() {
+            if start.elapsed() > Duration::from_secs(20) {
+                panic!("{:?} did not start on {}:\n{}", self.kind, self.addr, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The zone's SOA serial, if the server answers.
+    pub fn serial(&self) -> Option<u32> {
+        let r = super::query(self.addr, "example.test", hickory_proto::rr::RecordType::SOA).ok()?;
+        r.message.answers.iter().find_map(|a| match &a.data {
+            hickory_proto::rr::RData::SOA(s) => Some(s.serial),
+            _ => None,
+        })
+    }
+
+    /// The rdata strings of `name`/`t`, sorted.
+    pub fn rdata(&self, name: &str, t: hickory_proto::rr::RecordType) -> Vec<String> {
+        let r = super::query(self.addr, name, t).unwrap();
+        let mut v: Vec<String> = r
+            .message
+            .answers
+            .iter()
+            .filter(|a| a.record_type() == t)
+            .map(|a| a.data.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- {:?} log ----\n{}", self.kind, self.log());
+        }
+        self.stop();
+    }
+}

@@ -1,0 +1,173 @@
+//! The PowerDNS HTTP API provider against a real pdns_server (sqlite3 backend): create, update,
+//! idempotent re-apply (no PATCH: the serial stays), 100 names in one PATCH (the serial moves
+//! once), the server stopped mid-run (the latest value lands), a wrong API key (clear error,
+//! nothing written), records not ours untouched, ownership comment set.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::pdns::{Pdns, API_KEY};
+use common::rt;
+use hickory_proto::rr::{Name, RecordType};
+use understudy::config::Secret;
+use understudy::dns::provider::powerdns::PowerDns;
+use understudy::dns::provider::{Key, Outcome, ProviderError, RrSet};
+use understudy::dns::ManagedRecords;
+use understudy::reconcile::{Pass, Reconciler};
+
+fn name(s: &str) -> Name {
+    Name::from_ascii(format!("{s}.")).unwrap()
+}
+
+fn reconciler(p: &Pdns, key: &str) -> Reconciler {
+    Reconciler {
+        zone: name("example.test"),
+        provider: Arc::new(PowerDns::new(&p.api, "localhost", Secret(key.to_string()), Duration::from_secs(3)).unwrap()),
+        ttl: 30,
+        verify: vec![p.dns],
+        verify_timeout: Duration::from_secs(5),
+        refresh: Duration::from_secs(300),
+    }
+}
+
+fn desired(pairs: &[(&str, &str)]) -> BTreeMap<Key, RrSet> {
+    pairs
+        .iter()
+        .map(|(n, ip)| {
+            let ip: IpAddr = ip.parse().unwrap();
+            let t = if ip.is_ipv4() { RecordType::A } else { RecordType::AAAA };
+            let r = RrSet::new(name(n), t, 30, vec![ip]);
+            (r.key(), r)
+        })
+        .collect()
+}
+
+fn applied(p: &Pass) -> usize {
+    match p {
+        Pass::InSync => 0,
+        Pass::Applied(v) => {
+            assert!(v.iter().all(|(_, o, c)| *o == Outcome::Applied && *c), "{v:?}");
+            v.len()
+        }
+    }
+}
+
+#[test]
+fn create_update_idempotent_untouched() {
+    let p = Pdns::start();
+    let r = reconciler(&p, API_KEY);
+    let rt = rt();
+    let s0 = p.serial().unwrap();
+    let mut known = None;
+    let want = desired(&[
+        ("www.example.test", "192.0.2.10"),
+        ("example.test", "192.0.2.10"),
+        ("www.example.test", "2001:db8::10"),
+    ]);
+    assert_eq!(applied(&rt.block_on(r.pass(&want, &mut known)).unwrap()), 3);
+    assert_eq!(p.rdata("www.example.test", RecordType::A), ["192.0.2.10"]);
+    assert_eq!(p.rdata("www.example.test", RecordType::AAAA), ["2001:db8::10"]);
+    assert_eq!(p.rdata("example.test", RecordType::A), ["192.0.2.10"]);
+    let s1 = p.serial().unwrap();
+    assert_eq!(s1, s0 + 1, "one PATCH for the batch");
+
+    let mut fresh = None;
+    assert_eq!(rt.block_on(r.pass(&want, &mut fresh)).unwrap(), Pass::InSync);
+    assert_eq!(p.serial().unwrap(), s1, "no write on re-apply");
+
+    let want2 = desired(&[
+        ("www.example.test", "192.0.2.20"),
+        ("example.test", "192.0.2.10"),
+        ("www.example.test", "2001:db8::10"),
+    ]);
+    assert_eq!(applied(&rt.block_on(r.pass(&want2, &mut known)).unwrap()), 1);
+    assert_eq!(p.rdata("www.example.test", RecordType::A), ["192.0.2.20"]);
+
+    assert_eq!(p.rdata("www.example.test", RecordType::TXT), ["not managed by understudy"]);
+    assert_eq!(p.rdata("example.test", RecordType::MX), ["10 mail.example.test."]);
+    assert_eq!(p.rdata("mail.example.test", RecordType::A), ["192.0.2.25"]);
+
+    // Ownership is recorded as an RRset comment.
+    let conn = rusqlite::Connection::open(p.dir.path().join("pdns.sqlite3")).unwrap();
+    let comment: String = conn
+        .query_row(
+            "SELECT comment FROM comments WHERE name = 'www.example.test' AND type = 'A'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(comment.contains("heritage=understudy"), "{comment}");
+}
+
+#[test]
+fn hundred_names_in_one_patch() {
+    let p = Pdns::start();
+    let r = reconciler(&p, API_KEY);
+    let rt = rt();
+    let names: Vec<String> = (0..100).map(|i| format!("site{i}.example.test")).collect();
+    let want = desired(&names.iter().map(|n| (n.as_str(), "192.0.2.1")).collect::<Vec<_>>());
+    let s0 = p.serial().unwrap();
+    let mut known = None;
+    assert_eq!(applied(&rt.block_on(r.pass(&want, &mut known)).unwrap()), 100);
+    assert_eq!(p.serial().unwrap(), s0 + 1, "100 changes must go in one PATCH");
+}
+
+#[test]
+fn wrong_api_key_clear_error_nothing_written() {
+    let p = Pdns::start();
+    let rt = rt();
+    let s0 = p.serial().unwrap();
+    let r = reconciler(&p, "wrong-key");
+    let mut known = None;
+    let err = rt
+        .block_on(r.pass(&desired(&[("www.example.test", "192.0.2.66")]), &mut known))
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Auth(_)), "{err}");
+    assert!(err.to_string().contains("check api_key"), "{err}");
+    let check = rt.block_on(r.provider.check(&name("example.test")));
+    assert!(matches!(check, Err(ProviderError::Auth(_))), "{check:?}");
+    let missing = rt.block_on(reconciler(&p, API_KEY).provider.check(&name("nosuch.test")));
+    assert!(matches!(missing, Err(ProviderError::ZoneNotFound(_))), "{missing:?}");
+    assert_eq!(p.serial().unwrap(), s0);
+    assert!(p.rdata("www.example.test", RecordType::A).is_empty());
+    let ok = rt.block_on(reconciler(&p, API_KEY).provider.check(&name("example.test"))).unwrap();
+    assert!(ok.contains("API key accepted"), "{ok}");
+}
+
+#[test]
+fn server_down_then_back_latest_value_lands() {
+    let mut p = Pdns::start();
+    let r = reconciler(&p, API_KEY);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut managed = ManagedRecords::default();
+    managed.set(name("www.example.test"), RecordType::A, vec!["192.0.2.1".parse().unwrap()]);
+    let (tx, rx) = tokio::sync::watch::channel(managed.clone());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let handle = rt.spawn(r.run(rx, cancel.clone()));
+    fn wait(p: &Pdns, want: &str) {
+        let start = std::time::Instant::now();
+        while p.rdata("www.example.test", RecordType::A) != [want] {
+            assert!(start.elapsed() < Duration::from_secs(30), "{want} never landed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    wait(&p, "192.0.2.1");
+    p.stop();
+    for ip in ["192.0.2.2", "192.0.2.3"] {
+        managed.set(name("www.example.test"), RecordType::A, vec![ip.parse().unwrap()]);
+        tx.send_replace(managed.clone());
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    p.restart();
+    wait(&p, "192.0.2.3");
+    cancel.cancel();
+    rt.block_on(handle).unwrap();
+}
