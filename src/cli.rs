@@ -38,6 +38,14 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+#[derive(Subcommand, Clone, Copy)]
+pub enum DnsCmd {
+    /// Print what would change at each provider, from the saved state (dry run: no writes).
+    Plan,
+    /// Apply the plan once, then confirm with the zone's authoritative servers.
+    Apply,
+}
+
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum LogFormat {
     Human,
@@ -48,8 +56,18 @@ pub enum LogFormat {
 pub enum Cmd {
     /// Run the daemon: probe every site, fail DNS over and back, serve the zones.
     Run,
-    /// Validate the config and print the effective settings (defaults filled in).
-    CheckConfig,
+    /// Validate the config, print the effective settings (defaults filled in, secrets redacted),
+    /// and test each DNS provider's credentials read-only.
+    CheckConfig {
+        /// Do not contact the DNS providers.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// External DNS providers: show or push what the managed records should be.
+    Dns {
+        #[command(subcommand)]
+        command: DnsCmd,
+    },
     /// Show each site: state, since when, why, and what the DNS server answers now.
     Status {
         /// Print JSON instead of text.
@@ -125,7 +143,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             crate::demo::run().await?;
             Ok(0)
         }
-        Cmd::CheckConfig => {
+        Cmd::Dns { command } => {
+            let cfg = match load_config(&cli) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            dns_command(&cfg, matches!(command, DnsCmd::Apply)).await
+        }
+        Cmd::CheckConfig { offline } => {
             let cfg = match load_config(&cli) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
@@ -133,6 +158,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             print!("{}", cfg.describe());
             if cfg.sites.is_empty() {
                 eprintln!("warning: no [[sites]] are configured, so there is nothing to watch");
+            }
+            if !offline {
+                let mut bad = 0;
+                for r in app::reconcilers(&cfg)? {
+                    match r.provider.check(&r.zone).await {
+                        Ok(what) => eprintln!("provider ok: zone {}: {what}", r.zone),
+                        Err(e) => {
+                            eprintln!("provider error: zone {} at {}: {e}", r.zone, r.provider.describe());
+                            bad += 1;
+                        }
+                    }
+                }
+                if bad > 0 {
+                    eprintln!("config is valid, but {bad} provider check(s) failed");
+                    return Ok(3);
+                }
             }
             eprintln!("config ok: {} site(s), {} zone(s)", cfg.sites.len(), cfg.dns.zones.len());
             Ok(0)
@@ -167,6 +208,86 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             command(&cfg, site, Input::Release).await
         }
     }
+}
+
+/// `dns plan` / `dns apply`: desired records from the saved state (sites never seen point at
+/// their primary), compared with what each provider holds.
+async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
+    use crate::reconcile::{desired_in_zone, plan, Pass};
+    let now = now_millis();
+    let store = Store::open_read_only(&cfg.data_dir)?;
+    let mut targets = vec![];
+    for site in &cfg.sites {
+        let state = match &store {
+            Some(s) => s.load_state(&site.name)?.unwrap_or_else(|| SiteState::new(now)),
+            None => SiteState::new(now),
+        };
+        targets.push(state.target());
+    }
+    let managed = control::managed_records(cfg, targets.into_iter());
+    for z in cfg.dns.zones.iter().filter(|z| z.provider.is_none()) {
+        println!("zone {}: served by the built-in DNS server (nothing to push)", z.origin);
+    }
+    let mut failed = false;
+    for r in app::reconcilers(cfg)? {
+        let desired = desired_in_zone(&managed, &r.zone, r.ttl);
+        let keys: Vec<_> = desired.keys().cloned().collect();
+        let actual = match r.provider.read(&r.zone, &keys).await {
+            Ok(a) => a,
+            Err(e) => {
+                println!("zone {} at {}: cannot read: {e}", r.zone, r.provider.describe());
+                failed = true;
+                continue;
+            }
+        };
+        let changes = plan(&desired, &actual);
+        println!(
+            "zone {} at {}: {} managed record set(s), {} to change",
+            r.zone,
+            r.provider.describe(),
+            desired.len(),
+            changes.len()
+        );
+        for c in &changes {
+            let old = actual
+                .get(&c.key())
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| format!("{} {} (absent)", c.name, c.rtype));
+            println!("  {old}  ->  {c}");
+        }
+        if !apply || changes.is_empty() {
+            continue;
+        }
+        let mut known = Some(actual);
+        match r.pass(&desired, &mut known).await {
+            Ok(Pass::InSync) => println!("  nothing to do"),
+            Ok(Pass::Applied(report)) => {
+                for (rr, outcome, confirmed) in report {
+                    let what = match (&outcome, confirmed) {
+                        (crate::dns::provider::Outcome::Applied, true) => "applied and confirmed".to_string(),
+                        (crate::dns::provider::Outcome::Applied, false) => {
+                            failed = true;
+                            "applied, but could not confirm: the authoritative servers still answer otherwise".to_string()
+                        }
+                        (crate::dns::provider::Outcome::Rejected(why), _) => {
+                            failed = true;
+                            format!("rejected: {why}")
+                        }
+                        (crate::dns::provider::Outcome::CouldNotConfirm(why), _) => {
+                            failed = true;
+                            format!("could not confirm: {why}")
+                        }
+                    };
+                    println!("  {rr}: {what}");
+                }
+            }
+            Err(e) => {
+                println!("  failed: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
 }
 
 /// The daemon's runtime info, if it is running and answering.

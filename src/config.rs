@@ -1362,7 +1362,15 @@ impl Config {
         let listen: Vec<String> = self.dns.listen.iter().map(|a| format!("{:?}", a.to_string())).collect();
         o.push_str(&format!("listen = [{}]\nttl = {}\n", listen.join(", "), self.dns.ttl));
         for z in &self.dns.zones {
-            o.push_str(&format!("\n[[dns.zones]]\nname = {:?}\n", z.origin.to_string()));
+            o.push_str(&format!(
+                "\n[[dns.zones]]\nname = {:?}\nprovider = {:?}\n",
+                z.origin.to_string(),
+                z.provider.as_deref().unwrap_or("builtin")
+            ));
+            if !z.verify.is_empty() {
+                let v: Vec<String> = z.verify.iter().map(|a| format!("{:?}", a.to_string())).collect();
+                o.push_str(&format!("verify = [{}]\n", v.join(", ")));
+            }
             let ns: Vec<String> = z.nameservers.iter().map(|n| format!("{:?}", n.to_string())).collect();
             o.push_str(&format!(
                 "nameservers = [{}]\nhostmaster = {:?}\n",
@@ -1377,6 +1385,29 @@ impl Config {
                 ));
             }
             o.push_str("]\n");
+        }
+        for p in &self.providers {
+            o.push_str(&format!(
+                "\n[[providers]]\nname = {:?}\ntype = {:?}\ntimeout = {:?}\n",
+                p.name,
+                p.kind.type_name(),
+                human_duration(p.timeout.as_millis() as u64)
+            ));
+            match &p.kind {
+                ProviderKind::Rfc2136 { server, key } => {
+                    o.push_str(&format!("server = {:?}\n", server.to_string()));
+                    if let Some(k) = key {
+                        o.push_str(&format!(
+                            "tsig_key_name = {:?}\ntsig_algorithm = {:?}\ntsig_secret = \"<redacted>\"\n",
+                            k.name.to_string(),
+                            k.algorithm.to_string()
+                        ));
+                    }
+                }
+                ProviderKind::PowerDns { url, server_id, .. } => {
+                    o.push_str(&format!("url = {url:?}\nserver_id = {server_id:?}\napi_key = \"<redacted>\"\n"));
+                }
+            }
         }
         o.push_str(&format!("\n[api]\nlisten = {:?}\n", self.api.listen.to_string()));
         for s in &self.sites {

@@ -40,21 +40,23 @@ pub struct Daemon {
 impl Daemon {
     /// Writes `config` (with `{DATA}` replaced by the data directory) and starts the daemon.
     pub fn start(config: &str) -> Daemon {
+        let mut d = Daemon::prepare(config);
+        d.spawn();
+        d
+    }
+
+    /// Writes the config but does not start the daemon (`restart_after_stop` starts it).
+    pub fn prepare(config: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let text = config.replace("{DATA}", &dir.path().join("data").display().to_string());
         std::fs::write(dir.path().join("understudy.toml"), text).unwrap();
-        let mut d = Daemon {
-            dir,
-            child: None,
-            info: RuntimeInfo {
-                pid: 0,
-                dns: vec![],
-                api: "127.0.0.1:1".parse().unwrap(),
-                started_at: 0,
-            },
+        let info = RuntimeInfo {
+            pid: 0,
+            dns: vec![],
+            api: "127.0.0.1:1".parse().unwrap(),
+            started_at: 0,
         };
-        d.spawn();
-        d
+        Daemon { dir, child: None, info }
     }
 
     pub fn config_path(&self) -> PathBuf {
