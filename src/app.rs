@@ -138,7 +138,7 @@ pub fn reconcilers(cfg: &Config) -> anyhow::Result<Vec<Reconciler>> {
             .iter()
             .find(|p| &p.name == name)
             .ok_or_else(|| anyhow::anyhow!("zone {}: no provider {name}", z.origin))?;
-        let provider = crate::dns::provider::build(pc).map_err(|e| anyhow::anyhow!("provider {name}: {e}"))?;
+        let provider = crate::dns::provider::build(pc, cfg.dns.ttl).map_err(|e| anyhow::anyhow!("provider {name}: {e}"))?;
         out.push(Reconciler {
             zone: z.origin.clone(),
             provider,

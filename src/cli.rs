@@ -213,7 +213,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 /// `dns plan` / `dns apply`: desired records from the saved state (sites never seen point at
 /// their primary), compared with what each provider holds.
 async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
-    use crate::reconcile::{desired_in_zone, plan, Pass};
+    use crate::reconcile::{plan, Pass};
     let now = now_millis();
     let store = Store::open_read_only(&cfg.data_dir)?;
     let mut targets = vec![];
@@ -230,7 +230,7 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
     }
     let mut failed = false;
     for r in app::reconcilers(cfg)? {
-        let desired = desired_in_zone(&managed, &r.zone, r.ttl);
+        let desired = r.desired(&managed);
         let keys: Vec<_> = desired.keys().cloned().collect();
         let actual = match r.provider.read(&r.zone, &keys).await {
             Ok(a) => a,

@@ -112,6 +112,13 @@ pub enum ProviderKind {
         server_id: String,
         api_key: Secret,
     },
+    Cloudflare {
+        endpoint: String,
+        api_token: Secret,
+        zone_id: Option<String>,
+        /// None: keep what existing records have (new ones: not proxied).
+        proxied: Option<bool>,
+    },
 }
 
 impl ProviderKind {
@@ -119,6 +126,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Rfc2136 { .. } => "rfc2136",
             ProviderKind::PowerDns { .. } => "powerdns",
+            ProviderKind::Cloudflare { .. } => "cloudflare",
         }
     }
 }
@@ -314,6 +322,13 @@ struct RawProvider {
     api_key: Option<Spanned<String>>,
     api_key_file: Option<Spanned<String>>,
     api_key_env: Option<Spanned<String>>,
+    // cloudflare
+    endpoint: Option<Spanned<String>>,
+    api_token: Option<Spanned<String>>,
+    api_token_file: Option<Spanned<String>>,
+    api_token_env: Option<Spanned<String>>,
+    zone_id: Option<Spanned<String>>,
+    proxied: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -730,6 +745,12 @@ impl Cx<'_> {
             ("api_key", p.api_key.as_ref().map(|v| v.span())),
             ("api_key_file", p.api_key_file.as_ref().map(|v| v.span())),
             ("api_key_env", p.api_key_env.as_ref().map(|v| v.span())),
+            ("endpoint", p.endpoint.as_ref().map(|v| v.span())),
+            ("api_token", p.api_token.as_ref().map(|v| v.span())),
+            ("api_token_file", p.api_token_file.as_ref().map(|v| v.span())),
+            ("api_token_env", p.api_token_env.as_ref().map(|v| v.span())),
+            ("zone_id", p.zone_id.as_ref().map(|v| v.span())),
+            ("proxied", p.proxied.as_ref().map(|v| v.span())),
         ]
         .into_iter()
         .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -760,6 +781,32 @@ impl Cx<'_> {
             );
         }
         let kind = match kind.get_ref().as_str() {
+            "cloudflare" => {
+                let endpoint = match &p.endpoint {
+                    None => crate::dns::provider::cloudflare::DEFAULT_ENDPOINT.to_string(),
+                    Some(e) if e.get_ref().starts_with("http://") || e.get_ref().starts_with("https://") => e.get_ref().clone(),
+                    Some(e) => {
+                        return self.err(
+                            e.span(),
+                            &format!("{base}.endpoint"),
+                            format!("`{}` is not an http:// or https:// URL", e.get_ref()),
+                        )
+                    }
+                };
+                let Some((api_token, _)) = self.secret("api_token", &p.api_token, &p.api_token_file, &p.api_token_env, &base)? else {
+                    return self.err(
+                        span,
+                        &base,
+                        "missing key `api_token` (or api_token_file / api_token_env): a Cloudflare API token with Zone:Read and DNS:Edit",
+                    );
+                };
+                ProviderKind::Cloudflare {
+                    endpoint,
+                    api_token,
+                    zone_id: p.zone_id.as_ref().map(|z| z.get_ref().clone()),
+                    proxied: p.proxied.as_ref().map(|v| *v.get_ref()),
+                }
+            }
             "powerdns" => {
                 let Some(url) = &p.url else {
                     return self.err(
@@ -1406,6 +1453,21 @@ impl Config {
                 }
                 ProviderKind::PowerDns { url, server_id, .. } => {
                     o.push_str(&format!("url = {url:?}\nserver_id = {server_id:?}\napi_key = \"<redacted>\"\n"));
+                }
+                ProviderKind::Cloudflare {
+                    endpoint,
+                    zone_id,
+                    proxied,
+                    ..
+                } => {
+                    o.push_str(&format!("endpoint = {endpoint:?}\napi_token = \"<redacted>\"\n"));
+                    if let Some(z) = zone_id {
+                        o.push_str(&format!("zone_id = {z:?}\n"));
+                    }
+                    o.push_str(&match proxied {
+                        Some(p) => format!("proxied = {p}\n"),
+                        None => "# proxied: kept as found on existing records\n".to_string(),
+                    });
                 }
             }
         }

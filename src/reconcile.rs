@@ -96,6 +96,11 @@ pub enum Pass {
 }
 
 impl Reconciler {
+    /// The desired RRsets of this zone, with the TTL the provider will store.
+    pub fn desired(&self, managed: &ManagedRecords) -> BTreeMap<Key, RrSet> {
+        desired_in_zone(managed, &self.zone, self.provider.ttl_for(self.ttl))
+    }
+
     /// One pass: read, plan, apply, verify. Used by the daemon loop and `understudy dns apply`.
     pub async fn pass(&self, desired: &BTreeMap<Key, RrSet>, known: &mut Option<BTreeMap<Key, RrSet>>) -> Result<Pass, ProviderError> {
         if known.is_none() {
@@ -165,7 +170,7 @@ impl Reconciler {
                 known = None;
                 last_refresh = tokio::time::Instant::now();
             }
-            let desired = desired_in_zone(&desired_rx.borrow_and_update(), &self.zone, self.ttl);
+            let desired = self.desired(&desired_rx.borrow_and_update());
             let wait = match self.pass(&desired, &mut known).await {
                 Ok(Pass::InSync) => {
                     backoff.reset();

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod authdns;
+pub mod cloudflare_fake;
 pub mod pdns;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};

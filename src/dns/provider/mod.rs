@@ -19,6 +19,7 @@
 //! - Every network call has a timeout; nothing panics on a garbage answer (it becomes
 //!   `ProviderError::Protocol`).
 
+pub mod cloudflare;
 pub mod powerdns;
 pub mod rfc2136;
 
@@ -112,6 +113,12 @@ pub trait Provider: Send + Sync {
     /// "rfc2136 at 127.0.0.1:53 (TSIG key understudy.)": for logs and `dns plan`.
     fn describe(&self) -> String;
 
+    /// The TTL this provider will store when asked for `wanted` (some have a minimum). The
+    /// reconciler plans with it, so a clamped TTL does not look like a difference forever.
+    fn ttl_for(&self, wanted: u32) -> u32 {
+        wanted
+    }
+
     async fn read(&self, zone: &Name, keys: &[Key]) -> Result<BTreeMap<Key, RrSet>, ProviderError>;
 
     async fn apply(&self, zone: &Name, changes: &[RrSet]) -> Result<Vec<Outcome>, ProviderError>;
@@ -120,10 +127,23 @@ pub trait Provider: Send + Sync {
 }
 
 /// Builds the provider a config entry describes.
-pub fn build(cfg: &crate::config::ProviderConfig) -> Result<std::sync::Arc<dyn Provider>, String> {
+pub fn build(cfg: &crate::config::ProviderConfig, ttl: u32) -> Result<std::sync::Arc<dyn Provider>, String> {
     use crate::config::ProviderKind;
     Ok(match &cfg.kind {
         ProviderKind::Rfc2136 { server, key } => std::sync::Arc::new(rfc2136::Rfc2136::new(*server, key.clone(), cfg.timeout)?),
+        ProviderKind::Cloudflare {
+            endpoint,
+            api_token,
+            zone_id,
+            proxied,
+        } => std::sync::Arc::new(cloudflare::Cloudflare::new(
+            endpoint,
+            api_token.clone(),
+            zone_id.clone(),
+            *proxied,
+            ttl,
+            cfg.timeout,
+        )?),
         ProviderKind::PowerDns { url, server_id, api_key } => {
             std::sync::Arc::new(powerdns::PowerDns::new(url, server_id, api_key.clone(), cfg.timeout)?)
         }
