@@ -157,10 +157,14 @@ fn query(req: &Request<hyper::body::Incoming>) -> BTreeMap<String, String> {
 }
 
 /// Checks a record body as Cloudflare does; returns the error response on failure.
-fn validate(body: &Value) -> Result<(String, String, String, u32, bool, Option<String>), Response<Full<Bytes>>> {
+fn validate(body: &Value) -> Result<Rec, Box<Response<Full<Bytes>>>> {
     let s = |k: &str| body.get(k).and_then(|v| v.as_str()).map(String::from);
     let (Some(rtype), Some(name), Some(content)) = (s("type"), s("name"), s("content")) else {
-        return Err(failure(StatusCode::BAD_REQUEST, 9000, "DNS name, type and content are required"));
+        return Err(Box::new(failure(
+            StatusCode::BAD_REQUEST,
+            9000,
+            "DNS name, type and content are required",
+        )));
     };
     let ttl = body.get("ttl").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
     if ttl != 1 && !(60..=86_400).contains(&ttl) {
@@ -192,7 +196,15 @@ fn validate(body: &Value) -> Result<(String, String, String, u32, bool, Option<S
         ));
     }
     let proxied = body.get("proxied").and_then(|v| v.as_bool()).unwrap_or(false);
-    Ok((rtype, name, content, ttl, proxied, s("comment")))
+    Ok(Rec {
+        id: String::new(),
+        rtype,
+        name,
+        content,
+        ttl,
+        proxied,
+        comment: s("comment"),
+    })
 }
 
 async fn handle(req: Request<hyper::body::Incoming>, st: Arc<Mutex<State>>) -> Response<Full<Bytes>> {
@@ -276,10 +288,10 @@ async fn handle(req: Request<hyper::body::Incoming>, st: Arc<Mutex<State>>) -> R
             )
         }
         ("POST", ["client", "v4", "zones", _, "dns_records"]) => match validate(&body) {
-            Err(r) => r,
-            Ok((rtype, name, content, ttl, proxied, comment)) => {
-                let id = s.add(&rtype, &name, &content, ttl, proxied);
-                s.records.get_mut(&id).unwrap().comment = comment;
+            Err(r) => *r,
+            Ok(new) => {
+                let id = s.add(&new.rtype, &new.name, &new.content, new.ttl, new.proxied);
+                s.records.get_mut(&id).unwrap().comment = new.comment;
                 let r = s.records[&id].clone();
                 envelope(StatusCode::OK, rec_json(&r), None)
             }
