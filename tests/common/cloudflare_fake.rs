@@ -298,16 +298,11 @@ async fn handle(req: Request<hyper::body::Incoming>, st: Arc<Mutex<State>>) -> R
         },
         ("PUT", ["client", "v4", "zones", _, "dns_records", rid]) => match (s.records.contains_key(*rid), validate(&body)) {
             (false, _) => failure(StatusCode::NOT_FOUND, 81044, "Record does not exist."),
-            (_, Err(r)) => r,
-            (true, Ok((rtype, name, content, ttl, proxied, comment))) => {
+            (_, Err(r)) => *r,
+            (true, Ok(new)) => {
                 let r = Rec {
                     id: rid.to_string(),
-                    rtype,
-                    name,
-                    content,
-                    ttl,
-                    proxied,
-                    comment,
+                    ..new
                 };
                 s.records.insert(rid.to_string(), r.clone());
                 envelope(StatusCode::OK, rec_json(&r), None)
