@@ -168,28 +168,28 @@ fn validate(body: &Value) -> Result<Rec, Box<Response<Full<Bytes>>>> {
     };
     let ttl = body.get("ttl").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
     if ttl != 1 && !(60..=86_400).contains(&ttl) {
-        return Err(failure(
+        return Err(bad(
             StatusCode::BAD_REQUEST,
             9021,
             "Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic.",
         ));
     }
     if rtype == "A" && content.parse::<std::net::Ipv4Addr>().is_err() {
-        return Err(failure(
+        return Err(bad(
             StatusCode::BAD_REQUEST,
             9005,
             "Content for A record must be a valid IPv4 address.",
         ));
     }
     if rtype == "AAAA" && content.parse::<std::net::Ipv6Addr>().is_err() {
-        return Err(failure(
+        return Err(bad(
             StatusCode::BAD_REQUEST,
             9006,
             "Content for AAAA record must be a valid IPv6 address.",
         ));
     }
     if !(name == "example.test" || name.ends_with(".example.test")) {
-        return Err(failure(
+        return Err(bad(
             StatusCode::BAD_REQUEST,
             9007,
             "Content for the DNS name is not within the zone.",
@@ -314,4 +314,8 @@ async fn handle(req: Request<hyper::body::Incoming>, st: Arc<Mutex<State>>) -> R
         },
         _ => failure(StatusCode::NOT_FOUND, 7000, "No route for that URI"),
     }
+}
+
+fn bad(status: StatusCode, code: i64, message: &str) -> Box<Response<Full<Bytes>>> {
+    Box::new(failure(status, code, message))
 }
