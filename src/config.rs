@@ -112,6 +112,7 @@ pub enum ProviderKind {
         server_id: String,
         api_key: Secret,
     },
+    Route53(crate::dns::provider::route53::Settings),
     Cloudflare {
         endpoint: String,
         api_token: Secret,
@@ -127,6 +128,7 @@ impl ProviderKind {
             ProviderKind::Rfc2136 { .. } => "rfc2136",
             ProviderKind::PowerDns { .. } => "powerdns",
             ProviderKind::Cloudflare { .. } => "cloudflare",
+            ProviderKind::Route53(_) => "route53",
         }
     }
 }
@@ -329,6 +331,15 @@ struct RawProvider {
     api_token_env: Option<Spanned<String>>,
     zone_id: Option<Spanned<String>>,
     proxied: Option<Spanned<bool>>,
+    // route53
+    hosted_zone_id: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+    access_key_id: Option<Spanned<String>>,
+    secret_access_key: Option<Spanned<String>>,
+    secret_access_key_file: Option<Spanned<String>>,
+    secret_access_key_env: Option<Spanned<String>>,
+    confirm_timeout: Option<Spanned<DurationValue>>,
 }
 
 #[derive(Deserialize)]
@@ -751,6 +762,14 @@ impl Cx<'_> {
             ("api_token_env", p.api_token_env.as_ref().map(|v| v.span())),
             ("zone_id", p.zone_id.as_ref().map(|v| v.span())),
             ("proxied", p.proxied.as_ref().map(|v| v.span())),
+            ("hosted_zone_id", p.hosted_zone_id.as_ref().map(|v| v.span())),
+            ("region", p.region.as_ref().map(|v| v.span())),
+            ("profile", p.profile.as_ref().map(|v| v.span())),
+            ("access_key_id", p.access_key_id.as_ref().map(|v| v.span())),
+            ("secret_access_key", p.secret_access_key.as_ref().map(|v| v.span())),
+            ("secret_access_key_file", p.secret_access_key_file.as_ref().map(|v| v.span())),
+            ("secret_access_key_env", p.secret_access_key_env.as_ref().map(|v| v.span())),
+            ("confirm_timeout", p.confirm_timeout.as_ref().map(|v| v.span())),
         ]
         .into_iter()
         .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -781,6 +800,50 @@ impl Cx<'_> {
             );
         }
         let kind = match kind.get_ref().as_str() {
+            "route53" => {
+                let secret = self.secret(
+                    "secret_access_key",
+                    &p.secret_access_key,
+                    &p.secret_access_key_file,
+                    &p.secret_access_key_env,
+                    &base,
+                )?;
+                let credentials = match (&p.access_key_id, secret) {
+                    (Some(id), Some((secret, _))) => Some((id.get_ref().clone(), secret)),
+                    (None, None) => None,
+                    (Some(id), None) => return self.err(id.span(), &format!("{base}.access_key_id"), "needs secret_access_key (or secret_access_key_file / _env); or leave both out to use the standard AWS credential chain"),
+                    (None, Some((_, s))) => return self.err(s, &format!("{base}.secret_access_key"), "needs access_key_id"),
+                };
+                let endpoint = match &p.endpoint {
+                    None => None,
+                    Some(e) if e.get_ref().starts_with("http://") || e.get_ref().starts_with("https://") => Some(e.get_ref().clone()),
+                    Some(e) => {
+                        return self.err(
+                            e.span(),
+                            &format!("{base}.endpoint"),
+                            format!("`{}` is not an http:// or https:// URL", e.get_ref()),
+                        )
+                    }
+                };
+                ProviderKind::Route53(crate::dns::provider::route53::Settings {
+                    hosted_zone_id: p.hosted_zone_id.as_ref().map(|v| v.get_ref().clone()),
+                    region: p
+                        .region
+                        .as_ref()
+                        .map(|v| v.get_ref().clone())
+                        .unwrap_or_else(|| "us-east-1".to_string()),
+                    endpoint,
+                    profile: p.profile.as_ref().map(|v| v.get_ref().clone()),
+                    credentials,
+                    confirm_timeout: self.duration(
+                        &p.confirm_timeout,
+                        &format!("{base}.confirm_timeout"),
+                        Duration::from_secs(60),
+                        Duration::from_secs(1),
+                    )?,
+                    timeout,
+                })
+            }
             "cloudflare" => {
                 let endpoint = match &p.endpoint {
                     None => crate::dns::provider::cloudflare::DEFAULT_ENDPOINT.to_string(),
@@ -1468,6 +1531,26 @@ impl Config {
                         Some(p) => format!("proxied = {p}\n"),
                         None => "# proxied: kept as found on existing records\n".to_string(),
                     });
+                }
+                ProviderKind::Route53(r) => {
+                    o.push_str(&format!(
+                        "region = {:?}\nconfirm_timeout = {:?}\n",
+                        r.region,
+                        human_duration(r.confirm_timeout.as_millis() as u64)
+                    ));
+                    for (k, v) in [
+                        ("hosted_zone_id", &r.hosted_zone_id),
+                        ("endpoint", &r.endpoint),
+                        ("profile", &r.profile),
+                    ] {
+                        if let Some(v) = v {
+                            o.push_str(&format!("{k} = {v:?}\n"));
+                        }
+                    }
+                    match &r.credentials {
+                        Some((id, _)) => o.push_str(&format!("access_key_id = {id:?}\nsecret_access_key = \"<redacted>\"\n")),
+                        None => o.push_str("# credentials: the standard AWS chain (environment, shared files, profile)\n"),
+                    }
                 }
             }
         }

@@ -5,6 +5,7 @@
 
 pub mod authdns;
 pub mod cloudflare_fake;
+pub mod moto;
 pub mod pdns;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};

@@ -22,6 +22,7 @@
 pub mod cloudflare;
 pub mod powerdns;
 pub mod rfc2136;
+pub mod route53;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -144,6 +145,10 @@ pub fn build(cfg: &crate::config::ProviderConfig, ttl: u32) -> Result<std::sync:
             ttl,
             cfg.timeout,
         )?),
+        ProviderKind::Route53(settings) => std::sync::Arc::new(route53::Route53::new(route53::Settings {
+            timeout: cfg.timeout,
+            ..settings.clone()
+        })),
         ProviderKind::PowerDns { url, server_id, api_key } => {
             std::sync::Arc::new(powerdns::PowerDns::new(url, server_id, api_key.clone(), cfg.timeout)?)
         }

@@ -57,15 +57,7 @@ pub fn algorithm(name: &str) -> Result<TsigAlgorithm, String> {
 /// };
 /// ```
 pub fn parse_bind_key(text: &str) -> Result<TsigKey, String> {
-    // Drop comments (#, //) and flatten.
-    let cleaned: String = text
-        .lines()
-        .map(|l| {
-            let l = l.split('#').next().unwrap_or("");
-            l.split("//").next().unwrap_or("")
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
+    let cleaned = strip_comments(text);
     let rest = cleaned.trim_start().strip_prefix("key").ok_or("expected `key \"name\" { ... };`")?;
     let (name, rest) = quoted_or_word(rest.trim_start()).ok_or("expected the key name after `key`")?;
     let body = rest.trim_start().strip_prefix('{').ok_or("expected `{` after the key name")?;
@@ -89,6 +81,52 @@ pub fn parse_bind_key(text: &str) -> Result<TsigKey, String> {
         algorithm: alg.ok_or("the key has no `algorithm`")?,
         secret: secret.ok_or("the key has no `secret`")?,
     })
+}
+
+/// Removes `#`, `//` and `/* */` comments outside double quotes (a base64 secret may well
+/// contain `//`), and flattens lines.
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '#' if !quoted => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                out.push(' ');
+            }
+            '/' if !quoted && chars.peek() == Some(&'/') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                out.push(' ');
+            }
+            '/' if !quoted && chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for c in chars.by_ref() {
+                    if prev == '*' && c == '/' {
+                        break;
+                    }
+                    prev = c;
+                }
+                out.push(' ');
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn quoted_or_word(s: &str) -> Option<(String, &str)> {
@@ -387,6 +425,15 @@ mod tests {
             .contains("base64"));
         assert!(parse_bind_key("garbage").is_err());
         assert!(format!("{k:?}").contains("<redacted>"));
+    }
+
+    #[test]
+    fn secret_containing_double_slash_is_not_cut_as_a_comment() {
+        // tsig-keygen output is random base64; "//" inside the quoted secret is not a comment.
+        let k =
+            parse_bind_key("key \"k\" { // a comment\n algorithm hmac-sha256; /* another */ secret \"ab//cd+/ef==\"; }; # end\n").unwrap();
+        assert_eq!(k.secret, base64_decode("ab//cd+/ef==").unwrap());
+        assert_eq!(k.secret.len(), 7);
     }
 
     #[test]

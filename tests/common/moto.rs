@@ -1,0 +1,107 @@
+//! moto's Route 53 endpoint (PyPI `moto[server]`), started on 127.0.0.1 with an ephemeral port
+//! and stopped by PID, plus a TCP relay in front of it that a test can cut and restore (moto
+//! keeps its state in memory, so "the provider goes away" is done by cutting the relay).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::free_port;
+
+fn moto_server() -> PathBuf {
+    if let Some(p) = std::env::var_os("UNDERSTUDY_MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    assert!(
+        local.exists(),
+        "moto_server not found at {}: run `python3 -m venv .venv && .venv/bin/pip install 'moto[server]'` (bash .ci/run does this), or set UNDERSTUDY_MOTO_SERVER",
+        local.display()
+    );
+    local
+}
+
+pub struct Moto {
+    pub addr: SocketAddr,
+    child: Option<Child>,
+    log: tempfile::NamedTempFile,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port("127.0.0.1");
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let m = Moto {
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            child: Some(child),
+            log,
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(m.addr).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "moto did not start: {}",
+                std::fs::read_to_string(m.log.path()).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        m
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A TCP relay to `target` that can refuse connections for a while.
+pub struct Relay {
+    pub addr: SocketAddr,
+    up: Arc<Mutex<bool>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Relay {
+    pub fn start(target: SocketAddr) -> Relay {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(Mutex::new(true));
+        let flag = up.clone();
+        rt.spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                if !*flag.lock().unwrap() {
+                    drop(inbound); // closed at once: the client sees a reset
+                    continue;
+                }
+                tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+            }
+        });
+        Relay { addr, up, _rt: rt }
+    }
+
+    pub fn set_up(&self, up: bool) {
+        *self.up.lock().unwrap() = up;
+    }
+}
