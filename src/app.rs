@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::control::{Controller, Event, Side};
+use crate::dns::provider::builtin::Builtin;
 use crate::dns::server::{DnsServer, ZoneHandle};
 use crate::dns::ManagedRecords;
 use crate::probe;
@@ -71,8 +72,25 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let store = Store::open(&cfg.data_dir)?;
     let zones = ZoneHandle::default();
     let (desired_tx, desired_rx) = watch::channel(ManagedRecords::default());
-    let controller = Controller::new(cfg.clone(), store, zones.clone(), desired_tx)?;
-    let reconcilers = reconcilers(&cfg)?;
+    let controller = Controller::new(cfg.clone(), store, desired_tx)?;
+    // The built-in server is a provider like the others; its zones are published before any
+    // listener binds, so the first answer after a (re)start is already the restored one.
+    let builtin_zones: Vec<_> = cfg.dns.zones.iter().filter(|z| z.provider.is_none()).cloned().collect();
+    let builtin = Arc::new(Builtin::new(builtin_zones.clone(), cfg.dns.ttl, zones.clone(), &cfg.data_dir)?);
+    builtin
+        .publish_all(&desired_rx.borrow())
+        .map_err(|e| anyhow::anyhow!("publishing the built-in zones: {e}"))?;
+    let mut reconcilers = reconcilers(&cfg)?;
+    for z in &builtin_zones {
+        reconcilers.push(Reconciler {
+            zone: z.origin.clone(),
+            provider: builtin.clone(),
+            ttl: cfg.dns.ttl,
+            verify: vec![],
+            verify_timeout: Duration::from_secs(1),
+            refresh: Duration::from_secs(3_600),
+        });
+    }
     let dns = DnsServer::bind(&cfg.dns.listen, zones).await?;
     let api_listener = TcpListener::bind(cfg.api.listen)
         .await
@@ -93,7 +111,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     }
     tracker.spawn(crate::api::serve(api_listener, tx.clone(), shutdown.clone()));
     for r in reconcilers {
-        tracing::info!(zone = %r.zone, provider = %r.provider.describe(), "reconciling");
+        tracing::debug!(zone = %r.zone, provider = %r.provider.describe(), "reconciling");
         tracker.spawn(r.run(desired_rx.clone(), shutdown.clone()));
     }
     drop(tx);

@@ -13,8 +13,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, Site};
 use crate::decide::{self, Input, Phase, SiteState, Target};
-use crate::dns::server::ZoneHandle;
-use crate::dns::zone::{Zone, ZoneSet};
 use crate::dns::ManagedRecords;
 use crate::probe::Outcome;
 use crate::store::{NewEvent, Store};
@@ -92,7 +90,6 @@ pub struct Controller {
     cfg: Arc<Config>,
     sites: Vec<SiteRt>,
     store: Store,
-    zones: ZoneHandle,
     /// Desired records for the reconcilers of external providers.
     desired: watch::Sender<ManagedRecords>,
 }
@@ -104,7 +101,7 @@ const SAVE_EVERY_MS: u64 = 30_000;
 impl Controller {
     /// Restores every site's state from the store (new sites start healthy on the primary) and
     /// publishes the zones that follow from it, before any listener answers.
-    pub fn new(cfg: Arc<Config>, mut store: Store, zones: ZoneHandle, desired: watch::Sender<ManagedRecords>) -> anyhow::Result<Self> {
+    pub fn new(cfg: Arc<Config>, mut store: Store, desired: watch::Sender<ManagedRecords>) -> anyhow::Result<Self> {
         let now = now_millis();
         let mut sites = vec![];
         for site in &cfg.sites {
@@ -142,7 +139,6 @@ impl Controller {
             cfg,
             sites,
             store,
-            zones,
             desired,
         };
         c.publish(now)?;
@@ -154,17 +150,9 @@ impl Controller {
         managed_records(&self.cfg, self.sites.iter().map(|s| s.state.target()))
     }
 
-    fn publish(&mut self, now: u64) -> anyhow::Result<()> {
-        let managed = self.managed();
-        let mut set = ZoneSet::default();
-        // The built-in server serves only the zones no external provider holds.
-        for z in self.cfg.dns.zones.iter().filter(|z| z.provider.is_none()) {
-            let content = Zone::content(z, &managed, self.cfg.dns.ttl);
-            let serial = self.store.serial_for(&z.origin.to_string(), &content, now / 1_000)?;
-            set.zones.push(Zone::build(z, &managed, self.cfg.dns.ttl, serial));
-        }
-        self.zones.replace(set);
-        self.desired.send_replace(managed);
+    /// Hands the desired records to the reconcilers (built-in server and external providers).
+    fn publish(&mut self, _now: u64) -> anyhow::Result<()> {
+        self.desired.send_replace(self.managed());
         Ok(())
     }
 

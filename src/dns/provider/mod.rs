@@ -19,6 +19,7 @@
 //! - Every network call has a timeout; nothing panics on a garbage answer (it becomes
 //!   `ProviderError::Protocol`).
 
+pub mod builtin;
 pub mod cloudflare;
 pub mod powerdns;
 pub mod rfc2136;
