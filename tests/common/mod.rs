@@ -17,7 +17,11 @@ use hickory_proto::rr::{Name, RecordType};
 use understudy::app::RuntimeInfo;
 use understudy::dns::client;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_understudy");
+/// The binary under test (integration tests), or the release build (benchmarks).
+pub const BIN: &str = match option_env!("CARGO_BIN_EXE_understudy") {
+    Some(b) => b,
+    None => "target/release/understudy",
+};
 
 /// A free TCP port on `ip` (bound and released; good enough on loopback).
 pub fn free_port(ip: &str) -> u16 {
