@@ -9,7 +9,7 @@
 //! Cloudflare has no server that can run here and is left out.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::collections::BTreeMap;
