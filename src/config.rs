@@ -563,7 +563,7 @@ impl Cx<'_> {
                     format!("zone `{}` is configured twice", name.get_ref()),
                 );
             }
-            let nameservers = match z.nameservers {
+            let nameservers = match &z.nameservers {
                 None => vec![Name::from_ascii("ns1").expect("valid").append_domain(&origin).expect("short")],
                 Some(list) => list
                     .iter()
@@ -603,6 +603,20 @@ impl Cx<'_> {
                     };
                     if let Some(r) = z.records.first() {
                         return self.err(r.span(), &format!("{key}.records"), "static records are served by the built-in server only; this zone is held by an external provider, whose other records understudy never touches");
+                    }
+                    if let Some(h) = &z.hostmaster {
+                        return self.err(
+                            h.span(),
+                            &format!("{key}.hostmaster"),
+                            "applies to zones served by the built-in server only; the provider keeps this zone's SOA",
+                        );
+                    }
+                    if let Some(n) = z.nameservers.as_ref().and_then(|n| n.first()) {
+                        return self.err(
+                            n.span(),
+                            &format!("{key}.nameservers"),
+                            "applies to zones served by the built-in server only; the provider keeps this zone's NS records",
+                        );
                     }
                     Some(pc.name.clone())
                 }
@@ -734,7 +748,11 @@ impl Cx<'_> {
             );
         };
         let Some(kind) = &p.kind else {
-            return self.err(span, &base, "missing key `type`: one of \"rfc2136\"");
+            return self.err(
+                span,
+                &base,
+                "missing key `type`: one of \"rfc2136\", \"powerdns\", \"cloudflare\" or \"route53\"",
+            );
         };
         let timeout = self.duration(
             &p.timeout,
@@ -774,6 +792,7 @@ impl Cx<'_> {
         .into_iter()
         .filter_map(|(k, s)| s.map(|s| (k, s)))
         .collect();
+        const TYPES: &str = "\"rfc2136\", \"powerdns\", \"cloudflare\" or \"route53\"";
         let allowed: &[&str] = match kind.get_ref().as_str() {
             "rfc2136" => &[
                 "server",
@@ -784,11 +803,24 @@ impl Cx<'_> {
                 "tsig_secret_file",
                 "tsig_secret_env",
             ],
+            "powerdns" => &["url", "server_id", "api_key", "api_key_file", "api_key_env"],
+            "cloudflare" => &["endpoint", "api_token", "api_token_file", "api_token_env", "zone_id", "proxied"],
+            "route53" => &[
+                "endpoint",
+                "hosted_zone_id",
+                "region",
+                "profile",
+                "access_key_id",
+                "secret_access_key",
+                "secret_access_key_file",
+                "secret_access_key_env",
+                "confirm_timeout",
+            ],
             other => {
                 return self.err(
                     kind.span(),
                     &format!("{base}.type"),
-                    format!("`{other}` is not a provider type: expected \"rfc2136\""),
+                    format!("`{other}` is not a provider type: expected {TYPES}"),
                 )
             }
         };
@@ -903,6 +935,7 @@ impl Cx<'_> {
                     api_key,
                 }
             }
+            // "rfc2136": every other type was handled or refused above.
             _ => {
                 let Some(server) = &p.server else {
                     return self.err(
@@ -1481,20 +1514,22 @@ impl Config {
                 let v: Vec<String> = z.verify.iter().map(|a| format!("{:?}", a.to_string())).collect();
                 o.push_str(&format!("verify = [{}]\n", v.join(", ")));
             }
-            let ns: Vec<String> = z.nameservers.iter().map(|n| format!("{:?}", n.to_string())).collect();
-            o.push_str(&format!(
-                "nameservers = [{}]\nhostmaster = {:?}\n",
-                ns.join(", "),
-                z.hostmaster.to_string()
-            ));
-            o.push_str("records = [\n");
-            for r in &z.records {
+            if z.provider.is_none() {
+                let ns: Vec<String> = z.nameservers.iter().map(|n| format!("{:?}", n.to_string())).collect();
                 o.push_str(&format!(
-                    "  {:?},\n",
-                    format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)
+                    "nameservers = [{}]\nhostmaster = {:?}\n",
+                    ns.join(", "),
+                    z.hostmaster.to_string()
                 ));
+                o.push_str("records = [\n");
+                for r in &z.records {
+                    o.push_str(&format!(
+                        "  {:?},\n",
+                        format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)
+                    ));
+                }
+                o.push_str("]\n");
             }
-            o.push_str("]\n");
         }
         for p in &self.providers {
             o.push_str(&format!(
