@@ -118,7 +118,9 @@ pub fn main() -> i32 {
 
 fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{default_level},hickory_server=warn,hickory_proto=warn,hickory_net=warn"))
+        tracing_subscriber::EnvFilter::new(format!(
+            "{default_level},hickory_server=warn,hickory_proto=warn,hickory_net=warn,aws_runtime=error"
+        ))
     });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {

@@ -21,6 +21,8 @@ standby = "192.0.2.20"
 fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args).arg("-c").arg(dir.join("c.toml"));
+    // Never let the AWS credential chain reach for instance metadata (an off-machine address).
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -160,4 +162,39 @@ fn provider_config_mistakes_are_located() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn route53_named_profile_from_shared_credentials_file() {
+    let moto = common::moto::Moto::start();
+    let endpoint = format!("http://{}", moto.addr);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("credentials"), "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = d\n[understudy]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = p\n").unwrap();
+    write(
+        dir.path(),
+        &format!("[[providers]]\nname = \"p\"\ntype = \"route53\"\nendpoint = \"{endpoint}\"\nprofile = \"understudy\"\n"),
+    );
+    let creds = dir.path().join("credentials").display().to_string();
+    let env = [
+        ("AWS_SHARED_CREDENTIALS_FILE", creds.as_str()),
+        ("AWS_CONFIG_FILE", "/nonexistent"),
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+    ];
+    // No hosted zone yet: the credentials load from the profile and the lookup says so clearly.
+    let (code, _, err) = run(dir.path(), &["check-config"], &env);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("no public hosted zone example.test."), "{err}");
+    // A profile that does not exist is a clear error too, not a hang.
+    write(
+        dir.path(),
+        &format!("[[providers]]\nname = \"p\"\ntype = \"route53\"\nendpoint = \"{endpoint}\"\nprofile = \"nosuch\"\n"),
+    );
+    let (code, _, err) = run(dir.path(), &["check-config"], &env);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("provider error") && err.contains("could not load AWS credentials") && err.contains("nosuch"),
+        "{err}"
+    );
+    assert!(err.len() < 1_500, "short enough to read: {err}");
 }

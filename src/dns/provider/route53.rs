@@ -65,11 +65,20 @@ impl Route53 {
                     .connect_timeout(s.timeout)
                     .build();
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .http_client(http)
+                    .http_client(http.clone())
                     .timeout_config(timeouts)
                     .region(aws_config::Region::new(s.region.clone()));
                 if let Some(p) = &s.profile {
-                    loader = loader.profile_name(p);
+                    // A named profile means exactly that profile: no silent fallback to other
+                    // sources (instance metadata, environment) when it is missing.
+                    let pc = aws_config::provider_config::ProviderConfig::default()
+                        .with_http_client(http.clone())
+                        .with_region(Some(aws_config::Region::new(s.region.clone())));
+                    let creds = aws_config::profile::ProfileFileCredentialsProvider::builder()
+                        .configure(&pc)
+                        .profile_name(p)
+                        .build();
+                    loader = loader.profile_name(p).credentials_provider(creds);
                 }
                 if let Some((id, secret)) = &s.credentials {
                     loader = loader.credentials_provider(aws_credential_types::Credentials::new(
@@ -129,17 +138,35 @@ fn rr_type(t: RecordType) -> RrType {
 }
 
 /// Maps an SDK error to what it means for the reconciler.
-pub fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(e: SdkError<E>) -> ProviderError {
+pub fn sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(e: SdkError<E>) -> ProviderError {
     let code = e.code().unwrap_or("").to_string();
     let message = e.message().unwrap_or("").to_string();
+    let text = || aws_sdk_route53::error::DisplayErrorContext(&e).to_string();
     match &e {
-        SdkError::DispatchFailure(d) => return ProviderError::Unreachable(format!("Route 53: cannot send the request: {d:?}")),
+        SdkError::DispatchFailure(d) if !d.is_io() && !d.is_timeout() && text().contains("credential") => {
+            return ProviderError::Auth(format!("Route 53: could not load AWS credentials: {}", short(&text())))
+        }
+        SdkError::DispatchFailure(_) => {
+            return ProviderError::Unreachable(format!("Route 53: cannot send the request: {}", short(&text())))
+        }
         SdkError::TimeoutError(_) => return ProviderError::Unreachable("Route 53: no answer in time".to_string()),
-        SdkError::ResponseError(r) => return ProviderError::Protocol(format!("Route 53: unreadable answer: {r:?}")),
-        SdkError::ConstructionFailure(c) => return ProviderError::Protocol(format!("Route 53: cannot build the request: {c:?}")),
+        SdkError::ResponseError(_) => return ProviderError::Protocol(format!("Route 53: unreadable answer: {}", short(&text()))),
+        SdkError::ConstructionFailure(_) => {
+            return ProviderError::Protocol(format!("Route 53: cannot build the request: {}", short(&text())))
+        }
         _ => {}
     }
     classify(&code, &message)
+}
+
+/// The SDK's error chains repeat themselves; keep the first 400 characters.
+fn short(text: &str) -> String {
+    let t: String = text.chars().take(400).collect();
+    if t.len() < text.len() {
+        format!("{t}...")
+    } else {
+        t
+    }
 }
 
 /// Route 53 error codes → provider errors.
@@ -185,9 +212,13 @@ where
 #[async_trait::async_trait]
 impl Provider for Route53 {
     fn describe(&self) -> String {
-        match &self.settings.endpoint {
+        let at = match &self.settings.endpoint {
             Some(e) => format!("route53 at {e}"),
             None => format!("route53 ({})", self.settings.region),
+        };
+        match &self.settings.profile {
+            Some(p) => format!("{at} with profile `{p}`"),
+            None => at,
         }
     }
 
