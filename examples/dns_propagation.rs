@@ -82,11 +82,7 @@ struct Row {
 /// N single changes through `Reconciler::pass` (known state kept, as in the daemon), then one
 /// change of 100 names.
 async fn measure(label: &str, provider: Arc<dyn Provider>, verify: Vec<SocketAddr>, changes: usize) -> Row {
-    let counting = Arc::new(Counting {
-        inner: provider,
-        reads: AtomicUsize::new(0),
-        writes: AtomicUsize::new(0),
-    });
+    let counting = Arc::new(Counting { inner: provider, reads: AtomicUsize::new(0), writes: AtomicUsize::new(0) });
     let r = Reconciler {
         zone: name("example.test"),
         provider: counting.clone(),
@@ -110,9 +106,7 @@ async fn measure(label: &str, provider: Arc<dyn Provider>, verify: Vec<SocketAdd
     }
     let hundred: Vec<String> = (0..100).map(|i| format!("site{i}.example.test")).collect();
     let mut known = None;
-    r.pass(&r.desired(&managed(&hundred, 7)), &mut known)
-        .await
-        .expect("100 names, first");
+    r.pass(&r.desired(&managed(&hundred, 7)), &mut known).await.expect("100 names, first");
     let (w0, r0) = (counting.writes.load(Ordering::SeqCst), counting.reads.load(Ordering::SeqCst));
     r.pass(&r.desired(&managed(&hundred, 8)), &mut known).await.expect("100 names");
     let (w1, r1) = (counting.writes.load(Ordering::SeqCst), counting.reads.load(Ordering::SeqCst));
@@ -146,9 +140,7 @@ fn nsupdate_times(server: &AuthServer, changes: usize) -> (f64, f64, usize) {
     for i in 1..=changes {
         let ip = format!("198.51.100.{}", i % 250 + 1);
         let t0 = Instant::now();
-        send(format!(
-            "{head}update delete nsu.example.test. A\nupdate add nsu.example.test. 60 A {ip}\nsend\n"
-        ));
+        send(format!("{head}update delete nsu.example.test. A\nupdate add nsu.example.test. 60 A {ip}\nsend\n"));
         while server.rdata("nsu.example.test", RecordType::A) != [ip.clone()] {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -157,9 +149,7 @@ fn nsupdate_times(server: &AuthServer, changes: usize) -> (f64, f64, usize) {
     // 100 names in one nsupdate "send": one UPDATE message.
     let mut body = head.clone();
     for i in 0..100 {
-        body.push_str(&format!(
-            "update delete nsu{i}.example.test. A\nupdate add nsu{i}.example.test. 60 A 198.51.100.1\n"
-        ));
+        body.push_str(&format!("update delete nsu{i}.example.test. A\nupdate add nsu{i}.example.test. 60 A 198.51.100.1\n"));
     }
     body.push_str("send\n");
     send(body);
@@ -168,11 +158,7 @@ fn nsupdate_times(server: &AuthServer, changes: usize) -> (f64, f64, usize) {
 
 fn main() {
     let changes: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut rows = vec![];
     let mut refs = vec![];
 
@@ -184,9 +170,7 @@ fn main() {
         let builtin =
             Arc::new(understudy::dns::provider::builtin::Builtin::new(cfg.dns.zones.clone(), 60, handle.clone(), dir.path()).unwrap());
         builtin.publish_all(&ManagedRecords::default()).unwrap();
-        let server = rt
-            .block_on(understudy::dns::server::DnsServer::bind(&["127.0.0.1:0".parse().unwrap()], handle))
-            .unwrap();
+        let server = rt.block_on(understudy::dns::server::DnsServer::bind(&["127.0.0.1:0".parse().unwrap()], handle)).unwrap();
         let addr = server.addrs[0];
         rows.push(rt.block_on(measure("built-in server", builtin, vec![addr], changes)));
         rt.block_on(server.shutdown());
@@ -218,9 +202,7 @@ fn main() {
         rt.block_on(async {
             use aws_sdk_route53::types::*;
             let http = aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
                 .build_https();
             let conf = aws_sdk_route53::Config::builder()
                 .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
@@ -258,15 +240,9 @@ fn main() {
     println!();
     println!("DNS propagation: desired change -> the authoritative server answers it ({changes} changes each; p50/p95 in ms)");
     println!("and provider calls when 100 sites change at once (state already known, as in the running daemon)\n");
-    println!(
-        "{:<30} {:>9} {:>9} {:>16} {:>14}",
-        "provider", "p50", "p95", "write calls/100", "read calls/100"
-    );
+    println!("{:<30} {:>9} {:>9} {:>16} {:>14}", "provider", "p50", "p95", "write calls/100", "read calls/100");
     for r in &rows {
-        println!(
-            "{:<30} {:>7.1}ms {:>7.1}ms {:>16} {:>14}",
-            r.provider, r.p50_ms, r.p95_ms, r.writes_for_100, r.reads_for_100
-        );
+        println!("{:<30} {:>7.1}ms {:>7.1}ms {:>16} {:>14}", r.provider, r.p50_ms, r.p95_ms, r.writes_for_100, r.reads_for_100);
     }
     println!("\nreference tool, same servers:");
     for (label, p50, p95, calls) in &refs {

@@ -26,12 +26,7 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        understudy: PathBuf::from("target/release/understudy"),
-        outages: 20,
-        interval_ms: 500,
-        pdns_interval: 5,
-    };
+    let mut a = Args { understudy: PathBuf::from("target/release/understudy"), outages: 20, interval_ms: 500, pdns_interval: 5 };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let v = it.next().unwrap_or_else(|| panic!("{k} needs a value"));
@@ -55,14 +50,7 @@ impl Drop for Killer {
 }
 
 async fn a_of(server: SocketAddr) -> Option<IpAddr> {
-    let r = client::query(
-        server,
-        &fqdn("www.example.test"),
-        hickory_proto::rr::RecordType::A,
-        Duration::from_millis(300),
-    )
-    .await
-    .ok()?;
+    let r = client::query(server, &fqdn("www.example.test"), hickory_proto::rr::RecordType::A, Duration::from_millis(300)).await.ok()?;
     (r.addrs.len() == 1).then(|| r.addrs[0])
 }
 
@@ -112,13 +100,7 @@ async fn main() -> anyhow::Result<()> {
         i = a.interval_ms
     );
     std::fs::write(dir.join("understudy.toml"), ucfg)?;
-    let _u = Killer(
-        Command::new(&a.understudy)
-            .args(["run", "-c"])
-            .arg(dir.join("understudy.toml"))
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let _u = Killer(Command::new(&a.understudy).args(["run", "-c"]).arg(dir.join("understudy.toml")).stderr(Stdio::null()).spawn()?);
     let started = Instant::now();
     let info = loop {
         if let Some(i) = understudy::app::RuntimeInfo::read(&dir.join("u")) {
@@ -140,10 +122,7 @@ async fn main() -> anyhow::Result<()> {
              www IN LUA A \"ifurlup('http://www.example.test:{port}/', {{{{'127.0.0.1'}}, {{'127.0.0.2'}}}}, {{timeout=1}})\"\n"
         ),
     )?;
-    std::fs::write(
-        pdir.join("named.conf"),
-        format!("zone \"example.test\" {{ file \"{}/example.test.zone\"; }};\n", pdir.display()),
-    )?;
+    std::fs::write(pdir.join("named.conf"), format!("zone \"example.test\" {{ file \"{}/example.test.zone\"; }};\n", pdir.display()))?;
     std::fs::write(
         pdir.join("pdns.conf"),
         format!(
@@ -155,11 +134,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     )?;
     let _p = Killer(
-        Command::new("pdns_server")
-            .arg(format!("--config-dir={}", pdir.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
+        Command::new("pdns_server").arg(format!("--config-dir={}", pdir.display())).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?,
     );
     let pdns: SocketAddr = format!("127.0.0.1:{pport}").parse()?;
     wait_both(&[udns, pdns], p_ip, Duration::from_secs(60)).await?;
@@ -210,10 +185,7 @@ async fn main() -> anyhow::Result<()> {
         "failover latency: time from the primary failing to the DNS answer moving to the standby ({} outages of each kind)",
         a.outages
     );
-    println!(
-        "  understudy: probe every {} ms, timeout 1 s, down after 3 failed probes in a row",
-        a.interval_ms
-    );
+    println!("  understudy: probe every {} ms, timeout 1 s, down after 3 failed probes in a row", a.interval_ms);
     println!(
         "  PowerDNS {}: LUA ifurlup, lua-health-checks-interval={} s, timeout 1 s, down after 1 failed check",
         pdns_version(),
@@ -237,11 +209,7 @@ async fn main() -> anyhow::Result<()> {
             kind,
             percentile(us, 95.0) / percentile(pd, 95.0),
             percentile(us, 50.0) / percentile(pd, 50.0),
-            if *timeouts > 0 {
-                format!("   {timeouts} outage(s) timed out")
-            } else {
-                String::new()
-            }
+            if *timeouts > 0 { format!("   {timeouts} outage(s) timed out") } else { String::new() }
         );
     }
     primary.shutdown().await;

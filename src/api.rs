@@ -73,8 +73,7 @@ pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Event>, cancel: Cance
 fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec_pretty(body).expect("serializable"))));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, "application/json".parse().expect("valid"));
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, "application/json".parse().expect("valid"));
     r
 }
 
@@ -99,22 +98,12 @@ async fn route(req: Request<hyper::body::Incoming>, tx: mpsc::Sender<Event>) -> 
         }
         (&Method::POST, ["api", "v1", "sites", site, action @ ("drain" | "release")]) => {
             let command = if *action == "drain" {
-                Command::Drain {
-                    force: query.split('&').any(|kv| kv == "force=true" || kv == "force=1" || kv == "force"),
-                }
+                Command::Drain { force: query.split('&').any(|kv| kv == "force=true" || kv == "force=1" || kv == "force") }
             } else {
                 Command::Release
             };
             let (reply, rx) = oneshot::channel();
-            if tx
-                .send(Event::Command {
-                    site: (*site).to_string(),
-                    command,
-                    reply,
-                })
-                .await
-                .is_err()
-            {
+            if tx.send(Event::Command { site: (*site).to_string(), command, reply }).await.is_err() {
                 return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is shutting down");
             }
             match rx.await {
@@ -137,18 +126,11 @@ pub async fn call(addr: SocketAddr, method: Method, path: &str) -> anyhow::Resul
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, addr.to_string())
-            .body(Full::new(Bytes::new()))?;
+        let req =
+            Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string()).body(Full::new(Bytes::new()))?;
         let resp = sender.send_request(req).await?;
         let status = resp.status();
-        let body = Limited::new(resp.into_body(), 16 * 1024 * 1024)
-            .collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .to_bytes();
+        let body = Limited::new(resp.into_body(), 16 * 1024 * 1024).collect().await.map_err(|e| anyhow::anyhow!("{e}"))?.to_bytes();
         Ok::<_, anyhow::Error>((status, body))
     };
     tokio::time::timeout(Duration::from_secs(10), fut)

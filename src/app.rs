@@ -72,14 +72,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let store = Store::open(&cfg.data_dir)?;
     let zones = ZoneHandle::default();
     let (desired_tx, desired_rx) = watch::channel(ManagedRecords::default());
-    let controller = Controller::new(cfg.clone(), store, desired_tx)?;
-    // The built-in server is a provider like the others; its zones are published before any
-    // listener binds, so the first answer after a (re)start is already the restored one.
+    // The built-in server is a provider like the others. The controller publishes to it
+    // synchronously, starting in `new`, before any listener binds: the first answer after a
+    // (re)start is already the restored one.
     let builtin_zones: Vec<_> = cfg.dns.zones.iter().filter(|z| z.provider.is_none()).cloned().collect();
     let builtin = Arc::new(Builtin::new(builtin_zones.clone(), cfg.dns.ttl, zones.clone(), &cfg.data_dir)?);
-    builtin
-        .publish_all(&desired_rx.borrow())
-        .map_err(|e| anyhow::anyhow!("publishing the built-in zones: {e}"))?;
+    let controller = Controller::new(cfg.clone(), store, desired_tx, Some(builtin.clone()))?;
     let mut reconcilers = reconcilers(&cfg)?;
     for z in &builtin_zones {
         reconcilers.push(Reconciler {
@@ -103,11 +101,20 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let (tx, rx) = mpsc::channel::<Event>(1024);
 
     for (i, site) in cfg.sites.iter().enumerate() {
-        for (side, endpoint) in [(Side::Primary, site.primary), (Side::Standby, site.standby)] {
-            let target = probe::Target::new(endpoint.probe_addr(&site.probe), &site.host(), &site.probe)
-                .map_err(|e| anyhow::anyhow!("site {}: {e}", site.name))?;
-            tracker.spawn(prober(i, side, target, site.probe.interval, tx.clone(), shutdown.clone()));
-        }
+        let base = probe::Target::new(site.standby.probe_addr(&site.probe), &site.host(), &site.probe)
+            .map_err(|e| anyhow::anyhow!("site {}: {e}", site.name))?;
+        // The standby's address is fixed; the primary's may move (`auto`), so it comes from the
+        // controller through a watch channel.
+        let (standby_tx, standby_rx) = watch::channel(Some(site.standby.probe_addr(&site.probe)));
+        tracker.spawn(prober(i, Side::Standby, base.clone(), standby_rx, site.probe.interval, tx.clone(), shutdown.clone()));
+        tracker.spawn(async move {
+            // Keeps the standby's watch alive as long as the daemon runs.
+            standby_tx.closed().await;
+        });
+        tracker.spawn(prober(i, Side::Primary, base, controller.probe_target(i), site.probe.interval, tx.clone(), shutdown.clone()));
+    }
+    if !cfg.ip.sources.is_empty() {
+        tracker.spawn(ip_watcher(cfg.clone(), tx.clone(), shutdown.clone()));
     }
     tracker.spawn(crate::api::serve(api_listener, tx.clone(), shutdown.clone()));
     for r in reconcilers {
@@ -118,12 +125,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let controller_task = tokio::spawn(controller.run(rx));
 
     let runtime_path = cfg.data_dir.join(RUNTIME_FILE);
-    let info = RuntimeInfo {
-        pid: std::process::id(),
-        dns: dns_addrs.clone(),
-        api: api_addr,
-        started_at: now_millis(),
-    };
+    let info = RuntimeInfo { pid: std::process::id(), dns: dns_addrs.clone(), api: api_addr, started_at: now_millis() };
     write_atomic(&runtime_path, &serde_json::to_vec_pretty(&info)?)?;
     tracing::info!(dns = ?dns_addrs, api = %api_addr, sites = cfg.sites.len(), data_dir = %cfg.data_dir.display(), "understudy is running");
 
@@ -138,12 +140,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         let _ = std::fs::remove_file(&runtime_path);
         tracing::info!("understudy stopped");
     });
-    Ok(Running {
-        dns: dns_addrs,
-        api: api_addr,
-        shutdown,
-        done,
-    })
+    Ok(Running { dns: dns_addrs, api: api_addr, shutdown, done })
 }
 
 /// One reconciler per zone held by an external provider.
@@ -151,11 +148,7 @@ pub fn reconcilers(cfg: &Config) -> anyhow::Result<Vec<Reconciler>> {
     let mut out = vec![];
     for z in &cfg.dns.zones {
         let Some(name) = &z.provider else { continue };
-        let pc = cfg
-            .providers
-            .iter()
-            .find(|p| &p.name == name)
-            .ok_or_else(|| anyhow::anyhow!("zone {}: no provider {name}", z.origin))?;
+        let pc = cfg.providers.iter().find(|p| &p.name == name).ok_or_else(|| anyhow::anyhow!("zone {}: no provider {name}", z.origin))?;
         let provider = crate::dns::provider::build(pc, cfg.dns.ttl).map_err(|e| anyhow::anyhow!("provider {name}: {e}"))?;
         out.push(Reconciler {
             zone: z.origin.clone(),
@@ -201,34 +194,84 @@ async fn wait_for_signal() {
 /// does not delay the next one, so a silent server is detected in about
 /// `failures × interval + timeout`. Results are delivered newest-first: a result older than one
 /// already delivered is dropped.
-async fn prober(site: usize, side: Side, target: probe::Target, interval: Duration, tx: mpsc::Sender<Event>, cancel: CancellationToken) {
+async fn prober(
+    site: usize,
+    side: Side,
+    base: probe::Target,
+    mut addr_rx: watch::Receiver<Option<SocketAddr>>,
+    interval: Duration,
+    tx: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let max_in_flight = (target.timeout.as_millis() / interval.as_millis().max(1)) as usize + 2;
+    let max_in_flight = (base.timeout.as_millis() / interval.as_millis().max(1)) as usize + 2;
     let mut in_flight = JoinSet::new();
     let (mut seq, mut delivered) = (0u64, 0u64);
+    let mut watching = true;
     loop {
-        tokio::select! {
+        let fire = tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = ticker.tick() => {
-                if in_flight.len() < max_in_flight {
-                    seq += 1;
-                    let (t, n) = (target.clone(), seq);
-                    in_flight.spawn(async move { (n, t.run().await, now_millis()) });
+            changed = addr_rx.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                    false
+                } else {
+                    // A new address: probes of the old one say nothing about it; ask at once.
+                    in_flight.abort_all();
+                    delivered = seq;
+                    true
                 }
             }
+            _ = ticker.tick() => in_flight.len() < max_in_flight,
             Some(done) = in_flight.join_next() => {
-                let Ok((n, outcome, at)) = done else { continue };
+                let Ok((n, addr, outcome, at)) = done else { continue };
                 if n > delivered {
                     delivered = n;
-                    if tx.send(Event::Probe { site, side, outcome, at }).await.is_err() {
+                    if tx.send(Event::Probe { site, side, addr, outcome, at }).await.is_err() {
                         break;
                     }
                 }
+                false
             }
+        };
+        let target = *addr_rx.borrow();
+        if let (true, Some(addr)) = (fire, target) {
+            seq += 1;
+            let (t, n) = (base.with_addr(addr), seq);
+            in_flight.spawn(async move { (n, addr, t.run().await, now_millis()) });
         }
     }
     in_flight.abort_all();
+}
+
+/// Asks every public-address source every `ip.interval` and hands each round to the controller.
+async fn ip_watcher(cfg: Arc<Config>, tx: mpsc::Sender<Event>, cancel: CancellationToken) {
+    let http = match crate::http::client(Duration::from_secs(30)) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("public address sources disabled: {e}");
+            return;
+        }
+    };
+    let mut ticker = tokio::time::interval(cfg.ip.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        for family in cfg.ip.families() {
+            let round = crate::ip::round(&cfg.ip.sources, family, &http, &cfg.ip.allow, cfg.ip.quorum);
+            let (answers, verdict) = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = round => r,
+            };
+            if tx.send(Event::PublicIp { family, answers, verdict, at: now_millis() }).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// Writes a file by writing a temporary beside it and renaming, so readers never see half.

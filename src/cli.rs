@@ -226,7 +226,11 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
         };
         targets.push(state.target());
     }
-    let managed = control::managed_records(cfg, targets.into_iter());
+    let public = match &store {
+        Some(s) => s.public_ips()?.into_iter().map(|(f, (ip, _))| (f, ip)).collect(),
+        None => Default::default(),
+    };
+    let managed = control::managed_records(cfg, targets.into_iter(), &public);
     for z in cfg.dns.zones.iter().filter(|z| z.provider.is_none()) {
         println!("zone {}: served by the built-in DNS server (nothing to push)", z.origin);
     }
@@ -243,18 +247,9 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
             }
         };
         let changes = plan(&desired, &actual);
-        println!(
-            "zone {} at {}: {} managed record set(s), {} to change",
-            r.zone,
-            r.provider.describe(),
-            desired.len(),
-            changes.len()
-        );
+        println!("zone {} at {}: {} managed record set(s), {} to change", r.zone, r.provider.describe(), desired.len(), changes.len());
         for c in &changes {
-            let old = actual
-                .get(&c.key())
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| format!("{} {} (absent)", c.name, c.rtype));
+            let old = actual.get(&c.key()).map(|a| a.to_string()).unwrap_or_else(|| format!("{} {} (absent)", c.name, c.rtype));
             println!("  {old}  ->  {c}");
         }
         if !apply || changes.is_empty() {
@@ -295,10 +290,7 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
 /// The daemon's runtime info, if it is running and answering.
 async fn daemon(cfg: &Config) -> Option<RuntimeInfo> {
     let info = RuntimeInfo::read(&cfg.data_dir)?;
-    crate::api::call(info.api, hyper::Method::GET, "/api/v1/status")
-        .await
-        .ok()
-        .map(|_| info)
+    crate::api::call(info.api, hyper::Method::GET, "/api/v1/status").await.ok().map(|_| info)
 }
 
 async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
@@ -317,16 +309,17 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
                     Some(s) => s.load_state(&site.name)?.unwrap_or_else(|| SiteState::new(now)),
                     None => SiteState::new(now),
                 };
-                out.push(control::status_from_state(site, &state, None, None, now));
+                let public = match &store {
+                    Some(s) => s.public_ips()?.into_iter().map(|(f, (ip, _))| (f, ip)).collect(),
+                    None => Default::default(),
+                };
+                out.push(control::status_from_state(site, &state, None, None, &public, now));
             }
             (out, None)
         }
     };
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "daemon_running": info.is_some(), "sites": sites }))?
-        );
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "daemon_running": info.is_some(), "sites": sites }))?);
         return Ok(0);
     }
     match &info {
@@ -339,13 +332,7 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         None => println!("daemon NOT running; showing the last saved state from {}\n", cfg.data_dir.display()),
     }
     for (s, site) in sites.iter().zip(&cfg.sites) {
-        println!(
-            "{}  {}  since {} ({})",
-            s.name,
-            s.phase,
-            utc(s.since),
-            ago(now.saturating_sub(s.since))
-        );
+        println!("{}  {}  since {} ({})", s.name, s.phase, utc(s.since), ago(now.saturating_sub(s.since)));
         println!("  why:        {}", s.reason);
         println!("  records:    point at the {} {}", s.target, s.published);
         if let Some(i) = &info {
@@ -355,13 +342,7 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
                     Ok(r) => r.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
                     Err(e) => format!("no answer: {e}"),
                 };
-                println!(
-                    "  dns answer: {} {} {}  (asked {})",
-                    site.domain,
-                    site.record_type(),
-                    answer,
-                    server
-                );
+                println!("  dns answer: {} {} {}  (asked {})", site.domain, site.record_type(), answer, server);
             }
         }
         println!("  primary:    {}{}", s.primary, probe_words(&s.last_primary_probe, now));
@@ -374,12 +355,7 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
 fn probe_words(p: &Option<control::ProbeNote>, now: u64) -> String {
     match p {
         None => String::new(),
-        Some(p) => format!(
-            " — last probe {} {}: {}",
-            if p.ok { "ok" } else { "FAILED" },
-            ago(now.saturating_sub(p.at)),
-            p.detail
-        ),
+        Some(p) => format!(" — last probe {} {}: {}", if p.ok { "ok" } else { "FAILED" }, ago(now.saturating_sub(p.at)), p.detail),
     }
 }
 
@@ -393,10 +369,7 @@ async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> 
         let (code, body) = crate::api::call(info.api, hyper::Method::POST, &format!("/api/v1/sites/{site}/{path_action}")).await?;
         if code.is_success() {
             let st: SiteStatus = serde_json::from_slice(&body)?;
-            println!(
-                "{verb}: {} is now {} — records point at the {} {}",
-                st.name, st.phase, st.target, st.published
-            );
+            println!("{verb}: {} is now {} — records point at the {} {}", st.name, st.phase, st.target, st.published);
             return Ok(0);
         }
         let why = serde_json::from_slice::<crate::api::ErrorReply>(&body)
@@ -440,10 +413,7 @@ async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> 
         })
         .collect();
     store.save(&site_cfg.name, &step.state, now, &events)?;
-    println!(
-        "{verb}: {} is now {} (saved; the daemon is not running and will start in this state)",
-        site_cfg.name, step.state.phase
-    );
+    println!("{verb}: {} is now {} (saved; the daemon is not running and will start in this state)", site_cfg.name, step.state.phase);
     Ok(0)
 }
 
@@ -470,12 +440,7 @@ pub fn utc(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3_600,
-        (rem % 3_600) / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3_600, (rem % 3_600) / 60, rem % 60)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! desired records to the built-in DNS server. Nothing else writes records. It never probes or
 //! listens itself; the tasks that do that send it events (see `app.rs`).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::{Config, Site};
 use crate::decide::{self, Input, Phase, SiteState, Target};
 use crate::dns::ManagedRecords;
+use crate::ip::{Family, Verdict};
 use crate::probe::Outcome;
 use crate::store::{NewEvent, Store};
 use crate::util::now_millis;
@@ -36,10 +38,20 @@ pub enum Command {
 /// Everything the controller reacts to.
 #[derive(Debug)]
 pub enum Event {
+    /// A probe finished; `addr` is where it went (results for a primary address that has
+    /// since changed are dropped).
     Probe {
         site: usize,
         side: Side,
+        addr: std::net::SocketAddr,
         outcome: Outcome,
+        at: u64,
+    },
+    /// A round of public-address sources for one family.
+    PublicIp {
+        family: Family,
+        answers: Vec<crate::ip::Answer>,
+        verdict: Verdict,
         at: u64,
     },
     Command {
@@ -92,6 +104,15 @@ pub struct Controller {
     store: Store,
     /// Desired records for the reconcilers of external providers.
     desired: watch::Sender<ManagedRecords>,
+    /// The built-in server, published synchronously so an answer has changed by the time a
+    /// transition is logged or a command returns (its reconciler then finds it in sync).
+    builtin: Option<Arc<crate::dns::provider::builtin::Builtin>>,
+    /// The agreed public address of each family (dynamic DNS), restored from the store.
+    public: BTreeMap<Family, IpAddr>,
+    /// The last round's verdict in words, per family (for `status` and quiet logs).
+    last_round: BTreeMap<Family, String>,
+    /// Where each site's primary probes go; `None` until an `auto` address is known.
+    probe_targets: Vec<watch::Sender<Option<std::net::SocketAddr>>>,
 }
 
 /// Counters are saved at least this often even without a transition, so a restart loses
@@ -101,7 +122,12 @@ const SAVE_EVERY_MS: u64 = 30_000;
 impl Controller {
     /// Restores every site's state from the store (new sites start healthy on the primary) and
     /// publishes the zones that follow from it, before any listener answers.
-    pub fn new(cfg: Arc<Config>, mut store: Store, desired: watch::Sender<ManagedRecords>) -> anyhow::Result<Self> {
+    pub fn new(
+        cfg: Arc<Config>,
+        mut store: Store,
+        desired: watch::Sender<ManagedRecords>,
+        builtin: Option<Arc<crate::dns::provider::builtin::Builtin>>,
+    ) -> anyhow::Result<Self> {
         let now = now_millis();
         let mut sites = vec![];
         for site in &cfg.sites {
@@ -128,31 +154,38 @@ impl Controller {
                     s
                 }
             };
-            sites.push(SiteRt {
-                state,
-                last_primary: None,
-                last_standby: None,
-                last_saved: now,
-            });
+            sites.push(SiteRt { state, last_primary: None, last_standby: None, last_saved: now });
         }
-        let mut c = Controller {
-            cfg,
-            sites,
-            store,
-            desired,
-        };
+        let public: BTreeMap<Family, IpAddr> = store.public_ips()?.into_iter().map(|(f, (ip, _))| (f, ip)).collect();
+        let probe_targets = cfg
+            .sites
+            .iter()
+            .map(|s| {
+                watch::channel(primary_addr(s, &public).map(|ip| std::net::SocketAddr::new(ip, s.primary.port.unwrap_or(s.probe.port)))).0
+            })
+            .collect();
+        let mut c = Controller { cfg, sites, store, desired, builtin, public, last_round: BTreeMap::new(), probe_targets };
         c.publish(now)?;
         Ok(c)
     }
 
     /// The desired value of every managed record, from every site's phase.
     pub fn managed(&self) -> ManagedRecords {
-        managed_records(&self.cfg, self.sites.iter().map(|s| s.state.target()))
+        managed_records(&self.cfg, self.sites.iter().map(|s| s.state.target()), &self.public)
+    }
+
+    /// Where site `i`'s primary probes should go (subscribe before `run`).
+    pub fn probe_target(&self, i: usize) -> watch::Receiver<Option<std::net::SocketAddr>> {
+        self.probe_targets[i].subscribe()
     }
 
     /// Hands the desired records to the reconcilers (built-in server and external providers).
     fn publish(&mut self, _now: u64) -> anyhow::Result<()> {
-        self.desired.send_replace(self.managed());
+        let managed = self.managed();
+        if let Some(b) = &self.builtin {
+            b.publish_all(&managed).map_err(|e| anyhow::anyhow!("publishing the built-in zones: {e}"))?;
+        }
+        self.desired.send_replace(managed);
         Ok(())
     }
 
@@ -166,26 +199,21 @@ impl Controller {
     pub fn handle(&mut self, ev: Event) {
         let now = now_millis();
         match ev {
-            Event::Probe { site, side, outcome, at } => {
-                let note = ProbeNote {
-                    at,
-                    ok: outcome.ok,
-                    detail: outcome.detail.clone(),
-                };
+            Event::PublicIp { family, answers, verdict, at } => self.public_ip(family, answers, verdict, at.max(now)),
+            Event::Probe { site, side, addr, outcome, at } => {
+                if side == Side::Primary && *self.probe_targets[site].borrow() != Some(addr) {
+                    tracing::debug!(site = %self.cfg.sites[site].name, %addr, "dropping a probe result for an old primary address");
+                    return;
+                }
+                let note = ProbeNote { at, ok: outcome.ok, detail: outcome.detail.clone() };
                 let input = match side {
                     Side::Primary => {
                         self.sites[site].last_primary = Some(note);
-                        Input::Primary {
-                            ok: outcome.ok,
-                            detail: outcome.detail,
-                        }
+                        Input::Primary { ok: outcome.ok, detail: outcome.detail }
                     }
                     Side::Standby => {
                         self.sites[site].last_standby = Some(note);
-                        Input::Standby {
-                            ok: outcome.ok,
-                            detail: outcome.detail,
-                        }
+                        Input::Standby { ok: outcome.ok, detail: outcome.detail }
                     }
                 };
                 if let Err(e) = self.apply(site, &input, at.max(now)) {
@@ -193,12 +221,7 @@ impl Controller {
                 }
             }
             Event::Command { site, command, reply } => {
-                let result = match self
-                    .cfg
-                    .sites
-                    .iter()
-                    .position(|s| s.name == site || s.host() == site.trim_end_matches('.'))
-                {
+                let result = match self.cfg.sites.iter().position(|s| s.name == site || s.host() == site.trim_end_matches('.')) {
                     None => Err(format!(
                         "no site named `{site}`; configured: {}",
                         self.cfg.sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -266,13 +289,7 @@ impl Controller {
         }
         if let Some(alert) = &step.alert {
             tracing::error!(site = %site.name, "ALERT: {alert}");
-            events.push(NewEvent {
-                site: &site.name,
-                at: now,
-                kind: "alert",
-                reason: alert,
-                ..Default::default()
-            });
+            events.push(NewEvent { site: &site.name, at: now, kind: "alert", reason: alert, ..Default::default() });
         }
         let rt = &mut self.sites[i];
         let standby_changed = prev.standby.last_ok != step.state.standby.last_ok;
@@ -286,20 +303,107 @@ impl Controller {
     fn status_of(&self, i: usize, now: u64) -> SiteStatus {
         let site = &self.cfg.sites[i];
         let rt = &self.sites[i];
-        status_from_state(site, &rt.state, rt.last_primary.clone(), rt.last_standby.clone(), now)
+        status_from_state(site, &rt.state, rt.last_primary.clone(), rt.last_standby.clone(), &self.public, now)
+    }
+
+    /// A round of public-address sources: a new agreed address becomes the primary address of
+    /// every `auto` site of that family and the value of every `[[ddns]]` name. While a site is
+    /// failed over its records stay on the standby; the new address is what failback publishes.
+    fn public_ip(&mut self, family: Family, answers: Vec<crate::ip::Answer>, verdict: Verdict, now: u64) {
+        let words = match &verdict {
+            Verdict::Agreed { addr, operators, .. } => format!("{addr} agreed by {operators} operator(s)"),
+            Verdict::NoAgreement { why } => format!("no agreement: {why}"),
+        };
+        if self.last_round.get(&family) != Some(&words) {
+            match &verdict {
+                Verdict::Agreed { .. } => tracing::info!(%family, "public address: {words}"),
+                Verdict::NoAgreement { .. } => {
+                    let kept =
+                        self.public.get(&family).map(|a| format!("keeping {a}")).unwrap_or_else(|| "no address known yet".to_string());
+                    tracing::warn!(%family, "public address: {words}; {kept}");
+                    for a in answers.iter().filter(|a| a.result.is_err()) {
+                        tracing::warn!(%family, source = %a.source, "{}", a.result.as_ref().err().cloned().unwrap_or_default());
+                    }
+                }
+            }
+            self.last_round.insert(family, words);
+        }
+        let Verdict::Agreed { addr, sources, .. } = verdict else { return };
+        let old = self.public.insert(family, addr);
+        if old == Some(addr) {
+            return;
+        }
+        let change = match old {
+            Some(o) => format!("{o} -> {addr}"),
+            None => format!("first address {addr}"),
+        };
+        tracing::warn!(%family, "public address changed: {change} (agreed by {})", sources.join(", "));
+        if let Err(e) = self.store.save_public_ip(family, addr, now, &sources.join(",")) {
+            tracing::error!("{e}");
+        }
+        let reason = format!("{family} {change}; agreed by {}", sources.join(", "));
+        let _ = self.store.append_event(&NewEvent {
+            site: "(public address)",
+            at: now,
+            kind: "address",
+            reason: &reason,
+            ..Default::default()
+        });
+        for i in 0..self.cfg.sites.len() {
+            let site = &self.cfg.sites[i];
+            if site.primary_auto != Some(family) {
+                continue;
+            }
+            let target = std::net::SocketAddr::new(addr, site.primary.port.unwrap_or(site.probe.port));
+            self.probe_targets[i].send_replace(Some(target));
+            if let Err(e) = self.apply(i, &Input::AddressChanged { detail: change.clone() }, now) {
+                tracing::error!(site = %self.cfg.sites[i].name, "{e:#}");
+            }
+        }
+        // Sites on their primary and ddns names follow at once; failed-over sites keep the standby.
+        if let Err(e) = self.publish(now) {
+            tracing::error!("{e:#}");
+        }
+    }
+
+    /// The current public addresses and the last round's verdict, for `status`.
+    pub fn public_status(&self) -> Vec<(Family, Option<IpAddr>, Option<String>)> {
+        [Family::Ipv4, Family::Ipv6]
+            .into_iter()
+            .filter(|f| self.cfg.ip.families().contains(f))
+            .map(|f| (f, self.public.get(&f).copied(), self.last_round.get(&f).cloned()))
+            .collect()
     }
 }
 
-/// The desired records of every site given where each points.
-pub fn managed_records(cfg: &Config, targets: impl Iterator<Item = Target>) -> ManagedRecords {
+/// A site's primary address: fixed, or for `auto` the agreed public address (if any yet).
+pub fn primary_addr(site: &Site, public: &BTreeMap<Family, IpAddr>) -> Option<IpAddr> {
+    match site.primary_auto {
+        None => Some(site.primary.ip),
+        Some(f) => public.get(&f).copied(),
+    }
+}
+
+/// The desired records of every site given where each points, and of every `[[ddns]]` name.
+/// A site on an `auto` primary whose address is not known yet gets no record rather than a
+/// wrong one.
+pub fn managed_records(cfg: &Config, targets: impl Iterator<Item = Target>, public: &BTreeMap<Family, IpAddr>) -> ManagedRecords {
     let mut m = ManagedRecords::default();
     for (site, target) in cfg.sites.iter().zip(targets) {
-        let ip: IpAddr = match target {
-            Target::Primary => site.primary.ip,
-            Target::Standby => site.standby.ip,
+        let ip = match target {
+            Target::Primary => primary_addr(site, public),
+            Target::Standby => Some(site.standby.ip),
         };
+        let Some(ip) = ip else { continue };
         for n in site.names() {
             m.set(n.clone(), site.record_type(), vec![ip]);
+        }
+    }
+    for d in &cfg.ddns {
+        for f in &d.families {
+            if let Some(ip) = public.get(f) {
+                m.set(d.name.clone(), crate::config::DdnsRecord::record_type(*f), vec![*ip]);
+            }
         }
     }
     m
@@ -311,11 +415,13 @@ pub fn status_from_state(
     state: &SiteState,
     last_primary: Option<ProbeNote>,
     last_standby: Option<ProbeNote>,
+    public: &BTreeMap<Family, IpAddr>,
     now: u64,
 ) -> SiteStatus {
+    let primary = primary_addr(site, public);
     let published = match state.target() {
-        Target::Primary => site.primary.ip,
-        Target::Standby => site.standby.ip,
+        Target::Primary => primary.map(|ip| ip.to_string()).unwrap_or_else(|| "(no address yet)".to_string()),
+        Target::Standby => site.standby.ip.to_string(),
     };
     SiteStatus {
         name: site.name.clone(),
@@ -325,9 +431,13 @@ pub fn status_from_state(
         since: state.since,
         reason: state.reason.clone(),
         target: state.target(),
-        primary: site.primary.to_string(),
+        primary: match (site.primary_auto, primary) {
+            (Some(f), Some(ip)) => format!("auto ({f}: {ip})"),
+            (Some(f), None) => format!("auto ({f}: not known yet)"),
+            (None, _) => site.primary.to_string(),
+        },
         standby: site.standby.to_string(),
-        published: published.to_string(),
+        published,
         standby_ready: state.standby.readiness(&site.policy(), now) == decide::Readiness::Ready,
         last_primary_probe: last_primary,
         last_standby_probe: last_standby,

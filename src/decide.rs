@@ -187,6 +187,10 @@ pub enum Input {
     Drain { force: bool },
     /// The operator releases a drained site.
     Release,
+    /// The primary's address changed (dynamic IP): what was counted against the old address
+    /// says nothing about the new one, so the counts start over. No phase is left because of
+    /// it except `Suspect` (failures against the old address are not an outage).
+    AddressChanged { detail: String },
 }
 
 /// A change of phase, for the event log.
@@ -235,6 +239,24 @@ pub fn step(state: &SiteState, policy: &Policy, input: &Input, now: Millis) -> S
                 next.standby.last_error = Some(detail.clone());
             }
         }
+        Input::AddressChanged { detail } => {
+            next.primary_failures = 0;
+            next.primary_successes = 0;
+            next.healthy_since = None;
+            next.last_primary_error = None;
+            if state.phase == Phase::Suspect {
+                return finish(
+                    state,
+                    next,
+                    Phase::Healthy,
+                    format!("primary address changed ({detail}); probing the new address"),
+                    now,
+                    None,
+                );
+            }
+            let reason = state.reason.clone();
+            return finish(state, next, state.phase, reason, now, None);
+        }
         Input::Drain { force } => {
             if state.phase == Phase::Drained {
                 return refused(state, "the site is already drained");
@@ -259,15 +281,9 @@ pub fn step(state: &SiteState, policy: &Policy, input: &Input, now: Millis) -> S
             let (phase, why) = if next.primary_successes >= policy.successes_to_up {
                 (Phase::Healthy, "released by the operator; primary answering".to_string())
             } else if next.primary_successes > 0 {
-                (
-                    Phase::Recovering,
-                    "released by the operator; primary answering, waiting for enough successes".to_string(),
-                )
+                (Phase::Recovering, "released by the operator; primary answering, waiting for enough successes".to_string())
             } else {
-                (
-                    Phase::FailedOver,
-                    "released by the operator, but the primary is not answering yet".to_string(),
-                )
+                (Phase::FailedOver, "released by the operator, but the primary is not answering yet".to_string())
             };
             return finish(state, next, phase, why, now, None);
         }
@@ -289,10 +305,7 @@ fn evaluate(prev: &SiteState, next: SiteState, policy: &Policy, now: Millis) -> 
         Phase::Healthy | Phase::Suspect if down => match readiness {
             Readiness::Ready => (
                 Phase::FailedOver,
-                format!(
-                    "primary failed {} probes in a row ({primary_error}); standby ready",
-                    next.primary_failures
-                ),
+                format!("primary failed {} probes in a row ({primary_error}); standby ready", next.primary_failures),
                 None,
             ),
             Readiness::NotReady => {
@@ -312,26 +325,20 @@ fn evaluate(prev: &SiteState, next: SiteState, policy: &Policy, now: Millis) -> 
                 None,
             ),
         },
-        Phase::Healthy | Phase::Suspect if next.primary_failures > 0 => (
-            Phase::Suspect,
-            format!("{} failed probe(s) in a row ({primary_error})", next.primary_failures),
-            None,
-        ),
+        Phase::Healthy | Phase::Suspect if next.primary_failures > 0 => {
+            (Phase::Suspect, format!("{} failed probe(s) in a row ({primary_error})", next.primary_failures), None)
+        }
         Phase::Healthy | Phase::Suspect => (Phase::Healthy, "primary answering".to_string(), None),
         Phase::PrimaryDown if next.primary_successes >= policy.successes_to_up => {
             (Phase::Healthy, "primary answering again".to_string(), None)
         }
-        Phase::PrimaryDown if readiness == Readiness::Ready && down => (
-            Phase::FailedOver,
-            format!("standby ready again while the primary is down ({primary_error})"),
-            None,
-        ),
+        Phase::PrimaryDown if readiness == Readiness::Ready && down => {
+            (Phase::FailedOver, format!("standby ready again while the primary is down ({primary_error})"), None)
+        }
         Phase::PrimaryDown => (Phase::PrimaryDown, prev.reason.clone(), None),
-        Phase::FailedOver | Phase::Recovering if standby_down && next.primary_successes > 0 => (
-            Phase::Healthy,
-            "standby stopped answering while the primary answers again; back on the primary".to_string(),
-            None,
-        ),
+        Phase::FailedOver | Phase::Recovering if standby_down && next.primary_successes > 0 => {
+            (Phase::Healthy, "standby stopped answering while the primary answers again; back on the primary".to_string(), None)
+        }
         Phase::FailedOver | Phase::Recovering if standby_down => {
             let why = format!(
                 "both down: standby failed {} probes in a row ({}) and the primary is down ({primary_error}); records back on the primary",
@@ -374,31 +381,17 @@ fn evaluate(prev: &SiteState, next: SiteState, policy: &Policy, now: Millis) -> 
 fn finish(prev: &SiteState, mut next: SiteState, phase: Phase, reason: String, now: Millis, alert: Option<String>) -> Step {
     let transition = if phase != prev.phase {
         next.since = now;
-        Some(Transition {
-            from: prev.phase,
-            to: phase,
-            reason: reason.clone(),
-        })
+        Some(Transition { from: prev.phase, to: phase, reason: reason.clone() })
     } else {
         None
     };
     next.phase = phase;
     next.reason = reason;
-    Step {
-        state: next,
-        transition,
-        alert,
-        refused: None,
-    }
+    Step { state: next, transition, alert, refused: None }
 }
 
 fn refused(state: &SiteState, why: &str) -> Step {
-    Step {
-        state: state.clone(),
-        transition: None,
-        alert: None,
-        refused: Some(why.to_string()),
-    }
+    Step { state: state.clone(), transition: None, alert: None, refused: Some(why.to_string()) }
 }
 
 fn standby_words(state: &SiteState, readiness: Readiness) -> String {
@@ -406,11 +399,7 @@ fn standby_words(state: &SiteState, readiness: Readiness) -> String {
         Readiness::Ready => "the standby is ready".to_string(),
         Readiness::NotReady => format!(
             "the standby is not ready ({})",
-            state
-                .standby
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "its last probe failed".to_string())
+            state.standby.last_error.clone().unwrap_or_else(|| "its last probe failed".to_string())
         ),
         Readiness::Unknown => "the standby's readiness is unknown (no recent probe)".to_string(),
     }
@@ -421,30 +410,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const POLICY: Policy = Policy {
-        failures_to_down: 3,
-        successes_to_up: 5,
-        hold_down: 300_000,
-        standby_fresh: 10_000,
-    };
+    const POLICY: Policy = Policy { failures_to_down: 3, successes_to_up: 5, hold_down: 300_000, standby_fresh: 10_000 };
 
     fn fail() -> Input {
-        Input::Primary {
-            ok: false,
-            detail: "connection refused".into(),
-        }
+        Input::Primary { ok: false, detail: "connection refused".into() }
     }
     fn ok() -> Input {
-        Input::Primary {
-            ok: true,
-            detail: "200".into(),
-        }
+        Input::Primary { ok: true, detail: "200".into() }
     }
     fn sb(ok: bool) -> Input {
-        Input::Standby {
-            ok,
-            detail: if ok { "200".into() } else { "connection refused".into() },
-        }
+        Input::Standby { ok, detail: if ok { "200".into() } else { "connection refused".into() } }
     }
 
     /// Runs inputs one second apart (starting at t=1000) and returns every state.
@@ -609,10 +584,7 @@ mod tests {
         let mut s = step(&SiteState::new(0), &POLICY, &sb(true), 1_000).state;
         s = step(&s, &POLICY, &Input::Drain { force: false }, 1_100).state;
         assert_eq!(s.phase, Phase::Drained);
-        for (i, input) in [ok(), fail(), fail(), fail(), fail(), sb(false), sb(false), sb(false), ok()]
-            .iter()
-            .enumerate()
-        {
+        for (i, input) in [ok(), fail(), fail(), fail(), fail(), sb(false), sb(false), sb(false), ok()].iter().enumerate() {
             s = step(&s, &POLICY, input, 2_000 + i as u64 * 1_000).state;
             assert_eq!(s.phase, Phase::Drained);
         }
@@ -645,13 +617,29 @@ mod tests {
     }
 
     #[test]
+    fn address_change_is_not_an_outage() {
+        // Two failures against the old address, then the address changes: the count starts over.
+        let mut s = step(&SiteState::new(0), &POLICY, &sb(true), 1_000).state;
+        s = step(&s, &POLICY, &fail(), 1_100).state;
+        s = step(&s, &POLICY, &fail(), 1_200).state;
+        let moved = step(&s, &POLICY, &Input::AddressChanged { detail: "192.0.2.1 -> 192.0.2.2".into() }, 1_300);
+        assert_eq!(moved.state.phase, Phase::Healthy);
+        assert_eq!(moved.state.primary_failures, 0);
+        s = step(&moved.state, &POLICY, &fail(), 1_400).state;
+        s = step(&s, &POLICY, &fail(), 1_500).state;
+        assert_eq!(s.target(), Target::Primary, "two failures on the new address are not three");
+        // While failed over, a change keeps the records on the standby and restarts recovery.
+        let mut f = failed_over();
+        f = step(&f, &POLICY, &ok(), 10_000).state;
+        let moved = step(&f, &POLICY, &Input::AddressChanged { detail: "x".into() }, 11_000).state;
+        assert_eq!(moved.phase, Phase::Recovering);
+        assert_eq!((moved.primary_successes, moved.healthy_since), (0, None));
+        assert_eq!(moved.target(), Target::Standby);
+    }
+
+    #[test]
     fn failures_to_down_of_one_fails_over_on_first_failure() {
-        let p = Policy {
-            failures_to_down: 1,
-            successes_to_up: 1,
-            hold_down: 0,
-            standby_fresh: 10_000,
-        };
+        let p = Policy { failures_to_down: 1, successes_to_up: 1, hold_down: 0, standby_fresh: 10_000 };
         let s = step(&SiteState::new(0), &p, &sb(true), 0).state;
         let s = step(&s, &p, &fail(), 1).state;
         assert_eq!(s.phase, Phase::FailedOver);
@@ -677,6 +665,7 @@ mod tests {
             2 => any::<bool>().prop_map(|ok| Input::Standby { ok, detail: "y".into() }),
             1 => any::<bool>().prop_map(|force| Input::Drain { force }),
             1 => Just(Input::Release),
+            1 => Just(Input::AddressChanged { detail: "moved".into() }),
         ]
     }
 

@@ -42,9 +42,7 @@ pub struct SampleServer {
 
 impl SampleServer {
     pub async fn start(addr: SocketAddr, label: &str) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr()?;
         let mut s = SampleServer {
             addr,
@@ -125,11 +123,7 @@ impl SampleServer {
                 }
             }
         }
-        anyhow::bail!(
-            "cannot listen on {} again: {}",
-            self.addr,
-            last_err.map(|e| e.to_string()).unwrap_or_default()
-        )
+        anyhow::bail!("cannot listen on {} again: {}", self.addr, last_err.map(|e| e.to_string()).unwrap_or_default())
     }
 
     pub async fn shutdown(mut self) {
@@ -220,19 +214,8 @@ hold_down = "5s"      # the default is 5m; shortened so the demo ends quickly
     println!("  built-in DNS server on {dns} (udp+tcp); probes every 500ms, down after 3 failures\n");
 
     let outcome = async {
-        let first = client::query(
-            dns,
-            &fqdn("www.demo.test"),
-            hickory_proto::rr::RecordType::A,
-            Duration::from_secs(1),
-        )
-        .await?;
-        println!(
-            "1. dig @{} -p {} www.demo.test A  →  {}  (the primary)",
-            dns.ip(),
-            dns.port(),
-            show(&first.addrs)
-        );
+        let first = client::query(dns, &fqdn("www.demo.test"), hickory_proto::rr::RecordType::A, Duration::from_secs(1)).await?;
+        println!("1. dig @{} -p {} www.demo.test A  →  {}  (the primary)", dns.ip(), dns.port(), show(&first.addrs));
         // Failover needs a ready standby: wait for its first probe.
         let ready_by = Instant::now() + Duration::from_secs(10);
         while !site_status(running.api).await?.standby_ready {
@@ -244,20 +227,14 @@ hold_down = "5s"      # the default is 5m; shortened so the demo ends quickly
         primary.set_mode(Mode::Refusing).await?;
         let took = wait_for_answer(dns, "www.demo.test", s_ip, Duration::from_secs(30)).await?;
         let st = site_status(running.api).await?;
-        println!(
-            "   answer moved to {s_ip} (the standby) {:.2} s after the primary stopped",
-            took.as_secs_f64()
-        );
+        println!("   answer moved to {s_ip} (the standby) {:.2} s after the primary stopped", took.as_secs_f64());
         println!("   why: {}", st.reason);
 
         println!("3. restoring the primary ...");
         primary.set_mode(Mode::Serving).await?;
         let took = wait_for_answer(dns, "www.demo.test", p_ip, Duration::from_secs(60)).await?;
         let st = site_status(running.api).await?;
-        println!(
-            "   answer moved back to {p_ip} (the primary) {:.2} s after it came back",
-            took.as_secs_f64()
-        );
+        println!("   answer moved back to {p_ip} (the primary) {:.2} s after it came back", took.as_secs_f64());
         println!("   why: {}", st.reason);
         println!("   (failback waits for 3 good probes and a 5 s hold-down, so a flapping primary is not trusted too soon)");
         Ok::<_, anyhow::Error>(())

@@ -42,12 +42,5 @@ pub fn transport_error(e: reqwest::Error, what: &str) -> crate::dns::provider::P
 
 /// Seconds from a Retry-After header (delta-seconds form).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| Duration::from_secs(s.min(3_600)))
+    headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s.min(3_600)))
 }

@@ -11,6 +11,7 @@ pub mod decide;
 pub mod demo;
 pub mod dns;
 pub mod http;
+pub mod ip;
 pub mod probe;
 pub mod reconcile;
 pub mod store;

@@ -63,19 +63,20 @@ impl Target {
         })
     }
 
+    /// The same probe aimed at another address (the primary's address can move).
+    pub fn with_addr(&self, addr: SocketAddr) -> Target {
+        Target { addr, ..self.clone() }
+    }
+
     /// Runs one probe. Never panics and never takes longer than the timeout (plus scheduling).
     pub async fn run(&self) -> Outcome {
         let started = Instant::now();
         match tokio::time::timeout(self.timeout, self.attempt()).await {
-            Ok(Ok(status)) => Outcome {
-                ok: true,
-                detail: format!("{status} in {} ms", started.elapsed().as_millis()),
-            },
+            Ok(Ok(status)) => Outcome { ok: true, detail: format!("{status} in {} ms", started.elapsed().as_millis()) },
             Ok(Err(why)) => Outcome { ok: false, detail: why },
-            Err(_) => Outcome {
-                ok: false,
-                detail: format!("no answer within {}", crate::util::human_duration(self.timeout.as_millis() as u64)),
-            },
+            Err(_) => {
+                Outcome { ok: false, detail: format!("no answer within {}", crate::util::human_duration(self.timeout.as_millis() as u64)) }
+            }
         }
     }
 
@@ -102,9 +103,8 @@ impl Target {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP: {e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await.map_err(|e| format!("HTTP: {e}"))?;
         // The connection task ends when the response is done or the probe is dropped.
         let conn = tokio::spawn(async move {
             let _ = conn.await;
@@ -117,10 +117,7 @@ impl Target {
             .method(method)
             .uri(&self.path)
             .header(hyper::header::HOST, &self.host)
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("understudy/", env!("CARGO_PKG_VERSION"), " (health probe)"),
-            )
+            .header(hyper::header::USER_AGENT, concat!("understudy/", env!("CARGO_PKG_VERSION"), " (health probe)"))
             .header(hyper::header::CONNECTION, "close")
             .body(Empty::new())
             .map_err(|e| format!("cannot build the request: {e}"))?;
@@ -131,11 +128,8 @@ impl Target {
                 return Err(format!("status {status}, expected {}", self.expect));
             }
             if let Some(needle) = &self.body_contains {
-                let body = Limited::new(resp.into_body(), MAX_BODY)
-                    .collect()
-                    .await
-                    .map_err(|e| format!("reading the body: {e}"))?
-                    .to_bytes();
+                let body =
+                    Limited::new(resp.into_body(), MAX_BODY).collect().await.map_err(|e| format!("reading the body: {e}"))?.to_bytes();
                 if !contains(&body, needle.as_bytes()) {
                     return Err(format!("status {status} but the body lacks {needle:?}"));
                 }
@@ -186,10 +180,7 @@ fn client_tls(probe: &Probe) -> Result<rustls::ClientConfig, String> {
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
     let mut config = if probe.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-            .with_no_client_auth()
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider))).with_no_client_auth()
     } else {
         let mut roots = rustls::RootCertStore::empty();
         match &probe.ca_file {
@@ -321,10 +312,7 @@ mod tests {
         assert!(!out.ok && out.detail.starts_with("connection refused"), "{out:?}");
 
         let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let out = Target::new(silent.local_addr().unwrap(), "a.test", &probe_cfg(None))
-            .unwrap()
-            .run()
-            .await;
+        let out = Target::new(silent.local_addr().unwrap(), "a.test", &probe_cfg(None)).unwrap().run().await;
         assert!(!out.ok && out.detail.starts_with("no answer within"), "{out:?}");
 
         let (addr, _h) = server("\x00\x01garbage\r\n\r\n").await;

@@ -23,11 +23,7 @@ use crate::dns::ManagedRecords;
 /// The RRsets to replace so that `actual` matches `desired`. Only keys in `desired` are ever
 /// touched: records the provider holds that understudy does not manage are not even looked at.
 pub fn plan(desired: &BTreeMap<Key, RrSet>, actual: &BTreeMap<Key, RrSet>) -> Vec<RrSet> {
-    desired
-        .iter()
-        .filter(|(k, want)| actual.get(*k) != Some(*want))
-        .map(|(_, want)| want.clone())
-        .collect()
+    desired.iter().filter(|(k, want)| actual.get(*k) != Some(*want)).map(|(_, want)| want.clone()).collect()
 }
 
 /// The desired RRsets of one zone, from the controller's managed records.
@@ -51,12 +47,7 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, max: Duration) -> Self {
-        Backoff {
-            base,
-            max,
-            attempt: 0,
-            seed: crate::util::now_millis() | 1,
-        }
+        Backoff { base, max, attempt: 0, seed: crate::util::now_millis() | 1 }
     }
 
     pub fn reset(&mut self) {
@@ -207,11 +198,7 @@ impl Reconciler {
                 }
                 Err(e) => {
                     let delay = e.retry_after().unwrap_or_else(|| backoff.next_delay());
-                    let level = if e.is_transient() {
-                        "will retry"
-                    } else {
-                        "fix the provider settings; will retry"
-                    };
+                    let level = if e.is_transient() { "will retry" } else { "fix the provider settings; will retry" };
                     tracing::error!(zone = %self.zone, provider = %self.provider.describe(), "{e}; {level} in {:.1} s with the latest desired records", delay.as_secs_f64());
                     Some(delay)
                 }
@@ -246,12 +233,7 @@ mod tests {
 
     #[test]
     fn plan_is_minimal_and_touches_only_desired_keys() {
-        let desired: BTreeMap<_, _> = [
-            rr("a.test", "192.0.2.1", 30),
-            rr("b.test", "192.0.2.2", 30),
-            rr("c.test", "192.0.2.3", 30),
-        ]
-        .into();
+        let desired: BTreeMap<_, _> = [rr("a.test", "192.0.2.1", 30), rr("b.test", "192.0.2.2", 30), rr("c.test", "192.0.2.3", 30)].into();
         let actual: BTreeMap<_, _> = [
             rr("a.test", "192.0.2.1", 30),   // same: nothing
             rr("b.test", "192.0.2.9", 30),   // other address: replace
@@ -263,11 +245,7 @@ mod tests {
         assert_eq!(names, ["b.test.", "c.test."]);
         assert!(plan(&desired, &desired).is_empty(), "in sync means no call");
         let ttl_only: BTreeMap<_, _> = [rr("a.test", "192.0.2.1", 300)].into();
-        assert_eq!(
-            plan(&[rr("a.test", "192.0.2.1", 30)].into(), &ttl_only).len(),
-            1,
-            "a TTL difference is a change"
-        );
+        assert_eq!(plan(&[rr("a.test", "192.0.2.1", 30)].into(), &ttl_only).len(), 1, "a TTL difference is a change");
     }
 
     #[test]

@@ -62,15 +62,9 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
         let path = data_dir.join(DB_FILE);
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sql = |source| StoreError::Sqlite { path: path.clone(), source };
         let conn = Connection::open(&path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
         conn.execute_batch(
@@ -97,7 +91,14 @@ impl Store {
                  records_before TEXT,
                  records_after TEXT
              );
-             CREATE INDEX IF NOT EXISTS events_site_at ON events (site, at);",
+             CREATE INDEX IF NOT EXISTS events_site_at ON events (site, at);
+             CREATE TABLE IF NOT EXISTS public_ip (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 family TEXT NOT NULL,
+                 addr TEXT NOT NULL,
+                 at INTEGER NOT NULL,
+                 sources TEXT NOT NULL
+             );",
         )
         .map_err(sql)?;
         Ok(Store { conn, path })
@@ -109,18 +110,13 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        })?;
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
         Ok(Some(Store { conn, path }))
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        StoreError::Sqlite { path: self.path.clone(), source }
     }
 
     pub fn load_state(&self, site: &str) -> Result<Option<SiteState>, StoreError> {
@@ -142,29 +138,17 @@ impl Store {
     /// Saves a site's state and, in the same transaction, the events that explain it.
     pub fn save(&mut self, site: &str, state: &SiteState, now: u64, events: &[NewEvent<'_>]) -> Result<(), StoreError> {
         let json = serde_json::to_string(state).expect("state serializes");
-        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
         tx.execute(
             "INSERT INTO site_state (site, state, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT(site) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
             params![site, json, now as i64],
         )
-        .map_err(|e| StoreError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
+        .map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
         for ev in events {
-            insert_event(&tx, ev).map_err(|e| StoreError::Sqlite {
-                path: self.path.clone(),
-                source: e,
-            })?;
+            insert_event(&tx, ev).map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
         }
-        tx.commit().map_err(|e| StoreError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })
+        tx.commit().map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })
     }
 
     pub fn append_event(&mut self, ev: &NewEvent<'_>) -> Result<(), StoreError> {
@@ -204,9 +188,7 @@ impl Store {
     pub fn serial_for(&mut self, zone: &str, content: &str, now_secs: u64) -> Result<u32, StoreError> {
         let row: Option<(i64, String)> = self
             .conn
-            .query_row("SELECT serial, content FROM zone_serial WHERE zone = ?1", params![zone], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row("SELECT serial, content FROM zone_serial WHERE zone = ?1", params![zone], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(|e| self.sql(e))?;
         let serial = match row {
@@ -225,20 +207,54 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Appends an agreed public address to the history (the newest row per family is current).
+    pub fn save_public_ip(&mut self, family: crate::ip::Family, addr: std::net::IpAddr, at: u64, sources: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO public_ip (family, addr, at, sources) VALUES (?1, ?2, ?3, ?4)",
+                params![family.to_string(), addr.to_string(), at as i64, sources],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The current public address of each family, and when it was agreed.
+    pub fn public_ips(&self) -> Result<std::collections::BTreeMap<crate::ip::Family, (std::net::IpAddr, u64)>, StoreError> {
+        let mut out = std::collections::BTreeMap::new();
+        for h in self.public_ip_history(10_000)?.into_iter().rev() {
+            out.insert(h.0, (h.1, h.2));
+        }
+        Ok(out)
+    }
+
+    /// Newest first: (family, address, when, which sources agreed).
+    pub fn public_ip_history(&self, limit: usize) -> Result<Vec<(crate::ip::Family, std::net::IpAddr, u64, String)>, StoreError> {
+        let mut stmt =
+            self.conn.prepare("SELECT family, addr, at, sources FROM public_ip ORDER BY id DESC LIMIT ?1").map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut out = vec![];
+        for row in rows {
+            let (fam, addr, at, sources) = row.map_err(|e| self.sql(e))?;
+            let family = if fam == "IPv6" { crate::ip::Family::Ipv6 } else { crate::ip::Family::Ipv4 };
+            // A row that does not parse (hand-edited database) is skipped, not fatal.
+            if let Ok(addr) = addr.parse() {
+                out.push((family, addr, at as u64, sources));
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn insert_event(conn: &Connection, ev: &NewEvent<'_>) -> rusqlite::Result<usize> {
     conn.execute(
         "INSERT INTO events (site, at, kind, from_phase, to_phase, reason, records_before, records_after)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            ev.site,
-            ev.at as i64,
-            ev.kind,
-            ev.from_phase,
-            ev.to_phase,
-            ev.reason,
-            ev.records_before,
-            ev.records_after
-        ],
+        params![ev.site, ev.at as i64, ev.kind, ev.from_phase, ev.to_phase, ev.reason, ev.records_before, ev.records_after],
     )
 }
 

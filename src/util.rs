@@ -7,10 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// "300ms", "2s", "1.5s", "5m", "1h30m": short and exact enough for operator messages.
@@ -19,11 +16,7 @@ pub fn human_duration(ms: u64) -> String {
         return format!("{ms}ms");
     }
     if ms < 60_000 {
-        return if ms.is_multiple_of(1_000) {
-            format!("{}s", ms / 1_000)
-        } else {
-            format!("{:.1}s", ms as f64 / 1_000.0)
-        };
+        return if ms.is_multiple_of(1_000) { format!("{}s", ms / 1_000) } else { format!("{:.1}s", ms as f64 / 1_000.0) };
     }
     let secs = ms / 1_000;
     let (h, m, s) = (secs / 3_600, (secs % 3_600) / 60, secs % 60);
@@ -55,9 +48,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         if num_len == 0 {
             return Err(format!("`{t}` is not a duration like 500ms, 2s, 5m or 1h"));
         }
-        let value: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("`{t}` is not a duration like 500ms, 2s, 5m or 1h"))?;
+        let value: f64 = rest[..num_len].parse().map_err(|_| format!("`{t}` is not a duration like 500ms, 2s, 5m or 1h"))?;
         rest = &rest[num_len..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {

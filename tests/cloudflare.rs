@@ -67,29 +67,18 @@ fn create_update_idempotent_paginated_untouched() {
     }
     let r = reconciler(&cf, TOKEN, None);
     let rt = rt();
-    let want = r.desired(&managed(&[
-        ("www.example.test", "192.0.2.10"),
-        ("example.test", "192.0.2.10"),
-        ("www.example.test", "2001:db8::10"),
-    ]));
+    let want =
+        r.desired(&managed(&[("www.example.test", "192.0.2.10"), ("example.test", "192.0.2.10"), ("www.example.test", "2001:db8::10")]));
     let mut known = None;
     assert_eq!(applied(&rt.block_on(r.pass(&want, &mut known)).unwrap()), 3);
     {
         let s = cf.state.lock().unwrap();
         let www = s.find("A", "www.example.test");
         assert_eq!(www.len(), 1);
-        assert_eq!(
-            (www[0].content.as_str(), www[0].ttl, www[0].proxied),
-            ("192.0.2.10", 60, false),
-            "TTL raised to Cloudflare's minimum"
-        );
+        assert_eq!((www[0].content.as_str(), www[0].ttl, www[0].proxied), ("192.0.2.10", 60, false), "TTL raised to Cloudflare's minimum");
         assert!(www[0].comment.as_deref().unwrap().contains("understudy"));
         assert_eq!(s.find("AAAA", "www.example.test")[0].content, "2001:db8::10");
-        let pages: Vec<_> = s
-            .log
-            .iter()
-            .filter(|(m, p)| m == "GET" && p.ends_with("type=A") && !p.contains("name="))
-            .collect();
+        let pages: Vec<_> = s.log.iter().filter(|(m, p)| m == "GET" && p.ends_with("type=A") && !p.contains("name=")).collect();
         assert!(pages.len() >= 3, "read paged through 250+ records: {pages:?}");
     }
 
@@ -100,23 +89,14 @@ fn create_update_idempotent_paginated_untouched() {
     assert_eq!(cf.state.lock().unwrap().writes(), writes, "re-apply must not write");
 
     // Update one.
-    let want2 = r.desired(&managed(&[
-        ("www.example.test", "192.0.2.20"),
-        ("example.test", "192.0.2.10"),
-        ("www.example.test", "2001:db8::10"),
-    ]));
+    let want2 =
+        r.desired(&managed(&[("www.example.test", "192.0.2.20"), ("example.test", "192.0.2.10"), ("www.example.test", "2001:db8::10")]));
     assert_eq!(applied(&rt.block_on(r.pass(&want2, &mut known)).unwrap()), 1);
     let s = cf.state.lock().unwrap();
     assert_eq!(s.find("A", "www.example.test")[0].content, "192.0.2.20");
     assert_eq!(s.find("TXT", "www.example.test").len(), 1, "not ours: untouched");
     assert_eq!(s.find("MX", "example.test").len(), 1);
-    assert_eq!(
-        s.records
-            .values()
-            .filter(|r| r.name.starts_with('h') && r.content == "192.0.2.200")
-            .count(),
-        250
-    );
+    assert_eq!(s.records.values().filter(|r| r.name.starts_with('h') && r.content == "192.0.2.200").count(), 250);
 }
 
 #[test]
@@ -135,11 +115,7 @@ fn proxied_is_kept_as_found_and_extras_removed() {
     let s = cf.state.lock().unwrap();
     let www = s.find("A", "www.example.test");
     assert_eq!(www.len(), 1, "the RRset is exactly the desired one: {www:?}");
-    assert_eq!(
-        (www[0].content.as_str(), www[0].proxied, www[0].ttl),
-        ("192.0.2.30", true, 1),
-        "proxied kept, TTL auto"
-    );
+    assert_eq!((www[0].content.as_str(), www[0].proxied, www[0].ttl), ("192.0.2.30", true, 1), "proxied kept, TTL auto");
     drop(s);
     // A proxied record reads back as in sync (its TTL is Cloudflare's to choose).
     let mut fresh = None;
@@ -159,20 +135,11 @@ fn rate_limit_is_retried_after_retry_after() {
     let mut known = None;
     let want = r.desired(&managed(&[("www.example.test", "192.0.2.10")]));
     let err = rt.block_on(r.pass(&want, &mut known)).unwrap_err();
-    assert_eq!(
-        err,
-        ProviderError::Throttled {
-            retry_after: Some(Duration::from_secs(1))
-        }
-    );
+    assert_eq!(err, ProviderError::Throttled { retry_after: Some(Duration::from_secs(1)) });
     assert!(err.is_transient());
     // The daemon loop waits Retry-After and lands the change.
     let started = Instant::now();
-    let bg = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let bg = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let (_tx, rx) = tokio::sync::watch::channel(managed(&[("www.example.test", "192.0.2.10")]));
     let cancel = tokio_util::sync::CancellationToken::new();
     let h = bg.spawn(reconciler(&cf, TOKEN, None).run(rx, cancel.clone()));
@@ -180,11 +147,7 @@ fn rate_limit_is_retried_after_retry_after() {
         assert!(started.elapsed() < Duration::from_secs(15), "never landed");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "waited the Retry-After: {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_millis(900), "waited the Retry-After: {:?}", started.elapsed());
     cancel.cancel();
     bg.block_on(h).unwrap();
 }
@@ -195,25 +158,14 @@ fn wrong_token_clear_error_nothing_written() {
     let r = reconciler(&cf, "not-the-token", None);
     let rt = rt();
     let mut known = None;
-    let err = rt
-        .block_on(r.pass(&r.desired(&managed(&[("www.example.test", "192.0.2.10")])), &mut known))
-        .unwrap_err();
+    let err = rt.block_on(r.pass(&r.desired(&managed(&[("www.example.test", "192.0.2.10")])), &mut known)).unwrap_err();
     assert!(matches!(err, ProviderError::Auth(_)), "{err}");
     assert!(err.to_string().contains("Authentication error (code 10000)"), "{err}");
-    assert!(matches!(
-        rt.block_on(r.provider.check(&name("example.test"))),
-        Err(ProviderError::Auth(_))
-    ));
+    assert!(matches!(rt.block_on(r.provider.check(&name("example.test"))), Err(ProviderError::Auth(_))));
     assert_eq!(cf.state.lock().unwrap().writes(), 0);
     let good = reconciler(&cf, TOKEN, None);
-    assert!(matches!(
-        rt.block_on(good.provider.check(&name("other.test"))),
-        Err(ProviderError::ZoneNotFound(_))
-    ));
-    assert!(rt
-        .block_on(good.provider.check(&name("example.test")))
-        .unwrap()
-        .contains("readable"));
+    assert!(matches!(rt.block_on(good.provider.check(&name("other.test"))), Err(ProviderError::ZoneNotFound(_))));
+    assert!(rt.block_on(good.provider.check(&name("example.test"))).unwrap().contains("readable"));
 }
 
 #[test]
@@ -229,27 +181,14 @@ fn api_unreachable_mid_run_latest_value_lands() {
         verify_timeout: Duration::from_secs(1),
         refresh: Duration::from_secs(300),
     };
-    let bg = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let bg = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let mut m = managed(&[("www.example.test", "192.0.2.1")]);
     let (tx, rx) = tokio::sync::watch::channel(m.clone());
     let cancel = tokio_util::sync::CancellationToken::new();
     let h = bg.spawn(r.run(rx, cancel.clone()));
     let wait = |want: &str| {
         let start = Instant::now();
-        while cf
-            .state
-            .lock()
-            .unwrap()
-            .find("A", "www.example.test")
-            .first()
-            .map(|r| r.content.clone())
-            .as_deref()
-            != Some(want)
-        {
+        while cf.state.lock().unwrap().find("A", "www.example.test").first().map(|r| r.content.clone()).as_deref() != Some(want) {
             assert!(start.elapsed() < Duration::from_secs(30), "{want} never landed");
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -14,17 +14,13 @@ fn check(text: &str) -> (i32, String, String) {
     std::fs::write(&path, text).unwrap();
     let out = Command::new(common::BIN).arg("check-config").arg("-c").arg(&path).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "bad.toml");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        err,
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string(), err)
 }
 
 #[test]
 fn broken_configs_give_exact_errors() {
     let cases: Vec<(&str, String, &str)> = vec![
-        ("unknown top-level key", "dat_dir = \"x\"\n".into(), "bad.toml:1:1: dat_dir: unknown key `dat_dir`, expected one of `data_dir`, `providers`, `dns`, `api`, `sites`"),
+        ("unknown top-level key", "dat_dir = \"x\"\n".into(), "bad.toml:1:1: dat_dir: unknown key `dat_dir`, expected one of `data_dir`, `providers`, `ip`, `ddns`, `dns`, `api`, `sites`"),
         ("misspelt probe key", format!("{SITE}[sites.probe]\nintreval = \"2s\"\n"), "bad.toml:8:1: sites[0].probe.intreval: unknown key `intreval`, expected one of `scheme`, `port`, `method`, `path`, `expect_status`, `body_contains`, `interval`, `timeout`, `failures_to_down`, `successes_to_up`, `hold_down`, `ca_file`, `insecure`"),
         ("invalid IP", SITE.replace("192.0.2.1", "192.0.2.300"), "bad.toml:5:11: sites[0].primary: `192.0.2.300` is not an address: expected an IP address like \"203.0.113.7\", optionally with a probe port like \"203.0.113.7:8443\""),
         ("missing standby", SITE.replace("standby = \"192.0.2.2\"\n", ""), "bad.toml:3:1: sites[0]: missing key `standby`: the standby server's address, e.g. standby = \"198.51.100.9\""),
@@ -43,7 +39,7 @@ fn broken_configs_give_exact_errors() {
         ("status out of range", format!("{SITE}[sites.probe]\nexpect_status = [200, 999]\n"), "bad.toml:8:23: sites[0].probe.expect_status[1]: 999 is not an HTTP status: expected 100-599, a class like \"2xx\", or a range like \"200-299\""),
         ("interval as a boolean", format!("{SITE}[sites.probe]\ninterval = true\n"), "bad.toml:8:12: sites[0].probe.interval: expected a duration like \"2s\" or a number of seconds"),
         ("missing CA file", format!("{SITE}[sites.probe]\nca_file = \"/nonexistent/ca.pem\"\n"), "bad.toml:8:11: sites[0].probe.ca_file: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)"),
-        ("auto primary not yet", SITE.replace("192.0.2.1", "auto"), "bad.toml:5:11: sites[0].primary: `auto` is not an address: `auto` (follow the line's public IP) is not supported yet; give the address"),
+        ("auto primary without sources", SITE.replace("192.0.2.1", "auto"), "bad.toml:5:11: sites[0].primary: `auto` follows the public IPv4 address, but no [[ip.sources]] answer for IPv4"),
     ];
     let mut failures = vec![];
     for (what, text, want) in &cases {
@@ -53,13 +49,7 @@ fn broken_configs_give_exact_errors() {
             failures.push(format!("{what}:\n  want (exit 2): {want_line}  got  (exit {code}): {err}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases wrong:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
 #[test]
@@ -67,16 +57,10 @@ fn missing_file_names_the_file_and_hints() {
     let (code, _, err) = check("");
     assert_eq!(code, 0, "an empty config is valid (defaults), it just watches nothing");
     assert!(err.contains("no [[sites]] are configured"), "{err}");
-    let out = Command::new(common::BIN)
-        .args(["check-config", "-c", "/nonexistent/understudy.toml"])
-        .output()
-        .unwrap();
+    let out = Command::new(common::BIN).args(["check-config", "-c", "/nonexistent/understudy.toml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with("error: /nonexistent/understudy.toml: cannot read the config file: No such file"),
-        "{err}"
-    );
+    assert!(err.starts_with("error: /nonexistent/understudy.toml: cannot read the config file: No such file"), "{err}");
     assert!(err.contains("hint: pass the config with -c FILE"), "{err}");
 }
 

@@ -54,9 +54,7 @@ fn answers_over_tcp() {
     let (d, _p, _s) = daemon();
     let mut msg = Message::query();
     msg.add_query(Query::query(Name::from_ascii("www.example.test.").unwrap(), RecordType::A));
-    let reply = rt()
-        .block_on(understudy::dns::client::tcp_query(d.dns(), &msg, Duration::from_secs(2)))
-        .unwrap();
+    let reply = rt().block_on(understudy::dns::client::tcp_query(d.dns(), &msg, Duration::from_secs(2))).unwrap();
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     assert_eq!(reply.answers[0].data.to_string(), "127.0.0.1");
 }
@@ -69,9 +67,7 @@ fn garbage_packets_do_not_hurt_it() {
         vec![0],
         vec![0xff; 12],
         vec![0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0x0c], // pointer loop
-        vec![
-            0x12, 0x34, 0x01, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 3, b'w', b'w',
-        ], // lies about counts
+        vec![0x12, 0x34, 0x01, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 3, b'w', b'w'], // lies about counts
         (0..=255u8).cycle().take(3000).collect(),
     ];
     for g in &garbage {

@@ -60,10 +60,7 @@ fn killed_primary_fails_over_and_fails_back_only_after_hold_down() {
     primary.restart();
     let back = Instant::now();
     let took = d.wait_answer("www.example.test", "127.0.0.1", Duration::from_secs(15));
-    assert!(
-        took >= Duration::from_millis(1_900),
-        "failback after {took:?}: before the 2 s hold-down"
-    );
+    assert!(took >= Duration::from_millis(1_900), "failback after {took:?}: before the 2 s hold-down");
     assert!(back.elapsed() < Duration::from_secs(10));
     assert_eq!(d.phase(), "healthy");
     let (_, out, _) = d.cli(&["status"]);
@@ -80,11 +77,7 @@ fn silent_primary_fails_over() {
     let start = Instant::now();
     let d = Daemon::start(&one_site(silent.addr, standby.addr, ""));
     d.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
-    assert!(
-        start.elapsed() <= DETECT_BOUND + Duration::from_secs(1),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() <= DETECT_BOUND + Duration::from_secs(1), "took {:?}", start.elapsed());
     let s = d.status();
     let reason = s["sites"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("no answer within 300ms"), "{reason}");
@@ -117,9 +110,7 @@ fn standby_down_means_no_failover_and_an_alert() {
     let mut primary = Nginx::start("127.0.0.1", "primary");
     let dead_standby = std::net::SocketAddr::new("127.0.0.2".parse().unwrap(), free_port("127.0.0.2"));
     let d = Daemon::start(&one_site(primary.addr, dead_standby, ""));
-    wait_until(Duration::from_secs(5), "a standby probe", || {
-        !d.status()["sites"][0]["last_standby_probe"].is_null()
-    });
+    wait_until(Duration::from_secs(5), "a standby probe", || !d.status()["sites"][0]["last_standby_probe"].is_null());
     primary.kill();
     wait_until(Duration::from_secs(10), "primary-down", || d.phase() == "primary-down");
     // Both down: the record stays on the primary, for the whole time.
@@ -132,9 +123,7 @@ fn standby_down_means_no_failover_and_an_alert() {
     assert!(d.log().contains("ALERT"), "the alert is logged:\n{}", d.log());
     // The alert is in the event log too.
     let conn = rusqlite::Connection::open(data_file(&d)).unwrap();
-    let alerts: i64 = conn
-        .query_row("SELECT count(*) FROM events WHERE kind = 'alert'", [], |r| r.get(0))
-        .unwrap();
+    let alerts: i64 = conn.query_row("SELECT count(*) FROM events WHERE kind = 'alert'", [], |r| r.get(0)).unwrap();
     assert!(alerts >= 1);
 }
 
@@ -158,9 +147,7 @@ fn restart_mid_failover_does_not_flip() {
     assert_eq!(d.phase(), "failed-over");
     // Exactly one transition into failed-over was logged: no spurious flip around the restart.
     let conn = rusqlite::Connection::open(data_file(&d)).unwrap();
-    let flips: i64 = conn
-        .query_row("SELECT count(*) FROM events WHERE to_phase = 'failed-over'", [], |r| r.get(0))
-        .unwrap();
+    let flips: i64 = conn.query_row("SELECT count(*) FROM events WHERE to_phase = 'failed-over'", [], |r| r.get(0)).unwrap();
     assert_eq!(flips, 1);
     // And recovery still works after the restart.
     primary.restart();
@@ -198,9 +185,7 @@ fn drain_refused_when_standby_not_ready_unless_forced() {
     let primary = Nginx::start("127.0.0.1", "primary");
     let dead_standby = std::net::SocketAddr::new("127.0.0.2".parse().unwrap(), free_port("127.0.0.2"));
     let d = Daemon::start(&one_site(primary.addr, dead_standby, ""));
-    wait_until(Duration::from_secs(5), "a standby probe", || {
-        !d.status()["sites"][0]["last_standby_probe"].is_null()
-    });
+    wait_until(Duration::from_secs(5), "a standby probe", || !d.status()["sites"][0]["last_standby_probe"].is_null());
     let (code, _, err) = d.cli(&["drain", "shop"]);
     assert_eq!(code, 1);
     assert!(err.contains("standby is not ready") && err.contains("--force"), "{err}");
@@ -245,29 +230,21 @@ fn https_probe_checks_the_certificate_against_the_site_name() {
     let probe = format!("ca_file = \"{}\"", dir.path().join("ca.pem").display());
     let cfg = one_site(primary.addr, standby.addr, &probe).replace("scheme = \"http\"", "scheme = \"https\"");
     let d = Daemon::start(&cfg);
-    wait_until(Duration::from_secs(5), "a good https probe", || {
-        d.status()["sites"][0]["last_primary_probe"]["ok"] == true
-    });
+    wait_until(Duration::from_secs(5), "a good https probe", || d.status()["sites"][0]["last_primary_probe"]["ok"] == true);
 
     // insecure = true accepts a certificate from an unknown CA (self-signed origins).
     let insecure = one_site(primary.addr, standby.addr, "insecure = true").replace("scheme = \"http\"", "scheme = \"https\"");
     let d3 = Daemon::start(&insecure);
-    wait_until(Duration::from_secs(5), "an insecure https probe", || {
-        d3.status()["sites"][0]["last_primary_probe"]["ok"] == true
-    });
+    wait_until(Duration::from_secs(5), "an insecure https probe", || d3.status()["sites"][0]["last_primary_probe"]["ok"] == true);
     // Without ca_file or insecure, the public roots do not know our test CA.
     let strict = one_site(primary.addr, standby.addr, "").replace("scheme = \"http\"", "scheme = \"https\"");
     let d4 = Daemon::start(&strict);
-    wait_until(Duration::from_secs(5), "a primary probe", || {
-        !d4.status()["sites"][0]["last_primary_probe"].is_null()
-    });
+    wait_until(Duration::from_secs(5), "a primary probe", || !d4.status()["sites"][0]["last_primary_probe"].is_null());
     assert_eq!(d4.status()["sites"][0]["last_primary_probe"]["ok"], false);
 
     let wrong_name = cfg.replace("www.example.test", "other.example.test");
     let d2 = Daemon::start(&wrong_name);
-    wait_until(Duration::from_secs(5), "a primary probe", || {
-        !d2.status()["sites"][0]["last_primary_probe"].is_null()
-    });
+    wait_until(Duration::from_secs(5), "a primary probe", || !d2.status()["sites"][0]["last_primary_probe"].is_null());
     let p = &d2.status()["sites"][0]["last_primary_probe"];
     assert_eq!(p["ok"], false);
     assert!(p["detail"].as_str().unwrap().contains("certificate"), "{p}");
@@ -297,9 +274,7 @@ fn json_logs_are_one_object_per_line() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until(Duration::from_secs(10), "runtime file", || {
-        dir.path().join("data/daemon.json").exists()
-    });
+    wait_until(Duration::from_secs(10), "runtime file", || dir.path().join("data/daemon.json").exists());
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);

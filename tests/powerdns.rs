@@ -63,11 +63,7 @@ fn create_update_idempotent_untouched() {
     let rt = rt();
     let s0 = p.serial().unwrap();
     let mut known = None;
-    let want = desired(&[
-        ("www.example.test", "192.0.2.10"),
-        ("example.test", "192.0.2.10"),
-        ("www.example.test", "2001:db8::10"),
-    ]);
+    let want = desired(&[("www.example.test", "192.0.2.10"), ("example.test", "192.0.2.10"), ("www.example.test", "2001:db8::10")]);
     assert_eq!(applied(&rt.block_on(r.pass(&want, &mut known)).unwrap()), 3);
     assert_eq!(p.rdata("www.example.test", RecordType::A), ["192.0.2.10"]);
     assert_eq!(p.rdata("www.example.test", RecordType::AAAA), ["2001:db8::10"]);
@@ -79,11 +75,7 @@ fn create_update_idempotent_untouched() {
     assert_eq!(rt.block_on(r.pass(&want, &mut fresh)).unwrap(), Pass::InSync);
     assert_eq!(p.serial().unwrap(), s1, "no write on re-apply");
 
-    let want2 = desired(&[
-        ("www.example.test", "192.0.2.20"),
-        ("example.test", "192.0.2.10"),
-        ("www.example.test", "2001:db8::10"),
-    ]);
+    let want2 = desired(&[("www.example.test", "192.0.2.20"), ("example.test", "192.0.2.10"), ("www.example.test", "2001:db8::10")]);
     assert_eq!(applied(&rt.block_on(r.pass(&want2, &mut known)).unwrap()), 1);
     assert_eq!(p.rdata("www.example.test", RecordType::A), ["192.0.2.20"]);
 
@@ -93,13 +85,8 @@ fn create_update_idempotent_untouched() {
 
     // Ownership is recorded as an RRset comment.
     let conn = rusqlite::Connection::open(p.dir.path().join("pdns.sqlite3")).unwrap();
-    let comment: String = conn
-        .query_row(
-            "SELECT comment FROM comments WHERE name = 'www.example.test' AND type = 'A'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let comment: String =
+        conn.query_row("SELECT comment FROM comments WHERE name = 'www.example.test' AND type = 'A'", [], |r| r.get(0)).unwrap();
     assert!(comment.contains("heritage=understudy"), "{comment}");
 }
 
@@ -123,9 +110,7 @@ fn wrong_api_key_clear_error_nothing_written() {
     let s0 = p.serial().unwrap();
     let r = reconciler(&p, "wrong-key");
     let mut known = None;
-    let err = rt
-        .block_on(r.pass(&desired(&[("www.example.test", "192.0.2.66")]), &mut known))
-        .unwrap_err();
+    let err = rt.block_on(r.pass(&desired(&[("www.example.test", "192.0.2.66")]), &mut known)).unwrap_err();
     assert!(matches!(err, ProviderError::Auth(_)), "{err}");
     assert!(err.to_string().contains("check api_key"), "{err}");
     let check = rt.block_on(r.provider.check(&name("example.test")));
@@ -142,11 +127,7 @@ fn wrong_api_key_clear_error_nothing_written() {
 fn server_down_then_back_latest_value_lands() {
     let mut p = Pdns::start();
     let r = reconciler(&p, API_KEY);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let mut managed = ManagedRecords::default();
     managed.set(name("www.example.test"), RecordType::A, vec!["192.0.2.1".parse().unwrap()]);
     let (tx, rx) = tokio::sync::watch::channel(managed.clone());

@@ -27,11 +27,7 @@ fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, Stri
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
 }
 
 fn write(dir: &std::path::Path, provider: &str) {
@@ -46,10 +42,7 @@ fn check_plan_apply(dir: &std::path::Path, env: &[(&str, &str)]) {
     let (code, out, err) = run(dir, &["check-config"], env);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(err.contains("provider ok: zone example.test."), "{err}");
-    assert!(
-        out.contains("<redacted>") || out.contains("standard AWS chain"),
-        "secrets redacted: {out}"
-    );
+    assert!(out.contains("<redacted>") || out.contains("standard AWS chain"), "secrets redacted: {out}");
     let (code, out, err) = run(dir, &["dns", "plan"], env);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("1 to change") && out.contains("www.example.test. A (absent)"), "{out}");
@@ -66,10 +59,7 @@ fn powerdns_from_config() {
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
-        &format!(
-            "[[providers]]\nname = \"p\"\ntype = \"powerdns\"\nurl = \"{}\"\napi_key_env = \"TEST_PDNS_KEY\"\n",
-            pdns.api
-        ),
+        &format!("[[providers]]\nname = \"p\"\ntype = \"powerdns\"\nurl = \"{}\"\napi_key_env = \"TEST_PDNS_KEY\"\n", pdns.api),
     );
     std::fs::write(
         dir.path().join("c.toml"),
@@ -89,10 +79,7 @@ fn cloudflare_from_config() {
     std::fs::write(dir.path().join("token"), "cf-token\n").unwrap();
     write(
         dir.path(),
-        &format!(
-            "[[providers]]\nname = \"p\"\ntype = \"cloudflare\"\nendpoint = \"{}\"\napi_token_file = \"token\"\n",
-            cf.endpoint()
-        ),
+        &format!("[[providers]]\nname = \"p\"\ntype = \"cloudflare\"\nendpoint = \"{}\"\napi_token_file = \"token\"\n", cf.endpoint()),
     );
     check_plan_apply(dir.path(), &[]);
     let recs = cf.state.lock().unwrap().find("A", "www.example.test");
@@ -106,9 +93,7 @@ fn route53_from_config() {
     // The hosted zone, made with the AWS SDK the way the console would.
     rt().block_on(async {
         let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
             .build_https();
         let conf = aws_sdk_route53::Config::builder()
             .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
@@ -117,20 +102,11 @@ fn route53_from_config() {
             .endpoint_url(&endpoint)
             .credentials_provider(aws_credential_types::Credentials::new("AKIDSETUP", "setup", None, None, "test"))
             .build();
-        aws_sdk_route53::Client::from_conf(conf)
-            .create_hosted_zone()
-            .name("example.test.")
-            .caller_reference("cfg")
-            .send()
-            .await
-            .unwrap();
+        aws_sdk_route53::Client::from_conf(conf).create_hosted_zone().name("example.test.").caller_reference("cfg").send().await.unwrap();
     });
     let dir = tempfile::tempdir().unwrap();
     // Credentials from the standard chain (environment), as most users have them.
-    write(
-        dir.path(),
-        &format!("[[providers]]\nname = \"p\"\ntype = \"route53\"\nendpoint = \"{endpoint}\"\n"),
-    );
+    write(dir.path(), &format!("[[providers]]\nname = \"p\"\ntype = \"route53\"\nendpoint = \"{endpoint}\"\n"));
     let env = [
         ("AWS_ACCESS_KEY_ID", "AKIDFROMENV"),
         ("AWS_SECRET_ACCESS_KEY", "from-env"),
@@ -170,10 +146,7 @@ fn route53_named_profile_from_shared_credentials_file() {
     let endpoint = format!("http://{}", moto.addr);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("credentials"), "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = d\n[understudy]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = p\n").unwrap();
-    write(
-        dir.path(),
-        &format!("[[providers]]\nname = \"p\"\ntype = \"route53\"\nendpoint = \"{endpoint}\"\nprofile = \"understudy\"\n"),
-    );
+    write(dir.path(), &format!("[[providers]]\nname = \"p\"\ntype = \"route53\"\nendpoint = \"{endpoint}\"\nprofile = \"understudy\"\n"));
     let creds = dir.path().join("credentials").display().to_string();
     let env = [
         ("AWS_SHARED_CREDENTIALS_FILE", creds.as_str()),
@@ -186,15 +159,9 @@ fn route53_named_profile_from_shared_credentials_file() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("no public hosted zone example.test."), "{err}");
     // A profile that does not exist is a clear error too, not a hang.
-    write(
-        dir.path(),
-        &format!("[[providers]]\nname = \"p\"\ntype = \"route53\"\nendpoint = \"{endpoint}\"\nprofile = \"nosuch\"\n"),
-    );
+    write(dir.path(), &format!("[[providers]]\nname = \"p\"\ntype = \"route53\"\nendpoint = \"{endpoint}\"\nprofile = \"nosuch\"\n"));
     let (code, _, err) = run(dir.path(), &["check-config"], &env);
     assert_eq!(code, 3, "{err}");
-    assert!(
-        err.contains("provider error") && err.contains("could not load AWS credentials") && err.contains("nosuch"),
-        "{err}"
-    );
+    assert!(err.contains("provider error") && err.contains("could not load AWS credentials") && err.contains("nosuch"), "{err}");
     assert!(err.len() < 1_500, "short enough to read: {err}");
 }

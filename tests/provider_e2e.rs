@@ -64,18 +64,12 @@ fn plan_apply_and_failover_through_bind() {
 
     let (code, _, err) = d.cli(&["check-config"]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("provider ok: zone example.test.") && err.contains("TSIG key accepted"),
-        "{err}"
-    );
+    assert!(err.contains("provider ok: zone example.test.") && err.contains("TSIG key accepted"), "{err}");
 
     let (code, out, err) = d.cli(&["dns", "plan"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("zone example.test. at rfc2136"), "{out}");
-    assert!(
-        out.contains("1 to change") && out.contains("www.example.test. A (absent)  ->  www.example.test. 30 A 127.0.0.1"),
-        "{out}"
-    );
+    assert!(out.contains("1 to change") && out.contains("www.example.test. A (absent)  ->  www.example.test. 30 A 127.0.0.1"), "{out}");
     assert_eq!(bind.serial().unwrap(), s0, "plan writes nothing");
     assert!(bind.rdata("www.example.test", RecordType::A).is_empty());
 
@@ -111,22 +105,11 @@ fn check_config_says_clearly_when_the_key_is_wrong() {
     let cfg = config(&bind, &bad_key, "127.0.0.1:1".parse().unwrap(), "127.0.0.2:1".parse().unwrap())
         .replace("{DATA}", &dir.path().join("data").display().to_string());
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["check-config", "-c"])
-        .arg(dir.path().join("c.toml"))
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(BIN).args(["check-config", "-c"]).arg(dir.path().join("c.toml")).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(
-        err.contains("provider error: zone example.test.") && err.contains("NOTAUTH"),
-        "{err}"
-    );
-    let out = std::process::Command::new(BIN)
-        .args(["check-config", "--offline", "-c"])
-        .arg(dir.path().join("c.toml"))
-        .output()
-        .unwrap();
+    assert!(err.contains("provider error: zone example.test.") && err.contains("NOTAUTH"), "{err}");
+    let out = std::process::Command::new(BIN).args(["check-config", "--offline", "-c"]).arg(dir.path().join("c.toml")).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("tsig_secret = \"<redacted>\""));
 }

@@ -57,11 +57,7 @@ fn applied(p: &Pass) -> usize {
     match p {
         Pass::InSync => 0,
         Pass::Applied(v) => {
-            assert!(
-                v.iter()
-                    .all(|(_, o, confirmed)| *o == understudy::dns::provider::Outcome::Applied && *confirmed),
-                "{v:?}"
-            );
+            assert!(v.iter().all(|(_, o, confirmed)| *o == understudy::dns::provider::Outcome::Applied && *confirmed), "{v:?}");
             v.len()
         }
     }
@@ -75,11 +71,7 @@ fn create_update_idempotent(kind: Kind, alg: &str) {
     let s0 = server.serial().unwrap();
 
     // Create.
-    let want = desired(&[
-        ("www.example.test", "192.0.2.10"),
-        ("example.test", "192.0.2.10"),
-        ("www.example.test", "2001:db8::10"),
-    ]);
+    let want = desired(&[("www.example.test", "192.0.2.10"), ("example.test", "192.0.2.10"), ("www.example.test", "2001:db8::10")]);
     assert_eq!(applied(&rt.block_on(r.pass(&want, &mut known)).unwrap()), 3);
     assert_eq!(server.rdata("www.example.test", RecordType::A), ["192.0.2.10"]);
     assert_eq!(server.rdata("www.example.test", RecordType::AAAA), ["2001:db8::10"]);
@@ -96,11 +88,7 @@ fn create_update_idempotent(kind: Kind, alg: &str) {
     assert_eq!(server.serial().unwrap(), s1, "no write on re-apply");
 
     // Update one name.
-    let want2 = desired(&[
-        ("www.example.test", "192.0.2.20"),
-        ("example.test", "192.0.2.10"),
-        ("www.example.test", "2001:db8::10"),
-    ]);
+    let want2 = desired(&[("www.example.test", "192.0.2.20"), ("example.test", "192.0.2.10"), ("www.example.test", "2001:db8::10")]);
     assert_eq!(applied(&rt.block_on(r.pass(&want2, &mut known)).unwrap()), 1);
     assert_eq!(server.rdata("www.example.test", RecordType::A), ["192.0.2.20"]);
 
@@ -132,17 +120,9 @@ fn wrong_credentials(kind: Kind) {
     let s0 = server.serial().unwrap();
     let mut bad = key(&server);
     bad.secret = b"this is not the right secret at all".to_vec();
-    for (what, k) in [
-        ("wrong secret", Some(bad.clone())),
-        ("no key", None),
-        (
-            "unknown key name",
-            Some(TsigKey {
-                name: name("nobody"),
-                ..bad
-            }),
-        ),
-    ] {
+    for (what, k) in
+        [("wrong secret", Some(bad.clone())), ("no key", None), ("unknown key name", Some(TsigKey { name: name("nobody"), ..bad }))]
+    {
         let r = reconciler(&server, k);
         let mut known = None;
         let err = rt.block_on(r.pass(&want, &mut known)).unwrap_err();
@@ -154,17 +134,12 @@ fn wrong_credentials(kind: Kind) {
         if what == "no key" {
             assert!(check.is_ok(), "reading needs no key: {check:?}");
         } else {
-            assert!(
-                matches!(check, Err(ProviderError::Auth(_))),
-                "{what}: check must say the key is wrong: {check:?}"
-            );
+            assert!(matches!(check, Err(ProviderError::Auth(_))), "{what}: check must say the key is wrong: {check:?}");
         }
     }
     assert_eq!(server.serial().unwrap(), s0, "nothing written");
     assert!(server.rdata("www.example.test", RecordType::A).is_empty());
-    let ok = rt
-        .block_on(reconciler(&server, Some(key(&server))).provider.check(&zone()))
-        .unwrap();
+    let ok = rt.block_on(reconciler(&server, Some(key(&server))).provider.check(&zone())).unwrap();
     assert!(ok.contains("authoritative") && ok.contains("TSIG key accepted"), "{ok}");
 }
 
@@ -172,11 +147,7 @@ fn server_down_then_back_latest_value_lands(kind: Kind) {
     let mut server = AuthServer::start(kind, "hmac-sha256");
     let r = reconciler(&server, Some(key(&server)));
     // The reconciler runs in the background while this thread plays with the server.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let mut managed = ManagedRecords::default();
     managed.set(name("www.example.test"), RecordType::A, vec!["192.0.2.1".parse().unwrap()]);
     let (tx, rx) = tokio::sync::watch::channel(managed.clone());

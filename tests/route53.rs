@@ -65,9 +65,7 @@ impl Provider for Counting {
 /// An SDK client of our own for setting moto up and reading it back.
 fn sdk(endpoint: &str) -> aws_sdk_route53::Client {
     let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
         .build_https();
     let conf = aws_sdk_route53::Config::builder()
         .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
@@ -81,13 +79,7 @@ fn sdk(endpoint: &str) -> aws_sdk_route53::Client {
 
 async fn setup_zone(c: &aws_sdk_route53::Client) -> String {
     use aws_sdk_route53::types::*;
-    let z = c
-        .create_hosted_zone()
-        .name("example.test.")
-        .caller_reference(format!("t{}", std::process::id()))
-        .send()
-        .await
-        .unwrap();
+    let z = c.create_hosted_zone().name("example.test.").caller_reference(format!("t{}", std::process::id())).send().await.unwrap();
     let id = z.hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_string();
     let rr = |n: &str, t: RrType, v: &str| {
         Change::builder()
@@ -110,12 +102,7 @@ async fn setup_zone(c: &aws_sdk_route53::Client) -> String {
         .changes(rr("mail.example.test.", RrType::A, "192.0.2.25"))
         .build()
         .unwrap();
-    c.change_resource_record_sets()
-        .hosted_zone_id(&id)
-        .change_batch(batch)
-        .send()
-        .await
-        .unwrap();
+    c.change_resource_record_sets().hosted_zone_id(&id).change_batch(batch).send().await.unwrap();
     id
 }
 
@@ -162,28 +149,15 @@ fn moto_create_update_idempotent_batch_untouched() {
     let calls = Arc::new(AtomicUsize::new(0));
     let r = reconciler(Arc::new(Counting(Arc::new(Route53::new(settings(&endpoint))), calls.clone())));
 
-    let want = desired(
-        &r,
-        &[
-            ("www.example.test", "192.0.2.10"),
-            ("example.test", "192.0.2.10"),
-            ("www.example.test", "2001:db8::10"),
-        ],
-    );
+    let want = desired(&r, &[("www.example.test", "192.0.2.10"), ("example.test", "192.0.2.10"), ("www.example.test", "2001:db8::10")]);
     let mut known = None;
     match rt.block_on(r.pass(&want, &mut known)).unwrap() {
         Pass::Applied(v) => assert!(v.iter().all(|(_, o, _)| *o == Outcome::Applied) && v.len() == 3, "{v:?}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1, "one ChangeResourceRecordSets for the batch");
-    assert_eq!(
-        rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::A)),
-        ["192.0.2.10"]
-    );
-    assert_eq!(
-        rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::Aaaa)),
-        ["2001:db8::10"]
-    );
+    assert_eq!(rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::A)), ["192.0.2.10"]);
+    assert_eq!(rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::Aaaa)), ["2001:db8::10"]);
     let owner = rt.block_on(values(&setup, &zone_id, "_understudy.www.example.test.", RrType::Txt));
     assert!(owner[0].contains("heritage=understudy"), "{owner:?}");
 
@@ -193,48 +167,23 @@ fn moto_create_update_idempotent_batch_untouched() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
     // Update, then 100 names at once: one call each.
-    let want2 = desired(
-        &r,
-        &[
-            ("www.example.test", "192.0.2.20"),
-            ("example.test", "192.0.2.10"),
-            ("www.example.test", "2001:db8::10"),
-        ],
-    );
+    let want2 = desired(&r, &[("www.example.test", "192.0.2.20"), ("example.test", "192.0.2.10"), ("www.example.test", "2001:db8::10")]);
     rt.block_on(r.pass(&want2, &mut known)).unwrap();
-    assert_eq!(
-        rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::A)),
-        ["192.0.2.20"]
-    );
+    assert_eq!(rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::A)), ["192.0.2.20"]);
     let names: Vec<String> = (0..100).map(|i| format!("site{i}.example.test")).collect();
     let many = desired(&r, &names.iter().map(|n| (n.as_str(), "192.0.2.1")).collect::<Vec<_>>());
     let before = calls.load(Ordering::SeqCst);
     let mut k2 = None;
     rt.block_on(r.pass(&many, &mut k2)).unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), before + 1, "100 changes in one batch");
-    assert_eq!(
-        rt.block_on(values(&setup, &zone_id, "site99.example.test.", RrType::A)),
-        ["192.0.2.1"]
-    );
+    assert_eq!(rt.block_on(values(&setup, &zone_id, "site99.example.test.", RrType::A)), ["192.0.2.1"]);
 
     // Not ours: untouched.
-    assert_eq!(
-        rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::Txt)),
-        ["\"not managed by understudy\""]
-    );
-    assert_eq!(
-        rt.block_on(values(&setup, &zone_id, "example.test.", RrType::Mx)),
-        ["10 mail.example.test."]
-    );
-    assert_eq!(
-        rt.block_on(values(&setup, &zone_id, "mail.example.test.", RrType::A)),
-        ["192.0.2.25"]
-    );
+    assert_eq!(rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::Txt)), ["\"not managed by understudy\""]);
+    assert_eq!(rt.block_on(values(&setup, &zone_id, "example.test.", RrType::Mx)), ["10 mail.example.test."]);
+    assert_eq!(rt.block_on(values(&setup, &zone_id, "mail.example.test.", RrType::A)), ["192.0.2.25"]);
     assert!(rt.block_on(r.provider.check(&name("example.test"))).unwrap().contains("readable"));
-    assert!(matches!(
-        rt.block_on(r.provider.check(&name("nosuch.test"))),
-        Err(ProviderError::ZoneNotFound(_))
-    ));
+    assert!(matches!(rt.block_on(r.provider.check(&name("nosuch.test"))), Err(ProviderError::ZoneNotFound(_))));
 }
 
 #[test]
@@ -243,11 +192,7 @@ fn endpoint_cut_mid_run_latest_value_lands() {
     let moto = Moto::start();
     let relay = Relay::start(moto.addr);
     let setup = sdk(&format!("http://{}", moto.addr));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let zone_id = rt.block_on(setup_zone(&setup));
     let r = reconciler(Arc::new(Route53::new(settings(&format!("http://{}", relay.addr)))));
     let mut m = ManagedRecords::default();
@@ -295,11 +240,7 @@ enum Script {
 impl Recorder {
     fn start(script: Script) -> Recorder {
         use http_body_util::{BodyExt, Full};
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let requests: Arc<Mutex<Vec<_>>> = Arc::default();
@@ -353,12 +294,7 @@ fn recorder_provider(rec: &Recorder, confirm: Duration) -> Route53 {
 }
 
 fn one_change() -> Vec<RrSet> {
-    vec![RrSet::new(
-        name("www.example.test"),
-        RecordType::A,
-        30,
-        vec!["192.0.2.10".parse().unwrap()],
-    )]
+    vec![RrSet::new(name("www.example.test"), RecordType::A, 30, vec!["192.0.2.10".parse().unwrap()])]
 }
 
 #[test]
@@ -369,38 +305,23 @@ fn requests_are_sigv4_signed_and_pending_is_polled_until_insync() {
     assert_eq!(out, [Outcome::Applied]);
     let reqs = rec.requests.lock().unwrap();
     let (method, path, headers, body) = &reqs[0];
-    assert_eq!(
-        (method.as_str(), path.as_str()),
-        ("POST", "/2013-04-01/hostedzone/Z0UNDERSTUDY/rrset")
-    );
+    assert_eq!((method.as_str(), path.as_str()), ("POST", "/2013-04-01/hostedzone/Z0UNDERSTUDY/rrset"));
     let auth = &headers["authorization"];
     assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDUNDERSTUDYTEST/"), "{auth}");
     assert!(auth.contains("/us-east-1/route53/aws4_request"), "{auth}");
-    assert!(
-        auth.contains("SignedHeaders=") && auth.contains("host") && auth.contains("x-amz-date"),
-        "{auth}"
-    );
+    assert!(auth.contains("SignedHeaders=") && auth.contains("host") && auth.contains("x-amz-date"), "{auth}");
     let sig = auth.split("Signature=").nth(1).unwrap();
     assert!(sig.len() == 64 && sig.chars().all(|c| c.is_ascii_hexdigit()), "{sig}");
     assert!(headers.contains_key("x-amz-date"));
-    assert!(
-        !auth.contains("understudy-test-secret") && !body.contains("understudy-test-secret"),
-        "the secret never travels"
-    );
+    assert!(!auth.contains("understudy-test-secret") && !body.contains("understudy-test-secret"), "the secret never travels");
     assert!(
         body.contains("<Action>UPSERT</Action>")
             && body.contains("<Name>www.example.test.</Name>")
             && body.contains("<Value>192.0.2.10</Value>"),
         "{body}"
     );
-    assert!(
-        body.contains("_understudy.www.example.test."),
-        "ownership TXT in the same batch: {body}"
-    );
-    let polls: Vec<_> = reqs
-        .iter()
-        .filter(|(m, p, _, _)| m == "GET" && p == "/2013-04-01/change/C2UNDERSTUDY")
-        .collect();
+    assert!(body.contains("_understudy.www.example.test."), "ownership TXT in the same batch: {body}");
+    let polls: Vec<_> = reqs.iter().filter(|(m, p, _, _)| m == "GET" && p == "/2013-04-01/change/C2UNDERSTUDY").collect();
     assert_eq!(polls.len(), 2, "PENDING once, then INSYNC");
     assert!(polls.iter().all(|(_, _, h, _)| h["authorization"].starts_with("AWS4-HMAC-SHA256")));
 }

@@ -24,11 +24,7 @@ pub async fn query(server: SocketAddr, name: &Name, rtype: RecordType, timeout: 
     msg.metadata.recursion_desired = false;
     msg.add_query(Query::query(name.clone(), rtype));
     let wire = msg.to_vec()?;
-    let bind: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0".parse()?
-    } else {
-        "[::]:0".parse()?
-    };
+    let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0".parse()? } else { "[::]:0".parse()? };
     let sock = UdpSocket::bind(bind).await?;
     sock.connect(server).await?;
     sock.send(&wire).await?;
@@ -42,11 +38,7 @@ pub async fn query(server: SocketAddr, name: &Name, rtype: RecordType, timeout: 
             break reply;
         }
     };
-    let reply = if reply.metadata.truncation {
-        tcp_query(server, &msg, timeout).await?
-    } else {
-        reply
-    };
+    let reply = if reply.metadata.truncation { tcp_query(server, &msg, timeout).await? } else { reply };
     let addrs = reply
         .answers
         .iter()
@@ -56,12 +48,7 @@ pub async fn query(server: SocketAddr, name: &Name, rtype: RecordType, timeout: 
             _ => None,
         })
         .collect();
-    Ok(Reply {
-        rcode: reply.metadata.response_code,
-        authoritative: reply.metadata.authoritative,
-        addrs,
-        message: reply,
-    })
+    Ok(Reply { rcode: reply.metadata.response_code, authoritative: reply.metadata.authoritative, addrs, message: reply })
 }
 
 pub async fn tcp_query(server: SocketAddr, msg: &Message, timeout: Duration) -> anyhow::Result<Message> {
@@ -75,7 +62,5 @@ pub async fn tcp_query(server: SocketAddr, msg: &Message, timeout: Duration) -> 
         s.read_exact(&mut buf).await?;
         Ok::<_, anyhow::Error>(Message::from_vec(&buf)?)
     };
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| anyhow::anyhow!("no DNS answer over TCP from {server} within {timeout:?}"))?
+    tokio::time::timeout(timeout, fut).await.map_err(|_| anyhow::anyhow!("no DNS answer over TCP from {server} within {timeout:?}"))?
 }

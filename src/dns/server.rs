@@ -73,13 +73,7 @@ impl RequestHandler for Handler {
         tracing::debug!(src = %info.src, name = %info.query.name(), qtype = %info.query.query_type(), rcode = %answer.rcode, "dns query");
         let mut metadata = error(answer.rcode);
         metadata.authoritative = answer.authoritative;
-        let resp = builder.build(
-            metadata,
-            answer.answers.iter(),
-            answer.authorities.iter(),
-            std::iter::empty(),
-            std::iter::empty(),
-        );
+        let resp = builder.build(metadata, answer.answers.iter(), answer.authorities.iter(), std::iter::empty(), std::iter::empty());
         send(&mut response_handle, resp, request).await
     }
 }
@@ -102,11 +96,7 @@ async fn send<'a, R: ResponseHandler>(
             tracing::debug!(src = %request.src(), "could not send a DNS response: {e}");
             let mut metadata = Metadata::response_from_request(&request.metadata);
             metadata.response_code = ResponseCode::ServFail;
-            hickory_proto::op::Header {
-                metadata,
-                counts: Default::default(),
-            }
-            .into()
+            hickory_proto::op::Header { metadata, counts: Default::default() }.into()
         }
     }
 }
@@ -144,10 +134,7 @@ impl DnsServer {
 }
 
 fn bind_hint(proto: &str, addr: &SocketAddr) -> String {
-    let extra = if addr.port() < 1024 {
-        " (ports below 1024 need root or CAP_NET_BIND_SERVICE; for a trial use e.g. 127.0.0.1:5353)"
-    } else {
-        ""
-    };
+    let extra =
+        if addr.port() < 1024 { " (ports below 1024 need root or CAP_NET_BIND_SERVICE; for a trial use e.g. 127.0.0.1:5353)" } else { "" };
     format!("cannot listen for DNS over {proto} on {addr}{extra}")
 }

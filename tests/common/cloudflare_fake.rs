@@ -47,15 +47,7 @@ impl State {
         let id = format!("{:032x}", self.next_id);
         self.records.insert(
             id.clone(),
-            Rec {
-                id: id.clone(),
-                rtype: rtype.into(),
-                name: name.into(),
-                content: content.into(),
-                ttl,
-                proxied,
-                comment: None,
-            },
+            Rec { id: id.clone(), rtype: rtype.into(), name: name.into(), content: content.into(), ttl, proxied, comment: None },
         );
         id
     }
@@ -65,11 +57,7 @@ impl State {
     }
 
     pub fn find(&self, rtype: &str, name: &str) -> Vec<Rec> {
-        self.records
-            .values()
-            .filter(|r| r.rtype == rtype && r.name == name)
-            .cloned()
-            .collect()
+        self.records.values().filter(|r| r.rtype == rtype && r.name == name).cloned().collect()
     }
 }
 
@@ -81,15 +69,8 @@ pub struct FakeCloudflare {
 
 impl FakeCloudflare {
     pub fn start(token: &str) -> FakeCloudflare {
-        let state = Arc::new(Mutex::new(State {
-            token: token.into(),
-            ..Default::default()
-        }));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let state = Arc::new(Mutex::new(State { token: token.into(), ..Default::default() }));
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let st = state.clone();
@@ -102,9 +83,7 @@ impl FakeCloudflare {
                         let st = st.clone();
                         async move { Ok::<_, std::convert::Infallible>(handle(req, st).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });
@@ -125,10 +104,7 @@ fn envelope(status: StatusCode, result: Value, info: Option<Value>) -> Response<
 }
 
 fn failure(status: StatusCode, code: i64, message: &str) -> Response<Full<Bytes>> {
-    respond(
-        status,
-        json!({ "success": false, "errors": [{ "code": code, "message": message }], "messages": [], "result": null }),
-    )
+    respond(status, json!({ "success": false, "errors": [{ "code": code, "message": message }], "messages": [], "result": null }))
 }
 
 fn respond(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
@@ -160,63 +136,30 @@ fn query(req: &Request<hyper::body::Incoming>) -> BTreeMap<String, String> {
 fn validate(body: &Value) -> Result<Rec, Box<Response<Full<Bytes>>>> {
     let s = |k: &str| body.get(k).and_then(|v| v.as_str()).map(String::from);
     let (Some(rtype), Some(name), Some(content)) = (s("type"), s("name"), s("content")) else {
-        return Err(Box::new(failure(
-            StatusCode::BAD_REQUEST,
-            9000,
-            "DNS name, type and content are required",
-        )));
+        return Err(Box::new(failure(StatusCode::BAD_REQUEST, 9000, "DNS name, type and content are required")));
     };
     let ttl = body.get("ttl").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
     if ttl != 1 && !(60..=86_400).contains(&ttl) {
-        return Err(bad(
-            StatusCode::BAD_REQUEST,
-            9021,
-            "Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic.",
-        ));
+        return Err(bad(StatusCode::BAD_REQUEST, 9021, "Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic."));
     }
     if rtype == "A" && content.parse::<std::net::Ipv4Addr>().is_err() {
-        return Err(bad(
-            StatusCode::BAD_REQUEST,
-            9005,
-            "Content for A record must be a valid IPv4 address.",
-        ));
+        return Err(bad(StatusCode::BAD_REQUEST, 9005, "Content for A record must be a valid IPv4 address."));
     }
     if rtype == "AAAA" && content.parse::<std::net::Ipv6Addr>().is_err() {
-        return Err(bad(
-            StatusCode::BAD_REQUEST,
-            9006,
-            "Content for AAAA record must be a valid IPv6 address.",
-        ));
+        return Err(bad(StatusCode::BAD_REQUEST, 9006, "Content for AAAA record must be a valid IPv6 address."));
     }
     if !(name == "example.test" || name.ends_with(".example.test")) {
-        return Err(bad(
-            StatusCode::BAD_REQUEST,
-            9007,
-            "Content for the DNS name is not within the zone.",
-        ));
+        return Err(bad(StatusCode::BAD_REQUEST, 9007, "Content for the DNS name is not within the zone."));
     }
     let proxied = body.get("proxied").and_then(|v| v.as_bool()).unwrap_or(false);
-    Ok(Rec {
-        id: String::new(),
-        rtype,
-        name,
-        content,
-        ttl,
-        proxied,
-        comment: s("comment"),
-    })
+    Ok(Rec { id: String::new(), rtype, name, content, ttl, proxied, comment: s("comment") })
 }
 
 async fn handle(req: Request<hyper::body::Incoming>, st: Arc<Mutex<State>>) -> Response<Full<Bytes>> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let q = query(&req);
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body: Value = {
         let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         if bytes.is_empty() {
@@ -229,17 +172,10 @@ async fn handle(req: Request<hyper::body::Incoming>, st: Arc<Mutex<State>>) -> R
         }
     };
     let mut s = st.lock().unwrap();
-    s.log.push((
-        method.clone(),
-        format!("{path}?{}", q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")),
-    ));
+    s.log.push((method.clone(), format!("{path}?{}", q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"))));
     if s.throttle > 0 {
         s.throttle -= 1;
-        let mut r = failure(
-            StatusCode::TOO_MANY_REQUESTS,
-            971,
-            "Please wait and consider throttling your request speed",
-        );
+        let mut r = failure(StatusCode::TOO_MANY_REQUESTS, 971, "Please wait and consider throttling your request speed");
         r.headers_mut().insert("retry-after", s.retry_after.to_string().parse().unwrap());
         return r;
     }
@@ -263,11 +199,9 @@ async fn handle(req: Request<hyper::body::Incoming>, st: Arc<Mutex<State>>) -> R
                 Some(json!({ "page": 1, "per_page": 20, "count": n, "total_count": n, "total_pages": 1 })),
             )
         }
-        (_, ["client", "v4", "zones", zid, ..]) if *zid != ZONE_ID => failure(
-            StatusCode::NOT_FOUND,
-            7003,
-            "Could not route to /zones, perhaps your object identifier is invalid?",
-        ),
+        (_, ["client", "v4", "zones", zid, ..]) if *zid != ZONE_ID => {
+            failure(StatusCode::NOT_FOUND, 7003, "Could not route to /zones, perhaps your object identifier is invalid?")
+        }
         ("GET", ["client", "v4", "zones", _, "dns_records"]) => {
             let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
             let per_page: usize = q.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(100).clamp(5, 5_000_000);
@@ -300,10 +234,7 @@ async fn handle(req: Request<hyper::body::Incoming>, st: Arc<Mutex<State>>) -> R
             (false, _) => failure(StatusCode::NOT_FOUND, 81044, "Record does not exist."),
             (_, Err(r)) => *r,
             (true, Ok(new)) => {
-                let r = Rec {
-                    id: rid.to_string(),
-                    ..new
-                };
+                let r = Rec { id: rid.to_string(), ..new };
                 s.records.insert(rid.to_string(), r.clone());
                 envelope(StatusCode::OK, rec_json(&r), None)
             }

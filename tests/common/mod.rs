@@ -56,12 +56,7 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let text = config.replace("{DATA}", &dir.path().join("data").display().to_string());
         std::fs::write(dir.path().join("understudy.toml"), text).unwrap();
-        let info = RuntimeInfo {
-            pid: 0,
-            dns: vec![],
-            api: "127.0.0.1:1".parse().unwrap(),
-            started_at: 0,
-        };
+        let info = RuntimeInfo { pid: 0, dns: vec![], api: "127.0.0.1:1".parse().unwrap(), started_at: 0 };
         Daemon { dir, child: None, info }
     }
 
@@ -75,11 +70,7 @@ impl Daemon {
 
     fn spawn(&mut self) {
         let _ = std::fs::remove_file(self.data_dir().join("daemon.json"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("daemon.log"))
-            .unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("daemon.log")).unwrap();
         let child = Command::new(BIN)
             .args(["run", "-c"])
             .arg(self.config_path())
@@ -165,9 +156,7 @@ impl Daemon {
     }
 
     pub fn wait_standby_ready(&self) {
-        wait_until(Duration::from_secs(10), "standby ready", || {
-            self.status()["sites"][0]["standby_ready"] == true
-        });
+        wait_until(Duration::from_secs(10), "standby ready", || self.status()["sites"][0]["standby_ready"] == true);
     }
 
     /// Waits until `name` answers `want`; returns how long it took.
@@ -178,12 +167,7 @@ impl Daemon {
             if self.answer(name) == [want] {
                 return start.elapsed();
             }
-            assert!(
-                start.elapsed() < limit,
-                "{name} did not answer {want} within {limit:?}; status: {}\n{}",
-                self.status(),
-                self.log()
-            );
+            assert!(start.elapsed() < limit, "{name} did not answer {want} within {limit:?}; status: {}\n{}", self.status(), self.log());
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -225,37 +209,21 @@ pub struct Nginx {
 }
 
 pub fn need(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p)
-            .chain([PathBuf::from("/usr/sbin")])
-            .any(|d| d.join(tool).exists())
-    });
-    assert!(
-        found,
-        "`{tool}` is not installed: run `apt-get install {package}` (or `bash .ci/run`, which installs every test dependency)"
-    );
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).chain([PathBuf::from("/usr/sbin")]).any(|d| d.join(tool).exists()));
+    assert!(found, "`{tool}` is not installed: run `apt-get install {package}` (or `bash .ci/run`, which installs every test dependency)");
 }
 
 fn nginx_bin() -> PathBuf {
     need("nginx", "nginx-light");
-    ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("nginx"))
+    ["/usr/sbin/nginx", "/usr/bin/nginx"].iter().map(PathBuf::from).find(|p| p.exists()).unwrap_or_else(|| PathBuf::from("nginx"))
 }
 
 impl Nginx {
     pub fn start(ip: &str, label: &str) -> Nginx {
         let port = free_port(ip);
         let dir = tempfile::tempdir().unwrap();
-        let mut n = Nginx {
-            dir,
-            addr: SocketAddr::new(ip.parse().unwrap(), port),
-            child: None,
-            label: label.to_string(),
-            tls: false,
-        };
+        let mut n = Nginx { dir, addr: SocketAddr::new(ip.parse().unwrap(), port), child: None, label: label.to_string(), tls: false };
         n.restart();
         n
     }
@@ -266,13 +234,7 @@ impl Nginx {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
         std::fs::write(dir.path().join("key.pem"), key).unwrap();
-        let mut n = Nginx {
-            dir,
-            addr: SocketAddr::new(ip.parse().unwrap(), port),
-            child: None,
-            label: label.to_string(),
-            tls: true,
-        };
+        let mut n = Nginx { dir, addr: SocketAddr::new(ip.parse().unwrap(), port), child: None, label: label.to_string(), tls: true };
         n.restart();
         n
     }

@@ -39,11 +39,7 @@ impl Moto {
             .stderr(log.reopen().unwrap())
             .spawn()
             .unwrap();
-        let m = Moto {
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
-            child: Some(child),
-            log,
-        };
+        let m = Moto { addr: format!("127.0.0.1:{port}").parse().unwrap(), child: Some(child), log };
         let start = Instant::now();
         while std::net::TcpStream::connect(m.addr).is_err() {
             assert!(
@@ -75,11 +71,7 @@ pub struct Relay {
 
 impl Relay {
     pub fn start(target: SocketAddr) -> Relay {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(Mutex::new(true));

@@ -29,12 +29,7 @@ impl Builtin {
     /// `zones` are the configured zones without an external provider; `data_dir` holds the
     /// serials (a second connection to the state database).
     pub fn new(zones: Vec<ZoneConfig>, ttl: u32, handle: ZoneHandle, data_dir: &Path) -> Result<Self, crate::store::StoreError> {
-        Ok(Builtin {
-            zones,
-            ttl,
-            handle,
-            inner: Mutex::new((ManagedRecords::default(), Store::open(data_dir)?)),
-        })
+        Ok(Builtin { zones, ttl, handle, inner: Mutex::new((ManagedRecords::default(), Store::open(data_dir)?)) })
     }
 
     /// Publishes `managed` (the parts inside our zones) at once; used at start, before any
@@ -57,10 +52,7 @@ impl Builtin {
         let mut set = ZoneSet::default();
         for z in &self.zones {
             let content = Zone::content(z, &inner.0, self.ttl);
-            let serial = inner
-                .1
-                .serial_for(&z.origin.to_string(), &content, now)
-                .map_err(|e| ProviderError::Rejected(e.to_string()))?;
+            let serial = inner.1.serial_for(&z.origin.to_string(), &content, now).map_err(|e| ProviderError::Rejected(e.to_string()))?;
             set.zones.push(Zone::build(z, &inner.0, self.ttl, serial));
         }
         self.handle.replace(set);
@@ -78,13 +70,7 @@ impl Provider for Builtin {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         Ok(keys
             .iter()
-            .filter_map(|k| {
-                inner
-                    .0
-                     .0
-                    .get(k)
-                    .map(|addrs| (k.clone(), RrSet::new(k.0.clone(), k.1, self.ttl, addrs.clone())))
-            })
+            .filter_map(|k| inner.0 .0.get(k).map(|addrs| (k.clone(), RrSet::new(k.0.clone(), k.1, self.ttl, addrs.clone()))))
             .collect())
     }
 

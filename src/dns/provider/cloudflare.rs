@@ -103,22 +103,13 @@ impl Cloudflare {
 
     /// Sends a request and unwraps the v4 envelope; maps HTTP status and error codes.
     async fn call<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<(T, Option<ResultInfo>), ProviderError> {
-        let resp = req
-            .bearer_auth(&self.token.0)
-            .send()
-            .await
-            .map_err(|e| crate::http::transport_error(e, "Cloudflare API"))?;
+        let resp = req.bearer_auth(&self.token.0).send().await.map_err(|e| crate::http::transport_error(e, "Cloudflare API"))?;
         let status = resp.status();
         let retry = crate::http::retry_after(resp.headers());
         let text = resp.text().await.map_err(|e| crate::http::transport_error(e, "Cloudflare API"))?;
         let env: Result<Envelope<T>, _> = serde_json::from_str(&text);
         let errors = match &env {
-            Ok(e) => e
-                .errors
-                .iter()
-                .map(|e| format!("{} (code {})", e.message, e.code))
-                .collect::<Vec<_>>()
-                .join("; "),
+            Ok(e) => e.errors.iter().map(|e| format!("{} (code {})", e.message, e.code)).collect::<Vec<_>>().join("; "),
             Err(_) => text.chars().take(200).collect(),
         };
         match status.as_u16() {
@@ -132,9 +123,7 @@ impl Cloudflare {
             _ => {}
         }
         let env = env.map_err(|e| {
-            ProviderError::Protocol(format!(
-                "Cloudflare answered {status} with something that is not the v4 envelope: {e}"
-            ))
+            ProviderError::Protocol(format!("Cloudflare answered {status} with something that is not the v4 envelope: {e}"))
         })?;
         if !status.is_success() || !env.success {
             if env.errors.iter().any(|e| matches!(e.code, 9109 | 10000 | 1000 | 6003 | 6111)) {
@@ -142,9 +131,7 @@ impl Cloudflare {
             }
             return Err(ProviderError::Rejected(format!("Cloudflare answered {status}: {errors}")));
         }
-        let result = env
-            .result
-            .ok_or_else(|| ProviderError::Protocol("Cloudflare's answer has no result".to_string()))?;
+        let result = env.result.ok_or_else(|| ProviderError::Protocol("Cloudflare's answer has no result".to_string()))?;
         Ok((result, env.result_info))
     }
 
@@ -156,9 +143,8 @@ impl Cloudflare {
         if let Some(id) = self.zone_ids.lock().unwrap_or_else(|e| e.into_inner()).get(&zname) {
             return Ok(id.clone());
         }
-        let (zones, _): (Vec<ZoneJson>, _) = self
-            .call(self.http.get(format!("{}/zones", self.endpoint)).query(&[("name", zname.as_str())]))
-            .await?;
+        let (zones, _): (Vec<ZoneJson>, _) =
+            self.call(self.http.get(format!("{}/zones", self.endpoint)).query(&[("name", zname.as_str())])).await?;
         let id = zones
             .into_iter()
             .next()
@@ -173,17 +159,12 @@ impl Cloudflare {
         let mut out = vec![];
         let mut page = 1u32;
         loop {
-            let mut q = vec![
-                ("type", rtype.to_string()),
-                ("page", page.to_string()),
-                ("per_page", "100".to_string()),
-            ];
+            let mut q = vec![("type", rtype.to_string()), ("page", page.to_string()), ("per_page", "100".to_string())];
             if let Some(n) = name {
                 q.push(("name", n.to_string()));
             }
-            let (records, info): (Vec<RecordJson>, _) = self
-                .call(self.http.get(format!("{}/zones/{zone_id}/dns_records", self.endpoint)).query(&q))
-                .await?;
+            let (records, info): (Vec<RecordJson>, _) =
+                self.call(self.http.get(format!("{}/zones/{zone_id}/dns_records", self.endpoint)).query(&q)).await?;
             out.extend(records);
             match info {
                 Some(i) if i.page < i.total_pages && page < 10_000 => page = i.page.max(page) + 1,
@@ -201,10 +182,7 @@ impl Cloudflare {
         for ip in &change.addrs {
             let content = ip.to_string();
             // Prefer the record that already has this content, then any other we own.
-            let pos = spare
-                .iter()
-                .position(|r| r.content == content)
-                .or(if spare.is_empty() { None } else { Some(0) });
+            let pos = spare.iter().position(|r| r.content == content).or(if spare.is_empty() { None } else { Some(0) });
             let reused = pos.map(|p| spare.remove(p));
             let proxied = self.proxied.or(reused.map(|r| r.proxied)).unwrap_or(false);
             let body = RecordJson {
@@ -284,8 +262,6 @@ impl Provider for Cloudflare {
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
         let zone_id = self.zone_id(zone).await?;
         let n = self.list(&zone_id, RecordType::A, None).await?.len();
-        Ok(format!(
-            "Cloudflare zone {zone} (id {zone_id}) readable with this token ({n} A records)"
-        ))
+        Ok(format!("Cloudflare zone {zone} (id {zone_id}) readable with this token ({n} A records)"))
     }
 }

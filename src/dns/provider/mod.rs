@@ -96,10 +96,7 @@ pub enum ProviderError {
 impl ProviderError {
     /// Whether retrying the same request later can succeed without a config change.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            ProviderError::Unreachable(_) | ProviderError::Throttled { .. } | ProviderError::Protocol(_)
-        )
+        matches!(self, ProviderError::Unreachable(_) | ProviderError::Throttled { .. } | ProviderError::Protocol(_))
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
@@ -133,23 +130,12 @@ pub fn build(cfg: &crate::config::ProviderConfig, ttl: u32) -> Result<std::sync:
     use crate::config::ProviderKind;
     Ok(match &cfg.kind {
         ProviderKind::Rfc2136 { server, key } => std::sync::Arc::new(rfc2136::Rfc2136::new(*server, key.clone(), cfg.timeout)?),
-        ProviderKind::Cloudflare {
-            endpoint,
-            api_token,
-            zone_id,
-            proxied,
-        } => std::sync::Arc::new(cloudflare::Cloudflare::new(
-            endpoint,
-            api_token.clone(),
-            zone_id.clone(),
-            *proxied,
-            ttl,
-            cfg.timeout,
-        )?),
-        ProviderKind::Route53(settings) => std::sync::Arc::new(route53::Route53::new(route53::Settings {
-            timeout: cfg.timeout,
-            ..settings.clone()
-        })),
+        ProviderKind::Cloudflare { endpoint, api_token, zone_id, proxied } => {
+            std::sync::Arc::new(cloudflare::Cloudflare::new(endpoint, api_token.clone(), zone_id.clone(), *proxied, ttl, cfg.timeout)?)
+        }
+        ProviderKind::Route53(settings) => {
+            std::sync::Arc::new(route53::Route53::new(route53::Settings { timeout: cfg.timeout, ..settings.clone() }))
+        }
         ProviderKind::PowerDns { url, server_id, api_key } => {
             std::sync::Arc::new(powerdns::PowerDns::new(url, server_id, api_key.clone(), cfg.timeout)?)
         }
@@ -159,10 +145,7 @@ pub fn build(cfg: &crate::config::ProviderConfig, ttl: u32) -> Result<std::sync:
 /// The TXT owner name that marks `name` as managed by understudy, for providers without
 /// record comments.
 pub fn owner_marker(name: &Name) -> Name {
-    Name::from_ascii("_understudy")
-        .expect("valid label")
-        .append_domain(name)
-        .unwrap_or_else(|_| name.clone())
+    Name::from_ascii("_understudy").expect("valid label").append_domain(name).unwrap_or_else(|_| name.clone())
 }
 
 pub const OWNER_TEXT: &str = "heritage=understudy; this record set is managed by understudy, edits will be overwritten";

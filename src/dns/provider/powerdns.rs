@@ -79,18 +79,14 @@ impl PowerDns {
         let status = resp.status();
         let retry = crate::http::retry_after(resp.headers());
         let body = resp.text().await.unwrap_or_default();
-        let why = serde_json::from_str::<ErrorJson>(&body)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| body.chars().take(200).collect());
+        let why = serde_json::from_str::<ErrorJson>(&body).map(|e| e.error).unwrap_or_else(|_| body.chars().take(200).collect());
         match status.as_u16() {
-            401 | 403 => ProviderError::Auth(format!(
-                "PowerDNS at {} answered {status}: check api_key (the webserver's api-key setting)",
-                self.base
-            )),
-            404 => ProviderError::ZoneNotFound(format!(
-                "PowerDNS at {} has no zone {zone} on server `{}` ({why})",
-                self.base, self.server_id
-            )),
+            401 | 403 => {
+                ProviderError::Auth(format!("PowerDNS at {} answered {status}: check api_key (the webserver's api-key setting)", self.base))
+            }
+            404 => {
+                ProviderError::ZoneNotFound(format!("PowerDNS at {} has no zone {zone} on server `{}` ({why})", self.base, self.server_id))
+            }
             422 | 400 => ProviderError::Rejected(format!("PowerDNS refused the change: {why}")),
             429 => ProviderError::Throttled { retry_after: retry },
             _ => ProviderError::Unreachable(format!("PowerDNS at {} answered {status}: {why}", self.base)),
@@ -108,9 +104,7 @@ impl PowerDns {
         if !resp.status().is_success() {
             return Err(self.error_for(zone, resp).await);
         }
-        resp.json::<ZoneJson>()
-            .await
-            .map_err(|e| ProviderError::Protocol(format!("PowerDNS zone JSON: {e}")))
+        resp.json::<ZoneJson>().await.map_err(|e| ProviderError::Protocol(format!("PowerDNS zone JSON: {e}")))
     }
 }
 
@@ -130,17 +124,8 @@ impl Provider for PowerDns {
             if !keys.iter().any(|k| k.0.to_lowercase() == key.0 && k.1 == rtype) {
                 continue;
             }
-            let addrs: Vec<IpAddr> = set
-                .records
-                .iter()
-                .filter(|r| !r.disabled)
-                .filter_map(|r| r.content.parse().ok())
-                .collect();
-            let original = keys
-                .iter()
-                .find(|k| k.0.to_lowercase() == key.0 && k.1 == rtype)
-                .expect("checked")
-                .clone();
+            let addrs: Vec<IpAddr> = set.records.iter().filter(|r| !r.disabled).filter_map(|r| r.content.parse().ok()).collect();
+            let original = keys.iter().find(|k| k.0.to_lowercase() == key.0 && k.1 == rtype).expect("checked").clone();
             out.insert(original.clone(), RrSet::new(original.0, rtype, set.ttl.unwrap_or(0), addrs));
         }
         Ok(out)
@@ -154,18 +139,8 @@ impl Provider for PowerDns {
                 rtype: c.rtype.to_string(),
                 ttl: Some(c.ttl),
                 changetype: Some("REPLACE".to_string()),
-                records: c
-                    .addrs
-                    .iter()
-                    .map(|a| RecordJson {
-                        content: a.to_string(),
-                        disabled: false,
-                    })
-                    .collect(),
-                comments: vec![CommentJson {
-                    content: OWNER_TEXT.to_string(),
-                    account: "understudy".to_string(),
-                }],
+                records: c.addrs.iter().map(|a| RecordJson { content: a.to_string(), disabled: false }).collect(),
+                comments: vec![CommentJson { content: OWNER_TEXT.to_string(), account: "understudy".to_string() }],
             })
             .collect();
         let result = self
@@ -192,10 +167,6 @@ impl Provider for PowerDns {
 
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
         let z = self.get_zone(zone).await?;
-        Ok(format!(
-            "PowerDNS at {} holds {zone} ({} RRsets); API key accepted",
-            self.base,
-            z.rrsets.len()
-        ))
+        Ok(format!("PowerDNS at {} holds {zone} ({} RRsets); API key accepted", self.base, z.rrsets.len()))
     }
 }

@@ -30,11 +30,7 @@ pub struct TsigKey {
 
 impl std::fmt::Debug for TsigKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "TsigKey {{ name: {}, algorithm: {}, secret: <redacted> }}",
-            self.name, self.algorithm
-        )
+        write!(f, "TsigKey {{ name: {}, algorithm: {}, secret: <redacted> }}", self.name, self.algorithm)
     }
 }
 
@@ -64,9 +60,7 @@ pub fn parse_bind_key(text: &str) -> Result<TsigKey, String> {
     let body = body.split('}').next().ok_or("expected `}`")?;
     let (mut alg, mut secret) = (None, None);
     for stmt in body.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-        let (word, value) = stmt
-            .split_once(char::is_whitespace)
-            .ok_or_else(|| format!("cannot read `{stmt}`"))?;
+        let (word, value) = stmt.split_once(char::is_whitespace).ok_or_else(|| format!("cannot read `{stmt}`"))?;
         let value = value.trim().trim_matches('"');
         match word {
             "algorithm" => alg = Some(algorithm(value)?),
@@ -76,11 +70,7 @@ pub fn parse_bind_key(text: &str) -> Result<TsigKey, String> {
     }
     let mut name = Name::from_ascii(&name).map_err(|e| format!("bad key name `{name}`: {e}"))?;
     name.set_fqdn(true);
-    Ok(TsigKey {
-        name,
-        algorithm: alg.ok_or("the key has no `algorithm`")?,
-        secret: secret.ok_or("the key has no `secret`")?,
-    })
+    Ok(TsigKey { name, algorithm: alg.ok_or("the key has no `algorithm`")?, secret: secret.ok_or("the key has no `secret`")? })
 }
 
 /// Removes `#`, `//` and `/* */` comments outside double quotes (a base64 secret may well
@@ -181,25 +171,15 @@ impl Rfc2136 {
             None => None,
             Some(k) => Some(TSigner::new(k.secret, k.algorithm, k.name, 300).map_err(|e| format!("TSIG key: {e}"))?),
         };
-        Ok(Rfc2136 {
-            server,
-            signer,
-            key_name,
-            timeout,
-        })
+        Ok(Rfc2136 { server, signer, key_name, timeout })
     }
 
     /// Sends a message (signed when we have a key) and returns the answer and whether its
     /// signature checked out (None when unsigned).
     async fn exchange(&self, mut msg: Message) -> Result<(Message, Option<Result<(), String>>), ProviderError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let mut verifier = match &self.signer {
-            Some(s) => msg
-                .finalize(s, now)
-                .map_err(|e| ProviderError::Protocol(format!("cannot sign: {e}")))?,
+            Some(s) => msg.finalize(s, now).map_err(|e| ProviderError::Protocol(format!("cannot sign: {e}")))?,
             None => None,
         };
         let wire = msg.to_vec().map_err(|e| ProviderError::Protocol(format!("cannot encode: {e}")))?;
@@ -234,12 +214,7 @@ impl Rfc2136 {
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-                Err(_) => {
-                    return Err(ProviderError::Unreachable(format!(
-                        "no answer from {} within {:?}",
-                        self.server, self.timeout
-                    )))
-                }
+                Err(_) => return Err(ProviderError::Unreachable(format!("no answer from {} within {:?}", self.server, self.timeout))),
                 Ok(r) => r.map_err(unreachable)?,
             };
             if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id {
@@ -261,25 +236,14 @@ impl Rfc2136 {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(b)) => Ok(b),
             Ok(Err(e)) => Err(ProviderError::Unreachable(format!("{} over TCP: {e}", self.server))),
-            Err(_) => Err(ProviderError::Unreachable(format!(
-                "no answer from {} over TCP within {:?}",
-                self.server, self.timeout
-            ))),
+            Err(_) => Err(ProviderError::Unreachable(format!("no answer from {} over TCP within {:?}", self.server, self.timeout))),
         }
     }
 
     fn rcode_error(&self, zone: &Name, reply: &Message) -> ProviderError {
-        let tsig_error = reply
-            .signature
-            .as_ref()
-            .and_then(|s| s.data.error.as_ref())
-            .map(|e| format!(" (TSIG error {e:?})"))
-            .unwrap_or_default();
-        let key = self
-            .key_name
-            .as_ref()
-            .map(|k| format!("key {k}"))
-            .unwrap_or_else(|| "no TSIG key".to_string());
+        let tsig_error =
+            reply.signature.as_ref().and_then(|s| s.data.error.as_ref()).map(|e| format!(" (TSIG error {e:?})")).unwrap_or_default();
+        let key = self.key_name.as_ref().map(|k| format!("key {k}")).unwrap_or_else(|| "no TSIG key".to_string());
         match reply.metadata.response_code {
             ResponseCode::Refused => ProviderError::Auth(format!("{} answered REFUSED for zone {zone} with {key}{tsig_error}: the server does not allow this key (or address) to update the zone", self.server)),
             ResponseCode::NotAuth => ProviderError::Auth(format!("{} answered NOTAUTH for zone {zone} with {key}{tsig_error}: wrong key name, secret or algorithm, a clock off by more than 5 minutes, or the server is not authoritative", self.server)),
@@ -371,16 +335,10 @@ impl Provider for Rfc2136 {
             return Err(self.rcode_error(zone, &reply));
         }
         if !reply.metadata.authoritative {
-            return Err(ProviderError::ZoneNotFound(format!(
-                "{} answers for {zone} but is not authoritative for it",
-                self.server
-            )));
+            return Err(ProviderError::ZoneNotFound(format!("{} answers for {zone} but is not authoritative for it", self.server)));
         }
         if let Some(Err(why)) = signature {
-            return Err(ProviderError::Auth(format!(
-                "{}'s answer failed the TSIG check: {why}",
-                self.server
-            )));
+            return Err(ProviderError::Auth(format!("{}'s answer failed the TSIG check: {why}", self.server)));
         }
         let serial = reply.answers.iter().find_map(|r| match &r.data {
             RData::SOA(s) => Some(s.serial),
@@ -414,15 +372,9 @@ mod tests {
             (k.name.to_string(), k.algorithm.clone(), k.secret.clone()),
             ("up.example.".to_string(), TsigAlgorithm::HmacSha512, vec![0, 1, 2])
         );
-        assert!(parse_bind_key("key x { algorithm hmac-md5; secret \"AA==\"; };")
-            .unwrap_err()
-            .contains("not supported"));
-        assert!(parse_bind_key("key x { algorithm hmac-sha256; };")
-            .unwrap_err()
-            .contains("no `secret`"));
-        assert!(parse_bind_key("key x { algorithm hmac-sha256; secret \"!!\"; };")
-            .unwrap_err()
-            .contains("base64"));
+        assert!(parse_bind_key("key x { algorithm hmac-md5; secret \"AA==\"; };").unwrap_err().contains("not supported"));
+        assert!(parse_bind_key("key x { algorithm hmac-sha256; };").unwrap_err().contains("no `secret`"));
+        assert!(parse_bind_key("key x { algorithm hmac-sha256; secret \"!!\"; };").unwrap_err().contains("base64"));
         assert!(parse_bind_key("garbage").is_err());
         assert!(format!("{k:?}").contains("<redacted>"));
     }

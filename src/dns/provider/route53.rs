@@ -44,11 +44,7 @@ pub struct Route53 {
 
 impl Route53 {
     pub fn new(settings: Settings) -> Self {
-        Route53 {
-            settings,
-            client: OnceCell::new(),
-            zone_ids: tokio::sync::Mutex::new(BTreeMap::new()),
-        }
+        Route53 { settings, client: OnceCell::new(), zone_ids: tokio::sync::Mutex::new(BTreeMap::new()) }
     }
 
     async fn client(&self) -> &Client {
@@ -60,10 +56,8 @@ impl Route53 {
                         aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
                     ))
                     .build_https();
-                let timeouts = aws_config::timeout::TimeoutConfig::builder()
-                    .operation_attempt_timeout(s.timeout)
-                    .connect_timeout(s.timeout)
-                    .build();
+                let timeouts =
+                    aws_config::timeout::TimeoutConfig::builder().operation_attempt_timeout(s.timeout).connect_timeout(s.timeout).build();
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
                     .http_client(http.clone())
                     .timeout_config(timeouts)
@@ -74,20 +68,12 @@ impl Route53 {
                     let pc = aws_config::provider_config::ProviderConfig::default()
                         .with_http_client(http.clone())
                         .with_region(Some(aws_config::Region::new(s.region.clone())));
-                    let creds = aws_config::profile::ProfileFileCredentialsProvider::builder()
-                        .configure(&pc)
-                        .profile_name(p)
-                        .build();
+                    let creds = aws_config::profile::ProfileFileCredentialsProvider::builder().configure(&pc).profile_name(p).build();
                     loader = loader.profile_name(p).credentials_provider(creds);
                 }
                 if let Some((id, secret)) = &s.credentials {
-                    loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-                        id,
-                        &secret.0,
-                        None,
-                        None,
-                        "understudy config",
-                    ));
+                    loader =
+                        loader.credentials_provider(aws_credential_types::Credentials::new(id, &secret.0, None, None, "understudy config"));
                 }
                 if let Some(e) = &s.endpoint {
                     loader = loader.endpoint_url(e);
@@ -107,15 +93,7 @@ impl Route53 {
         if let Some(id) = self.zone_ids.lock().await.get(&zname) {
             return Ok(id.clone());
         }
-        let resp = self
-            .client()
-            .await
-            .list_hosted_zones_by_name()
-            .dns_name(&zname)
-            .max_items(1)
-            .send()
-            .await
-            .map_err(sdk_error)?;
+        let resp = self.client().await.list_hosted_zones_by_name().dns_name(&zname).max_items(1).send().await.map_err(sdk_error)?;
         let id = resp
             .hosted_zones()
             .iter()
@@ -171,11 +149,7 @@ fn short(text: &str) -> String {
 
 /// Route 53 error codes → provider errors.
 pub fn classify(code: &str, message: &str) -> ProviderError {
-    let both = if message.is_empty() {
-        code.to_string()
-    } else {
-        format!("{code}: {message}")
-    };
+    let both = if message.is_empty() { code.to_string() } else { format!("{code}: {message}") };
     match code {
         "Throttling" | "ThrottlingException" | "PriorRequestNotComplete" | "RequestLimitExceeded" => ProviderError::Throttled { retry_after: None },
         "InvalidClientTokenId" | "SignatureDoesNotMatch" | "AccessDenied" | "AccessDeniedException" | "UnrecognizedClientException" | "InvalidSignatureException"
@@ -269,19 +243,12 @@ impl Provider for Route53 {
         let mut batch = vec![];
         let mut owners = BTreeSet::new();
         for c in changes {
-            let mut set = ResourceRecordSet::builder()
-                .name(c.name.to_ascii())
-                .r#type(rr_type(c.rtype))
-                .ttl(i64::from(c.ttl));
+            let mut set = ResourceRecordSet::builder().name(c.name.to_ascii()).r#type(rr_type(c.rtype)).ttl(i64::from(c.ttl));
             for a in &c.addrs {
                 set = set.resource_records(ResourceRecord::builder().value(a.to_string()).build().map_err(build)?);
             }
             batch.push(
-                Change::builder()
-                    .action(ChangeAction::Upsert)
-                    .resource_record_set(set.build().map_err(build)?)
-                    .build()
-                    .map_err(build)?,
+                Change::builder().action(ChangeAction::Upsert).resource_record_set(set.build().map_err(build)?).build().map_err(build)?,
             );
             let owner = owner_marker(&c.name);
             if owners.insert(owner.clone()) {
@@ -289,34 +256,14 @@ impl Provider for Route53 {
                     .name(owner.to_ascii())
                     .r#type(RrType::Txt)
                     .ttl(i64::from(c.ttl))
-                    .resource_records(
-                        ResourceRecord::builder()
-                            .value(format!("\"{OWNER_TEXT}\""))
-                            .build()
-                            .map_err(build)?,
-                    )
+                    .resource_records(ResourceRecord::builder().value(format!("\"{OWNER_TEXT}\"")).build().map_err(build)?)
                     .build()
                     .map_err(build)?;
-                batch.push(
-                    Change::builder()
-                        .action(ChangeAction::Upsert)
-                        .resource_record_set(txt)
-                        .build()
-                        .map_err(build)?,
-                );
+                batch.push(Change::builder().action(ChangeAction::Upsert).resource_record_set(txt).build().map_err(build)?);
             }
         }
-        let batch = ChangeBatch::builder()
-            .set_changes(Some(batch))
-            .comment("understudy: desired records")
-            .build()
-            .map_err(build)?;
-        let resp = client
-            .change_resource_record_sets()
-            .hosted_zone_id(&zone_id)
-            .change_batch(batch)
-            .send()
-            .await;
+        let batch = ChangeBatch::builder().set_changes(Some(batch)).comment("understudy: desired records").build().map_err(build)?;
+        let resp = client.change_resource_record_sets().hosted_zone_id(&zone_id).change_batch(batch).send().await;
         let resp = match resp {
             Ok(r) => r,
             Err(SdkError::TimeoutError(_)) => {
@@ -326,9 +273,7 @@ impl Provider for Route53 {
             Err(e) => return Err(sdk_error(e)),
         };
         let Some(info) = resp.change_info() else {
-            return Err(ProviderError::Protocol(
-                "Route 53 accepted the change but returned no ChangeInfo".to_string(),
-            ));
+            return Err(ProviderError::Protocol("Route 53 accepted the change but returned no ChangeInfo".to_string()));
         };
         let change_id = info.id().to_string();
         let insync = if *info.status() == ChangeStatus::Insync {
@@ -355,17 +300,8 @@ impl Provider for Route53 {
 
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
         let zone_id = self.zone_id(zone).await?;
-        self.client()
-            .await
-            .list_resource_record_sets()
-            .hosted_zone_id(&zone_id)
-            .max_items(1)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(format!(
-            "Route 53 hosted zone {zone} (id {zone_id}) readable with these credentials"
-        ))
+        self.client().await.list_resource_record_sets().hosted_zone_id(&zone_id).max_items(1).send().await.map_err(sdk_error)?;
+        Ok(format!("Route 53 hosted zone {zone} (id {zone_id}) readable with these credentials"))
     }
 }
 
@@ -396,9 +332,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn pending_forever_gives_up_at_the_bound() {
         let started = tokio::time::Instant::now();
-        let ok = wait_insync(|| async { Ok(false) }, Duration::from_secs(60), Duration::from_secs(2))
-            .await
-            .unwrap();
+        let ok = wait_insync(|| async { Ok(false) }, Duration::from_secs(60), Duration::from_secs(2)).await.unwrap();
         assert!(!ok);
         let waited = started.elapsed();
         assert!(waited >= Duration::from_secs(58) && waited <= Duration::from_secs(60), "{waited:?}");
@@ -406,13 +340,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failing_poll_is_reported() {
-        let err = wait_insync(
-            || async { Err(ProviderError::Throttled { retry_after: None }) },
-            Duration::from_secs(60),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap_err();
+        let err =
+            wait_insync(|| async { Err(ProviderError::Throttled { retry_after: None }) }, Duration::from_secs(60), Duration::from_secs(2))
+                .await
+                .unwrap_err();
         assert!(err.is_transient());
     }
 

@@ -20,6 +20,9 @@ use toml::Spanned;
 
 use crate::util::{human_duration, parse_duration};
 
+mod ip;
+pub use ip::{DdnsRecord, IpConfig};
+
 /// Where the daemon keeps its state when the config does not say.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/understudy";
 /// Where the CLI looks for the config when neither `-c` nor `UNDERSTUDY_CONFIG` is given.
@@ -56,6 +59,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub providers: Vec<ProviderConfig>,
     pub dns: DnsConfig,
+    /// Public-address discovery (dynamic DNS).
+    pub ip: IpConfig,
+    /// Names that simply follow the public address.
+    pub ddns: Vec<DdnsRecord>,
+    /// Things that are valid but worth a word (printed by `check-config` and at start).
+    pub warnings: Vec<String>,
     pub api: ApiConfig,
     pub sites: Vec<Site>,
 }
@@ -145,7 +154,10 @@ pub struct Site {
     pub name: String,
     pub domain: Name,
     pub aliases: Vec<Name>,
+    /// For `primary = "auto"`: `ip` is a placeholder (unspecified address) and the real one is
+    /// the agreed public address of `primary_auto`'s family, known only at run time.
     pub primary: Endpoint,
+    pub primary_auto: Option<crate::ip::Family>,
     pub standby: Endpoint,
     pub probe: Probe,
 }
@@ -252,17 +264,8 @@ impl StatusSet {
 
 impl fmt::Display for StatusSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .0
-            .iter()
-            .map(|r| {
-                if r.end == r.start + 1 {
-                    r.start.to_string()
-                } else {
-                    format!("{}-{}", r.start, r.end - 1)
-                }
-            })
-            .collect();
+        let parts: Vec<String> =
+            self.0.iter().map(|r| if r.end == r.start + 1 { r.start.to_string() } else { format!("{}-{}", r.start, r.end - 1) }).collect();
         f.write_str(&parts.join(", "))
     }
 }
@@ -275,6 +278,9 @@ struct RawConfig {
     data_dir: Option<Spanned<String>>,
     #[serde(default)]
     providers: Vec<Spanned<RawProvider>>,
+    ip: Option<Spanned<ip::RawIp>>,
+    #[serde(default)]
+    ddns: Vec<Spanned<ip::RawDdns>>,
     dns: Option<Spanned<RawDns>>,
     api: Option<Spanned<RawApi>>,
     #[serde(default)]
@@ -429,13 +435,7 @@ type R<T> = Result<T, ConfigError>;
 impl Cx<'_> {
     fn err_at(&self, offset: usize, key: &str, message: &str) -> ConfigError {
         let (line, column) = line_col(self.text, offset);
-        ConfigError {
-            file: self.path.to_path_buf(),
-            line,
-            column,
-            key: key.to_string(),
-            message: message.to_string(),
-        }
+        ConfigError { file: self.path.to_path_buf(), line, column, key: key.to_string(), message: message.to_string() }
     }
 
     fn err<T>(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> R<T> {
@@ -464,34 +464,24 @@ impl Cx<'_> {
                 let span = d.span();
                 (d.into_inner(), span)
             }
-            None => (
-                RawDns {
-                    listen: None,
-                    ttl: None,
-                    zones: vec![],
-                },
-                0..0,
-            ),
+            None => (RawDns { listen: None, ttl: None, zones: vec![] }, 0..0),
         };
         let mut providers: Vec<ProviderConfig> = vec![];
         for (i, p) in raw.providers.into_iter().enumerate() {
             let built = self.build_provider(i, p)?;
             if providers.iter().any(|o| o.name == built.name) {
-                return self.err(
-                    0..0,
-                    &format!("providers[{i}].name"),
-                    format!("provider name `{}` is used twice", built.name),
-                );
+                return self.err(0..0, &format!("providers[{i}].name"), format!("provider name `{}` is used twice", built.name));
             }
             providers.push(built);
         }
         let dns = self.build_dns(dns_raw, dns_span, &providers)?;
         let api = self.build_api(raw.api)?;
+        let (ip, warnings) = self.build_ip(raw.ip)?;
 
         let mut sites = Vec::new();
         let mut names_owned: HashMap<LowerName, String> = HashMap::new();
         for (i, s) in raw.sites.into_iter().enumerate() {
-            let site = self.build_site(i, s, &dns, &mut names_owned)?;
+            let site = self.build_site(i, s, &dns, &ip, &mut names_owned)?;
             if let Some(prev) = sites.iter().find(|p: &&Site| p.name == site.name) {
                 return self.err(
                     0..0,
@@ -501,14 +491,8 @@ impl Cx<'_> {
             }
             sites.push(site);
         }
-        Ok(Config {
-            path: self.path.to_path_buf(),
-            data_dir,
-            providers,
-            dns,
-            api,
-            sites,
-        })
+        let ddns = self.build_ddns(raw.ddns, &dns, &ip, &mut names_owned)?;
+        Ok(Config { path: self.path.to_path_buf(), data_dir, providers, dns, ip, ddns, warnings, api, sites })
     }
 
     fn build_dns(&self, raw: RawDns, span: Range<usize>, providers: &[ProviderConfig]) -> R<DnsConfig> {
@@ -524,10 +508,7 @@ impl Cx<'_> {
                         self.err(
                             a.span(),
                             &format!("dns.listen[{i}]"),
-                            format!(
-                                "`{}` is not an address with a port, e.g. \"0.0.0.0:53\" or \"[::]:53\"",
-                                a.get_ref()
-                            ),
+                            format!("`{}` is not an address with a port, e.g. \"0.0.0.0:53\" or \"[::]:53\"", a.get_ref()),
                         )
                     })?);
                 }
@@ -557,29 +538,17 @@ impl Cx<'_> {
             };
             let origin = self.dns_name(&name, &format!("{key}.name"))?;
             if zones.iter().any(|o| o.origin == origin) {
-                return self.err(
-                    name.span(),
-                    &format!("{key}.name"),
-                    format!("zone `{}` is configured twice", name.get_ref()),
-                );
+                return self.err(name.span(), &format!("{key}.name"), format!("zone `{}` is configured twice", name.get_ref()));
             }
             let nameservers = match &z.nameservers {
                 None => vec![Name::from_ascii("ns1").expect("valid").append_domain(&origin).expect("short")],
-                Some(list) => list
-                    .iter()
-                    .enumerate()
-                    .map(|(j, n)| self.dns_name(n, &format!("{key}.nameservers[{j}]")))
-                    .collect::<R<Vec<_>>>()?,
+                Some(list) => {
+                    list.iter().enumerate().map(|(j, n)| self.dns_name(n, &format!("{key}.nameservers[{j}]"))).collect::<R<Vec<_>>>()?
+                }
             };
             let hostmaster = match &z.hostmaster {
-                None => Name::from_ascii("hostmaster")
-                    .expect("valid")
-                    .append_domain(&origin)
-                    .expect("short"),
-                Some(h) => self.dns_name(
-                    &Spanned::new(h.span(), h.get_ref().replacen('@', ".", 1)),
-                    &format!("{key}.hostmaster"),
-                )?,
+                None => Name::from_ascii("hostmaster").expect("valid").append_domain(&origin).expect("short"),
+                Some(h) => self.dns_name(&Spanned::new(h.span(), h.get_ref().replacen('@', ".", 1)), &format!("{key}.hostmaster"))?,
             };
             let mut records = vec![];
             for (j, r) in z.records.iter().enumerate() {
@@ -635,23 +604,10 @@ impl Cx<'_> {
                         })
                     })
                     .collect::<R<Vec<_>>>()?,
-                (
-                    None,
-                    Some(ProviderConfig {
-                        kind: ProviderKind::Rfc2136 { server, .. },
-                        ..
-                    }),
-                ) => vec![*server],
+                (None, Some(ProviderConfig { kind: ProviderKind::Rfc2136 { server, .. }, .. })) => vec![*server],
                 (None, _) => vec![],
             };
-            zones.push(Zone {
-                origin,
-                nameservers,
-                hostmaster,
-                records,
-                provider,
-                verify,
-            });
+            zones.push(Zone { origin, nameservers, hostmaster, records, provider, verify });
         }
         let _ = span;
         Ok(DnsConfig { listen, ttl, zones })
@@ -661,26 +617,13 @@ impl Cx<'_> {
         use hickory_proto::serialize::txt::Parser;
         let text = r.get_ref();
         if text.contains('\n') || text.trim_start().starts_with('$') {
-            return self.err(
-                r.span(),
-                key,
-                "one record per string, in zone-file form like \"www 300 A 192.0.2.1\"",
-            );
+            return self.err(r.span(), key, "one record per string, in zone-file form like \"www 300 A 192.0.2.1\"");
         }
         let zone_text = format!("$TTL {ttl}\n{text}\n");
         let parsed = Parser::new(zone_text, None, Some(origin.clone())).parse();
         let records: Vec<Record> = match parsed {
-            Ok((_, sets)) => sets
-                .into_values()
-                .flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>())
-                .collect(),
-            Err(e) => {
-                return self.err(
-                    r.span(),
-                    key,
-                    format!("`{text}` is not a zone-file record like \"www 300 A 192.0.2.1\": {e}"),
-                )
-            }
+            Ok((_, sets)) => sets.into_values().flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>()).collect(),
+            Err(e) => return self.err(r.span(), key, format!("`{text}` is not a zone-file record like \"www 300 A 192.0.2.1\": {e}")),
         };
         match records.as_slice() {
             [one] if !origin.zone_of(&one.name) => self.err(r.span(), key, format!("{} is outside the zone {}", one.name, origin)),
@@ -703,10 +646,8 @@ impl Cx<'_> {
         env: &Option<Spanned<String>>,
         base: &str,
     ) -> R<Option<(Secret, Range<usize>)>> {
-        let given: Vec<(&str, &Spanned<String>)> = [("", value), ("_file", file), ("_env", env)]
-            .into_iter()
-            .filter_map(|(suffix, v)| v.as_ref().map(|v| (suffix, v)))
-            .collect();
+        let given: Vec<(&str, &Spanned<String>)> =
+            [("", value), ("_file", file), ("_env", env)].into_iter().filter_map(|(suffix, v)| v.as_ref().map(|v| (suffix, v))).collect();
         match given.as_slice() {
             [] => Ok(None),
             [(suffix, v)] => {
@@ -728,11 +669,9 @@ impl Cx<'_> {
                 }
                 Ok(Some((Secret(text), v.span())))
             }
-            [_, (suffix, v), ..] => self.err(
-                v.span(),
-                &format!("{base}.{key}{suffix}"),
-                format!("give only one of {key}, {key}_file and {key}_env"),
-            ),
+            [_, (suffix, v), ..] => {
+                self.err(v.span(), &format!("{base}.{key}{suffix}"), format!("give only one of {key}, {key}_file and {key}_env"))
+            }
         }
     }
 
@@ -741,25 +680,12 @@ impl Cx<'_> {
         let p = raw.into_inner();
         let base = format!("providers[{i}]");
         let Some(name) = &p.name else {
-            return self.err(
-                span,
-                &base,
-                "missing key `name`: how zones refer to this provider, e.g. name = \"bind\"",
-            );
+            return self.err(span, &base, "missing key `name`: how zones refer to this provider, e.g. name = \"bind\"");
         };
         let Some(kind) = &p.kind else {
-            return self.err(
-                span,
-                &base,
-                "missing key `type`: one of \"rfc2136\", \"powerdns\", \"cloudflare\" or \"route53\"",
-            );
+            return self.err(span, &base, "missing key `type`: one of \"rfc2136\", \"powerdns\", \"cloudflare\" or \"route53\"");
         };
-        let timeout = self.duration(
-            &p.timeout,
-            &format!("{base}.timeout"),
-            Duration::from_secs(10),
-            Duration::from_millis(100),
-        )?;
+        let timeout = self.duration(&p.timeout, &format!("{base}.timeout"), Duration::from_secs(10), Duration::from_millis(100))?;
         // Keys that belong to each type; any other key that is set is an error.
         let set: Vec<(&str, Range<usize>)> = [
             ("server", p.server.as_ref().map(|v| v.span())),
@@ -794,15 +720,9 @@ impl Cx<'_> {
         .collect();
         const TYPES: &str = "\"rfc2136\", \"powerdns\", \"cloudflare\" or \"route53\"";
         let allowed: &[&str] = match kind.get_ref().as_str() {
-            "rfc2136" => &[
-                "server",
-                "tsig_key_file",
-                "tsig_key_name",
-                "tsig_algorithm",
-                "tsig_secret",
-                "tsig_secret_file",
-                "tsig_secret_env",
-            ],
+            "rfc2136" => {
+                &["server", "tsig_key_file", "tsig_key_name", "tsig_algorithm", "tsig_secret", "tsig_secret_file", "tsig_secret_env"]
+            }
             "powerdns" => &["url", "server_id", "api_key", "api_key_file", "api_key_env"],
             "cloudflare" => &["endpoint", "api_token", "api_token_file", "api_token_env", "zone_id", "proxied"],
             "route53" => &[
@@ -816,30 +736,15 @@ impl Cx<'_> {
                 "secret_access_key_env",
                 "confirm_timeout",
             ],
-            other => {
-                return self.err(
-                    kind.span(),
-                    &format!("{base}.type"),
-                    format!("`{other}` is not a provider type: expected {TYPES}"),
-                )
-            }
+            other => return self.err(kind.span(), &format!("{base}.type"), format!("`{other}` is not a provider type: expected {TYPES}")),
         };
         if let Some((k, s)) = set.iter().find(|(k, _)| !allowed.contains(k)) {
-            return self.err(
-                s.clone(),
-                &format!("{base}.{k}"),
-                format!("does not apply to type = \"{}\"", kind.get_ref()),
-            );
+            return self.err(s.clone(), &format!("{base}.{k}"), format!("does not apply to type = \"{}\"", kind.get_ref()));
         }
         let kind = match kind.get_ref().as_str() {
             "route53" => {
-                let secret = self.secret(
-                    "secret_access_key",
-                    &p.secret_access_key,
-                    &p.secret_access_key_file,
-                    &p.secret_access_key_env,
-                    &base,
-                )?;
+                let secret =
+                    self.secret("secret_access_key", &p.secret_access_key, &p.secret_access_key_file, &p.secret_access_key_env, &base)?;
                 let credentials = match (&p.access_key_id, secret) {
                     (Some(id), Some((secret, _))) => Some((id.get_ref().clone(), secret)),
                     (None, None) => None,
@@ -859,11 +764,7 @@ impl Cx<'_> {
                 };
                 ProviderKind::Route53(crate::dns::provider::route53::Settings {
                     hosted_zone_id: p.hosted_zone_id.as_ref().map(|v| v.get_ref().clone()),
-                    region: p
-                        .region
-                        .as_ref()
-                        .map(|v| v.get_ref().clone())
-                        .unwrap_or_else(|| "us-east-1".to_string()),
+                    region: p.region.as_ref().map(|v| v.get_ref().clone()).unwrap_or_else(|| "us-east-1".to_string()),
                     endpoint,
                     profile: p.profile.as_ref().map(|v| v.get_ref().clone()),
                     credentials,
@@ -904,18 +805,10 @@ impl Cx<'_> {
             }
             "powerdns" => {
                 let Some(url) = &p.url else {
-                    return self.err(
-                        span,
-                        &base,
-                        "missing key `url`: the PowerDNS API base, e.g. url = \"http://127.0.0.1:8081\"",
-                    );
+                    return self.err(span, &base, "missing key `url`: the PowerDNS API base, e.g. url = \"http://127.0.0.1:8081\"");
                 };
                 if !(url.get_ref().starts_with("http://") || url.get_ref().starts_with("https://")) {
-                    return self.err(
-                        url.span(),
-                        &format!("{base}.url"),
-                        format!("`{}` is not an http:// or https:// URL", url.get_ref()),
-                    );
+                    return self.err(url.span(), &format!("{base}.url"), format!("`{}` is not an http:// or https:// URL", url.get_ref()));
                 }
                 let Some((api_key, _)) = self.secret("api_key", &p.api_key, &p.api_key_file, &p.api_key_env, &base)? else {
                     return self.err(
@@ -924,16 +817,8 @@ impl Cx<'_> {
                         "missing key `api_key` (or api_key_file / api_key_env): the PowerDNS webserver's api-key",
                     );
                 };
-                let server_id = p
-                    .server_id
-                    .as_ref()
-                    .map(|s| s.get_ref().clone())
-                    .unwrap_or_else(|| "localhost".to_string());
-                ProviderKind::PowerDns {
-                    url: url.get_ref().clone(),
-                    server_id,
-                    api_key,
-                }
+                let server_id = p.server_id.as_ref().map(|s| s.get_ref().clone()).unwrap_or_else(|| "localhost".to_string());
+                ProviderKind::PowerDns { url: url.get_ref().clone(), server_id, api_key }
             }
             // "rfc2136": every other type was handled or refused above.
             _ => {
@@ -956,11 +841,7 @@ impl Cx<'_> {
                     (Some(f), None, None) => {
                         let path = self.resolve_path(f.get_ref());
                         let text = std::fs::read_to_string(&path).or_else(|e| {
-                            self.err(
-                                f.span(),
-                                &format!("{base}.tsig_key_file"),
-                                format!("cannot read {}: {e}", path.display()),
-                            )
+                            self.err(f.span(), &format!("{base}.tsig_key_file"), format!("cannot read {}: {e}", path.display()))
                         })?;
                         Some(crate::dns::provider::rfc2136::parse_bind_key(&text).or_else(|e| {
                             self.err(
@@ -984,18 +865,10 @@ impl Cx<'_> {
                                 .or_else(|e| self.err(a.span(), &format!("{base}.tsig_algorithm"), e))?,
                         };
                         let bytes = crate::dns::provider::rfc2136::base64_decode(&secret.0).or_else(|e| {
-                            self.err(
-                                sspan,
-                                &format!("{base}.tsig_secret"),
-                                format!("not base64 ({e}); paste the secret from tsig-keygen"),
-                            )
+                            self.err(sspan, &format!("{base}.tsig_secret"), format!("not base64 ({e}); paste the secret from tsig-keygen"))
                         })?;
                         let name = self.dns_name(n, &format!("{base}.tsig_key_name"))?;
-                        Some(crate::dns::provider::rfc2136::TsigKey {
-                            name,
-                            algorithm: alg,
-                            secret: bytes,
-                        })
+                        Some(crate::dns::provider::rfc2136::TsigKey { name, algorithm: alg, secret: bytes })
                     }
                     (None, Some(n), None) => {
                         return self.err(
@@ -1010,11 +883,7 @@ impl Cx<'_> {
                 ProviderKind::Rfc2136 { server, key }
             }
         };
-        Ok(ProviderConfig {
-            name: name.get_ref().clone(),
-            kind,
-            timeout,
-        })
+        Ok(ProviderConfig { name: name.get_ref().clone(), kind, timeout })
     }
 
     fn build_api(&self, raw: Option<Spanned<RawApi>>) -> R<ApiConfig> {
@@ -1022,11 +891,7 @@ impl Cx<'_> {
             None => "127.0.0.1:9353".parse().expect("valid literal"),
             Some(l) => {
                 let addr: SocketAddr = l.get_ref().parse().or_else(|_| {
-                    self.err(
-                        l.span(),
-                        "api.listen",
-                        format!("`{}` is not an address with a port, e.g. \"127.0.0.1:9353\"", l.get_ref()),
-                    )
+                    self.err(l.span(), "api.listen", format!("`{}` is not an address with a port, e.g. \"127.0.0.1:9353\"", l.get_ref()))
                 })?;
                 if !addr.ip().is_loopback() {
                     return self.err(l.span(), "api.listen", format!("{addr} is not a loopback address: the control API has no authentication yet, so it only listens on 127.0.0.1 or [::1]"));
@@ -1060,25 +925,24 @@ impl Cx<'_> {
         Ok(name.to_lowercase())
     }
 
-    fn build_site(&self, i: usize, raw: Spanned<RawSite>, dns: &DnsConfig, owned: &mut HashMap<LowerName, String>) -> R<Site> {
+    fn build_site(
+        &self,
+        i: usize,
+        raw: Spanned<RawSite>,
+        dns: &DnsConfig,
+        ipc: &IpConfig,
+        owned: &mut HashMap<LowerName, String>,
+    ) -> R<Site> {
         let span = raw.span();
         let raw = raw.into_inner();
         let key = format!("sites[{i}]");
         let Some(domain_raw) = raw.domain else {
-            return self.err(
-                span,
-                &key,
-                "missing key `domain`: the site's name, e.g. domain = \"www.example.com\"",
-            );
+            return self.err(span, &key, "missing key `domain`: the site's name, e.g. domain = \"www.example.com\"");
         };
         let domain = self.dns_name(&domain_raw, &format!("{key}.domain"))?;
         let mut aliases = vec![];
         for (j, a) in raw.aliases.iter().enumerate() {
-            aliases.push((
-                self.dns_name(a, &format!("{key}.aliases[{j}]"))?,
-                a.span(),
-                format!("{key}.aliases[{j}]"),
-            ));
+            aliases.push((self.dns_name(a, &format!("{key}.aliases[{j}]"))?, a.span(), format!("{key}.aliases[{j}]")));
         }
         let name = match &raw.name {
             Some(n) => {
@@ -1095,27 +959,36 @@ impl Cx<'_> {
             None => domain.to_ascii().trim_end_matches('.').to_string(),
         };
         let Some(primary_raw) = raw.primary else {
-            return self.err(
-                span,
-                &key,
-                "missing key `primary`: the primary server's address, e.g. primary = \"203.0.113.7\"",
-            );
+            return self.err(span, &key, "missing key `primary`: the primary server's address, e.g. primary = \"203.0.113.7\"");
         };
         let Some(standby_raw) = raw.standby else {
-            return self.err(
-                span,
-                &key,
-                "missing key `standby`: the standby server's address, e.g. standby = \"198.51.100.9\"",
-            );
+            return self.err(span, &key, "missing key `standby`: the standby server's address, e.g. standby = \"198.51.100.9\"");
         };
-        let primary = self.endpoint(&primary_raw, &format!("{key}.primary"))?;
+        let primary_auto = match primary_raw.get_ref().trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(crate::ip::Family::Ipv4),
+            "auto6" => Some(crate::ip::Family::Ipv6),
+            _ => None,
+        };
+        let primary = match primary_auto {
+            Some(fam) => {
+                if !ipc.families().contains(&fam) {
+                    return self.err(
+                        primary_raw.span(),
+                        &format!("{key}.primary"),
+                        format!("`{}` follows the public {fam} address, but no [[ip.sources]] answer for {fam}", primary_raw.get_ref()),
+                    );
+                }
+                let ip = match fam {
+                    crate::ip::Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                    crate::ip::Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                };
+                Endpoint { ip, port: None }
+            }
+            None => self.endpoint(&primary_raw, &format!("{key}.primary"))?,
+        };
         let standby = self.endpoint(&standby_raw, &format!("{key}.standby"))?;
         if primary.ip == standby.ip && primary.port == standby.port {
-            return self.err(
-                standby_raw.span(),
-                &format!("{key}.standby"),
-                "the standby must be a different server than the primary",
-            );
+            return self.err(standby_raw.span(), &format!("{key}.standby"), "the standby must be a different server than the primary");
         }
         if primary.ip.is_ipv4() != standby.ip.is_ipv4() {
             return self.err(standby_raw.span(), &format!("{key}.standby"), format!("{} and the primary {} are of different IP families; both must be IPv4 or both IPv6 so failover changes the record's value, not its type", standby, primary));
@@ -1125,36 +998,21 @@ impl Cx<'_> {
         // have no static record that would fight the managed one (one owner per record).
         let all = std::iter::once((domain.clone(), domain_raw.span(), format!("{key}.domain"))).chain(aliases.iter().cloned());
         for (n, nspan, nkey) in all {
-            let Some(zone) = dns
-                .zones
-                .iter()
-                .filter(|z| z.origin.zone_of(&n))
-                .max_by_key(|z| z.origin.num_labels())
-            else {
+            let Some(zone) = dns.zones.iter().filter(|z| z.origin.zone_of(&n)).max_by_key(|z| z.origin.num_labels()) else {
                 let zones: Vec<String> = dns.zones.iter().map(|z| z.origin.to_string()).collect();
                 let have = if zones.is_empty() {
                     "no zones are configured: add a [[dns.zones]] table".to_string()
                 } else {
                     format!("configured zones: {}", zones.join(", "))
                 };
-                return self.err(
-                    nspan,
-                    &nkey,
-                    format!("{n} is not inside any zone the built-in DNS server serves ({have})"),
-                );
+                return self.err(nspan, &nkey, format!("{n} is not inside any zone the built-in DNS server serves ({have})"));
             };
             let lower = LowerName::new(&n);
             if let Some(other) = owned.insert(lower, name.clone()) {
-                return self.err(
-                    nspan,
-                    &nkey,
-                    format!("{n} is already managed by site `{other}`: each name has one owner"),
-                );
+                return self.err(nspan, &nkey, format!("{n} is already managed by site `{other}`: each name has one owner"));
             }
-            if let Some(r) = zone
-                .records
-                .iter()
-                .find(|r| r.name == n && matches!(r.record_type(), RecordType::A | RecordType::AAAA | RecordType::CNAME))
+            if let Some(r) =
+                zone.records.iter().find(|r| r.name == n && matches!(r.record_type(), RecordType::A | RecordType::AAAA | RecordType::CNAME))
             {
                 return self.err(
                     nspan,
@@ -1169,14 +1027,7 @@ impl Cx<'_> {
         }
 
         let probe = self.build_probe(&format!("{key}.probe"), raw.probe)?;
-        Ok(Site {
-            name,
-            domain,
-            aliases: aliases.into_iter().map(|a| a.0).collect(),
-            primary,
-            standby,
-            probe,
-        })
+        Ok(Site { name, domain, aliases: aliases.into_iter().map(|a| a.0).collect(), primary, primary_auto, standby, probe })
     }
 
     fn endpoint(&self, s: &Spanned<String>, key: &str) -> R<Endpoint> {
@@ -1185,16 +1036,9 @@ impl Cx<'_> {
             return Ok(Endpoint { ip, port: None });
         }
         if let Ok(sa) = text.parse::<SocketAddr>() {
-            return Ok(Endpoint {
-                ip: sa.ip(),
-                port: Some(sa.port()),
-            });
+            return Ok(Endpoint { ip: sa.ip(), port: Some(sa.port()) });
         }
-        let hint = if text.eq_ignore_ascii_case("auto") {
-            "`auto` (follow the line's public IP) is not supported yet; give the address"
-        } else {
-            "expected an IP address like \"203.0.113.7\", optionally with a probe port like \"203.0.113.7:8443\""
-        };
+        let hint = "expected an IP address like \"203.0.113.7\", optionally with a probe port like \"203.0.113.7:8443\"";
         self.err(s.span(), key, format!("`{}` is not an address: {hint}", s.get_ref()))
     }
 
@@ -1207,11 +1051,7 @@ impl Cx<'_> {
                 "http" => Scheme::Http,
                 "https" => Scheme::Https,
                 other => {
-                    return self.err(
-                        s.span(),
-                        &k("scheme"),
-                        format!("`{other}` is not a probe scheme: expected \"http\" or \"https\""),
-                    )
+                    return self.err(s.span(), &k("scheme"), format!("`{other}` is not a probe scheme: expected \"http\" or \"https\""))
                 }
             },
         };
@@ -1257,11 +1097,7 @@ impl Cx<'_> {
             None => StatusSet::between(200, 399),
             Some(list) => {
                 if list.get_ref().is_empty() {
-                    return self.err(
-                        list.span(),
-                        &k("expect_status"),
-                        "must list at least one status, e.g. [200] or [\"2xx\", 301]",
-                    );
+                    return self.err(list.span(), &k("expect_status"), "must list at least one status, e.g. [200] or [\"2xx\", 301]");
                 }
                 let mut out = vec![];
                 for (i, item) in list.get_ref().iter().enumerate() {
@@ -1272,18 +1108,10 @@ impl Cx<'_> {
         };
         let body_contains = match &p.body_contains {
             Some(b) if b.get_ref().is_empty() => {
-                return self.err(
-                    b.span(),
-                    &k("body_contains"),
-                    "must not be empty; leave it out to skip the body check",
-                )
+                return self.err(b.span(), &k("body_contains"), "must not be empty; leave it out to skip the body check")
             }
             Some(b) if method == Method::Head => {
-                return self.err(
-                    b.span(),
-                    &k("body_contains"),
-                    "a HEAD probe gets no body; use method = \"GET\" to check the body",
-                )
+                return self.err(b.span(), &k("body_contains"), "a HEAD probe gets no body; use method = \"GET\" to check the body")
             }
             Some(b) => Some(b.get_ref().clone()),
             None => None,
@@ -1298,11 +1126,7 @@ impl Cx<'_> {
             None => None,
             Some(c) => {
                 if insecure {
-                    return self.err(
-                        c.span(),
-                        &k("ca_file"),
-                        "ca_file and insecure = true contradict each other; keep one",
-                    );
+                    return self.err(c.span(), &k("ca_file"), "ca_file and insecure = true contradict each other; keep one");
                 }
                 let path = self.resolve_path(c.get_ref());
                 let pem =
@@ -1386,11 +1210,7 @@ impl Cx<'_> {
             return self.err(
                 v.span(),
                 key,
-                format!(
-                    "{} is too short: at least {}",
-                    human_duration(d.as_millis() as u64),
-                    human_duration(min.as_millis() as u64)
-                ),
+                format!("{} is too short: at least {}", human_duration(d.as_millis() as u64), human_duration(min.as_millis() as u64)),
             );
         }
         Ok(d)
@@ -1400,11 +1220,7 @@ impl Cx<'_> {
         match v {
             None => Ok(default),
             Some(n) if (1..=1_000).contains(n.get_ref()) => Ok(*n.get_ref() as u32),
-            Some(n) => self.err(
-                n.span(),
-                key,
-                format!("{} is out of range: a count from 1 to 1000 (default {default})", n.get_ref()),
-            ),
+            Some(n) => self.err(n.span(), key, format!("{} is out of range: a count from 1 to 1000 (default {default})", n.get_ref())),
         }
     }
 }
@@ -1461,11 +1277,7 @@ fn indexed(header: &str, own_index: usize, counts: &BTreeMap<String, usize>) -> 
         out.push_str(parts[i]);
         let prefix = parts[..=i].join(".");
         if let Some(n) = counts.get(&prefix) {
-            let n = if i == parts.len() - 1 && own_index != usize::MAX {
-                own_index
-            } else {
-                *n
-            };
+            let n = if i == parts.len() - 1 && own_index != usize::MAX { own_index } else { *n };
             out.push_str(&format!("[{n}]"));
         }
     }
@@ -1516,17 +1328,10 @@ impl Config {
             }
             if z.provider.is_none() {
                 let ns: Vec<String> = z.nameservers.iter().map(|n| format!("{:?}", n.to_string())).collect();
-                o.push_str(&format!(
-                    "nameservers = [{}]\nhostmaster = {:?}\n",
-                    ns.join(", "),
-                    z.hostmaster.to_string()
-                ));
+                o.push_str(&format!("nameservers = [{}]\nhostmaster = {:?}\n", ns.join(", "), z.hostmaster.to_string()));
                 o.push_str("records = [\n");
                 for r in &z.records {
-                    o.push_str(&format!(
-                        "  {:?},\n",
-                        format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)
-                    ));
+                    o.push_str(&format!("  {:?},\n", format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)));
                 }
                 o.push_str("]\n");
             }
@@ -1552,12 +1357,7 @@ impl Config {
                 ProviderKind::PowerDns { url, server_id, .. } => {
                     o.push_str(&format!("url = {url:?}\nserver_id = {server_id:?}\napi_key = \"<redacted>\"\n"));
                 }
-                ProviderKind::Cloudflare {
-                    endpoint,
-                    zone_id,
-                    proxied,
-                    ..
-                } => {
+                ProviderKind::Cloudflare { endpoint, zone_id, proxied, .. } => {
                     o.push_str(&format!("endpoint = {endpoint:?}\napi_token = \"<redacted>\"\n"));
                     if let Some(z) = zone_id {
                         o.push_str(&format!("zone_id = {z:?}\n"));
@@ -1573,11 +1373,7 @@ impl Config {
                         r.region,
                         human_duration(r.confirm_timeout.as_millis() as u64)
                     ));
-                    for (k, v) in [
-                        ("hosted_zone_id", &r.hosted_zone_id),
-                        ("endpoint", &r.endpoint),
-                        ("profile", &r.profile),
-                    ] {
+                    for (k, v) in [("hosted_zone_id", &r.hosted_zone_id), ("endpoint", &r.endpoint), ("profile", &r.profile)] {
                         if let Some(v) = v {
                             o.push_str(&format!("{k} = {v:?}\n"));
                         }
@@ -1673,11 +1469,8 @@ interval = 0.5
 
     #[test]
     fn serde_errors_get_line_and_key() {
-        let e = parse(
-            Path::new("c.toml"),
-            "[dns]\nttl = 30\n[[sites]]\ndomain = \"a.test\"\n[sites.probe]\nintreval = \"2s\"\n",
-        )
-        .unwrap_err();
+        let e =
+            parse(Path::new("c.toml"), "[dns]\nttl = 30\n[[sites]]\ndomain = \"a.test\"\n[sites.probe]\nintreval = \"2s\"\n").unwrap_err();
         assert_eq!((e.line, e.column), (6, 1));
         assert_eq!(e.key, "sites[0].probe.intreval");
         assert!(e.message.starts_with("unknown key `intreval`"), "{}", e.message);

@@ -1,0 +1,272 @@
+//! The `[ip]` table (public-address sources, agreement) and `[[ddns]]` records.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::rr::{LowerName, Name, RecordType};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Cx, DnsConfig, DurationValue, R};
+use crate::ip::{Family, Net, Source, SourceKind};
+
+/// Settings for finding the public address.
+#[derive(Debug, Clone)]
+pub struct IpConfig {
+    /// How often every source is asked.
+    pub interval: Duration,
+    /// Operators that must agree before a new address is published.
+    pub quorum: usize,
+    /// Networks accepted although not public (labs, tests).
+    pub allow: Vec<Net>,
+    pub sources: Vec<Source>,
+}
+
+impl Default for IpConfig {
+    fn default() -> Self {
+        IpConfig { interval: Duration::from_secs(60), quorum: 2, allow: vec![], sources: vec![] }
+    }
+}
+
+impl IpConfig {
+    pub fn families(&self) -> BTreeSet<Family> {
+        self.sources.iter().map(|s| s.family).collect()
+    }
+}
+
+/// A plain dynamic-DNS name: follows the public address, no probes, no failover.
+#[derive(Debug, Clone)]
+pub struct DdnsRecord {
+    pub name: Name,
+    pub families: Vec<Family>,
+}
+
+impl DdnsRecord {
+    pub fn record_type(family: Family) -> RecordType {
+        match family {
+            Family::Ipv4 => RecordType::A,
+            Family::Ipv6 => RecordType::AAAA,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIp {
+    interval: Option<Spanned<DurationValue>>,
+    quorum: Option<Spanned<i64>>,
+    allow: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    sources: Vec<Spanned<RawSource>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    name: Option<Spanned<String>>,
+    operator: Option<Spanned<String>>,
+    #[serde(rename = "type")]
+    kind: Option<Spanned<String>>,
+    family: Option<Spanned<String>>,
+    timeout: Option<Spanned<DurationValue>>,
+    url: Option<Spanned<String>>,
+    json_field: Option<Spanned<String>>,
+    server: Option<Spanned<String>>,
+    question: Option<Spanned<String>>,
+    qtype: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDdns {
+    name: Option<Spanned<String>>,
+    families: Option<Vec<Spanned<String>>>,
+}
+
+fn family(cx: &Cx, v: &Spanned<String>, key: &str) -> R<Family> {
+    match v.get_ref().to_ascii_lowercase().as_str() {
+        "ipv4" | "4" | "a" => Ok(Family::Ipv4),
+        "ipv6" | "6" | "aaaa" => Ok(Family::Ipv6),
+        other => cx.err(v.span(), key, format!("`{other}` is not an address family: expected \"ipv4\" or \"ipv6\"")),
+    }
+}
+
+impl Cx<'_> {
+    pub(super) fn build_ip(&self, raw: Option<Spanned<RawIp>>) -> R<(IpConfig, Vec<String>)> {
+        let Some(raw) = raw else { return Ok((IpConfig::default(), vec![])) };
+        let raw = raw.into_inner();
+        let mut warnings = vec![];
+        let interval = self.duration(&raw.interval, "ip.interval", Duration::from_secs(60), Duration::from_secs(1))?;
+        let quorum = match &raw.quorum {
+            None => 2,
+            Some(q) if (1..=10).contains(q.get_ref()) => *q.get_ref() as usize,
+            Some(q) => {
+                return self.err(
+                    q.span(),
+                    "ip.quorum",
+                    format!("{} is out of range: how many operators must agree, 1 to 10 (default 2)", q.get_ref()),
+                )
+            }
+        };
+        if quorum == 1 {
+            warnings.push("ip.quorum = 1: a single source decides the published address; one wrong answer will be published".to_string());
+        }
+        let mut allow = vec![];
+        for (i, a) in raw.allow.iter().flatten().enumerate() {
+            allow.push(Net::parse(a.get_ref()).or_else(|e| self.err(a.span(), &format!("ip.allow[{i}]"), e))?);
+        }
+        let mut sources: Vec<Source> = vec![];
+        for (i, s) in raw.sources.into_iter().enumerate() {
+            let span = s.span();
+            let s = s.into_inner();
+            let key = format!("ip.sources[{i}]");
+            let Some(name) = &s.name else {
+                return self.err(span, &key, "missing key `name`, e.g. name = \"ipify\"");
+            };
+            if sources.iter().any(|o| &o.name == name.get_ref()) {
+                return self.err(name.span(), &format!("{key}.name"), format!("source name `{}` is used twice", name.get_ref()));
+            }
+            let Some(fam) = &s.family else {
+                return self.err(span, &key, "missing key `family`: \"ipv4\" or \"ipv6\" (a source answers for one family)");
+            };
+            let fam = family(self, fam, &format!("{key}.family"))?;
+            let timeout = self.duration(&s.timeout, &format!("{key}.timeout"), Duration::from_secs(5), Duration::from_millis(50))?;
+            let Some(kind) = &s.kind else {
+                return self.err(span, &key, "missing key `type`: \"http\" or \"dns\"");
+            };
+            let kind = match kind.get_ref().as_str() {
+                "http" => {
+                    for (k, v) in [("server", &s.server), ("question", &s.question), ("qtype", &s.qtype)] {
+                        if let Some(v) = v {
+                            return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"http\"");
+                        }
+                    }
+                    let Some(url) = &s.url else {
+                        return self.err(span, &key, "missing key `url`, e.g. url = \"https://api.ipify.org\"");
+                    };
+                    if !(url.get_ref().starts_with("http://") || url.get_ref().starts_with("https://")) {
+                        return self.err(
+                            url.span(),
+                            &format!("{key}.url"),
+                            format!("`{}` is not an http:// or https:// URL", url.get_ref()),
+                        );
+                    }
+                    SourceKind::Http { url: url.get_ref().clone(), json_field: s.json_field.as_ref().map(|j| j.get_ref().clone()) }
+                }
+                "dns" => {
+                    for (k, v) in [("url", &s.url), ("json_field", &s.json_field)] {
+                        if let Some(v) = v {
+                            return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"dns\"");
+                        }
+                    }
+                    let Some(server) = &s.server else {
+                        return self.err(span, &key, "missing key `server`: the DNS server to ask, e.g. server = \"208.67.222.222:53\"");
+                    };
+                    let server: SocketAddr = server.get_ref().parse().or_else(|_| {
+                        self.err(
+                            server.span(),
+                            &format!("{key}.server"),
+                            format!("`{}` is not an address with a port, e.g. \"208.67.222.222:53\"", server.get_ref()),
+                        )
+                    })?;
+                    let Some(question) = &s.question else {
+                        return self.err(span, &key, "missing key `question`: the name to ask, e.g. question = \"myip.opendns.com\"");
+                    };
+                    let name = self.dns_name(question, &format!("{key}.question"))?;
+                    let qtype = match s.qtype.as_ref().map(|q| q.get_ref().to_ascii_uppercase()) {
+                        None => match fam {
+                            Family::Ipv4 => RecordType::A,
+                            Family::Ipv6 => RecordType::AAAA,
+                        },
+                        Some(q) if q == "A" && fam == Family::Ipv4 => RecordType::A,
+                        Some(q) if q == "AAAA" && fam == Family::Ipv6 => RecordType::AAAA,
+                        Some(q) if q == "TXT" => RecordType::TXT,
+                        Some(q) => {
+                            let qspan = s.qtype.as_ref().map(|q| q.span()).unwrap_or(span.clone());
+                            return self.err(
+                                qspan,
+                                &format!("{key}.qtype"),
+                                format!("`{q}` does not fit family {fam}: use A (ipv4), AAAA (ipv6) or TXT"),
+                            );
+                        }
+                    };
+                    SourceKind::Dns { server, name, qtype }
+                }
+                other => {
+                    return self.err(
+                        kind.span(),
+                        &format!("{key}.type"),
+                        format!("`{other}` is not a source type: expected \"http\" or \"dns\""),
+                    )
+                }
+            };
+            let operator = s.operator.as_ref().map(|o| o.get_ref().clone()).unwrap_or_else(|| name.get_ref().clone());
+            sources.push(Source { name: name.get_ref().clone(), operator, family: fam, kind, timeout });
+        }
+        for fam in [Family::Ipv4, Family::Ipv6] {
+            let ops: BTreeSet<&str> = sources.iter().filter(|s| s.family == fam).map(|s| s.operator.as_str()).collect();
+            if !ops.is_empty() && ops.len() < quorum {
+                return self.err(0..0, "ip.sources", format!("{fam}: {} operator(s) among the sources but quorum = {quorum}; add sources run by other operators, or lower ip.quorum", ops.len()));
+            }
+        }
+        Ok((IpConfig { interval, quorum, allow, sources }, warnings))
+    }
+
+    pub(super) fn build_ddns(
+        &self,
+        raw: Vec<Spanned<RawDdns>>,
+        dns: &DnsConfig,
+        ip: &IpConfig,
+        owned: &mut HashMap<LowerName, String>,
+    ) -> R<Vec<DdnsRecord>> {
+        let mut out = vec![];
+        for (i, r) in raw.into_iter().enumerate() {
+            let span = r.span();
+            let r = r.into_inner();
+            let key = format!("ddns[{i}]");
+            let Some(name_raw) = &r.name else {
+                return self.err(
+                    span,
+                    &key,
+                    "missing key `name`: the name that follows the public address, e.g. name = \"home.example.com\"",
+                );
+            };
+            let name = self.dns_name(name_raw, &format!("{key}.name"))?;
+            if !dns.zones.iter().any(|z| z.origin.zone_of(&name)) {
+                return self.err(name_raw.span(), &format!("{key}.name"), format!("{name} is not inside any configured zone"));
+            }
+            if let Some(other) = owned.insert(LowerName::new(&name), format!("ddns {name}")) {
+                return self.err(
+                    name_raw.span(),
+                    &format!("{key}.name"),
+                    format!("{name} is already managed by {other}: each name has one owner"),
+                );
+            }
+            let families = match &r.families {
+                None => ip.families().into_iter().collect::<Vec<_>>(),
+                Some(list) => {
+                    list.iter().enumerate().map(|(j, f)| family(self, f, &format!("{key}.families[{j}]"))).collect::<R<Vec<_>>>()?
+                }
+            };
+            for f in &families {
+                if !ip.families().contains(f) {
+                    return self.err(
+                        name_raw.span(),
+                        &format!("{key}.families"),
+                        format!("no [[ip.sources]] answer for {f}: add one or drop {f} from families"),
+                    );
+                }
+            }
+            if families.is_empty() {
+                return self.err(
+                    name_raw.span(),
+                    &format!("{key}.name"),
+                    "no [[ip.sources]] are configured, so this name has no address to follow",
+                );
+            }
+            out.push(DdnsRecord { name, families });
+        }
+        Ok(out)
+    }
+}
