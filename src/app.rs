@@ -68,6 +68,9 @@ impl Running {
 
 /// Starts the daemon. Returns once every listener is bound and answering.
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    for w in &cfg.warnings {
+        tracing::warn!("config: {w}");
+    }
     let cfg = Arc::new(cfg);
     let store = Store::open(&cfg.data_dir)?;
     let zones = ZoneHandle::default();
@@ -114,7 +117,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         tracker.spawn(prober(i, Side::Primary, base, controller.probe_target(i), site.probe.interval, tx.clone(), shutdown.clone()));
     }
     if !cfg.ip.sources.is_empty() {
-        tracker.spawn(ip_watcher(cfg.clone(), tx.clone(), shutdown.clone()));
+        tracker.spawn(ip_watcher(cfg.clone(), controller.ip_refresh.clone(), tx.clone(), shutdown.clone()));
     }
     tracker.spawn(crate::api::serve(api_listener, tx.clone(), shutdown.clone()));
     for r in reconcilers {
@@ -246,7 +249,7 @@ async fn prober(
 }
 
 /// Asks every public-address source every `ip.interval` and hands each round to the controller.
-async fn ip_watcher(cfg: Arc<Config>, tx: mpsc::Sender<Event>, cancel: CancellationToken) {
+async fn ip_watcher(cfg: Arc<Config>, refresh: Arc<tokio::sync::Notify>, tx: mpsc::Sender<Event>, cancel: CancellationToken) {
     let http = match crate::http::client(Duration::from_secs(30)) {
         Ok(h) => h,
         Err(e) => {
@@ -256,10 +259,21 @@ async fn ip_watcher(cfg: Arc<Config>, tx: mpsc::Sender<Event>, cancel: Cancellat
     };
     let mut ticker = tokio::time::interval(cfg.ip.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Rounds asked for by the controller (a dynamic primary stopped answering) come at most
+    // this often, so a primary that is really down does not hammer the echo services.
+    const FORCED_EVERY: Duration = Duration::from_secs(5);
+    let mut last_forced: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
+            _ = refresh.notified() => {
+                if last_forced.is_some_and(|t| t.elapsed() < FORCED_EVERY) {
+                    continue;
+                }
+                last_forced = Some(tokio::time::Instant::now());
+                tracing::debug!("public address round asked for by a failing dynamic primary");
+            }
         }
         for family in cfg.ip.families() {
             let round = crate::ip::round(&cfg.ip.sources, family, &http, &cfg.ip.allow, cfg.ip.quorum);

@@ -88,6 +88,8 @@ pub enum Cmd {
         /// Site name (or its domain).
         site: String,
     },
+    /// Ask every public-address source now; print each answer, the agreed address and why.
+    Ip,
     /// Show a failover and failback on loopback, with sample servers; needs nothing installed.
     Demo,
 }
@@ -145,6 +147,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             crate::demo::run().await?;
             Ok(0)
         }
+        Cmd::Ip => {
+            let cfg = match load_config(&cli) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            ip_command(&cfg).await
+        }
         Cmd::Dns { command } => {
             let cfg = match load_config(&cli) {
                 Ok(c) => c,
@@ -158,8 +167,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 Err(code) => return Ok(code),
             };
             print!("{}", cfg.describe());
-            if cfg.sites.is_empty() {
-                eprintln!("warning: no [[sites]] are configured, so there is nothing to watch");
+            if cfg.sites.is_empty() && cfg.ddns.is_empty() {
+                eprintln!("warning: no [[sites]] or [[ddns]] are configured, so there is nothing to do");
+            }
+            for w in &cfg.warnings {
+                eprintln!("warning: {w}");
             }
             if !offline {
                 let mut bad = 0;
@@ -285,6 +297,48 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
         }
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// `understudy ip`: one round per family, every answer with its reason, the verdict, and the
+/// stored history.
+async fn ip_command(cfg: &Config) -> anyhow::Result<i32> {
+    if cfg.ip.sources.is_empty() {
+        println!("no [[ip.sources]] are configured");
+        return Ok(0);
+    }
+    let http = crate::http::client(Duration::from_secs(30)).map_err(|e| anyhow::anyhow!(e))?;
+    let stored = match Store::open_read_only(&cfg.data_dir)? {
+        Some(s) => s.public_ip_history(20)?,
+        None => vec![],
+    };
+    let mut agreed_all = true;
+    for family in cfg.ip.families() {
+        println!("{family} (quorum: {} operators):", cfg.ip.quorum);
+        let (answers, verdict) = crate::ip::round(&cfg.ip.sources, family, &http, &cfg.ip.allow, cfg.ip.quorum).await;
+        for a in &answers {
+            match &a.result {
+                Ok(ip) => println!("  {:<20} {:<16} {ip}", a.source, format!("({})", a.operator)),
+                Err(why) => println!("  {:<20} {:<16} REJECTED: {why}", a.source, format!("({})", a.operator)),
+            }
+        }
+        let current = stored.iter().find(|h| h.0 == family).map(|h| h.1.to_string()).unwrap_or_else(|| "none yet".to_string());
+        match verdict {
+            crate::ip::Verdict::Agreed { addr, sources, operators } => {
+                println!("  => {addr}, agreed by {operators} operator(s) ({}); published now: {current}", sources.join(", "))
+            }
+            crate::ip::Verdict::NoAgreement { why } => {
+                agreed_all = false;
+                println!("  => no agreement ({why}); the last good address stays published: {current}")
+            }
+        }
+    }
+    if !stored.is_empty() {
+        println!("\nhistory (newest first):");
+        for (family, addr, at, sources) in &stored {
+            println!("  {}  {family} {addr}  agreed by {sources}", utc(*at));
+        }
+    }
+    Ok(if agreed_all { 0 } else { 1 })
 }
 
 /// The daemon's runtime info, if it is running and answering.

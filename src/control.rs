@@ -113,6 +113,9 @@ pub struct Controller {
     last_round: BTreeMap<Family, String>,
     /// Where each site's primary probes go; `None` until an `auto` address is known.
     probe_targets: Vec<watch::Sender<Option<std::net::SocketAddr>>>,
+    /// Asks the public-address watcher for a round now (an `auto` primary stopped answering:
+    /// maybe the line's address changed, which must not be mistaken for an outage).
+    pub ip_refresh: Arc<tokio::sync::Notify>,
 }
 
 /// Counters are saved at least this often even without a transition, so a restart loses
@@ -164,7 +167,8 @@ impl Controller {
                 watch::channel(primary_addr(s, &public).map(|ip| std::net::SocketAddr::new(ip, s.primary.port.unwrap_or(s.probe.port)))).0
             })
             .collect();
-        let mut c = Controller { cfg, sites, store, desired, builtin, public, last_round: BTreeMap::new(), probe_targets };
+        let ip_refresh = Arc::new(tokio::sync::Notify::new());
+        let mut c = Controller { cfg, sites, store, desired, builtin, public, last_round: BTreeMap::new(), probe_targets, ip_refresh };
         c.publish(now)?;
         Ok(c)
     }
@@ -206,6 +210,14 @@ impl Controller {
                     return;
                 }
                 let note = ProbeNote { at, ok: outcome.ok, detail: outcome.detail.clone() };
+                if side == Side::Primary
+                    && !outcome.ok
+                    && self.cfg.sites[site].primary_auto.is_some()
+                    && self.sites[site].state.primary_failures == 0
+                {
+                    // Before counting failures of a dynamic address, check it has not moved.
+                    self.ip_refresh.notify_one();
+                }
                 let input = match side {
                     Side::Primary => {
                         self.sites[site].last_primary = Some(note);

@@ -56,7 +56,7 @@ fn broken_configs_give_exact_errors() {
 fn missing_file_names_the_file_and_hints() {
     let (code, _, err) = check("");
     assert_eq!(code, 0, "an empty config is valid (defaults), it just watches nothing");
-    assert!(err.contains("no [[sites]] are configured"), "{err}");
+    assert!(err.contains("no [[sites]] or [[ddns]] are configured"), "{err}");
     let out = Command::new(common::BIN).args(["check-config", "-c", "/nonexistent/understudy.toml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -1385,6 +1385,38 @@ impl Config {
                 }
             }
         }
+        if !self.ip.sources.is_empty() {
+            let allow: Vec<String> = self.ip.allow.iter().map(|n| format!("\"{}/{}\"", n.addr, n.prefix)).collect();
+            o.push_str(&format!(
+                "\n[ip]\ninterval = {:?}\nquorum = {}\nallow = [{}]\n",
+                human_duration(self.ip.interval.as_millis() as u64),
+                self.ip.quorum,
+                allow.join(", ")
+            ));
+            for s in &self.ip.sources {
+                let what = match &s.kind {
+                    crate::ip::SourceKind::Http { url, json_field: None } => format!("type = \"http\"\nurl = {url:?}"),
+                    crate::ip::SourceKind::Http { url, json_field: Some(j) } => {
+                        format!("type = \"http\"\nurl = {url:?}\njson_field = {j:?}")
+                    }
+                    crate::ip::SourceKind::Dns { server, name, qtype } => {
+                        format!("type = \"dns\"\nserver = \"{server}\"\nquestion = \"{name}\"\nqtype = \"{qtype}\"")
+                    }
+                };
+                o.push_str(&format!(
+                    "[[ip.sources]]\nname = {:?}\noperator = {:?}\nfamily = \"{}\"\n{what}\ntimeout = {:?}\n",
+                    s.name,
+                    s.operator,
+                    if s.family == crate::ip::Family::Ipv4 { "ipv4" } else { "ipv6" },
+                    human_duration(s.timeout.as_millis() as u64)
+                ));
+            }
+        }
+        for d in &self.ddns {
+            let f: Vec<String> =
+                d.families.iter().map(|f| format!("\"{}\"", if *f == crate::ip::Family::Ipv4 { "ipv4" } else { "ipv6" })).collect();
+            o.push_str(&format!("\n[[ddns]]\nname = \"{}\"\nfamilies = [{}]\n", d.name, f.join(", ")));
+        }
         o.push_str(&format!("\n[api]\nlisten = {:?}\n", self.api.listen.to_string()));
         for s in &self.sites {
             o.push_str(&format!("\n[[sites]]\nname = {:?}\ndomain = {:?}\n", s.name, s.domain.to_string()));

@@ -206,6 +206,8 @@ pub struct Nginx {
     child: Option<Child>,
     label: String,
     tls: bool,
+    /// Serve `dir/www` as text/plain instead of a fixed page.
+    files: bool,
 }
 
 pub fn need(tool: &str, package: &str) {
@@ -221,11 +223,33 @@ fn nginx_bin() -> PathBuf {
 
 impl Nginx {
     pub fn start(ip: &str, label: &str) -> Nginx {
-        let port = free_port(ip);
+        Nginx::start_at(SocketAddr::new(ip.parse().unwrap(), free_port(ip)), label)
+    }
+
+    /// nginx on a given address (several origins on one port, different 127.0.0.x).
+    pub fn start_at(addr: SocketAddr, label: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
-        let mut n = Nginx { dir, addr: SocketAddr::new(ip.parse().unwrap(), port), child: None, label: label.to_string(), tls: false };
+        let mut n = Nginx { dir, addr, child: None, label: label.to_string(), tls: false, files: false };
         n.restart();
         n
+    }
+
+    /// nginx serving the files in `self.dir/www` as text/plain (an IP echo service whose
+    /// answer a test changes by rewriting a file).
+    pub fn start_files(ip: &str) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("www")).unwrap();
+        let addr = SocketAddr::new(ip.parse().unwrap(), free_port(ip));
+        let mut n = Nginx { dir, addr, child: None, label: "files".to_string(), tls: false, files: true };
+        n.restart();
+        n
+    }
+
+    /// Writes the body served at `/name`.
+    pub fn set_file(&self, name: &str, body: &str) {
+        let tmp = self.dir.path().join("www").join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, body).unwrap();
+        std::fs::rename(&tmp, self.dir.path().join("www").join(name)).unwrap();
     }
 
     /// nginx serving HTTPS with the given certificate and key (PEM).
@@ -234,7 +258,8 @@ impl Nginx {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
         std::fs::write(dir.path().join("key.pem"), key).unwrap();
-        let mut n = Nginx { dir, addr: SocketAddr::new(ip.parse().unwrap(), port), child: None, label: label.to_string(), tls: true };
+        let mut n =
+            Nginx { dir, addr: SocketAddr::new(ip.parse().unwrap(), port), child: None, label: label.to_string(), tls: true, files: false };
         n.restart();
         n
     }
@@ -251,6 +276,14 @@ impl Nginx {
             ssl = if self.tls { " ssl" } else { "" },
             tls = if self.tls { format!("    ssl_certificate {d}/cert.pem;\n    ssl_certificate_key {d}/key.pem;\n") } else { String::new() },
         );
+        let conf = if self.files {
+            conf.replace(
+                &format!("location / {{ default_type text/html; return 200 \"<h1>{}</h1>\\n\"; }}", self.label),
+                &format!("location / {{ root {d}/www; default_type text/plain; }}"),
+            )
+        } else {
+            conf
+        };
         let path = self.dir.path().join("nginx.conf");
         std::fs::write(&path, conf).unwrap();
         path
