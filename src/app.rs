@@ -263,10 +263,39 @@ async fn ip_watcher(cfg: Arc<Config>, refresh: Arc<tokio::sync::Notify>, tx: mps
     // this often, so a primary that is really down does not hammer the echo services.
     const FORCED_EVERY: Duration = Duration::from_secs(5);
     let mut last_forced: Option<tokio::time::Instant> = None;
+    // Interface sources: netlink address events start a round at once.
+    let interfaces: Vec<String> = cfg
+        .ip
+        .sources
+        .iter()
+        .filter_map(|s| match &s.kind {
+            crate::ip::SourceKind::Interface { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let events = Arc::new(tokio::sync::Notify::new());
+    if !interfaces.is_empty() {
+        let (ev, cancel) = (events.clone(), cancel.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                r = crate::ip::monitor_interfaces(interfaces, move || ev.notify_one()) => {
+                    if let Err(e) = r {
+                        tracing::error!("interface events unavailable, falling back to polling: {e}");
+                    }
+                }
+            }
+        });
+    }
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
+            _ = events.notified() => {
+                // Coalesce a burst (delete + add arrive as two events).
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                tracing::debug!("public address round after an interface event");
+            }
             _ = refresh.notified() => {
                 if last_forced.is_some_and(|t| t.elapsed() < FORCED_EVERY) {
                     continue;

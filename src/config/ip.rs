@@ -75,6 +75,7 @@ pub(super) struct RawSource {
     server: Option<Spanned<String>>,
     question: Option<Spanned<String>>,
     qtype: Option<Spanned<String>>,
+    interface: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -133,11 +134,36 @@ impl Cx<'_> {
             let fam = family(self, fam, &format!("{key}.family"))?;
             let timeout = self.duration(&s.timeout, &format!("{key}.timeout"), Duration::from_secs(5), Duration::from_millis(50))?;
             let Some(kind) = &s.kind else {
-                return self.err(span, &key, "missing key `type`: \"http\" or \"dns\"");
+                return self.err(span, &key, "missing key `type`: \"http\", \"dns\" or \"interface\"");
             };
             let kind = match kind.get_ref().as_str() {
+                "interface" => {
+                    for (k, v) in [
+                        ("url", &s.url),
+                        ("json_field", &s.json_field),
+                        ("server", &s.server),
+                        ("question", &s.question),
+                        ("qtype", &s.qtype),
+                    ] {
+                        if let Some(v) = v {
+                            return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"interface\"");
+                        }
+                    }
+                    let Some(iface) = &s.interface else {
+                        return self.err(
+                            span,
+                            &key,
+                            "missing key `interface`: the network interface that holds the public address, e.g. interface = \"eth0\"",
+                        );
+                    };
+                    let n = iface.get_ref();
+                    if n.is_empty() || n.len() > 15 || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+                        return self.err(iface.span(), &format!("{key}.interface"), format!("`{n}` is not an interface name"));
+                    }
+                    SourceKind::Interface { name: n.clone() }
+                }
                 "http" => {
-                    for (k, v) in [("server", &s.server), ("question", &s.question), ("qtype", &s.qtype)] {
+                    for (k, v) in [("server", &s.server), ("question", &s.question), ("qtype", &s.qtype), ("interface", &s.interface)] {
                         if let Some(v) = v {
                             return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"http\"");
                         }
@@ -155,7 +181,7 @@ impl Cx<'_> {
                     SourceKind::Http { url: url.get_ref().clone(), json_field: s.json_field.as_ref().map(|j| j.get_ref().clone()) }
                 }
                 "dns" => {
-                    for (k, v) in [("url", &s.url), ("json_field", &s.json_field)] {
+                    for (k, v) in [("url", &s.url), ("json_field", &s.json_field), ("interface", &s.interface)] {
                         if let Some(v) = v {
                             return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"dns\"");
                         }
@@ -197,7 +223,7 @@ impl Cx<'_> {
                     return self.err(
                         kind.span(),
                         &format!("{key}.type"),
-                        format!("`{other}` is not a source type: expected \"http\" or \"dns\""),
+                        format!("`{other}` is not a source type: expected \"http\", \"dns\" or \"interface\""),
                     )
                 }
             };

@@ -1402,6 +1402,7 @@ impl Config {
                     crate::ip::SourceKind::Dns { server, name, qtype } => {
                         format!("type = \"dns\"\nserver = \"{server}\"\nquestion = \"{name}\"\nqtype = \"{qtype}\"")
                     }
+                    crate::ip::SourceKind::Interface { name } => format!("type = \"interface\"\ninterface = {name:?}"),
                 };
                 o.push_str(&format!(
                     "[[ip.sources]]\nname = {:?}\noperator = {:?}\nfamily = \"{}\"\n{what}\ntimeout = {:?}\n",

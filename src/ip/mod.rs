@@ -25,6 +25,10 @@ pub enum SourceKind {
     Http { url: String, json_field: Option<String> },
     /// Ask `server` for `name` (type A, AAAA or TXT); the answer is the address.
     Dns { server: SocketAddr, name: Name, qtype: RecordType },
+    /// A global address of a local interface (a server that holds the public address itself),
+    /// read with iproute2; `ip monitor` (netlink) events trigger a round at once. For IPv6 only
+    /// stable addresses count: temporary (privacy), deprecated and tentative ones are skipped.
+    Interface { name: String },
 }
 
 #[derive(Clone, Debug)]
@@ -83,6 +87,19 @@ impl Source {
                     }
                 }
             }
+            SourceKind::Interface { name } => {
+                let flag = if self.family == Family::Ipv4 { "-4" } else { "-6" };
+                let out = tokio::process::Command::new(ip_binary())
+                    .args(["-j", flag, "addr", "show", "dev", name])
+                    .kill_on_drop(true)
+                    .output()
+                    .await
+                    .map_err(|e| format!("cannot run `ip` (iproute2): {e}"))?;
+                if !out.status.success() {
+                    return Err(format!("interface {name}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+                }
+                interface_address(&out.stdout, name, self.family)
+            }
             SourceKind::Dns { server, name, qtype } => {
                 let reply = crate::dns::client::query(*server, name, *qtype, self.timeout).await.map_err(|e| e.to_string())?;
                 if reply.rcode != hickory_proto::op::ResponseCode::NoError {
@@ -109,6 +126,60 @@ impl Source {
             }
         }
     }
+}
+
+fn ip_binary() -> &'static str {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("ip")
+}
+
+/// Picks the interface's address from `ip -j addr show` output: global scope, and for IPv6 not
+/// temporary, deprecated, tentative or failed. With several, the first one listed wins (the
+/// caller still checks it is public).
+pub fn interface_address(json: &[u8], name: &str, family: Family) -> Result<String, String> {
+    let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| format!("unreadable `ip -j` output: {e}"))?;
+    let want = if family == Family::Ipv4 { "inet" } else { "inet6" };
+    let mut seen = vec![];
+    for link in v.as_array().into_iter().flatten() {
+        for a in link.get("addr_info").and_then(|a| a.as_array()).into_iter().flatten() {
+            let Some(local) = a.get("local").and_then(|l| l.as_str()) else { continue };
+            if a.get("family").and_then(|f| f.as_str()) != Some(want) {
+                continue;
+            }
+            let flag = |k: &str| a.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
+            let global = a.get("scope").and_then(|s| s.as_str()) == Some("global");
+            if global && !flag("temporary") && !flag("deprecated") && !flag("tentative") && !flag("dadfailed") {
+                return Ok(local.to_string());
+            }
+            seen.push(local.to_string());
+        }
+    }
+    if seen.is_empty() {
+        Err(format!("interface {name} has no {family} address"))
+    } else {
+        Err(format!("interface {name} has no stable global {family} address (only {})", seen.join(", ")))
+    }
+}
+
+/// Watches netlink address events on the given interfaces (via `ip -o monitor address`) and
+/// calls `changed` for each event that concerns one of them. Ends when the monitor ends.
+pub async fn monitor_interfaces(names: Vec<String>, changed: impl Fn()) -> Result<(), String> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(ip_binary())
+        .args(["-o", "monitor", "address"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run `ip monitor` (iproute2): {e}"))?;
+    let stdout = child.stdout.take().ok_or("no output from `ip monitor`")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        // "3: wan0    inet 192.0.2.51/24 scope global ..." or "Deleted 3: wan0 ..."
+        if line.split_whitespace().any(|w| names.iter().any(|n| n == w)) {
+            changed();
+        }
+    }
+    Ok(())
 }
 
 /// Asks every source of `family` at once and agrees.
@@ -140,4 +211,25 @@ where
     }
     out.sort_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, v)| v).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_picks_a_stable_global_address() {
+        let json = br#"[{"ifname":"wan0","addr_info":[
+            {"family":"inet6","local":"fe80::1","scope":"link"},
+            {"family":"inet6","local":"2001:db8::aaaa","scope":"global","temporary":true},
+            {"family":"inet6","local":"2001:db8::dead","scope":"global","deprecated":true},
+            {"family":"inet6","local":"2001:db8::5","scope":"global","mngtmpaddr":true},
+            {"family":"inet","local":"192.0.2.50","scope":"global"}]}]"#;
+        assert_eq!(interface_address(json, "wan0", Family::Ipv6).unwrap(), "2001:db8::5");
+        assert_eq!(interface_address(json, "wan0", Family::Ipv4).unwrap(), "192.0.2.50");
+        let only_link = br#"[{"ifname":"wan0","addr_info":[{"family":"inet6","local":"fe80::1","scope":"link"}]}]"#;
+        assert!(interface_address(only_link, "wan0", Family::Ipv6).unwrap_err().contains("only fe80::1"));
+        assert!(interface_address(b"[]", "wan0", Family::Ipv4).unwrap_err().contains("no IPv4 address"));
+        assert!(interface_address(b"garbage", "wan0", Family::Ipv4).is_err());
+    }
 }

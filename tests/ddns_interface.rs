@@ -1,0 +1,150 @@
+//! The interface source inside a network namespace this test creates: the daemon runs in the
+//! namespace, reads the address of a veth interface there, and an address change is published
+//! at once through netlink events (the poll interval is 60 s, so a poll cannot explain it).
+//! Needs root (for `ip netns`), which CI has; the namespace is removed when the test ends.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::BIN;
+
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let is_root = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false);
+        assert!(
+            is_root,
+            "this test creates a network namespace and needs root (CI runs as root): run `sudo -E cargo nextest run --test ddns_interface`"
+        );
+        let name = format!("us-ddns-{}", std::process::id());
+        let n = Netns { name };
+        n.ip(&["netns", "add", &n.name]);
+        n.ip(&["-n", &n.name, "link", "set", "lo", "up"]);
+        n.ip(&["-n", &n.name, "link", "add", "wan0", "type", "veth", "peer", "name", "wan1"]);
+        n.ip(&["-n", &n.name, "link", "set", "wan0", "up"]);
+        n.ip(&["-n", &n.name, "link", "set", "wan1", "up"]);
+        n
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let out = Command::new("ip").args(args).output().expect("iproute2's `ip`");
+        assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn exec(&self, cmd: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(cmd);
+        c
+    }
+
+    fn dig(&self, server: std::net::SocketAddr, name: &str, t: &str) -> String {
+        let out = self
+            .exec(&["dig", &format!("@{}", server.ip()), "-p", &server.port().to_string(), name, t, "+short", "+time=1", "+tries=1"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+struct Child_(Child);
+impl Drop for Child_ {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn interface_address_changes_are_published_at_once() {
+    common::need("dig", "bind9-dnsutils");
+    let ns = Netns::new();
+    ns.ip(&["-n", &ns.name, "addr", "add", "192.0.2.50/24", "dev", "wan0"]);
+    ns.ip(&["-n", &ns.name, "-6", "addr", "add", "2001:db8::50/64", "dev", "wan0", "nodad"]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!(
+            r#"data_dir = "{data}"
+[dns]
+listen = ["127.0.0.1:0"]
+[[dns.zones]]
+name = "home.test"
+[api]
+listen = "127.0.0.1:0"
+[ip]
+interval = "60s"
+quorum = 1
+allow = ["192.0.2.0/24", "2001:db8::/32"]
+[[ip.sources]]
+name = "wan"
+type = "interface"
+interface = "wan0"
+family = "ipv4"
+[[ip.sources]]
+name = "wan6"
+type = "interface"
+interface = "wan0"
+family = "ipv6"
+[[ddns]]
+name = "home.home.test"
+"#,
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let _d = Child_(
+        ns.exec(&[BIN, "run", "-c", &dir.path().join("c.toml").display().to_string()]).stdout(Stdio::null()).stderr(log).spawn().unwrap(),
+    );
+    let start = Instant::now();
+    let info = loop {
+        if let Some(i) = understudy::app::RuntimeInfo::read(&data) {
+            break i;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "daemon did not start: {}",
+            std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let server = info.dns[0];
+    let wait = |t: &str, want: &str, limit: Duration| -> Duration {
+        let start = Instant::now();
+        while ns.dig(server, "home.home.test", t) != want {
+            assert!(
+                start.elapsed() < limit,
+                "{t} never became {want}: {}",
+                std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        start.elapsed()
+    };
+    wait("A", "192.0.2.50", Duration::from_secs(10));
+    wait("AAAA", "2001:db8::50", Duration::from_secs(10));
+
+    // The line's address changes: the event, not the 60 s poll, publishes it.
+    ns.ip(&["-n", &ns.name, "addr", "del", "192.0.2.50/24", "dev", "wan0"]);
+    ns.ip(&["-n", &ns.name, "addr", "add", "192.0.2.51/24", "dev", "wan0"]);
+    let took = wait("A", "192.0.2.51", Duration::from_secs(10));
+    assert!(took < Duration::from_secs(5), "took {took:?}: not event-driven");
+
+    // IPv6 moves on its own. (Temporary privacy addresses are made by the kernel, not by `ip
+    // addr add`; skipping them is covered by `ip::tests::interface_picks_a_stable_global_address`.)
+    ns.ip(&["-n", &ns.name, "-6", "addr", "add", "2001:db8::99/64", "dev", "wan0", "nodad"]);
+    ns.ip(&["-n", &ns.name, "-6", "addr", "del", "2001:db8::50/64", "dev", "wan0"]);
+    wait("AAAA", "2001:db8::99", Duration::from_secs(10));
+}
