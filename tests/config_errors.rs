@@ -40,6 +40,11 @@ fn broken_configs_give_exact_errors() {
         ("interval as a boolean", format!("{SITE}[sites.probe]\ninterval = true\n"), "bad.toml:8:12: sites[0].probe.interval: expected a duration like \"2s\" or a number of seconds"),
         ("missing CA file", format!("{SITE}[sites.probe]\nca_file = \"/nonexistent/ca.pem\"\n"), "bad.toml:8:11: sites[0].probe.ca_file: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)"),
         ("auto primary without sources", SITE.replace("192.0.2.1", "auto"), "bad.toml:5:11: sites[0].primary: `auto` follows the public IPv4 address, but no [[ip.sources]] answer for IPv4"),
+        ("IP source without family", "[ip]\n[[ip.sources]]\nname = \"a\"\ntype = \"http\"\nurl = \"https://x\"\n".into(), "bad.toml:2:1: ip.sources[0]: missing key `family`: \"ipv4\" or \"ipv6\" (a source answers for one family)"),
+        ("fewer operators than the quorum", "[ip]\n[[ip.sources]]\nname = \"a\"\ntype = \"http\"\nfamily = \"ipv4\"\nurl = \"https://x\"\n".into(), "bad.toml:2:1: ip.sources: IPv4: 1 operator(s) among the sources but quorum = 2; add sources run by other operators, or lower ip.quorum"),
+        ("DNS source type against its family", "[ip]\nquorum = 1\n[[ip.sources]]\nname = \"a\"\ntype = \"dns\"\nfamily = \"ipv4\"\nserver = \"127.0.0.1:53\"\nquestion = \"myip.example\"\nqtype = \"AAAA\"\n".into(), "bad.toml:9:9: ip.sources[0].qtype: `AAAA` does not fit family IPv4: use A (ipv4), AAAA (ipv6) or TXT"),
+        ("allow-list prefix too long", "[ip]\nallow = [\"10.0.0.0/33\"]\n".into(), "bad.toml:2:10: ip.allow[0]: `/33` is not a prefix length from 0 to 32"),
+        ("ddns name outside every zone", "[ip]\nquorum = 1\n[[ip.sources]]\nname = \"a\"\ntype = \"http\"\nfamily = \"ipv4\"\nurl = \"https://x\"\n[[ddns]]\nname = \"home.example.com\"\n".into(), "bad.toml:9:8: ddns[0].name: home.example.com. is not inside any configured zone"),
     ];
     let mut failures = vec![];
     for (what, text, want) in &cases {

@@ -118,8 +118,10 @@ impl Cx<'_> {
             allow.push(Net::parse(a.get_ref()).or_else(|e| self.err(a.span(), &format!("ip.allow[{i}]"), e))?);
         }
         let mut sources: Vec<Source> = vec![];
+        let mut spans = vec![];
         for (i, s) in raw.sources.into_iter().enumerate() {
             let span = s.span();
+            spans.push(span.clone());
             let s = s.into_inner();
             let key = format!("ip.sources[{i}]");
             let Some(name) = &s.name else {
@@ -233,7 +235,8 @@ impl Cx<'_> {
         for fam in [Family::Ipv4, Family::Ipv6] {
             let ops: BTreeSet<&str> = sources.iter().filter(|s| s.family == fam).map(|s| s.operator.as_str()).collect();
             if !ops.is_empty() && ops.len() < quorum {
-                return self.err(0..0, "ip.sources", format!("{fam}: {} operator(s) among the sources but quorum = {quorum}; add sources run by other operators, or lower ip.quorum", ops.len()));
+                let first = sources.iter().position(|s| s.family == fam).map(|i| spans[i].clone()).unwrap_or(0..0);
+                return self.err(first, "ip.sources", format!("{fam}: {} operator(s) among the sources but quorum = {quorum}; add sources run by other operators, or lower ip.quorum", ops.len()));
             }
         }
         Ok((IpConfig { interval, quorum, allow, sources }, warnings))

@@ -1,0 +1,183 @@
+//! Dynamic DNS reaction time, driven by `bench/ddns-reaction` inside a network namespace that
+//! script creates (not a test).
+//!
+//! Time from the line's address changing to the built-in DNS server answering the new one,
+//! p50/p95 over N changes, for (a) an HTTP echo source polled every 5 s and (b) the interface
+//! source, which reacts to netlink events. The release binary runs as a child process; the
+//! echo service is a small HTTP responder in this process; the interface is a veth in the
+//! namespace.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use understudy::dns::client;
+use understudy::dns::zone::fqdn;
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("iproute2");
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// An echo service answering whatever `answer` holds.
+async fn echo(answer: Arc<Mutex<String>>) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { continue };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    let body = answer.lock().unwrap().clone();
+                    async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(body)))) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), svc).await;
+            });
+        }
+    });
+    addr
+}
+
+fn start_daemon(bin: &str, dir: &std::path::Path, source: &str) -> (Kill, SocketAddr) {
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::write(
+        dir.join("c.toml"),
+        format!(
+            "data_dir = \"{}\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[[dns.zones]]\nname = \"home.test\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [ip]\ninterval = \"5s\"\nquorum = 1\nallow = [\"192.0.2.0/24\"]\n{source}\n[[ddns]]\nname = \"home.home.test\"\nfamilies = [\"ipv4\"]\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let child =
+        Kill(Command::new(bin).args(["run", "-c"]).arg(dir.join("c.toml")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let start = Instant::now();
+    loop {
+        if let Some(i) = understudy::app::RuntimeInfo::read(&data) {
+            return (child, i.dns[0]);
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "understudy did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn answer(server: SocketAddr) -> Option<IpAddr> {
+    client::query(server, &fqdn("home.home.test"), hickory_proto::rr::RecordType::A, Duration::from_millis(300))
+        .await
+        .ok()?
+        .addrs
+        .first()
+        .copied()
+}
+
+async fn wait_for(server: SocketAddr, want: IpAddr, limit: Duration) -> Option<f64> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if answer(server).await == Some(want) {
+            return Some(t0.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let bin = args.next().unwrap_or_else(|| "target/release/understudy".into());
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
+    let dir = std::env::temp_dir().join(format!("understudy-ddns-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut jitter = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        Duration::from_millis(seed % 5_000)
+    };
+
+    // (a) HTTP echo polled every 5 s.
+    let current = Arc::new(Mutex::new("192.0.2.1".to_string()));
+    let echo_addr = echo(current.clone()).await;
+    let (daemon, dns) = start_daemon(
+        &bin,
+        &dir,
+        &format!("[[ip.sources]]\nname = \"echo\"\ntype = \"http\"\nfamily = \"ipv4\"\nurl = \"http://{echo_addr}/\""),
+    );
+    wait_for(dns, "192.0.2.1".parse().unwrap(), Duration::from_secs(20)).await.expect("first address");
+    let mut polled = vec![];
+    for i in 0..n {
+        tokio::time::sleep(jitter()).await; // a random phase against the poll
+        let new: IpAddr = format!("192.0.2.{}", 10 + i % 200).parse().unwrap();
+        *current.lock().unwrap() = new.to_string();
+        match wait_for(dns, new, Duration::from_secs(20)).await {
+            Some(t) => polled.push(t),
+            None => eprintln!("polling: change {i} not seen within 20 s"),
+        }
+        eprintln!("polling #{:>2}: {:.3} s", i + 1, polled.last().copied().unwrap_or(f64::NAN));
+    }
+    drop(daemon);
+
+    // (b) the interface source with netlink events (poll still 5 s, so it cannot explain <5 s).
+    ip(&["link", "add", "wan0", "type", "veth", "peer", "name", "wan1"]);
+    ip(&["link", "set", "wan0", "up"]);
+    ip(&["link", "set", "wan1", "up"]);
+    ip(&["addr", "add", "192.0.2.1/24", "dev", "wan0"]);
+    let (daemon, dns) =
+        start_daemon(&bin, &dir, "[[ip.sources]]\nname = \"wan\"\ntype = \"interface\"\ninterface = \"wan0\"\nfamily = \"ipv4\"");
+    wait_for(dns, "192.0.2.1".parse().unwrap(), Duration::from_secs(20)).await.expect("first address");
+    let mut events = vec![];
+    let mut old = "192.0.2.1".to_string();
+    for i in 0..n {
+        tokio::time::sleep(jitter() / 10).await;
+        let new = format!("192.0.2.{}", 10 + i % 200);
+        let t0 = Instant::now();
+        ip(&["addr", "add", &format!("{new}/24"), "dev", "wan0"]);
+        ip(&["addr", "del", &format!("{old}/24"), "dev", "wan0"]);
+        let new_ip: IpAddr = new.parse().unwrap();
+        match wait_for(dns, new_ip, Duration::from_secs(20)).await {
+            Some(_) => events.push(t0.elapsed().as_secs_f64()),
+            None => eprintln!("events: change {i} not seen within 20 s"),
+        }
+        eprintln!("events  #{:>2}: {:.3} s", i + 1, events.last().copied().unwrap_or(f64::NAN));
+        old = new;
+    }
+    drop(daemon);
+    let _ = Command::new("ip").args(["link", "del", "wan0"]).status();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!();
+    println!("dynamic DNS reaction: address change -> built-in DNS server answers it ({n} changes each)");
+    println!("{:<34} {:>9} {:>9} {:>9}", "source", "p50", "p95", "max");
+    for (label, v) in [("HTTP echo, polled every 5 s", &mut polled), ("interface, netlink events", &mut events)] {
+        if v.is_empty() {
+            println!("{label:<34} (no change seen)");
+            continue;
+        }
+        let max = v.iter().cloned().fold(0.0, f64::max);
+        println!("{:<34} {:>8.3}s {:>8.3}s {:>8.3}s", label, pct(v, 50.0), pct(v, 95.0), max);
+    }
+    if !events.is_empty() {
+        println!("target: event source p95 < 1 s -> {}", if pct(&mut events, 95.0) < 1.0 { "met" } else { "NOT met" });
+    }
+}
