@@ -199,27 +199,7 @@ fn main() {
     {
         let moto = common::moto::Moto::start();
         let endpoint = format!("http://{}", moto.addr);
-        rt.block_on(async {
-            use aws_sdk_route53::types::*;
-            let http = aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
-                .build_https();
-            let conf = aws_sdk_route53::Config::builder()
-                .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
-                .http_client(http)
-                .region(aws_sdk_route53::config::Region::new("us-east-1"))
-                .endpoint_url(&endpoint)
-                .credentials_provider(aws_credential_types::Credentials::new("AKIDBENCH", "bench", None, None, "bench"))
-                .build();
-            aws_sdk_route53::Client::from_conf(conf)
-                .create_hosted_zone()
-                .name("example.test.")
-                .caller_reference("bench")
-                .send()
-                .await
-                .unwrap();
-            let _ = ChangeAction::Upsert;
-        });
+        rt.block_on(common::moto::create_zone(&common::moto::sdk(&endpoint), "bench"));
         let settings = understudy::dns::provider::route53::Settings {
             hosted_zone_id: None,
             region: "us-east-1".into(),

@@ -238,11 +238,7 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
         };
         targets.push(state.target());
     }
-    let public = match &store {
-        Some(s) => s.public_ips()?.into_iter().map(|(f, (ip, _))| (f, ip)).collect(),
-        None => Default::default(),
-    };
-    let managed = control::managed_records(cfg, targets.into_iter(), &public);
+    let managed = control::managed_records(cfg, targets.into_iter(), &saved_public(&store)?);
     for z in cfg.dns.zones.iter().filter(|z| z.provider.is_none()) {
         println!("zone {}: served by the built-in DNS server (nothing to push)", z.origin);
     }
@@ -341,6 +337,14 @@ async fn ip_command(cfg: &Config) -> anyhow::Result<i32> {
     Ok(if agreed_all { 0 } else { 1 })
 }
 
+/// The public addresses last agreed, from the state database (empty when there is none).
+fn saved_public(store: &Option<Store>) -> anyhow::Result<std::collections::BTreeMap<crate::ip::Family, std::net::IpAddr>> {
+    Ok(match store {
+        Some(s) => s.public_ips()?.into_iter().map(|(f, (ip, _))| (f, ip)).collect(),
+        None => Default::default(),
+    })
+}
+
 /// The daemon's runtime info, if it is running and answering.
 async fn daemon(cfg: &Config) -> Option<RuntimeInfo> {
     let info = RuntimeInfo::read(&cfg.data_dir)?;
@@ -363,11 +367,7 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
                     Some(s) => s.load_state(&site.name)?.unwrap_or_else(|| SiteState::new(now)),
                     None => SiteState::new(now),
                 };
-                let public = match &store {
-                    Some(s) => s.public_ips()?.into_iter().map(|(f, (ip, _))| (f, ip)).collect(),
-                    None => Default::default(),
-                };
-                out.push(control::status_from_state(site, &state, None, None, &public, now));
+                out.push(control::status_from_state(site, &state, None, None, &saved_public(&store)?, now));
             }
             (out, None)
         }

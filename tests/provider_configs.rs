@@ -91,19 +91,7 @@ fn route53_from_config() {
     let moto = common::moto::Moto::start();
     let endpoint = format!("http://{}", moto.addr);
     // The hosted zone, made with the AWS SDK the way the console would.
-    rt().block_on(async {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
-            .build_https();
-        let conf = aws_sdk_route53::Config::builder()
-            .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
-            .http_client(http)
-            .region(aws_sdk_route53::config::Region::new("us-east-1"))
-            .endpoint_url(&endpoint)
-            .credentials_provider(aws_credential_types::Credentials::new("AKIDSETUP", "setup", None, None, "test"))
-            .build();
-        aws_sdk_route53::Client::from_conf(conf).create_hosted_zone().name("example.test.").caller_reference("cfg").send().await.unwrap();
-    });
+    rt().block_on(common::moto::create_zone(&common::moto::sdk(&endpoint), "cfg"));
     let dir = tempfile::tempdir().unwrap();
     // Credentials from the standard chain (environment), as most users have them.
     write(dir.path(), &format!("[[providers]]\nname = \"p\"\ntype = \"route53\"\nendpoint = \"{endpoint}\"\n"));

@@ -62,25 +62,11 @@ impl Provider for Counting {
     }
 }
 
-/// An SDK client of our own for setting moto up and reading it back.
-fn sdk(endpoint: &str) -> aws_sdk_route53::Client {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
-        .build_https();
-    let conf = aws_sdk_route53::Config::builder()
-        .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
-        .http_client(http)
-        .region(aws_sdk_route53::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_credential_types::Credentials::new("AKIDSETUP", "setup", None, None, "test"))
-        .build();
-    aws_sdk_route53::Client::from_conf(conf)
-}
+use common::moto::sdk;
 
 async fn setup_zone(c: &aws_sdk_route53::Client) -> String {
     use aws_sdk_route53::types::*;
-    let z = c.create_hosted_zone().name("example.test.").caller_reference(format!("t{}", std::process::id())).send().await.unwrap();
-    let id = z.hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_string();
+    let id = common::moto::create_zone(c, &format!("t{}", std::process::id())).await;
     let rr = |n: &str, t: RrType, v: &str| {
         Change::builder()
             .action(ChangeAction::Create)

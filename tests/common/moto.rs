@@ -97,3 +97,25 @@ impl Relay {
         *self.up.lock().unwrap() = up;
     }
 }
+
+/// An AWS SDK client of the test's own, for setting moto up and reading it back (ring TLS, like
+/// the binary; fixed dummy credentials, which moto does not check).
+pub fn sdk(endpoint: &str) -> aws_sdk_route53::Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
+        .build_https();
+    let conf = aws_sdk_route53::Config::builder()
+        .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
+        .http_client(http)
+        .region(aws_sdk_route53::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_credential_types::Credentials::new("AKIDSETUP", "setup", None, None, "test"))
+        .build();
+    aws_sdk_route53::Client::from_conf(conf)
+}
+
+/// Creates the public hosted zone `example.test.` and returns its id.
+pub async fn create_zone(c: &aws_sdk_route53::Client, reference: &str) -> String {
+    let z = c.create_hosted_zone().name("example.test.").caller_reference(reference).send().await.unwrap();
+    z.hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_string()
+}
