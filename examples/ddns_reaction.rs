@@ -151,9 +151,11 @@ async fn main() {
     for i in 0..n {
         tokio::time::sleep(jitter() / 10).await;
         let new = format!("192.0.2.{}", 10 + i % 200);
+        // Delete first: a second address in the same subnet would be "secondary" and vanish
+        // with the primary. The clock starts at the delete.
         let t0 = Instant::now();
-        ip(&["addr", "add", &format!("{new}/24"), "dev", "wan0"]);
         ip(&["addr", "del", &format!("{old}/24"), "dev", "wan0"]);
+        ip(&["addr", "add", &format!("{new}/24"), "dev", "wan0"]);
         let new_ip: IpAddr = new.parse().unwrap();
         match wait_for(dns, new_ip, Duration::from_secs(20)).await {
             Some(_) => events.push(t0.elapsed().as_secs_f64()),
