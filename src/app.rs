@@ -36,6 +36,9 @@ pub struct RuntimeInfo {
     pub dns: Vec<SocketAddr>,
     pub api: SocketAddr,
     pub started_at: u64,
+    /// The push (dyndns2) update endpoint, when configured.
+    #[serde(default)]
+    pub push: Option<SocketAddr>,
 }
 
 impl RuntimeInfo {
@@ -116,8 +119,42 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         });
         tracker.spawn(prober(i, Side::Primary, base, controller.probe_target(i), site.probe.interval, tx.clone(), shutdown.clone()));
     }
+    // Interface events and accepted pushes both start a round at once.
+    let ip_events = Arc::new(tokio::sync::Notify::new());
+    let board = crate::ip::push::PushBoard::default();
+    let push_addr = match &cfg.ip.push {
+        None => None,
+        Some(p) => {
+            let listener = TcpListener::bind(p.listen)
+                .await
+                .with_context(|| format!("cannot listen for pushed addresses on {} (ip.push.listen)", p.listen))?;
+            let addr = listener.local_addr()?;
+            let tls = match &p.tls {
+                Some((c, k)) => Some(crate::ip::push::tls_acceptor(c, k).map_err(|e| anyhow::anyhow!("ip.push: {e}"))?),
+                None => None,
+            };
+            let mut hostnames: Vec<String> =
+                cfg.ddns.iter().map(|d| d.name.to_ascii().trim_end_matches('.').to_ascii_lowercase()).collect();
+            hostnames.extend(cfg.sites.iter().filter(|s| s.primary_auto.is_some()).map(|s| s.host().to_ascii_lowercase()));
+            let auth = crate::ip::push::PushAuth {
+                username: p.username.clone(),
+                password: p.password.clone(),
+                hostnames,
+                allow: cfg.ip.allow.clone(),
+            };
+            tracker.spawn(crate::ip::push::serve(listener, tls, auth, board.clone(), ip_events.clone(), shutdown.clone()));
+            Some(addr)
+        }
+    };
     if !cfg.ip.sources.is_empty() {
-        tracker.spawn(ip_watcher(cfg.clone(), controller.ip_refresh.clone(), tx.clone(), shutdown.clone()));
+        tracker.spawn(ip_watcher(
+            cfg.clone(),
+            controller.ip_refresh.clone(),
+            ip_events.clone(),
+            board.clone(),
+            tx.clone(),
+            shutdown.clone(),
+        ));
     }
     tracker.spawn(crate::api::serve(api_listener, tx.clone(), shutdown.clone()));
     for r in reconcilers {
@@ -128,7 +165,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let controller_task = tokio::spawn(controller.run(rx));
 
     let runtime_path = cfg.data_dir.join(RUNTIME_FILE);
-    let info = RuntimeInfo { pid: std::process::id(), dns: dns_addrs.clone(), api: api_addr, started_at: now_millis() };
+    let info = RuntimeInfo { pid: std::process::id(), dns: dns_addrs.clone(), api: api_addr, started_at: now_millis(), push: push_addr };
     write_atomic(&runtime_path, &serde_json::to_vec_pretty(&info)?)?;
     tracing::info!(dns = ?dns_addrs, api = %api_addr, sites = cfg.sites.len(), data_dir = %cfg.data_dir.display(), "understudy is running");
 
@@ -249,7 +286,14 @@ async fn prober(
 }
 
 /// Asks every public-address source every `ip.interval` and hands each round to the controller.
-async fn ip_watcher(cfg: Arc<Config>, refresh: Arc<tokio::sync::Notify>, tx: mpsc::Sender<Event>, cancel: CancellationToken) {
+async fn ip_watcher(
+    cfg: Arc<Config>,
+    refresh: Arc<tokio::sync::Notify>,
+    events: Arc<tokio::sync::Notify>,
+    board: crate::ip::push::PushBoard,
+    tx: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+) {
     let http = match crate::http::client(Duration::from_secs(30)) {
         Ok(h) => h,
         Err(e) => {
@@ -273,7 +317,6 @@ async fn ip_watcher(cfg: Arc<Config>, refresh: Arc<tokio::sync::Notify>, tx: mps
             _ => None,
         })
         .collect();
-    let events = Arc::new(tokio::sync::Notify::new());
     if !interfaces.is_empty() {
         let (ev, cancel) = (events.clone(), cancel.clone());
         tokio::spawn(async move {
@@ -305,7 +348,7 @@ async fn ip_watcher(cfg: Arc<Config>, refresh: Arc<tokio::sync::Notify>, tx: mps
             }
         }
         for family in cfg.ip.families() {
-            let round = crate::ip::round(&cfg.ip.sources, family, &http, &cfg.ip.allow, cfg.ip.quorum);
+            let round = crate::ip::round(&cfg.ip.sources, family, &http, &cfg.ip.allow, cfg.ip.quorum, &board);
             let (answers, verdict) = tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = round => r,

@@ -90,12 +90,36 @@ pub enum Cmd {
     },
     /// Ask every public-address source now; print each answer, the agreed address and why.
     Ip,
+    /// Push this line's address to a standby's update endpoint (the dyndns2 protocol, the same
+    /// one home routers speak). Without --ip, the address is agreed from this config's sources.
+    Report {
+        /// The standby's endpoint, e.g. https://standby.example.net:8245
+        #[arg(long)]
+        to: String,
+        /// The name to update (a [[ddns]] name or an `auto` site's domain on the standby).
+        #[arg(long)]
+        hostname: String,
+        #[arg(long, default_value = "understudy")]
+        user: String,
+        /// File holding the password (or set UNDERSTUDY_PUSH_PASSWORD).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Report this address instead of asking the sources.
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        /// CA certificate (PEM) for an endpoint whose certificate is not from a public CA.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+    },
     /// Show a failover and failback on loopback, with sample servers; needs nothing installed.
     Demo,
 }
 
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
+    // One crypto provider for the whole process: ring. Every TLS config here names it
+    // explicitly too; this default only guards against a client built without one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let default_level = match cli.command {
         Cmd::Run => "info",
@@ -146,6 +170,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Demo => {
             crate::demo::run().await?;
             Ok(0)
+        }
+        Cmd::Report { to, hostname, user, password_file, ip, ca_file } => {
+            report(&cli, to, hostname, user, password_file.as_deref(), *ip, ca_file.as_deref()).await
         }
         Cmd::Ip => {
             let cfg = match load_config(&cli) {
@@ -295,6 +322,77 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
     Ok(if failed { 1 } else { 0 })
 }
 
+/// `understudy report`: one dyndns2 update request.
+async fn report(
+    cli: &Cli,
+    to: &str,
+    hostname: &str,
+    user: &str,
+    password_file: Option<&std::path::Path>,
+    ip: Option<std::net::IpAddr>,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<i32> {
+    let password = match (password_file, std::env::var("UNDERSTUDY_PUSH_PASSWORD")) {
+        (Some(f), _) => std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?.trim().to_string(),
+        (None, Ok(p)) => p,
+        (None, Err(_)) => anyhow::bail!("no password: give --password-file or set UNDERSTUDY_PUSH_PASSWORD"),
+    };
+    let addr =
+        match ip {
+            Some(ip) => ip,
+            None => {
+                let cfg = match load_config(cli) {
+                    Ok(c) => c,
+                    Err(code) => return Ok(code),
+                };
+                let http = crate::http::client(Duration::from_secs(30)).map_err(|e| anyhow::anyhow!(e))?;
+                let family =
+                    cfg.ip.families().into_iter().next().ok_or_else(|| {
+                        anyhow::anyhow!("no --ip and no [[ip.sources]] in {} to find the address with", cfg.path.display())
+                    })?;
+                match crate::ip::round(&cfg.ip.sources, family, &http, &cfg.ip.allow, cfg.ip.quorum, &Default::default()).await.1 {
+                    crate::ip::Verdict::Agreed { addr, .. } => addr,
+                    crate::ip::Verdict::NoAgreement { why } => {
+                        eprintln!("report: not sent, the sources do not agree on this line's address ({why})");
+                        return Ok(1);
+                    }
+                }
+            }
+        };
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30)).no_proxy();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(f) => {
+            for c in crate::probe::parse_ca_pem(&std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
+            {
+                roots.add(c)?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    builder = builder.tls_backend_preconfigured(tls);
+    let url = format!("{}/nic/update", to.trim_end_matches('/'));
+    let resp = builder
+        .build()?
+        .get(&url)
+        .query(&[("hostname", hostname), ("myip", &addr.to_string())])
+        .basic_auth(user, Some(&password))
+        .header(reqwest::header::USER_AGENT, concat!("understudy/", env!("CARGO_PKG_VERSION"), " report"))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default().trim().to_string();
+    println!("{body}");
+    Ok(if status.is_success() && (body.starts_with("good") || body.starts_with("nochg")) { 0 } else { 1 })
+}
+
 /// `understudy ip`: one round per family, every answer with its reason, the verdict, and the
 /// stored history.
 async fn ip_command(cfg: &Config) -> anyhow::Result<i32> {
@@ -310,7 +408,8 @@ async fn ip_command(cfg: &Config) -> anyhow::Result<i32> {
     let mut agreed_all = true;
     for family in cfg.ip.families() {
         println!("{family} (quorum: {} operators):", cfg.ip.quorum);
-        let (answers, verdict) = crate::ip::round(&cfg.ip.sources, family, &http, &cfg.ip.allow, cfg.ip.quorum).await;
+        // Pushed addresses live in the running daemon; this one-off round cannot see them.
+        let (answers, verdict) = crate::ip::round(&cfg.ip.sources, family, &http, &cfg.ip.allow, cfg.ip.quorum, &Default::default()).await;
         for a in &answers {
             match &a.result {
                 Ok(ip) => println!("  {:<20} {:<16} {ip}", a.source, format!("({})", a.operator)),

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hickory_proto::rr::{LowerName, Name, RecordType};
@@ -21,11 +22,23 @@ pub struct IpConfig {
     /// Networks accepted although not public (labs, tests).
     pub allow: Vec<Net>,
     pub sources: Vec<Source>,
+    /// The update endpoint for pushed addresses, if any.
+    pub push: Option<PushConfig>,
+}
+
+/// `[ip.push]`: where the home side reports its address (dyndns2 protocol).
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    pub listen: SocketAddr,
+    pub username: String,
+    pub password: super::Secret,
+    /// Certificate and key (PEM); required unless `listen` is loopback.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for IpConfig {
     fn default() -> Self {
-        IpConfig { interval: Duration::from_secs(60), quorum: 2, allow: vec![], sources: vec![] }
+        IpConfig { interval: Duration::from_secs(60), quorum: 2, allow: vec![], sources: vec![], push: None }
     }
 }
 
@@ -59,6 +72,19 @@ pub(super) struct RawIp {
     allow: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     sources: Vec<Spanned<RawSource>>,
+    push: Option<Spanned<RawPush>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPush {
+    listen: Option<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +102,7 @@ pub(super) struct RawSource {
     question: Option<Spanned<String>>,
     qtype: Option<Spanned<String>>,
     interface: Option<Spanned<String>>,
+    max_age: Option<Spanned<DurationValue>>,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +144,45 @@ impl Cx<'_> {
         for (i, a) in raw.allow.iter().flatten().enumerate() {
             allow.push(Net::parse(a.get_ref()).or_else(|e| self.err(a.span(), &format!("ip.allow[{i}]"), e))?);
         }
+        let push = match &raw.push {
+            None => None,
+            Some(p) => {
+                let span = p.span();
+                let p = p.get_ref();
+                let Some(listen) = &p.listen else {
+                    return self.err(
+                        span,
+                        "ip.push",
+                        "missing key `listen`: where the update endpoint listens, e.g. listen = \"0.0.0.0:8245\"",
+                    );
+                };
+                let addr: SocketAddr = listen.get_ref().parse().or_else(|_| {
+                    self.err(listen.span(), "ip.push.listen", format!("`{}` is not an address with a port", listen.get_ref()))
+                })?;
+                let Some((password, _)) = self.secret("password", &p.password, &p.password_file, &p.password_env, "ip.push")? else {
+                    return self.err(
+                        span,
+                        "ip.push",
+                        "missing key `password` (or password_file / password_env): what the home side authenticates with",
+                    );
+                };
+                let username = p.username.as_ref().map(|u| u.get_ref().clone()).unwrap_or_else(|| "understudy".to_string());
+                let tls = match (&p.tls_cert, &p.tls_key) {
+                    (Some(c), Some(k)) => {
+                        let (c, k) = (self.resolve_path(c.get_ref()), self.resolve_path(k.get_ref()));
+                        crate::ip::push::tls_acceptor(&c, &k).or_else(|e| self.err(span.clone(), "ip.push.tls_cert", e))?;
+                        Some((c, k))
+                    }
+                    (None, None) if addr.ip().is_loopback() => None,
+                    (None, None) => {
+                        return self.err(listen.span(), "ip.push.listen", format!("{addr} is not loopback, and the endpoint carries a password: give tls_cert and tls_key (PEM files) for HTTPS"));
+                    }
+                    (Some(c), None) => return self.err(c.span(), "ip.push.tls_cert", "needs tls_key too"),
+                    (None, Some(k)) => return self.err(k.span(), "ip.push.tls_key", "needs tls_cert too"),
+                };
+                Some(PushConfig { listen: addr, username, password, tls })
+            }
+        };
         let mut sources: Vec<Source> = vec![];
         let mut spans = vec![];
         for (i, s) in raw.sources.into_iter().enumerate() {
@@ -139,6 +205,30 @@ impl Cx<'_> {
                 return self.err(span, &key, "missing key `type`: \"http\", \"dns\" or \"interface\"");
             };
             let kind = match kind.get_ref().as_str() {
+                "push" => {
+                    for (k, v) in [
+                        ("url", &s.url),
+                        ("json_field", &s.json_field),
+                        ("server", &s.server),
+                        ("question", &s.question),
+                        ("qtype", &s.qtype),
+                        ("interface", &s.interface),
+                    ] {
+                        if let Some(v) = v {
+                            return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"push\"");
+                        }
+                    }
+                    if push.is_none() {
+                        return self.err(
+                            kind.span(),
+                            &format!("{key}.type"),
+                            "a push source needs the update endpoint: add an [ip.push] table",
+                        );
+                    }
+                    SourceKind::Push {
+                        max_age: self.duration(&s.max_age, &format!("{key}.max_age"), Duration::from_secs(900), Duration::from_secs(1))?,
+                    }
+                }
                 "interface" => {
                     for (k, v) in [
                         ("url", &s.url),
@@ -239,7 +329,7 @@ impl Cx<'_> {
                 return self.err(first, "ip.sources", format!("{fam}: {} operator(s) among the sources but quorum = {quorum}; add sources run by other operators, or lower ip.quorum", ops.len()));
             }
         }
-        Ok((IpConfig { interval, quorum, allow, sources }, warnings))
+        Ok((IpConfig { interval, quorum, allow, sources, push }, warnings))
     }
 
     pub(super) fn build_ddns(

@@ -1403,6 +1403,9 @@ impl Config {
                         format!("type = \"dns\"\nserver = \"{server}\"\nquestion = \"{name}\"\nqtype = \"{qtype}\"")
                     }
                     crate::ip::SourceKind::Interface { name } => format!("type = \"interface\"\ninterface = {name:?}"),
+                    crate::ip::SourceKind::Push { max_age } => {
+                        format!("type = \"push\"\nmax_age = {:?}", human_duration(max_age.as_millis() as u64))
+                    }
                 };
                 o.push_str(&format!(
                     "[[ip.sources]]\nname = {:?}\noperator = {:?}\nfamily = \"{}\"\n{what}\ntimeout = {:?}\n",

@@ -10,6 +10,7 @@
 //! `understudy report`), UPnP IGD.
 
 pub mod agree;
+pub mod push;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub enum SourceKind {
     /// read with iproute2; `ip monitor` (netlink) events trigger a round at once. For IPv6 only
     /// stable addresses count: temporary (privacy), deprecated and tentative ones are skipped.
     Interface { name: String },
+    /// The address the home side last pushed to this daemon's update endpoint
+    /// ([`push`]), if younger than `max_age`.
+    Push { max_age: Duration },
 }
 
 #[derive(Clone, Debug)]
@@ -46,7 +50,13 @@ const MAX_BODY: usize = 4 * 1024;
 
 impl Source {
     /// Asks once; any failure or bad answer becomes the `Err` of the answer, with the reason.
-    pub async fn ask(&self, http: &reqwest::Client, allow: &[Net]) -> Answer {
+    pub async fn ask(&self, http: &reqwest::Client, allow: &[Net], board: &push::PushBoard) -> Answer {
+        if let SourceKind::Push { max_age } = &self.kind {
+            let result = board
+                .get(self.family, *max_age, crate::util::now_millis())
+                .and_then(|ip| agree::validate(&ip.to_string(), self.family, allow));
+            return Answer { source: self.name.clone(), operator: self.operator.clone(), result };
+        }
         let raw = match tokio::time::timeout(self.timeout, self.fetch(http)).await {
             Ok(r) => r,
             Err(_) => Err(format!("no answer within {}", crate::util::human_duration(self.timeout.as_millis() as u64))),
@@ -87,6 +97,7 @@ impl Source {
                     }
                 }
             }
+            SourceKind::Push { .. } => Err("pushed addresses are read from the board".to_string()),
             SourceKind::Interface { name } => {
                 let flag = if self.family == Family::Ipv4 { "-4" } else { "-6" };
                 let out = tokio::process::Command::new(ip_binary())
@@ -183,10 +194,17 @@ pub async fn monitor_interfaces(names: Vec<String>, changed: impl Fn()) -> Resul
 }
 
 /// Asks every source of `family` at once and agrees.
-pub async fn round(sources: &[Source], family: Family, http: &reqwest::Client, allow: &[Net], quorum: usize) -> (Vec<Answer>, Verdict) {
+pub async fn round(
+    sources: &[Source],
+    family: Family,
+    http: &reqwest::Client,
+    allow: &[Net],
+    quorum: usize,
+    board: &push::PushBoard,
+) -> (Vec<Answer>, Verdict) {
     let futures = sources.iter().filter(|s| s.family == family).map(|s| {
-        let (s, http, allow) = (s.clone(), http.clone(), allow.to_vec());
-        async move { s.ask(&http, &allow).await }
+        let (s, http, allow, board) = (s.clone(), http.clone(), allow.to_vec(), board.clone());
+        async move { s.ask(&http, &allow, &board).await }
     });
     let answers = futures_join_all(futures).await;
     let verdict = agree::agree(&answers, quorum);
