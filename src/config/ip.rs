@@ -202,9 +202,33 @@ impl Cx<'_> {
             let fam = family(self, fam, &format!("{key}.family"))?;
             let timeout = self.duration(&s.timeout, &format!("{key}.timeout"), Duration::from_secs(5), Duration::from_millis(50))?;
             let Some(kind) = &s.kind else {
-                return self.err(span, &key, "missing key `type`: \"http\", \"dns\" or \"interface\"");
+                return self.err(span, &key, "missing key `type`: \"http\", \"dns\", \"interface\", \"push\" or \"upnp\"");
             };
             let kind = match kind.get_ref().as_str() {
+                "upnp" => {
+                    for (k, v) in [
+                        ("json_field", &s.json_field),
+                        ("server", &s.server),
+                        ("question", &s.question),
+                        ("qtype", &s.qtype),
+                        ("interface", &s.interface),
+                    ] {
+                        if let Some(v) = v {
+                            return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"upnp\"");
+                        }
+                    }
+                    let Some(url) = &s.url else {
+                        return self.err(span, &key, "missing key `url`: the router's UPnP description, e.g. url = \"http://192.168.1.1:5000/rootDesc.xml\" (`upnpc -l` shows it)");
+                    };
+                    if !url.get_ref().starts_with("http://") {
+                        return self.err(
+                            url.span(),
+                            &format!("{key}.url"),
+                            format!("`{}` is not an http:// URL (UPnP descriptions are plain HTTP on the LAN)", url.get_ref()),
+                        );
+                    }
+                    SourceKind::Upnp { url: url.get_ref().clone() }
+                }
                 "push" => {
                     for (k, v) in [
                         ("url", &s.url),
@@ -315,7 +339,7 @@ impl Cx<'_> {
                     return self.err(
                         kind.span(),
                         &format!("{key}.type"),
-                        format!("`{other}` is not a source type: expected \"http\", \"dns\" or \"interface\""),
+                        format!("`{other}` is not a source type: expected \"http\", \"dns\", \"interface\", \"push\" or \"upnp\""),
                     )
                 }
             };

@@ -1403,6 +1403,7 @@ impl Config {
                         format!("type = \"dns\"\nserver = \"{server}\"\nquestion = \"{name}\"\nqtype = \"{qtype}\"")
                     }
                     crate::ip::SourceKind::Interface { name } => format!("type = \"interface\"\ninterface = {name:?}"),
+                    crate::ip::SourceKind::Upnp { url } => format!("type = \"upnp\"\nurl = {url:?}"),
                     crate::ip::SourceKind::Push { max_age } => {
                         format!("type = \"push\"\nmax_age = {:?}", human_duration(max_age.as_millis() as u64))
                     }

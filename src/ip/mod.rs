@@ -11,6 +11,7 @@
 
 pub mod agree;
 pub mod push;
+pub mod upnp;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub enum SourceKind {
     /// The address the home side last pushed to this daemon's update endpoint
     /// ([`push`]), if younger than `max_age`.
     Push { max_age: Duration },
+    /// The home router's external address over UPnP IGD; `url` is its device description.
+    Upnp { url: String },
 }
 
 #[derive(Clone, Debug)]
@@ -98,6 +101,7 @@ impl Source {
                 }
             }
             SourceKind::Push { .. } => Err("pushed addresses are read from the board".to_string()),
+            SourceKind::Upnp { url } => upnp::external_address(http, url, self.timeout).await,
             SourceKind::Interface { name } => {
                 let flag = if self.family == Family::Ipv4 { "-4" } else { "-6" };
                 let out = tokio::process::Command::new(ip_binary())
