@@ -14,8 +14,8 @@
 mod common;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -195,7 +195,12 @@ async fn main() {
         let (s2, conf2) = (stop.clone(), conf.clone());
         let runner = std::thread::spawn(move || {
             while !s2.load(Ordering::SeqCst) {
-                let _ = Command::new("ddclient").args(["-foreground", "-daemon", "0", "-force", "-quiet", "-file"]).arg(&conf2).stdout(Stdio::null()).stderr(Stdio::null()).status();
+                let _ = Command::new("ddclient")
+                    .args(["-foreground", "-daemon", "0", "-force", "-quiet", "-file"])
+                    .arg(&conf2)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
                 std::thread::sleep(Duration::from_secs(5));
             }
         });

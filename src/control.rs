@@ -111,6 +111,8 @@ pub struct Controller {
     public: BTreeMap<Family, IpAddr>,
     /// The last round's verdict in words, per family (for `status` and quiet logs).
     last_round: BTreeMap<Family, String>,
+    /// The last rejection per source, so each distinct garbage answer is logged once.
+    source_errors: BTreeMap<String, String>,
     /// Where each site's primary probes go; `None` until an `auto` address is known.
     probe_targets: Vec<watch::Sender<Option<std::net::SocketAddr>>>,
     /// Asks the public-address watcher for a round now (an `auto` primary stopped answering:
@@ -168,7 +170,18 @@ impl Controller {
             })
             .collect();
         let ip_refresh = Arc::new(tokio::sync::Notify::new());
-        let mut c = Controller { cfg, sites, store, desired, builtin, public, last_round: BTreeMap::new(), probe_targets, ip_refresh };
+        let mut c = Controller {
+            cfg,
+            sites,
+            store,
+            desired,
+            builtin,
+            public,
+            last_round: BTreeMap::new(),
+            source_errors: BTreeMap::new(),
+            probe_targets,
+            ip_refresh,
+        };
         c.publish(now)?;
         Ok(c)
     }
@@ -326,6 +339,19 @@ impl Controller {
             Verdict::Agreed { addr, operators, .. } => format!("{addr} agreed by {operators} operator(s)"),
             Verdict::NoAgreement { why } => format!("no agreement: {why}"),
         };
+        // Every rejected answer is logged, once per source and distinct reason.
+        for a in &answers {
+            match &a.result {
+                Err(why) if self.source_errors.get(&a.source) != Some(why) => {
+                    tracing::warn!(%family, source = %a.source, "answer rejected: {why}");
+                    self.source_errors.insert(a.source.clone(), why.clone());
+                }
+                Ok(_) if self.source_errors.remove(&a.source).is_some() => {
+                    tracing::info!(%family, source = %a.source, "answers validly again")
+                }
+                _ => {}
+            }
+        }
         if self.last_round.get(&family) != Some(&words) {
             match &verdict {
                 Verdict::Agreed { .. } => tracing::info!(%family, "public address: {words}"),
@@ -333,9 +359,6 @@ impl Controller {
                     let kept =
                         self.public.get(&family).map(|a| format!("keeping {a}")).unwrap_or_else(|| "no address known yet".to_string());
                     tracing::warn!(%family, "public address: {words}; {kept}");
-                    for a in answers.iter().filter(|a| a.result.is_err()) {
-                        tracing::warn!(%family, source = %a.source, "{}", a.result.as_ref().err().cloned().unwrap_or_default());
-                    }
                 }
             }
             self.last_round.insert(family, words);

@@ -132,6 +132,8 @@ fn ddns_follows_agreement_and_ignores_bad_sources() {
     stays(&d, "home.home.test", "192.0.2.11", Duration::from_millis(2_500));
     src.set("<html><body>502 Bad Gateway</body></html>", "192.0.2.12", Some("192.0.2.12"));
     wait_for(&d, "home.home.test", RecordType::A, "192.0.2.12", Duration::from_secs(10));
+    assert!(d.log().contains("answer rejected: an HTML page, not an address"), "garbage is logged:\n{}", d.log());
+    assert!(d.log().contains("answer rejected: 10.1.2.3 is not a public address: private (10.0.0.0/8)"), "{}", d.log());
 
     // Disagreement: nothing is published, the last good address stays.
     src.set("192.0.2.13", "192.0.2.14", Some("192.0.2.15"));
