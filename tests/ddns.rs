@@ -239,3 +239,44 @@ fn address_change_is_not_mistaken_for_an_outage() {
     stays(&d, "www.home.test", "127.0.0.3", Duration::from_millis(1_500));
     assert_eq!(d.phase(), "healthy");
 }
+
+/// Cloudflare's `whoami.cloudflare` is a CHAOS-class TXT question; BIND serves such a zone in a
+/// CH view here, answering the address the test chooses.
+#[test]
+fn dns_source_in_the_chaos_class() {
+    need("named", "bind9");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port("127.0.0.1");
+    let d_ = dir.path().display();
+    std::fs::write(
+        dir.path().join("whoami.db"),
+        "$TTL 0\n@ CH SOA ns.cloudflare. hostmaster.cloudflare. 1 3600 600 86400 0\n@ CH NS ns.cloudflare.\nwhoami CH TXT \"192.0.2.99\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("named.conf"),
+        format!(
+            "options {{ directory \"{d_}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; pid-file \"{d_}/named.pid\"; session-keyfile \"{d_}/s.key\"; recursion no; dnssec-validation no; }};\n\
+             controls {{ }};\nview \"chaos\" ch {{ match-clients {{ any; }}; zone \"cloudflare\" ch {{ type primary; file \"{d_}/whoami.db\"; }}; }};\n\
+             view \"internet\" in {{ match-clients {{ any; }}; }};\n"
+        ),
+    )
+    .unwrap();
+    let mut named = std::process::Command::new("/usr/sbin/named")
+        .args(["-g", "-n", "1", "-c"])
+        .arg(dir.path().join("named.conf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cfg = format!(
+        "data_dir = \"{{DATA}}\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[[dns.zones]]\nname = \"home.test\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+         [ip]\ninterval = \"1s\"\nquorum = 1\nallow = [\"192.0.2.0/24\"]\n\
+         [[ip.sources]]\nname = \"whoami\"\noperator = \"cloudflare\"\ntype = \"dns\"\nfamily = \"ipv4\"\nserver = \"127.0.0.1:{port}\"\nquestion = \"whoami.cloudflare\"\nqtype = \"TXT\"\nqclass = \"CH\"\n\
+         [[ddns]]\nname = \"home.home.test\"\n"
+    );
+    let d = Daemon::start(&cfg);
+    wait_for(&d, "home.home.test", RecordType::A, "192.0.2.99", Duration::from_secs(10));
+    let _ = named.kill();
+    let _ = named.wait();
+}

@@ -101,6 +101,7 @@ pub(super) struct RawSource {
     server: Option<Spanned<String>>,
     question: Option<Spanned<String>>,
     qtype: Option<Spanned<String>>,
+    qclass: Option<Spanned<String>>,
     interface: Option<Spanned<String>>,
     max_age: Option<Spanned<DurationValue>>,
 }
@@ -211,6 +212,7 @@ impl Cx<'_> {
                         ("server", &s.server),
                         ("question", &s.question),
                         ("qtype", &s.qtype),
+                        ("qclass", &s.qclass),
                         ("interface", &s.interface),
                     ] {
                         if let Some(v) = v {
@@ -236,6 +238,7 @@ impl Cx<'_> {
                         ("server", &s.server),
                         ("question", &s.question),
                         ("qtype", &s.qtype),
+                        ("qclass", &s.qclass),
                         ("interface", &s.interface),
                     ] {
                         if let Some(v) = v {
@@ -260,6 +263,7 @@ impl Cx<'_> {
                         ("server", &s.server),
                         ("question", &s.question),
                         ("qtype", &s.qtype),
+                        ("qclass", &s.qclass),
                     ] {
                         if let Some(v) = v {
                             return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"interface\"");
@@ -279,7 +283,13 @@ impl Cx<'_> {
                     SourceKind::Interface { name: n.clone() }
                 }
                 "http" => {
-                    for (k, v) in [("server", &s.server), ("question", &s.question), ("qtype", &s.qtype), ("interface", &s.interface)] {
+                    for (k, v) in [
+                        ("server", &s.server),
+                        ("question", &s.question),
+                        ("qtype", &s.qtype),
+                        ("qclass", &s.qclass),
+                        ("interface", &s.interface),
+                    ] {
                         if let Some(v) = v {
                             return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"http\"");
                         }
@@ -333,7 +343,22 @@ impl Cx<'_> {
                             );
                         }
                     };
-                    SourceKind::Dns { server, name, qtype }
+                    let qclass = match s.qclass.as_ref().map(|c| (c, c.get_ref().to_ascii_uppercase())) {
+                        None => hickory_proto::rr::DNSClass::IN,
+                        Some((_, c)) if c == "IN" => hickory_proto::rr::DNSClass::IN,
+                        Some((_, c)) if (c == "CH" || c == "CHAOS") && qtype == RecordType::TXT => hickory_proto::rr::DNSClass::CH,
+                        Some((c, _)) => {
+                            return self.err(
+                                c.span(),
+                                &format!("{key}.qclass"),
+                                format!(
+                                    "`{}` is not usable here: \"IN\" (default), or \"CH\" with qtype = \"TXT\" (as for whoami.cloudflare)",
+                                    c.get_ref()
+                                ),
+                            );
+                        }
+                    };
+                    SourceKind::Dns { server, name, qtype, qclass }
                 }
                 other => {
                     return self.err(

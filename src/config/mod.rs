@@ -1399,8 +1399,8 @@ impl Config {
                     crate::ip::SourceKind::Http { url, json_field: Some(j) } => {
                         format!("type = \"http\"\nurl = {url:?}\njson_field = {j:?}")
                     }
-                    crate::ip::SourceKind::Dns { server, name, qtype } => {
-                        format!("type = \"dns\"\nserver = \"{server}\"\nquestion = \"{name}\"\nqtype = \"{qtype}\"")
+                    crate::ip::SourceKind::Dns { server, name, qtype, qclass } => {
+                        format!("type = \"dns\"\nserver = \"{server}\"\nquestion = \"{name}\"\nqtype = \"{qtype}\"\nqclass = \"{qclass}\"")
                     }
                     crate::ip::SourceKind::Interface { name } => format!("type = \"interface\"\ninterface = {name:?}"),
                     crate::ip::SourceKind::Upnp { url } => format!("type = \"upnp\"\nurl = {url:?}"),

@@ -20,9 +20,22 @@ pub struct Reply {
 }
 
 pub async fn query(server: SocketAddr, name: &Name, rtype: RecordType, timeout: Duration) -> anyhow::Result<Reply> {
+    query_class(server, name, rtype, hickory_proto::rr::DNSClass::IN, timeout).await
+}
+
+/// The same in another class (CH for `whoami.cloudflare`-style questions).
+pub async fn query_class(
+    server: SocketAddr,
+    name: &Name,
+    rtype: RecordType,
+    class: hickory_proto::rr::DNSClass,
+    timeout: Duration,
+) -> anyhow::Result<Reply> {
     let mut msg = Message::query();
     msg.metadata.recursion_desired = false;
-    msg.add_query(Query::query(name.clone(), rtype));
+    let mut q = Query::query(name.clone(), rtype);
+    q.query_class = class;
+    msg.add_query(q);
     let wire = msg.to_vec()?;
     let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0".parse()? } else { "[::]:0".parse()? };
     let sock = UdpSocket::bind(bind).await?;

@@ -25,8 +25,8 @@ pub enum SourceKind {
     /// GET the URL; the body is the address, or a JSON object with the address at `json_field`
     /// (a dotted path such as `ip` or `data.address`).
     Http { url: String, json_field: Option<String> },
-    /// Ask `server` for `name` (type A, AAAA or TXT); the answer is the address.
-    Dns { server: SocketAddr, name: Name, qtype: RecordType },
+    /// Ask `server` for `name` (type A, AAAA or TXT, class IN or CH); the answer is the address.
+    Dns { server: SocketAddr, name: Name, qtype: RecordType, qclass: hickory_proto::rr::DNSClass },
     /// A global address of a local interface (a server that holds the public address itself),
     /// read with iproute2; `ip monitor` (netlink) events trigger a round at once. For IPv6 only
     /// stable addresses count: temporary (privacy), deprecated and tentative ones are skipped.
@@ -115,8 +115,9 @@ impl Source {
                 }
                 interface_address(&out.stdout, name, self.family)
             }
-            SourceKind::Dns { server, name, qtype } => {
-                let reply = crate::dns::client::query(*server, name, *qtype, self.timeout).await.map_err(|e| e.to_string())?;
+            SourceKind::Dns { server, name, qtype, qclass } => {
+                let reply =
+                    crate::dns::client::query_class(*server, name, *qtype, *qclass, self.timeout).await.map_err(|e| e.to_string())?;
                 if reply.rcode != hickory_proto::op::ResponseCode::NoError {
                     return Err(format!("{server} answered {}", reply.rcode));
                 }
