@@ -108,6 +108,70 @@ async fn wait_for(server: SocketAddr, want: IpAddr, limit: Duration) -> Option<f
     None
 }
 
+/// Runs ddclient one-shot every 5 s (as cron would) against BIND and times N changes.
+fn ddclient_reference(
+    current: Arc<Mutex<String>>,
+    echo_addr: SocketAddr,
+    dir: &std::path::Path,
+    n: usize,
+    mut jitter: impl FnMut() -> Duration,
+) -> Vec<f64> {
+    let bind = common::authdns::AuthServer::start(common::authdns::Kind::Bind, "hmac-sha256");
+    *current.lock().unwrap() = "192.0.2.1".to_string();
+    let conf = dir.join("ddclient.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "protocol=nsupdate\nusev4=webv4\nwebv4=http://{echo_addr}/\nserver={}\nlogin=/usr/bin/nsupdate\npassword={}\nzone=example.test\nttl=60\ncache={}\nhome.example.test\n",
+            bind.addr,
+            bind.key_file.display(),
+            dir.join("ddclient.cache").display()
+        ),
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s2, conf2) = (stop.clone(), conf.clone());
+    let runner = std::thread::spawn(move || {
+        while !s2.load(Ordering::SeqCst) {
+            let _ = Command::new("ddclient")
+                .args(["-foreground", "-daemon", "0", "-force", "-quiet", "-file"])
+                .arg(&conf2)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            std::thread::sleep(Duration::from_secs(5));
+        }
+    });
+    let answer = || bind.rdata("home.example.test", hickory_proto::rr::RecordType::A);
+    let t0 = Instant::now();
+    while answer() != ["192.0.2.1"] {
+        assert!(t0.elapsed() < Duration::from_secs(30), "ddclient never published: check {}", conf.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = vec![];
+    for i in 0..n {
+        std::thread::sleep(jitter());
+        let new = format!("192.0.2.{}", 10 + i % 200);
+        *current.lock().unwrap() = new.clone();
+        let t0 = Instant::now();
+        loop {
+            if answer() == [new.clone()] {
+                out.push(t0.elapsed().as_secs_f64());
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                eprintln!("ddclient: change {i} not seen within 20 s");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        eprintln!("ddclient #{:>2}: {:.3} s", i + 1, out.last().copied().unwrap_or(f64::NAN));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let _ = runner.join();
+    out
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
@@ -174,63 +238,15 @@ async fn main() {
     drop(daemon);
     let _ = Command::new("ip").args(["link", "del", "wan0"]).status();
 
-    // (c) the reference: ddclient, one-shot every 5 s, same echo service, into BIND.
-    let mut reference = vec![];
+    // (c) the reference: ddclient, one-shot every 5 s, same echo service, into BIND. It runs on
+    // a plain thread: the BIND helper blocks, which an async context must not do.
     let have_ddclient = std::path::Path::new("/usr/bin/ddclient").exists() || std::path::Path::new("/usr/sbin/ddclient").exists();
-    if have_ddclient {
-        let bind = common::authdns::AuthServer::start(common::authdns::Kind::Bind, "hmac-sha256");
-        *current.lock().unwrap() = "192.0.2.1".to_string();
-        let conf = dir.join("ddclient.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "protocol=nsupdate\nusev4=webv4\nwebv4=http://{echo_addr}/\nserver={}\nlogin=/usr/bin/nsupdate\npassword={}\nzone=example.test\nttl=60\ncache={}\nhome.example.test\n",
-                bind.addr,
-                bind.key_file.display(),
-                dir.join("ddclient.cache").display()
-            ),
-        )
-        .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s2, conf2) = (stop.clone(), conf.clone());
-        let runner = std::thread::spawn(move || {
-            while !s2.load(Ordering::SeqCst) {
-                let _ = Command::new("ddclient")
-                    .args(["-foreground", "-daemon", "0", "-force", "-quiet", "-file"])
-                    .arg(&conf2)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-                std::thread::sleep(Duration::from_secs(5));
-            }
-        });
-        let bind_answer = |bind: &common::authdns::AuthServer| bind.rdata("home.example.test", hickory_proto::rr::RecordType::A);
-        let t0 = Instant::now();
-        while bind_answer(&bind) != ["192.0.2.1"] {
-            assert!(t0.elapsed() < Duration::from_secs(30), "ddclient never published: check {}", conf.display());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        for i in 0..n {
-            tokio::time::sleep(jitter()).await;
-            let new = format!("192.0.2.{}", 10 + i % 200);
-            *current.lock().unwrap() = new.clone();
-            let t0 = Instant::now();
-            loop {
-                if bind_answer(&bind) == [new.clone()] {
-                    reference.push(t0.elapsed().as_secs_f64());
-                    break;
-                }
-                if t0.elapsed() > Duration::from_secs(20) {
-                    eprintln!("ddclient: change {i} not seen within 20 s");
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            eprintln!("ddclient #{:>2}: {:.3} s", i + 1, reference.last().copied().unwrap_or(f64::NAN));
-        }
-        stop.store(true, Ordering::SeqCst);
-        let _ = runner.join();
-    }
+    let mut reference: Vec<f64> = if have_ddclient {
+        let (current, dir) = (current.clone(), dir.clone());
+        std::thread::spawn(move || ddclient_reference(current, echo_addr, &dir, n, jitter)).join().expect("ddclient measurement")
+    } else {
+        vec![]
+    };
     let _ = std::fs::remove_dir_all(&dir);
 
     println!();
