@@ -25,6 +25,9 @@ use crate::control::{Command, Event, SiteStatus};
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct StatusReply {
     pub sites: Vec<SiteStatus>,
+    /// Public addresses (dynamic DNS), per family with sources configured.
+    #[serde(default)]
+    pub public: Vec<crate::control::PublicStatus>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -92,7 +95,7 @@ async fn route(req: Request<hyper::body::Incoming>, tx: mpsc::Sender<Event>) -> 
                 return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is shutting down");
             }
             match rx.await {
-                Ok(sites) => json(StatusCode::OK, &StatusReply { sites }),
+                Ok((sites, public)) => json(StatusCode::OK, &StatusReply { sites, public }),
                 Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is shutting down"),
             }
         }

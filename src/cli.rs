@@ -452,10 +452,12 @@ async fn daemon(cfg: &Config) -> Option<RuntimeInfo> {
 
 async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     let now = now_millis();
+    let mut public: Vec<control::PublicStatus> = vec![];
     let (sites, info): (Vec<SiteStatus>, Option<RuntimeInfo>) = match daemon(cfg).await {
         Some(info) => {
             let (_, body) = crate::api::call(info.api, hyper::Method::GET, "/api/v1/status").await?;
             let reply: crate::api::StatusReply = serde_json::from_slice(&body).context("the daemon's status reply is not valid JSON")?;
+            public = reply.public;
             (reply.sites, Some(info))
         }
         None => {
@@ -471,8 +473,18 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             (out, None)
         }
     };
+    if info.is_none() {
+        if let Some(store) = Store::open_read_only(&cfg.data_dir)? {
+            for (family, (addr, _)) in store.public_ips()? {
+                public.push(control::PublicStatus { family, address: Some(addr.to_string()), last_round: None });
+            }
+        }
+    }
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "daemon_running": info.is_some(), "sites": sites }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "daemon_running": info.is_some(), "sites": sites, "public": public }))?
+        );
         return Ok(0);
     }
     match &info {
@@ -483,6 +495,16 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             i.api
         ),
         None => println!("daemon NOT running; showing the last saved state from {}\n", cfg.data_dir.display()),
+    }
+    for p in &public {
+        let addr = p.address.clone().unwrap_or_else(|| "not known yet".to_string());
+        match &p.last_round {
+            Some(r) => println!("public {} address: {addr}  (last round: {r})", p.family),
+            None => println!("public {} address: {addr}", p.family),
+        }
+    }
+    if !public.is_empty() {
+        println!();
     }
     for (s, site) in sites.iter().zip(&cfg.sites) {
         println!("{}  {}  since {} ({})", s.name, s.phase, utc(s.since), ago(now.saturating_sub(s.since)));

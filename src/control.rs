@@ -60,7 +60,7 @@ pub enum Event {
         reply: oneshot::Sender<Result<SiteStatus, String>>,
     },
     Status {
-        reply: oneshot::Sender<Vec<SiteStatus>>,
+        reply: oneshot::Sender<(Vec<SiteStatus>, Vec<PublicStatus>)>,
     },
 }
 
@@ -70,6 +70,16 @@ pub struct ProbeNote {
     pub at: u64,
     pub ok: bool,
     pub detail: String,
+}
+
+/// The public address of one family as `status` shows it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct PublicStatus {
+    pub family: Family,
+    /// The agreed address now published for `auto` sites and `[[ddns]]` names.
+    pub address: Option<String>,
+    /// The last round in words ("203.0.113.7 agreed by 2 operator(s)", "no agreement: ...").
+    pub last_round: Option<String>,
 }
 
 /// One site as `status` shows it.
@@ -266,7 +276,13 @@ impl Controller {
                 let _ = reply.send(result);
             }
             Event::Status { reply } => {
-                let _ = reply.send((0..self.sites.len()).map(|i| self.status_of(i, now)).collect());
+                let sites = (0..self.sites.len()).map(|i| self.status_of(i, now)).collect();
+                let public = self
+                    .public_status()
+                    .into_iter()
+                    .map(|(family, addr, last_round)| PublicStatus { family, address: addr.map(|a| a.to_string()), last_round })
+                    .collect();
+                let _ = reply.send((sites, public));
             }
         }
     }

@@ -207,6 +207,9 @@ fn change_while_failed_over_is_published_only_at_failback() {
     assert!(changed.elapsed() >= Duration::from_secs(2), "failback before the hold-down: {:?}", changed.elapsed());
     let s = d.status();
     assert!(s["sites"][0]["primary"].as_str().unwrap().contains("127.0.0.3"), "{s}");
+    assert_eq!(s["public"][0]["address"], "127.0.0.3", "{s}");
+    let (_, out, _) = d.cli(&["status"]);
+    assert!(out.contains("public IPv4 address: 127.0.0.3  (last round: 127.0.0.3 agreed by 3 operator(s))"), "{out}");
 }
 
 #[test]
