@@ -192,7 +192,7 @@ impl Controller {
             probe_targets,
             ip_refresh,
         };
-        c.publish(now)?;
+        c.publish()?;
         Ok(c)
     }
 
@@ -207,7 +207,7 @@ impl Controller {
     }
 
     /// Hands the desired records to the reconcilers (built-in server and external providers).
-    fn publish(&mut self, _now: u64) -> anyhow::Result<()> {
+    fn publish(&mut self) -> anyhow::Result<()> {
         let managed = self.managed();
         if let Some(b) = &self.builtin {
             b.publish_all(&managed).map_err(|e| anyhow::anyhow!("publishing the built-in zones: {e}"))?;
@@ -298,13 +298,17 @@ impl Controller {
             tracing::warn!(site = %site.name, "refused {input:?}: {why}");
             return Ok(Some(why.clone()));
         }
-        let before = self.managed().describe(site.names());
-        self.sites[i].state = step.state.clone();
+        // The records are described (for the log and the event) only when they move: this
+        // runs for every probe result.
         let retarget = prev.target() != step.state.target();
-        if retarget {
-            self.publish(now)?;
-        }
-        let after = self.managed().describe(site.names());
+        let before = if retarget { self.managed().describe(site.names()) } else { String::new() };
+        self.sites[i].state = step.state.clone();
+        let after = if retarget {
+            self.publish()?;
+            self.managed().describe(site.names())
+        } else {
+            String::new()
+        };
         let mut events = vec![];
         let kind = match input {
             Input::Drain { .. } => "drain",
@@ -412,7 +416,7 @@ impl Controller {
             }
         }
         // Sites on their primary and ddns names follow at once; failed-over sites keep the standby.
-        if let Err(e) = self.publish(now) {
+        if let Err(e) = self.publish() {
             tracing::error!("{e:#}");
         }
     }

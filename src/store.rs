@@ -221,9 +221,20 @@ impl Store {
 
     /// The current public address of each family, and when it was agreed.
     pub fn public_ips(&self) -> Result<std::collections::BTreeMap<crate::ip::Family, (std::net::IpAddr, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT family, addr, at FROM public_ip WHERE id IN (SELECT MAX(id) FROM public_ip GROUP BY family)")
+            .map_err(|e| self.sql(e))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))).map_err(|e| self.sql(e))?;
         let mut out = std::collections::BTreeMap::new();
-        for h in self.public_ip_history(10_000)?.into_iter().rev() {
-            out.insert(h.0, (h.1, h.2));
+        for row in rows {
+            let (fam, addr, at) = row.map_err(|e| self.sql(e))?;
+            let family = if fam == "IPv6" { crate::ip::Family::Ipv6 } else { crate::ip::Family::Ipv4 };
+            // A row that does not parse (hand-edited database) is skipped, not fatal.
+            if let Ok(addr) = addr.parse() {
+                out.insert(family, (addr, at as u64));
+            }
         }
         Ok(out)
     }
@@ -297,6 +308,20 @@ mod tests {
         assert_eq!(s.serial_for("z.", "one", 5_000).unwrap(), 1_000);
         assert_eq!(s.serial_for("z.", "two", 1_000).unwrap(), 1_001);
         assert_eq!(s.serial_for("z.", "three", 9_000).unwrap(), 9_000);
+    }
+
+    #[test]
+    fn current_public_address_is_the_newest_per_family() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        use crate::ip::Family;
+        s.save_public_ip(Family::Ipv4, "192.0.2.1".parse().unwrap(), 1, "a").unwrap();
+        s.save_public_ip(Family::Ipv6, "2001:db8::1".parse().unwrap(), 2, "a").unwrap();
+        s.save_public_ip(Family::Ipv4, "192.0.2.2".parse().unwrap(), 3, "a,b").unwrap();
+        let now = s.public_ips().unwrap();
+        assert_eq!(now[&Family::Ipv4], ("192.0.2.2".parse().unwrap(), 3));
+        assert_eq!(now[&Family::Ipv6], ("2001:db8::1".parse().unwrap(), 2));
+        assert_eq!(s.public_ip_history(10).unwrap().len(), 3);
     }
 
     #[test]
