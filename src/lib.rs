@@ -12,6 +12,7 @@ pub mod demo;
 pub mod dns;
 pub mod http;
 pub mod ip;
+pub mod mirror;
 pub mod probe;
 pub mod reconcile;
 pub mod store;

@@ -1,0 +1,398 @@
+//! Snapshots of a site, keyed by the original URL (design.md invariants 6 and 7).
+//!
+//! Layout under `<data_dir>/mirror/<site>/`:
+//! - `bodies/ab/abcdef…` — response bodies by SHA-256, shared by every snapshot of the site, so
+//!   a new snapshot costs only what changed;
+//! - `snapshots/<id>/manifest.json` — one manifest per snapshot: original URL (scheme, host,
+//!   path *and* query) → the response the origin gave (status, type, encoding, redirect target,
+//!   validators, body hash);
+//! - `current` — the id of the published snapshot, replaced atomically (write aside, rename).
+//!
+//! A snapshot is built in `snapshots/<id>.partial/` and becomes visible only by renaming that
+//! directory and then `current`, and only if it passes the checks against the last good one
+//! ([`Checks`]); otherwise it is deleted and the last good one stays. A crash at any point
+//! leaves `current` pointing at a complete snapshot; leftovers are removed on the next
+//! [`SnapshotStore::begin`]. The last `keep` good snapshots are kept; bodies no kept manifest
+//! references are garbage-collected.
+//!
+//! This module owns the files only. Crawling (what goes in) and serving (what comes out) live
+//! elsewhere and use this API.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// What the origin answered for one URL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    /// For redirects: where the origin sent the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+    /// SHA-256 of the body, hex; `None` for answers whose body is not kept (redirects, errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    pub length: u64,
+}
+
+/// One snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub id: String,
+    pub site: String,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    /// The URL a visitor arrives at (must be present and 200 to publish).
+    pub entry: String,
+    pub entries: BTreeMap<String, Entry>,
+}
+
+impl Manifest {
+    pub fn pages(&self) -> usize {
+        self.entries.values().filter(|e| e.status == 200).count()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.entries.values().map(|e| e.length).sum()
+    }
+}
+
+/// What a new snapshot must satisfy to replace the last good one.
+#[derive(Clone, Copy, Debug)]
+pub struct Checks {
+    /// Pages and bytes may not fall below this fraction of the last good snapshot (0.5 = 50%).
+    pub min_fraction: f64,
+    /// How many good snapshots to keep.
+    pub keep: usize,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks { min_fraction: 0.5, keep: 3 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot store {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("snapshot store {path}: unreadable manifest: {why}")]
+    Corrupt { path: PathBuf, why: String },
+}
+
+/// Why a finished snapshot was not published (the last good one stays).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected(pub String);
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io { path: path.to_path_buf(), source }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// All snapshots of one site.
+pub struct SnapshotStore {
+    root: PathBuf,
+    site: String,
+}
+
+impl SnapshotStore {
+    pub fn open(data_dir: &Path, site: &str) -> Result<Self, SnapshotError> {
+        let root = data_dir.join("mirror").join(site);
+        for d in ["bodies", "snapshots"] {
+            std::fs::create_dir_all(root.join(d)).map_err(io(&root))?;
+        }
+        Ok(SnapshotStore { root, site: site.to_string() })
+    }
+
+    fn body_path(&self, hash: &str) -> PathBuf {
+        self.root.join("bodies").join(&hash[..2]).join(hash)
+    }
+
+    /// The published snapshot, if any.
+    pub fn current(&self) -> Result<Option<Manifest>, SnapshotError> {
+        let p = self.root.join("current");
+        let id = match std::fs::read_to_string(&p) {
+            Ok(id) => id.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(SnapshotError::Io { path: p, source: e }),
+        };
+        self.manifest(&id).map(Some)
+    }
+
+    fn manifest(&self, id: &str) -> Result<Manifest, SnapshotError> {
+        let p = self.root.join("snapshots").join(id).join("manifest.json");
+        let text = std::fs::read_to_string(&p).map_err(io(&p))?;
+        serde_json::from_str(&text).map_err(|e| SnapshotError::Corrupt { path: p, why: e.to_string() })
+    }
+
+    /// A body by hash (what the standby server will send).
+    pub fn body(&self, hash: &str) -> Result<Vec<u8>, SnapshotError> {
+        if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(SnapshotError::Corrupt { path: self.root.clone(), why: format!("`{hash}` is not a body hash") });
+        }
+        let p = self.body_path(hash);
+        std::fs::read(&p).map_err(io(&p))
+    }
+
+    /// Starts a new snapshot, first removing what an interrupted one left behind.
+    pub fn begin(&self, id: &str, entry: &str, created_at: u64) -> Result<SnapshotWriter<'_>, SnapshotError> {
+        let snaps = self.root.join("snapshots");
+        for e in std::fs::read_dir(&snaps).map_err(io(&snaps))?.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".partial") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = snaps.join(format!("{id}.partial"));
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(SnapshotWriter {
+            store: self,
+            dir,
+            manifest: Manifest {
+                id: id.to_string(),
+                site: self.site.clone(),
+                created_at,
+                entry: entry.to_string(),
+                entries: BTreeMap::new(),
+            },
+            new_bodies: 0,
+        })
+    }
+
+    /// Ids of the good snapshots on disk, oldest first (ids sort by time).
+    fn snapshot_ids(&self) -> Result<Vec<String>, SnapshotError> {
+        let snaps = self.root.join("snapshots");
+        let mut ids: Vec<String> = std::fs::read_dir(&snaps)
+            .map_err(io(&snaps))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| !n.ends_with(".partial"))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Keeps the newest `keep` snapshots (always the current one) and deletes bodies no kept
+    /// manifest references. Returns how many bodies were removed.
+    fn collect_garbage(&self, keep: usize, current: &str) -> Result<usize, SnapshotError> {
+        let ids = self.snapshot_ids()?;
+        let drop_n = ids.len().saturating_sub(keep.max(1));
+        for id in ids.iter().take(drop_n).filter(|id| *id != current) {
+            let _ = std::fs::remove_dir_all(self.root.join("snapshots").join(id));
+        }
+        let mut live = BTreeSet::new();
+        for id in self.snapshot_ids()? {
+            if let Ok(m) = self.manifest(&id) {
+                live.extend(m.entries.values().filter_map(|e| e.body.clone()));
+            }
+        }
+        let mut removed = 0;
+        let bodies = self.root.join("bodies");
+        for shard in std::fs::read_dir(&bodies).map_err(io(&bodies))?.flatten() {
+            for f in std::fs::read_dir(shard.path()).into_iter().flatten().flatten() {
+                let name = f.file_name().to_string_lossy().to_string();
+                if !live.contains(&name) && std::fs::remove_file(f.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A snapshot being built; nothing of it is visible until [`SnapshotWriter::finish`].
+pub struct SnapshotWriter<'a> {
+    store: &'a SnapshotStore,
+    dir: PathBuf,
+    manifest: Manifest,
+    new_bodies: usize,
+}
+
+/// What publishing did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub id: String,
+    pub pages: usize,
+    pub bytes: u64,
+    /// Bodies this snapshot stored that no earlier one had.
+    pub new_bodies: usize,
+    pub bodies_collected: usize,
+}
+
+impl SnapshotWriter<'_> {
+    /// Stores a body (once per content) and returns its hash.
+    pub fn put_body(&mut self, bytes: &[u8]) -> Result<String, SnapshotError> {
+        let hash = sha256_hex(bytes);
+        let path = self.store.body_path(&hash);
+        if !path.exists() {
+            let shard = path.parent().expect("two levels");
+            std::fs::create_dir_all(shard).map_err(io(shard))?;
+            let tmp = shard.join(format!(".{hash}.{}.tmp", std::process::id()));
+            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(bytes).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+            self.new_bodies += 1;
+        }
+        Ok(hash)
+    }
+
+    pub fn add(&mut self, url: &str, entry: Entry) {
+        self.manifest.entries.insert(url.to_string(), entry);
+    }
+
+    /// Publishes atomically if the snapshot passes the checks against the last good one;
+    /// otherwise discards it and says why (the last good one stays published).
+    pub fn finish(self, checks: Checks) -> Result<Result<Published, Rejected>, SnapshotError> {
+        let m = &self.manifest;
+        let verdict = match m.entries.get(&m.entry) {
+            None => Err(format!("the entry page {} is not in the snapshot", m.entry)),
+            Some(e) if e.status != 200 => Err(format!("the entry page {} answered {}", m.entry, e.status)),
+            Some(_) => Ok(()),
+        };
+        let last = self.store.current()?;
+        let verdict = verdict.and_then(|()| match &last {
+            Some(l) if (m.pages() as f64) < l.pages() as f64 * checks.min_fraction => Err(format!(
+                "{} pages, fewer than {:.0}% of the last good snapshot's {}",
+                m.pages(),
+                checks.min_fraction * 100.0,
+                l.pages()
+            )),
+            Some(l) if (m.bytes() as f64) < l.bytes() as f64 * checks.min_fraction => {
+                Err(format!("{} bytes, less than {:.0}% of the last good snapshot's {}", m.bytes(), checks.min_fraction * 100.0, l.bytes()))
+            }
+            _ => Ok(()),
+        });
+        if let Err(why) = verdict {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            // Bodies only this snapshot had are unreferenced now.
+            let current = last.map(|l| l.id).unwrap_or_default();
+            self.store.collect_garbage(checks.keep, &current)?;
+            return Ok(Err(Rejected(why)));
+        }
+        // Write the manifest aside, then rename the directory, then move `current`: each step
+        // is atomic, and `current` only ever names a complete snapshot.
+        let manifest_path = self.dir.join("manifest.json");
+        let mut f = std::fs::File::create(&manifest_path).map_err(io(&manifest_path))?;
+        f.write_all(serde_json::to_string_pretty(m).expect("serializable").as_bytes()).map_err(io(&manifest_path))?;
+        f.sync_all().map_err(io(&manifest_path))?;
+        let final_dir = self.store.root.join("snapshots").join(&m.id);
+        std::fs::rename(&self.dir, &final_dir).map_err(io(&final_dir))?;
+        let tmp = self.store.root.join(".current.tmp");
+        std::fs::write(&tmp, &m.id).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, self.store.root.join("current")).map_err(io(&tmp))?;
+        let bodies_collected = self.store.collect_garbage(checks.keep, &m.id)?;
+        Ok(Ok(Published { id: m.id.clone(), pages: m.pages(), bytes: m.bytes(), new_bodies: self.new_bodies, bodies_collected }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(w: &mut SnapshotWriter, url: &str, body: &str) {
+        let hash = w.put_body(body.as_bytes()).unwrap();
+        w.add(
+            url,
+            Entry {
+                status: 200,
+                content_type: Some("text/html".into()),
+                content_encoding: None,
+                location: None,
+                etag: None,
+                last_modified: None,
+                body: Some(hash),
+                length: body.len() as u64,
+            },
+        );
+    }
+
+    fn snapshot(s: &SnapshotStore, id: &str, pages: &[(&str, &str)]) -> Result<Published, Rejected> {
+        let mut w = s.begin(id, "https://www.example.test/", 1).unwrap();
+        for (u, b) in pages {
+            page(&mut w, u, b);
+        }
+        w.finish(Checks::default()).unwrap()
+    }
+
+    #[test]
+    fn publishes_atomically_and_shares_unchanged_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SnapshotStore::open(dir.path(), "www.example.test").unwrap();
+        assert_eq!(s.current().unwrap(), None);
+        let pages = [
+            ("https://www.example.test/", "<h1>home</h1>"),
+            ("https://www.example.test/about", "about"),
+            ("https://www.example.test/app.js?v=3", "js"),
+        ];
+        let p = snapshot(&s, "0001", &pages).unwrap();
+        assert_eq!((p.pages, p.new_bodies), (3, 3));
+        let cur = s.current().unwrap().unwrap();
+        assert_eq!(cur.id, "0001");
+        let e = &cur.entries["https://www.example.test/app.js?v=3"];
+        assert_eq!(s.body(e.body.as_ref().unwrap()).unwrap(), b"js", "keyed by the original URL, query included");
+        // Unchanged site: no new bodies.
+        assert_eq!(snapshot(&s, "0002", &pages).unwrap().new_bodies, 0);
+        assert!(s.body("../../etc/passwd").is_err(), "only hashes name bodies");
+    }
+
+    #[test]
+    fn a_much_smaller_snapshot_is_rejected_and_the_last_good_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SnapshotStore::open(dir.path(), "site").unwrap();
+        let big: Vec<(String, String)> = (0..10).map(|i| (format!("https://www.example.test/p{i}"), format!("page {i}"))).collect();
+        let mut pages: Vec<(&str, &str)> = big.iter().map(|(u, b)| (u.as_str(), b.as_str())).collect();
+        pages.push(("https://www.example.test/", "home"));
+        snapshot(&s, "0001", &pages).unwrap();
+        let r = snapshot(&s, "0002", &[("https://www.example.test/", "home"), ("https://www.example.test/p1", "x")]).unwrap_err();
+        assert!(r.0.contains("fewer than 50%"), "{}", r.0);
+        assert_eq!(s.current().unwrap().unwrap().id, "0001");
+        // No entry page: rejected too.
+        let r = snapshot(&s, "0003", &pages[..10]).unwrap_err();
+        assert!(r.0.contains("entry page"), "{}", r.0);
+        assert_eq!(s.current().unwrap().unwrap().id, "0001");
+    }
+
+    #[test]
+    fn an_interrupted_snapshot_leaves_the_published_one_and_is_cleaned_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SnapshotStore::open(dir.path(), "site").unwrap();
+        snapshot(&s, "0001", &[("https://www.example.test/", "home")]).unwrap();
+        {
+            // A crawl that dies half-way: the writer is dropped without finish().
+            let mut w = s.begin("0002", "https://www.example.test/", 2).unwrap();
+            page(&mut w, "https://www.example.test/", "half-written");
+        }
+        assert_eq!(s.current().unwrap().unwrap().id, "0001");
+        assert!(dir.path().join("mirror/site/snapshots/0002.partial").exists());
+        let w = s.begin("0003", "https://www.example.test/", 3).unwrap();
+        assert!(!dir.path().join("mirror/site/snapshots/0002.partial").exists(), "leftovers removed on the next begin");
+        drop(w);
+    }
+
+    #[test]
+    fn keeps_the_last_n_and_collects_unreferenced_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SnapshotStore::open(dir.path(), "site").unwrap();
+        for i in 1..=5 {
+            snapshot(&s, &format!("{i:04}"), &[("https://www.example.test/", &format!("home v{i}"))]).unwrap();
+        }
+        let ids = s.snapshot_ids().unwrap();
+        assert_eq!(ids, ["0003", "0004", "0005"]);
+        assert!(s.body(&sha256_hex(b"home v1")).is_err(), "v1's body is gone");
+        assert_eq!(s.body(&sha256_hex(b"home v3")).unwrap(), b"home v3");
+    }
+}
