@@ -43,6 +43,7 @@ fn broken_configs_give_exact_errors() {
         ("IP source without family", "[ip]\n[[ip.sources]]\nname = \"a\"\ntype = \"http\"\nurl = \"https://x\"\n".into(), "bad.toml:2:1: ip.sources[0]: missing key `family`: \"ipv4\" or \"ipv6\" (a source answers for one family)"),
         ("fewer operators than the quorum", "[ip]\n[[ip.sources]]\nname = \"a\"\ntype = \"http\"\nfamily = \"ipv4\"\nurl = \"https://x\"\n".into(), "bad.toml:2:1: ip.sources: IPv4: 1 operator(s) among the sources but quorum = 2; add sources run by other operators, or lower ip.quorum"),
         ("DNS source type against its family", "[ip]\nquorum = 1\n[[ip.sources]]\nname = \"a\"\ntype = \"dns\"\nfamily = \"ipv4\"\nserver = \"127.0.0.1:53\"\nquestion = \"myip.example\"\nqtype = \"AAAA\"\n".into(), "bad.toml:9:9: ip.sources[0].qtype: `AAAA` does not fit family IPv4: use A (ipv4), AAAA (ipv6) or TXT"),
+        ("key of another source type", "[ip]\nquorum = 1\n[[ip.sources]]\nname = \"a\"\ntype = \"http\"\nfamily = \"ipv4\"\nurl = \"https://x\"\nmax_age = \"5m\"\n".into(), "bad.toml:8:11: ip.sources[0].max_age: does not apply to type = \"http\""),
         ("allow-list prefix too long", "[ip]\nallow = [\"10.0.0.0/33\"]\n".into(), "bad.toml:2:10: ip.allow[0]: `/33` is not a prefix length from 0 to 32"),
         ("ddns name outside every zone", "[ip]\nquorum = 1\n[[ip.sources]]\nname = \"a\"\ntype = \"http\"\nfamily = \"ipv4\"\nurl = \"https://x\"\n[[ddns]]\nname = \"home.example.com\"\n".into(), "bad.toml:9:8: ddns[0].name: home.example.com. is not inside any configured zone"),
     ];

@@ -205,20 +205,33 @@ impl Cx<'_> {
             let Some(kind) = &s.kind else {
                 return self.err(span, &key, "missing key `type`: \"http\", \"dns\", \"interface\", \"push\" or \"upnp\"");
             };
+            // Keys that belong to each type; any other key that is set is an error.
+            let set: Vec<(&str, std::ops::Range<usize>)> = [
+                ("url", s.url.as_ref().map(|v| v.span())),
+                ("json_field", s.json_field.as_ref().map(|v| v.span())),
+                ("server", s.server.as_ref().map(|v| v.span())),
+                ("question", s.question.as_ref().map(|v| v.span())),
+                ("qtype", s.qtype.as_ref().map(|v| v.span())),
+                ("qclass", s.qclass.as_ref().map(|v| v.span())),
+                ("interface", s.interface.as_ref().map(|v| v.span())),
+                ("max_age", s.max_age.as_ref().map(|v| v.span())),
+            ]
+            .into_iter()
+            .filter_map(|(k, sp)| sp.map(|sp| (k, sp)))
+            .collect();
+            let allowed: &[&str] = match kind.get_ref().as_str() {
+                "http" => &["url", "json_field"],
+                "dns" => &["server", "question", "qtype", "qclass"],
+                "interface" => &["interface"],
+                "push" => &["max_age"],
+                "upnp" => &["url"],
+                _ => &[],
+            };
+            if let Some((k, sp)) = set.iter().find(|(k, _)| !allowed.contains(k)) {
+                return self.err(sp.clone(), &format!("{key}.{k}"), format!("does not apply to type = \"{}\"", kind.get_ref()));
+            }
             let kind = match kind.get_ref().as_str() {
                 "upnp" => {
-                    for (k, v) in [
-                        ("json_field", &s.json_field),
-                        ("server", &s.server),
-                        ("question", &s.question),
-                        ("qtype", &s.qtype),
-                        ("qclass", &s.qclass),
-                        ("interface", &s.interface),
-                    ] {
-                        if let Some(v) = v {
-                            return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"upnp\"");
-                        }
-                    }
                     let Some(url) = &s.url else {
                         return self.err(span, &key, "missing key `url`: the router's UPnP description, e.g. url = \"http://192.168.1.1:5000/rootDesc.xml\" (`upnpc -l` shows it)");
                     };
@@ -232,19 +245,6 @@ impl Cx<'_> {
                     SourceKind::Upnp { url: url.get_ref().clone() }
                 }
                 "push" => {
-                    for (k, v) in [
-                        ("url", &s.url),
-                        ("json_field", &s.json_field),
-                        ("server", &s.server),
-                        ("question", &s.question),
-                        ("qtype", &s.qtype),
-                        ("qclass", &s.qclass),
-                        ("interface", &s.interface),
-                    ] {
-                        if let Some(v) = v {
-                            return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"push\"");
-                        }
-                    }
                     if push.is_none() {
                         return self.err(
                             kind.span(),
@@ -257,18 +257,6 @@ impl Cx<'_> {
                     }
                 }
                 "interface" => {
-                    for (k, v) in [
-                        ("url", &s.url),
-                        ("json_field", &s.json_field),
-                        ("server", &s.server),
-                        ("question", &s.question),
-                        ("qtype", &s.qtype),
-                        ("qclass", &s.qclass),
-                    ] {
-                        if let Some(v) = v {
-                            return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"interface\"");
-                        }
-                    }
                     let Some(iface) = &s.interface else {
                         return self.err(
                             span,
@@ -283,17 +271,6 @@ impl Cx<'_> {
                     SourceKind::Interface { name: n.clone() }
                 }
                 "http" => {
-                    for (k, v) in [
-                        ("server", &s.server),
-                        ("question", &s.question),
-                        ("qtype", &s.qtype),
-                        ("qclass", &s.qclass),
-                        ("interface", &s.interface),
-                    ] {
-                        if let Some(v) = v {
-                            return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"http\"");
-                        }
-                    }
                     let Some(url) = &s.url else {
                         return self.err(span, &key, "missing key `url`, e.g. url = \"https://api.ipify.org\"");
                     };
@@ -307,11 +284,6 @@ impl Cx<'_> {
                     SourceKind::Http { url: url.get_ref().clone(), json_field: s.json_field.as_ref().map(|j| j.get_ref().clone()) }
                 }
                 "dns" => {
-                    for (k, v) in [("url", &s.url), ("json_field", &s.json_field), ("interface", &s.interface)] {
-                        if let Some(v) = v {
-                            return self.err(v.span(), &format!("{key}.{k}"), "does not apply to type = \"dns\"");
-                        }
-                    }
                     let Some(server) = &s.server else {
                         return self.err(span, &key, "missing key `server`: the DNS server to ask, e.g. server = \"208.67.222.222:53\"");
                     };
