@@ -78,23 +78,14 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let store = Store::open(&cfg.data_dir)?;
     let zones = ZoneHandle::default();
     let (desired_tx, desired_rx) = watch::channel(ManagedRecords::default());
-    // The built-in server is a provider like the others. The controller publishes to it
-    // synchronously, starting in `new`, before any listener binds: the first answer after a
-    // (re)start is already the restored one.
+    // The built-in server is published by the controller itself, synchronously, starting in
+    // `new` before any listener binds: the first answer after a (re)start is already the
+    // restored one, and an answer has changed by the time a command returns. It cannot be
+    // unreachable, so it needs no reconciler; external providers get one each.
     let builtin_zones: Vec<_> = cfg.dns.zones.iter().filter(|z| z.provider.is_none()).cloned().collect();
-    let builtin = Arc::new(Builtin::new(builtin_zones.clone(), cfg.dns.ttl, zones.clone(), &cfg.data_dir)?);
-    let controller = Controller::new(cfg.clone(), store, desired_tx, Some(builtin.clone()))?;
-    let mut reconcilers = reconcilers(&cfg)?;
-    for z in &builtin_zones {
-        reconcilers.push(Reconciler {
-            zone: z.origin.clone(),
-            provider: builtin.clone(),
-            ttl: cfg.dns.ttl,
-            verify: vec![],
-            verify_timeout: Duration::from_secs(1),
-            refresh: Duration::from_secs(3_600),
-        });
-    }
+    let builtin = Arc::new(Builtin::new(builtin_zones, cfg.dns.ttl, zones.clone(), &cfg.data_dir)?);
+    let controller = Controller::new(cfg.clone(), store, desired_tx, Some(builtin))?;
+    let reconcilers = reconcilers(&cfg)?;
     let dns = DnsServer::bind(&cfg.dns.listen, zones).await?;
     let api_listener = TcpListener::bind(cfg.api.listen)
         .await
@@ -109,14 +100,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     for (i, site) in cfg.sites.iter().enumerate() {
         let base = probe::Target::new(site.standby.probe_addr(&site.probe), &site.host(), &site.probe)
             .map_err(|e| anyhow::anyhow!("site {}: {e}", site.name))?;
-        // The standby's address is fixed; the primary's may move (`auto`), so it comes from the
-        // controller through a watch channel.
-        let (standby_tx, standby_rx) = watch::channel(Some(site.standby.probe_addr(&site.probe)));
+        // The primary's address may move (`auto`), so it comes from the controller through a
+        // watch channel. The standby's is fixed: a channel whose sender is already gone, which
+        // the prober reads as "this address, for good".
+        let standby_rx = watch::channel(Some(site.standby.probe_addr(&site.probe))).1;
         tracker.spawn(prober(i, Side::Standby, base.clone(), standby_rx, site.probe.interval, tx.clone(), shutdown.clone()));
-        tracker.spawn(async move {
-            // Keeps the standby's watch alive as long as the daemon runs.
-            standby_tx.closed().await;
-        });
         tracker.spawn(prober(i, Side::Primary, base, controller.probe_target(i), site.probe.interval, tx.clone(), shutdown.clone()));
     }
     // Interface events and accepted pushes both start a round at once.

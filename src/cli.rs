@@ -359,27 +359,9 @@ async fn report(
                 }
             }
         };
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30)).no_proxy();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(f) => {
-            for c in crate::probe::parse_ca_pem(&std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
-            {
-                roots.add(c)?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    builder = builder.tls_backend_preconfigured(tls);
+    let client = crate::http::client_with_ca(Duration::from_secs(30), ca_file).map_err(|e| anyhow::anyhow!(e))?;
     let url = format!("{}/nic/update", to.trim_end_matches('/'));
-    let resp = builder
-        .build()?
+    let resp = client
         .get(&url)
         .query(&[("hostname", hostname), ("myip", &addr.to_string())])
         .basic_auth(user, Some(&password))

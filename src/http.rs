@@ -1,14 +1,28 @@
-//! The HTTP client for provider APIs (PowerDNS, Cloudflare): reqwest over rustls with the ring
-//! provider and the public web PKI roots, one overall timeout per request, no proxies from the
-//! environment (a DNS change must not detour through whatever proxy a shell had set).
+//! The HTTP client for provider APIs (PowerDNS, Cloudflare), IP echo sources and `report`:
+//! reqwest over rustls with the ring provider and the public web PKI roots (or a given CA), one
+//! overall timeout per request, no proxies from the environment (a DNS change must not detour
+//! through whatever proxy a shell had set).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    client_with_ca(timeout, None)
+}
+
+/// The same, trusting only the CAs in `ca_file` (PEM) when one is given.
+pub fn client_with_ca(timeout: Duration, ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    match ca_file {
+        Some(f) => {
+            let pem = std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+            for c in crate::probe::parse_ca_pem(&pem).map_err(|e| format!("{}: {e}", f.display()))? {
+                roots.add(c).map_err(|e| format!("{}: {e}", f.display()))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?

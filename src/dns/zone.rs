@@ -46,7 +46,8 @@ pub struct Answer {
 
 impl Zone {
     /// Builds a zone from its config and the managed records that fall inside it. `serial` comes
-    /// from the store ([`crate::store::Store::serial_for`]) and [`Zone::content`] is what it keys on.
+    /// from the store ([`crate::store::Store::serial_for`], keyed on [`Zone::content`]); build with 0
+    /// and [`Zone::set_serial`] once known.
     pub fn build(cfg: &ZoneConfig, managed: &ManagedRecords, ttl: u32, serial: u32) -> Zone {
         let origin = cfg.origin.clone();
         let mname = cfg.nameservers.first().cloned().unwrap_or_else(|| origin.clone());
@@ -93,15 +94,32 @@ impl Zone {
     }
 
     /// Everything but the serial, canonical: the store bumps the serial when this changes.
-    pub fn content(cfg: &ZoneConfig, managed: &ManagedRecords, ttl: u32) -> String {
-        let z = Zone::build(cfg, managed, ttl, 0);
+    /// (The SOA is rendered with serial 0, whatever this zone's serial is.)
+    pub fn content(&self) -> String {
         let mut out = String::new();
-        for ((name, t), rs) in &z.records {
+        for ((name, t), rs) in &self.records {
             for r in rs {
-                out.push_str(&format!("{name} {} {t} {}\n", r.ttl, r.data));
+                let data = match &r.data {
+                    RData::SOA(soa) => {
+                        let mut soa = soa.clone();
+                        soa.serial = 0;
+                        RData::SOA(soa)
+                    }
+                    other => other.clone(),
+                };
+                out.push_str(&format!("{name} {} {t} {data}\n", r.ttl));
             }
         }
         out
+    }
+
+    /// Sets the SOA serial (the store's answer to [`Zone::content`]).
+    pub fn set_serial(&mut self, serial: u32) {
+        if let RData::SOA(soa) = &mut self.soa.data {
+            soa.serial = serial;
+        }
+        let key = (self.origin.clone(), RecordType::SOA);
+        self.records.insert(key, vec![self.soa.clone()]);
     }
 
     pub fn serial(&self) -> u32 {
@@ -239,9 +257,12 @@ records = ["@ MX 10 mail", "mail A 192.0.2.25", "blog CNAME www", "ext CNAME els
         let z = &cfg.dns.zones[0];
         let mut m = ManagedRecords::default();
         m.set(fqdn("www.example.test"), RecordType::A, vec!["192.0.2.10".parse().unwrap()]);
-        let one = Zone::content(z, &m, 30);
-        assert_eq!(one, Zone::content(z, &m, 30));
+        let one = Zone::build(z, &m, 30, 0).content();
+        let mut later = Zone::build(z, &m, 30, 0);
+        later.set_serial(42);
+        assert_eq!(later.serial(), 42);
+        assert_eq!(one, later.content(), "the serial is not part of the content");
         m.set(fqdn("www.example.test"), RecordType::A, vec!["192.0.2.20".parse().unwrap()]);
-        assert_ne!(one, Zone::content(z, &m, 30));
+        assert_ne!(one, Zone::build(z, &m, 30, 0).content());
     }
 }

@@ -54,13 +54,7 @@ const MAX_BODY: usize = 4 * 1024;
 impl Source {
     /// Asks once; any failure or bad answer becomes the `Err` of the answer, with the reason.
     pub async fn ask(&self, http: &reqwest::Client, allow: &[Net], board: &push::PushBoard) -> Answer {
-        if let SourceKind::Push { max_age } = &self.kind {
-            let result = board
-                .get(self.family, *max_age, crate::util::now_millis())
-                .and_then(|ip| agree::validate(&ip.to_string(), self.family, allow));
-            return Answer { source: self.name.clone(), operator: self.operator.clone(), result };
-        }
-        let raw = match tokio::time::timeout(self.timeout, self.fetch(http)).await {
+        let raw = match tokio::time::timeout(self.timeout, self.fetch(http, board)).await {
             Ok(r) => r,
             Err(_) => Err(format!("no answer within {}", crate::util::human_duration(self.timeout.as_millis() as u64))),
         };
@@ -71,7 +65,7 @@ impl Source {
         Answer { source: self.name.clone(), operator: self.operator.clone(), result }
     }
 
-    async fn fetch(&self, http: &reqwest::Client) -> Result<String, String> {
+    async fn fetch(&self, http: &reqwest::Client, board: &push::PushBoard) -> Result<String, String> {
         match &self.kind {
             SourceKind::Http { url, json_field } => {
                 let resp = http.get(url).timeout(self.timeout).send().await.map_err(|e| format!("request failed: {}", e.without_url()))?;
@@ -100,7 +94,7 @@ impl Source {
                     }
                 }
             }
-            SourceKind::Push { .. } => Err("pushed addresses are read from the board".to_string()),
+            SourceKind::Push { max_age } => board.get(self.family, *max_age, crate::util::now_millis()).map(|ip| ip.to_string()),
             SourceKind::Upnp { url } => upnp::external_address(http, url, self.timeout).await,
             SourceKind::Interface { name } => {
                 let flag = if self.family == Family::Ipv4 { "-4" } else { "-6" };

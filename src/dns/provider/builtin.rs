@@ -51,9 +51,11 @@ impl Builtin {
         let now = crate::util::now_millis() / 1_000;
         let mut set = ZoneSet::default();
         for z in &self.zones {
-            let content = Zone::content(z, &inner.0, self.ttl);
-            let serial = inner.1.serial_for(&z.origin.to_string(), &content, now).map_err(|e| ProviderError::Rejected(e.to_string()))?;
-            set.zones.push(Zone::build(z, &inner.0, self.ttl, serial));
+            let mut zone = Zone::build(z, &inner.0, self.ttl, 0);
+            let serial =
+                inner.1.serial_for(&z.origin.to_string(), &zone.content(), now).map_err(|e| ProviderError::Rejected(e.to_string()))?;
+            zone.set_serial(serial);
+            set.zones.push(zone);
         }
         self.handle.replace(set);
         Ok(())
