@@ -16,7 +16,6 @@ use hickory_proto::rr::{Name, RecordType};
 use understudy::config::Secret;
 use understudy::dns::provider::powerdns::PowerDns;
 use understudy::dns::provider::{Key, Outcome, ProviderError, RrSet};
-use understudy::dns::ManagedRecords;
 use understudy::reconcile::{Pass, Reconciler};
 
 fn name(s: &str) -> Name {
@@ -127,28 +126,5 @@ fn wrong_api_key_clear_error_nothing_written() {
 fn server_down_then_back_latest_value_lands() {
     let mut p = Pdns::start();
     let r = reconciler(&p, API_KEY);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let mut managed = ManagedRecords::default();
-    managed.set(name("www.example.test"), RecordType::A, vec!["192.0.2.1".parse().unwrap()]);
-    let (tx, rx) = tokio::sync::watch::channel(managed.clone());
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let handle = rt.spawn(r.run(rx, cancel.clone()));
-    fn wait(p: &Pdns, want: &str) {
-        let start = std::time::Instant::now();
-        while p.rdata("www.example.test", RecordType::A) != [want] {
-            assert!(start.elapsed() < Duration::from_secs(30), "{want} never landed");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    wait(&p, "192.0.2.1");
-    p.stop();
-    for ip in ["192.0.2.2", "192.0.2.3"] {
-        managed.set(name("www.example.test"), RecordType::A, vec![ip.parse().unwrap()]);
-        tx.send_replace(managed.clone());
-        std::thread::sleep(Duration::from_millis(700));
-    }
-    p.restart();
-    wait(&p, "192.0.2.3");
-    cancel.cancel();
-    rt.block_on(handle).unwrap();
+    common::latest_value_lands_after_outage(&mut p, r, |p| p.rdata("www.example.test", RecordType::A), Pdns::stop, Pdns::restart);
 }

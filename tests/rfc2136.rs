@@ -15,7 +15,6 @@ use common::rt;
 use hickory_proto::rr::{Name, RecordType};
 use understudy::dns::provider::rfc2136::{parse_bind_key, Rfc2136, TsigKey};
 use understudy::dns::provider::{Key, ProviderError, RrSet};
-use understudy::dns::ManagedRecords;
 use understudy::reconcile::{Pass, Reconciler};
 
 fn name(s: &str) -> Name {
@@ -146,32 +145,13 @@ fn wrong_credentials(kind: Kind) {
 fn server_down_then_back_latest_value_lands(kind: Kind) {
     let mut server = AuthServer::start(kind, "hmac-sha256");
     let r = reconciler(&server, Some(key(&server)));
-    // The reconciler runs in the background while this thread plays with the server.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let mut managed = ManagedRecords::default();
-    managed.set(name("www.example.test"), RecordType::A, vec!["192.0.2.1".parse().unwrap()]);
-    let (tx, rx) = tokio::sync::watch::channel(managed.clone());
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let handle = rt.spawn(r.run(rx, cancel.clone()));
-    fn wait(server: &AuthServer, want: &str) {
-        let start = std::time::Instant::now();
-        while server.rdata("www.example.test", RecordType::A) != [want] {
-            assert!(start.elapsed() < Duration::from_secs(30), "{want} never landed");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    wait(&server, "192.0.2.1");
-    server.stop();
-    // Two changes while the server is down: only the latest may be written.
-    for ip in ["192.0.2.2", "192.0.2.3"] {
-        managed.set(name("www.example.test"), RecordType::A, vec![ip.parse().unwrap()]);
-        tx.send_replace(managed.clone());
-        std::thread::sleep(Duration::from_millis(700));
-    }
-    server.restart();
-    wait(&server, "192.0.2.3");
-    cancel.cancel();
-    rt.block_on(handle).unwrap();
+    common::latest_value_lands_after_outage(
+        &mut server,
+        r,
+        |s| s.rdata("www.example.test", RecordType::A),
+        AuthServer::stop,
+        AuthServer::restart,
+    );
 }
 
 macro_rules! suite {

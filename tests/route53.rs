@@ -178,32 +178,16 @@ fn endpoint_cut_mid_run_latest_value_lands() {
     let moto = Moto::start();
     let relay = Relay::start(moto.addr);
     let setup = sdk(&format!("http://{}", moto.addr));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let zone_id = rt.block_on(setup_zone(&setup));
+    let zone_id = rt().block_on(setup_zone(&setup));
     let r = reconciler(Arc::new(Route53::new(settings(&format!("http://{}", relay.addr)))));
-    let mut m = ManagedRecords::default();
-    m.set(name("www.example.test"), RecordType::A, vec!["192.0.2.1".parse().unwrap()]);
-    let (tx, rx) = tokio::sync::watch::channel(m.clone());
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let h = rt.spawn(r.run(rx, cancel.clone()));
-    let wait = |want: &str| {
-        let start = std::time::Instant::now();
-        while rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::A)) != [want] {
-            assert!(start.elapsed() < Duration::from_secs(30), "{want} never landed");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    wait("192.0.2.1");
-    relay.set_up(false);
-    for ip in ["192.0.2.2", "192.0.2.3"] {
-        m.set(name("www.example.test"), RecordType::A, vec![ip.parse().unwrap()]);
-        tx.send_replace(m.clone());
-        std::thread::sleep(Duration::from_millis(700));
-    }
-    relay.set_up(true);
-    wait("192.0.2.3");
-    cancel.cancel();
-    rt.block_on(h).unwrap();
+    let mut provider = (relay, setup, zone_id);
+    common::latest_value_lands_after_outage(
+        &mut provider,
+        r,
+        |(_, setup, zone)| rt().block_on(values(setup, zone, "www.example.test.", RrType::A)),
+        |(relay, _, _)| relay.set_up(false),
+        |(relay, _, _)| relay.set_up(true),
+    );
 }
 
 /// A Route 53 stand-in that records requests and answers from a script.

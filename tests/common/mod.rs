@@ -389,3 +389,41 @@ pub fn data_file(d: &Daemon) -> PathBuf {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// The provider goes away while the desired value of `www.example.test A` changes twice, then
+/// comes back: the latest value must land (nothing lost, nothing stale). `read` gives the
+/// values the provider holds; `cut` and `restore` take it away and bring it back.
+pub fn latest_value_lands_after_outage<S>(
+    server: &mut S,
+    r: understudy::reconcile::Reconciler,
+    read: impl Fn(&S) -> Vec<String>,
+    cut: impl Fn(&mut S),
+    restore: impl Fn(&mut S),
+) {
+    let name = Name::from_ascii("www.example.test.").unwrap();
+    // The reconciler runs in the background while this thread plays with the provider.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let mut managed = understudy::dns::ManagedRecords::default();
+    managed.set(name.clone(), RecordType::A, vec!["192.0.2.1".parse().unwrap()]);
+    let (tx, rx) = tokio::sync::watch::channel(managed.clone());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let handle = rt.spawn(r.run(rx, cancel.clone()));
+    let wait = |server: &S, want: &str| {
+        let start = Instant::now();
+        while read(server) != [want] {
+            assert!(start.elapsed() < Duration::from_secs(30), "{want} never landed (holds {:?})", read(server));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait(server, "192.0.2.1");
+    cut(server);
+    for ip in ["192.0.2.2", "192.0.2.3"] {
+        managed.set(name.clone(), RecordType::A, vec![ip.parse().unwrap()]);
+        tx.send_replace(managed.clone());
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    restore(server);
+    wait(server, "192.0.2.3");
+    cancel.cancel();
+    rt.block_on(handle).unwrap();
+}
