@@ -42,6 +42,27 @@ impl Netns {
         c
     }
 
+    /// Starts `understudy run -c <dir>/c.toml` inside the namespace (the config's data_dir must be
+    /// `<dir>/data`) and waits for its runtime file; the daemon is stopped when the guard drops.
+    fn start_daemon(&self, dir: &std::path::Path) -> (Child_, understudy::app::RuntimeInfo) {
+        let log = std::fs::File::create(dir.join("log")).unwrap();
+        let child = Child_(
+            self.exec(&[BIN, "run", "-c", &dir.join("c.toml").display().to_string()]).stdout(Stdio::null()).stderr(log).spawn().unwrap(),
+        );
+        let start = Instant::now();
+        loop {
+            if let Some(i) = understudy::app::RuntimeInfo::read(&dir.join("data")) {
+                return (child, i);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "daemon did not start: {}",
+                std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn dig(&self, server: std::net::SocketAddr, name: &str, t: &str) -> String {
         let out = self
             .exec(&["dig", &format!("@{}", server.ip()), "-p", &server.port().to_string(), name, t, "+short", "+time=1", "+tries=1"])
@@ -104,22 +125,7 @@ name = "home.home.test"
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.path().join("log")).unwrap();
-    let _d = Child_(
-        ns.exec(&[BIN, "run", "-c", &dir.path().join("c.toml").display().to_string()]).stdout(Stdio::null()).stderr(log).spawn().unwrap(),
-    );
-    let start = Instant::now();
-    let info = loop {
-        if let Some(i) = understudy::app::RuntimeInfo::read(&data) {
-            break i;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "daemon did not start: {}",
-            std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (_d, info) = ns.start_daemon(dir.path());
     let server = info.dns[0];
     let wait = |t: &str, want: &str, limit: Duration| -> Duration {
         let start = Instant::now();
@@ -201,18 +207,7 @@ fn upnp_router_address_is_followed() {
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.path().join("log")).unwrap();
-    let _d = Child_(
-        ns.exec(&[BIN, "run", "-c", &dir.path().join("c.toml").display().to_string()]).stdout(Stdio::null()).stderr(log).spawn().unwrap(),
-    );
-    let start = Instant::now();
-    let info = loop {
-        if let Some(i) = understudy::app::RuntimeInfo::read(&data) {
-            break i;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (_d, info) = ns.start_daemon(dir.path());
     let wait = |want: &str| {
         let start = Instant::now();
         while ns.dig(info.dns[0], "home.home.test", "A") != want {
