@@ -106,6 +106,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         let standby_rx = watch::channel(Some(site.standby.probe_addr(&site.probe))).1;
         tracker.spawn(prober(i, Side::Standby, base.clone(), standby_rx, site.probe.interval, tx.clone(), shutdown.clone()));
         tracker.spawn(prober(i, Side::Primary, base, controller.probe_target(i), site.probe.interval, tx.clone(), shutdown.clone()));
+        if let Some(schedule) = site.mirror.schedule {
+            tracker.spawn(mirror_scheduler(cfg.clone(), i, schedule, controller.probe_target(i), shutdown.clone()));
+        }
     }
     // Interface events and accepted pushes both start a round at once.
     let ip_events = Arc::new(tokio::sync::Notify::new());
@@ -274,6 +277,52 @@ async fn prober(
 }
 
 /// Asks every public-address source every `ip.interval` and hands each round to the controller.
+/// Crawls site `i` on its schedule, through the primary's current address (from the
+/// controller: for `auto` sites it moves). One crawl at a time per site; a crawl that is due
+/// while the address is still unknown waits for it.
+async fn mirror_scheduler(
+    cfg: Arc<Config>,
+    i: usize,
+    schedule: crate::config::Schedule,
+    mut primary: watch::Receiver<Option<std::net::SocketAddr>>,
+    shutdown: CancellationToken,
+) {
+    let site = &cfg.sites[i];
+    loop {
+        let last =
+            Store::open(&cfg.data_dir).and_then(|s| s.crawls(Some(&site.name), 1)).ok().and_then(|c| c.first().map(|r| r.started_at));
+        let wait = schedule.next_in(now_millis(), last);
+        tracing::debug!(site = %site.name, in_ms = wait, "next crawl");
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let addr = loop {
+            if let Some(a) = *primary.borrow_and_update() {
+                break a;
+            }
+            tokio::select! {
+                r = primary.changed() => if r.is_err() { return },
+                _ = shutdown.cancelled() => return,
+            }
+        };
+        let progress = crate::mirror::crawl::Progress::default();
+        match crate::mirror::crawl_site(&cfg, site, addr.ip(), &progress, &shutdown).await {
+            Ok(r) => tracing::info!(
+                site = %site.name, outcome = %r.outcome, fetched = r.fetched, not_modified = r.not_modified,
+                new_bodies = r.new_bodies, errors = r.errors, ms = r.duration_ms, "crawl finished"
+            ),
+            Err(e) => {
+                tracing::warn!(site = %site.name, error = %format!("{e:#}"), "crawl could not run; trying again in a minute");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
 async fn ip_watcher(
     cfg: Arc<Config>,
     refresh: Arc<tokio::sync::Notify>,

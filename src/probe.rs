@@ -174,7 +174,7 @@ pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> 
 
 /// The rustls client config for a site's probes: the public web PKI roots, or only the CAs of
 /// `ca_file`, or (insecure) any certificate. Always the ring provider.
-fn client_tls(probe: &Probe) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn client_tls(probe: &Probe) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -98,7 +98,15 @@ impl Store {
                  addr TEXT NOT NULL,
                  at INTEGER NOT NULL,
                  sources TEXT NOT NULL
-             );",
+             );
+             CREATE TABLE IF NOT EXISTS crawls (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 site TEXT NOT NULL,
+                 started_at INTEGER NOT NULL,
+                 outcome TEXT NOT NULL,
+                 report TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS crawls_site ON crawls (site, started_at);",
         )
         .map_err(sql)?;
         Ok(Store { conn, path })
@@ -267,6 +275,37 @@ fn insert_event(conn: &Connection, ev: &NewEvent<'_>) -> rusqlite::Result<usize>
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![ev.site, ev.at as i64, ev.kind, ev.from_phase, ev.to_phase, ev.reason, ev.records_before, ev.records_after],
     )
+}
+
+impl Store {
+    /// Records one crawl (issue 5): what it fetched, and whether it was published or why not.
+    pub fn save_crawl(&mut self, r: &crate::mirror::crawl::Report) -> Result<(), StoreError> {
+        let json = serde_json::to_string(r).expect("serializable");
+        self.conn
+            .execute(
+                "INSERT INTO crawls (site, started_at, outcome, report) VALUES (?1, ?2, ?3, ?4)",
+                params![r.site, r.started_at as i64, r.outcome, json],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The newest crawls first, of one site or all.
+    pub fn crawls(&self, site: Option<&str>, limit: usize) -> Result<Vec<crate::mirror::crawl::Report>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT report FROM crawls WHERE (?1 IS NULL OR site = ?1) ORDER BY id DESC LIMIT ?2")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt.query_map(params![site, limit as i64], |r| r.get::<_, String>(0)).map_err(|e| self.sql(e))?;
+        let mut out = vec![];
+        for row in rows {
+            // A row that does not parse (older format, hand edits) is skipped, not fatal.
+            if let Ok(r) = serde_json::from_str(&row.map_err(|e| self.sql(e))?) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ use toml::Spanned;
 use crate::util::{human_duration, parse_duration};
 
 mod ip;
+mod mirror;
 pub use ip::{DdnsRecord, IpConfig};
+pub use mirror::{MirrorConfig, Schedule};
 
 /// Where the daemon keeps its state when the config does not say.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/understudy";
@@ -160,6 +162,7 @@ pub struct Site {
     pub primary_auto: Option<crate::ip::Family>,
     pub standby: Endpoint,
     pub probe: Probe,
+    pub mirror: MirrorConfig,
 }
 
 impl Site {
@@ -171,6 +174,17 @@ impl Site {
     /// The Host header and TLS server name used for probes: the domain without the final dot.
     pub fn host(&self) -> String {
         self.domain.to_ascii().trim_end_matches('.').to_string()
+    }
+
+    /// The site's public origin as visitors see it (`https://www.example.com/`, with the
+    /// probe port when it is not the scheme's default). Snapshot keys start with it.
+    pub fn origin(&self) -> url::Url {
+        origin_url(&self.host(), self.probe.scheme, self.probe.port)
+    }
+
+    /// The public origins of the domain and every alias.
+    pub fn origins(&self) -> Vec<url::Url> {
+        self.names().map(|n| origin_url(n.to_ascii().trim_end_matches('.'), self.probe.scheme, self.probe.port)).collect()
     }
 
     pub fn record_type(&self) -> RecordType {
@@ -364,6 +378,7 @@ struct RawSite {
     primary: Option<Spanned<String>>,
     standby: Option<Spanned<String>>,
     probe: Option<Spanned<RawProbe>>,
+    mirror: Option<Spanned<mirror::RawMirror>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1027,7 +1042,9 @@ impl Cx<'_> {
         }
 
         let probe = self.build_probe(&format!("{key}.probe"), raw.probe)?;
-        Ok(Site { name, domain, aliases: aliases.into_iter().map(|a| a.0).collect(), primary, primary_auto, standby, probe })
+        let origin = origin_url(domain.to_ascii().trim_end_matches('.'), probe.scheme, probe.port);
+        let mirror = self.build_mirror(&format!("{key}.mirror"), raw.mirror, &origin, probe.scheme)?;
+        Ok(Site { name, domain, aliases: aliases.into_iter().map(|a| a.0).collect(), primary, primary_auto, standby, probe, mirror })
     }
 
     fn endpoint(&self, s: &Spanned<String>, key: &str) -> R<Endpoint> {
@@ -1223,6 +1240,15 @@ impl Cx<'_> {
             Some(n) => self.err(n.span(), key, format!("{} is out of range: a count from 1 to 1000 (default {default})", n.get_ref())),
         }
     }
+}
+
+fn origin_url(host: &str, scheme: Scheme, port: u16) -> url::Url {
+    let (s, default) = match scheme {
+        Scheme::Http => ("http", 80),
+        Scheme::Https => ("https", 443),
+    };
+    let text = if port == default { format!("{s}://{host}/") } else { format!("{s}://{host}:{port}/") };
+    url::Url::parse(&text).expect("a DNS name and a port make a URL")
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -1459,6 +1485,7 @@ impl Config {
             if p.insecure {
                 o.push_str("insecure = true  # certificates are NOT checked\n");
             }
+            o.push_str(&s.mirror.describe());
         }
         o
     }

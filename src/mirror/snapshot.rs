@@ -55,9 +55,29 @@ pub struct Manifest {
     /// The URL a visitor arrives at (must be present and 200 to publish).
     pub entry: String,
     pub entries: BTreeMap<String, Entry>,
+    /// In-scope URLs the crawl found but deliberately did not fetch, with the limit that
+    /// stopped it (`mirror verify` does not count these as holes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<String, String>,
 }
 
 impl Manifest {
+    /// The entry that answers `url`, following the snapshot's own redirects (at most 10): what
+    /// a visitor arriving at `url` ends up with.
+    pub fn resolve_redirects(&self, url: &str) -> Option<(&str, &Entry)> {
+        let mut at = url.to_string();
+        for _ in 0..=10 {
+            let (key, e) = self.entries.get_key_value(&at)?;
+            match (&e.location, e.status) {
+                (Some(loc), 300..=399) => {
+                    at = url::Url::parse(key).ok()?.join(loc).ok()?.to_string();
+                }
+                _ => return Some((key.as_str(), e)),
+            }
+        }
+        None
+    }
+
     pub fn pages(&self) -> usize {
         self.entries.values().filter(|e| e.status == 200).count()
     }
@@ -72,13 +92,15 @@ impl Manifest {
 pub struct Checks {
     /// Pages and bytes may not fall below this fraction of the last good snapshot (0.5 = 50%).
     pub min_fraction: f64,
+    /// The share of fetched URLs that may fail (timeouts, 5xx) before the crawl is rejected.
+    pub max_error_fraction: f64,
     /// How many good snapshots to keep.
     pub keep: usize,
 }
 
 impl Default for Checks {
     fn default() -> Self {
-        Checks { min_fraction: 0.5, keep: 3 }
+        Checks { min_fraction: 0.5, max_error_fraction: 0.1, keep: 3 }
     }
 }
 
@@ -94,6 +116,43 @@ pub enum SnapshotError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejected(pub String);
 
+/// The content-addressed bodies of one site; cheap to clone, shared by concurrent fetches.
+#[derive(Clone, Debug)]
+pub struct Bodies {
+    dir: PathBuf,
+}
+
+impl Bodies {
+    fn path(&self, hash: &str) -> PathBuf {
+        self.dir.join(&hash[..2]).join(hash)
+    }
+
+    /// Stores a body once per content (written aside, synced, renamed) and returns its hash.
+    pub fn put(&self, bytes: &[u8]) -> Result<String, SnapshotError> {
+        let hash = sha256_hex(bytes);
+        let path = self.path(&hash);
+        if !path.exists() {
+            let shard = path.parent().expect("two levels");
+            std::fs::create_dir_all(shard).map_err(io(shard))?;
+            let tmp = shard.join(format!(".{hash}.{}.{:?}.tmp", std::process::id(), std::thread::current().id()));
+            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(bytes).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        }
+        Ok(hash)
+    }
+
+    /// A body by hash.
+    pub fn get(&self, hash: &str) -> Result<Vec<u8>, SnapshotError> {
+        if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(SnapshotError::Corrupt { path: self.dir.clone(), why: format!("`{hash}` is not a body hash") });
+        }
+        let p = self.path(hash);
+        std::fs::read(&p).map_err(io(&p))
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
     move |source| SnapshotError::Io { path: path.to_path_buf(), source }
 }
@@ -104,6 +163,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// All snapshots of one site.
+#[derive(Clone, Debug)]
 pub struct SnapshotStore {
     root: PathBuf,
     site: String,
@@ -118,8 +178,8 @@ impl SnapshotStore {
         Ok(SnapshotStore { root, site: site.to_string() })
     }
 
-    fn body_path(&self, hash: &str) -> PathBuf {
-        self.root.join("bodies").join(&hash[..2]).join(hash)
+    pub fn bodies(&self) -> Bodies {
+        Bodies { dir: self.root.join("bodies") }
     }
 
     /// The published snapshot, if any.
@@ -133,7 +193,8 @@ impl SnapshotStore {
         self.manifest(&id).map(Some)
     }
 
-    fn manifest(&self, id: &str) -> Result<Manifest, SnapshotError> {
+    /// A kept snapshot by id.
+    pub fn manifest(&self, id: &str) -> Result<Manifest, SnapshotError> {
         let p = self.root.join("snapshots").join(id).join("manifest.json");
         let text = std::fs::read_to_string(&p).map_err(io(&p))?;
         serde_json::from_str(&text).map_err(|e| SnapshotError::Corrupt { path: p, why: e.to_string() })
@@ -141,11 +202,7 @@ impl SnapshotStore {
 
     /// A body by hash (what the standby server will send).
     pub fn body(&self, hash: &str) -> Result<Vec<u8>, SnapshotError> {
-        if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(SnapshotError::Corrupt { path: self.root.clone(), why: format!("`{hash}` is not a body hash") });
-        }
-        let p = self.body_path(hash);
-        std::fs::read(&p).map_err(io(&p))
+        self.bodies().get(hash)
     }
 
     /// Starts a new snapshot, first removing what an interrupted one left behind.
@@ -167,8 +224,11 @@ impl SnapshotStore {
                 created_at,
                 entry: entry.to_string(),
                 entries: BTreeMap::new(),
+                skipped: BTreeMap::new(),
             },
-            new_bodies: 0,
+            fetched: 0,
+            errors: 0,
+            abort: None,
         })
     }
 
@@ -218,7 +278,9 @@ pub struct SnapshotWriter<'a> {
     store: &'a SnapshotStore,
     dir: PathBuf,
     manifest: Manifest,
-    new_bodies: usize,
+    fetched: usize,
+    errors: usize,
+    abort: Option<String>,
 }
 
 /// What publishing did.
@@ -227,7 +289,7 @@ pub struct Published {
     pub id: String,
     pub pages: usize,
     pub bytes: u64,
-    /// Bodies this snapshot stored that no earlier one had.
+    /// Bodies this snapshot references that the last good one did not.
     pub new_bodies: usize,
     pub bodies_collected: usize,
 }
@@ -235,34 +297,57 @@ pub struct Published {
 impl SnapshotWriter<'_> {
     /// Stores a body (once per content) and returns its hash.
     pub fn put_body(&mut self, bytes: &[u8]) -> Result<String, SnapshotError> {
-        let hash = sha256_hex(bytes);
-        let path = self.store.body_path(&hash);
-        if !path.exists() {
-            let shard = path.parent().expect("two levels");
-            std::fs::create_dir_all(shard).map_err(io(shard))?;
-            let tmp = shard.join(format!(".{hash}.{}.tmp", std::process::id()));
-            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(bytes).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &path).map_err(io(&path))?;
-            self.new_bodies += 1;
-        }
-        Ok(hash)
+        self.store.bodies().put(bytes)
     }
 
     pub fn add(&mut self, url: &str, entry: Entry) {
         self.manifest.entries.insert(url.to_string(), entry);
     }
 
+    /// Records an in-scope URL a limit kept the crawl from fetching.
+    pub fn skip(&mut self, url: &str, why: &str) {
+        self.manifest.skipped.entry(url.to_string()).or_insert_with(|| why.to_string());
+    }
+
+    /// How many URLs were fetched and how many of those failed (for the error-rate check).
+    pub fn set_tally(&mut self, fetched: usize, errors: usize) {
+        (self.fetched, self.errors) = (fetched, errors);
+    }
+
+    /// Marks the snapshot as incomplete: `finish` will reject it with this reason.
+    pub fn reject(&mut self, why: String) {
+        self.abort.get_or_insert(why);
+    }
+
+    /// Removes the unfinished snapshot now (a stopped crawl) instead of at the next begin.
+    pub fn abandon(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
     /// Publishes atomically if the snapshot passes the checks against the last good one;
     /// otherwise discards it and says why (the last good one stays published).
     pub fn finish(self, checks: Checks) -> Result<Result<Published, Rejected>, SnapshotError> {
         let m = &self.manifest;
-        let verdict = match m.entries.get(&m.entry) {
+        let verdict = match m.resolve_redirects(&m.entry) {
+            _ if self.abort.is_some() => Err(self.abort.clone().unwrap_or_default()),
             None => Err(format!("the entry page {} is not in the snapshot", m.entry)),
-            Some(e) if e.status != 200 => Err(format!("the entry page {} answered {}", m.entry, e.status)),
+            Some((at, e)) if e.status != 200 => Err(format!("the entry page {at} answered {}", e.status)),
             Some(_) => Ok(()),
         };
+        let verdict = verdict.and_then(|()| {
+            let rate = if self.fetched == 0 { 0.0 } else { self.errors as f64 / self.fetched as f64 };
+            if rate > checks.max_error_fraction {
+                Err(format!(
+                    "{} of {} fetches failed ({:.0}%, more than the allowed {:.0}%)",
+                    self.errors,
+                    self.fetched,
+                    rate * 100.0,
+                    checks.max_error_fraction * 100.0
+                ))
+            } else {
+                Ok(())
+            }
+        });
         let last = self.store.current()?;
         let verdict = verdict.and_then(|()| match &last {
             Some(l) if (m.pages() as f64) < l.pages() as f64 * checks.min_fraction => Err(format!(
@@ -294,8 +379,10 @@ impl SnapshotWriter<'_> {
         let tmp = self.store.root.join(".current.tmp");
         std::fs::write(&tmp, &m.id).map_err(io(&tmp))?;
         std::fs::rename(&tmp, self.store.root.join("current")).map_err(io(&tmp))?;
+        let before: BTreeSet<&String> = last.iter().flat_map(|l| l.entries.values().filter_map(|e| e.body.as_ref())).collect();
+        let new_bodies = m.entries.values().filter_map(|e| e.body.as_ref()).filter(|h| !before.contains(h)).collect::<BTreeSet<_>>().len();
         let bodies_collected = self.store.collect_garbage(checks.keep, &m.id)?;
-        Ok(Ok(Published { id: m.id.clone(), pages: m.pages(), bytes: m.bytes(), new_bodies: self.new_bodies, bodies_collected }))
+        Ok(Ok(Published { id: m.id.clone(), pages: m.pages(), bytes: m.bytes(), new_bodies, bodies_collected }))
     }
 }
 

@@ -208,6 +208,8 @@ pub struct Nginx {
     tls: bool,
     /// Serve `dir/www` as text/plain instead of a fixed page.
     files: bool,
+    /// A server block body of the test's own instead (`{DIR}` is the nginx directory).
+    custom: Option<String>,
 }
 
 pub fn need(tool: &str, package: &str) {
@@ -229,7 +231,7 @@ impl Nginx {
     /// nginx on a given address (several origins on one port, different 127.0.0.x).
     pub fn start_at(addr: SocketAddr, label: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
-        let mut n = Nginx { dir, addr, child: None, label: label.to_string(), tls: false, files: false };
+        let mut n = Nginx { dir, addr, child: None, label: label.to_string(), tls: false, files: false, custom: None };
         n.restart();
         n
     }
@@ -240,7 +242,17 @@ impl Nginx {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("www")).unwrap();
         let addr = SocketAddr::new(ip.parse().unwrap(), free_port(ip));
-        let mut n = Nginx { dir, addr, child: None, label: "files".to_string(), tls: false, files: true };
+        let mut n = Nginx { dir, addr, child: None, label: "files".to_string(), tls: false, files: true, custom: None };
+        n.restart();
+        n
+    }
+
+    /// nginx with the test's own server block body (locations); `{DIR}` in it is replaced by
+    /// nginx's directory, where the test puts its files.
+    pub fn start_custom(ip: &str, dir: tempfile::TempDir, server_body: &str) -> Nginx {
+        let addr = SocketAddr::new(ip.parse().unwrap(), free_port(ip));
+        let body = server_body.replace("{DIR}", &dir.path().display().to_string());
+        let mut n = Nginx { dir, addr, child: None, label: "custom".to_string(), tls: false, files: false, custom: Some(body) };
         n.restart();
         n
     }
@@ -258,8 +270,15 @@ impl Nginx {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
         std::fs::write(dir.path().join("key.pem"), key).unwrap();
-        let mut n =
-            Nginx { dir, addr: SocketAddr::new(ip.parse().unwrap(), port), child: None, label: label.to_string(), tls: true, files: false };
+        let mut n = Nginx {
+            dir,
+            addr: SocketAddr::new(ip.parse().unwrap(), port),
+            child: None,
+            label: label.to_string(),
+            tls: true,
+            files: false,
+            custom: None,
+        };
         n.restart();
         n
     }
@@ -283,6 +302,12 @@ impl Nginx {
             )
         } else {
             conf
+        };
+        let conf = match &self.custom {
+            Some(body) => {
+                conf.replace(&format!("    location / {{ default_type text/html; return 200 \"<h1>{}</h1>\\n\"; }}\n", self.label), body)
+            }
+            None => conf,
         };
         let path = self.dir.path().join("nginx.conf");
         std::fs::write(&path, conf).unwrap();

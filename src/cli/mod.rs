@@ -12,6 +12,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod mirror;
+
 use crate::app::{self, RuntimeInfo};
 use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
 use crate::control::{self, SiteStatus};
@@ -111,8 +113,41 @@ pub enum Cmd {
         #[arg(long)]
         ca_file: Option<PathBuf>,
     },
+    /// The standby copy: `mirror SITE` crawls the site now and publishes the snapshot if it
+    /// passes its checks; `mirror verify SITE` lists references the published snapshot cannot
+    /// answer; `mirror export SITE DIR` writes a copy that browses offline.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Mirror {
+        #[command(subcommand)]
+        command: Option<MirrorCmd>,
+        /// Site name (or its domain) to crawl now.
+        #[arg(required = true)]
+        site: Option<String>,
+        /// Print the crawl report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a failover and failback on loopback, with sample servers; needs nothing installed.
     Demo,
+}
+
+#[derive(Subcommand)]
+pub enum MirrorCmd {
+    /// List every in-scope reference in the published snapshot that it cannot answer.
+    Verify {
+        site: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the published snapshot as a directory that browses offline (file://).
+    Export { site: String, dir: PathBuf },
+    /// The last crawls of a site: pages, bytes, duration, published or rejected and why.
+    History {
+        site: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -218,6 +253,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             }
             eprintln!("config ok: {} site(s), {} zone(s)", cfg.sites.len(), cfg.dns.zones.len());
             Ok(0)
+        }
+        Cmd::Mirror { command, site, json } => {
+            let cfg = match load_config(&cli) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            match command {
+                None => mirror::crawl(&cfg, site.as_deref().unwrap_or_default(), *json).await,
+                Some(MirrorCmd::Verify { site, json }) => mirror::verify(&cfg, site, *json),
+                Some(MirrorCmd::Export { site, dir }) => mirror::export(&cfg, site, dir),
+                Some(MirrorCmd::History { site, limit }) => mirror::history(&cfg, site, *limit),
+            }
         }
         Cmd::Run => {
             let cfg = match load_config(&cli) {
@@ -419,7 +466,7 @@ async fn ip_command(cfg: &Config) -> anyhow::Result<i32> {
 }
 
 /// The public addresses last agreed, from the state database (empty when there is none).
-fn saved_public(store: &Option<Store>) -> anyhow::Result<std::collections::BTreeMap<crate::ip::Family, std::net::IpAddr>> {
+pub(crate) fn saved_public(store: &Option<Store>) -> anyhow::Result<std::collections::BTreeMap<crate::ip::Family, std::net::IpAddr>> {
     Ok(match store {
         Some(s) => s.public_ips()?.into_iter().map(|(f, (ip, _))| (f, ip)).collect(),
         None => Default::default(),

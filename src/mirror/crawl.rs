@@ -1,0 +1,684 @@
+//! The crawler: fills a new snapshot from the origin and publishes it if it passes the checks.
+//!
+//! - **Origin pinning.** The site's names are resolved to the primary's address (and port),
+//!   whatever DNS says, with the name in Host and SNI: the same pinning as probes, so a crawl can
+//!   run while the records point at the standby. Extra origins (a CDN) use fixed addresses from
+//!   the config or ordinary resolution.
+//! - **Parallel.** Up to `concurrency` requests in flight per origin over kept-alive
+//!   connections; no politeness delays (it is the user's own server). Decoding, hashing,
+//!   storing and reference discovery run on the blocking pool, off the I/O threads.
+//! - **Incremental.** A URL the last good snapshot has is asked for with `If-None-Match` and
+//!   `If-Modified-Since`; a 304 reuses the stored entry and follows the links of the *stored*
+//!   copy, so a deep change behind an unchanged front page is still reached. Bodies are stored
+//!   by hash, so an unchanged body without validators is not stored twice.
+//! - **Bounded.** The trap rules of [`super::scope::Guard`], global page/byte/time caps, a
+//!   response-size cap that also stops decompression bombs, capped redirects, off-scope
+//!   redirects recorded but not followed. Every limit hit is counted in the report and every
+//!   skipped URL is listed in the manifest.
+//! - **Failures.** One bad URL never aborts a crawl. Transient failures (connection errors,
+//!   timeouts, 429, 502-504) are retried; a URL that still fails keeps its entry from the last
+//!   good snapshot if there is one (a blip must not punch a hole in the standby) and counts as
+//!   an error for the error-rate check. 5xx answers are never stored.
+//!
+//! Bodies are stored decoded (the origin's `Content-Encoding` removed; the standby compresses
+//! for its own clients), byte-for-byte otherwise. An encoding we cannot decode is stored as sent,
+//! with its `Content-Encoding` recorded.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::extract::{self, Kind};
+use super::scope::{resolve, Guard, Limits, Robots, Scope, Skip};
+use super::snapshot::{Bodies, Checks, Entry, Manifest, SnapshotError, SnapshotStore};
+use crate::config::Site;
+
+/// Everything one crawl needs to know.
+#[derive(Clone)]
+pub struct Spec {
+    pub site: String,
+    /// The first is the entry page.
+    pub start: Vec<Url>,
+    /// The scope: the site's origins and any extra ones.
+    pub origins: Vec<Url>,
+    /// Where each pinned host is fetched from (port included: it may differ from the URL's).
+    pub pins: Vec<(String, SocketAddr)>,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub robots: bool,
+    pub limits: Limits,
+    pub checks: Checks,
+    pub tls: rustls::ClientConfig,
+}
+
+impl Spec {
+    /// The crawl of `site` through the primary at `primary` (the configured address, or the
+    /// agreed public one for `primary = "auto"`).
+    pub fn for_site(site: &Site, primary: IpAddr) -> Result<Spec, String> {
+        let m = &site.mirror;
+        let connect = SocketAddr::new(primary, site.primary.port.unwrap_or(site.probe.port));
+        let mut pins: Vec<(String, SocketAddr)> =
+            site.names().map(|n| (n.to_ascii().trim_end_matches('.').to_ascii_lowercase(), connect)).collect();
+        for (host, ip) in &m.resolve {
+            let port = m.extra_origins.iter().find(|o| o.host_str() == Some(host)).and_then(|o| o.port_or_known_default()).unwrap_or(443);
+            pins.push((host.clone(), SocketAddr::new(*ip, port)));
+        }
+        let mut origins = site.origins();
+        origins.extend(m.extra_origins.iter().cloned());
+        Ok(Spec {
+            site: site.name.clone(),
+            start: m.start.clone(),
+            origins,
+            pins,
+            concurrency: m.concurrency,
+            timeout: m.timeout,
+            retries: m.retries,
+            robots: m.robots,
+            limits: m.limits.clone(),
+            checks: m.checks,
+            tls: crate::probe::client_tls(&site.probe)?,
+        })
+    }
+}
+
+/// Live counters for a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub fetched: AtomicU64,
+    pub bytes: AtomicU64,
+    pub errors: AtomicU64,
+    pub queued: AtomicU64,
+    pub not_modified: AtomicU64,
+}
+
+/// What one crawl did; stored in the state database and printed by `understudy mirror`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub site: String,
+    /// Unix milliseconds.
+    pub started_at: u64,
+    pub duration_ms: u64,
+    /// HTTP requests sent, retries included.
+    pub requests: u64,
+    /// URLs fetched (each once).
+    pub fetched: u64,
+    /// Entries answering 200 in the snapshot.
+    pub pages: u64,
+    pub not_modified: u64,
+    /// Bytes received (bodies as sent, before decompression).
+    pub bytes: u64,
+    /// Bodies the new snapshot has that the last good one did not.
+    pub new_bodies: u64,
+    pub errors: u64,
+    /// The first few failures, "URL: reason".
+    pub error_samples: Vec<String>,
+    /// Limit → how many URLs it stopped.
+    pub limits_hit: BTreeMap<String, u64>,
+    /// "published", "rejected" or "failed".
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub snapshot: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    #[error(transparent)]
+    Store(#[from] SnapshotError),
+    #[error("crawl setup: {0}")]
+    Setup(String),
+    #[error("crawl stopped before it finished; the published snapshot is unchanged")]
+    Interrupted,
+}
+
+struct Job {
+    url: Url,
+    depth: u32,
+    redirects: u32,
+}
+
+/// What fetching one URL gave.
+struct Done {
+    url: Url,
+    depth: u32,
+    redirects: u32,
+    requests: u64,
+    wire: u64,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    /// An answer to record (fresh, or reused after a 304).
+    Answer { entry: Entry, refs: Vec<Url>, redirect: Option<Url>, not_modified: bool, robots: Option<Robots> },
+    /// Failed; carries the last good snapshot's entry (and its links) when there is one.
+    Failed { reason: String, carried: Option<(Entry, Vec<Url>)> },
+    /// Stopped by a limit (size, decompression).
+    Limited(Skip),
+    /// The body store failed: the crawl cannot go on.
+    Fatal(SnapshotError),
+}
+
+struct Ctx {
+    client: reqwest::Client,
+    bodies: Bodies,
+    prev: Option<Manifest>,
+    retries: u32,
+    max_response: u64,
+    /// Host → connect port, where it differs from the URL's.
+    ports: HashMap<String, u16>,
+}
+
+fn build_client(spec: &Spec) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .tls_backend_preconfigured(spec.tls.clone())
+        .timeout(spec.timeout)
+        .connect_timeout(spec.timeout.min(Duration::from_secs(10)))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(spec.concurrency)
+        .user_agent(concat!("understudy/", env!("CARGO_PKG_VERSION"), " (standby mirror)"));
+    for (host, addr) in &spec.pins {
+        // reqwest takes the port from the URL; a different connect port is set per request.
+        b = b.resolve(host, SocketAddr::new(addr.ip(), 0));
+    }
+    b.build().map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// Crawls and publishes. `now_ms` names the snapshot and stamps the report.
+pub async fn crawl(
+    spec: &Spec,
+    store: &SnapshotStore,
+    progress: &Progress,
+    cancel: &CancellationToken,
+    now_ms: u64,
+) -> Result<Report, CrawlError> {
+    let started = Instant::now();
+    let client = build_client(spec).map_err(CrawlError::Setup)?;
+    let entry = spec.start.first().ok_or_else(|| CrawlError::Setup("no start URL".into()))?.clone();
+    let prev = store.current()?;
+    let mut ports = HashMap::new();
+    for (host, addr) in &spec.pins {
+        ports.insert(host.clone(), addr.port());
+    }
+    let ctx =
+        Arc::new(Ctx { client, bodies: store.bodies(), prev, retries: spec.retries, max_response: spec.limits.max_response_bytes, ports });
+    let mut w = store.begin(&format!("{now_ms:013}"), entry.as_str(), now_ms)?;
+    let mut c = Crawl {
+        scope: Scope::new(spec.origins.iter()),
+        guard: Guard::new(spec.limits.clone()),
+        seen: HashSet::new(),
+        queue: VecDeque::new(),
+        admitted: 0,
+        consecutive_failures: 0,
+        robots: None,
+        honour_robots: spec.robots,
+        report: Report { site: spec.site.clone(), started_at: now_ms, ..Report::default() },
+    };
+
+    // robots.txt first: its rules (when honoured) and sitemaps shape the rest.
+    let robots_url = entry.join("/robots.txt").expect("a path joins");
+    c.seen.insert(robots_url.to_string());
+    c.admitted += 1;
+    let first = fetch(ctx.clone(), Job { url: robots_url, depth: 0, redirects: 0 }).await;
+    c.record(first, &mut w, progress)?;
+    for u in &spec.start {
+        c.enqueue(u.clone(), 0, 0, &mut w);
+    }
+    c.enqueue(entry.join("/sitemap.xml").expect("a path joins"), 0, 0, &mut w);
+    if let Some(r) = c.robots.take() {
+        for s in &r.sitemaps {
+            if let Some(u) = resolve(&entry, s) {
+                c.enqueue(u, 0, 0, &mut w);
+            }
+        }
+        c.robots = Some(r);
+    }
+
+    let deadline = tokio::time::Instant::now() + spec.limits.max_time;
+    let cap = spec.concurrency * spec.origins.len().max(1);
+    // Enough failures in a row that it is not one bad page: everything in flight failed, and
+    // then some.
+    let give_up = 3 * spec.concurrency + 10;
+    let mut in_flight: JoinSet<Done> = JoinSet::new();
+    let mut per_origin: HashMap<String, usize> = HashMap::new();
+    let mut task_origin: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut waiting: VecDeque<Job> = VecDeque::new();
+    loop {
+        // Start what the caps allow: per origin, and overall.
+        let mut put_back = VecDeque::new();
+        while in_flight.len() < cap {
+            let Some(job) = waiting.pop_front().or_else(|| c.queue.pop_front()) else { break };
+            if c.report.bytes >= spec.limits.max_bytes {
+                c.hit(Skip::Bytes, job.url.as_str(), &mut w);
+                continue;
+            }
+            let origin = job.url.origin().ascii_serialization();
+            let n = per_origin.entry(origin).or_default();
+            if *n >= spec.concurrency {
+                put_back.push_back(job);
+                if put_back.len() > 4 * cap {
+                    break;
+                }
+                continue;
+            }
+            *n += 1;
+            let origin = job.url.origin().ascii_serialization();
+            let handle = in_flight.spawn(fetch(ctx.clone(), job));
+            task_origin.insert(handle.id(), origin);
+        }
+        put_back.append(&mut waiting);
+        waiting = put_back;
+        progress.queued.store((c.queue.len() + waiting.len()) as u64, Ordering::Relaxed);
+        if in_flight.is_empty() {
+            if waiting.is_empty() && c.queue.is_empty() {
+                break;
+            }
+            continue;
+        }
+        tokio::select! {
+            done = in_flight.join_next_with_id() => {
+                let Some(done) = done else { continue };
+                let id = match &done {
+                    Ok((id, _)) => *id,
+                    Err(e) => e.id(),
+                };
+                if let Some(n) = task_origin.remove(&id).and_then(|o| per_origin.get_mut(&o)) {
+                    *n = n.saturating_sub(1);
+                }
+                let done = match done {
+                    Ok((_, d)) => d,
+                    Err(e) => {
+                        // A panicking fetch is a bug; count it and go on.
+                        c.report.errors += 1;
+                        c.report.error_samples.push(format!("internal: {e}"));
+                        continue;
+                    }
+                };
+                c.record(done, &mut w, progress)?;
+                if c.consecutive_failures >= give_up {
+                    in_flight.abort_all();
+                    let why = format!(
+                        "the origin stopped answering ({} failures in a row; last: {})",
+                        c.consecutive_failures,
+                        c.report.error_samples.last().map(String::as_str).unwrap_or("?")
+                    );
+                    w.reject(why);
+                    break;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                in_flight.abort_all();
+                let left: Vec<Job> = waiting.drain(..).chain(c.queue.drain(..)).collect();
+                for j in left {
+                    c.hit(Skip::Time, j.url.as_str(), &mut w);
+                }
+                *c.report.limits_hit.entry(Skip::Time.as_str().to_string()).or_default() += in_flight.len().max(1) as u64;
+                break;
+            }
+            _ = cancel.cancelled() => {
+                in_flight.abort_all();
+                w.abandon();
+                return Err(CrawlError::Interrupted);
+            }
+        }
+    }
+
+    let mut report = c.report;
+    w.set_tally(report.fetched as usize, report.errors as usize);
+    let verdict = w.finish(spec.checks)?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    match verdict {
+        Ok(p) => {
+            report.pages = p.pages as u64;
+            report.new_bodies = p.new_bodies as u64;
+            report.outcome = "published".into();
+            report.snapshot = Some(p.id);
+        }
+        Err(r) => {
+            report.outcome = "rejected".into();
+            report.reason = Some(r.0);
+        }
+    }
+    Ok(report)
+}
+
+/// The crawl's bookkeeping (the main loop's state).
+struct Crawl {
+    scope: Scope,
+    guard: Guard,
+    seen: HashSet<String>,
+    queue: VecDeque<Job>,
+    admitted: usize,
+    /// Failures in a row: when the origin stops answering, the crawl stops early.
+    consecutive_failures: usize,
+    robots: Option<Robots>,
+    honour_robots: bool,
+    report: Report,
+}
+
+impl Crawl {
+    fn hit(&mut self, why: Skip, url: &str, w: &mut super::snapshot::SnapshotWriter<'_>) {
+        *self.report.limits_hit.entry(why.as_str().to_string()).or_default() += 1;
+        w.skip(url, why.as_str());
+    }
+
+    fn enqueue(&mut self, u: Url, depth: u32, redirects: u32, w: &mut super::snapshot::SnapshotWriter<'_>) {
+        if !self.scope.contains(&u) {
+            return;
+        }
+        let key = u.to_string();
+        if self.seen.contains(&key) {
+            return;
+        }
+        self.seen.insert(key.clone());
+        if self.honour_robots && self.robots.as_ref().is_some_and(|r| !r.allows(&u)) {
+            return self.hit(Skip::Robots, &key, w);
+        }
+        if let Err(why) = self.guard.admit(&u, depth, redirects) {
+            return self.hit(why, &key, w);
+        }
+        if self.admitted >= self.guard.limits().max_pages {
+            return self.hit(Skip::Pages, &key, w);
+        }
+        self.admitted += 1;
+        self.queue.push_back(Job { url: u, depth, redirects });
+    }
+
+    fn record(&mut self, d: Done, w: &mut super::snapshot::SnapshotWriter<'_>, progress: &Progress) -> Result<(), CrawlError> {
+        self.report.requests += d.requests;
+        self.report.bytes += d.wire;
+        self.report.fetched += 1;
+        progress.fetched.fetch_add(1, Ordering::Relaxed);
+        progress.bytes.fetch_add(d.wire, Ordering::Relaxed);
+        let key = d.url.to_string();
+        match d.outcome {
+            Outcome::Answer { entry, refs, redirect, not_modified, robots } => {
+                self.consecutive_failures = 0;
+                if not_modified {
+                    self.report.not_modified += 1;
+                    progress.not_modified.fetch_add(1, Ordering::Relaxed);
+                }
+                w.add(&key, entry);
+                if robots.is_some() {
+                    self.robots = robots;
+                }
+                for r in refs {
+                    self.enqueue(r, d.depth + 1, 0, w);
+                }
+                if let Some(r) = redirect {
+                    self.enqueue(r, d.depth, d.redirects + 1, w);
+                }
+            }
+            Outcome::Failed { reason, carried } => {
+                self.consecutive_failures += 1;
+                self.report.errors += 1;
+                progress.errors.fetch_add(1, Ordering::Relaxed);
+                if self.report.error_samples.len() < 20 {
+                    self.report.error_samples.push(format!("{key}: {reason}"));
+                }
+                tracing::debug!(site = %self.report.site, url = %key, %reason, "fetch failed");
+                if let Some((entry, refs)) = carried {
+                    w.add(&key, entry);
+                    for r in refs {
+                        self.enqueue(r, d.depth + 1, 0, w);
+                    }
+                }
+            }
+            Outcome::Limited(why) => self.hit(why, &key, w),
+            Outcome::Fatal(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+}
+
+/// The raw answer to one request.
+struct Raw {
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+enum AttemptError {
+    Transient(String),
+    Final(String),
+    Limited(Skip),
+}
+
+async fn fetch(ctx: Arc<Ctx>, job: Job) -> Done {
+    let prev = ctx.prev.as_ref().and_then(|m| m.entries.get(job.url.as_str())).cloned();
+    let mut requests = 0;
+    let mut wire = 0;
+    let mut attempt = 0;
+    let result = loop {
+        requests += 1;
+        match attempt_once(&ctx, &job.url, prev.as_ref()).await {
+            Ok(raw) if matches!(raw.status, 429 | 502 | 503 | 504) && attempt < ctx.retries => {
+                wire += raw.body.len() as u64;
+                let wait = crate::http::retry_after(&raw.headers).unwrap_or(backoff(attempt)).min(Duration::from_secs(5));
+                tokio::time::sleep(wait).await;
+            }
+            Ok(raw) => {
+                wire += raw.body.len() as u64;
+                break Ok(raw);
+            }
+            Err(AttemptError::Transient(e)) if attempt < ctx.retries => {
+                tracing::debug!(url = %job.url, error = %e, "retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => break Err(e),
+        }
+        attempt += 1;
+    };
+    let url = job.url.clone();
+    let bodies = ctx.bodies.clone();
+    let max = ctx.max_response;
+    // Decoding, hashing, storing and parsing are CPU and disk work: off the I/O threads.
+    let outcome = tokio::task::spawn_blocking(move || match result {
+        Ok(raw) => interpret(&url, raw, prev, &bodies, max),
+        Err(AttemptError::Limited(s)) => Outcome::Limited(s),
+        Err(AttemptError::Transient(reason) | AttemptError::Final(reason)) => failed(&url, reason, prev, &bodies),
+    })
+    .await
+    .unwrap_or_else(|e| Outcome::Failed { reason: format!("internal: {e}"), carried: None });
+    Done { url: job.url, depth: job.depth, redirects: job.redirects, requests, wire, outcome }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200 << attempt.min(4))
+}
+
+async fn attempt_once(ctx: &Ctx, url: &Url, prev: Option<&Entry>) -> Result<Raw, AttemptError> {
+    let mut target = url.clone();
+    let mut req_headers = HeaderMap::new();
+    if let Some(&port) = url.host_str().and_then(|h| ctx.ports.get(h)) {
+        if url.port_or_known_default() != Some(port) {
+            // NAT: the public port differs from the primary's. Connect to the primary's port
+            // and send the public authority as Host.
+            let host = match url.port() {
+                Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+                None => url.host_str().unwrap_or_default().to_string(),
+            };
+            if let Ok(v) = HeaderValue::from_str(&host) {
+                req_headers.insert(reqwest::header::HOST, v);
+            }
+            let _ = target.set_port(Some(port));
+        }
+    }
+    req_headers.insert(reqwest::header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, br, zstd"));
+    if let Some(p) = prev.filter(|p| p.body.is_some() && p.status == 200) {
+        if let Some(v) = p.etag.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            req_headers.insert(reqwest::header::IF_NONE_MATCH, v);
+        }
+        if let Some(v) = p.last_modified.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            req_headers.insert(reqwest::header::IF_MODIFIED_SINCE, v);
+        }
+    }
+    let mut resp = ctx.client.get(target).headers(req_headers).send().await.map_err(|e| {
+        let reason = crate::http::transport_error(e, "request").to_string();
+        AttemptError::Transient(reason)
+    })?;
+    let status = resp.status().as_u16();
+    if resp.content_length().is_some_and(|n| n > ctx.max_response) {
+        return Err(AttemptError::Limited(Skip::ResponseSize));
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() as u64 + chunk.len() as u64 > ctx.max_response {
+                    return Err(AttemptError::Limited(Skip::ResponseSize));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(AttemptError::Transient(crate::http::transport_error(e, "reading the body").to_string())),
+        }
+    }
+    if status < 200 && status != 101 {
+        return Err(AttemptError::Final(format!("unexpected status {status}")));
+    }
+    Ok(Raw { status, headers: resp.headers().clone(), body })
+}
+
+fn header(h: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Decodes a body by its Content-Encoding, at most `max` bytes. `Ok(None)` for an encoding we
+/// do not know (the body is then stored as sent).
+fn decode(encoding: &str, raw: &[u8], max: u64) -> Result<Option<Vec<u8>>, AttemptError> {
+    let reader: Box<dyn Read + '_> = match encoding.to_ascii_lowercase().as_str() {
+        "" | "identity" => return Ok(Some(raw.to_vec())),
+        "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        "deflate" if raw.first().is_some_and(|b| b & 0x0f == 8) => Box::new(flate2::read::ZlibDecoder::new(raw)),
+        "deflate" => Box::new(flate2::read::DeflateDecoder::new(raw)),
+        "br" => Box::new(brotli::Decompressor::new(raw, 4096)),
+        "zstd" => Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| AttemptError::Final(format!("zstd: {e}")))?),
+        _ => return Ok(None),
+    };
+    let mut out = Vec::new();
+    reader.take(max + 1).read_to_end(&mut out).map_err(|e| AttemptError::Final(format!("the {encoding} body does not decode: {e}")))?;
+    if out.len() as u64 > max {
+        return Err(AttemptError::Limited(Skip::DecompressionBomb));
+    }
+    Ok(Some(out))
+}
+
+/// The references of a stored or fresh body.
+fn refs_of(kind: Kind, body: &[u8], url: &Url) -> Vec<Url> {
+    extract::references(kind, body, url)
+}
+
+fn interpret(url: &Url, raw: Raw, prev: Option<Entry>, bodies: &Bodies, max: u64) -> Outcome {
+    let h = &raw.headers;
+    if raw.status == 304 {
+        let Some(mut e) = prev.filter(|p| p.body.is_some()) else {
+            return Outcome::Failed { reason: "304 Not Modified to a request without validators".into(), carried: None };
+        };
+        // A 304 may carry fresher validators.
+        e.etag = header(h, reqwest::header::ETAG).or(e.etag);
+        e.last_modified = header(h, reqwest::header::LAST_MODIFIED).or(e.last_modified);
+        let refs = stored_refs(&e, url, bodies);
+        return Outcome::Answer { entry: e, refs, redirect: None, not_modified: true, robots: None };
+    }
+    if raw.status >= 500 || raw.status == 429 {
+        return failed(url, format!("the origin answered {}", raw.status), prev, bodies);
+    }
+    let encoding = header(h, reqwest::header::CONTENT_ENCODING).unwrap_or_default();
+    let (body, kept_encoding) = match decode(&encoding, &raw.body, max) {
+        Ok(Some(b)) => (b, None),
+        Ok(None) => (raw.body, Some(encoding)),
+        Err(AttemptError::Limited(s)) => return Outcome::Limited(s),
+        Err(AttemptError::Final(r) | AttemptError::Transient(r)) => return failed(url, r, prev, bodies),
+    };
+    let content_type = header(h, reqwest::header::CONTENT_TYPE);
+    let location = header(h, reqwest::header::LOCATION);
+    let is_redirect = (300..400).contains(&raw.status);
+    // Redirect bodies are boilerplate; everything else (pages, real 404s) is kept as sent.
+    let hash = if is_redirect || body.is_empty() {
+        None
+    } else {
+        match bodies.put(&body) {
+            Ok(h) => Some(h),
+            Err(e) => return Outcome::Fatal(e),
+        }
+    };
+    let entry = Entry {
+        status: raw.status,
+        content_type: content_type.clone(),
+        content_encoding: kept_encoding.clone(),
+        location: location.clone().filter(|_| is_redirect),
+        etag: header(h, reqwest::header::ETAG),
+        last_modified: header(h, reqwest::header::LAST_MODIFIED),
+        body: hash,
+        length: if is_redirect { 0 } else { body.len() as u64 },
+    };
+    let redirect = location.filter(|_| is_redirect).and_then(|l| resolve(url, &l));
+    let mut refs = Vec::new();
+    let mut robots = None;
+    if raw.status == 200 && kept_encoding.is_none() {
+        if url.path() == "/robots.txt" {
+            let r = Robots::parse(&String::from_utf8_lossy(&body));
+            robots = Some(r);
+        } else {
+            refs = refs_of(Kind::of(content_type.as_deref(), url, &body), &body, url);
+        }
+    }
+    Outcome::Answer { entry, refs, redirect, not_modified: false, robots }
+}
+
+/// The links of the last good snapshot's copy of a page.
+fn stored_refs(e: &Entry, url: &Url, bodies: &Bodies) -> Vec<Url> {
+    let Some(body) = e.body.as_deref().and_then(|h| bodies.get(h).ok()) else { return Vec::new() };
+    if e.status != 200 || e.content_encoding.is_some() {
+        return Vec::new();
+    }
+    refs_of(Kind::of(e.content_type.as_deref(), url, &body), &body, url)
+}
+
+fn failed(url: &Url, reason: String, prev: Option<Entry>, bodies: &Bodies) -> Outcome {
+    let carried = prev.map(|e| {
+        let refs = stored_refs(&e, url, bodies);
+        (e, refs)
+    });
+    Outcome::Failed { reason, carried }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn decoding_is_capped() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![0u8; 1 << 20]).unwrap();
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 4096);
+        assert!(matches!(decode("gzip", &bomb, 1 << 16), Err(AttemptError::Limited(Skip::DecompressionBomb))));
+        assert_eq!(decode("gzip", &bomb, 1 << 20).ok().flatten().map(|b| b.len()), Some(1 << 20));
+        let br = {
+            let mut out = Vec::new();
+            let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            w.write_all(&vec![b'a'; 1 << 20]).unwrap();
+            drop(w);
+            out
+        };
+        assert!(matches!(decode("br", &br, 1000), Err(AttemptError::Limited(Skip::DecompressionBomb))));
+        let zs = zstd::stream::encode_all(&vec![b'z'; 100_000][..], 3).unwrap();
+        assert_eq!(decode("zstd", &zs, 1 << 20).ok().flatten().map(|b| b.len()), Some(100_000));
+        assert!(matches!(decode("zstd", &zs, 1000), Err(AttemptError::Limited(Skip::DecompressionBomb))));
+        assert!(matches!(decode("gzip", b"not gzip at all", 1000), Err(AttemptError::Final(_))));
+        assert!(matches!(decode("compress", b"xx", 1000), Ok(None)), "unknown: kept as sent");
+        assert_eq!(decode("identity", b"plain", 1000).ok().flatten().as_deref(), Some(&b"plain"[..]));
+    }
+}

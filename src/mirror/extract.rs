@@ -1,0 +1,598 @@
+//! Finding (and, for the offline export, rewriting) the references in HTML, CSS, web-app
+//! manifests and sitemaps. Pure: bytes in, URLs out.
+//!
+//! One walker per format serves both jobs: it calls `on_ref` with every reference it resolves,
+//! and when `on_ref` returns a replacement, writes it in place of the original (so discovery and
+//! export can never disagree on what counts as a reference).
+//!
+//! HTML goes through `lol_html` (streaming; attribute values have their character references
+//! decoded here, since lol_html hands them over raw). What is a reference:
+//! - `href`, `src`, `poster`, `background`, `data-src`, `xlink:href` on every element (SVG
+//!   `<image>` and `<use>` included); `<object data>`;
+//! - `srcset`, `imagesrcset`, `data-srcset`, in any whitespace layout (the HTML candidate-list
+//!   grammar, not a split on ", ");
+//! - `<meta http-equiv=refresh content="N; url=...">`;
+//! - `<base href>` changes the base of everything after it;
+//! - inline `style` attributes and `<style>` elements, as CSS.
+//!
+//! CSS goes through `cssparser`'s tokenizer (the CSS Syntax spec's), so comments, escapes and
+//! strings are handled as a browser does: `url(x)`, `url("x")`, `src("x")`, `@import "x"`, and
+//! strings inside `image-set()` / `-webkit-image-set()`.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::ops::Range;
+
+use cssparser::{Parser, ParserInput, Token};
+use url::Url;
+
+use super::scope::resolve;
+
+/// Called with each resolved reference; returns a replacement to write instead (export), or
+/// `None` to leave it as it is.
+pub type OnRef<'a> = dyn FnMut(&Url) -> Option<String> + 'a;
+
+/// Decodes HTML character references: numeric ones and the named ones that occur in URLs.
+pub fn decode_entities(s: &str) -> Cow<'_, str> {
+    if !s.contains('&') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let end = rest[1..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '#')).map(|e| e + 1).unwrap_or(rest.len());
+        let name = &rest[1..end];
+        let decoded = if let Some(num) = name.strip_prefix('#') {
+            let n = match num.strip_prefix(['x', 'X']) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                None => num.parse::<u32>().ok(),
+            };
+            n.map(|n| char::from_u32(n).filter(|c| *c != '\0').unwrap_or('\u{fffd}'))
+        } else {
+            match name {
+                "amp" | "AMP" => Some('&'),
+                "quot" | "QUOT" => Some('"'),
+                "apos" => Some('\''),
+                "lt" | "LT" => Some('<'),
+                "gt" | "GT" => Some('>'),
+                "nbsp" => Some('\u{a0}'),
+                "sol" => Some('/'),
+                "colon" => Some(':'),
+                "quest" => Some('?'),
+                "equals" => Some('='),
+                "num" => Some('#'),
+                "percnt" => Some('%'),
+                "plus" => Some('+'),
+                "comma" => Some(','),
+                "period" => Some('.'),
+                "lowbar" => Some('_'),
+                "Tab" => Some('\t'),
+                "NewLine" => Some('\n'),
+                _ => None,
+            }
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = rest[end..].strip_prefix(';').unwrap_or(&rest[end..]);
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// Escapes `&` in a value written back into an attribute.
+fn escape_amp(s: &str) -> String {
+    s.replace('&', "&amp;")
+}
+
+/// One image candidate of a `srcset`: the URL's byte range in the (decoded) value.
+fn srcset_urls(value: &str) -> Vec<Range<usize>> {
+    // HTML's "parse a srcset attribute": skip whitespace and commas, take the URL up to
+    // whitespace (trailing commas are not part of it), then skip the descriptors up to a comma
+    // outside parentheses.
+    let b = value.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b',') {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let mut end = i;
+        let had_commas = b[start..end].ends_with(b",");
+        while end > start && b[end - 1] == b',' {
+            end -= 1;
+        }
+        if end > start {
+            out.push(start..end);
+        }
+        if had_commas {
+            continue;
+        }
+        let mut depth = 0;
+        while i < b.len() {
+            match b[i] {
+                b'(' => depth += 1,
+                b')' => depth = (depth - 1).max(0),
+                b',' if depth == 0 => break,
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Applies `on_ref` to each range of `value`, returning the new value if anything changed.
+fn rewrite_ranges(value: &str, ranges: &[(Range<usize>, String)]) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut at = 0;
+    for (r, new) in ranges {
+        out.push_str(&value[at..r.start]);
+        out.push_str(new);
+        at = r.end;
+    }
+    out.push_str(&value[at..]);
+    out
+}
+
+/// The URL in a meta refresh `content` ("5; url=/next"), as a byte range.
+fn refresh_url(content: &str) -> Option<Range<usize>> {
+    let lower = content.to_ascii_lowercase();
+    let semi = lower.find([';', ','])?;
+    let after = &lower[semi + 1..];
+    let skip = after.len() - after.trim_start().len();
+    let mut start = semi + 1 + skip;
+    if lower[start..].starts_with("url") {
+        let eq = lower[start..].find('=')?;
+        start += eq + 1;
+        start += lower[start..].len() - lower[start..].trim_start().len();
+    }
+    let mut end = content.len();
+    let trimmed = content[start..end].trim_end();
+    end = start + trimmed.len();
+    if let Some(q @ ('"' | '\'')) = content[start..end].chars().next() {
+        start += 1;
+        end = content[start..end].find(q).map(|e| start + e).unwrap_or(end);
+    }
+    (end > start).then_some(start..end)
+}
+
+const URL_ATTRS: &[&str] = &["href", "src", "poster", "background", "data-src", "xlink:href"];
+const SRCSET_ATTRS: &[&str] = &["srcset", "imagesrcset", "data-srcset"];
+
+/// Walks an HTML (or SVG) document. Returns the document with the replacements `on_ref` asked
+/// for; unparseable input yields what could be parsed.
+pub fn html(body: &[u8], base: &Url, on_ref: &mut OnRef<'_>) -> Vec<u8> {
+    let base = RefCell::new(base.clone());
+    let on_ref = RefCell::new(on_ref);
+    let style_text = RefCell::new(String::new());
+    let mut out = Vec::with_capacity(body.len());
+    {
+        let mut rewriter = lol_html::HtmlRewriter::new(
+            lol_html::Settings::new()
+                .append_element_content_handler(lol_html::element!("base[href]", |el| {
+                    if let Some(h) = el.get_attribute("href") {
+                        let b = base.borrow().clone();
+                        if let Ok(nb) = b.join(decode_entities(&h).trim()) {
+                            *base.borrow_mut() = nb;
+                        }
+                    }
+                    Ok(())
+                }))
+                .append_element_content_handler(lol_html::element!("*", |el| {
+                    let b = base.borrow().clone();
+                    let tag = el.tag_name();
+                    let mut f = on_ref.borrow_mut();
+                    let mut edits: Vec<(String, String)> = Vec::new();
+                    for a in el.attributes() {
+                        let name = a.name();
+                        let raw = a.value();
+                        let value = decode_entities(&raw);
+                        let single = URL_ATTRS.contains(&name.as_str()) && tag != "base" || (name == "data" && tag == "object");
+                        if single {
+                            if let Some(new) = resolve(&b, &value).and_then(|u| f(&u)) {
+                                edits.push((name, new));
+                            }
+                        } else if SRCSET_ATTRS.contains(&name.as_str()) {
+                            let mut reps = Vec::new();
+                            for r in srcset_urls(&value) {
+                                if let Some(new) = resolve(&b, &value[r.clone()]).and_then(|u| f(&u)) {
+                                    reps.push((r, new));
+                                }
+                            }
+                            if !reps.is_empty() {
+                                edits.push((name, rewrite_ranges(&value, &reps)));
+                            }
+                        } else if name == "style" {
+                            let new = css_walk(&value, &b, &mut **f);
+                            if let Some(new) = new {
+                                edits.push((name, new));
+                            }
+                        } else if name == "content" && tag == "meta" {
+                            let refresh = el.get_attribute("http-equiv").is_some_and(|h| h.eq_ignore_ascii_case("refresh"));
+                            if let Some(r) = refresh.then(|| refresh_url(&value)).flatten() {
+                                if let Some(new) = resolve(&b, &value[r.clone()]).and_then(|u| f(&u)) {
+                                    edits.push((name, rewrite_ranges(&value, &[(r, new)])));
+                                }
+                            }
+                        }
+                    }
+                    drop(f);
+                    for (name, value) in edits {
+                        // Values we write are decoded text; lol_html escapes the quotes.
+                        let _ = el.set_attribute(&name, &escape_amp(&value));
+                    }
+                    Ok(())
+                }))
+                .append_element_content_handler(lol_html::text!("style", |t| {
+                    style_text.borrow_mut().push_str(t.as_str());
+                    if t.last_in_text_node() {
+                        let text = std::mem::take(&mut *style_text.borrow_mut());
+                        let b = base.borrow().clone();
+                        let mut f = on_ref.borrow_mut();
+                        if let Some(new) = css_walk(&text, &b, &mut **f) {
+                            t.replace(&new, lol_html::html_content::ContentType::Html);
+                        } else {
+                            t.replace(&text, lol_html::html_content::ContentType::Html);
+                        }
+                    } else {
+                        // Held back until the whole text is known; written at the end.
+                        t.remove();
+                    }
+                    Ok(())
+                })),
+            |c: &[u8]| out.extend_from_slice(c),
+        );
+        let _ = rewriter.write(body);
+        let _ = rewriter.end();
+    }
+    out
+}
+
+/// Walks a stylesheet. Returns the rewritten text.
+pub fn css(text: &str, base: &Url, on_ref: &mut OnRef<'_>) -> String {
+    css_walk(text, base, on_ref).unwrap_or_else(|| text.to_string())
+}
+
+/// The rewritten text, or `None` when nothing was replaced.
+fn css_walk(text: &str, base: &Url, on_ref: &mut OnRef<'_>) -> Option<String> {
+    let mut found = Vec::new();
+    let mut input = ParserInput::new(text);
+    let mut p = Parser::new(&mut input);
+    css_tokens(&mut p, CssContext::Top, &mut found);
+    let mut edits = Vec::new();
+    for (range, raw, quoted) in found {
+        if let Some(new) = resolve(base, &raw).and_then(|u| on_ref(&u)) {
+            let new = if quoted { format!("\"{new}\"") } else { format!("url(\"{new}\")") };
+            edits.push((range, new));
+        }
+    }
+    (!edits.is_empty()).then(|| rewrite_ranges(text, &edits))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum CssContext {
+    Top,
+    /// Inside `url(` or `src(`: a string here is a URL.
+    UrlFunction,
+    /// Inside `image-set(`: a bare string here is a URL too.
+    ImageSet,
+    Other,
+}
+
+/// Collects (byte range, URL text, quoted) for every URL token, recursing into blocks.
+fn css_tokens(p: &mut Parser<'_, '_>, ctx: CssContext, out: &mut Vec<(Range<usize>, String, bool)>) {
+    let mut after_import = false;
+    loop {
+        let start = p.position().byte_index();
+        let tok = match p.next_including_whitespace_and_comments() {
+            Ok(t) => t.clone(),
+            Err(_) => break,
+        };
+        let end = p.position().byte_index();
+        let mut import_next = false;
+        match tok {
+            Token::UnquotedUrl(u) => out.push((start..end, u.to_string(), false)),
+            Token::QuotedString(s) if after_import || matches!(ctx, CssContext::UrlFunction | CssContext::ImageSet) => {
+                out.push((start..end, s.to_string(), true))
+            }
+            Token::AtKeyword(k) if k.eq_ignore_ascii_case("import") => import_next = true,
+            Token::WhiteSpace(_) | Token::Comment(_) => import_next = after_import,
+            Token::Function(name) => {
+                let sub = match name.to_ascii_lowercase().as_str() {
+                    "url" | "src" => CssContext::UrlFunction,
+                    "image-set" | "-webkit-image-set" => CssContext::ImageSet,
+                    _ => CssContext::Other,
+                };
+                let _ = p.parse_nested_block(|p| {
+                    css_tokens(p, sub, out);
+                    Ok::<(), cssparser::ParseError<'_, ()>>(())
+                });
+            }
+            Token::ParenthesisBlock | Token::SquareBracketBlock | Token::CurlyBracketBlock => {
+                let _ = p.parse_nested_block(|p| {
+                    css_tokens(p, CssContext::Other, out);
+                    Ok::<(), cssparser::ParseError<'_, ()>>(())
+                });
+            }
+            _ => {}
+        }
+        after_import = import_next;
+    }
+}
+
+/// A web-app manifest: `icons[].src`, `screenshots[].src`, `shortcuts[].url` and their icons,
+/// `start_url`. Returns the rewritten JSON when `on_ref` replaced something.
+pub fn manifest(body: &[u8], base: &Url, on_ref: &mut OnRef<'_>) -> Option<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let mut changed = false;
+    fn visit(v: &mut serde_json::Value, key: Option<&str>, base: &Url, on_ref: &mut OnRef<'_>, changed: &mut bool) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, child) in m.iter_mut() {
+                    visit(child, Some(k), base, on_ref, changed);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|c| visit(c, key.filter(|k| *k != "src"), base, on_ref, changed)),
+            serde_json::Value::String(s) if matches!(key, Some("src" | "url" | "start_url")) => {
+                if let Some(new) = resolve(base, s).and_then(|u| on_ref(&u)) {
+                    *s = new;
+                    *changed = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    visit(&mut v, None, base, on_ref, &mut changed);
+    changed.then(|| serde_json::to_vec_pretty(&v).unwrap_or_default())
+}
+
+/// The `<loc>` URLs of a sitemap or sitemap index.
+pub fn sitemap(body: &[u8], base: &Url) -> Vec<Url> {
+    let text = String::from_utf8_lossy(body);
+    let mut out = Vec::new();
+    let mut rest = &text[..];
+    while let Some(i) = rest.find("<loc>") {
+        rest = &rest[i + 5..];
+        let Some(end) = rest.find("</loc>") else { break };
+        let raw = rest[..end].trim();
+        let raw = raw.strip_prefix("<![CDATA[").and_then(|r| r.strip_suffix("]]>")).unwrap_or(raw);
+        if let Some(u) = resolve(base, &decode_entities(raw)) {
+            out.push(u);
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// What kind of document a body is, for reference discovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Html,
+    Css,
+    Manifest,
+    Sitemap,
+    Other,
+}
+
+impl Kind {
+    /// From the content type, the URL, and (for XML) the first bytes.
+    pub fn of(content_type: Option<&str>, url: &Url, body: &[u8]) -> Kind {
+        let ct = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let path = url.path().to_ascii_lowercase();
+        match ct.as_str() {
+            "text/html" | "application/xhtml+xml" | "image/svg+xml" => Kind::Html,
+            "text/css" => Kind::Css,
+            "application/manifest+json" => Kind::Manifest,
+            "application/json" if path.ends_with("manifest.json") => Kind::Manifest,
+            _ if path.ends_with(".webmanifest") => Kind::Manifest,
+            "application/xml" | "text/xml" => {
+                let head = String::from_utf8_lossy(&body[..body.len().min(1024)]).to_string();
+                if head.contains("<urlset") || head.contains("<sitemapindex") {
+                    Kind::Sitemap
+                } else {
+                    Kind::Other
+                }
+            }
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// Every reference in a body of the given kind (duplicates included, in document order).
+pub fn references(kind: Kind, body: &[u8], base: &Url) -> Vec<Url> {
+    let mut found = Vec::new();
+    let mut push = |u: &Url| {
+        found.push(u.clone());
+        None
+    };
+    match kind {
+        Kind::Html => {
+            html(body, base, &mut push);
+        }
+        Kind::Css => {
+            css(&String::from_utf8_lossy(body), base, &mut push);
+        }
+        Kind::Manifest => {
+            manifest(body, base, &mut push);
+        }
+        Kind::Sitemap => return sitemap(body, base),
+        Kind::Other => {}
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("https://www.example.test/dir/page").unwrap()
+    }
+
+    fn refs(kind: Kind, body: &str) -> Vec<String> {
+        references(kind, body.as_bytes(), &base()).into_iter().map(String::from).collect()
+    }
+
+    fn w(p: &str) -> String {
+        format!("https://www.example.test{p}")
+    }
+
+    #[test]
+    fn entities_are_decoded() {
+        assert_eq!(decode_entities("a?x=1&amp;y=2&#38;z=3&#x26;q"), "a?x=1&y=2&z=3&q");
+        assert_eq!(decode_entities("&unknown; &amp"), "&unknown; &");
+        assert_eq!(decode_entities("&#0;&#xFFFFFFFF;"), "\u{fffd}\u{fffd}");
+        assert_eq!(decode_entities("plain"), "plain");
+    }
+
+    #[test]
+    fn srcset_in_any_layout() {
+        let v = "a.png 1x,b.png   2x,\n   c.png\n 600w, d,e.png 3x , data:image/png;base64,AAAA 4x, f(1).png 5x";
+        let urls: Vec<&str> = srcset_urls(v).into_iter().map(|r| &v[r]).collect();
+        assert_eq!(urls, ["a.png", "b.png", "c.png", "d,e.png", "data:image/png;base64,AAAA", "f(1).png"]);
+        let multi = "\n      ml-300.png 300w,\n      ml-600.png 600w\n    ";
+        let urls: Vec<&str> = srcset_urls(multi).into_iter().map(|r| &multi[r]).collect();
+        assert_eq!(urls, ["ml-300.png", "ml-600.png"]);
+        assert!(srcset_urls(" , ,, ").is_empty());
+    }
+
+    #[test]
+    fn every_html_reference_kind() {
+        let doc = r##"<!doctype html><html><head>
+            <link rel="stylesheet" href="/s.css?v=3&amp;x=1">
+            <link rel="preload" as="image" imagesrcset="pre-1.png 1x, pre-2.png 2x">
+            <link rel="icon" href="/favicon.ico"><link rel="manifest" href="/app.webmanifest">
+            <meta http-equiv="Refresh" content="30; URL='/refreshed'">
+            <style>body { background: url(/bg.png) } @import "/imp.css"; /* url(/commented.png) */</style>
+            <script src="/app.js?v=3"></script>
+          </head><body style="background-image: url('/inline.png')">
+            <a href="sub/child">c</a><a href="#top">t</a><a href="javascript:x()">j</a><a href="mailto:a@b">m</a>
+            <img src="i.png" srcset="
+                 ml-300.png 300w,
+                 ml-600.png 600w" data-src="lazy.png" data-srcset="lazy-2.png 2x">
+            <picture><source srcset="/p.webp 1x, /p2.webp 2x" type="image/webp"></picture>
+            <video poster="/poster.jpg"><source src="/v.mp4"></video>
+            <object data="/o.svg"></object>
+            <svg><image href="/svg-img.png"/><use xlink:href="/sprite.svg#i"/></svg>
+            <a href="https://www.example.test/absolute">abs</a><a href="//cdn.example.test/x.js">cdn</a>
+          </body></html>"##;
+        let got = refs(Kind::Html, doc);
+        for want in [
+            "/s.css?v=3&x=1",
+            "/dir/pre-1.png",
+            "/dir/pre-2.png",
+            "/favicon.ico",
+            "/app.webmanifest",
+            "/refreshed",
+            "/bg.png",
+            "/imp.css",
+            "/app.js?v=3",
+            "/inline.png",
+            "/dir/sub/child",
+            "/dir/i.png",
+            "/dir/ml-300.png",
+            "/dir/ml-600.png",
+            "/dir/lazy.png",
+            "/dir/lazy-2.png",
+            "/p.webp",
+            "/p2.webp",
+            "/poster.jpg",
+            "/v.mp4",
+            "/o.svg",
+            "/svg-img.png",
+            "/sprite.svg",
+            "/absolute",
+        ] {
+            assert!(got.contains(&w(want)), "missing {want} in {got:#?}");
+        }
+        assert!(got.contains(&"https://cdn.example.test/x.js".to_string()));
+        assert!(!got.iter().any(|u| u.contains("commented")), "comments are not references");
+        assert!(!got.iter().any(|u| u.starts_with("javascript") || u.starts_with("mailto")));
+    }
+
+    #[test]
+    fn base_href_changes_the_base() {
+        let got = refs(Kind::Html, r#"<head><base href="/other/"></head><a href="x">x</a>"#);
+        assert_eq!(got, [w("/other/x")]);
+    }
+
+    #[test]
+    fn css_reference_forms() {
+        let sheet = r#"
+            @import url(a.css); @import 'b.css' screen; @import "c.css";
+            .x { background: url( d.png ) } .y { background: url("e.png") } .z { background: URL('f.png') }
+            .i { background-image: image-set("g.png" 1x, url(h.png) 2x); }
+            .w { background-image: -webkit-image-set('k.png' 1x) }
+            @font-face { src: url(font.woff2) format("woff2"), url("font.woff") format("woff") }
+            .s::after { content: "not-a-url.png" } /* url(no.png) */
+            .esc { background: url(sp\ ace.png) }
+        "#;
+        let got = refs(Kind::Css, sheet);
+        let want: Vec<String> =
+            ["a.css", "b.css", "c.css", "d.png", "e.png", "f.png", "g.png", "h.png", "k.png", "font.woff2", "font.woff", "sp%20ace.png"]
+                .iter()
+                .map(|p| w(&format!("/dir/{p}")))
+                .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn rewriting_keeps_everything_else() {
+        let doc = r#"<p class="a">x</p><img src="/a.png" srcset="/a.png 1x,
+  /b.png 2x" alt="&quot;q&quot;"><style>.x{background:url(/c.png)}</style>"#;
+        let mut map = |u: &Url| Some(format!("local{}", u.path()));
+        let out = String::from_utf8(html(doc.as_bytes(), &base(), &mut map)).unwrap();
+        assert!(out.contains(r#"src="local/a.png""#), "{out}");
+        assert!(out.contains("local/a.png 1x,\n  local/b.png 2x"), "{out}");
+        assert!(out.contains(r#"url("local/c.png")"#), "{out}");
+        assert!(out.contains(r#"<p class="a">x</p>"#) && out.contains(r#"alt="&quot;q&quot;""#), "{out}");
+        let css_out = css("a{b:url(/x.png)} @import '/y.css';", &base(), &mut map);
+        assert_eq!(css_out, r#"a{b:url("local/x.png")} @import "local/y.css";"#);
+    }
+
+    #[test]
+    fn manifest_and_sitemap() {
+        let m = br#"{"name":"x","start_url":"/start","icons":[{"src":"/i-192.png","sizes":"192x192"}],
+                    "shortcuts":[{"url":"/sc","icons":[{"src":"sc.png"}]}]}"#;
+        let got: Vec<String> = references(Kind::Manifest, m, &base()).into_iter().map(String::from).collect();
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(got.contains(&w("/i-192.png")) && got.contains(&w("/dir/sc.png")) && got.contains(&w("/start")));
+        let sm = br#"<?xml version="1.0"?><urlset xmlns="x"><url><loc> https://www.example.test/a?x=1&amp;y=2 </loc></url>
+                     <url><loc><![CDATA[https://www.example.test/b]]></loc></url><url><loc>javascript:x</loc></url></urlset>"#;
+        assert_eq!(Kind::of(Some("application/xml"), &base(), sm), Kind::Sitemap);
+        let got: Vec<String> = references(Kind::Sitemap, sm, &base()).into_iter().map(String::from).collect();
+        assert_eq!(got, [w("/a?x=1&y=2"), w("/b")]);
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        for junk in [
+            &b"\xff\xfe<a href=\"\xc3\x28\">"[..],
+            b"<a href=",
+            b"<style>url(",
+            b"<<<>>>\0\0",
+            b"<meta http-equiv=refresh content=\";url=\">",
+        ] {
+            let _ = references(Kind::Html, junk, &base());
+            let _ = references(Kind::Css, junk, &base());
+            let _ = references(Kind::Manifest, junk, &base());
+            let _ = references(Kind::Sitemap, junk, &base());
+        }
+    }
+}

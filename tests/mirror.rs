@@ -1,0 +1,538 @@
+//! The standby copy against a real origin: nginx serving a fixture site with every reference
+//! kind, query-string assets, extension-less pages, redirects, a real 404, a soft-404 app
+//! shell, a URL trap, a gzip bomb and hostile hrefs. The real binary crawls it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Daemon, Nginx, BIN};
+use understudy::mirror::extract;
+use understudy::mirror::snapshot::{Manifest, SnapshotStore};
+use url::Url;
+
+const NGINX_SITE: &str = r#"
+    root {DIR}/www;
+    types { text/html html; text/css css; application/javascript js; image/png png; image/svg+xml svg;
+            application/manifest+json webmanifest; application/xml xml; text/plain txt; image/webp webp;
+            image/jpeg jpg; video/mp4 mp4; font/woff2 woff2; image/x-icon ico; }
+    default_type application/octet-stream;
+    index index.html;
+    location / { try_files $uri $uri.html $uri/ =404; }
+    location = /old { return 301 /about; }
+    location = /away { return 302 http://203.0.113.9/elsewhere; }
+    location = /flaky { return 503; }
+    location /app/ { try_files $uri /app/index.html; }
+    location /trap/ { default_type text/html; return 200 "<a href='next/'>next</a> <a href='?p=1$arg_p'>more</a>"; }
+    location = /bomb.html { default_type text/html; add_header Content-Encoding gzip; alias {DIR}/bomb.gz; }
+"#;
+
+/// The fixture site on nginx at 127.0.0.1, as `http://www.fixture.test:PORT/`.
+struct Fixture {
+    nginx: Nginx,
+    www: PathBuf,
+}
+
+fn write(root: &Path, rel: &str, body: &[u8]) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let tmp = p.with_extension("tmp-write");
+    std::fs::write(&tmp, body).unwrap();
+    std::fs::rename(&tmp, &p).unwrap();
+}
+
+impl Fixture {
+    fn start() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let www = dir.path().join("www");
+        std::fs::create_dir_all(&www).unwrap();
+        // A gzip bomb: 128 gzip members of 1 MiB of zeros each, about 130 KB that decode to
+        // 128 MiB (concatenated members are one valid gzip stream).
+        let member = {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            gz.write_all(&vec![0u8; 1 << 20]).unwrap();
+            gz.finish().unwrap()
+        };
+        std::fs::write(dir.path().join("bomb.gz"), member.repeat(128)).unwrap();
+        let nginx = Nginx::start_custom("127.0.0.1", dir, NGINX_SITE);
+        let f = Fixture { www, nginx };
+        f.write_site();
+        f
+    }
+
+    fn port(&self) -> u16 {
+        self.nginx.addr.port()
+    }
+
+    fn origin(&self) -> String {
+        format!("http://www.fixture.test:{}", self.port())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.origin())
+    }
+
+    fn set(&self, rel: &str, body: &str) {
+        write(&self.www, rel, body.as_bytes());
+    }
+
+    fn write_site(&self) {
+        let port = self.port();
+        let long = "x".repeat(3000);
+        self.set(
+            "index.html",
+            &format!(
+                r##"<!doctype html><html><head><title>Fixture</title>
+<link rel="stylesheet" href="/css/site.css?v=3">
+<link rel="preload" as="image" imagesrcset="/img/pre-1.png 1x, /img/pre-2.png 2x">
+<link rel="icon" href="/favicon.ico"><link rel="manifest" href="/app.webmanifest">
+<meta http-equiv="refresh" content="3600; url=/refreshed">
+<style>
+  header {{ background: url("/img/bg.png") }}
+  @import '/css/imp.css';
+</style>
+<script src="/js/app.js?v=3"></script>
+</head><body style="background-image: url('/img/inline.png')">
+<a href="/about">About</a> <a href="/blog/">Blog</a> <a href="/old">Old</a> <a href="/missing">Missing</a>
+<a href="/away">Away</a> <a href="/app/deep/link">App</a> <a href="/trap/">Calendar</a>
+<a href="/bomb.html">Bomb</a> <a href="/private/secret">Private</a> <a href="/q?a=1&amp;b=2">Entity</a>
+<a href="http://www.fixture.test:{port}/absolute">Absolute</a> <a href="http://fixture.test:{port}/alias-page">Alias</a>
+<img src="img/a.png" srcset="
+      img/ml-300.png 300w,
+      img/ml-600.png 600w" sizes="50vw" alt="multi-line srcset">
+<img data-src="/img/lazy.png" data-srcset="/img/lazy-2.png 2x" alt="">
+<picture><source srcset="/img/p.webp 1x,/img/p2.webp 2x" type="image/webp"><img src="/img/p.png" alt=""></picture>
+<video poster="/img/poster.jpg"><source src="/media/v.mp4" type="video/mp4"></video>
+<object data="/img/o.svg" type="image/svg+xml"></object>
+<svg width="10" height="10"><image href="/img/svg-img.png"/><use xlink:href="/img/sprite.svg#icon"/></svg>
+<a href="javascript:alert(1)">js</a> <a href="mailto:owner@fixture.test">mail</a> <a href="http://203.0.113.1/offsite">off</a>
+<a href="//evil.example.net/x">proto-relative off-site</a> <a href="file:///etc/passwd">file</a>
+<a href="/../../../../etc/passwd">dots</a> <a href="http://[::1">broken</a> <a href="data:text/html,hi">data</a>
+<a href="/long?{long}">long</a> <a href="%">percent</a> <a href="http://user:pw@www.fixture.test:{port}/creds">creds</a>
+</body></html>"##
+            ),
+        );
+        self.set("about.html", r#"<h1>About</h1><a href="/">home</a><img src="/img/about.png">"#);
+        self.set("q.html", "<p>query page</p>");
+        self.set("refreshed.html", "<p>refreshed</p>");
+        self.set("absolute.html", "<p>absolute</p>");
+        self.set("alias-page.html", "<p>reached through the alias</p>");
+        self.set("private/secret.html", "<p>private</p>");
+        self.set("only-in-sitemap.html", "<p>only the sitemap links here</p>");
+        self.set("blog/index.html", r#"<a href="post-1">one</a> <a href="deep/1">deep</a>"#);
+        self.set("blog/post-1.html", r#"<p>post one</p><a href="../">up</a>"#);
+        for i in 1..=5 {
+            self.set(&format!("blog/deep/{i}.html"), &format!(r#"<p>deep {i}</p><a href="{}">next</a>"#, i + 1));
+        }
+        self.set("blog/deep/6.html", "<p>the bottom</p>");
+        self.set(
+            "css/site.css",
+            r#"@import url(/css/print.css);
+body { background: url(../img/body.png) }
+.hero { background-image: image-set("/img/set-1.png" 1x, url(/img/set-2.png) 2x); }
+@font-face { font-family: F; src: url(/fonts/f.woff2) format("woff2"); }
+/* url(/img/commented-out.png) */"#,
+        );
+        self.set("css/print.css", "p { color: black }");
+        self.set("css/imp.css", ".i { background: url('/img/from-import.png') }");
+        self.set("js/app.js", "console.log('app v3');");
+        self.set("app.webmanifest", r#"{"name":"Fixture","icons":[{"src":"/img/icon-192.png","sizes":"192x192"}]}"#);
+        self.set(
+            "sitemap.xml",
+            &format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url><loc>http://www.fixture.test:{port}/only-in-sitemap</loc></url></urlset>"#
+            ),
+        );
+        self.set("robots.txt", "User-agent: *\nDisallow: /private/\n");
+        self.set("app/index.html", r#"<p>app shell</p><a href="missing/">more</a><img src="/img/app.png">"#);
+        self.set("img/o.svg", r#"<svg xmlns="http://www.w3.org/2000/svg"><image href="/img/in-svg.png"/></svg>"#);
+        for img in [
+            "a.png",
+            "ml-300.png",
+            "ml-600.png",
+            "lazy.png",
+            "lazy-2.png",
+            "p.webp",
+            "p2.webp",
+            "p.png",
+            "poster.jpg",
+            "svg-img.png",
+            "sprite.svg",
+            "pre-1.png",
+            "pre-2.png",
+            "inline.png",
+            "bg.png",
+            "body.png",
+            "set-1.png",
+            "set-2.png",
+            "icon-192.png",
+            "about.png",
+            "from-import.png",
+            "in-svg.png",
+            "app.png",
+        ] {
+            self.set(&format!("img/{img}"), &format!("image bytes of {img}"));
+        }
+        self.set("favicon.ico", "icon");
+        self.set("media/v.mp4", "video");
+        self.set("fonts/f.woff2", "font");
+    }
+
+    fn config(&self, extra: &str) -> String {
+        let port = self.port();
+        format!(
+            r#"data_dir = "{{DATA}}"
+[dns]
+listen = ["127.0.0.1:0"]
+[[dns.zones]]
+name = "fixture.test"
+[api]
+listen = "127.0.0.1:0"
+[[sites]]
+name = "fixture"
+domain = "www.fixture.test"
+aliases = ["fixture.test"]
+primary = "127.0.0.1:{port}"
+standby = "127.0.0.2"
+[sites.probe]
+scheme = "http"
+port = {port}
+interval = "1s"
+[sites.mirror]
+max_query_variants = 20
+max_response_bytes = "16MiB"
+retries = 1
+{extra}
+"#
+        )
+    }
+}
+
+fn crawl(d: &Daemon) -> serde_json::Value {
+    let (code, out, err) = d.cli(&["mirror", "fixture", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("no JSON report ({e}): {out}\n{err}"));
+    assert!(code == 0 || report["outcome"] != "published", "exit {code} for {report}");
+    report
+}
+
+fn current(d: &Daemon) -> (SnapshotStore, Manifest) {
+    let s = SnapshotStore::open(&d.data_dir(), "fixture").unwrap();
+    let m = s.current().unwrap().expect("a published snapshot");
+    (s, m)
+}
+
+#[test]
+fn crawl_records_every_reference_kind_and_stops_traps() {
+    let f = Fixture::start();
+    let d = Daemon::prepare(&f.config(""));
+    let r = crawl(&d);
+    assert_eq!(r["outcome"], "published", "{r:#}");
+    let (store, m) = current(&d);
+    let has = |p: &str| m.entries.get(&f.url(p)).unwrap_or_else(|| panic!("{p} missing from the snapshot: {:#?}", m.entries.keys()));
+
+    for p in [
+        "/",
+        "/about",
+        "/blog/",
+        "/blog/post-1",
+        "/blog/deep/6",
+        "/css/site.css?v=3",
+        "/js/app.js?v=3",
+        "/css/print.css",
+        "/css/imp.css",
+        "/img/pre-1.png",
+        "/img/pre-2.png",
+        "/favicon.ico",
+        "/app.webmanifest",
+        "/img/icon-192.png",
+        "/refreshed",
+        "/img/bg.png",
+        "/img/inline.png",
+        "/img/a.png",
+        "/img/ml-300.png",
+        "/img/ml-600.png",
+        "/img/lazy.png",
+        "/img/lazy-2.png",
+        "/img/p.webp",
+        "/img/p2.webp",
+        "/img/poster.jpg",
+        "/media/v.mp4",
+        "/img/o.svg",
+        "/img/in-svg.png",
+        "/img/svg-img.png",
+        "/img/sprite.svg",
+        "/img/body.png",
+        "/img/set-1.png",
+        "/img/set-2.png",
+        "/fonts/f.woff2",
+        "/img/from-import.png",
+        "/absolute",
+        "/only-in-sitemap",
+        "/sitemap.xml",
+        "/robots.txt",
+        "/private/secret",
+        "/q?a=1&b=2",
+        "/app/deep/link",
+    ] {
+        assert_eq!(has(p).status, 200, "{p}");
+    }
+    assert!(m.entries.contains_key(&format!("http://fixture.test:{}/alias-page", f.port())), "the alias is in scope");
+    // Served as the origin sent it: the extension-less page is HTML, byte for byte.
+    let about = has("/about");
+    assert_eq!(about.content_type.as_deref(), Some("text/html"));
+    assert!(about.etag.is_some() && about.last_modified.is_some());
+    assert_eq!(store.body(about.body.as_ref().unwrap()).unwrap(), std::fs::read(f.www.join("about.html")).unwrap());
+    // Redirects and real 404s as such; the off-scope redirect recorded, not followed.
+    let old = has("/old");
+    assert_eq!((old.status, old.location.as_deref(), old.body.as_ref()), (301, Some(&*f.url("/about")).or(Some("/about")), None));
+    assert_eq!(has("/missing").status, 404);
+    assert_eq!(has("/etc/passwd").status, 404, "dot segments resolve inside the site");
+    assert_eq!(has("/away").status, 302);
+    assert_eq!(r["errors"], 0, "{r:#}");
+    // Nothing outside the scope, ever.
+    for k in m.entries.keys().chain(m.skipped.keys()) {
+        let u = Url::parse(k).unwrap();
+        assert!(
+            u.host_str().unwrap().ends_with("fixture.test") && u.port() == Some(f.port()) && u.scheme() == "http",
+            "off-scope URL in the snapshot: {k}"
+        );
+    }
+    assert!(!m.entries.keys().any(|k| k.contains("commented-out") || k.contains("creds")));
+    // Traps and bombs stop at their limits, and say so.
+    let hit = &r["limits_hit"];
+    for limit in ["max_segment_repeats", "max_query_variants", "max_url_length", "decompression bomb (max_response_bytes)"] {
+        assert!(hit[limit].as_u64().unwrap_or(0) > 0, "{limit} not hit: {r:#}");
+    }
+    assert!(!m.entries.contains_key(&f.url("/bomb.html")));
+    let trap_pages = m.entries.keys().filter(|k| k.contains("/trap/")).count();
+    assert!((20..=70).contains(&trap_pages), "{trap_pages} trap pages");
+    assert!(r["fetched"].as_u64().unwrap() < 200, "{r:#}");
+
+    // verify: every in-scope reference is answered (limits are reported apart).
+    let (code, out, err) = d.cli(&["mirror", "verify", "fixture"]);
+    assert_eq!(code, 0, "verify found holes:\n{out}\n{err}");
+    assert!(out.contains(" 0 unanswerable"), "{out}");
+    assert!(out.contains("not fetched by design (max_segment_repeats)"), "{out}");
+}
+
+/// Every reference in the exported HTML/CSS that is relative resolves to a file in the export.
+fn assert_browses_offline(dir: &Path) {
+    let mut checked = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+            let kind = match path.extension().and_then(|x| x.to_str()) {
+                Some("html") => extract::Kind::Html,
+                Some("css") => extract::Kind::Css,
+                Some("svg") => extract::Kind::Html,
+                _ => continue,
+            };
+            // Resolve as a browser would under file://, with a stand-in host for the export.
+            let base = Url::parse("http://export.invalid/").unwrap().join(&rel.replace('%', "%25")).unwrap();
+            for u in extract::references(kind, &std::fs::read(&path).unwrap(), &base) {
+                if u.host_str() != Some("export.invalid") {
+                    continue;
+                }
+                let local = percent_decode(u.path().trim_start_matches('/'));
+                assert!(dir.join(&local).is_file(), "{rel} refers to {local}, which the export lacks");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} local references checked");
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn export_browses_offline() {
+    let f = Fixture::start();
+    let d = Daemon::prepare(&f.config(""));
+    assert_eq!(crawl(&d)["outcome"], "published");
+    let out = d.dir.path().join("export");
+    let (code, stdout, err) = d.cli(&["mirror", "export", "fixture", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let host = out.join(format!("www.fixture.test_{}", f.port()));
+    for file in [
+        "index.html",
+        "about.html",
+        "blog/index.html",
+        "blog/deep/6.html",
+        "js/app@v=3.js",
+        "css/site@v=3.css",
+        "q@a=1&b=2.html",
+        "old.html",
+    ] {
+        assert!(host.join(file).is_file(), "{file} missing from the export ({stdout})");
+    }
+    let index = std::fs::read_to_string(host.join("index.html")).unwrap();
+    assert!(index.contains(r#"href="about.html""#), "{index}");
+    assert!(index.contains("img/ml-300.png 300w,"), "multi-line srcset rewritten in place: {index}");
+    assert!(index.contains(r#"href="css/site@v=3.css""#), "{index}");
+    assert!(index.contains("javascript:alert(1)"), "other references untouched");
+    let css = std::fs::read_to_string(host.join("css/site@v=3.css")).unwrap();
+    assert!(css.contains(r#"url("../img/body.png")"#) && css.contains(r#""../img/set-1.png""#), "{css}");
+    assert_browses_offline(&out);
+}
+
+#[test]
+fn recrawl_is_incremental_and_finds_a_deep_change_behind_a_304() {
+    let f = Fixture::start();
+    let d = Daemon::prepare(&f.config(""));
+    let first = crawl(&d);
+    assert_eq!(first["outcome"], "published");
+    let (_, m1) = current(&d);
+
+    let second = crawl(&d);
+    assert_eq!(second["outcome"], "published", "{second:#}");
+    assert_eq!(second["new_bodies"], 0, "unchanged site, no new bodies: {second:#}");
+    let with_validators = m1.entries.values().filter(|e| e.status == 200 && e.etag.is_some()).count() as u64;
+    assert!(second["not_modified"].as_u64().unwrap() >= with_validators, "every file with validators answered 304: {second:#}");
+    // The gzip bomb is fetched (and stopped) on every crawl; everything else was a 304 or a
+    // small generated page.
+    let bomb = std::fs::metadata(f.nginx.dir.path().join("bomb.gz")).unwrap().len();
+    let (b1, b2) = (first["bytes"].as_u64().unwrap() - bomb, second["bytes"].as_u64().unwrap() - bomb);
+    assert!(b2 < b1 / 2, "{b1} then {b2} bytes besides the bomb");
+
+    // One page deep in the site changes; the front page (and the pages leading there) answer
+    // 304, so the way down is found from the stored copies.
+    std::thread::sleep(Duration::from_millis(1100)); // a new Last-Modified second
+    f.set("blog/deep/5.html", r#"<p>deep 5, edited</p><a href="6">next</a><a href="7">new</a>"#);
+    f.set("blog/deep/7.html", "<p>a new page</p>");
+    let third = crawl(&d);
+    assert_eq!(third["outcome"], "published", "{third:#}");
+    let (store, m3) = current(&d);
+    let e5 = &m3.entries[&f.url("/blog/deep/5")];
+    assert_eq!(
+        String::from_utf8(store.body(e5.body.as_ref().unwrap()).unwrap()).unwrap(),
+        r#"<p>deep 5, edited</p><a href="6">next</a><a href="7">new</a>"#
+    );
+    assert_eq!(m3.entries[&f.url("/blog/deep/7")].status, 200, "the new page is picked up");
+    assert_eq!(third["new_bodies"], 2, "the edited page and the new one: {third:#}");
+    assert!(third["not_modified"].as_u64().unwrap() > 30, "front page and the rest answered 304: {third:#}");
+}
+
+#[test]
+fn a_dead_origin_or_a_killed_crawl_leaves_the_published_snapshot() {
+    let mut f = Fixture::start();
+    // Enough pages that a crawl one request at a time is still running when it is killed.
+    let many: String = (0..3000).map(|i| format!("<a href=\"/gen/{i}\">{i}</a>\n")).collect();
+    f.set("gen.html", &many);
+    for i in 0..3000 {
+        f.set(&format!("gen/{i}.html"), &format!("<p>generated {i}</p>"));
+    }
+    let mut idx = std::fs::read_to_string(f.www.join("index.html")).unwrap();
+    idx = idx.replace("</body>", "<a href=\"/gen\">generated</a></body>");
+    f.set("index.html", &idx);
+    let d = Daemon::prepare(&f.config("concurrency = 1"));
+    let first = crawl(&d);
+    assert_eq!(first["outcome"], "published", "{first:#}");
+    let (_, good) = current(&d);
+
+    // The crawler process killed halfway: nothing changes, and the next crawl cleans up.
+    let mut child = Command::new(BIN)
+        .args(["mirror", "fixture", "-c"])
+        .arg(d.config_path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = || {
+        std::fs::read_dir(d.data_dir().join("mirror/fixture/snapshots"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+    };
+    common::wait_until(Duration::from_secs(20), "a crawl in progress", partial);
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(current(&d).1.id, good.id, "a killed crawl publishes nothing");
+    assert!(partial(), "the killed crawl's leftovers are there until the next crawl");
+
+    // The origin stops mid-crawl: the crawl is rejected, the last good snapshot stays.
+    let child_proc = Command::new(BIN)
+        .args(["mirror", "fixture", "--json", "-c"])
+        .arg(d.config_path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_until(Duration::from_secs(20), "a crawl in progress", partial);
+    std::thread::sleep(Duration::from_millis(200));
+    f.nginx.kill();
+    let out = child_proc.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "rejected", "{report:#}");
+    assert!(report["reason"].as_str().unwrap().contains("the origin stopped answering"), "{report:#}");
+    let (store, now) = current(&d);
+    assert_eq!(now.id, good.id);
+    assert!(!partial(), "the rejected crawl cleaned up after itself");
+    for e in now.entries.values().filter_map(|e| e.body.as_ref()) {
+        store.body(e).expect("every body of the published snapshot is still there");
+    }
+    let (code, hist, _) = d.cli(&["mirror", "history", "fixture"]);
+    assert_eq!(code, 0);
+    assert!(hist.contains("rejected") && hist.contains("published"), "{hist}");
+}
+
+#[test]
+fn robots_txt_when_asked_and_one_failing_url_does_not_abort() {
+    let f = Fixture::start();
+    let idx = std::fs::read_to_string(f.www.join("index.html")).unwrap();
+    f.set("index.html", &idx.replace("</body>", "<a href=\"/flaky\">always 503</a></body>"));
+    let d = Daemon::prepare(&f.config("robots = true"));
+    let r = crawl(&d);
+    assert_eq!(r["outcome"], "published", "{r:#}");
+    let (_, m) = current(&d);
+    assert!(!m.entries.contains_key(&f.url("/private/secret")));
+    assert_eq!(m.skipped.get(&f.url("/private/secret")).map(String::as_str), Some("robots.txt"));
+    // /flaky: retried, then counted as an error; never stored; the crawl goes on.
+    assert!(!m.entries.contains_key(&f.url("/flaky")), "a 503 is never stored");
+    assert_eq!(r["errors"], 1, "{r:#}");
+    assert!(r["error_samples"][0].as_str().unwrap().contains("/flaky: the origin answered 503"), "{r:#}");
+    assert!(r["requests"].as_u64().unwrap() > r["fetched"].as_u64().unwrap(), "the 503 was retried");
+    let (code, out, _) = d.cli(&["mirror", "verify", "fixture"]);
+    assert_eq!(code, 1, "verify names the hole: {out}");
+    assert!(out.contains("/flaky  (from "), "{out}");
+}
+
+#[test]
+fn the_daemon_crawls_on_schedule_and_records_it() {
+    let f = Fixture::start();
+    let mut d = Daemon::start(&f.config("every = \"1h\""));
+    common::wait_until(Duration::from_secs(30), "the scheduled crawl", || {
+        SnapshotStore::open(&d.data_dir(), "fixture").unwrap().current().unwrap().is_some()
+    });
+    let (code, hist, _) = d.cli(&["mirror", "history", "fixture"]);
+    assert_eq!(code, 0);
+    assert!(hist.contains("published"), "{hist}");
+    // A manual crawl while the daemon runs works too (one at a time per site).
+    assert_eq!(crawl(&d)["outcome"], "published");
+    assert_eq!(d.stop(), 0);
+}
