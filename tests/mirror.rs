@@ -536,3 +536,57 @@ fn the_daemon_crawls_on_schedule_and_records_it() {
     assert_eq!(crawl(&d)["outcome"], "published");
     assert_eq!(d.stop(), 0);
 }
+
+/// A sitemap with `<lastmod>` for 60 pages: an unchanged re-crawl takes most pages from the
+/// stored copy without a request; a page whose lastmod moved is fetched; a sitemap that does
+/// not follow the pages' changes is caught by the sample and distrusted.
+#[test]
+fn sitemap_lastmod_saves_requests_and_a_stale_sitemap_is_caught() {
+    let f = Fixture::start();
+    let sitemap = |stamp: &dyn Fn(usize) -> String| {
+        let urls: String =
+            (0..60).map(|i| format!("<url><loc>{}</loc><lastmod>{}</lastmod></url>", f.url(&format!("/s/{i}")), stamp(i))).collect();
+        f.set(
+            "sitemap.xml",
+            &format!(r#"<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>"#),
+        );
+    };
+    let pages = |text: &str| {
+        for i in 0..60 {
+            f.set(&format!("s/{i}.html"), &format!("<p>{text} {i}</p><img src=\"/img/a.png\">"));
+        }
+    };
+    pages("version 1");
+    sitemap(&|_| "2026-11-01".to_string());
+    let d = Daemon::prepare(&f.config(""));
+    let first = crawl(&d);
+    assert_eq!(first["outcome"], "published", "{first:#}");
+    assert_eq!(first["reused"], 0);
+
+    let second = crawl(&d);
+    assert_eq!(second["outcome"], "published", "{second:#}");
+    let reused = second["reused"].as_u64().unwrap();
+    assert!((40..=50).contains(&reused), "most pages from the stored copy, a sample checked: {second:#}");
+    assert!(second["requests"].as_u64().unwrap() + 40 <= first["requests"].as_u64().unwrap(), "{first:#}\n{second:#}");
+    let (store, m) = current(&d);
+    assert_eq!(m.entries[&f.url("/s/59")].status, 200, "reused pages stay in the snapshot");
+    assert_eq!(store.body(m.entries[&f.url("/s/59")].body.as_ref().unwrap()).unwrap(), b"<p>version 1 59</p><img src=\"/img/a.png\">");
+
+    // One page changes and says so in the sitemap.
+    f.set("s/33.html", "<p>version 2 33</p>");
+    sitemap(&|i| if i == 33 { "2026-11-24".to_string() } else { "2026-11-01".to_string() });
+    let third = crawl(&d);
+    let (store, m) = current(&d);
+    assert_eq!(store.body(m.entries[&f.url("/s/33")].body.as_ref().unwrap()).unwrap(), b"<p>version 2 33</p>", "{third:#}");
+    assert_eq!(third["sitemap_distrusted"], false);
+
+    // Every page changes (a new template), the sitemap does not: the sample notices.
+    pages("version 3");
+    let fourth = crawl(&d);
+    assert_eq!(fourth["sitemap_distrusted"], true, "{fourth:#}");
+    let (store, m) = current(&d);
+    for i in 0..60 {
+        let body = store.body(m.entries[&f.url(&format!("/s/{i}"))].body.as_ref().unwrap()).unwrap();
+        assert!(String::from_utf8(body).unwrap().contains("version 3"), "page {i} is stale after a distrusted sitemap");
+    }
+}

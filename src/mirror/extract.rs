@@ -362,22 +362,52 @@ pub fn manifest(body: &[u8], base: &Url, on_ref: &mut OnRef<'_>) -> Option<Vec<u
     changed.then(|| serde_json::to_vec_pretty(&v).unwrap_or_default())
 }
 
-/// The `<loc>` URLs of a sitemap or sitemap index.
-pub fn sitemap(body: &[u8], base: &Url) -> Vec<Url> {
+/// What a sitemap lists: pages (`<url>`) with their `<lastmod>` as written, and child
+/// sitemaps (`<sitemap>` in a sitemap index).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SitemapEntries {
+    pub pages: Vec<(Url, Option<String>)>,
+    pub sitemaps: Vec<Url>,
+}
+
+/// The text of the first `<tag>...</tag>` in `block`, entities and CDATA unwrapped.
+fn xml_text<'a>(block: &'a str, tag: &str) -> Option<Cow<'a, str>> {
+    let open = format!("<{tag}>");
+    let start = block.find(&open)? + open.len();
+    let end = block[start..].find(&format!("</{tag}>"))? + start;
+    let raw = block[start..end].trim();
+    let raw = raw.strip_prefix("<![CDATA[").and_then(|r| r.strip_suffix("]]>")).unwrap_or(raw);
+    Some(decode_entities(raw))
+}
+
+pub fn sitemap_entries(body: &[u8], base: &Url) -> SitemapEntries {
     let text = String::from_utf8_lossy(body);
-    let mut out = Vec::new();
-    let mut rest = &text[..];
-    while let Some(i) = rest.find("<loc>") {
-        rest = &rest[i + 5..];
-        let Some(end) = rest.find("</loc>") else { break };
-        let raw = rest[..end].trim();
-        let raw = raw.strip_prefix("<![CDATA[").and_then(|r| r.strip_suffix("]]>")).unwrap_or(raw);
-        if let Some(u) = resolve(base, &decode_entities(raw)) {
-            out.push(u);
+    let mut out = SitemapEntries::default();
+    for (tag, is_page) in [("url", true), ("sitemap", false)] {
+        let open = format!("<{tag}>");
+        let close = format!("</{tag}>");
+        let mut rest = &text[..];
+        while let Some(i) = rest.find(&open) {
+            rest = &rest[i + open.len()..];
+            let end = rest.find(&close).unwrap_or(rest.len());
+            let block = &rest[..end];
+            if let Some(u) = xml_text(block, "loc").and_then(|l| resolve(base, &l)) {
+                if is_page {
+                    out.pages.push((u, xml_text(block, "lastmod").map(|l| l.to_string())));
+                } else {
+                    out.sitemaps.push(u);
+                }
+            }
+            rest = &rest[end..];
         }
-        rest = &rest[end..];
     }
     out
+}
+
+/// The `<loc>` URLs of a sitemap or sitemap index.
+pub fn sitemap(body: &[u8], base: &Url) -> Vec<Url> {
+    let e = sitemap_entries(body, base);
+    e.pages.into_iter().map(|(u, _)| u).chain(e.sitemaps).collect()
 }
 
 /// What kind of document a body is, for reference discovery.
@@ -573,6 +603,12 @@ mod tests {
         let got: Vec<String> = references(Kind::Manifest, m, &base()).into_iter().map(String::from).collect();
         assert_eq!(got.len(), 4, "{got:?}");
         assert!(got.contains(&w("/i-192.png")) && got.contains(&w("/dir/sc.png")) && got.contains(&w("/start")));
+        let idx = br#"<sitemapindex><sitemap><loc>/s1.xml</loc><lastmod>2026-01-01</lastmod></sitemap></sitemapindex>"#;
+        assert_eq!(sitemap_entries(idx, &base()).sitemaps, [Url::parse(&w("/s1.xml")).unwrap()]);
+        let dated = br#"<urlset><url><loc>/a</loc><lastmod>2026-11-24T10:00:00+00:00</lastmod></url><url><loc>/b</loc></url></urlset>"#;
+        let e = sitemap_entries(dated, &base());
+        assert_eq!(e.pages[0].1.as_deref(), Some("2026-11-24T10:00:00+00:00"));
+        assert_eq!(e.pages[1].1, None);
         let sm = br#"<?xml version="1.0"?><urlset xmlns="x"><url><loc> https://www.example.test/a?x=1&amp;y=2 </loc></url>
                      <url><loc><![CDATA[https://www.example.test/b]]></loc></url><url><loc>javascript:x</loc></url></urlset>"#;
         assert_eq!(Kind::of(Some("application/xml"), &base(), sm), Kind::Sitemap);
