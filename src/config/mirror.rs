@@ -1,7 +1,7 @@
 //! The `[sites.mirror]` table: how a site's standby copy is crawled, limited, checked and
-//! scheduled. Every key is optional; a site without the table is still mirrored on demand
-//! (`understudy mirror SITE`) with the defaults, and crawled by the daemon only when a
-//! schedule is given.
+//! scheduled. Every key is optional: by default the daemon crawls each site daily at 03:00 UTC
+//! (and at once when it has no snapshot yet), and `understudy mirror SITE` crawls on demand.
+//! `scheduled = false` leaves only the on-demand crawls.
 
 use std::net::IpAddr;
 use std::ops::Range;
@@ -82,6 +82,7 @@ pub(super) struct RawMirror {
     robots: Option<Spanned<bool>>,
     every: Option<Spanned<DurationValue>>,
     daily: Option<Spanned<String>>,
+    scheduled: Option<Spanned<bool>>,
     max_pages: Option<Spanned<i64>>,
     max_bytes: Option<Spanned<SizeValue>>,
     max_time: Option<Spanned<DurationValue>>,
@@ -245,13 +246,21 @@ impl Cx<'_> {
             max_error_fraction: fraction(&m.max_error_fraction, "max_error_fraction", dc.max_error_fraction)?,
             keep: int(&m.keep, "keep", 1..1001, dc.keep as i64)? as usize,
         };
-        let schedule = match (&m.every, &m.daily) {
-            (Some(_), Some(d)) => return self.err(d.span(), &k("daily"), "give either `every` or `daily`, not both"),
-            (Some(_), None) => Some(Schedule::Every(self.duration(&m.every, &k("every"), Duration::ZERO, Duration::from_secs(60))?)),
-            (None, Some(d)) => {
+        let off = m.scheduled.as_ref().filter(|s| !*s.get_ref());
+        let schedule = match (&m.every, &m.daily, off) {
+            (Some(_), Some(d), _) => return self.err(d.span(), &k("daily"), "give either `every` or `daily`, not both"),
+            (Some(_), _, Some(s)) | (_, Some(_), Some(s)) => {
+                return self.err(s.span(), &k("scheduled"), "scheduled = false turns scheduled crawls off; remove `every`/`daily` too")
+            }
+            (Some(_), None, None) => {
+                Some(Schedule::Every(self.duration(&m.every, &k("every"), Duration::ZERO, Duration::from_secs(60))?))
+            }
+            (None, Some(d), None) => {
                 Some(Schedule::Daily { minute_utc: parse_daily(d.get_ref()).or_else(|e| self.err(d.span(), &k("daily"), e))? })
             }
-            (None, None) => None,
+            (None, None, Some(_)) => None,
+            // The default: daily at 03:00 UTC (and at once when there is no snapshot yet).
+            (None, None, None) => Some(Schedule::Daily { minute_utc: 180 }),
         };
         Ok(MirrorConfig {
             start,
@@ -283,7 +292,7 @@ impl MirrorConfig {
         match self.schedule {
             Some(Schedule::Every(d)) => o.push_str(&format!("every = {:?}\n", h(d))),
             Some(Schedule::Daily { minute_utc }) => o.push_str(&format!("daily = \"{:02}:{:02}Z\"\n", minute_utc / 60, minute_utc % 60)),
-            None => o.push_str("# no schedule: crawled only by `understudy mirror`\n"),
+            None => o.push_str("scheduled = false  # crawled only by `understudy mirror`\n"),
         }
         o.push_str(&format!(
             "concurrency = {}\ntimeout = {:?}\nretries = {}\nrobots = {}\n",

@@ -204,6 +204,19 @@ struct Ctx {
     max_response: u64,
     /// Host → connect port, where it differs from the URL's.
     ports: HashMap<String, u16>,
+    /// Origin → its request slots (`concurrency` each).
+    slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
+    concurrency: usize,
+}
+
+impl Ctx {
+    fn slots(&self, u: &Url) -> Arc<tokio::sync::Semaphore> {
+        match self.slots.get(&u.origin().ascii_serialization()) {
+            Some(s) => s.clone(),
+            // Every in-scope URL has one of the scope's origins; this is only a safe default.
+            None => Arc::new(tokio::sync::Semaphore::new(self.concurrency)),
+        }
+    }
 }
 
 fn build_client(spec: &Spec) -> Result<reqwest::Client, String> {
@@ -238,8 +251,18 @@ pub async fn crawl(
     for (host, addr) in &spec.pins {
         ports.insert(host.clone(), addr.port());
     }
-    let ctx =
-        Arc::new(Ctx { client, bodies: store.bodies(), prev, retries: spec.retries, max_response: spec.limits.max_response_bytes, ports });
+    let slots =
+        spec.origins.iter().map(|o| (o.origin().ascii_serialization(), Arc::new(tokio::sync::Semaphore::new(spec.concurrency)))).collect();
+    let ctx = Arc::new(Ctx {
+        client,
+        bodies: store.bodies(),
+        prev,
+        retries: spec.retries,
+        max_response: spec.limits.max_response_bytes,
+        ports,
+        slots,
+        concurrency: spec.concurrency,
+    });
     let mut w = store.begin(&format!("{now_ms:013}"), entry.as_str(), now_ms)?;
     let mut c = Crawl {
         scope: Scope::new(spec.origins.iter()),
@@ -290,35 +313,23 @@ pub async fn crawl(
     c.enqueue_sitemap_pages(&mut w);
 
     let deadline = tokio::time::Instant::now() + spec.limits.max_time;
-    let cap = spec.concurrency * spec.origins.len().max(1);
+    let cap = 2 * spec.concurrency * spec.origins.len().max(1);
     // Enough failures in a row that it is not one bad page: everything in flight failed, and
     // then some.
     let give_up = 3 * spec.concurrency + 10;
     let mut in_flight: JoinSet<Done> = JoinSet::new();
-    let mut per_origin: HashMap<String, usize> = HashMap::new();
-    let mut task_origin: HashMap<tokio::task::Id, String> = HashMap::new();
-    let mut waiting: VecDeque<Job> = VecDeque::new();
     loop {
-        // Start what the caps allow: per origin, and overall.
-        let mut put_back = VecDeque::new();
+        // Start what the cap allows. The per-origin limit is a semaphore each fetch holds for
+        // its network part only, so parsing and storing never keep a connection idle; the cap
+        // here (twice that) only bounds the tasks alive at once.
         while in_flight.len() < cap {
-            let Some(job) = waiting.pop_front().or_else(|| c.queue.pop_front()) else { break };
+            let Some(mut job) = c.queue.pop_front() else { break };
             if c.report.bytes >= spec.limits.max_bytes {
                 c.hit(Skip::Bytes, job.url.as_str(), &mut w);
                 continue;
             }
-            let origin = job.url.origin().ascii_serialization();
-            let n = per_origin.entry(origin).or_default();
-            if *n >= spec.concurrency {
-                put_back.push_back(job);
-                if put_back.len() > 4 * cap {
-                    break;
-                }
-                continue;
-            }
             // Fresh by the sitemap: from the stored copy, unless this one is in the sample.
             let stored = ctx.prev.as_ref().and_then(|m| m.entries.get(job.url.as_str())).filter(|e| e.body.is_some() && e.status == 200);
-            let mut job = job;
             if let Some(e) = stored.filter(|_| c.trust_sitemap && c.sitemap_says_unchanged(job.url.as_str())) {
                 c.fresh_candidates += 1;
                 if c.fresh_candidates > 10 && !in_sample(job.url.as_str()) {
@@ -330,32 +341,17 @@ pub async fn crawl(
                 }
                 job.check = true;
             }
-            *n += 1;
-            let origin = job.url.origin().ascii_serialization();
-            let handle = in_flight.spawn(fetch(ctx.clone(), job));
-            task_origin.insert(handle.id(), origin);
+            in_flight.spawn(fetch(ctx.clone(), job));
         }
-        put_back.append(&mut waiting);
-        waiting = put_back;
-        progress.queued.store((c.queue.len() + waiting.len()) as u64, Ordering::Relaxed);
+        progress.queued.store(c.queue.len() as u64, Ordering::Relaxed);
         if in_flight.is_empty() {
-            if waiting.is_empty() && c.queue.is_empty() {
-                break;
-            }
-            continue;
+            break;
         }
         tokio::select! {
-            done = in_flight.join_next_with_id() => {
+            done = in_flight.join_next() => {
                 let Some(done) = done else { continue };
-                let id = match &done {
-                    Ok((id, _)) => *id,
-                    Err(e) => e.id(),
-                };
-                if let Some(n) = task_origin.remove(&id).and_then(|o| per_origin.get_mut(&o)) {
-                    *n = n.saturating_sub(1);
-                }
                 let done = match done {
-                    Ok((_, d)) => d,
+                    Ok(d) => d,
                     Err(e) => {
                         // A panicking fetch is a bug; count it and go on.
                         c.report.errors += 1;
@@ -377,7 +373,7 @@ pub async fn crawl(
             }
             _ = tokio::time::sleep_until(deadline) => {
                 in_flight.abort_all();
-                let left: Vec<Job> = waiting.drain(..).chain(c.queue.drain(..)).collect();
+                let left: Vec<Job> = c.queue.drain(..).collect();
                 for j in left {
                     c.hit(Skip::Time, j.url.as_str(), &mut w);
                 }
@@ -597,6 +593,8 @@ async fn fetch(ctx: Arc<Ctx>, job: Job) -> Done {
     let mut requests = 0;
     let mut wire = 0;
     let mut attempt = 0;
+    let slots = ctx.slots(&job.url);
+    let permit = slots.acquire().await;
     let result = loop {
         requests += 1;
         match attempt_once(&ctx, &job.url, prev.as_ref()).await {
@@ -617,6 +615,7 @@ async fn fetch(ctx: Arc<Ctx>, job: Job) -> Done {
         }
         attempt += 1;
     };
+    drop(permit);
     let url = job.url.clone();
     let bodies = ctx.bodies.clone();
     let max = ctx.max_response;
