@@ -572,7 +572,10 @@ fn sitemap_lastmod_saves_requests_and_a_stale_sitemap_is_caught() {
     assert_eq!(m.entries[&f.url("/s/59")].status, 200, "reused pages stay in the snapshot");
     assert_eq!(store.body(m.entries[&f.url("/s/59")].body.as_ref().unwrap()).unwrap(), b"<p>version 1 59</p><img src=\"/img/a.png\">");
 
-    // One page changes and says so in the sitemap.
+    // One page changes and says so in the sitemap. (nginx's validators are the file's mtime in
+    // seconds and its size: a sitemap rewritten within the same second at the same length would
+    // answer 304, so the change waits for the next second.)
+    std::thread::sleep(Duration::from_millis(1100));
     f.set("s/33.html", "<p>version 2 33</p>");
     sitemap(&|i| if i == 33 { "2026-11-24".to_string() } else { "2026-11-01".to_string() });
     let third = crawl(&d);
@@ -589,4 +592,64 @@ fn sitemap_lastmod_saves_requests_and_a_stale_sitemap_is_caught() {
         let body = store.body(m.entries[&f.url(&format!("/s/{i}"))].body.as_ref().unwrap()).unwrap();
         assert!(String::from_utf8(body).unwrap().contains("version 3"), "page {i} is stale after a distrusted sitemap");
     }
+}
+
+/// The data directory on a small tmpfs (mounted by the test, as root): a crawl that runs out of
+/// space fails with a clear error, and the published snapshot is untouched.
+#[test]
+fn a_full_disk_leaves_the_published_snapshot() {
+    let f = Fixture::start();
+    let d = Daemon::prepare(&f.config("scheduled = false"));
+    std::fs::create_dir_all(d.data_dir()).unwrap();
+    let mount = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(d.data_dir()).status().unwrap();
+    assert!(mount.success(), "mounting a tmpfs needs root (bash .ci/run runs as root)");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(d.data_dir());
+    assert_eq!(crawl(&d)["outcome"], "published");
+    let (_, good) = current(&d);
+    // 3 MB of new pages cannot fit.
+    let big: String = "x".repeat(600 * 1024);
+    for i in 0..5 {
+        f.set(&format!("big/{i}.html"), &format!("<p>{i}</p>{big}"));
+    }
+    let idx = std::fs::read_to_string(f.www.join("index.html")).unwrap();
+    let links: String = (0..5).map(|i| format!("<a href=\"/big/{i}\">big {i}</a>")).collect();
+    f.set("index.html", &idx.replace("</body>", &format!("{links}</body>")));
+    let (code, out, err) = d.cli(&["mirror", "fixture"]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(format!("{out}{err}").contains("No space left on device"), "{out}{err}");
+    let (store, now) = current(&d);
+    assert_eq!(now.id, good.id);
+    for e in now.entries.values().filter_map(|e| e.body.as_ref()) {
+        store.body(e).expect("every body of the published snapshot is still there");
+    }
+}
+
+/// An extra origin (a CDN host, pinned by `resolve`) is in scope; and when the public port
+/// differs from the primary's (NAT), URLs keep the public port while requests go to the
+/// primary's, with the public authority in Host.
+#[test]
+fn extra_hosts_and_a_port_forwarded_primary() {
+    let f = Fixture::start();
+    let port = f.port();
+    let idx = std::fs::read_to_string(f.www.join("index.html")).unwrap();
+    f.set("index.html", &idx.replace("</body>", &format!("<img src=\"http://cdn.fixture.test:{port}/img/cdn.png\"></body>")));
+    f.set("img/cdn.png", "from the CDN");
+    let config = f
+        .config(&format!("extra_hosts = [\"http://cdn.fixture.test:{port}\"]\nresolve = {{ \"cdn.fixture.test\" = \"127.0.0.1\" }}"))
+        .replace(&format!("[sites.probe]\nscheme = \"http\"\nport = {port}"), "[sites.probe]\nscheme = \"http\"\nport = 8080");
+    let d = Daemon::prepare(&config);
+    let r = crawl(&d);
+    assert_eq!(r["outcome"], "published", "{r:#}");
+    let (_, m) = current(&d);
+    assert_eq!(m.entry, "http://www.fixture.test:8080/");
+    assert_eq!(m.entries["http://www.fixture.test:8080/about"].status, 200, "public port in the key, primary's port on the wire");
+    // nginx writes its own port into the absolute Location; recorded as the origin sent it.
+    assert_eq!(m.entries["http://www.fixture.test:8080/old"].location.as_deref(), Some(&*format!("http://www.fixture.test:{port}/about")));
+    assert_eq!(m.entries[&format!("http://cdn.fixture.test:{port}/img/cdn.png")].status, 200, "the extra origin is crawled");
 }

@@ -94,8 +94,15 @@ pub async fn crawl_site(
             ..Report::default()
         },
     };
-    let mut db = crate::store::Store::open(&cfg.data_dir)?;
-    db.save_crawl(&report)?;
+    let saved = crate::store::Store::open(&cfg.data_dir).and_then(|mut db| db.save_crawl(&report));
+    if let Err(e) = saved {
+        // Say what happened to the crawl first: a full disk fails both.
+        anyhow::bail!(
+            "crawl {}{}; recording it in the state database failed too: {e}",
+            report.outcome,
+            report.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+        );
+    }
     match report.outcome.as_str() {
         "published" => tracing::info!(site = %site.name, snapshot = ?report.snapshot, pages = report.pages, "snapshot published"),
         _ => {
