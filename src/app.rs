@@ -289,9 +289,13 @@ async fn mirror_scheduler(
 ) {
     let site = &cfg.sites[i];
     loop {
-        let last =
-            Store::open(&cfg.data_dir).and_then(|s| s.crawls(Some(&site.name), 1)).ok().and_then(|c| c.first().map(|r| r.started_at));
-        let wait = schedule.next_in(now_millis(), last);
+        let last = Store::open(&cfg.data_dir).and_then(|s| s.crawls(Some(&site.name), 1)).ok().and_then(|c| c.into_iter().next());
+        let mut wait = schedule.next_in(now_millis(), last.as_ref().map(|r| r.started_at));
+        if let Some(r) = last.as_ref().filter(|r| r.outcome != "published") {
+            // The last crawl was rejected, failed or interrupted (the origin down at crawl
+            // time, a restart): try again within the hour rather than a whole period later.
+            wait = wait.min((r.started_at + 3_600_000).saturating_sub(now_millis()));
+        }
         tracing::debug!(site = %site.name, in_ms = wait, "next crawl");
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}

@@ -128,7 +128,7 @@ fn print_report(r: &Report) {
     }
     match r.outcome.as_str() {
         "published" => println!("published snapshot {} ({} pages)", r.snapshot.as_deref().unwrap_or("?"), r.pages),
-        other => println!("{other}: {}; the last good snapshot stays published", r.reason.as_deref().unwrap_or("no reason recorded")),
+        other => println!("{other}: {}; the published snapshot (if any) is unchanged", r.reason.as_deref().unwrap_or("no reason recorded")),
     }
 }
 

@@ -662,10 +662,7 @@ async fn attempt_once(ctx: &Ctx, url: &Url, prev: Option<&Entry>) -> Result<Raw,
             req_headers.insert(reqwest::header::IF_MODIFIED_SINCE, v);
         }
     }
-    let mut resp = ctx.client.get(target).headers(req_headers).send().await.map_err(|e| {
-        let reason = crate::http::transport_error(e, "request").to_string();
-        AttemptError::Transient(reason)
-    })?;
+    let mut resp = ctx.client.get(target).headers(req_headers).send().await.map_err(|e| AttemptError::Transient(transport_reason(&e)))?;
     let status = resp.status().as_u16();
     if resp.content_length().is_some_and(|n| n > ctx.max_response) {
         return Err(AttemptError::Limited(Skip::ResponseSize));
@@ -680,13 +677,28 @@ async fn attempt_once(ctx: &Ctx, url: &Url, prev: Option<&Entry>) -> Result<Raw,
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => break,
-            Err(e) => return Err(AttemptError::Transient(crate::http::transport_error(e, "reading the body").to_string())),
+            Err(e) => return Err(AttemptError::Transient(format!("reading the body: {}", transport_reason(&e)))),
         }
     }
     if status < 200 && status != 101 {
         return Err(AttemptError::Final(format!("unexpected status {status}")));
     }
     Ok(Raw { status, headers: resp.headers().clone(), body })
+}
+
+/// What went wrong on the wire, in the words of the innermost cause ("tcp connect error:
+/// Connection refused (os error 111)"), or "no answer in time".
+fn transport_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "no answer in time".to_string();
+    }
+    let mut last = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        last = s.to_string();
+        src = s.source();
+    }
+    last
 }
 
 fn header(h: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
