@@ -15,5 +15,6 @@ pub mod ip;
 pub mod mirror;
 pub mod probe;
 pub mod reconcile;
+pub mod serve;
 pub mod store;
 pub mod util;

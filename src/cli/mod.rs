@@ -127,6 +127,13 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Serve every site's published snapshot by Host name over HTTP (the standby server;
+    /// HTTPS, compression and readiness are not built yet).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:80")]
+        listen: std::net::SocketAddr,
+    },
     /// Show a failover and failback on loopback, with sample servers; needs nothing installed.
     Demo,
 }
@@ -157,7 +164,7 @@ pub fn main() -> i32 {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Cmd::Run => "info",
+        Cmd::Run | Cmd::Serve { .. } => "info",
         _ => "warn",
     };
     init_logging(cli.log_format, default_level);
@@ -265,6 +272,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 Some(MirrorCmd::Export { site, dir }) => mirror::export(&cfg, site, dir),
                 Some(MirrorCmd::History { site, limit }) => mirror::history(&cfg, site, *limit),
             }
+        }
+        Cmd::Serve { listen } => {
+            let cfg = match load_config(&cli) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let standby = std::sync::Arc::new(crate::serve::Standby::new(&cfg)?);
+            let listener =
+                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen} for the standby server"))?;
+            eprintln!("serving {} site(s) on http://{}", cfg.sites.len(), listener.local_addr()?);
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                app::wait_for_signal().await;
+                stop.cancel();
+            });
+            crate::serve::serve(listener, standby, shutdown).await;
+            Ok(0)
         }
         Cmd::Run => {
             let cfg = match load_config(&cli) {

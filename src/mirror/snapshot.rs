@@ -182,6 +182,16 @@ impl SnapshotStore {
         Bodies { dir: self.root.join("bodies") }
     }
 
+    /// The id of the published snapshot, if any (one small read: cheap to poll).
+    pub fn current_id(&self) -> Result<Option<String>, SnapshotError> {
+        let p = self.root.join("current");
+        match std::fs::read_to_string(&p) {
+            Ok(id) => Ok(Some(id.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SnapshotError::Io { path: p, source: e }),
+        }
+    }
+
     /// The published snapshot, if any.
     pub fn current(&self) -> Result<Option<Manifest>, SnapshotError> {
         let p = self.root.join("current");

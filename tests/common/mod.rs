@@ -5,6 +5,7 @@
 
 pub mod authdns;
 pub mod cloudflare_fake;
+pub mod fixture;
 pub mod moto;
 pub mod pdns;
 

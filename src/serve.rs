@@ -1,0 +1,357 @@
+//! The standby server (issue 6, begun): answers each site's names from its published snapshot,
+//! replaying what the origin sent.
+//!
+//! A request is answered by **looking its path and query up in the snapshot's URL manifest**
+//! (the key is the site's public origin joined with the request target, normalised exactly as
+//! the crawler normalised what it fetched), never by joining a path onto a directory: there is
+//! no file a request can name, so traversal is impossible by construction. Bodies are read by
+//! hash from the content-addressed store.
+//!
+//! What is replayed: status (redirects with their Location, real 404s with the origin's body),
+//! content type and encoding, ETag and Last-Modified, with 304 for `If-None-Match` (weak
+//! comparison) and `If-Modified-Since`. Also: HEAD, single byte ranges (206/416), a short
+//! `Cache-Control` (a failover copy should not be cached for long), and `X-Understudy-Snapshot`
+//! naming the copy and its time. Snapshot switches are atomic for requests in flight: each
+//! request holds the `Arc` of the manifest it started with.
+//!
+//! Not yet (issue 6): HTTPS with ACME certificates, HTTP/2, compression for clients, the banner,
+//! readiness, and running inside the daemon.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Response, StatusCode};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::config::Config;
+use crate::mirror::snapshot::{Entry, Manifest, SnapshotStore};
+
+/// Longest request target accepted (path and query).
+const MAX_TARGET: usize = 8 * 1024;
+
+/// One site's published snapshot, swapped whole when a new one is published.
+struct SiteCopy {
+    origin: Url,
+    store: SnapshotStore,
+    current: RwLock<Option<Arc<Manifest>>>,
+}
+
+/// Every site's copy, by host name.
+pub struct Standby {
+    by_host: HashMap<String, Arc<SiteCopy>>,
+    sites: Vec<Arc<SiteCopy>>,
+}
+
+impl Standby {
+    pub fn new(cfg: &Config) -> anyhow::Result<Standby> {
+        let mut by_host = HashMap::new();
+        let mut sites = Vec::new();
+        for s in &cfg.sites {
+            let copy =
+                Arc::new(SiteCopy { origin: s.origin(), store: SnapshotStore::open(&cfg.data_dir, &s.name)?, current: RwLock::new(None) });
+            for n in s.names() {
+                by_host.insert(n.to_ascii().trim_end_matches('.').to_ascii_lowercase(), copy.clone());
+            }
+            sites.push(copy);
+        }
+        let me = Standby { by_host, sites };
+        me.refresh();
+        Ok(me)
+    }
+
+    /// Loads every site's published snapshot where it changed (the `current` pointer moved).
+    pub fn refresh(&self) {
+        for s in &self.sites {
+            let loaded = s.current.read().map(|c| c.as_ref().map(|m| m.id.clone())).unwrap_or(None);
+            let now = s.store.current_id().ok().flatten();
+            if now.is_some() && now != loaded {
+                match s.store.current() {
+                    Ok(Some(m)) => {
+                        tracing::info!(site = %m.site, snapshot = %m.id, "serving a new snapshot");
+                        if let Ok(mut c) = s.current.write() {
+                            *c = Some(Arc::new(m));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot load the published snapshot; serving the previous one"),
+                }
+            }
+        }
+    }
+
+    /// The answer to one request.
+    pub fn respond(&self, method: &Method, host: Option<&str>, target: &str, headers: &HeaderMap) -> Response<Full<Bytes>> {
+        if method != Method::GET && method != Method::HEAD {
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "this is a read-only standby copy\n");
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let host = host.map(|h| h.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map(|(h, _)| h).unwrap_or(h));
+        let Some(site) = host.and_then(|h| self.by_host.get(&h.trim_end_matches('.').to_ascii_lowercase())) else {
+            return plain(StatusCode::NOT_FOUND, "no such site here\n");
+        };
+        let Some(key) = lookup_key(&site.origin, target) else {
+            return plain(StatusCode::BAD_REQUEST, "bad request target\n");
+        };
+        let Some(m) = site.current.read().ok().and_then(|c| c.clone()) else {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "no copy of this site yet\n");
+        };
+        let Some(entry) = m.entries.get(&key) else {
+            return plain(StatusCode::NOT_FOUND, "not in the standby copy\n");
+        };
+        let body = match &entry.body {
+            Some(h) => match site.store.body(h) {
+                Ok(b) => Bytes::from(b),
+                Err(e) => {
+                    tracing::warn!(error = %e, url = %key, "snapshot body unreadable");
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "the standby copy is damaged\n");
+                }
+            },
+            None => Bytes::new(),
+        };
+        replay(entry, body, method == Method::HEAD, headers, &m)
+    }
+}
+
+/// The manifest key for a request target on a site's origin: the same normalisation as the
+/// crawler's (`url` crate), or `None` for anything that is not an origin-form target.
+pub fn lookup_key(origin: &Url, target: &str) -> Option<String> {
+    if !target.starts_with('/')
+        || target.starts_with("//")
+        || target.len() > MAX_TARGET
+        || target.chars().any(|c| c.is_control() || c == '\\')
+    {
+        return None;
+    }
+    let mut u = origin.join(target).ok()?;
+    if u.origin() != origin.origin() {
+        return None;
+    }
+    u.set_fragment(None);
+    Some(u.to_string())
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `If-None-Match` matches when any listed tag equals the entity tag, weakly (W/ ignored).
+fn none_match(header_value: &str, etag: &str) -> bool {
+    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    header_value.split(',').any(|t| t.trim() == "*" || strip(t) == strip(etag))
+}
+
+fn not_modified_since(header_value: &str, last_modified: &str) -> bool {
+    match (httpdate::parse_http_date(header_value.trim()), httpdate::parse_http_date(last_modified)) {
+        (Ok(since), Ok(lm)) => lm <= since,
+        _ => false,
+    }
+}
+
+/// A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `len`; `Err` when unsatisfiable.
+fn byte_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None; // several ranges: answer the whole body
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let r = match (a.is_empty(), b.is_empty()) {
+        (true, false) => {
+            let n: u64 = b.parse().ok()?;
+            if n == 0 {
+                return Some(Err(()));
+            }
+            (len.saturating_sub(n), len.checked_sub(1)?)
+        }
+        (false, _) => {
+            let start: u64 = a.parse().ok()?;
+            let end: u64 = if b.is_empty() { len.saturating_sub(1) } else { b.parse::<u64>().ok()?.min(len.saturating_sub(1)) };
+            if start >= len || end < start {
+                return Some(Err(()));
+            }
+            (start, end)
+        }
+        _ => return None,
+    };
+    Some(Ok(r))
+}
+
+fn replay(e: &Entry, body: Bytes, head: bool, req: &HeaderMap, m: &Manifest) -> Response<Full<Bytes>> {
+    let mut headers = HeaderMap::new();
+    let mut put = |name: header::HeaderName, v: Option<&str>| {
+        if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(name, v);
+        }
+    };
+    put(header::CONTENT_TYPE, e.content_type.as_deref());
+    put(header::CONTENT_ENCODING, e.content_encoding.as_deref());
+    put(header::LOCATION, e.location.as_deref());
+    put(header::ETAG, e.etag.as_deref());
+    put(header::LAST_MODIFIED, e.last_modified.as_deref());
+    put(header::CACHE_CONTROL, Some("public, max-age=60"));
+    let when = httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_millis(m.created_at));
+    put(header::HeaderName::from_static("x-understudy-snapshot"), Some(&format!("standby copy {} of {when}", m.id)));
+    let cacheable = e.status == 200;
+    if cacheable {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        let inm = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+        let ims = req.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok());
+        let fresh = match (inm, e.etag.as_deref()) {
+            (Some(v), Some(tag)) => none_match(v, tag),
+            (Some(_), None) => false,
+            // If-Modified-Since counts only without If-None-Match (RFC 9110 13.1.3).
+            (None, _) => matches!((ims, e.last_modified.as_deref()), (Some(v), Some(lm)) if not_modified_since(v, lm)),
+        };
+        if fresh {
+            headers.remove(header::CONTENT_TYPE);
+            return with(StatusCode::NOT_MODIFIED, headers, Bytes::new());
+        }
+        if let Some(range) = req.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+            match byte_range(range, body.len() as u64) {
+                Some(Ok((a, b))) => {
+                    headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {a}-{b}/{}", body.len())).expect("ascii"));
+                    let part = if head { Bytes::new() } else { body.slice(a as usize..=b as usize) };
+                    return with(StatusCode::PARTIAL_CONTENT, headers, part);
+                }
+                Some(Err(())) => {
+                    headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{}", body.len())).expect("ascii"));
+                    return with(StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new());
+                }
+                None => {}
+            }
+        }
+    }
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::OK);
+    let len = body.len();
+    let mut r = with(status, headers, if head { Bytes::new() } else { body });
+    if head {
+        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    r
+}
+
+fn with(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    r
+}
+
+/// Serves HTTP/1.1 on `listener` until `shutdown`; reloads snapshots once a second.
+pub async fn serve(listener: TcpListener, standby: Arc<Standby>, shutdown: CancellationToken) {
+    let reload = {
+        let s = standby.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.cancelled() => return,
+                }
+                let s = s.clone();
+                let _ = tokio::task::spawn_blocking(move || s.refresh()).await;
+            }
+        })
+    };
+    let conns = tokio_util::task::TaskTracker::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let s = standby.clone();
+        let stop = shutdown.clone();
+        conns.spawn(async move {
+            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let s = s.clone();
+                async move {
+                    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or(req.uri().host()).map(str::to_string);
+                    let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+                    let method = req.method().clone();
+                    let headers = req.headers().clone();
+                    let r = tokio::task::spawn_blocking(move || s.respond(&method, host.as_deref(), &target, &headers))
+                        .await
+                        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"));
+                    Ok::<_, std::convert::Infallible>(r)
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(64 * 1024)
+                .header_read_timeout(Duration::from_secs(10))
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
+    }
+    conns.close();
+    conns.wait().await;
+    reload.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_normalised_like_the_crawler_and_never_leave_the_origin() {
+        let o = Url::parse("http://www.example.test:8080/").unwrap();
+        let k = |t: &str| lookup_key(&o, t);
+        assert_eq!(k("/about").as_deref(), Some("http://www.example.test:8080/about"));
+        assert_eq!(k("/app.js?v=3").as_deref(), Some("http://www.example.test:8080/app.js?v=3"));
+        assert_eq!(k("/a/../b").as_deref(), Some("http://www.example.test:8080/b"));
+        assert_eq!(k("/../../etc/passwd").as_deref(), Some("http://www.example.test:8080/etc/passwd"), "a key, not a file");
+        for bad in ["about", "//evil.test/x", "http://evil.test/", "/a\\..\\b", "/a\0b", "/a\r\nX-Injected: 1", ""] {
+            assert_eq!(k(bad), None, "{bad:?}");
+        }
+        assert_eq!(k(&format!("/{}", "a".repeat(MAX_TARGET))), None);
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(byte_range("bytes=0-3", 10), Some(Ok((0, 3))));
+        assert_eq!(byte_range("bytes=5-", 10), Some(Ok((5, 9))));
+        assert_eq!(byte_range("bytes=-4", 10), Some(Ok((6, 9))));
+        assert_eq!(byte_range("bytes=8-100", 10), Some(Ok((8, 9))));
+        assert_eq!(byte_range("bytes=10-", 10), Some(Err(())));
+        assert_eq!(byte_range("bytes=5-2", 10), Some(Err(())));
+        assert_eq!(byte_range("bytes=0-1,4-5", 10), None);
+        assert_eq!(byte_range("items=0-1", 10), None);
+        assert_eq!(byte_range("bytes=x-y", 10), None);
+    }
+
+    #[test]
+    fn validators() {
+        assert!(none_match("\"abc\"", "\"abc\""));
+        assert!(none_match("W/\"abc\", \"x\"", "\"abc\""));
+        assert!(none_match("*", "\"abc\""));
+        assert!(!none_match("\"abd\"", "\"abc\""));
+        assert!(not_modified_since("Tue, 24 Nov 2026 10:00:00 GMT", "Tue, 24 Nov 2026 10:00:00 GMT"));
+        assert!(!not_modified_since("Tue, 24 Nov 2026 09:59:59 GMT", "Tue, 24 Nov 2026 10:00:00 GMT"));
+        assert!(!not_modified_since("yesterday", "Tue, 24 Nov 2026 10:00:00 GMT"));
+    }
+}
