@@ -46,6 +46,39 @@ struct SiteCopy {
 pub struct Standby {
     by_host: HashMap<String, Arc<SiteCopy>>,
     sites: Vec<Arc<SiteCopy>>,
+    cache: BodyCache,
+}
+
+/// Bodies in memory by hash. They never change (content-addressed), so a cached body is never
+/// stale; the cache is emptied when it would grow past its budget (simple, and a standby's
+/// working set is usually one site's pages).
+struct BodyCache {
+    map: std::sync::Mutex<(HashMap<String, Bytes>, usize)>,
+    budget: usize,
+}
+
+impl BodyCache {
+    fn get_or_load(
+        &self,
+        hash: &str,
+        load: impl FnOnce() -> Result<Vec<u8>, crate::mirror::snapshot::SnapshotError>,
+    ) -> Result<Bytes, crate::mirror::snapshot::SnapshotError> {
+        if let Some(b) = self.map.lock().ok().and_then(|m| m.0.get(hash).cloned()) {
+            return Ok(b);
+        }
+        let b = Bytes::from(load()?);
+        if let Ok(mut m) = self.map.lock() {
+            if m.1 + b.len() > self.budget {
+                m.0.clear();
+                m.1 = 0;
+            }
+            if b.len() <= self.budget {
+                m.1 += b.len();
+                m.0.insert(hash.to_string(), b.clone());
+            }
+        }
+        Ok(b)
+    }
 }
 
 impl Standby {
@@ -60,7 +93,7 @@ impl Standby {
             }
             sites.push(copy);
         }
-        let me = Standby { by_host, sites };
+        let me = Standby { by_host, sites, cache: BodyCache { map: Default::default(), budget: 256 << 20 } };
         me.refresh();
         Ok(me)
     }
@@ -106,8 +139,8 @@ impl Standby {
             return plain(StatusCode::NOT_FOUND, "not in the standby copy\n");
         };
         let body = match &entry.body {
-            Some(h) => match site.store.body(h) {
-                Ok(b) => Bytes::from(b),
+            Some(h) => match self.cache.get_or_load(h, || site.store.body(h)) {
+                Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, url = %key, "snapshot body unreadable");
                     return plain(StatusCode::INTERNAL_SERVER_ERROR, "the standby copy is damaged\n");
@@ -285,12 +318,10 @@ pub async fn serve(listener: TcpListener, standby: Arc<Standby>, shutdown: Cance
                 async move {
                     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or(req.uri().host()).map(str::to_string);
                     let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-                    let method = req.method().clone();
-                    let headers = req.headers().clone();
-                    let r = tokio::task::spawn_blocking(move || s.respond(&method, host.as_deref(), &target, &headers))
-                        .await
-                        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"));
-                    Ok::<_, std::convert::Infallible>(r)
+                    let (method, headers) = (req.method(), req.headers());
+                    // Bodies come from memory once read; a first read of a small file from the
+                    // page cache is short enough to do here.
+                    Ok::<_, std::convert::Infallible>(s.respond(method, host.as_deref(), &target, headers))
                 }
             });
             let conn = hyper::server::conn::http1::Builder::new()
