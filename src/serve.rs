@@ -148,7 +148,22 @@ impl Standby {
             },
             None => Bytes::new(),
         };
-        replay(entry, body, method == Method::HEAD, headers, &m)
+        // Compressed for clients that take it, once per body (cached beside it), when it helps.
+        let wanted = (entry.status == 200
+            && entry.content_encoding.is_none()
+            && compressible(entry.content_type.as_deref())
+            && body.len() >= 512
+            && !headers.contains_key(header::RANGE))
+        .then(|| preferred_encoding(headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("")))
+        .flatten();
+        let (body, encoding) = match (wanted, &entry.body) {
+            (Some(enc), Some(h)) => match self.cache.get_or_load(&format!("{h}.{enc}"), || Ok(compress(enc, &body))) {
+                Ok(c) if c.len() < body.len() => (c, Some(enc)),
+                _ => (body, None),
+            },
+            _ => (body, None),
+        };
+        replay(entry, body, encoding, method == Method::HEAD, headers, &m)
     }
 }
 
@@ -220,7 +235,62 @@ fn byte_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     Some(Ok(r))
 }
 
-fn replay(e: &Entry, body: Bytes, head: bool, req: &HeaderMap, m: &Manifest) -> Response<Full<Bytes>> {
+/// Types worth compressing (text and text-like); images and archives are compressed already.
+fn compressible(content_type: Option<&str>) -> bool {
+    let ct = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    ct.starts_with("text/")
+        || matches!(
+            ct.as_str(),
+            "application/javascript"
+                | "application/json"
+                | "application/xml"
+                | "application/xhtml+xml"
+                | "application/manifest+json"
+                | "application/rss+xml"
+                | "application/atom+xml"
+                | "image/svg+xml"
+        )
+}
+
+/// `br` if the client takes it, else `gzip`, else none (q=0 refuses a coding).
+fn preferred_encoding(accept: &str) -> Option<&'static str> {
+    let takes = |coding: &str| {
+        accept.split(',').any(|item| {
+            let mut parts = item.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let q = parts.find_map(|p| p.trim().strip_prefix("q=")).and_then(|q| q.trim().parse::<f32>().ok()).unwrap_or(1.0);
+            (name.eq_ignore_ascii_case(coding) || name == "*") && q > 0.0
+        })
+    };
+    if takes("br") {
+        Some("br")
+    } else if takes("gzip") {
+        Some("gzip")
+    } else {
+        None
+    }
+}
+
+fn compress(encoding: &str, body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match encoding {
+        "br" => {
+            let mut out = Vec::with_capacity(body.len() / 3);
+            {
+                let mut w = brotli::CompressorWriter::new(&mut out, 16 * 1024, 6, 22);
+                let _ = w.write_all(body);
+            }
+            out
+        }
+        _ => {
+            let mut w = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 3), flate2::Compression::new(6));
+            let _ = w.write_all(body);
+            w.finish().unwrap_or_default()
+        }
+    }
+}
+
+fn replay(e: &Entry, body: Bytes, encoding: Option<&str>, head: bool, req: &HeaderMap, m: &Manifest) -> Response<Full<Bytes>> {
     let mut headers = HeaderMap::new();
     let mut put = |name: header::HeaderName, v: Option<&str>| {
         if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
@@ -233,6 +303,17 @@ fn replay(e: &Entry, body: Bytes, head: bool, req: &HeaderMap, m: &Manifest) -> 
     put(header::ETAG, e.etag.as_deref());
     put(header::LAST_MODIFIED, e.last_modified.as_deref());
     put(header::CACHE_CONTROL, Some("public, max-age=60"));
+    if e.status == 200 && e.content_encoding.is_none() && compressible(e.content_type.as_deref()) {
+        put(header::VARY, Some("Accept-Encoding"));
+    }
+    if let Some(enc) = encoding {
+        // Another representation of the same resource: its tag is the origin's, made weak (as
+        // nginx does), so If-None-Match still matches under weak comparison.
+        put(header::CONTENT_ENCODING, Some(enc));
+        if let Some(tag) = e.etag.as_deref().filter(|t| !t.starts_with("W/")) {
+            put(header::ETAG, Some(&format!("W/{tag}")));
+        }
+    }
     let when = httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_millis(m.created_at));
     put(header::HeaderName::from_static("x-understudy-snapshot"), Some(&format!("standby copy {} of {when}", m.id)));
     let cacheable = e.status == 200;
@@ -373,6 +454,18 @@ mod tests {
         assert_eq!(byte_range("bytes=0-1,4-5", 10), None);
         assert_eq!(byte_range("items=0-1", 10), None);
         assert_eq!(byte_range("bytes=x-y", 10), None);
+    }
+
+    #[test]
+    fn content_coding_negotiation() {
+        assert_eq!(preferred_encoding("gzip, deflate, br"), Some("br"));
+        assert_eq!(preferred_encoding("gzip, br;q=0"), Some("gzip"));
+        assert_eq!(preferred_encoding("*"), Some("br"));
+        assert_eq!(preferred_encoding("identity"), None);
+        assert_eq!(preferred_encoding(""), None);
+        assert_eq!(preferred_encoding("gzip;q=0, br;q=0.0"), None);
+        assert!(compressible(Some("text/html; charset=utf-8")) && compressible(Some("image/svg+xml")));
+        assert!(!compressible(Some("image/png")) && !compressible(None));
     }
 
     #[test]

@@ -196,3 +196,37 @@ fn a_snapshot_switch_under_load_fails_no_request() {
     assert!(seen.first().is_some_and(|b| !b.contains("new edition")));
     assert!(seen.iter().all(|b| b.starts_with("<h1>About")), "every answer is one snapshot's or the other's");
 }
+
+#[test]
+fn text_is_compressed_for_clients_that_take_it() {
+    use std::io::Read;
+    let (f, _d, s) = setup();
+    let rt = common::rt();
+    let c = client(&s);
+    let origin = std::fs::read(f.www.join("index.html")).unwrap();
+    rt.block_on(async {
+        let get = |accept: &'static str| c.get(url(&s, "www.fixture.test", "/")).header("accept-encoding", accept).send();
+        let br = get("gzip, deflate, br").await.unwrap();
+        assert_eq!(br.headers()["content-encoding"], "br");
+        assert_eq!(br.headers()["vary"], "Accept-Encoding");
+        assert!(br.headers()["etag"].to_str().unwrap().starts_with("W/"), "the compressed representation's tag is weak");
+        let packed = br.bytes().await.unwrap();
+        assert!(packed.len() < origin.len());
+        let mut plain = Vec::new();
+        brotli::Decompressor::new(&packed[..], 4096).read_to_end(&mut plain).unwrap();
+        assert_eq!(plain, origin, "brotli decodes to the origin's bytes");
+        let gz = get("gzip;q=1, br;q=0").await.unwrap();
+        assert_eq!(gz.headers()["content-encoding"], "gzip");
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&gz.bytes().await.unwrap()[..]).read_to_end(&mut plain).unwrap();
+        assert_eq!(plain, origin);
+        let none = get("identity").await.unwrap();
+        assert!(none.headers().get("content-encoding").is_none());
+        assert_eq!(none.bytes().await.unwrap(), origin);
+        // Ranges are of the identity body; images are not compressed again.
+        let r = c.get(url(&s, "www.fixture.test", "/")).header("accept-encoding", "br").header("range", "bytes=0-9").send().await.unwrap();
+        assert_eq!(r.status(), 206);
+        assert!(r.headers().get("content-encoding").is_none());
+        assert_eq!(r.bytes().await.unwrap(), &origin[..10]);
+    });
+}
