@@ -39,6 +39,9 @@ pub struct RuntimeInfo {
     /// The push (dyndns2) update endpoint, when configured.
     #[serde(default)]
     pub push: Option<SocketAddr>,
+    /// The standby server's listeners, when `[standby]` is configured.
+    #[serde(default)]
+    pub standby: Vec<SocketAddr>,
 }
 
 impl RuntimeInfo {
@@ -92,6 +95,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen for the control API on {} (api.listen)", cfg.api.listen))?;
     let api_addr = api_listener.local_addr()?;
     let dns_addrs = dns.addrs.clone();
+    let mut standby_listeners = Vec::new();
+    if let Some(st) = &cfg.standby {
+        for addr in &st.listen {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for the standby server (standby.listen)"))?;
+            standby_listeners.push(l);
+        }
+    }
+    let standby_addrs: Vec<SocketAddr> = standby_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -148,6 +161,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         ));
     }
     tracker.spawn(crate::api::serve(api_listener, tx.clone(), shutdown.clone()));
+    if !standby_listeners.is_empty() {
+        let standby = Arc::new(crate::serve::Standby::new(&cfg)?);
+        for l in standby_listeners {
+            tracker.spawn(crate::serve::serve(l, standby.clone(), shutdown.clone()));
+        }
+    }
     for r in reconcilers {
         tracing::debug!(zone = %r.zone, provider = %r.provider.describe(), "reconciling");
         tracker.spawn(r.run(desired_rx.clone(), shutdown.clone()));
@@ -156,7 +175,14 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let controller_task = tokio::spawn(controller.run(rx));
 
     let runtime_path = cfg.data_dir.join(RUNTIME_FILE);
-    let info = RuntimeInfo { pid: std::process::id(), dns: dns_addrs.clone(), api: api_addr, started_at: now_millis(), push: push_addr };
+    let info = RuntimeInfo {
+        pid: std::process::id(),
+        dns: dns_addrs.clone(),
+        api: api_addr,
+        started_at: now_millis(),
+        push: push_addr,
+        standby: standby_addrs.clone(),
+    };
     write_atomic(&runtime_path, &serde_json::to_vec_pretty(&info)?)?;
     tracing::info!(dns = ?dns_addrs, api = %api_addr, sites = cfg.sites.len(), data_dir = %cfg.data_dir.display(), "understudy is running");
 

@@ -47,6 +47,7 @@ pub struct Standby {
     by_host: HashMap<String, Arc<SiteCopy>>,
     sites: Vec<Arc<SiteCopy>>,
     cache: BodyCache,
+    banner: bool,
 }
 
 /// Bodies in memory by hash. They never change (content-addressed), so a cached body is never
@@ -93,7 +94,8 @@ impl Standby {
             }
             sites.push(copy);
         }
-        let me = Standby { by_host, sites, cache: BodyCache { map: Default::default(), budget: 256 << 20 } };
+        let banner = cfg.standby.as_ref().is_some_and(|s| s.banner);
+        let me = Standby { by_host, sites, cache: BodyCache { map: Default::default(), budget: 256 << 20 }, banner };
         me.refresh();
         Ok(me)
     }
@@ -138,7 +140,7 @@ impl Standby {
         let Some(entry) = m.entries.get(&key) else {
             return plain(StatusCode::NOT_FOUND, "not in the standby copy\n");
         };
-        let body = match &entry.body {
+        let mut body = match &entry.body {
             Some(h) => match self.cache.get_or_load(h, || site.store.body(h)) {
                 Ok(b) => b,
                 Err(e) => {
@@ -148,6 +150,19 @@ impl Standby {
             },
             None => Bytes::new(),
         };
+        // The optional notice at the top of HTML pages (cached per body and snapshot time).
+        let mut variant = entry.body.clone().unwrap_or_default();
+        let mut bannered = false;
+        if self.banner && entry.status == 200 && entry.content_encoding.is_none() && is_html(entry.content_type.as_deref()) {
+            if let Some(h) = &entry.body {
+                variant = format!("{h}.banner{}", m.created_at);
+                let when = utc_minutes(m.created_at);
+                if let Ok(b) = self.cache.get_or_load(&variant, || Ok(inject_banner(&body, &when))) {
+                    body = b;
+                    bannered = true;
+                }
+            }
+        }
         // Compressed for clients that take it, once per body (cached beside it), when it helps.
         let wanted = (entry.status == 200
             && entry.content_encoding.is_none()
@@ -157,13 +172,13 @@ impl Standby {
         .then(|| preferred_encoding(headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("")))
         .flatten();
         let (body, encoding) = match (wanted, &entry.body) {
-            (Some(enc), Some(h)) => match self.cache.get_or_load(&format!("{h}.{enc}"), || Ok(compress(enc, &body))) {
+            (Some(enc), Some(_)) => match self.cache.get_or_load(&format!("{variant}.{enc}"), || Ok(compress(enc, &body))) {
                 Ok(c) if c.len() < body.len() => (c, Some(enc)),
                 _ => (body, None),
             },
             _ => (body, None),
         };
-        replay(entry, body, encoding, method == Method::HEAD, headers, &m)
+        replay(entry, body, encoding, bannered, method == Method::HEAD, headers, &m)
     }
 }
 
@@ -290,7 +305,67 @@ fn compress(encoding: &str, body: &[u8]) -> Vec<u8> {
     }
 }
 
-fn replay(e: &Entry, body: Bytes, encoding: Option<&str>, head: bool, req: &HeaderMap, m: &Manifest) -> Response<Full<Bytes>> {
+fn is_html(content_type: Option<&str>) -> bool {
+    let ct = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    ct == "text/html" || ct == "application/xhtml+xml"
+}
+
+/// "2026-11-24 03:00 UTC" from Unix milliseconds.
+fn utc_minutes(ms: u64) -> String {
+    let t = httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+    // "Tue, 24 Nov 2026 03:00:12 GMT" → "24 Nov 2026 03:00 UTC"
+    let parts: Vec<&str> = t.split_whitespace().collect();
+    match parts.as_slice() {
+        [_, d, mo, y, hms, _] => format!("{d} {mo} {y} {} UTC", &hms[..5.min(hms.len())]),
+        _ => t,
+    }
+}
+
+/// The page with a small fixed notice as the first thing in `<body>` (the rest untouched).
+fn inject_banner(body: &[u8], when: &str) -> Vec<u8> {
+    let notice = format!(
+        "<div role=\"status\" style=\"all:initial;display:block;padding:6px 10px;background:#fff3cd;color:#5c4400;font:14px/1.4 system-ui,sans-serif;text-align:center;border-bottom:1px solid #e0c97a\">This is a read-only copy of the site as of {when}. The site will be back shortly.</div>"
+    );
+    let mut out = Vec::with_capacity(body.len() + notice.len());
+    let mut done = false;
+    let mut rewriter = lol_html::HtmlRewriter::new(
+        lol_html::Settings::new().append_element_content_handler(lol_html::element!("body", |el| {
+            if !done {
+                el.prepend(&notice, lol_html::html_content::ContentType::Html);
+                done = true;
+            }
+            Ok(())
+        })),
+        |c: &[u8]| out.extend_from_slice(c),
+    );
+    if rewriter.write(body).is_err() || rewriter.end().is_err() {
+        return body.to_vec();
+    }
+    if done {
+        return out;
+    }
+    // No <body> tag in the source (it is optional in HTML): first thing after the doctype.
+    let head = String::from_utf8_lossy(&body[..body.len().min(512)]).to_ascii_lowercase();
+    let at = match head.trim_start().starts_with("<!doctype") {
+        true => head.find('>').map(|i| i + 1).unwrap_or(0),
+        false => 0,
+    };
+    let mut out = body[..at].to_vec();
+    out.extend_from_slice(notice.as_bytes());
+    out.extend_from_slice(&body[at..]);
+    out
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; the arguments are the request and its answer
+fn replay(
+    e: &Entry,
+    body: Bytes,
+    encoding: Option<&str>,
+    bannered: bool,
+    head: bool,
+    req: &HeaderMap,
+    m: &Manifest,
+) -> Response<Full<Bytes>> {
     let mut headers = HeaderMap::new();
     let mut put = |name: header::HeaderName, v: Option<&str>| {
         if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
@@ -307,9 +382,11 @@ fn replay(e: &Entry, body: Bytes, encoding: Option<&str>, head: bool, req: &Head
         put(header::VARY, Some("Accept-Encoding"));
     }
     if let Some(enc) = encoding {
+        put(header::CONTENT_ENCODING, Some(enc));
+    }
+    if encoding.is_some() || bannered {
         // Another representation of the same resource: its tag is the origin's, made weak (as
         // nginx does), so If-None-Match still matches under weak comparison.
-        put(header::CONTENT_ENCODING, Some(enc));
         if let Some(tag) = e.etag.as_deref().filter(|t| !t.starts_with("W/")) {
             put(header::ETAG, Some(&format!("W/{tag}")));
         }
@@ -454,6 +531,17 @@ mod tests {
         assert_eq!(byte_range("bytes=0-1,4-5", 10), None);
         assert_eq!(byte_range("items=0-1", 10), None);
         assert_eq!(byte_range("bytes=x-y", 10), None);
+    }
+
+    #[test]
+    fn banner_goes_first_in_the_body() {
+        let with_body = String::from_utf8(inject_banner(b"<!doctype html><html><body class=x><p>hi</p></body></html>", "T")).unwrap();
+        assert!(with_body.contains("<body class=x><div role=\"status\""), "{with_body}");
+        let no_body = String::from_utf8(inject_banner(b"<!DOCTYPE html><title>t</title><p>hi</p>", "T")).unwrap();
+        assert!(no_body.starts_with("<!DOCTYPE html><div role=\"status\""), "{no_body}");
+        let fragment = String::from_utf8(inject_banner(b"<h1>About</h1>", "T")).unwrap();
+        assert!(fragment.starts_with("<div role=\"status\"") && fragment.ends_with("<h1>About</h1>"), "{fragment}");
+        assert!(utc_minutes(0).starts_with("01 Jan 1970 00:00 UTC"), "{}", utc_minutes(0));
     }
 
     #[test]

@@ -230,3 +230,34 @@ fn text_is_compressed_for_clients_that_take_it() {
         assert_eq!(r.bytes().await.unwrap(), &origin[..10]);
     });
 }
+
+/// With `[standby]` the daemon itself serves the copies; its first crawl happens at start (no
+/// snapshot yet), and the banner marks HTML pages as the read-only copy.
+#[test]
+fn the_daemon_serves_the_copy_with_a_banner() {
+    let f = Fixture::start();
+    let config = f.config("").replace("[[sites]]", "[standby]\nlisten = [\"127.0.0.1:0\"]\nbanner = true\n[[sites]]");
+    let mut d = Daemon::start(&config);
+    let addr = d.info.standby[0];
+    let s = Server(Command::new("true").spawn().unwrap(), addr);
+    let rt = common::rt();
+    let c = client(&s);
+    let page = rt.block_on(async {
+        let start = Instant::now();
+        loop {
+            let r = c.get(url(&s, "www.fixture.test", "/about")).send().await.unwrap();
+            if r.status() == 200 {
+                break r;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no snapshot served: {}", r.status());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(page.headers()["etag"].to_str().unwrap().starts_with("W/"), "the bannered page is another representation");
+    let text = rt.block_on(page.text()).unwrap();
+    assert!(text.contains("read-only copy of the site as of"), "{text}");
+    assert!(text.contains("<h1>About</h1>"), "the page itself is intact: {text}");
+    let img = rt.block_on(async { c.get(url(&s, "www.fixture.test", "/img/a.png")).send().await.unwrap().bytes().await.unwrap() });
+    assert_eq!(img, "image bytes of a.png".as_bytes(), "only HTML gets the banner");
+    assert_eq!(d.stop(), 0);
+}

@@ -68,6 +68,8 @@ pub struct Config {
     /// Things that are valid but worth a word (printed by `check-config` and at start).
     pub warnings: Vec<String>,
     pub api: ApiConfig,
+    /// Set when this machine serves the standby copies (`[standby]`).
+    pub standby: Option<StandbyConfig>,
     pub sites: Vec<Site>,
 }
 
@@ -142,6 +144,15 @@ impl ProviderKind {
             ProviderKind::Route53(_) => "route53",
         }
     }
+}
+
+/// `[standby]`: this machine is the standby; the daemon serves every site's snapshot.
+#[derive(Debug, Clone)]
+pub struct StandbyConfig {
+    /// HTTP listeners (default `0.0.0.0:80`).
+    pub listen: Vec<SocketAddr>,
+    /// Insert a "read-only copy as of ..." notice at the top of HTML pages.
+    pub banner: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -297,8 +308,16 @@ struct RawConfig {
     ddns: Vec<Spanned<ip::RawDdns>>,
     dns: Option<Spanned<RawDns>>,
     api: Option<Spanned<RawApi>>,
+    standby: Option<Spanned<RawStandby>>,
     #[serde(default)]
     sites: Vec<Spanned<RawSite>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStandby {
+    listen: Option<Spanned<Vec<Spanned<String>>>>,
+    banner: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -491,6 +510,31 @@ impl Cx<'_> {
         }
         let dns = self.build_dns(dns_raw, dns_span, &providers)?;
         let api = self.build_api(raw.api)?;
+        let standby = match raw.standby {
+            None => None,
+            Some(st) => {
+                let st = st.into_inner();
+                let mut listen = Vec::new();
+                match &st.listen {
+                    None => listen.push("0.0.0.0:80".parse().expect("valid literal")),
+                    Some(l) => {
+                        for (i, a) in l.get_ref().iter().enumerate() {
+                            listen.push(a.get_ref().parse::<SocketAddr>().or_else(|_| {
+                                self.err(
+                                    a.span(),
+                                    &format!("standby.listen[{i}]"),
+                                    format!("`{}` is not an address with a port, e.g. \"0.0.0.0:80\"", a.get_ref()),
+                                )
+                            })?);
+                        }
+                        if listen.is_empty() {
+                            return self.err(l.span(), "standby.listen", "give at least one address, e.g. [\"0.0.0.0:80\"]");
+                        }
+                    }
+                }
+                Some(StandbyConfig { listen, banner: st.banner.map(|b| b.into_inner()).unwrap_or(false) })
+            }
+        };
         let (ip, warnings) = self.build_ip(raw.ip)?;
 
         let mut sites = Vec::new();
@@ -507,7 +551,7 @@ impl Cx<'_> {
             sites.push(site);
         }
         let ddns = self.build_ddns(raw.ddns, &dns, &ip, &mut names_owned)?;
-        Ok(Config { path: self.path.to_path_buf(), data_dir, providers, dns, ip, ddns, warnings, api, sites })
+        Ok(Config { path: self.path.to_path_buf(), data_dir, providers, dns, ip, ddns, warnings, api, standby, sites })
     }
 
     fn build_dns(&self, raw: RawDns, span: Range<usize>, providers: &[ProviderConfig]) -> R<DnsConfig> {
@@ -1339,7 +1383,12 @@ impl Config {
     pub fn describe(&self) -> String {
         let mut o = String::new();
         o.push_str(&format!("# effective settings of {}\n", self.path.display()));
-        o.push_str(&format!("data_dir = {:?}\n\n[dns]\n", self.data_dir.display().to_string()));
+        o.push_str(&format!("data_dir = {:?}\n\n", self.data_dir.display().to_string()));
+        if let Some(st) = &self.standby {
+            let l: Vec<String> = st.listen.iter().map(|a| format!("{:?}", a.to_string())).collect();
+            o.push_str(&format!("[standby]\nlisten = [{}]\nbanner = {}\n\n", l.join(", "), st.banner));
+        }
+        o.push_str("[dns]\n");
         let listen: Vec<String> = self.dns.listen.iter().map(|a| format!("{:?}", a.to_string())).collect();
         o.push_str(&format!("listen = [{}]\nttl = {}\n", listen.join(", "), self.dns.ttl));
         for z in &self.dns.zones {

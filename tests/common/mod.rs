@@ -57,7 +57,7 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let text = config.replace("{DATA}", &dir.path().join("data").display().to_string());
         std::fs::write(dir.path().join("understudy.toml"), text).unwrap();
-        let info = RuntimeInfo { pid: 0, dns: vec![], api: "127.0.0.1:1".parse().unwrap(), started_at: 0, push: None };
+        let info = RuntimeInfo { pid: 0, dns: vec![], api: "127.0.0.1:1".parse().unwrap(), started_at: 0, push: None, standby: vec![] };
         Daemon { dir, child: None, info }
     }
 
