@@ -34,6 +34,8 @@ use crate::mirror::snapshot::{Entry, Manifest, SnapshotStore};
 
 /// Longest request target accepted (path and query).
 const MAX_TARGET: usize = 8 * 1024;
+/// Connections open at once; more wait in the kernel's backlog until one closes.
+const MAX_CONNECTIONS: usize = 4096;
 
 /// One site's published snapshot, swapped whole when a new one is published.
 struct SiteCopy {
@@ -456,7 +458,15 @@ pub async fn serve(listener: TcpListener, standby: Arc<Standby>, shutdown: Cance
         })
     };
     let conns = tokio_util::task::TaskTracker::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
         let (stream, _) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(a) => a,
@@ -471,6 +481,7 @@ pub async fn serve(listener: TcpListener, standby: Arc<Standby>, shutdown: Cance
         let s = standby.clone();
         let stop = shutdown.clone();
         conns.spawn(async move {
+            let _permit = permit;
             let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let s = s.clone();
                 async move {
@@ -484,6 +495,7 @@ pub async fn serve(listener: TcpListener, standby: Arc<Standby>, shutdown: Cance
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(64 * 1024)
+                // Also closes keep-alive connections that send nothing for this long.
                 .header_read_timeout(Duration::from_secs(10))
                 .timer(hyper_util::rt::TokioTimer::new())
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
