@@ -52,6 +52,7 @@ fn broken_configs_give_exact_errors() {
         ("mirror misspelt key", format!("{SITE}[sites.mirror]\nmax_page = 10\n"), "bad.toml:8:1: sites[0].mirror.max_page: unknown key `max_page`, expected one of `start`, `extra_hosts`, `resolve`, `concurrency`, `timeout`, `retries`, `robots`, `every`, `daily`, `scheduled`, `max_pages`, `max_bytes`, `max_time`, `max_depth`, `max_url_length`, `max_query_variants`, `max_segment_repeats`, `max_response_bytes`, `max_redirects`, `min_fraction`, `max_error_fraction`, `keep`"),
         ("mirror resolve for an unknown host", format!("{SITE}[sites.mirror]\nresolve = {{ \"cdn.example.net\" = \"192.0.2.7\" }}\n"), "bad.toml:8:11: sites[0].mirror.resolve.cdn.example.net: cdn.example.net is not one of extra_hosts"),
         ("mirror fraction above one", format!("{SITE}[sites.mirror]\nmin_fraction = 1.5\n"), "bad.toml:8:16: sites[0].mirror.min_fraction: 1.5 is out of range: a fraction from 0.0 to 1.0 (default 0.5)"),
+        ("standby listen without a port", "[standby]\nlisten = [\"0.0.0.0\"]\n".into(), "bad.toml:2:11: standby.listen[0]: `0.0.0.0` is not an address with a port, e.g. \"0.0.0.0:80\""),
         ("ddns name outside every zone", "[ip]\nquorum = 1\n[[ip.sources]]\nname = \"a\"\ntype = \"http\"\nfamily = \"ipv4\"\nurl = \"https://x\"\n[[ddns]]\nname = \"home.example.com\"\n".into(), "bad.toml:9:8: ddns[0].name: home.example.com. is not inside any configured zone"),
     ];
     let mut failures = vec![];

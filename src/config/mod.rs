@@ -514,24 +514,7 @@ impl Cx<'_> {
             None => None,
             Some(st) => {
                 let st = st.into_inner();
-                let mut listen = Vec::new();
-                match &st.listen {
-                    None => listen.push("0.0.0.0:80".parse().expect("valid literal")),
-                    Some(l) => {
-                        for (i, a) in l.get_ref().iter().enumerate() {
-                            listen.push(a.get_ref().parse::<SocketAddr>().or_else(|_| {
-                                self.err(
-                                    a.span(),
-                                    &format!("standby.listen[{i}]"),
-                                    format!("`{}` is not an address with a port, e.g. \"0.0.0.0:80\"", a.get_ref()),
-                                )
-                            })?);
-                        }
-                        if listen.is_empty() {
-                            return self.err(l.span(), "standby.listen", "give at least one address, e.g. [\"0.0.0.0:80\"]");
-                        }
-                    }
-                }
+                let listen = self.listen_list(st.listen, "standby.listen", "0.0.0.0:80")?;
                 Some(StandbyConfig { listen, banner: st.banner.map(|b| b.into_inner()).unwrap_or(false) })
             }
         };
@@ -554,26 +537,23 @@ impl Cx<'_> {
         Ok(Config { path: self.path.to_path_buf(), data_dir, providers, dns, ip, ddns, warnings, api, standby, sites })
     }
 
+    /// A list of listen addresses (`key`), `default` when absent; never empty.
+    fn listen_list(&self, raw: Option<Spanned<Vec<Spanned<String>>>>, key: &str, default: &str) -> R<Vec<SocketAddr>> {
+        let Some(l) = raw else { return Ok(vec![default.parse().expect("valid literal")]) };
+        if l.get_ref().is_empty() {
+            return self.err(l.span(), key, format!("must list at least one address, e.g. [\"{default}\"]"));
+        }
+        let mut out = vec![];
+        for (i, a) in l.into_inner().into_iter().enumerate() {
+            out.push(a.get_ref().parse::<SocketAddr>().or_else(|_| {
+                self.err(a.span(), &format!("{key}[{i}]"), format!("`{}` is not an address with a port, e.g. \"{default}\"", a.get_ref()))
+            })?);
+        }
+        Ok(out)
+    }
+
     fn build_dns(&self, raw: RawDns, span: Range<usize>, providers: &[ProviderConfig]) -> R<DnsConfig> {
-        let listen = match raw.listen {
-            None => vec!["0.0.0.0:53".parse().expect("valid literal")],
-            Some(l) => {
-                if l.get_ref().is_empty() {
-                    return self.err(l.span(), "dns.listen", "must list at least one address, e.g. [\"0.0.0.0:53\"]");
-                }
-                let mut out = vec![];
-                for (i, a) in l.into_inner().into_iter().enumerate() {
-                    out.push(a.get_ref().parse::<SocketAddr>().or_else(|_| {
-                        self.err(
-                            a.span(),
-                            &format!("dns.listen[{i}]"),
-                            format!("`{}` is not an address with a port, e.g. \"0.0.0.0:53\" or \"[::]:53\"", a.get_ref()),
-                        )
-                    })?);
-                }
-                out
-            }
-        };
+        let listen = self.listen_list(raw.listen, "dns.listen", "0.0.0.0:53")?;
         let ttl = match raw.ttl {
             None => 30,
             Some(t) => match u32::try_from(*t.get_ref()) {
