@@ -456,3 +456,22 @@ fn extra_hosts_and_a_port_forwarded_primary() {
     assert_eq!(m.entries["http://www.fixture.test:8080/old"].location.as_deref(), Some(&*format!("http://www.fixture.test:{port}/about")));
     assert_eq!(m.entries[&format!("http://cdn.fixture.test:{port}/img/cdn.png")].status, 200, "the extra origin is crawled");
 }
+
+/// A crawl cut short by a global limit keeps the last good copy of what it did not reach.
+#[test]
+fn a_crawl_cut_short_keeps_what_it_did_not_reach() {
+    let f = Fixture::start();
+    let d = Daemon::prepare(&f.config("scheduled = false"));
+    assert_eq!(crawl(&d)["outcome"], "published");
+    let (_, full) = current(&d);
+    let text = std::fs::read_to_string(d.config_path()).unwrap().replace("[sites.mirror]", "[sites.mirror]\nmax_pages = 15");
+    std::fs::write(d.config_path(), text).unwrap();
+    let r = crawl(&d);
+    assert!(r["limits_hit"]["max_pages"].as_u64().unwrap() > 0, "{r:#}");
+    assert_eq!(r["outcome"], "published", "{r:#}");
+    let (_, now) = current(&d);
+    assert!(now.id != full.id);
+    for key in full.entries.keys() {
+        assert!(now.entries.contains_key(key), "{key} vanished from the standby after a crawl cut short");
+    }
+}

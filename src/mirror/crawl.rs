@@ -288,7 +288,20 @@ pub async fn crawl(
     let robots_url = entry.join("/robots.txt").expect("a path joins");
     c.seen.insert(robots_url.to_string());
     c.admitted += 1;
-    let first = fetch(ctx.clone(), Job { url: robots_url, depth: 0, redirects: 0, check: false }).await;
+    // These run one at a time before the crawl proper; a stop request is honoured here too.
+    let one = |url: Url| {
+        let f = fetch(ctx.clone(), Job { url, depth: 0, redirects: 0, check: false });
+        async move {
+            tokio::select! {
+                d = f => Some(d),
+                _ = cancel.cancelled() => None,
+            }
+        }
+    };
+    let Some(first) = one(robots_url).await else {
+        w.abandon();
+        return Err(CrawlError::Interrupted);
+    };
     c.record(first, &mut w, progress)?;
     // Then the sitemaps (and sitemap indexes' children, up to 100 files), one at a time: their
     // URLs and `<lastmod>`s are known before any page is asked for.
@@ -303,7 +316,10 @@ pub async fn crawl(
         }
         sitemap_files += 1;
         c.admitted += 1;
-        let done = fetch(ctx.clone(), Job { url: u, depth: 0, redirects: 0, check: false }).await;
+        let Some(done) = one(u).await else {
+            w.abandon();
+            return Err(CrawlError::Interrupted);
+        };
         c.record(done, &mut w, progress)?;
     }
     for u in &spec.start {
@@ -388,6 +404,20 @@ pub async fn crawl(
         }
     }
 
+    // A crawl cut short by a global limit did not see the whole site: what it did not reach
+    // keeps its entry from the last good snapshot rather than vanishing from the standby.
+    let cut_short = [Skip::Time, Skip::Bytes, Skip::Pages].iter().any(|k| c.report.limits_hit.contains_key(k.as_str()));
+    if let (true, Some(prev)) = (cut_short, ctx.prev.as_ref()) {
+        let mut kept = 0;
+        for (url, e) in &prev.entries {
+            if !w.has(url) && w.skipped_why(url).is_none_or(|why| [Skip::Time, Skip::Bytes, Skip::Pages].iter().any(|k| k.as_str() == why))
+            {
+                w.add(url, e.clone());
+                kept += 1;
+            }
+        }
+        tracing::info!(site = %c.report.site, kept, "crawl cut short by a limit; unreached pages keep their last good copy");
+    }
     let mut report = c.report;
     w.set_tally(report.fetched as usize, report.errors as usize);
     let verdict = w.finish(spec.checks)?;

@@ -314,6 +314,16 @@ impl SnapshotWriter<'_> {
         self.manifest.entries.insert(url.to_string(), entry);
     }
 
+    /// Whether the snapshot has an entry for `url` yet.
+    pub fn has(&self, url: &str) -> bool {
+        self.manifest.entries.contains_key(url)
+    }
+
+    /// Why a limit kept `url` out, if one did.
+    pub fn skipped_why(&self, url: &str) -> Option<&str> {
+        self.manifest.skipped.get(url).map(String::as_str)
+    }
+
     /// Records an in-scope URL a limit kept the crawl from fetching.
     pub fn skip(&mut self, url: &str, why: &str) {
         self.manifest.skipped.entry(url.to_string()).or_insert_with(|| why.to_string());
