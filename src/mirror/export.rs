@@ -16,7 +16,7 @@
 //! scope but not in the snapshot (so nothing points at a missing local file). Redirects become
 //! small pages that refresh to their target. Files are written aside and renamed into place.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -134,7 +134,7 @@ pub fn export(store: &SnapshotStore, m: &Manifest, scope: &super::scope::Scope, 
         names.get(key)
     };
     let mut out = Exported::default();
-    let mut made: HashMap<PathBuf, ()> = HashMap::new();
+    let mut made: HashSet<PathBuf> = HashSet::new();
     for (key, path) in &names {
         let e = &m.entries[key];
         let base = Url::parse(key).expect("planned from parsed URLs");
@@ -172,9 +172,9 @@ pub fn export(store: &SnapshotStore, m: &Manifest, scope: &super::scope::Scope, 
         out.absolute += absolute;
         let file = dir.join(path);
         let parent = file.parent().expect("export paths have a directory");
-        if !made.contains_key(parent) {
+        if !made.contains(parent) {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-            made.insert(parent.to_path_buf(), ());
+            made.insert(parent.to_path_buf());
         }
         let tmp = parent.join(format!(".{}.tmp", sha256_hex(path.as_bytes())));
         std::fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
