@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::config::Config;
+use crate::mirror::extract::{is_html, media_type};
 use crate::mirror::snapshot::{Entry, Manifest, SnapshotStore};
 
 /// Longest request target accepted (path and query).
@@ -158,8 +159,7 @@ impl Standby {
         if self.banner && entry.status == 200 && entry.content_encoding.is_none() && is_html(entry.content_type.as_deref()) {
             if let Some(h) = &entry.body {
                 variant = format!("{h}.banner{}", m.created_at);
-                let when = utc_minutes(m.created_at);
-                if let Ok(b) = self.cache.get_or_load(&variant, || Ok(inject_banner(&body, &when))) {
+                if let Ok(b) = self.cache.get_or_load(&variant, || Ok(inject_banner(&body, &utc_minutes(m.created_at)))) {
                     body = b;
                     bannered = true;
                 }
@@ -254,7 +254,7 @@ fn byte_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
 
 /// Types worth compressing (text and text-like); images and archives are compressed already.
 fn compressible(content_type: Option<&str>) -> bool {
-    let ct = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = media_type(content_type);
     ct.starts_with("text/")
         || matches!(
             ct.as_str(),
@@ -305,11 +305,6 @@ fn compress(encoding: &str, body: &[u8]) -> Vec<u8> {
             w.finish().unwrap_or_default()
         }
     }
-}
-
-fn is_html(content_type: Option<&str>) -> bool {
-    let ct = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    ct == "text/html" || ct == "application/xhtml+xml"
 }
 
 /// "2026-11-24 03:00 UTC" from Unix milliseconds.

@@ -15,7 +15,7 @@ use crate::store::Store;
 use crate::util::{human_duration, now_millis};
 
 fn find<'a>(cfg: &'a Config, site: &str) -> anyhow::Result<&'a Site> {
-    cfg.sites.iter().find(|s| s.name == site || s.host() == site.trim_end_matches('.')).ok_or_else(|| {
+    cfg.site(site).ok_or_else(|| {
         let names: Vec<&str> = cfg.sites.iter().map(|s| s.name.as_str()).collect();
         anyhow::anyhow!("no site `{site}` in {} (sites: {})", cfg.path.display(), names.join(", "))
     })
@@ -140,16 +140,10 @@ fn published(cfg: &Config, site: &Site) -> anyhow::Result<(SnapshotStore, crate:
     }
 }
 
-fn scope_origins(site: &Site) -> Vec<url::Url> {
-    let mut o = site.origins();
-    o.extend(site.mirror.extra_origins.iter().cloned());
-    o
-}
-
 pub fn verify(cfg: &Config, site: &str, json: bool) -> anyhow::Result<i32> {
     let site = find(cfg, site)?;
     let (store, m) = published(cfg, site)?;
-    let v = crate::mirror::verify(&store, &m, &scope_origins(site))?;
+    let v = crate::mirror::verify(&store, &m, &site.crawl_origins())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -173,7 +167,7 @@ pub fn verify(cfg: &Config, site: &str, json: bool) -> anyhow::Result<i32> {
 pub fn export(cfg: &Config, site: &str, dir: &Path) -> anyhow::Result<i32> {
     let site = find(cfg, site)?;
     let (store, m) = published(cfg, site)?;
-    let scope = crate::mirror::scope::Scope::new(scope_origins(site).iter());
+    let scope = crate::mirror::scope::Scope::new(site.crawl_origins().iter());
     let e = crate::mirror::export::export(&store, &m, &scope, dir)?;
     println!(
         "exported snapshot {} to {}: {} files, {}; {} references made local, {} left pointing at the site (not in the snapshot)",

@@ -609,7 +609,7 @@ async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> 
     }
     // The daemon is not running: apply the command to the saved state, so it holds from the
     // next start. Standby readiness cannot be checked offline, so a drain needs --force.
-    let Some(site_cfg) = cfg.sites.iter().find(|s| s.name == site || s.host() == site.trim_end_matches('.')) else {
+    let Some(site_cfg) = cfg.site(site) else {
         eprintln!("{verb} refused: no site named `{site}`");
         return Ok(1);
     };

@@ -198,6 +198,13 @@ impl Site {
         self.names().map(|n| origin_url(n.to_ascii().trim_end_matches('.'), self.probe.scheme, self.probe.port)).collect()
     }
 
+    /// What a crawl of this site may fetch from: its origins and the mirror's extra hosts.
+    pub fn crawl_origins(&self) -> Vec<url::Url> {
+        let mut o = self.origins();
+        o.extend(self.mirror.extra_origins.iter().cloned());
+        o
+    }
+
     pub fn record_type(&self) -> RecordType {
         match self.primary.ip {
             IpAddr::V4(_) => RecordType::A,
@@ -1358,6 +1365,11 @@ fn tidy_serde_message(m: &str) -> String {
 // ---------------------------------------------------------------- effective settings
 
 impl Config {
+    /// The site named `name` (or whose domain it is), as the CLI takes it.
+    pub fn site(&self, name: &str) -> Option<&Site> {
+        self.sites.iter().find(|s| s.name == name || s.host() == name.trim_end_matches('.'))
+    }
+
     /// The effective settings as TOML-like text, defaults filled in. There are no secrets in
     /// the config yet; when there are, they are printed as `"<redacted>"` here.
     pub fn describe(&self) -> String {

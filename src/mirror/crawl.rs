@@ -45,26 +45,21 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::extract::{self, Kind};
-use super::scope::{resolve, Guard, Limits, Robots, Scope, Skip};
-use super::snapshot::{Bodies, Checks, Entry, Manifest, SnapshotError, SnapshotStore};
-use crate::config::Site;
+use super::scope::{resolve, Guard, Robots, Scope, Skip};
+use super::snapshot::{Bodies, Entry, Manifest, SnapshotError, SnapshotStore};
+use crate::config::{MirrorConfig, Site};
 
 /// Everything one crawl needs to know.
 #[derive(Clone)]
 pub struct Spec {
     pub site: String,
-    /// The first is the entry page.
-    pub start: Vec<Url>,
+    /// The site's `[sites.mirror]`: start URLs (the first is the entry page), concurrency,
+    /// timeout, retries, robots, limits, checks.
+    pub m: MirrorConfig,
     /// The scope: the site's origins and any extra ones.
     pub origins: Vec<Url>,
     /// Where each pinned host is fetched from (port included: it may differ from the URL's).
     pub pins: Vec<(String, SocketAddr)>,
-    pub concurrency: usize,
-    pub timeout: Duration,
-    pub retries: u32,
-    pub robots: bool,
-    pub limits: Limits,
-    pub checks: Checks,
     pub tls: rustls::ClientConfig,
 }
 
@@ -80,21 +75,7 @@ impl Spec {
             let port = m.extra_origins.iter().find(|o| o.host_str() == Some(host)).and_then(|o| o.port_or_known_default()).unwrap_or(443);
             pins.push((host.clone(), SocketAddr::new(*ip, port)));
         }
-        let mut origins = site.origins();
-        origins.extend(m.extra_origins.iter().cloned());
-        Ok(Spec {
-            site: site.name.clone(),
-            start: m.start.clone(),
-            origins,
-            pins,
-            concurrency: m.concurrency,
-            timeout: m.timeout,
-            retries: m.retries,
-            robots: m.robots,
-            limits: m.limits.clone(),
-            checks: m.checks,
-            tls: crate::probe::client_tls(&site.probe)?,
-        })
+        Ok(Spec { site: site.name.clone(), m: m.clone(), origins: site.crawl_origins(), pins, tls: crate::probe::client_tls(&site.probe)? })
     }
 }
 
@@ -222,11 +203,11 @@ impl Ctx {
 fn build_client(spec: &Spec) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder()
         .tls_backend_preconfigured(spec.tls.clone())
-        .timeout(spec.timeout)
-        .connect_timeout(spec.timeout.min(Duration::from_secs(10)))
+        .timeout(spec.m.timeout)
+        .connect_timeout(spec.m.timeout.min(Duration::from_secs(10)))
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(spec.concurrency)
+        .pool_max_idle_per_host(spec.m.concurrency)
         .user_agent(concat!("understudy/", env!("CARGO_PKG_VERSION"), " (standby mirror)"));
     for (host, addr) in &spec.pins {
         // reqwest takes the port from the URL; a different connect port is set per request.
@@ -245,34 +226,37 @@ pub async fn crawl(
 ) -> Result<Report, CrawlError> {
     let started = Instant::now();
     let client = build_client(spec).map_err(CrawlError::Setup)?;
-    let entry = spec.start.first().ok_or_else(|| CrawlError::Setup("no start URL".into()))?.clone();
+    let entry = spec.m.start.first().ok_or_else(|| CrawlError::Setup("no start URL".into()))?.clone();
     let prev = store.current()?;
     let mut ports = HashMap::new();
     for (host, addr) in &spec.pins {
         ports.insert(host.clone(), addr.port());
     }
-    let slots =
-        spec.origins.iter().map(|o| (o.origin().ascii_serialization(), Arc::new(tokio::sync::Semaphore::new(spec.concurrency)))).collect();
+    let slots = spec
+        .origins
+        .iter()
+        .map(|o| (o.origin().ascii_serialization(), Arc::new(tokio::sync::Semaphore::new(spec.m.concurrency))))
+        .collect();
     let ctx = Arc::new(Ctx {
         client,
         bodies: store.bodies(),
         prev,
-        retries: spec.retries,
-        max_response: spec.limits.max_response_bytes,
+        retries: spec.m.retries,
+        max_response: spec.m.limits.max_response_bytes,
         ports,
         slots,
-        concurrency: spec.concurrency,
+        concurrency: spec.m.concurrency,
     });
     let mut w = store.begin(&format!("{now_ms:013}"), entry.as_str(), now_ms)?;
     let mut c = Crawl {
         scope: Scope::new(spec.origins.iter()),
-        guard: Guard::new(spec.limits.clone()),
+        guard: Guard::new(spec.m.limits.clone()),
         seen: HashSet::new(),
         queue: VecDeque::new(),
         admitted: 0,
         consecutive_failures: 0,
         robots: None,
-        honour_robots: spec.robots,
+        honour_robots: spec.m.robots,
         old_lastmod: previous_lastmods(ctx.prev.as_ref(), &ctx.bodies),
         new_lastmod: HashMap::new(),
         trust_sitemap: true,
@@ -322,17 +306,17 @@ pub async fn crawl(
         };
         c.record(done, &mut w, progress)?;
     }
-    for u in &spec.start {
+    for u in &spec.m.start {
         c.enqueue(u.clone(), 0, 0, &mut w);
     }
     c.prephase = false;
     c.enqueue_sitemap_pages(&mut w);
 
-    let deadline = tokio::time::Instant::now() + spec.limits.max_time;
-    let cap = 2 * spec.concurrency * spec.origins.len().max(1);
+    let deadline = tokio::time::Instant::now() + spec.m.limits.max_time;
+    let cap = 2 * spec.m.concurrency * spec.origins.len().max(1);
     // Enough failures in a row that it is not one bad page: everything in flight failed, and
     // then some.
-    let give_up = 3 * spec.concurrency + 10;
+    let give_up = 3 * spec.m.concurrency + 10;
     let mut in_flight: JoinSet<Done> = JoinSet::new();
     loop {
         // Start what the cap allows. The per-origin limit is a semaphore each fetch holds for
@@ -340,7 +324,7 @@ pub async fn crawl(
         // here (twice that) only bounds the tasks alive at once.
         while in_flight.len() < cap {
             let Some(mut job) = c.queue.pop_front() else { break };
-            if c.report.bytes >= spec.limits.max_bytes {
+            if c.report.bytes >= spec.m.limits.max_bytes {
                 c.hit(Skip::Bytes, job.url.as_str(), &mut w);
                 continue;
             }
@@ -420,7 +404,7 @@ pub async fn crawl(
     }
     let mut report = c.report;
     w.set_tally(report.fetched as usize, report.errors as usize);
-    let verdict = w.finish(spec.checks)?;
+    let verdict = w.finish(spec.m.checks)?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     match verdict {
         Ok(p) => {
@@ -755,11 +739,6 @@ fn decode(encoding: &str, raw: &[u8], max: u64) -> Result<Option<Vec<u8>>, Attem
     Ok(Some(out))
 }
 
-/// The references of a stored or fresh body.
-fn refs_of(kind: Kind, body: &[u8], url: &Url) -> Vec<Url> {
-    extract::references(kind, body, url)
-}
-
 fn interpret(url: &Url, raw: Raw, prev: Option<Entry>, bodies: &Bodies, max: u64) -> Outcome {
     let h = &raw.headers;
     if raw.status == 304 {
@@ -816,7 +795,7 @@ fn interpret(url: &Url, raw: Raw, prev: Option<Entry>, bodies: &Bodies, max: u64
         } else if kind == Kind::Sitemap {
             sitemap = Some(extract::sitemap_entries(&body, url));
         } else {
-            refs = refs_of(kind, &body, url);
+            refs = extract::references(kind, &body, url);
         }
     }
     Outcome::Answer { entry, refs, redirect, not_modified: false, robots, sitemap }
@@ -835,7 +814,7 @@ fn stored_refs(e: &Entry, url: &Url, bodies: &Bodies) -> Vec<Url> {
     let Some(body) = stored_body(e, bodies) else { return Vec::new() };
     match Kind::of(e.content_type.as_deref(), url, &body) {
         Kind::Sitemap => Vec::new(),
-        kind => refs_of(kind, &body, url),
+        kind => extract::references(kind, &body, url),
     }
 }
 
@@ -849,9 +828,12 @@ fn stored_sitemap(e: &Entry, url: &Url, bodies: &Bodies) -> Option<extract::Site
 fn previous_lastmods(prev: Option<&Manifest>, bodies: &Bodies) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for (key, e) in prev.iter().flat_map(|m| m.entries.iter()) {
-        let xml = e.content_type.as_deref().is_some_and(|c| c.contains("xml"));
+        // Only XML bodies can be sitemaps: nothing else is read from disk.
+        if !matches!(extract::media_type(e.content_type.as_deref()).as_str(), "application/xml" | "text/xml") {
+            continue;
+        }
         let Ok(url) = Url::parse(key) else { continue };
-        if let Some(sm) = stored_sitemap(e, &url, bodies).filter(|_| xml) {
+        if let Some(sm) = stored_sitemap(e, &url, bodies) {
             for (u, lastmod) in sm.pages {
                 if let Some(l) = lastmod {
                     out.insert(u.to_string(), l);

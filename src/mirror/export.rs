@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use url::Url;
 
-use super::extract::{self, Kind};
+use super::extract::{self, is_html, Kind};
 use super::snapshot::{sha256_hex, Manifest, SnapshotStore};
 
 /// What an export wrote.
@@ -34,11 +34,6 @@ pub struct Exported {
     pub local: usize,
     /// In-scope references the snapshot does not have, rewritten to the original absolute URL.
     pub absolute: usize,
-}
-
-fn is_html(ct: Option<&str>) -> bool {
-    let ct = ct.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    ct == "text/html" || ct == "application/xhtml+xml"
 }
 
 /// Splits a file name into stem and extension (".js"), the extension only when short and

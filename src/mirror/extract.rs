@@ -410,6 +410,15 @@ pub fn sitemap(body: &[u8], base: &Url) -> Vec<Url> {
     e.pages.into_iter().map(|(u, _)| u).chain(e.sitemaps).collect()
 }
 
+/// The media type of a Content-Type value, lower-case, parameters dropped ("text/html").
+pub fn media_type(content_type: Option<&str>) -> String {
+    content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+pub fn is_html(content_type: Option<&str>) -> bool {
+    matches!(media_type(content_type).as_str(), "text/html" | "application/xhtml+xml")
+}
+
 /// What kind of document a body is, for reference discovery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -423,7 +432,7 @@ pub enum Kind {
 impl Kind {
     /// From the content type, the URL, and (for XML) the first bytes.
     pub fn of(content_type: Option<&str>, url: &Url, body: &[u8]) -> Kind {
-        let ct = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let ct = media_type(content_type);
         let path = url.path().to_ascii_lowercase();
         match ct.as_str() {
             "text/html" | "application/xhtml+xml" | "image/svg+xml" => Kind::Html,

@@ -194,13 +194,10 @@ impl SnapshotStore {
 
     /// The published snapshot, if any.
     pub fn current(&self) -> Result<Option<Manifest>, SnapshotError> {
-        let p = self.root.join("current");
-        let id = match std::fs::read_to_string(&p) {
-            Ok(id) => id.trim().to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(SnapshotError::Io { path: p, source: e }),
-        };
-        self.manifest(&id).map(Some)
+        match self.current_id()? {
+            Some(id) => self.manifest(&id).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// A kept snapshot by id.
