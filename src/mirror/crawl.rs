@@ -801,17 +801,9 @@ fn interpret(url: &Url, raw: Raw, prev: Option<Entry>, bodies: &Bodies, max: u64
     Outcome::Answer { entry, refs, redirect, not_modified: false, robots, sitemap }
 }
 
-/// The stored body of a 200 entry, if it can be parsed.
-fn stored_body(e: &Entry, bodies: &Bodies) -> Option<Vec<u8>> {
-    if e.status != 200 || e.content_encoding.is_some() {
-        return None;
-    }
-    e.body.as_deref().and_then(|h| bodies.get(h).ok())
-}
-
 /// The links of the last good snapshot's copy of a page.
 fn stored_refs(e: &Entry, url: &Url, bodies: &Bodies) -> Vec<Url> {
-    let Some(body) = stored_body(e, bodies) else { return Vec::new() };
+    let Some(body) = bodies.document(e, url).ok().flatten() else { return Vec::new() };
     match Kind::of(e.content_type.as_deref(), url, &body) {
         Kind::Sitemap => Vec::new(),
         kind => extract::references(kind, &body, url),
@@ -820,7 +812,7 @@ fn stored_refs(e: &Entry, url: &Url, bodies: &Bodies) -> Vec<Url> {
 
 /// The sitemap entries of a stored copy, when it is a sitemap.
 fn stored_sitemap(e: &Entry, url: &Url, bodies: &Bodies) -> Option<extract::SitemapEntries> {
-    let body = stored_body(e, bodies)?;
+    let body = bodies.document(e, url).ok().flatten()?;
     (Kind::of(e.content_type.as_deref(), url, &body) == Kind::Sitemap).then(|| extract::sitemap_entries(&body, url))
 }
 

@@ -419,6 +419,22 @@ pub fn is_html(content_type: Option<&str>) -> bool {
     matches!(media_type(content_type).as_str(), "text/html" | "application/xhtml+xml")
 }
 
+/// Whether a response of this type at this URL can hold references at all (so whether its
+/// stored body is worth reading): HTML, SVG, CSS, manifests, XML (sitemaps).
+pub fn may_refer(content_type: Option<&str>, url: &Url) -> bool {
+    matches!(
+        media_type(content_type).as_str(),
+        "text/html"
+            | "application/xhtml+xml"
+            | "image/svg+xml"
+            | "text/css"
+            | "application/manifest+json"
+            | "application/json"
+            | "application/xml"
+            | "text/xml"
+    ) || url.path().to_ascii_lowercase().ends_with(".webmanifest")
+}
+
 /// What kind of document a body is, for reference discovery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

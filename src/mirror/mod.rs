@@ -139,9 +139,8 @@ pub fn verify(store: &SnapshotStore, m: &Manifest, origins: &[Url]) -> anyhow::R
     let mut out = Verified { snapshot: m.id.clone(), ..Verified::default() };
     let mut holes = BTreeSet::new();
     for (key, e) in &m.entries {
-        let (Some(hash), 200, None) = (&e.body, e.status, &e.content_encoding) else { continue };
         let Ok(base) = Url::parse(key) else { continue };
-        let body = store.body(hash)?;
+        let Some(body) = store.bodies().document(e, &base)? else { continue };
         let kind = extract::Kind::of(e.content_type.as_deref(), &base, &body);
         if kind == extract::Kind::Other {
             continue;

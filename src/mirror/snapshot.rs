@@ -143,6 +143,17 @@ impl Bodies {
         Ok(hash)
     }
 
+    /// The stored body of a 200 identity entry at `url` that can hold references (a page, a
+    /// stylesheet, a manifest, a sitemap); `None` for everything else, without reading it.
+    pub fn document(&self, e: &Entry, url: &url::Url) -> Result<Option<Vec<u8>>, SnapshotError> {
+        match &e.body {
+            Some(h) if e.status == 200 && e.content_encoding.is_none() && super::extract::may_refer(e.content_type.as_deref(), url) => {
+                self.get(h).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// A body by hash.
     pub fn get(&self, hash: &str) -> Result<Vec<u8>, SnapshotError> {
         if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
