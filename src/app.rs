@@ -302,7 +302,6 @@ async fn prober(
     in_flight.abort_all();
 }
 
-/// Asks every public-address source every `ip.interval` and hands each round to the controller.
 /// Crawls site `i` on its schedule, through the primary's current address (from the
 /// controller: for `auto` sites it moves). One crawl at a time per site; a crawl that is due
 /// while the address is still unknown waits for it.
@@ -316,12 +315,7 @@ async fn mirror_scheduler(
     let site = &cfg.sites[i];
     loop {
         let last = Store::open(&cfg.data_dir).and_then(|s| s.crawls(Some(&site.name), 1)).ok().and_then(|c| c.into_iter().next());
-        let mut wait = schedule.next_in(now_millis(), last.as_ref().map(|r| r.started_at));
-        if let Some(r) = last.as_ref().filter(|r| r.outcome != "published") {
-            // The last crawl was rejected, failed or interrupted (the origin down at crawl
-            // time, a restart): try again within the hour rather than a whole period later.
-            wait = wait.min((r.started_at + 3_600_000).saturating_sub(now_millis()));
-        }
+        let wait = schedule.next_in(now_millis(), last.as_ref().map(|r| (r.started_at, r.outcome == "published")));
         tracing::debug!(site = %site.name, in_ms = wait, "next crawl");
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
@@ -353,6 +347,7 @@ async fn mirror_scheduler(
     }
 }
 
+/// Asks every public-address source every `ip.interval` and hands each round to the controller.
 async fn ip_watcher(
     cfg: Arc<Config>,
     refresh: Arc<tokio::sync::Notify>,

@@ -48,9 +48,18 @@ pub enum Schedule {
 }
 
 impl Schedule {
-    /// Milliseconds from `now_ms` (Unix) to the next crawl; `last_ms` is when the last one
-    /// started, if known.
-    pub fn next_in(&self, now_ms: u64, last_ms: Option<u64>) -> u64 {
+    /// Milliseconds from `now_ms` (Unix) to the next crawl; `last` is when the last one
+    /// started and whether it published. One that did not (rejected, failed, interrupted by a
+    /// restart) is retried within the hour rather than a whole period later.
+    pub fn next_in(&self, now_ms: u64, last: Option<(u64, bool)>) -> u64 {
+        let on_schedule = self.scheduled_in(now_ms, last.map(|(at, _)| at));
+        match last {
+            Some((at, false)) => on_schedule.min((at + 3_600_000).saturating_sub(now_ms)),
+            _ => on_schedule,
+        }
+    }
+
+    fn scheduled_in(&self, now_ms: u64, last_ms: Option<u64>) -> u64 {
         match *self {
             Schedule::Every(d) => {
                 let d = d.as_millis() as u64;
@@ -335,12 +344,17 @@ mod tests {
         let day = 86_400_000;
         let every = Schedule::Every(Duration::from_secs(3600));
         assert_eq!(every.next_in(10_000_000, None), 0, "never crawled: now");
-        assert_eq!(every.next_in(10_000_000, Some(9_000_000)), 3_600_000 - 1_000_000);
-        assert_eq!(every.next_in(10_000_000, Some(1)), 0, "overdue: now");
+        assert_eq!(every.next_in(10_000_000, Some((9_000_000, true))), 3_600_000 - 1_000_000);
+        assert_eq!(every.next_in(10_000_000, Some((1, true))), 0, "overdue: now");
         let daily = Schedule::Daily { minute_utc: 180 };
         let midnight = 100 * day;
-        assert_eq!(daily.next_in(midnight + 60_000, Some(midnight - 3_600_000)), 180 * 60_000 - 60_000);
-        assert_eq!(daily.next_in(midnight + 4 * 3_600_000, Some(midnight + 3 * 3_600_000)), day - 3_600_000);
-        assert_eq!(daily.next_in(midnight + 20 * 3_600_000, Some(midnight - 2 * day)), 0, "missed while down: now");
+        assert_eq!(daily.next_in(midnight + 60_000, Some((midnight - 3_600_000, true))), 180 * 60_000 - 60_000);
+        assert_eq!(daily.next_in(midnight + 4 * 3_600_000, Some((midnight + 3 * 3_600_000, true))), day - 3_600_000);
+        assert_eq!(daily.next_in(midnight + 20 * 3_600_000, Some((midnight - 2 * day, true))), 0, "missed while down: now");
+        assert_eq!(
+            daily.next_in(midnight + 4 * 3_600_000, Some((midnight + 3 * 3_600_000 + 60_000, false))),
+            60_000,
+            "not published: again within the hour"
+        );
     }
 }
