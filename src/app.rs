@@ -42,6 +42,9 @@ pub struct RuntimeInfo {
     /// The standby server's listeners, when `[standby]` is configured.
     #[serde(default)]
     pub standby: Vec<SocketAddr>,
+    /// Its HTTPS listeners.
+    #[serde(default)]
+    pub standby_https: Vec<SocketAddr>,
 }
 
 impl RuntimeInfo {
@@ -87,7 +90,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     // unreachable, so it needs no reconciler; external providers get one each.
     let builtin_zones: Vec<_> = cfg.dns.zones.iter().filter(|z| z.provider.is_none()).cloned().collect();
     let builtin = Arc::new(Builtin::new(builtin_zones, cfg.dns.ttl, zones.clone(), &cfg.data_dir)?);
-    let controller = Controller::new(cfg.clone(), store, desired_tx, Some(builtin))?;
+    let controller = Controller::new(cfg.clone(), store, desired_tx, Some(builtin.clone()))?;
     let reconcilers = reconcilers(&cfg)?;
     let dns = DnsServer::bind(&cfg.dns.listen, zones).await?;
     let api_listener = TcpListener::bind(cfg.api.listen)
@@ -95,7 +98,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen for the control API on {} (api.listen)", cfg.api.listen))?;
     let api_addr = api_listener.local_addr()?;
     let dns_addrs = dns.addrs.clone();
-    let mut standby_listeners = Vec::new();
+    let (mut standby_listeners, mut https_listeners) = (Vec::new(), Vec::new());
     if let Some(st) = &cfg.standby {
         for addr in &st.listen {
             let l = TcpListener::bind(addr)
@@ -103,8 +106,21 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                 .with_context(|| format!("cannot listen on {addr} for the standby server (standby.listen)"))?;
             standby_listeners.push(l);
         }
+        for addr in &st.https_listen {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for the standby server (standby.https_listen)"))?;
+            https_listeners.push(l);
+        }
     }
     let standby_addrs: Vec<SocketAddr> = standby_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let https_addrs: Vec<SocketAddr> = https_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    // The standby server, when this machine is one: built before the probers, whose standby
+    // verdicts include its readiness.
+    let standby = match &cfg.standby {
+        Some(_) => Some(Arc::new(crate::serve::Standby::new(&cfg)?)),
+        None => None,
+    };
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -117,8 +133,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         // watch channel. The standby's is fixed: a channel whose sender is already gone, which
         // the prober reads as "this address, for good".
         let standby_rx = watch::channel(Some(site.standby.probe_addr(&site.probe))).1;
-        tracker.spawn(prober(i, Side::Standby, base.clone(), standby_rx, site.probe.interval, tx.clone(), shutdown.clone()));
-        tracker.spawn(prober(i, Side::Primary, base, controller.probe_target(i), site.probe.interval, tx.clone(), shutdown.clone()));
+        // Served here: a standby probe passes only if the copy is also ready (snapshot young
+        // enough, certificate good), so the decision never fails over to a worse standby.
+        let gate = standby.clone().map(|s| (s, site.name.clone()));
+        tracker.spawn(prober(i, Side::Standby, base.clone(), standby_rx, site.probe.interval, tx.clone(), gate, shutdown.clone()));
+        tracker.spawn(prober(i, Side::Primary, base, controller.probe_target(i), site.probe.interval, tx.clone(), None, shutdown.clone()));
         if let Some(schedule) = site.mirror.schedule {
             tracker.spawn(mirror_scheduler(cfg.clone(), i, schedule, controller.probe_target(i), shutdown.clone()));
         }
@@ -161,10 +180,33 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         ));
     }
     tracker.spawn(crate::api::serve(api_listener, tx.clone(), shutdown.clone()));
-    if !standby_listeners.is_empty() {
-        let standby = Arc::new(crate::serve::Standby::new(&cfg)?);
+    if let Some(standby) = &standby {
+        tracker.spawn(crate::serve::refresher(standby.clone(), shutdown.clone()));
         for l in standby_listeners {
-            tracker.spawn(crate::serve::serve(l, standby.clone(), shutdown.clone()));
+            tracker.spawn(crate::serve::serve(l, standby.clone(), None, shutdown.clone()));
+        }
+        if !https_listeners.is_empty() {
+            let tls = crate::tls::server_config(standby.certs()).map_err(|e| anyhow::anyhow!("standby TLS: {e}"))?;
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+            for l in https_listeners {
+                tracker.spawn(crate::serve::serve(l, standby.clone(), Some(acceptor.clone()), shutdown.clone()));
+            }
+        }
+        if let Some(acme) = cfg.standby.as_ref().and_then(|s| s.acme.clone()) {
+            let sites: Vec<crate::acme::AcmeSite> = cfg
+                .sites
+                .iter()
+                .filter(|s| s.tls.is_none() && s.probe.scheme == crate::config::Scheme::Https)
+                .map(|s| crate::acme::AcmeSite {
+                    site: s.name.clone(),
+                    hosts: s.names().map(|n| n.to_ascii().trim_end_matches('.').to_ascii_lowercase()).collect(),
+                })
+                .collect();
+            let external = reconcilers.iter().map(|r| (r.zone.clone(), r.provider.clone())).collect();
+            let dns = Arc::new(ChallengeZones { builtin: builtin.clone(), external });
+            let manager = Arc::new(crate::acme::Manager::new(acme, &cfg.data_dir, dns, standby.certs()));
+            standby.set_acme(manager.clone());
+            tracker.spawn(manager.run(sites, shutdown.clone()));
         }
     }
     for r in reconcilers {
@@ -182,6 +224,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         started_at: now_millis(),
         push: push_addr,
         standby: standby_addrs.clone(),
+        standby_https: https_addrs,
     };
     write_atomic(&runtime_path, &serde_json::to_vec_pretty(&info)?)?;
     tracing::info!(dns = ?dns_addrs, api = %api_addr, sites = cfg.sites.len(), data_dir = %cfg.data_dir.display(), "understudy is running");
@@ -258,6 +301,7 @@ async fn prober(
     mut addr_rx: watch::Receiver<Option<SocketAddr>>,
     interval: Duration,
     tx: mpsc::Sender<Event>,
+    gate: Option<(Arc<crate::serve::Standby>, String)>,
     cancel: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(interval);
@@ -295,8 +339,16 @@ async fn prober(
         let target = *addr_rx.borrow();
         if let (true, Some(addr)) = (fire, target) {
             seq += 1;
-            let (t, n) = (base.with_addr(addr), seq);
-            in_flight.spawn(async move { (n, addr, t.run().await, now_millis()) });
+            let (t, n, gate) = (base.with_addr(addr), seq, gate.clone());
+            in_flight.spawn(async move {
+                let mut outcome = t.run().await;
+                if let (true, Some((standby, site))) = (outcome.ok, gate) {
+                    if let Some(r) = standby.readiness(&site, now_millis()).filter(|r| !r.ready) {
+                        outcome = probe::Outcome { ok: false, detail: format!("answers, but the copy is not ready: {}", r.problems.join("; ")) };
+                    }
+                }
+                (n, addr, outcome, now_millis())
+            });
         }
     }
     in_flight.abort_all();
@@ -428,4 +480,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
     Ok(())
+}
+
+/// ACME DNS-01 challenge records on the built-in server (the zones understudy serves itself).
+/// ACME DNS-01 challenge records: on the built-in server for its zones, else through the
+/// zone's provider (one that can write TXT, checked by the config).
+struct ChallengeZones {
+    builtin: Arc<Builtin>,
+    external: Vec<(hickory_proto::rr::Name, Arc<dyn crate::dns::provider::Provider>)>,
+}
+
+#[async_trait::async_trait]
+impl crate::acme::ChallengeDns for ChallengeZones {
+    async fn publish(&self, name: &hickory_proto::rr::Name, values: &[String]) -> Result<(), String> {
+        // The deepest zone holding the name decides, as in DNS itself.
+        let external = self.external.iter().filter(|(z, _)| z.zone_of(name)).max_by_key(|(z, _)| z.num_labels());
+        let builtin_depth = self.builtin.zone_for(name).map(|z| z.num_labels());
+        match external {
+            Some((zone, p)) if builtin_depth.is_none_or(|d| zone.num_labels() > d) => {
+                p.set_txt(zone, name, values).await.map_err(|e| e.to_string())
+            }
+            _ => self.builtin.set_challenge(name, values).map_err(|e| e.to_string()),
+        }
+    }
 }

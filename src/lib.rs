@@ -2,6 +2,7 @@
 //! it stops answering points the site's DNS at a standby, and back once the primary is healthy
 //! and stable. See ARCHITECTURE.md for the map of modules and the invariants they keep.
 
+pub mod acme;
 pub mod api;
 pub mod app;
 pub mod cli;
@@ -17,4 +18,5 @@ pub mod probe;
 pub mod reconcile;
 pub mod serve;
 pub mod store;
+pub mod tls;
 pub mod util;

@@ -14,8 +14,16 @@
 //! naming the copy and its time. Snapshot switches are atomic for requests in flight: each
 //! request holds the `Arc` of the manifest it started with.
 //!
-//! Not yet (issue 6): HTTPS with ACME certificates, HTTP/2, compression for clients, the banner,
-//! readiness, and running inside the daemon.
+//! HTTP/1.1 and HTTP/2 (ALPN over TLS, prior knowledge in clear) on every listener. HTTPS picks
+//! each site's certificate by SNI from [`crate::tls::Certs`] (user files or ACME, see
+//! [`crate::acme`]).
+//!
+//! **Readiness** ([`Standby::readiness`], pure core [`assess`]): per site, is a snapshot
+//! published and younger than `max_snapshot_age`, and (for an HTTPS site) is there a
+//! certificate valid now for every name. Served to anyone at `/.well-known/understudy/ready` on
+//! the site's own Host (200 ready, 503 not, JSON either way), and used in-process by the
+//! daemon's standby probes: a standby that is not ready counts as a failed standby probe, so the
+//! decision core never fails over to it (design.md invariant 3).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -29,9 +37,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::config::Config;
+use crate::config::{Config, Scheme, TlsFiles};
+use crate::decide::Millis;
 use crate::mirror::extract::{is_html, media_type};
 use crate::mirror::snapshot::{Entry, Manifest, SnapshotStore};
+use crate::tls::{CertInfo, Certs};
+
+/// The readiness report's path, answered on every site's Host before the snapshot is consulted.
+pub const READY_PATH: &str = "/.well-known/understudy/ready";
 
 /// Longest request target accepted (path and query).
 const MAX_TARGET: usize = 8 * 1024;
@@ -40,9 +53,16 @@ const MAX_CONNECTIONS: usize = 4096;
 
 /// One site's published snapshot, swapped whole when a new one is published.
 struct SiteCopy {
+    name: String,
+    /// Domain first, then aliases (lower case, no trailing dot).
+    hosts: Vec<String>,
     origin: Url,
     store: SnapshotStore,
     current: RwLock<Option<Arc<Manifest>>>,
+    /// Visitors reach the site over HTTPS, so the standby needs a certificate to be ready.
+    https: bool,
+    /// User-supplied certificate files and the modification time last loaded.
+    tls_files: Option<(TlsFiles, std::sync::Mutex<Option<SystemTime>>)>,
 }
 
 /// Every site's copy, by host name.
@@ -51,6 +71,59 @@ pub struct Standby {
     sites: Vec<Arc<SiteCopy>>,
     cache: BodyCache,
     banner: bool,
+    max_age: Millis,
+    certs: Arc<Certs>,
+    /// The ACME manager, when there is one, for its last error in readiness reports.
+    acme: std::sync::OnceLock<Arc<crate::acme::Manager>>,
+}
+
+/// One site's readiness, as reported at [`READY_PATH`] and used by the failover gate.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Readiness {
+    pub site: String,
+    pub ready: bool,
+    /// Why not, in words; empty when ready.
+    pub problems: Vec<String>,
+    pub snapshot: Option<SnapshotState>,
+    pub max_snapshot_age_secs: u64,
+    pub certificate_required: bool,
+    pub certificate: Option<CertState>,
+    /// The last ACME failure, while the latest attempt failed.
+    pub acme_error: Option<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SnapshotState {
+    pub id: String,
+    pub created: String,
+    pub age_secs: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CertState {
+    pub names: Vec<String>,
+    pub issuer: String,
+    pub serial: String,
+    pub not_after: String,
+    pub expires_in_secs: i64,
+}
+
+/// Why a standby copy is not ready (empty: ready). Pure.
+pub fn assess(snapshot_created: Option<Millis>, max_age: Millis, cert: Option<&CertInfo>, cert_required: bool, hosts: &[String], now: Millis) -> Vec<String> {
+    let mut out = Vec::new();
+    match snapshot_created {
+        None => out.push("no published snapshot".to_string()),
+        Some(at) if now.saturating_sub(at) > max_age => out.push(format!(
+            "snapshot is {} old, more than max_snapshot_age {}",
+            crate::util::human_duration(now.saturating_sub(at) / 60_000 * 60_000),
+            crate::util::human_duration(max_age)
+        )),
+        Some(_) => {}
+    }
+    if cert_required {
+        out.extend(crate::tls::problems(cert, hosts, now));
+    }
+    out
 }
 
 /// Bodies in memory by hash. They never change (content-addressed), so a cached body is never
@@ -89,23 +162,108 @@ impl Standby {
     pub fn new(cfg: &Config) -> anyhow::Result<Standby> {
         let mut by_host = HashMap::new();
         let mut sites = Vec::new();
+        let certs = Arc::new(Certs::default());
+        let https = cfg.standby.as_ref().is_some_and(|s| !s.https_listen.is_empty());
         for s in &cfg.sites {
-            let copy =
-                Arc::new(SiteCopy { origin: s.origin(), store: SnapshotStore::open(&cfg.data_dir, &s.name)?, current: RwLock::new(None) });
-            for n in s.names() {
-                by_host.insert(n.to_ascii().trim_end_matches('.').to_ascii_lowercase(), copy.clone());
+            let hosts: Vec<String> = s.names().map(|n| n.to_ascii().trim_end_matches('.').to_ascii_lowercase()).collect();
+            let copy = Arc::new(SiteCopy {
+                name: s.name.clone(),
+                hosts: hosts.clone(),
+                origin: s.origin(),
+                store: SnapshotStore::open(&cfg.data_dir, &s.name)?,
+                current: RwLock::new(None),
+                https: https && s.probe.scheme == Scheme::Https,
+                tls_files: s.tls.clone().map(|f| (f, std::sync::Mutex::new(None))),
+            });
+            if copy.tls_files.is_none() {
+                // What ACME obtained before (a certificate that lapsed meanwhile is still
+                // installed: readiness says it is expired, and ACME replaces it).
+                match crate::acme::stored(&cfg.data_dir, &s.name) {
+                    Ok(Some(pair)) => certs.install(&hosts, Arc::new(pair)),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(site = %s.name, error = %e, "ignoring the stored certificate"),
+                }
+            }
+            for h in &hosts {
+                by_host.insert(h.clone(), copy.clone());
             }
             sites.push(copy);
         }
-        let banner = cfg.standby.as_ref().is_some_and(|s| s.banner);
-        let me = Standby { by_host, sites, cache: BodyCache { map: Default::default(), budget: 256 << 20 }, banner };
+        let st = cfg.standby.as_ref();
+        let me = Standby {
+            by_host,
+            sites,
+            cache: BodyCache { map: Default::default(), budget: 256 << 20 },
+            banner: st.is_some_and(|s| s.banner),
+            max_age: st.map(|s| s.max_snapshot_age.as_millis() as u64).unwrap_or(2 * 86_400_000),
+            certs,
+            acme: std::sync::OnceLock::new(),
+        };
         me.refresh();
         Ok(me)
+    }
+
+    /// The SNI certificate table (ACME installs into it).
+    pub fn certs(&self) -> Arc<Certs> {
+        self.certs.clone()
+    }
+
+    pub fn set_acme(&self, m: Arc<crate::acme::Manager>) {
+        let _ = self.acme.set(m);
+    }
+
+    /// The in-process readiness check of site `name`, or `None` for a site not served here.
+    pub fn readiness(&self, name: &str, now: Millis) -> Option<Readiness> {
+        let s = self.sites.iter().find(|s| s.name == name)?;
+        let m = s.current.read().ok().and_then(|c| c.clone());
+        let pair = self.certs.get(&s.hosts[0]);
+        let cert = pair.as_ref().map(|p| &p.info);
+        let problems = assess(m.as_ref().map(|m| m.created_at), self.max_age, cert, s.https, &s.hosts, now);
+        Some(Readiness {
+            site: s.name.clone(),
+            ready: problems.is_empty(),
+            problems,
+            snapshot: m.map(|m| SnapshotState {
+                id: m.id.clone(),
+                created: crate::util::utc(m.created_at),
+                age_secs: now.saturating_sub(m.created_at) / 1000,
+            }),
+            max_snapshot_age_secs: self.max_age / 1000,
+            certificate_required: s.https,
+            certificate: cert.map(|c| CertState {
+                names: c.names.clone(),
+                issuer: c.issuer.clone(),
+                serial: c.serial.clone(),
+                not_after: crate::util::utc(c.not_after),
+                expires_in_secs: (c.not_after as i64 - now as i64) / 1000,
+            }),
+            acme_error: self.acme.get().and_then(|a| a.last_error(&s.name)),
+        })
+    }
+
+    /// (Re)loads a site's user-supplied certificate files when they changed (a renewal by
+    /// another tool). A broken replacement keeps the previous pair and says why.
+    fn reload_files(&self, s: &SiteCopy) {
+        let Some((files, seen)) = &s.tls_files else { return };
+        let mtime = std::fs::metadata(&files.cert_file).and_then(|m| m.modified()).ok();
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        if mtime.is_none() || *seen == mtime {
+            return;
+        }
+        *seen = mtime;
+        match crate::tls::load_files(&files.cert_file, &files.key_file) {
+            Ok(pair) => {
+                tracing::info!(site = %s.name, serial = %pair.info.serial, not_after = %crate::util::utc(pair.info.not_after), "certificate loaded");
+                self.certs.install(&s.hosts, Arc::new(pair));
+            }
+            Err(e) => tracing::warn!(site = %s.name, error = %e, "cannot load the certificate files; keeping the previous certificate"),
+        }
     }
 
     /// Loads every site's published snapshot where it changed (the `current` pointer moved).
     pub fn refresh(&self) {
         for s in &self.sites {
+            self.reload_files(s);
             let loaded = s.current.read().map(|c| c.as_ref().map(|m| m.id.clone())).unwrap_or(None);
             let now = s.store.current_id().ok().flatten();
             if now.is_some() && now != loaded {
@@ -134,6 +292,18 @@ impl Standby {
         let Some(site) = host.and_then(|h| self.by_host.get(&h.trim_end_matches('.').to_ascii_lowercase())) else {
             return plain(StatusCode::NOT_FOUND, "no such site here\n");
         };
+        if target == READY_PATH {
+            let r = self.readiness(&site.name, crate::util::now_millis());
+            let (status, body) = match &r {
+                Some(r) if r.ready => (StatusCode::OK, serde_json::to_vec_pretty(r)),
+                r => (StatusCode::SERVICE_UNAVAILABLE, serde_json::to_vec_pretty(r)),
+            };
+            let mut resp = Response::new(Full::new(Bytes::from(body.unwrap_or_default())));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return resp;
+        }
         let Some(key) = lookup_key(&site.origin, target) else {
             return plain(StatusCode::BAD_REQUEST, "bad request target\n");
         };
@@ -436,22 +606,21 @@ fn with(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response<Full<By
     r
 }
 
-/// Serves HTTP/1.1 on `listener` until `shutdown`; reloads snapshots once a second.
-pub async fn serve(listener: TcpListener, standby: Arc<Standby>, shutdown: CancellationToken) {
-    let reload = {
+/// Reloads changed snapshots (and certificate files) once a second until `shutdown`.
+pub async fn refresher(standby: Arc<Standby>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => return,
+        }
         let s = standby.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.cancelled() => return,
-                }
-                let s = s.clone();
-                let _ = tokio::task::spawn_blocking(move || s.refresh()).await;
-            }
-        })
-    };
+        let _ = tokio::task::spawn_blocking(move || s.refresh()).await;
+    }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on `listener` until `shutdown`, over TLS when `tls` is given.
+/// Call [`refresher`] once beside the listeners so new snapshots are picked up.
+pub async fn serve(listener: TcpListener, standby: Arc<Standby>, tls: Option<tokio_rustls::TlsAcceptor>, shutdown: CancellationToken) {
     let conns = tokio_util::task::TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -473,40 +642,69 @@ pub async fn serve(listener: TcpListener, standby: Arc<Standby>, shutdown: Cance
             },
             _ = shutdown.cancelled() => break,
         };
+        let _ = stream.set_nodelay(true);
         let s = standby.clone();
         let stop = shutdown.clone();
+        let tls = tls.clone();
         conns.spawn(async move {
             let _permit = permit;
-            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let s = s.clone();
-                async move {
-                    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or(req.uri().host()).map(str::to_string);
-                    let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-                    let (method, headers) = (req.method(), req.headers());
-                    // Bodies come from memory once read; a first read of a small file from the
-                    // page cache is short enough to do here.
-                    Ok::<_, std::convert::Infallible>(s.respond(method, host.as_deref(), &target, headers))
-                }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(64 * 1024)
-                // Also closes keep-alive connections that send nothing for this long.
-                .header_read_timeout(Duration::from_secs(10))
-                .timer(hyper_util::rt::TokioTimer::new())
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+            match tls {
+                None => connection(stream, s, stop).await,
+                Some(acceptor) => {
+                    // A client that opens a connection and never finishes the handshake is
+                    // dropped after the same 10 s a slow request header gets.
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                        Ok(Ok(t)) => connection(t, s, stop).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
                 }
             }
         });
     }
     conns.close();
     conns.wait().await;
-    reload.abort();
+}
+
+/// One connection, HTTP/1.1 or HTTP/2 (by ALPN, or the h2 preface in clear).
+async fn connection<S>(io: S, s: Arc<Standby>, stop: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let s = s.clone();
+        async move {
+            // HTTP/2 carries the host in the URI's authority, HTTP/1.1 in Host.
+            let host = req.uri().host().map(str::to_string).or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string));
+            let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+            let (method, headers) = (req.method(), req.headers());
+            // Bodies come from memory once read; a first read of a small file from the page
+            // cache is short enough to do here.
+            Ok::<_, std::convert::Infallible>(s.respond(method, host.as_deref(), &target, headers))
+        }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(64 * 1024)
+        // Also closes keep-alive connections that send nothing for this long.
+        .header_read_timeout(Duration::from_secs(10))
+        .timer(hyper_util::rt::TokioTimer::new());
+    builder
+        .http2()
+        .max_header_list_size(64 * 1024)
+        .max_concurrent_streams(128)
+        .keep_alive_interval(Duration::from_secs(30))
+        .timer(hyper_util::rt::TokioTimer::new());
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        }
+    }
 }
 
 #[cfg(test)]

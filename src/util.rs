@@ -10,6 +10,11 @@ pub fn now_millis() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// An HTTP date ("Tue, 24 Nov 2026 03:00:12 GMT") from Unix milliseconds, for logs and reports.
+pub fn utc(ms: u64) -> String {
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
 /// "300ms", "2s", "1.5s", "5m", "1h30m": short and exact enough for operator messages.
 pub fn human_duration(ms: u64) -> String {
     if ms < 1_000 {

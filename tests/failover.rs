@@ -286,38 +286,7 @@ fn json_logs_are_one_object_per_line() {
     }
 }
 
-mod tls {
-    //! A throwaway CA for the HTTPS tests.
-    pub struct Ca {
-        key: rcgen::KeyPair,
-        cert: rcgen::Certificate,
-        params: rcgen::CertificateParams,
-    }
-
-    impl Ca {
-        pub fn new() -> Ca {
-            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            params.distinguished_name.push(rcgen::DnType::CommonName, "understudy test CA");
-            let key = rcgen::KeyPair::generate().unwrap();
-            let cert = params.clone().self_signed(&key).unwrap();
-            Ca { key, cert, params }
-        }
-
-        pub fn pem(&self) -> String {
-            self.cert.pem()
-        }
-
-        /// (certificate PEM, key PEM) for `name`.
-        pub fn issue(&self, name: &str) -> (String, String) {
-            let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
-            let key = rcgen::KeyPair::generate().unwrap();
-            let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
-            let cert = params.signed_by(&key, &issuer).unwrap();
-            (cert.pem(), key.serialize_pem())
-        }
-    }
-}
+use common::ca as tls;
 
 #[test]
 fn a_hanging_site_does_not_slow_the_probes_of_another() {

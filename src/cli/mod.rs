@@ -288,7 +288,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 app::wait_for_signal().await;
                 stop.cancel();
             });
-            crate::serve::serve(listener, standby, shutdown).await;
+            let refresh = tokio::spawn(crate::serve::refresher(standby.clone(), shutdown.clone()));
+            crate::serve::serve(listener, standby, None, shutdown).await;
+            refresh.abort();
             Ok(0)
         }
         Cmd::Run => {

@@ -144,6 +144,11 @@ impl ProviderKind {
             ProviderKind::Route53(_) => "route53",
         }
     }
+
+    /// Whether understudy can write ACME challenge TXT records through this provider.
+    pub fn supports_txt(&self) -> bool {
+        matches!(self, ProviderKind::Rfc2136 { .. })
+    }
 }
 
 /// `[standby]`: this machine is the standby; the daemon serves every site's snapshot.
@@ -153,6 +158,31 @@ pub struct StandbyConfig {
     pub listen: Vec<SocketAddr>,
     /// Insert a "read-only copy as of ..." notice at the top of HTML pages.
     pub banner: bool,
+    /// HTTPS listeners (none by default): a certificate per site, chosen by SNI.
+    pub https_listen: Vec<SocketAddr>,
+    /// Readiness: a snapshot older than this is not good enough to fail over to (default 2 days:
+    /// a daily crawl plus one that failed).
+    pub max_snapshot_age: Duration,
+    /// Certificates by ACME DNS-01 for every site without `[sites.tls]` files.
+    pub acme: Option<AcmeConfig>,
+}
+
+/// `[standby.acme]`.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    /// The CA's directory URL (default: Let's Encrypt's production directory).
+    pub directory: String,
+    /// `mailto:` addresses for the CA's expiry notices.
+    pub contact: Vec<String>,
+    /// A PEM root to trust for the CA's own HTTPS (a private or test CA); default: the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `[sites.tls]`: the standby serves this certificate for the site instead of an ACME one.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +204,8 @@ pub struct Site {
     pub standby: Endpoint,
     pub probe: Probe,
     pub mirror: MirrorConfig,
+    /// User-supplied certificate for the standby's HTTPS (else ACME, when configured).
+    pub tls: Option<TlsFiles>,
 }
 
 impl Site {
@@ -324,7 +356,26 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawStandby {
     listen: Option<Spanned<Vec<Spanned<String>>>>,
+    https_listen: Option<Spanned<Vec<Spanned<String>>>>,
     banner: Option<Spanned<bool>>,
+    max_snapshot_age: Option<Spanned<DurationValue>>,
+    acme: Option<Spanned<RawAcme>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcme {
+    directory: Option<Spanned<String>>,
+    #[serde(default)]
+    contact: Vec<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<Spanned<String>>,
+    key_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -405,6 +456,7 @@ struct RawSite {
     standby: Option<Spanned<String>>,
     probe: Option<Spanned<RawProbe>>,
     mirror: Option<Spanned<mirror::RawMirror>>,
+    tls: Option<Spanned<RawTls>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -519,11 +571,7 @@ impl Cx<'_> {
         let api = self.build_api(raw.api)?;
         let standby = match raw.standby {
             None => None,
-            Some(st) => {
-                let st = st.into_inner();
-                let listen = self.listen_list(st.listen, "standby.listen", "0.0.0.0:80")?;
-                Some(StandbyConfig { listen, banner: st.banner.map(|b| b.into_inner()).unwrap_or(false) })
-            }
+            Some(st) => Some(self.build_standby(st)?),
         };
         let (ip, warnings) = self.build_ip(raw.ip)?;
 
@@ -541,6 +589,34 @@ impl Cx<'_> {
             sites.push(site);
         }
         let ddns = self.build_ddns(raw.ddns, &dns, &ip, &mut names_owned)?;
+        // ACME DNS-01 publishes `_acme-challenge.<name>` TXT records on understudy's own DNS
+        // side: each name that needs a certificate must be in a zone it can write TXT records to.
+        if standby.as_ref().is_some_and(|st| st.acme.is_some()) {
+            for (i, site) in sites.iter().enumerate() {
+                if site.tls.is_some() || site.probe.scheme != Scheme::Https {
+                    continue;
+                }
+                for n in site.names() {
+                    let zone = dns.zones.iter().filter(|z| z.origin.zone_of(n)).max_by_key(|z| z.origin.num_labels());
+                    let writable = match zone {
+                        None => false,
+                        Some(z) => match &z.provider {
+                            None => true,
+                            Some(p) => providers.iter().any(|pc| &pc.name == p && pc.kind.supports_txt()),
+                        },
+                    };
+                    if !writable {
+                        return self.err(
+                            0..0,
+                            &format!("sites[{i}].domain"),
+                            format!(
+                                "{n} needs a certificate from ACME (standby.acme), which publishes _acme-challenge TXT records; put it in a zone served by the built-in server or an rfc2136 provider, or give [sites.tls] cert_file and key_file"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
         Ok(Config { path: self.path.to_path_buf(), data_dir, providers, dns, ip, ddns, warnings, api, standby, sites })
     }
 
@@ -932,6 +1008,69 @@ impl Cx<'_> {
         Ok(ProviderConfig { name: name.get_ref().clone(), kind, timeout })
     }
 
+    fn build_standby(&self, raw: Spanned<RawStandby>) -> R<StandbyConfig> {
+        let st = raw.into_inner();
+        let listen = self.listen_list(st.listen, "standby.listen", "0.0.0.0:80")?;
+        let https_listen = match st.https_listen {
+            None => vec![],
+            some => self.listen_list(some, "standby.https_listen", "0.0.0.0:443")?,
+        };
+        let max_snapshot_age =
+            self.duration(&st.max_snapshot_age, "standby.max_snapshot_age", Duration::from_secs(2 * 86_400), Duration::from_secs(1))?;
+        let acme = match st.acme {
+            None => None,
+            Some(a) => {
+                let aspan = a.span();
+                let a = a.into_inner();
+                let directory = match a.directory {
+                    None => "https://acme-v02.api.letsencrypt.org/directory".to_string(),
+                    Some(d) if d.get_ref().starts_with("https://") => d.into_inner(),
+                    Some(d) => {
+                        return self.err(d.span(), "standby.acme.directory", format!("`{}` is not an https:// URL", d.get_ref()))
+                    }
+                };
+                let mut contact = vec![];
+                for c in a.contact {
+                    if !c.get_ref().starts_with("mailto:") || c.get_ref().len() < 10 {
+                        return self.err(c.span(), "standby.acme.contact", format!("`{}` is not a mailto: address", c.get_ref()));
+                    }
+                    contact.push(c.into_inner());
+                }
+                let ca_file = match a.ca_file {
+                    None => None,
+                    Some(c) => {
+                        let path = self.resolve_path(c.get_ref());
+                        let pem = std::fs::read(&path)
+                            .or_else(|e| self.err(c.span(), "standby.acme.ca_file", format!("cannot read {}: {e}", path.display())))?;
+                        if crate::probe::parse_ca_pem(&pem).is_err() {
+                            return self.err(c.span(), "standby.acme.ca_file", format!("{} holds no PEM certificate", path.display()));
+                        }
+                        Some(path)
+                    }
+                };
+                if https_listen.is_empty() {
+                    return self.err(aspan, "standby.acme", "certificates are only used with HTTPS: add standby.https_listen");
+                }
+                Some(AcmeConfig { directory, contact, ca_file })
+            }
+        };
+        Ok(StandbyConfig { listen, banner: st.banner.map(|b| b.into_inner()).unwrap_or(false), https_listen, max_snapshot_age, acme })
+    }
+
+    fn build_tls(&self, key: &str, raw: Option<Spanned<RawTls>>) -> R<Option<TlsFiles>> {
+        let Some(raw) = raw else { return Ok(None) };
+        let span = raw.span();
+        let t = raw.into_inner();
+        let (Some(c), Some(k)) = (t.cert_file, t.key_file) else {
+            return self.err(span, key, "give both cert_file (the PEM chain, leaf first) and key_file (its PEM private key)");
+        };
+        let (cert_file, key_file) = (self.resolve_path(c.get_ref()), self.resolve_path(k.get_ref()));
+        if let Err(e) = crate::tls::load_files(&cert_file, &key_file) {
+            return self.err(c.span(), &format!("{key}.cert_file"), e);
+        }
+        Ok(Some(TlsFiles { cert_file, key_file }))
+    }
+
     fn build_api(&self, raw: Option<Spanned<RawApi>>) -> R<ApiConfig> {
         let listen = match raw.and_then(|a| a.into_inner().listen) {
             None => "127.0.0.1:9353".parse().expect("valid literal"),
@@ -1075,7 +1214,8 @@ impl Cx<'_> {
         let probe = self.build_probe(&format!("{key}.probe"), raw.probe)?;
         let origin = origin_url(domain.to_ascii().trim_end_matches('.'), probe.scheme, probe.port);
         let mirror = self.build_mirror(&format!("{key}.mirror"), raw.mirror, &origin, probe.scheme)?;
-        Ok(Site { name, domain, aliases: aliases.into_iter().map(|a| a.0).collect(), primary, primary_auto, standby, probe, mirror })
+        let tls = self.build_tls(&format!("{key}.tls"), raw.tls)?;
+        Ok(Site { name, domain, aliases: aliases.into_iter().map(|a| a.0).collect(), primary, primary_auto, standby, probe, mirror, tls })
     }
 
     fn endpoint(&self, s: &Spanned<String>, key: &str) -> R<Endpoint> {
@@ -1378,7 +1518,21 @@ impl Config {
         o.push_str(&format!("data_dir = {:?}\n\n", self.data_dir.display().to_string()));
         if let Some(st) = &self.standby {
             let l: Vec<String> = st.listen.iter().map(|a| format!("{:?}", a.to_string())).collect();
-            o.push_str(&format!("[standby]\nlisten = [{}]\nbanner = {}\n\n", l.join(", "), st.banner));
+            let h: Vec<String> = st.https_listen.iter().map(|a| format!("{:?}", a.to_string())).collect();
+            o.push_str(&format!(
+                "[standby]\nlisten = [{}]\nhttps_listen = [{}]\nbanner = {}\nmax_snapshot_age = {:?}\n\n",
+                l.join(", "),
+                h.join(", "),
+                st.banner,
+                human_duration(st.max_snapshot_age.as_millis() as u64)
+            ));
+            if let Some(a) = &st.acme {
+                o.push_str(&format!("[standby.acme]\ndirectory = {:?}\ncontact = {:?}\n", a.directory, a.contact));
+                if let Some(c) = &a.ca_file {
+                    o.push_str(&format!("ca_file = {:?}\n", c.display().to_string()));
+                }
+                o.push('\n');
+            }
         }
         o.push_str("[dns]\n");
         let listen: Vec<String> = self.dns.listen.iter().map(|a| format!("{:?}", a.to_string())).collect();

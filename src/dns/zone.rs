@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::ManagedRecords;
@@ -78,6 +78,16 @@ impl Zone {
             }
         }
         zone
+    }
+
+    /// Adds a TXT record set inside this zone (ACME DNS-01 challenges); ignored outside it.
+    pub fn add_txt(&mut self, name: &Name, values: &[String], ttl: u32) {
+        if !self.origin.zone_of(&LowerName::new(name)) {
+            return;
+        }
+        for v in values {
+            self.insert(Record::from_rdata(name.clone(), ttl, RData::TXT(TXT::new(vec![v.clone()]))));
+        }
     }
 
     fn insert(&mut self, r: Record) {

@@ -4,9 +4,11 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod authdns;
+pub mod ca;
 pub mod cloudflare_fake;
 pub mod fixture;
 pub mod moto;
+pub mod pebble;
 pub mod pdns;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -57,7 +59,7 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let text = config.replace("{DATA}", &dir.path().join("data").display().to_string());
         std::fs::write(dir.path().join("understudy.toml"), text).unwrap();
-        let info = RuntimeInfo { pid: 0, dns: vec![], api: "127.0.0.1:1".parse().unwrap(), started_at: 0, push: None, standby: vec![] };
+        let info = RuntimeInfo { pid: 0, dns: vec![], api: "127.0.0.1:1".parse().unwrap(), started_at: 0, push: None, standby: vec![], standby_https: vec![] };
         Daemon { dir, child: None, info }
     }
 

@@ -23,13 +23,21 @@ pub struct Builtin {
     ttl: u32,
     handle: ZoneHandle,
     inner: Mutex<(ManagedRecords, Store)>,
+    /// ACME DNS-01 challenge TXT records, owned by [`crate::acme`] (nothing else writes them).
+    challenges: Mutex<BTreeMap<Name, Vec<String>>>,
 }
 
 impl Builtin {
     /// `zones` are the configured zones without an external provider; `data_dir` holds the
     /// serials (a second connection to the state database).
     pub fn new(zones: Vec<ZoneConfig>, ttl: u32, handle: ZoneHandle, data_dir: &Path) -> Result<Self, crate::store::StoreError> {
-        Ok(Builtin { zones, ttl, handle, inner: Mutex::new((ManagedRecords::default(), Store::open(data_dir)?)) })
+        Ok(Builtin {
+            zones,
+            ttl,
+            handle,
+            inner: Mutex::new((ManagedRecords::default(), Store::open(data_dir)?)),
+            challenges: Mutex::new(BTreeMap::new()),
+        })
     }
 
     /// Publishes `managed` (the parts inside our zones) at once; used at start, before any
@@ -47,11 +55,42 @@ impl Builtin {
         self.rebuild(&mut inner)
     }
 
+    /// Whether `name` falls in a zone this server holds.
+    pub fn serves(&self, name: &Name) -> bool {
+        self.zones.iter().any(|z| z.origin.zone_of(name))
+    }
+
+    /// The deepest zone of this server holding `name`.
+    pub fn zone_for(&self, name: &Name) -> Option<Name> {
+        self.zones.iter().filter(|z| z.origin.zone_of(name)).map(|z| z.origin.clone()).max_by_key(|z| z.num_labels())
+    }
+
+    /// Publishes (or with no values removes) the TXT records of an ACME challenge name, at once.
+    pub fn set_challenge(&self, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+        if !self.serves(name) {
+            return Err(ProviderError::ZoneNotFound(format!("{name} is in no zone of the built-in server")));
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let mut ch = self.challenges.lock().unwrap_or_else(|e| e.into_inner());
+            match values.is_empty() {
+                true => ch.remove(name),
+                false => ch.insert(name.clone(), values.to_vec()),
+            };
+        }
+        self.rebuild(&mut inner)
+    }
+
     fn rebuild(&self, inner: &mut (ManagedRecords, Store)) -> Result<(), ProviderError> {
         let now = crate::util::now_millis() / 1_000;
         let mut set = ZoneSet::default();
+        let challenges = self.challenges.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for z in &self.zones {
             let mut zone = Zone::build(z, &inner.0, self.ttl, 0);
+            for (name, values) in &challenges {
+                // Short TTL: a challenge lives for one order.
+                zone.add_txt(name, values, 10);
+            }
             let serial =
                 inner.1.serial_for(&z.origin.to_string(), &zone.content(), now).map_err(|e| ProviderError::Rejected(e.to_string()))?;
             zone.set_serial(serial);

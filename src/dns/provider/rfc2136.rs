@@ -325,6 +325,24 @@ impl Provider for Rfc2136 {
         Ok(changes.iter().map(|_| Outcome::Applied).collect())
     }
 
+    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+        let mut msg = Message::new(rand_id(), MessageType::Query, OpCode::Update);
+        let mut zq = Query::query(zone.clone(), RecordType::SOA);
+        zq.query_class = DNSClass::IN;
+        msg.add_query(zq);
+        let mut delete = Record::update0(name.clone(), 0, RecordType::TXT);
+        delete.dns_class = DNSClass::ANY;
+        msg.add_authority(delete);
+        for v in values {
+            msg.add_authority(Record::from_rdata(name.clone(), 10, RData::TXT(TXT::new(vec![v.clone()]))));
+        }
+        let (reply, _) = self.exchange(msg).await?;
+        if reply.metadata.response_code != ResponseCode::NoError {
+            return Err(self.rcode_error(zone, &reply));
+        }
+        Ok(())
+    }
+
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
         // A signed SOA query: proves the server is authoritative and, when a key is set, that
         // the server knows the key (it answers NOTAUTH/BADKEY otherwise). Writes nothing.
