@@ -269,7 +269,13 @@ mod tests {
     const DAY: Millis = 86_400_000;
 
     fn cert(names: &[&str], from: Millis, to: Millis) -> CertInfo {
-        CertInfo { names: names.iter().map(|s| s.to_string()).collect(), not_before: from, not_after: to, issuer: "x".into(), serial: "1".into() }
+        CertInfo {
+            names: names.iter().map(|s| s.to_string()).collect(),
+            not_before: from,
+            not_after: to,
+            issuer: "x".into(),
+            serial: "1".into(),
+        }
     }
 
     #[test]

@@ -294,6 +294,7 @@ pub(crate) async fn wait_for_signal() {
 /// does not delay the next one, so a silent server is detected in about
 /// `failures × interval + timeout`. Results are delivered newest-first: a result older than one
 /// already delivered is dropped.
+#[allow(clippy::too_many_arguments)] // spawned from one place; each argument is one input of the loop
 async fn prober(
     site: usize,
     side: Side,
@@ -344,7 +345,11 @@ async fn prober(
                 let mut outcome = t.run().await;
                 if let (true, Some((standby, site))) = (outcome.ok, gate) {
                     if let Some(r) = standby.readiness(&site, now_millis()).filter(|r| !r.ready) {
-                        outcome = probe::Outcome { ok: false, detail: format!("answers, but the copy is not ready: {}", r.problems.join("; ")) };
+                        outcome = probe::Outcome {
+                            ok: false,
+                            detail: format!("answers, but the copy is not ready: {}", r.problems.join("; ")),
+                            cert_not_after: outcome.cert_not_after,
+                        };
                     }
                 }
                 (n, addr, outcome, now_millis())

@@ -70,6 +70,9 @@ pub struct ProbeNote {
     pub at: u64,
     pub ok: bool,
     pub detail: String,
+    /// When the server's certificate expires (HTTPS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_expires: Option<u64>,
 }
 
 /// The public address of one family as `status` shows it.
@@ -106,6 +109,8 @@ struct SiteRt {
     last_primary: Option<ProbeNote>,
     last_standby: Option<ProbeNote>,
     last_saved: u64,
+    /// When the primary's certificate expiry was last warned about (at most daily).
+    cert_warned: Option<u64>,
 }
 
 pub struct Controller {
@@ -169,7 +174,7 @@ impl Controller {
                     s
                 }
             };
-            sites.push(SiteRt { state, last_primary: None, last_standby: None, last_saved: now });
+            sites.push(SiteRt { state, last_primary: None, last_standby: None, last_saved: now, cert_warned: None });
         }
         let public: BTreeMap<Family, IpAddr> = store.public_ips()?.into_iter().map(|(f, (ip, _))| (f, ip)).collect();
         let probe_targets = cfg
@@ -232,7 +237,10 @@ impl Controller {
                     tracing::debug!(site = %self.cfg.sites[site].name, %addr, "dropping a probe result for an old primary address");
                     return;
                 }
-                let note = ProbeNote { at, ok: outcome.ok, detail: outcome.detail.clone() };
+                let note = ProbeNote { at, ok: outcome.ok, detail: outcome.detail.clone(), cert_expires: outcome.cert_not_after };
+                if let (Side::Primary, Some(not_after)) = (side, outcome.cert_not_after) {
+                    self.watch_certificate(site, not_after, now);
+                }
                 if side == Side::Primary
                     && !outcome.ok
                     && self.cfg.sites[site].primary_auto.is_some()
@@ -288,6 +296,25 @@ impl Controller {
     }
 
     /// Feeds one input to a site; returns the refusal, if the core refused.
+    /// Warns (log and event log, at most once a day) when the primary's certificate is close to
+    /// expiring or has expired: the standby's copy is not a substitute for a renewal.
+    fn watch_certificate(&mut self, i: usize, not_after: u64, now: u64) {
+        let host = self.cfg.sites[i].host();
+        let Some(warning) = crate::probe::cert_warning(&host, not_after, now) else { return };
+        if self.sites[i].cert_warned.is_some_and(|at| now.saturating_sub(at) < 86_400_000) {
+            return;
+        }
+        self.sites[i].cert_warned = Some(now);
+        tracing::warn!(site = %self.cfg.sites[i].name, "{warning}");
+        let _ = self.store.append_event(&NewEvent {
+            site: &self.cfg.sites[i].name,
+            at: now,
+            kind: "alert",
+            reason: &warning,
+            ..Default::default()
+        });
+    }
+
     fn apply(&mut self, i: usize, input: &Input, now: u64) -> anyhow::Result<Option<String>> {
         let cfg = self.cfg.clone();
         let site = &cfg.sites[i];

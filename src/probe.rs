@@ -28,6 +28,25 @@ pub struct Outcome {
     pub ok: bool,
     /// "200 in 3 ms", "connection refused", "timed out after 1s", "TLS: ...", "status 503".
     pub detail: String,
+    /// When the server's certificate expires (HTTPS probes that completed a handshake).
+    pub cert_not_after: Option<u64>,
+}
+
+/// Warn this long before a primary's certificate expires.
+pub const CERT_WARNING: u64 = 14 * 86_400_000;
+
+/// The warning for a certificate expiring at `not_after`, if it is within [`CERT_WARNING`]. Pure.
+pub fn cert_warning(host: &str, not_after: u64, now: u64) -> Option<String> {
+    if now >= not_after {
+        return Some(format!("the primary's certificate for {host} expired {} ago", crate::util::human_duration(now - not_after)));
+    }
+    (not_after - now < CERT_WARNING).then(|| {
+        format!(
+            "the primary's certificate for {host} expires in {} ({}); renew it",
+            crate::util::human_duration((not_after - now) / 60_000 * 60_000),
+            crate::util::utc(not_after)
+        )
+    })
 }
 
 /// Everything needed to probe one server for one site, built once from the config.
@@ -72,29 +91,40 @@ impl Target {
     pub async fn run(&self) -> Outcome {
         let started = Instant::now();
         match tokio::time::timeout(self.timeout, self.attempt()).await {
-            Ok(Ok(status)) => Outcome { ok: true, detail: format!("{status} in {} ms", started.elapsed().as_millis()) },
-            Ok(Err(why)) => Outcome { ok: false, detail: why },
-            Err(_) => {
-                Outcome { ok: false, detail: format!("no answer within {}", crate::util::human_duration(self.timeout.as_millis() as u64)) }
+            Ok(Ok((status, cert_not_after))) => {
+                Outcome { ok: true, detail: format!("{status} in {} ms", started.elapsed().as_millis()), cert_not_after }
             }
+            Ok(Err(why)) => Outcome { ok: false, detail: why, cert_not_after: None },
+            Err(_) => Outcome {
+                ok: false,
+                detail: format!("no answer within {}", crate::util::human_duration(self.timeout.as_millis() as u64)),
+                cert_not_after: None,
+            },
         }
     }
 
-    async fn attempt(&self) -> Result<u16, String> {
+    async fn attempt(&self) -> Result<(u16, Option<u64>), String> {
         let tcp = TcpStream::connect(self.addr).await.map_err(|e| match e.kind() {
             std::io::ErrorKind::ConnectionRefused => format!("connection refused by {}", self.addr),
             _ => format!("cannot connect to {}: {e}", self.addr),
         })?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
-            None => self.exchange(tcp).await,
+            None => self.exchange(tcp).await.map(|s| (s, None)),
             Some(tls) => {
                 let name = ServerName::try_from(self.host.clone()).map_err(|e| format!("TLS: bad server name {}: {e}", self.host))?;
                 let stream = tls
                     .connect(name, tcp)
                     .await
                     .map_err(|e| format!("TLS handshake with {} for {}: {}", self.addr, self.host, tls_reason(&e)))?;
-                self.exchange(stream).await
+                let not_after = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|leaf| crate::tls::info(leaf).ok())
+                    .map(|i| i.not_after);
+                self.exchange(stream).await.map(|s| (s, not_after))
             }
         }
     }
@@ -241,6 +271,17 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_warnings_start_two_weeks_before_expiry() {
+        const DAY: u64 = 86_400_000;
+        let at = 100 * DAY;
+        assert_eq!(cert_warning("www.example.com", at, at - 15 * DAY), None);
+        let soon = cert_warning("www.example.com", at, at - 3 * DAY).unwrap();
+        assert!(soon.contains("expires in 72h") && soon.contains("www.example.com"), "{soon}");
+        let gone = cert_warning("www.example.com", at, at + DAY).unwrap();
+        assert!(gone.contains("expired 24h ago"), "{gone}");
+    }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 

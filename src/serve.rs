@@ -109,7 +109,14 @@ pub struct CertState {
 }
 
 /// Why a standby copy is not ready (empty: ready). Pure.
-pub fn assess(snapshot_created: Option<Millis>, max_age: Millis, cert: Option<&CertInfo>, cert_required: bool, hosts: &[String], now: Millis) -> Vec<String> {
+pub fn assess(
+    snapshot_created: Option<Millis>,
+    max_age: Millis,
+    cert: Option<&CertInfo>,
+    cert_required: bool,
+    hosts: &[String],
+    now: Millis,
+) -> Vec<String> {
     let mut out = Vec::new();
     match snapshot_created {
         None => out.push("no published snapshot".to_string()),
@@ -675,7 +682,11 @@ where
         let s = s.clone();
         async move {
             // HTTP/2 carries the host in the URI's authority, HTTP/1.1 in Host.
-            let host = req.uri().host().map(str::to_string).or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string));
+            let host = req
+                .uri()
+                .host()
+                .map(str::to_string)
+                .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string));
             let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
             let (method, headers) = (req.method(), req.headers());
             // Bodies come from memory once read; a first read of a small file from the page

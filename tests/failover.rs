@@ -216,6 +216,37 @@ fn drain_while_daemon_stopped_needs_force_and_holds_from_next_start() {
     assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
 }
 
+/// A primary whose certificate expires within two weeks is warned about (log, event log,
+/// `status`) while its probes still pass; a comfortable one is not.
+#[test]
+fn the_primarys_certificate_expiry_is_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = tls::Ca::new();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let (cert, key) = ca.issue_expiring(&["www.example.test"], 3);
+    let primary = Nginx::start_tls("127.0.0.1", "primary", &cert, &key);
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let probe = format!("ca_file = \"{}\"", dir.path().join("ca.pem").display());
+    let cfg = one_site(primary.addr, standby.addr, &probe).replace("scheme = \"http\"", "scheme = \"https\"");
+    let d = Daemon::start(&cfg);
+    wait_until(Duration::from_secs(5), "a good https probe", || d.status()["sites"][0]["last_primary_probe"]["ok"] == true);
+    let expires = d.status()["sites"][0]["last_primary_probe"]["cert_expires"].as_u64().expect("expiry reported");
+    let left = expires.saturating_sub(understudy::util::now_millis());
+    assert!(left > 86_400_000 && left < 4 * 86_400_000, "{left}");
+    wait_until(Duration::from_secs(5), "the warning", || d.log().contains("the primary's certificate for www.example.test expires in"));
+    let (_, text, _) = d.cli(&["status"]);
+    assert!(text.contains("renew it"), "{text}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(d.log().matches("expires in").count(), 1, "warned once, not at every probe:\n{}", d.log());
+
+    let (cert, key) = ca.issue_expiring(&["www.example.test"], 60);
+    let primary2 = Nginx::start_tls("127.0.0.1", "primary", &cert, &key);
+    let d2 = Daemon::start(&one_site(primary2.addr, standby.addr, &probe).replace("scheme = \"http\"", "scheme = \"https\""));
+    wait_until(Duration::from_secs(5), "a good https probe", || d2.status()["sites"][0]["last_primary_probe"]["ok"] == true);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!d2.log().contains("expires in"), "{}", d2.log());
+}
+
 #[test]
 fn https_probe_checks_the_certificate_against_the_site_name() {
     // An HTTPS origin (nginx) with a certificate for www.example.test from a test CA. The probe

@@ -214,7 +214,8 @@ fn user_certificate_files_are_served_and_reloaded_and_a_missing_certificate_is_n
         let ready = |host: &'static str| {
             let plain = plain.clone();
             async move {
-                let (_, status, body) = fetch(&plain, &format!("http://{host}:{}/.well-known/understudy/ready", http.port())).await.unwrap();
+                let (_, status, body) =
+                    fetch(&plain, &format!("http://{host}:{}/.well-known/understudy/ready", http.port())).await.unwrap();
                 (status, serde_json::from_str::<serde_json::Value>(&body).unwrap())
             }
         };
@@ -260,10 +261,7 @@ fn no_failover_to_a_standby_whose_copy_is_too_old() {
     let config = f
         .config("")
         .replace("standby = \"127.0.0.2\"", &format!("standby = \"127.0.0.2:{standby_port}\""))
-        .replace(
-            "[[sites]]",
-            &format!("[standby]\nlisten = [\"127.0.0.2:{standby_port}\"]\nmax_snapshot_age = \"12s\"\n[[sites]]"),
-        )
+        .replace("[[sites]]", &format!("[standby]\nlisten = [\"127.0.0.2:{standby_port}\"]\nmax_snapshot_age = \"12s\"\n[[sites]]"))
         .replace("interval = \"1s\"", "interval = \"300ms\"\nsuccesses_to_up = 2\nhold_down = \"1s\"");
     let d = Daemon::start(&config);
     let ready_url = format!("http://127.0.0.2:{standby_port}/.well-known/understudy/ready");

@@ -577,6 +577,14 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             }
         }
         println!("  primary:    {}{}", s.primary, probe_words(&s.last_primary_probe, now));
+        if let Some(at) = s.last_primary_probe.as_ref().and_then(|p| p.cert_expires) {
+            let left = match at.checked_sub(now) {
+                Some(ms) => format!("in {}", crate::util::human_duration(ms / 3_600_000 * 3_600_000)),
+                None => "EXPIRED".to_string(),
+            };
+            let mark = if crate::probe::cert_warning("", at, now).is_some() { "  ← renew it" } else { "" };
+            println!("  primary certificate expires {} ({left}){mark}", crate::util::utc(at));
+        }
         let ready = if s.standby_ready { "ready" } else { "NOT ready" };
         println!("  standby:    {} ({ready}){}", s.standby, probe_words(&s.last_standby_probe, now));
     }

@@ -1025,9 +1025,7 @@ impl Cx<'_> {
                 let directory = match a.directory {
                     None => "https://acme-v02.api.letsencrypt.org/directory".to_string(),
                     Some(d) if d.get_ref().starts_with("https://") => d.into_inner(),
-                    Some(d) => {
-                        return self.err(d.span(), "standby.acme.directory", format!("`{}` is not an https:// URL", d.get_ref()))
-                    }
+                    Some(d) => return self.err(d.span(), "standby.acme.directory", format!("`{}` is not an https:// URL", d.get_ref())),
                 };
                 let mut contact = vec![];
                 for c in a.contact {

@@ -8,8 +8,8 @@ pub mod ca;
 pub mod cloudflare_fake;
 pub mod fixture;
 pub mod moto;
-pub mod pebble;
 pub mod pdns;
+pub mod pebble;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -59,7 +59,15 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let text = config.replace("{DATA}", &dir.path().join("data").display().to_string());
         std::fs::write(dir.path().join("understudy.toml"), text).unwrap();
-        let info = RuntimeInfo { pid: 0, dns: vec![], api: "127.0.0.1:1".parse().unwrap(), started_at: 0, push: None, standby: vec![], standby_https: vec![] };
+        let info = RuntimeInfo {
+            pid: 0,
+            dns: vec![],
+            api: "127.0.0.1:1".parse().unwrap(),
+            started_at: 0,
+            push: None,
+            standby: vec![],
+            standby_https: vec![],
+        };
         Daemon { dir, child: None, info }
     }
 
