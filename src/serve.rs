@@ -39,8 +39,8 @@ use url::Url;
 
 use crate::config::{Config, Scheme, TlsFiles};
 use crate::decide::Millis;
-use crate::mirror::extract::{is_html, media_type};
-use crate::mirror::snapshot::{Entry, Manifest, SnapshotStore};
+use crate::mirror::extract::is_html;
+use crate::mirror::snapshot::{compress, compressible, Entry, Manifest, SnapshotStore};
 use crate::tls::{CertInfo, Certs};
 
 /// The readiness report's path, answered on every site's Host before the snapshot is consulted.
@@ -351,7 +351,10 @@ impl Standby {
         .then(|| preferred_encoding(headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("")))
         .flatten();
         let (body, encoding) = match (wanted, &entry.body) {
-            (Some(enc), Some(_)) => match self.cache.get_or_load(&format!("{variant}.{enc}"), || Ok(compress(enc, &body))) {
+            // Stored at publish time beside the body (not for the bannered variant).
+            (Some(enc), Some(h)) => match self.cache.get_or_load(&format!("{variant}.{enc}"), || {
+                Ok(if bannered { None } else { site.store.bodies().encoded(h, enc) }.unwrap_or_else(|| compress(enc, &body)))
+            }) {
                 Ok(c) if c.len() < body.len() => (c, Some(enc)),
                 _ => (body, None),
             },
@@ -429,23 +432,6 @@ fn byte_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     Some(Ok(r))
 }
 
-/// Types worth compressing (text and text-like); images and archives are compressed already.
-fn compressible(content_type: Option<&str>) -> bool {
-    let ct = media_type(content_type);
-    ct.starts_with("text/")
-        || matches!(
-            ct.as_str(),
-            "application/javascript"
-                | "application/json"
-                | "application/xml"
-                | "application/xhtml+xml"
-                | "application/manifest+json"
-                | "application/rss+xml"
-                | "application/atom+xml"
-                | "image/svg+xml"
-        )
-}
-
 /// `br` if the client takes it, else `gzip`, else none (q=0 refuses a coding).
 fn preferred_encoding(accept: &str) -> Option<&'static str> {
     let takes = |coding: &str| {
@@ -462,25 +448,6 @@ fn preferred_encoding(accept: &str) -> Option<&'static str> {
         Some("gzip")
     } else {
         None
-    }
-}
-
-fn compress(encoding: &str, body: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    match encoding {
-        "br" => {
-            let mut out = Vec::with_capacity(body.len() / 3);
-            {
-                let mut w = brotli::CompressorWriter::new(&mut out, 16 * 1024, 6, 22);
-                let _ = w.write_all(body);
-            }
-            out
-        }
-        _ => {
-            let mut w = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 3), flate2::Compression::new(6));
-            let _ = w.write_all(body);
-            w.finish().unwrap_or_default()
-        }
     }
 }
 

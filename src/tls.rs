@@ -74,7 +74,7 @@ pub fn problems(cert: Option<&CertInfo>, hosts: &[String], now: Millis) -> Vec<S
         out.push("certificate not valid yet".to_string());
     }
     if now >= c.not_after {
-        out.push(format!("certificate expired {}", crate::util::human_duration(now - c.not_after)));
+        out.push(format!("certificate expired {} ago", crate::util::human_duration(now - c.not_after)));
     }
     for h in hosts {
         if !c.names.iter().any(|n| covers(n, h)) {
@@ -232,7 +232,7 @@ mod tests {
         assert!(problems(Some(&c), &hosts, 50 * DAY).is_empty());
         assert_eq!(problems(None, &hosts, 50 * DAY), vec!["no certificate"]);
         assert_eq!(problems(Some(&c), &hosts, 5 * DAY), vec!["certificate not valid yet"]);
-        assert_eq!(problems(Some(&c), &hosts, 100 * DAY), vec!["certificate expired 0s"]);
+        assert_eq!(problems(Some(&c), &hosts, 100 * DAY), vec!["certificate expired 0ms ago"]);
         let partial = cert(&["www.example.com"], 10 * DAY, 100 * DAY);
         assert_eq!(problems(Some(&partial), &hosts, 50 * DAY), vec!["certificate does not cover example.com"]);
     }

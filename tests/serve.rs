@@ -4,6 +4,11 @@
 
 mod common;
 
+/// SHA-256 in hex (the body store's content address).
+fn sha256_hex(b: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, b).as_ref().iter().map(|x| format!("{x:02x}")).collect()
+}
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -200,7 +205,11 @@ fn a_snapshot_switch_under_load_fails_no_request() {
 #[test]
 fn text_is_compressed_for_clients_that_take_it() {
     use std::io::Read;
-    let (f, _d, s) = setup();
+    let (f, d, s) = setup();
+    // Compressed at publish time, beside the bodies: the index page's brotli form is stored.
+    let origin_hash = sha256_hex(&std::fs::read(f.www.join("index.html")).unwrap());
+    let stored = d.data_dir().join("mirror/fixture/bodies").join(&origin_hash[..2]).join(format!("{origin_hash}.br"));
+    assert!(stored.exists(), "{} is not stored", stored.display());
     let rt = common::rt();
     let c = client(&s);
     let origin = std::fs::read(f.www.join("index.html")).unwrap();
@@ -212,6 +221,7 @@ fn text_is_compressed_for_clients_that_take_it() {
         assert!(br.headers()["etag"].to_str().unwrap().starts_with("W/"), "the compressed representation's tag is weak");
         let packed = br.bytes().await.unwrap();
         assert!(packed.len() < origin.len());
+        assert_eq!(packed, std::fs::read(&stored).unwrap(), "the stored form is what is served");
         let mut plain = Vec::new();
         brotli::Decompressor::new(&packed[..], 4096).read_to_end(&mut plain).unwrap();
         assert_eq!(plain, origin, "brotli decodes to the origin's bytes");

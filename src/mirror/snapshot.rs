@@ -154,6 +154,45 @@ impl Bodies {
         }
     }
 
+    /// Stores the brotli and gzip forms of a text body beside it (`<hash>.br`, `<hash>.gz`),
+    /// when they are smaller, so the standby never compresses on a request. Done once per body.
+    pub fn precompress(&self, hash: &str, e: &Entry) -> Result<(), SnapshotError> {
+        if e.status != 200 || e.content_encoding.is_some() || e.length < 512 || !compressible(e.content_type.as_deref()) {
+            return Ok(());
+        }
+        let mut body: Option<Vec<u8>> = None;
+        for (enc, ext) in [("br", "br"), ("gzip", "gz")] {
+            let path = self.path(hash).with_extension(ext);
+            if path.exists() || self.path(hash).with_extension(format!("{ext}.none")).exists() {
+                continue;
+            }
+            if body.is_none() {
+                body = Some(self.get(hash)?);
+            }
+            let plain = body.as_deref().unwrap_or_default();
+            let packed = compress(enc, plain);
+            // Not smaller: an empty marker says so, and the body is served as it is.
+            let (target, bytes) = if packed.len() < plain.len() {
+                (path, packed)
+            } else {
+                (self.path(hash).with_extension(format!("{ext}.none")), Vec::new())
+            };
+            let tmp = target.with_extension("tmp");
+            std::fs::write(&tmp, &bytes).map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &target).map_err(io(&target))?;
+        }
+        Ok(())
+    }
+
+    /// The stored `br` or `gzip` form of a body, if [`Bodies::precompress`] made one.
+    pub fn encoded(&self, hash: &str, encoding: &str) -> Option<Vec<u8>> {
+        let ext = if encoding == "br" { "br" } else { "gz" };
+        if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        std::fs::read(self.path(hash).with_extension(ext)).ok()
+    }
+
     /// A body by hash.
     pub fn get(&self, hash: &str) -> Result<Vec<u8>, SnapshotError> {
         if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -161,6 +200,43 @@ impl Bodies {
         }
         let p = self.path(hash);
         std::fs::read(&p).map_err(io(&p))
+    }
+}
+
+/// Types worth compressing (text and text-like); images and archives are compressed already.
+pub fn compressible(content_type: Option<&str>) -> bool {
+    let ct = super::extract::media_type(content_type);
+    ct.starts_with("text/")
+        || matches!(
+            ct.as_str(),
+            "application/javascript"
+                | "application/json"
+                | "application/xml"
+                | "application/xhtml+xml"
+                | "application/manifest+json"
+                | "application/rss+xml"
+                | "application/atom+xml"
+                | "image/svg+xml"
+        )
+}
+
+/// `body` compressed with `encoding` (`br` or `gzip`).
+pub fn compress(encoding: &str, body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match encoding {
+        "br" => {
+            let mut out = Vec::with_capacity(body.len() / 3);
+            {
+                let mut w = brotli::CompressorWriter::new(&mut out, 16 * 1024, 6, 22);
+                let _ = w.write_all(body);
+            }
+            out
+        }
+        _ => {
+            let mut w = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 3), flate2::Compression::new(6));
+            let _ = w.write_all(body);
+            w.finish().unwrap_or_default()
+        }
     }
 }
 
@@ -282,7 +358,9 @@ impl SnapshotStore {
         for shard in std::fs::read_dir(&bodies).map_err(io(&bodies))?.flatten() {
             for f in std::fs::read_dir(shard.path()).into_iter().flatten().flatten() {
                 let name = f.file_name().to_string_lossy().to_string();
-                if !live.contains(&name) && std::fs::remove_file(f.path()).is_ok() {
+                // `<hash>.br`, `<hash>.gz` (and their `.none` markers) live and die with the body.
+                let body = name.split('.').next().unwrap_or_default();
+                if !live.contains(body) && std::fs::remove_file(f.path()).is_ok() {
                     removed += 1;
                 }
             }
@@ -395,6 +473,16 @@ impl SnapshotWriter<'_> {
             let current = last.map(|l| l.id).unwrap_or_default();
             self.store.collect_garbage(checks.keep, &current)?;
             return Ok(Err(Rejected(why)));
+        }
+        // The compressed forms the standby serves, made once per new body before anything is
+        // visible (a failure here only costs the standby some CPU later).
+        let bodies = self.store.bodies();
+        for e in m.entries.values() {
+            if let Some(h) = &e.body {
+                if let Err(err) = bodies.precompress(h, e) {
+                    tracing::warn!(error = %err, "could not store a compressed body");
+                }
+            }
         }
         // Write the manifest aside, then rename the directory, then move `current`: each step
         // is atomic, and `current` only ever names a complete snapshot.
