@@ -62,6 +62,25 @@ fn applied(p: &Pass) -> usize {
     }
 }
 
+/// The ACME DNS-01 TXT records (published by `standby.acme` for a zone on this server): set,
+/// replaced, removed, and nothing else at the name touched.
+fn acme_challenge_records(kind: Kind) {
+    use understudy::dns::provider::Provider;
+    let server = AuthServer::start(kind, "hmac-sha256");
+    let p = Rfc2136::new(server.addr, Some(key(&server)), Duration::from_secs(2)).unwrap();
+    let rt = rt();
+    let at = name("_acme-challenge.www.example.test");
+    rt.block_on(p.set_txt(&zone(), &at, &["first-token".into(), "second-token".into()])).unwrap();
+    let mut got = server.rdata("_acme-challenge.www.example.test", RecordType::TXT);
+    got.sort();
+    assert_eq!(got, ["first-token", "second-token"]);
+    rt.block_on(p.set_txt(&zone(), &at, &["third-token".into()])).unwrap();
+    assert_eq!(server.rdata("_acme-challenge.www.example.test", RecordType::TXT), ["third-token"]);
+    rt.block_on(p.set_txt(&zone(), &at, &[])).unwrap();
+    assert!(server.rdata("_acme-challenge.www.example.test", RecordType::TXT).is_empty());
+    assert_eq!(server.rdata("www.example.test", RecordType::TXT), ["not managed by understudy"]);
+}
+
 fn create_update_idempotent(kind: Kind, alg: &str) {
     let server = AuthServer::start(kind, alg);
     let r = reconciler(&server, Some(key(&server)));
@@ -173,6 +192,10 @@ macro_rules! suite {
             #[test]
             fn wrong_credentials_clear_error_nothing_written() {
                 wrong_credentials($kind);
+            }
+            #[test]
+            fn acme_challenge_records_come_and_go() {
+                super::acme_challenge_records($kind);
             }
             #[test]
             fn server_down_then_back_latest_value_lands() {

@@ -578,7 +578,8 @@ impl Cx<'_> {
         let mut sites = Vec::new();
         let mut names_owned: HashMap<LowerName, String> = HashMap::new();
         for (i, s) in raw.sites.into_iter().enumerate() {
-            let site = self.build_site(i, s, &dns, &ip, &mut names_owned)?;
+            let acme = standby.as_ref().is_some_and(|st| st.acme.is_some()).then_some(providers.as_slice());
+            let site = self.build_site(i, s, &dns, &ip, &mut names_owned, acme)?;
             if let Some(prev) = sites.iter().find(|p: &&Site| p.name == site.name) {
                 return self.err(
                     0..0,
@@ -589,34 +590,6 @@ impl Cx<'_> {
             sites.push(site);
         }
         let ddns = self.build_ddns(raw.ddns, &dns, &ip, &mut names_owned)?;
-        // ACME DNS-01 publishes `_acme-challenge.<name>` TXT records on understudy's own DNS
-        // side: each name that needs a certificate must be in a zone it can write TXT records to.
-        if standby.as_ref().is_some_and(|st| st.acme.is_some()) {
-            for (i, site) in sites.iter().enumerate() {
-                if site.tls.is_some() || site.probe.scheme != Scheme::Https {
-                    continue;
-                }
-                for n in site.names() {
-                    let zone = dns.zones.iter().filter(|z| z.origin.zone_of(n)).max_by_key(|z| z.origin.num_labels());
-                    let writable = match zone {
-                        None => false,
-                        Some(z) => match &z.provider {
-                            None => true,
-                            Some(p) => providers.iter().any(|pc| &pc.name == p && pc.kind.supports_txt()),
-                        },
-                    };
-                    if !writable {
-                        return self.err(
-                            0..0,
-                            &format!("sites[{i}].domain"),
-                            format!(
-                                "{n} needs a certificate from ACME (standby.acme), which publishes _acme-challenge TXT records; put it in a zone served by the built-in server or an rfc2136 provider, or give [sites.tls] cert_file and key_file"
-                            ),
-                        );
-                    }
-                }
-            }
-        }
         Ok(Config { path: self.path.to_path_buf(), data_dir, providers, dns, ip, ddns, warnings, api, standby, sites })
     }
 
@@ -1028,9 +1001,14 @@ impl Cx<'_> {
                     Some(d) => return self.err(d.span(), "standby.acme.directory", format!("`{}` is not an https:// URL", d.get_ref())),
                 };
                 let mut contact = vec![];
-                for c in a.contact {
+                for (i, c) in a.contact.into_iter().enumerate() {
                     if !c.get_ref().starts_with("mailto:") || c.get_ref().len() < 10 {
-                        return self.err(c.span(), "standby.acme.contact", format!("`{}` is not a mailto: address", c.get_ref()));
+                        let k = format!("standby.acme.contact[{i}]");
+                        return self.err(
+                            c.span(),
+                            &k,
+                            format!("`{}` is not a mailto: address like \"mailto:ops@example.com\"", c.get_ref()),
+                        );
                     }
                     contact.push(c.into_inner());
                 }
@@ -1115,6 +1093,7 @@ impl Cx<'_> {
         dns: &DnsConfig,
         ipc: &IpConfig,
         owned: &mut HashMap<LowerName, String>,
+        acme: Option<&[ProviderConfig]>,
     ) -> R<Site> {
         let span = raw.span();
         let raw = raw.into_inner();
@@ -1213,6 +1192,22 @@ impl Cx<'_> {
         let origin = origin_url(domain.to_ascii().trim_end_matches('.'), probe.scheme, probe.port);
         let mirror = self.build_mirror(&format!("{key}.mirror"), raw.mirror, &origin, probe.scheme)?;
         let tls = self.build_tls(&format!("{key}.tls"), raw.tls)?;
+        // ACME DNS-01 publishes `_acme-challenge.<name>` TXT records on understudy's own DNS
+        // side: each name that needs a certificate must be in a zone it can write TXT to.
+        if let (Some(providers), None, Scheme::Https) = (acme, &tls, probe.scheme) {
+            let mut names = vec![(&domain, domain_raw.span(), format!("{key}.domain"))];
+            names.extend(aliases.iter().map(|(n, sp, k)| (n, sp.clone(), k.clone())));
+            for (n, sp, k) in names {
+                let zone = dns.zones.iter().filter(|z| z.origin.zone_of(n)).max_by_key(|z| z.origin.num_labels());
+                let writable = zone.is_some_and(|z| match &z.provider {
+                    None => true,
+                    Some(p) => providers.iter().any(|pc| &pc.name == p && pc.kind.supports_txt()),
+                });
+                if !writable {
+                    return self.err(sp, &k, format!("{n} needs a certificate from ACME (standby.acme), which publishes _acme-challenge TXT records: put it in a zone served by the built-in server or an rfc2136 provider, or give [sites.tls] cert_file and key_file"));
+                }
+            }
+        }
         Ok(Site { name, domain, aliases: aliases.into_iter().map(|a| a.0).collect(), primary, primary_auto, standby, probe, mirror, tls })
     }
 
