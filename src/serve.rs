@@ -1,4 +1,4 @@
-//! The standby server (issue 6, begun): answers each site's names from its published snapshot,
+//! The standby server: answers each site's names from its published snapshot,
 //! replaying what the origin sent.
 //!
 //! A request is answered by **looking its path and query up in the snapshot's URL manifest**

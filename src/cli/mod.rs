@@ -127,8 +127,8 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Serve every site's published snapshot by Host name over HTTP (the standby server;
-    /// HTTPS, compression and readiness are not built yet).
+    /// Serve every site's published snapshot by Host name over HTTP (the standby server; the
+    /// daemon's `[standby]` also serves HTTPS with ACME or your certificates).
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "0.0.0.0:80")]
