@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::AcmeConfig;
 use crate::decide::Millis;
-use crate::tls::{CertInfo, Certs, Pair};
+use crate::tls::{CertInfo, Certs};
 
 /// Publishes (or, with no values, removes) the TXT record set of a challenge name.
 #[async_trait::async_trait]
@@ -250,11 +250,6 @@ impl Manager {
         let chain = order.poll_certificate(&retry).await.map_err(|e| format!("certificate: {e}"))?;
         Ok((chain, key))
     }
-}
-
-/// The certificate a site has at start: its files, or what ACME stored before.
-pub fn stored(data_dir: &Path, site: &str) -> Result<Option<Pair>, String> {
-    crate::tls::load_stored(&crate::tls::store_dir(data_dir, site))
 }
 
 fn short_hash(s: &str) -> String {

@@ -197,10 +197,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                 .sites
                 .iter()
                 .filter(|s| s.tls.is_none() && s.probe.scheme == crate::config::Scheme::Https)
-                .map(|s| crate::acme::AcmeSite {
-                    site: s.name.clone(),
-                    hosts: s.names().map(|n| n.to_ascii().trim_end_matches('.').to_ascii_lowercase()).collect(),
-                })
+                .map(|s| crate::acme::AcmeSite { site: s.name.clone(), hosts: s.hosts() })
                 .collect();
             let external = reconcilers.iter().map(|r| (r.zone.clone(), r.provider.clone())).collect();
             let dns = Arc::new(ChallengeZones { builtin: builtin.clone(), external });

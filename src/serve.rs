@@ -172,7 +172,7 @@ impl Standby {
         let certs = Arc::new(Certs::default());
         let https = cfg.standby.as_ref().is_some_and(|s| !s.https_listen.is_empty());
         for s in &cfg.sites {
-            let hosts: Vec<String> = s.names().map(|n| n.to_ascii().trim_end_matches('.').to_ascii_lowercase()).collect();
+            let hosts = s.hosts();
             let copy = Arc::new(SiteCopy {
                 name: s.name.clone(),
                 hosts: hosts.clone(),
@@ -185,7 +185,7 @@ impl Standby {
             if copy.tls_files.is_none() {
                 // What ACME obtained before (a certificate that lapsed meanwhile is still
                 // installed: readiness says it is expired, and ACME replaces it).
-                match crate::acme::stored(&cfg.data_dir, &s.name) {
+                match crate::tls::load_stored(&crate::tls::store_dir(&cfg.data_dir, &s.name)) {
                     Ok(Some(pair)) => certs.install(&hosts, Arc::new(pair)),
                     Ok(None) => {}
                     Err(e) => tracing::warn!(site = %s.name, error = %e, "ignoring the stored certificate"),

@@ -219,6 +219,12 @@ impl Site {
         self.domain.to_ascii().trim_end_matches('.').to_string()
     }
 
+    /// Every name as a lower-case host ("www.example.com", no trailing dot): domain first, then
+    /// the aliases. What Host headers, SNI and certificates are matched against.
+    pub fn hosts(&self) -> Vec<String> {
+        self.names().map(|n| n.to_ascii().trim_end_matches('.').to_ascii_lowercase()).collect()
+    }
+
     /// The site's public origin as visitors see it (`https://www.example.com/`, with the
     /// probe port when it is not the scheme's default). Snapshot keys start with it.
     pub fn origin(&self) -> url::Url {
@@ -1012,17 +1018,9 @@ impl Cx<'_> {
                     }
                     contact.push(c.into_inner());
                 }
-                let ca_file = match a.ca_file {
+                let ca_file = match &a.ca_file {
                     None => None,
-                    Some(c) => {
-                        let path = self.resolve_path(c.get_ref());
-                        let pem = std::fs::read(&path)
-                            .or_else(|e| self.err(c.span(), "standby.acme.ca_file", format!("cannot read {}: {e}", path.display())))?;
-                        if crate::probe::parse_ca_pem(&pem).is_err() {
-                            return self.err(c.span(), "standby.acme.ca_file", format!("{} holds no PEM certificate", path.display()));
-                        }
-                        Some(path)
-                    }
+                    Some(c) => Some(self.ca_file(c, "standby.acme.ca_file")?),
                 };
                 if https_listen.is_empty() {
                     return self.err(aspan, "standby.acme", "certificates are only used with HTTPS: add standby.https_listen");
@@ -1309,13 +1307,7 @@ impl Cx<'_> {
                 if insecure {
                     return self.err(c.span(), &k("ca_file"), "ca_file and insecure = true contradict each other; keep one");
                 }
-                let path = self.resolve_path(c.get_ref());
-                let pem =
-                    std::fs::read(&path).or_else(|e| self.err(c.span(), &k("ca_file"), format!("cannot read {}: {e}", path.display())))?;
-                if crate::probe::parse_ca_pem(&pem).is_err() {
-                    return self.err(c.span(), &k("ca_file"), format!("{} holds no PEM certificate", path.display()));
-                }
-                Some(path)
+                Some(self.ca_file(c, &k("ca_file"))?)
             }
         };
         if scheme == Scheme::Http {
@@ -1377,6 +1369,16 @@ impl Cx<'_> {
                 bad(format!("`{t}`"))
             }
         }
+    }
+
+    /// A PEM file of CA certificates to trust: readable, with at least one certificate.
+    fn ca_file(&self, c: &Spanned<String>, key: &str) -> R<PathBuf> {
+        let path = self.resolve_path(c.get_ref());
+        let pem = std::fs::read(&path).or_else(|e| self.err(c.span(), key, format!("cannot read {}: {e}", path.display())))?;
+        if crate::probe::parse_ca_pem(&pem).is_err() {
+            return self.err(c.span(), key, format!("{} holds no PEM certificate", path.display()));
+        }
+        Ok(path)
     }
 
     fn duration(&self, v: &Option<Spanned<DurationValue>>, key: &str, default: Duration, min: Duration) -> R<Duration> {

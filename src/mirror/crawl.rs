@@ -69,8 +69,7 @@ impl Spec {
     pub fn for_site(site: &Site, primary: IpAddr) -> Result<Spec, String> {
         let m = &site.mirror;
         let connect = SocketAddr::new(primary, site.primary.port.unwrap_or(site.probe.port));
-        let mut pins: Vec<(String, SocketAddr)> =
-            site.names().map(|n| (n.to_ascii().trim_end_matches('.').to_ascii_lowercase(), connect)).collect();
+        let mut pins: Vec<(String, SocketAddr)> = site.hosts().into_iter().map(|h| (h, connect)).collect();
         for (host, ip) in &m.resolve {
             let port = m.extra_origins.iter().find(|o| o.host_str() == Some(host)).and_then(|o| o.port_or_known_default()).unwrap_or(443);
             pins.push((host.clone(), SocketAddr::new(*ip, port)));
