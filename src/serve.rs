@@ -202,7 +202,7 @@ impl Standby {
             sites,
             cache: BodyCache { map: Default::default(), budget: 256 << 20 },
             banner: st.is_some_and(|s| s.banner),
-            max_age: st.map(|s| s.max_snapshot_age.as_millis() as u64).unwrap_or(2 * 86_400_000),
+            max_age: st.map_or(crate::config::DEFAULT_MAX_SNAPSHOT_AGE, |s| s.max_snapshot_age).as_millis() as u64,
             certs,
             acme: std::sync::OnceLock::new(),
         };
@@ -701,6 +701,23 @@ mod tests {
             assert_eq!(k(bad), None, "{bad:?}");
         }
         assert_eq!(k(&format!("/{}", "a".repeat(MAX_TARGET))), None);
+    }
+
+    #[test]
+    fn readiness_needs_a_young_snapshot_and_for_https_a_good_certificate() {
+        const H: Millis = 3_600_000;
+        let hosts = vec!["www.example.com".to_string()];
+        let cert = CertInfo { names: hosts.clone(), not_before: 0, not_after: 100 * H, issuer: "x".into(), serial: "1".into() };
+        let ready =
+            |snap: Option<Millis>, cert: Option<&CertInfo>, https: bool, now: Millis| assess(snap, 48 * H, cert, https, &hosts, now);
+        assert!(ready(Some(10 * H), Some(&cert), true, 20 * H).is_empty());
+        assert!(ready(Some(10 * H), None, false, 58 * H).is_empty(), "plain HTTP needs no certificate; 48h old is not too old");
+        assert_eq!(ready(None, Some(&cert), true, 20 * H), vec!["no published snapshot"]);
+        assert_eq!(ready(Some(10 * H), Some(&cert), true, 59 * H), vec!["snapshot is 49h old, more than max_snapshot_age 48h"]);
+        assert_eq!(ready(Some(10 * H), None, true, 20 * H), vec!["no certificate"]);
+        let both = ready(None, Some(&cert), true, 101 * H);
+        assert_eq!(both.len(), 2, "every reason is given: {both:?}");
+        assert!(both[1].starts_with("certificate expired"), "{both:?}");
     }
 
     #[test]

@@ -151,6 +151,9 @@ impl ProviderKind {
     }
 }
 
+/// `standby.max_snapshot_age` by default: a daily crawl plus one that failed.
+pub const DEFAULT_MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(2 * 86_400);
+
 /// `[standby]`: this machine is the standby; the daemon serves every site's snapshot.
 #[derive(Debug, Clone)]
 pub struct StandbyConfig {
@@ -995,7 +998,7 @@ impl Cx<'_> {
             some => self.listen_list(some, "standby.https_listen", "0.0.0.0:443")?,
         };
         let max_snapshot_age =
-            self.duration(&st.max_snapshot_age, "standby.max_snapshot_age", Duration::from_secs(2 * 86_400), Duration::from_secs(1))?;
+            self.duration(&st.max_snapshot_age, "standby.max_snapshot_age", DEFAULT_MAX_SNAPSHOT_AGE, Duration::from_secs(1))?;
         let acme = match st.acme {
             None => None,
             Some(a) => {
