@@ -47,6 +47,9 @@ impl Provider for Counting {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.apply(zone, changes).await
     }
+    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+        self.inner.set_txt(zone, name, values).await
+    }
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
         self.inner.check(zone).await
     }

@@ -199,8 +199,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                 .filter(|s| s.tls.is_none() && s.probe.scheme == crate::config::Scheme::Https)
                 .map(|s| crate::acme::AcmeSite { site: s.name.clone(), hosts: s.hosts() })
                 .collect();
-            let external = reconcilers.iter().map(|r| (r.zone.clone(), r.provider.clone())).collect();
-            let dns = Arc::new(ChallengeZones { builtin: builtin.clone(), external });
+            let mut zones: Vec<(hickory_proto::rr::Name, Arc<dyn crate::dns::provider::Provider>)> =
+                reconcilers.iter().map(|r| (r.zone.clone(), r.provider.clone())).collect();
+            zones.extend(cfg.dns.zones.iter().filter(|z| z.provider.is_none()).map(|z| (z.origin.clone(), builtin.clone() as Arc<_>)));
+            let dns = Arc::new(ChallengeZones { zones });
             let manager = Arc::new(crate::acme::Manager::new(acme, &cfg.data_dir, dns, standby.certs()));
             standby.set_acme(manager.clone());
             tracker.spawn(manager.run(sites, shutdown.clone()));
@@ -485,24 +487,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// ACME DNS-01 challenge records on the built-in server (the zones understudy serves itself).
-/// ACME DNS-01 challenge records: on the built-in server for its zones, else through the
-/// zone's provider (one that can write TXT, checked by the config).
+/// ACME DNS-01 challenge records, through whoever holds the zone: the built-in server or the
+/// zone's provider.
 struct ChallengeZones {
-    builtin: Arc<Builtin>,
-    external: Vec<(hickory_proto::rr::Name, Arc<dyn crate::dns::provider::Provider>)>,
+    zones: Vec<(hickory_proto::rr::Name, Arc<dyn crate::dns::provider::Provider>)>,
 }
 
 #[async_trait::async_trait]
 impl crate::acme::ChallengeDns for ChallengeZones {
     async fn publish(&self, name: &hickory_proto::rr::Name, values: &[String]) -> Result<(), String> {
         // The deepest zone holding the name decides, as in DNS itself.
-        let external = self.external.iter().filter(|(z, _)| z.zone_of(name)).max_by_key(|(z, _)| z.num_labels());
-        let builtin_depth = self.builtin.zone_for(name).map(|z| z.num_labels());
-        match external {
-            Some((zone, p)) if builtin_depth.is_none_or(|d| zone.num_labels() > d) => {
-                p.set_txt(zone, name, values).await.map_err(|e| e.to_string())
-            }
-            _ => self.builtin.set_challenge(name, values).map_err(|e| e.to_string()),
+        match self.zones.iter().filter(|(z, _)| z.zone_of(name)).max_by_key(|(z, _)| z.num_labels()) {
+            Some((zone, p)) => p.set_txt(zone, name, values).await.map_err(|e| e.to_string()),
+            None => Err(format!("{name} is in no configured zone")),
         }
     }
 }

@@ -53,6 +53,33 @@ fn applied(p: &Pass) -> usize {
     }
 }
 
+/// The ACME DNS-01 TXT records through the Cloudflare API: added and removed one by one, a
+/// value already there kept, the foreign TXT at the site's name untouched.
+#[test]
+fn acme_challenge_records_come_and_go() {
+    use understudy::dns::provider::Provider;
+    let cf = FakeCloudflare::start(TOKEN);
+    cf.state.lock().unwrap().add("TXT", "www.example.test", "not managed by understudy", 300, false);
+    let p = Cloudflare::new(&cf.endpoint(), Secret(TOKEN.into()), None, None, 30, Duration::from_secs(3)).unwrap();
+    let rt = rt();
+    let (zone, at) = (name("example.test"), name("_acme-challenge.www.example.test"));
+    let txt = || {
+        let mut v: Vec<String> =
+            cf.state.lock().unwrap().find("TXT", "_acme-challenge.www.example.test").into_iter().map(|r| r.content).collect();
+        v.sort();
+        v
+    };
+    rt.block_on(p.set_txt(&zone, &at, &["first-token".into(), "second-token".into()])).unwrap();
+    assert_eq!(txt(), ["first-token", "second-token"]);
+    let writes = cf.state.lock().unwrap().writes();
+    rt.block_on(p.set_txt(&zone, &at, &["second-token".into(), "third-token".into()])).unwrap();
+    assert_eq!(txt(), ["second-token", "third-token"]);
+    assert_eq!(cf.state.lock().unwrap().writes(), writes + 2, "one POST and one DELETE; the kept value untouched");
+    rt.block_on(p.set_txt(&zone, &at, &[])).unwrap();
+    assert!(txt().is_empty());
+    assert_eq!(cf.state.lock().unwrap().find("TXT", "www.example.test").len(), 1);
+}
+
 #[test]
 fn create_update_idempotent_paginated_untouched() {
     let cf = FakeCloudflare::start(TOKEN);

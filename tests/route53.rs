@@ -57,6 +57,9 @@ impl Provider for Counting {
         self.1.fetch_add(1, Ordering::SeqCst);
         self.0.apply(zone, changes).await
     }
+    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+        self.0.set_txt(zone, name, values).await
+    }
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
         self.0.check(zone).await
     }
@@ -122,6 +125,29 @@ fn desired(r: &Reconciler, pairs: &[(&str, &str)]) -> BTreeMap<Key, RrSet> {
         m.set(name(n), if ip.is_ipv4() { RecordType::A } else { RecordType::AAAA }, vec![ip]);
     }
     r.desired(&m)
+}
+
+/// The ACME DNS-01 TXT records through Route 53 (moto): set, replaced, removed (a DELETE that
+/// names the record set as it is), and the foreign TXT at the site's name untouched.
+#[test]
+fn moto_acme_challenge_records_come_and_go() {
+    use aws_sdk_route53::types::RrType;
+    let moto = Moto::start();
+    let endpoint = format!("http://{}", moto.addr);
+    let rt = rt();
+    let setup = sdk(&endpoint);
+    let zone_id = rt.block_on(setup_zone(&setup));
+    let p = Route53::new(settings(&endpoint));
+    let (zone, at) = (name("example.test"), name("_acme-challenge.www.example.test"));
+    let txt = |rt: &tokio::runtime::Runtime| rt.block_on(values(&setup, &zone_id, "_acme-challenge.www.example.test.", RrType::Txt));
+    rt.block_on(p.set_txt(&zone, &at, &["first-token".into(), "second-token".into()])).unwrap();
+    assert_eq!(txt(&rt), ["\"first-token\"", "\"second-token\""]);
+    rt.block_on(p.set_txt(&zone, &at, &["third-token".into()])).unwrap();
+    assert_eq!(txt(&rt), ["\"third-token\""]);
+    rt.block_on(p.set_txt(&zone, &at, &[])).unwrap();
+    assert!(txt(&rt).is_empty());
+    rt.block_on(p.set_txt(&zone, &at, &[])).unwrap();
+    assert_eq!(rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::Txt)), ["\"not managed by understudy\""]);
 }
 
 #[test]

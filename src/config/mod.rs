@@ -144,11 +144,6 @@ impl ProviderKind {
             ProviderKind::Route53(_) => "route53",
         }
     }
-
-    /// Whether understudy can write ACME challenge TXT records through this provider.
-    pub fn supports_txt(&self) -> bool {
-        matches!(self, ProviderKind::Rfc2136 { .. })
-    }
 }
 
 /// `standby.max_snapshot_age` by default: a daily crawl plus one that failed.
@@ -587,8 +582,7 @@ impl Cx<'_> {
         let mut sites = Vec::new();
         let mut names_owned: HashMap<LowerName, String> = HashMap::new();
         for (i, s) in raw.sites.into_iter().enumerate() {
-            let acme = standby.as_ref().is_some_and(|st| st.acme.is_some()).then_some(providers.as_slice());
-            let site = self.build_site(i, s, &dns, &ip, &mut names_owned, acme)?;
+            let site = self.build_site(i, s, &dns, &ip, &mut names_owned)?;
             if let Some(prev) = sites.iter().find(|p: &&Site| p.name == site.name) {
                 return self.err(
                     0..0,
@@ -1094,7 +1088,6 @@ impl Cx<'_> {
         dns: &DnsConfig,
         ipc: &IpConfig,
         owned: &mut HashMap<LowerName, String>,
-        acme: Option<&[ProviderConfig]>,
     ) -> R<Site> {
         let span = raw.span();
         let raw = raw.into_inner();
@@ -1193,22 +1186,6 @@ impl Cx<'_> {
         let origin = origin_url(domain.to_ascii().trim_end_matches('.'), probe.scheme, probe.port);
         let mirror = self.build_mirror(&format!("{key}.mirror"), raw.mirror, &origin, probe.scheme)?;
         let tls = self.build_tls(&format!("{key}.tls"), raw.tls)?;
-        // ACME DNS-01 publishes `_acme-challenge.<name>` TXT records on understudy's own DNS
-        // side: each name that needs a certificate must be in a zone it can write TXT to.
-        if let (Some(providers), None, Scheme::Https) = (acme, &tls, probe.scheme) {
-            let mut names = vec![(&domain, domain_raw.span(), format!("{key}.domain"))];
-            names.extend(aliases.iter().map(|(n, sp, k)| (n, sp.clone(), k.clone())));
-            for (n, sp, k) in names {
-                let zone = dns.zones.iter().filter(|z| z.origin.zone_of(n)).max_by_key(|z| z.origin.num_labels());
-                let writable = zone.is_some_and(|z| match &z.provider {
-                    None => true,
-                    Some(p) => providers.iter().any(|pc| &pc.name == p && pc.kind.supports_txt()),
-                });
-                if !writable {
-                    return self.err(sp, &k, format!("{n} needs a certificate from ACME (standby.acme), which publishes _acme-challenge TXT records: put it in a zone served by the built-in server or an rfc2136 provider, or give [sites.tls] cert_file and key_file"));
-                }
-            }
-        }
         Ok(Site { name, domain, aliases: aliases.into_iter().map(|a| a.0).collect(), primary, primary_auto, standby, probe, mirror, tls })
     }
 

@@ -60,11 +60,6 @@ impl Builtin {
         self.zones.iter().any(|z| z.origin.zone_of(name))
     }
 
-    /// The deepest zone of this server holding `name`.
-    pub fn zone_for(&self, name: &Name) -> Option<Name> {
-        self.zones.iter().filter(|z| z.origin.zone_of(name)).map(|z| z.origin.clone()).max_by_key(|z| z.num_labels())
-    }
-
     /// Publishes (or with no values removes) the TXT records of an ACME challenge name, at once.
     pub fn set_challenge(&self, name: &Name, values: &[String]) -> Result<(), ProviderError> {
         if !self.serves(name) {
@@ -122,6 +117,10 @@ impl Provider for Builtin {
         }
         self.rebuild(&mut inner)?;
         Ok(changes.iter().map(|_| Outcome::Applied).collect())
+    }
+
+    async fn set_txt(&self, _zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+        self.set_challenge(name, values)
     }
 
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {

@@ -250,6 +250,31 @@ impl Provider for Cloudflare {
         Ok(out)
     }
 
+    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+        let zone_id = self.zone_id(zone).await?;
+        let name = name.to_ascii().trim_end_matches('.').to_string();
+        let base = format!("{}/zones/{zone_id}/dns_records", self.endpoint);
+        let existing: Vec<RecordJson> =
+            self.list(&zone_id, RecordType::TXT, Some(&name)).await?.into_iter().filter(|r| r.name.eq_ignore_ascii_case(&name)).collect();
+        // Cloudflare stores TXT records one by one: add what is missing, then drop the rest.
+        for v in values.iter().filter(|v| !existing.iter().any(|r| r.content.trim_matches('"') == v.as_str())) {
+            let body = RecordJson {
+                id: String::new(),
+                rtype: "TXT".to_string(),
+                name: name.clone(),
+                content: v.clone(),
+                ttl: self.ttl_for(60),
+                proxied: false,
+                comment: Some(OWNER_COMMENT.to_string()),
+            };
+            let _: (RecordJson, _) = self.call(self.http.post(&base).json(&body)).await?;
+        }
+        for r in existing.iter().filter(|r| !values.iter().any(|v| r.content.trim_matches('"') == v.as_str())) {
+            let _: (serde_json::Value, _) = self.call(self.http.delete(format!("{base}/{}", r.id))).await?;
+        }
+        Ok(())
+    }
+
     async fn apply(&self, zone: &Name, changes: &[RrSet]) -> Result<Vec<Outcome>, ProviderError> {
         let zone_id = self.zone_id(zone).await?;
         let mut out = vec![];

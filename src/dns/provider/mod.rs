@@ -112,12 +112,10 @@ pub trait Provider: Send + Sync {
     /// "rfc2136 at 127.0.0.1:53 (TSIG key understudy.)": for logs and `dns plan`.
     fn describe(&self) -> String;
 
-    /// Replaces the TXT record set at `name` (ACME DNS-01 challenges, which only
-    /// [`crate::acme`] writes); no values removes it. Only some providers can.
-    async fn set_txt(&self, zone: &Name, name: &Name, _values: &[String]) -> Result<(), ProviderError> {
-        let _ = zone;
-        Err(ProviderError::Rejected(format!("{}: TXT records for ACME at {name} are not supported by this provider", self.describe())))
-    }
+    /// Replaces the TXT record set at `name` (ACME DNS-01 challenge records, which only
+    /// [`crate::acme`] writes, so no ownership marker); no values removes it. Returns once the
+    /// provider has it (Route 53: INSYNC).
+    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError>;
 
     /// The TTL this provider will store when asked for `wanted` (some have a minimum). The
     /// reconciler plans with it, so a clamped TTL does not look like a difference forever.

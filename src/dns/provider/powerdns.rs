@@ -165,6 +165,31 @@ impl Provider for PowerDns {
         Err(self.error_for(zone, resp).await)
     }
 
+    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+        // TXT content is given in zone-file form: each string quoted.
+        let quote = |v: &String| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+        let rrset = RrsetJson {
+            name: name.to_ascii(),
+            rtype: "TXT".to_string(),
+            ttl: (!values.is_empty()).then_some(10),
+            changetype: Some(if values.is_empty() { "DELETE" } else { "REPLACE" }.to_string()),
+            records: values.iter().map(|v| RecordJson { content: quote(v), disabled: false }).collect(),
+            comments: vec![],
+        };
+        let resp = self
+            .http
+            .patch(self.zone_url(zone))
+            .header("X-API-Key", &self.api_key.0)
+            .json(&serde_json::json!({ "rrsets": [rrset] }))
+            .send()
+            .await
+            .map_err(|e| crate::http::transport_error(e, &format!("PowerDNS at {}", self.base)))?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        Err(self.error_for(zone, resp).await)
+    }
+
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
         let z = self.get_zone(zone).await?;
         Ok(format!("PowerDNS at {} holds {zone} ({} RRsets); API key accepted", self.base, z.rrsets.len()))

@@ -47,6 +47,23 @@ impl Route53 {
         Route53 { settings, client: OnceCell::new(), zone_ids: tokio::sync::Mutex::new(BTreeMap::new()) }
     }
 
+    /// Whether a submitted change is (or becomes, within `confirm_timeout`) INSYNC.
+    async fn insync(&self, client: &Client, info: &aws_sdk_route53::types::ChangeInfo) -> Result<bool, ProviderError> {
+        if *info.status() == ChangeStatus::Insync {
+            return Ok(true);
+        }
+        let id = info.id().to_string();
+        wait_insync(
+            || async {
+                let r = client.get_change().id(&id).send().await.map_err(sdk_error)?;
+                Ok(r.change_info().is_some_and(|i| *i.status() == ChangeStatus::Insync))
+            },
+            self.settings.confirm_timeout,
+            Duration::from_secs(2),
+        )
+        .await
+    }
+
     async fn client(&self) -> &Client {
         self.client
             .get_or_init(|| async {
@@ -236,6 +253,46 @@ impl Provider for Route53 {
         Err(ProviderError::Protocol("Route 53 kept paginating".to_string()))
     }
 
+    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+        let zone_id = self.zone_id(zone).await?;
+        let client = self.client().await;
+        let build = |e: aws_sdk_route53::error::BuildError| ProviderError::Protocol(format!("cannot build the change: {e}"));
+        let (action, set) = if values.is_empty() {
+            // A DELETE must name the record set exactly as it is: read it first.
+            let resp = client
+                .list_resource_record_sets()
+                .hosted_zone_id(&zone_id)
+                .start_record_name(name.to_ascii())
+                .start_record_type(RrType::Txt)
+                .max_items(1)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            match resp.resource_record_sets().first() {
+                Some(s) if s.name().eq_ignore_ascii_case(&name.to_ascii()) && *s.r#type() == RrType::Txt => {
+                    (ChangeAction::Delete, s.clone())
+                }
+                _ => return Ok(()),
+            }
+        } else {
+            let mut set = ResourceRecordSet::builder().name(name.to_ascii()).r#type(RrType::Txt).ttl(10);
+            for v in values {
+                set = set.resource_records(ResourceRecord::builder().value(format!("\"{v}\"")).build().map_err(build)?);
+            }
+            (ChangeAction::Upsert, set.build().map_err(build)?)
+        };
+        let change = Change::builder().action(action).resource_record_set(set).build().map_err(build)?;
+        let batch = ChangeBatch::builder().changes(change).comment("understudy: ACME challenge").build().map_err(build)?;
+        let resp = client.change_resource_record_sets().hosted_zone_id(&zone_id).change_batch(batch).send().await.map_err(sdk_error)?;
+        let info = resp.change_info().ok_or_else(|| ProviderError::Protocol("Route 53 returned no ChangeInfo".to_string()))?;
+        match self.insync(client, info).await? {
+            true => Ok(()),
+            false => {
+                Err(ProviderError::Unreachable(format!("change {} is still PENDING after {:?}", info.id(), self.settings.confirm_timeout)))
+            }
+        }
+    }
+
     async fn apply(&self, zone: &Name, changes: &[RrSet]) -> Result<Vec<Outcome>, ProviderError> {
         let zone_id = self.zone_id(zone).await?;
         let client = self.client().await;
@@ -276,21 +333,7 @@ impl Provider for Route53 {
             return Err(ProviderError::Protocol("Route 53 accepted the change but returned no ChangeInfo".to_string()));
         };
         let change_id = info.id().to_string();
-        let insync = if *info.status() == ChangeStatus::Insync {
-            true
-        } else {
-            let id = change_id.clone();
-            wait_insync(
-                || async {
-                    let r = client.get_change().id(&id).send().await.map_err(sdk_error)?;
-                    Ok(r.change_info().is_some_and(|i| *i.status() == ChangeStatus::Insync))
-                },
-                self.settings.confirm_timeout,
-                Duration::from_secs(2),
-            )
-            .await?
-        };
-        if insync {
+        if self.insync(client, info).await? {
             Ok(changes.iter().map(|_| Outcome::Applied).collect())
         } else {
             let why = format!("change {change_id} is still PENDING after {:?}", self.settings.confirm_timeout);
