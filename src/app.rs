@@ -133,10 +133,14 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         // watch channel. The standby's is fixed: a channel whose sender is already gone, which
         // the prober reads as "this address, for good".
         let standby_rx = watch::channel(Some(site.standby.probe_addr(&site.probe))).1;
+        let standby_base = match site.probe.standby_readiness {
+            false => base.clone(),
+            true => base.asking_readiness(),
+        };
         // Served here: a standby probe passes only if the copy is also ready (snapshot young
         // enough, certificate good), so the decision never fails over to a worse standby.
         let gate = standby.clone().map(|s| (s, site.name.clone()));
-        tracker.spawn(prober(i, Side::Standby, base.clone(), standby_rx, site.probe.interval, tx.clone(), gate, shutdown.clone()));
+        tracker.spawn(prober(i, Side::Standby, standby_base, standby_rx, site.probe.interval, tx.clone(), gate, shutdown.clone()));
         tracker.spawn(prober(i, Side::Primary, base, controller.probe_target(i), site.probe.interval, tx.clone(), None, shutdown.clone()));
         if let Some(schedule) = site.mirror.schedule {
             tracker.spawn(mirror_scheduler(cfg.clone(), i, schedule, controller.probe_target(i), shutdown.clone()));

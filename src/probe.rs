@@ -82,6 +82,17 @@ impl Target {
         })
     }
 
+    /// The same probe asking an understudy standby's readiness report instead (200 = ready).
+    pub fn asking_readiness(&self) -> Target {
+        Target {
+            path: crate::serve::READY_PATH.to_string(),
+            expect: crate::config::StatusSet::between(200, 200),
+            body_contains: None,
+            method: Method::Get,
+            ..self.clone()
+        }
+    }
+
     /// The same probe aimed at another address (the primary's address can move).
     pub fn with_addr(&self, addr: SocketAddr) -> Target {
         Target { addr, ..self.clone() }
@@ -300,6 +311,7 @@ mod tests {
             hold_down: Duration::ZERO,
             ca_file: None,
             insecure: false,
+            standby_readiness: false,
         }
     }
 

@@ -21,7 +21,7 @@ fn check(text: &str) -> (i32, String, String) {
 fn broken_configs_give_exact_errors() {
     let cases: Vec<(&str, String, &str)> = vec![
         ("unknown top-level key", "dat_dir = \"x\"\n".into(), "bad.toml:1:1: dat_dir: unknown key `dat_dir`, expected one of `data_dir`, `providers`, `ip`, `ddns`, `dns`, `api`, `standby`, `sites`"),
-        ("misspelt probe key", format!("{SITE}[sites.probe]\nintreval = \"2s\"\n"), "bad.toml:8:1: sites[0].probe.intreval: unknown key `intreval`, expected one of `scheme`, `port`, `method`, `path`, `expect_status`, `body_contains`, `interval`, `timeout`, `failures_to_down`, `successes_to_up`, `hold_down`, `ca_file`, `insecure`"),
+        ("misspelt probe key", format!("{SITE}[sites.probe]\nintreval = \"2s\"\n"), "bad.toml:8:1: sites[0].probe.intreval: unknown key `intreval`, expected one of `scheme`, `port`, `method`, `path`, `expect_status`, `body_contains`, `interval`, `timeout`, `failures_to_down`, `successes_to_up`, `hold_down`, `ca_file`, `insecure`, `standby_readiness`"),
         ("invalid IP", SITE.replace("192.0.2.1", "192.0.2.300"), "bad.toml:5:11: sites[0].primary: `192.0.2.300` is not an address: expected an IP address like \"203.0.113.7\", optionally with a probe port like \"203.0.113.7:8443\""),
         ("missing standby", SITE.replace("standby = \"192.0.2.2\"\n", ""), "bad.toml:3:1: sites[0]: missing key `standby`: the standby server's address, e.g. standby = \"198.51.100.9\""),
         ("TTL as a string", "[dns]\nttl = \"30\"\n".into(), "bad.toml:2:7: dns.ttl: invalid type: string \"30\", expected a whole number"),

@@ -286,3 +286,31 @@ fn no_failover_to_a_standby_whose_copy_is_too_old() {
     assert!(reason.contains("not ready") && reason.contains("snapshot is"), "{reason}");
     assert_eq!(d.answer("www.fixture.test"), vec!["127.0.0.1".parse::<std::net::IpAddr>().unwrap()], "the records stay on the primary");
 }
+
+/// The same gate for a standby on another machine: the deciding daemon's standby probes ask the
+/// remote understudy's readiness report (`standby_readiness = true`), so its stale copy keeps the
+/// records on the primary too.
+#[test]
+fn a_remote_standbys_readiness_gates_failover() {
+    let mut f = Fixture::start();
+    let standby_port = free_port("127.0.0.2");
+    // The standby machine: serves the copy, with a short max_snapshot_age.
+    let remote = f
+        .config("")
+        .replace("[[sites]]", &format!("[standby]\nlisten = [\"127.0.0.2:{standby_port}\"]\nmax_snapshot_age = \"8s\"\n[[sites]]"));
+    let standby = Daemon::start(&remote);
+    // The deciding daemon: no copy of its own; it asks the standby's readiness.
+    let decider = f
+        .config("scheduled = false")
+        .replace("standby = \"127.0.0.2\"", &format!("standby = \"127.0.0.2:{standby_port}\""))
+        .replace("interval = \"1s\"", "interval = \"300ms\"\nstandby_readiness = true");
+    let d = Daemon::start(&decider);
+    wait_until(Duration::from_secs(20), "the remote copy is ready", || d.status()["sites"][0]["last_standby_probe"]["ok"] == true);
+    // The remote copy ages past 8 s: the standby probe fails with the 503, and an outage stays put.
+    wait_until(Duration::from_secs(20), "the remote copy is too old", || {
+        d.status()["sites"][0]["last_standby_probe"]["detail"].as_str().is_some_and(|s| s.contains("503"))
+    });
+    f.nginx.kill();
+    wait_until(Duration::from_secs(10), "primary-down", || d.phase() == "primary-down");
+    assert_eq!(d.answer("www.fixture.test"), vec!["127.0.0.1".parse::<std::net::IpAddr>().unwrap()], "{}", standby.log());
+}

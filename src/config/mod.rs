@@ -313,6 +313,10 @@ pub struct Probe {
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate (self-signed origins). The name is still sent as SNI.
     pub insecure: bool,
+    /// The standby is an understudy on another machine: its probes ask its readiness report
+    /// (`/.well-known/understudy/ready`, 200 only) instead of `path`, so a stale copy or a
+    /// missing certificate there keeps the decision from failing over to it.
+    pub standby_readiness: bool,
 }
 
 /// The set of HTTP statuses a probe accepts.
@@ -479,6 +483,7 @@ struct RawProbe {
     hold_down: Option<Spanned<DurationValue>>,
     ca_file: Option<Spanned<String>>,
     insecure: Option<Spanned<bool>>,
+    standby_readiness: Option<Spanned<bool>>,
 }
 
 /// A duration written as a string ("2s") or a number of seconds (2, 0.5).
@@ -1312,6 +1317,7 @@ impl Cx<'_> {
             hold_down,
             ca_file,
             insecure,
+            standby_readiness: p.standby_readiness.as_ref().is_some_and(|v| *v.get_ref()),
         })
     }
 
