@@ -253,8 +253,7 @@ impl Manager {
 }
 
 fn short_hash(s: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
+    crate::mirror::snapshot::sha256_hex(s.as_bytes())[..12].to_string()
 }
 
 #[cfg(test)]
@@ -263,15 +262,7 @@ mod tests {
 
     const DAY: Millis = 86_400_000;
 
-    fn cert(names: &[&str], from: Millis, to: Millis) -> CertInfo {
-        CertInfo {
-            names: names.iter().map(|s| s.to_string()).collect(),
-            not_before: from,
-            not_after: to,
-            issuer: "x".into(),
-            serial: "1".into(),
-        }
-    }
+    use crate::tls::test_cert as cert;
 
     #[test]
     fn issued_at_once_renewed_at_two_thirds_backed_off_after_failures() {

@@ -707,7 +707,7 @@ mod tests {
     fn readiness_needs_a_young_snapshot_and_for_https_a_good_certificate() {
         const H: Millis = 3_600_000;
         let hosts = vec!["www.example.com".to_string()];
-        let cert = CertInfo { names: hosts.clone(), not_before: 0, not_after: 100 * H, issuer: "x".into(), serial: "1".into() };
+        let cert = crate::tls::test_cert(&["www.example.com"], 0, 100 * H);
         let ready =
             |snap: Option<Millis>, cert: Option<&CertInfo>, https: bool, now: Millis| assess(snap, 48 * H, cert, https, &hosts, now);
         assert!(ready(Some(10 * H), Some(&cert), true, 20 * H).is_empty());

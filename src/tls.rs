@@ -199,21 +199,25 @@ pub fn server_config(certs: Arc<Certs>) -> Result<rustls::ServerConfig, String> 
     Ok(config)
 }
 
+/// A certificate's description for unit tests (no certificate behind it).
+#[cfg(test)]
+pub(crate) fn test_cert(names: &[&str], from: Millis, to: Millis) -> CertInfo {
+    CertInfo {
+        names: names.iter().map(|s| s.to_string()).collect(),
+        not_before: from,
+        not_after: to,
+        issuer: "CN=test".into(),
+        serial: "01".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const DAY: Millis = 86_400_000;
 
-    fn cert(names: &[&str], from: Millis, to: Millis) -> CertInfo {
-        CertInfo {
-            names: names.iter().map(|s| s.to_string()).collect(),
-            not_before: from,
-            not_after: to,
-            issuer: "CN=test".into(),
-            serial: "01".into(),
-        }
-    }
+    use super::test_cert as cert;
 
     #[test]
     fn wildcards_cover_one_label_only() {
