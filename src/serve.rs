@@ -122,7 +122,7 @@ pub fn assess(
         None => out.push("no published snapshot".to_string()),
         Some(at) if now.saturating_sub(at) > max_age => out.push(format!(
             "snapshot is {} old, more than max_snapshot_age {}",
-            crate::util::human_duration(now.saturating_sub(at) / 60_000 * 60_000),
+            crate::util::human_duration(now.saturating_sub(at) / 1_000 * 1_000),
             crate::util::human_duration(max_age)
         )),
         Some(_) => {}

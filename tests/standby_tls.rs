@@ -283,7 +283,11 @@ fn no_failover_to_a_standby_whose_copy_is_too_old() {
     wait_until(Duration::from_secs(10), "primary-down", || d.phase() == "primary-down");
     let s = d.status();
     let reason = s["sites"][0]["reason"].as_str().unwrap().to_string();
-    assert!(reason.contains("not ready") && reason.contains("snapshot is"), "{reason}");
+    assert!(
+        reason.contains("not ready") && reason.contains("snapshot is") && reason.contains("more than max_snapshot_age 12s"),
+        "{reason}"
+    );
+    assert!(!reason.contains("snapshot is 0ms"), "the age is given in seconds: {reason}");
     assert_eq!(d.answer("www.fixture.test"), vec!["127.0.0.1".parse::<std::net::IpAddr>().unwrap()], "the records stay on the primary");
 }
 
