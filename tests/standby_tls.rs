@@ -111,6 +111,14 @@ ca_file = "{origin_ca}"
     let dir = d.data_dir().join("certs").join("shop");
     wait_until(Duration::from_secs(60), "the first certificate", || dir.join("cert.pem").exists());
     let first = serial(&dir.join("cert.pem"));
+    // Pebble validated both names by asking our DNS server (it may reuse a valid authorization
+    // for a later order, so only the first one is counted).
+    let validations = || pebble.log().matches("set VALID by completed challenge").count();
+    let start = Instant::now();
+    while validations() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(5), "{} validations:\n{}", validations(), pebble.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for f in ["cert.pem", "key.pem"] {
         assert_eq!(mode(&dir.join(f)), 0o600, "{f} is private");
     }
@@ -175,9 +183,6 @@ ca_file = "{origin_ca}"
     // The challenge records are gone once the orders are done.
     let txt = common::query(d.dns(), "_acme-challenge.www.shop.test", RecordType::TXT).unwrap();
     assert!(txt.message.answers.is_empty(), "{:?}", txt.message.answers);
-    // Pebble validated both names for both orders (no authorization reuse), by asking our DNS.
-    let validated = pebble.log().matches("set VALID by completed challenge").count();
-    assert!(validated >= 4, "{validated} validations:\n{}", pebble.log());
 }
 
 #[test]

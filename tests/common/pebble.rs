@@ -54,8 +54,8 @@ impl Pebble {
             .arg("-config")
             .arg(dir.path().join("pebble.json"))
             .args(["-dnsserver", &dns.to_string(), "-strict"])
-            // No random validation delays, no rejected nonces, and a fresh authorization
-            // (a real DNS-01 validation) for every order, renewals included.
+            // No random validation delays, no rejected nonces, and (mostly) a fresh
+            // authorization for every order: Pebble may still hand back one that is valid.
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .env("PEBBLE_AUTHZREUSE", "0")
