@@ -463,3 +463,27 @@ pub fn latest_value_lands_after_outage<S>(
     cancel.cancel();
     rt.block_on(handle).unwrap();
 }
+
+/// The ACME challenge TXT round trip every provider must pass, in zone `example.test` whose
+/// `www` name holds a foreign TXT "not managed by understudy": two values set, replaced by
+/// one, removed, the foreign record untouched. `txt(name)` reads the values (unquoted, any
+/// order) straight from the provider's server.
+pub fn challenge_records_round_trip(p: &dyn understudy::dns::provider::Provider, txt: impl Fn(&str) -> Vec<String>) {
+    let rt = rt();
+    let zone = Name::from_ascii("example.test.").unwrap();
+    let at = Name::from_ascii("_acme-challenge.www.example.test.").unwrap();
+    let sorted = |n: &str| {
+        let mut v = txt(n);
+        v.sort();
+        v
+    };
+    rt.block_on(p.set_txt(&zone, &at, &["first-token".into(), "second-token".into()])).unwrap();
+    assert_eq!(sorted("_acme-challenge.www.example.test"), ["first-token", "second-token"]);
+    rt.block_on(p.set_txt(&zone, &at, &["third-token".into()])).unwrap();
+    assert_eq!(sorted("_acme-challenge.www.example.test"), ["third-token"]);
+    rt.block_on(p.set_txt(&zone, &at, &[])).unwrap();
+    assert!(sorted("_acme-challenge.www.example.test").is_empty());
+    // Removing what is not there is not an error.
+    rt.block_on(p.set_txt(&zone, &at, &[])).unwrap();
+    assert_eq!(sorted("www.example.test"), ["not managed by understudy"]);
+}

@@ -14,6 +14,9 @@
 //! - It touches only the RRsets it is given, plus the provider's way of marking them as owned
 //!   by understudy (a record comment, or a TXT record at `_understudy.<name>`). It never deletes
 //!   or rewrites anything else.
+//! - [`Provider::set_txt`] replaces (or, given no values, removes) the TXT RRset at one
+//!   `_acme-challenge` name for ACME DNS-01, unmarked (only [`crate::acme`] writes those names,
+//!   and only while an order is open), and returns once the provider holds it.
 //! - [`Provider::check`] proves read access to the zone with the configured credentials and
 //!   changes nothing.
 //! - Every network call has a timeout; nothing panics on a garbage answer (it becomes
