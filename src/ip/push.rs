@@ -212,21 +212,15 @@ fn route(
     resp
 }
 
-/// A rustls acceptor from PEM files (ring provider).
+/// A rustls acceptor from PEM files (ring provider; the pair is read and checked by
+/// [`crate::tls::load_files`], like the standby's certificates).
 pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("{}: {e}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let pair = crate::tls::load_files(cert, key)?;
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate and key do not fit together: {e}"))?;
+        .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(pair.key)));
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
