@@ -127,7 +127,7 @@ impl Manager {
                 let a = attempts.entry(s.site.clone()).or_default();
                 match result {
                     Ok(info) => {
-                        tracing::info!(site = %s.site, names = ?info.names, not_after = %crate::util::utc(info.not_after), serial = %info.serial, "certificate obtained by ACME DNS-01");
+                        tracing::info!(site = %s.site, names = %info.names.join(", "), not_after = %crate::util::utc(info.not_after), serial = %info.serial, "certificate obtained by ACME DNS-01");
                         *a = Attempts::default();
                     }
                     Err(e) => {

@@ -230,7 +230,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         standby_https: https_addrs,
     };
     write_atomic(&runtime_path, &serde_json::to_vec_pretty(&info)?)?;
-    tracing::info!(dns = ?dns_addrs, api = %api_addr, sites = cfg.sites.len(), data_dir = %cfg.data_dir.display(), "understudy is running");
+    tracing::info!(dns = %dns_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "), api = %api_addr, sites = cfg.sites.len(), data_dir = %cfg.data_dir.display(), "understudy is running");
 
     let token = shutdown.clone();
     let done = tokio::spawn(async move {

@@ -152,9 +152,10 @@ impl Controller {
         let mut sites = vec![];
         for site in &cfg.sites {
             let state = match store.load_state(&site.name)? {
-                Some(s) => {
-                    tracing::info!(site = %site.name, phase = %s.phase, "restored state: {}", s.reason);
-                    s
+                Some(saved) => {
+                    tracing::info!(site = %site.name, phase = %saved.phase, "restored state: {}", saved.reason);
+                    // The time the daemon was down was not observed: streaks start over.
+                    decide::resume(&saved)
                 }
                 None => {
                     let s = SiteState::new(now);
@@ -322,7 +323,7 @@ impl Controller {
         let prev = self.sites[i].state.clone();
         let step = decide::step(&prev, &policy, input, now);
         if let Some(why) = &step.refused {
-            tracing::warn!(site = %site.name, "refused {input:?}: {why}");
+            tracing::warn!(site = %site.name, "refused {}: {why}", input_words(input));
             return Ok(Some(why.clone()));
         }
         // The records are described (for the log and the event) only when they move: this
@@ -455,6 +456,16 @@ impl Controller {
             .filter(|f| self.cfg.ip.families().contains(f))
             .map(|f| (f, self.public.get(&f).copied(), self.last_round.get(&f).cloned()))
             .collect()
+    }
+}
+
+/// An operator's input in words, for the log.
+fn input_words(input: &Input) -> &'static str {
+    match input {
+        Input::Drain { force: true } => "drain --force",
+        Input::Drain { force: false } => "drain",
+        Input::Release => "release",
+        Input::Primary { .. } | Input::Standby { .. } | Input::AddressChanged { .. } => "input",
     }
 }
 

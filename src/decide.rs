@@ -18,6 +18,11 @@
 //! - while failed over, a standby that fails `failures_to_down` probes in a row counts as down:
 //!   with both down the record goes back to (and stays on) the primary.
 //!
+//! - unobserved time is never health: a state restored after a restart ([`resume`]) keeps its
+//!   phase (so the records do not move) but forgets every streak, so recovery needs its
+//!   `successes_to_up` probes *and* its whole `hold_down` observed by the process that decides.
+//!   The same holds for failure streaks: a restart can delay a decision, never make one.
+//!
 //! Times are milliseconds since the Unix epoch so a persisted state stays meaningful across
 //! restarts. A clock that steps backwards only delays a failback (saturating arithmetic).
 
@@ -173,6 +178,24 @@ impl SiteState {
 
     pub fn target(&self) -> Target {
         self.phase.target()
+    }
+}
+
+/// The state a (re)started daemon continues from, given the one it saved.
+///
+/// The phase, and so where the records point, is kept exactly: a restart never moves a record.
+/// What is dropped are the streaks, because they stand for *consecutive observations* and the
+/// time the daemon was down was observed by nobody: the primary may have died and come back
+/// inside it. A saved `Recovering` site with 4 of 5 successes and 4 of 5 minutes of hold-down
+/// therefore starts its count again, as does a `Suspect` site's failure count and the
+/// standby's. Losing a count can only delay a decision; keeping one could make a wrong one.
+pub fn resume(saved: &SiteState) -> SiteState {
+    SiteState {
+        primary_failures: 0,
+        primary_successes: 0,
+        healthy_since: None,
+        standby: StandbyView { failures: 0, ..saved.standby.clone() },
+        ..saved.clone()
     }
 }
 
@@ -350,9 +373,10 @@ fn evaluate(prev: &SiteState, next: SiteState, policy: &Policy, now: Millis) -> 
         Phase::FailedOver | Phase::Recovering if recovered => (
             Phase::Healthy,
             format!(
-                "primary passed {} probes in a row and stayed healthy for {}; failing back",
+                "primary answered every probe for {} ({} in a row, at least {} needed); failing back",
+                crate::util::human_duration(policy.hold_down),
                 next.primary_successes,
-                crate::util::human_duration(policy.hold_down)
+                policy.successes_to_up
             ),
             None,
         ),
@@ -739,6 +763,65 @@ mod tests {
             }
         }
 
+        /// Unobserved time is never health (issue 11, item 1): with restarts of any length at
+        /// any point, a probe moves the records back to the primary only after `successes_to_up`
+        /// successes in a row *and* the whole `hold_down` observed since the last restart (or
+        /// after the standby failed `failures_to_down` observed probes), and to the standby only
+        /// after `failures_to_down` observed failures. A restart never moves a record itself.
+        #[test]
+        fn restart_never_shortens_an_observed_recovery(
+            policy in arb_policy(),
+            history in prop::collection::vec(
+                (prop::option::weighted(0.15, 0u64..600_000), arb_input(), 0u64..3_000),
+                1..200,
+            ),
+        ) {
+            let mut s = SiteState::new(0);
+            let mut now = 0;
+            // What this "process" saw since it last started.
+            let (mut oks, mut ok_since, mut fails, mut sb_fails) = (0u32, None::<Millis>, 0u32, 0u32);
+            for (restart, input, dt) in history {
+                if let Some(gap) = restart {
+                    now += gap;
+                    let saved: SiteState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+                    let resumed = resume(&saved);
+                    prop_assert_eq!(resumed.phase, s.phase);
+                    prop_assert_eq!(resumed.target(), s.target());
+                    s = resumed;
+                    (oks, ok_since, fails, sb_fails) = (0, None, 0, 0);
+                }
+                now += dt;
+                match &input {
+                    Input::Primary { ok: true, .. } => {
+                        oks += 1;
+                        ok_since.get_or_insert(now);
+                        fails = 0;
+                    }
+                    Input::Primary { ok: false, .. } => (oks, ok_since, fails) = (0, None, fails + 1),
+                    Input::Standby { ok, .. } => sb_fails = if *ok { 0 } else { sb_fails + 1 },
+                    Input::AddressChanged { .. } => (oks, ok_since, fails) = (0, None, 0),
+                    Input::Drain { .. } | Input::Release => {}
+                }
+                let r = step(&s, &policy, &input, now);
+                let probe = matches!(input, Input::Primary { .. } | Input::Standby { .. });
+                match (probe, s.target(), r.state.target()) {
+                    (true, Target::Standby, Target::Primary) => {
+                        let observed = oks >= policy.successes_to_up
+                            && ok_since.is_some_and(|t| now - t >= policy.hold_down);
+                        prop_assert!(
+                            observed || sb_fails >= policy.failures_to_down,
+                            "failback on unobserved health: {oks} ok since {ok_since:?} at {now}: {:?}", r.state
+                        );
+                    }
+                    (true, Target::Primary, Target::Standby) => {
+                        prop_assert!(fails >= policy.failures_to_down, "failover on unobserved failures: {:?}", r.state);
+                    }
+                    _ => {}
+                }
+                s = r.state;
+            }
+        }
+
         /// A primary that alternates between failing and answering fewer than N times in a row
         /// never moves the records.
         #[test]
@@ -755,6 +838,32 @@ mod tests {
                 prop_assert_eq!(s.target(), Target::Primary);
             }
         }
+    }
+
+    /// The reported case (issue 11, item 1): failed over, recovering with 2 of 3 successes, the
+    /// daemon killed, the primary down and up again while it was gone; one good probe after the
+    /// restart must not fail back, and neither may anything before a full hold-down.
+    #[test]
+    fn restart_during_recovery_counts_nothing_from_before() {
+        let p = Policy { failures_to_down: 3, successes_to_up: 3, hold_down: 5_000, standby_fresh: 10_000 };
+        let mut s = step(&SiteState::new(0), &p, &sb(true), 0).state;
+        for t in [100, 200, 300] {
+            s = step(&s, &p, &fail(), t).state;
+        }
+        assert_eq!(s.phase, Phase::FailedOver);
+        for t in [1_000, 2_000] {
+            s = step(&s, &p, &ok(), t).state;
+        }
+        assert_eq!(s.phase, Phase::Recovering);
+        // Killed at 2.5 s, started again at 10 s: 8 s of nobody watching.
+        let mut s = resume(&s);
+        assert_eq!(s.phase, Phase::Recovering, "the records stay on the standby");
+        s = step(&s, &p, &sb(true), 10_000).state;
+        for t in [10_100, 11_000, 12_000, 14_000] {
+            s = step(&s, &p, &ok(), t).state;
+            assert_eq!(s.phase, Phase::Recovering, "at {t}: the hold-down counts from 10.1 s");
+        }
+        assert_eq!(step(&s, &p, &ok(), 15_100).state.phase, Phase::Healthy);
     }
 
     /// Restart in every phase, table-driven: restore, feed the next probe that would keep the

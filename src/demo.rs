@@ -206,16 +206,16 @@ hold_down = "5s"      # the default is 5m; shortened so the demo ends quickly
     let config_path = dir.join("understudy.toml");
     std::fs::write(&config_path, &config)?;
     let cfg = crate::config::load(&config_path)?;
-    println!("understudy demo: one site, www.demo.test, with a primary and a standby web server");
-    println!("  primary  http://{}  (sample server)", primary.addr);
-    println!("  standby  http://{}  (sample server)", standby.addr);
+    crate::outln!("understudy demo: one site, www.demo.test, with a primary and a standby web server");
+    crate::outln!("  primary  http://{}  (sample server)", primary.addr);
+    crate::outln!("  standby  http://{}  (sample server)", standby.addr);
     let running = app::start(cfg).await?;
     let dns = running.dns[0];
-    println!("  built-in DNS server on {dns} (udp+tcp); probes every 500ms, down after 3 failures\n");
+    crate::outln!("  built-in DNS server on {dns} (udp+tcp); probes every 500ms, down after 3 failures\n");
 
     let outcome = async {
         let first = client::query(dns, &fqdn("www.demo.test"), hickory_proto::rr::RecordType::A, Duration::from_secs(1)).await?;
-        println!("1. dig @{} -p {} www.demo.test A  →  {}  (the primary)", dns.ip(), dns.port(), show(&first.addrs));
+        crate::outln!("1. dig @{} -p {} www.demo.test A  →  {}  (the primary)", dns.ip(), dns.port(), show(&first.addrs));
         // Failover needs a ready standby: wait for its first probe.
         let ready_by = Instant::now() + Duration::from_secs(10);
         while !site_status(running.api).await?.standby_ready {
@@ -223,20 +223,20 @@ hold_down = "5s"      # the default is 5m; shortened so the demo ends quickly
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
 
-        println!("2. stopping the primary (connections now refused) ...");
+        crate::outln!("2. stopping the primary (connections now refused) ...");
         primary.set_mode(Mode::Refusing).await?;
         let took = wait_for_answer(dns, "www.demo.test", s_ip, Duration::from_secs(30)).await?;
         let st = site_status(running.api).await?;
-        println!("   answer moved to {s_ip} (the standby) {:.2} s after the primary stopped", took.as_secs_f64());
-        println!("   why: {}", st.reason);
+        crate::outln!("   answer moved to {s_ip} (the standby) {:.2} s after the primary stopped", took.as_secs_f64());
+        crate::outln!("   why: {}", st.reason);
 
-        println!("3. restoring the primary ...");
+        crate::outln!("3. restoring the primary ...");
         primary.set_mode(Mode::Serving).await?;
         let took = wait_for_answer(dns, "www.demo.test", p_ip, Duration::from_secs(60)).await?;
         let st = site_status(running.api).await?;
-        println!("   answer moved back to {p_ip} (the primary) {:.2} s after it came back", took.as_secs_f64());
-        println!("   why: {}", st.reason);
-        println!("   (failback waits for 3 good probes and a 5 s hold-down, so a flapping primary is not trusted too soon)");
+        crate::outln!("   answer moved back to {p_ip} (the primary) {:.2} s after it came back", took.as_secs_f64());
+        crate::outln!("   why: {}", st.reason);
+        crate::outln!("   (failback waits until the primary has answered every probe for 5 s, at least 3 in a row, so a flapping primary is not trusted too soon)");
         Ok::<_, anyhow::Error>(())
     }
     .await;
@@ -244,7 +244,7 @@ hold_down = "5s"      # the default is 5m; shortened so the demo ends quickly
     primary.shutdown().await;
     standby.shutdown().await;
     outcome?;
-    println!(
+    crate::outln!(
         "\ndone in {:.1} s. Next: write your own config (see README.md) and run `understudy run -c FILE`.",
         total.elapsed().as_secs_f64()
     );

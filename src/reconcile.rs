@@ -175,7 +175,7 @@ impl Reconciler {
                                 tracing::info!(zone = %self.zone, provider = %self.provider.describe(), "published {rr}")
                             }
                             (Outcome::Applied, false) => {
-                                tracing::warn!(zone = %self.zone, "could not confirm {rr}: the authoritative servers {:?} still answer otherwise after {:?}", self.verify, self.verify_timeout);
+                                tracing::warn!(zone = %self.zone, "could not confirm {rr}: the authoritative servers {} still answer otherwise after {}", self.verify.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "), crate::util::human_duration(self.verify_timeout.as_millis() as u64));
                                 known = None;
                                 retry = true;
                             }

@@ -640,6 +640,27 @@ pub async fn serve(listener: TcpListener, standby: Arc<Standby>, tls: Option<tok
     conns.wait().await;
 }
 
+/// The host a request names (RFC 9112 §3.2, RFC 9113 §8.3.1): the URI's authority (HTTP/2,
+/// or an absolute-form target), else the one `Host` header. HTTP/1.1 without a `Host`, and any
+/// request with two, is a 400: a proxy in front may have picked the other one, and answering
+/// either would serve one site's copy under another's name. HTTP/1.0 may omit it (then no site
+/// matches and the answer is a 404).
+fn request_host(version: hyper::Version, uri: &hyper::Uri, headers: &HeaderMap) -> Result<Option<String>, &'static str> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        return Err("more than one Host header\n");
+    }
+    if let Some(h) = uri.host() {
+        return Ok(Some(h.to_string()));
+    }
+    match first {
+        Some(h) => h.to_str().map(|h| Some(h.to_string())).map_err(|_| "the Host header is not text\n"),
+        None if version == hyper::Version::HTTP_11 => Err("HTTP/1.1 needs a Host header\n"),
+        None => Ok(None),
+    }
+}
+
 /// One connection, HTTP/1.1 or HTTP/2 (by ALPN, or the h2 preface in clear).
 async fn connection<S>(io: S, s: Arc<Standby>, stop: CancellationToken)
 where
@@ -648,12 +669,10 @@ where
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let s = s.clone();
         async move {
-            // HTTP/2 carries the host in the URI's authority, HTTP/1.1 in Host.
-            let host = req
-                .uri()
-                .host()
-                .map(str::to_string)
-                .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string));
+            let host = match request_host(req.version(), req.uri(), req.headers()) {
+                Ok(h) => h,
+                Err(why) => return Ok(plain(StatusCode::BAD_REQUEST, why)),
+            };
             let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
             let (method, headers) = (req.method(), req.headers());
             // Bodies come from memory once read; a first read of a small file from the page

@@ -100,3 +100,32 @@ mod tests {
         assert!(parse_duration("99999999d").is_err());
     }
 }
+
+/// Writes to standard output; a closed pipe (`understudy status | head -1`) ends the process
+/// quietly with status 0 instead of the panic `println!` gives. Every command prints through
+/// [`outln!`] and [`out!`].
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        // Anything else (a full disk behind a redirect): say so once, on stderr, and stop.
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` that exits quietly on a closed pipe (see [`write_stdout`]).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::util::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::util::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` that exits quietly on a closed pipe (see [`write_stdout`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::util::write_stdout(format_args!($($arg)*)) };
+}

@@ -154,6 +154,43 @@ fn restart_mid_failover_does_not_flip() {
     d.wait_answer("www.example.test", "127.0.0.1", Duration::from_secs(15));
 }
 
+/// Issue 11, item 1: the time a killed daemon was down is not health. Killed while recovering,
+/// the primary down for 4 s and back while nobody watched, the restarted daemon must observe
+/// its own 3 successes and its whole 5 s hold-down before failing back.
+#[test]
+fn a_restart_during_recovery_does_not_count_the_outage_as_health() {
+    let mut primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let cfg = one_site(primary.addr, standby.addr, "")
+        .replace("successes_to_up = 2\nhold_down = \"2s\"", "successes_to_up = 3\nhold_down = \"5s\"");
+    assert!(cfg.contains("hold_down = \"5s\""));
+    let mut d = Daemon::start(&cfg);
+    d.wait_standby_ready();
+    primary.kill();
+    d.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
+    primary.restart();
+    wait_until(Duration::from_secs(5), "recovering", || d.phase() == "recovering");
+    d.kill9();
+    primary.kill();
+    std::thread::sleep(Duration::from_secs(4));
+    primary.restart();
+    d.restart_after_stop();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(4_500) {
+        assert_eq!(
+            d.answer("www.example.test"),
+            ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()],
+            "failed back {:?} after the restart, before a hold-down of its own:\n{}",
+            started.elapsed(),
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = d.wait_answer("www.example.test", "127.0.0.1", Duration::from_secs(10)) + started.elapsed();
+    assert!(took >= Duration::from_secs(5), "failback {took:?} after the restart");
+    assert!(d.log().contains("primary answered every probe for 5s"), "{}", d.log());
+}
+
 #[test]
 fn drain_holds_across_restart_until_release() {
     let primary = Nginx::start("127.0.0.1", "primary");

@@ -133,6 +133,30 @@ fn answers_the_original_urls_as_the_origin_did() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
 }
 
+/// One raw request, exactly these bytes; the status code.
+fn raw_request(addr: SocketAddr, request: &str) -> u16 {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c.write_all(request.as_bytes());
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// RFC 9112 §3.2: two Host headers, or none on HTTP/1.1, is a 400 (issue 11, item 5).
+#[test]
+fn two_host_headers_or_none_on_http_1_1_is_a_bad_request() {
+    let (_f, _d, s) = setup();
+    let two = "GET /about HTTP/1.1\r\nHost: www.fixture.test\r\nHost: unknown.test\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw_request(s.1, two), 400, "two Host headers");
+    let two_same = "GET /about HTTP/1.1\r\nHost: www.fixture.test\r\nHost: www.fixture.test\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw_request(s.1, two_same), 400, "two Host headers, even equal ones");
+    assert_eq!(raw_request(s.1, "GET /about HTTP/1.1\r\nConnection: close\r\n\r\n"), 400, "no Host on HTTP/1.1");
+    // Controls: one Host is answered; HTTP/1.0 may omit it (no site matches it then).
+    assert_eq!(raw_request(s.1, "GET /about HTTP/1.1\r\nHost: www.fixture.test\r\nConnection: close\r\n\r\n"), 200);
+    assert_eq!(raw_request(s.1, "GET /about HTTP/1.0\r\n\r\n"), 404);
+}
+
 #[test]
 fn hostile_request_targets_never_reach_a_file() {
     let (_f, _d, s) = setup();

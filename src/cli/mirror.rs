@@ -99,7 +99,7 @@ pub async fn crawl(cfg: &Config, site: &str, json: bool) -> anyhow::Result<i32> 
     let _ = show.0.await;
     let report = report?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report);
     }
@@ -108,7 +108,7 @@ pub async fn crawl(cfg: &Config, site: &str, json: bool) -> anyhow::Result<i32> 
 
 fn print_report(r: &Report) {
     let secs = (r.duration_ms as f64 / 1000.0).max(0.001);
-    println!(
+    crate::outln!(
         "{}: {} URLs fetched in {} ({:.0}/s), {} requests, {} downloaded, {} unchanged (304), {} new bodies, {} errors",
         r.site,
         r.fetched,
@@ -121,14 +121,16 @@ fn print_report(r: &Report) {
         r.errors
     );
     for (limit, n) in &r.limits_hit {
-        println!("  limit {limit}: stopped {n} URL(s)");
+        crate::outln!("  limit {limit}: stopped {n} URL(s)");
     }
     for e in &r.error_samples {
-        println!("  error: {e}");
+        crate::outln!("  error: {e}");
     }
     match r.outcome.as_str() {
-        "published" => println!("published snapshot {} ({} pages)", r.snapshot.as_deref().unwrap_or("?"), r.pages),
-        other => println!("{other}: {}; the published snapshot (if any) is unchanged", r.reason.as_deref().unwrap_or("no reason recorded")),
+        "published" => crate::outln!("published snapshot {} ({} pages)", r.snapshot.as_deref().unwrap_or("?"), r.pages),
+        other => {
+            crate::outln!("{other}: {}; the published snapshot (if any) is unchanged", r.reason.as_deref().unwrap_or("no reason recorded"))
+        }
     }
 }
 
@@ -145,12 +147,12 @@ pub fn verify(cfg: &Config, site: &str, json: bool) -> anyhow::Result<i32> {
     let (store, m) = published(cfg, site)?;
     let v = crate::mirror::verify(&store, &m, &site.crawl_origins())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for h in &v.holes {
-            println!("{}  (from {})", h.url, h.from);
+            crate::outln!("{}  (from {})", h.url, h.from);
         }
-        println!(
+        crate::outln!(
             "snapshot {}: {} documents, {} in-scope references, {} unanswerable",
             v.snapshot,
             v.documents,
@@ -158,7 +160,7 @@ pub fn verify(cfg: &Config, site: &str, json: bool) -> anyhow::Result<i32> {
             v.holes.len()
         );
         for (why, n) in &v.skipped {
-            println!("  not fetched by design ({why}): {n}");
+            crate::outln!("  not fetched by design ({why}): {n}");
         }
     }
     Ok(if v.holes.is_empty() { 0 } else { 1 })
@@ -169,7 +171,7 @@ pub fn export(cfg: &Config, site: &str, dir: &Path) -> anyhow::Result<i32> {
     let (store, m) = published(cfg, site)?;
     let scope = crate::mirror::scope::Scope::new(site.crawl_origins().iter());
     let e = crate::mirror::export::export(&store, &m, &scope, dir)?;
-    println!(
+    crate::outln!(
         "exported snapshot {} to {}: {} files, {}; {} references made local, {} left pointing at the site (not in the snapshot)",
         m.id,
         dir.display(),
@@ -180,7 +182,7 @@ pub fn export(cfg: &Config, site: &str, dir: &Path) -> anyhow::Result<i32> {
     );
     let entry = crate::mirror::export::plan(&m).get(m.resolve_redirects(&m.entry).map(|(k, _)| k).unwrap_or(&m.entry)).cloned();
     if let Some(p) = entry {
-        println!("open {}", dir.join(p).display());
+        crate::outln!("open {}", dir.join(p).display());
     }
     Ok(0)
 }
@@ -188,12 +190,12 @@ pub fn export(cfg: &Config, site: &str, dir: &Path) -> anyhow::Result<i32> {
 pub fn history(cfg: &Config, site: &str, limit: usize) -> anyhow::Result<i32> {
     let site = find(cfg, site)?;
     let Some(store) = Store::open_read_only(&cfg.data_dir)? else {
-        println!("no crawls recorded yet");
+        crate::outln!("no crawls recorded yet");
         return Ok(0);
     };
     let now = now_millis();
     for r in store.crawls(Some(&site.name), limit)? {
-        println!(
+        crate::outln!(
             "{} ({} ago): {} — {} fetched, {} unchanged, {} new bodies, {}, {} errors, {}{}",
             super::utc(r.started_at),
             super::ago(now.saturating_sub(r.started_at)),

@@ -235,7 +235,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            print!("{}", cfg.describe());
+            crate::out!("{}", cfg.describe());
             if cfg.sites.is_empty() && cfg.ddns.is_empty() {
                 eprintln!("warning: no [[sites]] or [[ddns]] are configured, so there is nothing to do");
             }
@@ -341,7 +341,7 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
     }
     let managed = control::managed_records(cfg, targets.into_iter(), &saved_public(&store)?);
     for z in cfg.dns.zones.iter().filter(|z| z.provider.is_none()) {
-        println!("zone {}: served by the built-in DNS server (nothing to push)", z.origin);
+        crate::outln!("zone {}: served by the built-in DNS server (nothing to push)", z.origin);
     }
     let mut failed = false;
     for r in app::reconcilers(cfg)? {
@@ -350,23 +350,23 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
         let actual = match r.provider.read(&r.zone, &keys).await {
             Ok(a) => a,
             Err(e) => {
-                println!("zone {} at {}: cannot read: {e}", r.zone, r.provider.describe());
+                crate::outln!("zone {} at {}: cannot read: {e}", r.zone, r.provider.describe());
                 failed = true;
                 continue;
             }
         };
         let changes = plan(&desired, &actual);
-        println!("zone {} at {}: {} managed record set(s), {} to change", r.zone, r.provider.describe(), desired.len(), changes.len());
+        crate::outln!("zone {} at {}: {} managed record set(s), {} to change", r.zone, r.provider.describe(), desired.len(), changes.len());
         for c in &changes {
             let old = actual.get(&c.key()).map(|a| a.to_string()).unwrap_or_else(|| format!("{} {} (absent)", c.name, c.rtype));
-            println!("  {old}  ->  {c}");
+            crate::outln!("  {old}  ->  {c}");
         }
         if !apply || changes.is_empty() {
             continue;
         }
         let mut known = Some(actual);
         match r.pass(&desired, &mut known).await {
-            Ok(Pass::InSync) => println!("  nothing to do"),
+            Ok(Pass::InSync) => crate::outln!("  nothing to do"),
             Ok(Pass::Applied(report)) => {
                 for (rr, outcome, confirmed) in report {
                     let what = match (&outcome, confirmed) {
@@ -384,11 +384,11 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
                             format!("could not confirm: {why}")
                         }
                     };
-                    println!("  {rr}: {what}");
+                    crate::outln!("  {rr}: {what}");
                 }
             }
             Err(e) => {
-                println!("  failed: {e}");
+                crate::outln!("  failed: {e}");
                 failed = true;
             }
         }
@@ -445,7 +445,7 @@ async fn report(
         .with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default().trim().to_string();
-    println!("{body}");
+    crate::outln!("{body}");
     Ok(if status.is_success() && (body.starts_with("good") || body.starts_with("nochg")) { 0 } else { 1 })
 }
 
@@ -453,7 +453,7 @@ async fn report(
 /// stored history.
 async fn ip_command(cfg: &Config) -> anyhow::Result<i32> {
     if cfg.ip.sources.is_empty() {
-        println!("no [[ip.sources]] are configured");
+        crate::outln!("no [[ip.sources]] are configured");
         return Ok(0);
     }
     let http = crate::http::client(Duration::from_secs(30)).map_err(|e| anyhow::anyhow!(e))?;
@@ -463,30 +463,30 @@ async fn ip_command(cfg: &Config) -> anyhow::Result<i32> {
     };
     let mut agreed_all = true;
     for family in cfg.ip.families() {
-        println!("{family} (quorum: {} operators):", cfg.ip.quorum);
+        crate::outln!("{family} (quorum: {} operators):", cfg.ip.quorum);
         // Pushed addresses live in the running daemon; this one-off round cannot see them.
         let (answers, verdict) = crate::ip::round(&cfg.ip.sources, family, &http, &cfg.ip.allow, cfg.ip.quorum, &Default::default()).await;
         for a in &answers {
             match &a.result {
-                Ok(ip) => println!("  {:<20} {:<16} {ip}", a.source, format!("({})", a.operator)),
-                Err(why) => println!("  {:<20} {:<16} REJECTED: {why}", a.source, format!("({})", a.operator)),
+                Ok(ip) => crate::outln!("  {:<20} {:<16} {ip}", a.source, format!("({})", a.operator)),
+                Err(why) => crate::outln!("  {:<20} {:<16} REJECTED: {why}", a.source, format!("({})", a.operator)),
             }
         }
         let current = stored.iter().find(|h| h.0 == family).map(|h| h.1.to_string()).unwrap_or_else(|| "none yet".to_string());
         match verdict {
             crate::ip::Verdict::Agreed { addr, sources, operators } => {
-                println!("  => {addr}, agreed by {operators} operator(s) ({}); published now: {current}", sources.join(", "))
+                crate::outln!("  => {addr}, agreed by {operators} operator(s) ({}); published now: {current}", sources.join(", "))
             }
             crate::ip::Verdict::NoAgreement { why } => {
                 agreed_all = false;
-                println!("  => no agreement ({why}); the last good address stays published: {current}")
+                crate::outln!("  => no agreement ({why}); the last good address stays published: {current}")
             }
         }
     }
     if !stored.is_empty() {
-        println!("\nhistory (newest first):");
+        crate::outln!("\nhistory (newest first):");
         for (family, addr, at, sources) in &stored {
-            println!("  {}  {family} {addr}  agreed by {sources}", utc(*at));
+            crate::outln!("  {}  {family} {addr}  agreed by {sources}", utc(*at));
         }
     }
     Ok(if agreed_all { 0 } else { 1 })
@@ -537,35 +537,35 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         }
     }
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "daemon_running": info.is_some(), "sites": sites, "public": public }))?
         );
         return Ok(0);
     }
     match &info {
-        Some(i) => println!(
+        Some(i) => crate::outln!(
             "daemon running (pid {}), DNS on {}, API on {}\n",
             i.pid,
             i.dns.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
             i.api
         ),
-        None => println!("daemon NOT running; showing the last saved state from {}\n", cfg.data_dir.display()),
+        None => crate::outln!("daemon NOT running; showing the last saved state from {}\n", cfg.data_dir.display()),
     }
     for p in &public {
         let addr = p.address.clone().unwrap_or_else(|| "not known yet".to_string());
         match &p.last_round {
-            Some(r) => println!("public {} address: {addr}  (last round: {r})", p.family),
-            None => println!("public {} address: {addr}", p.family),
+            Some(r) => crate::outln!("public {} address: {addr}  (last round: {r})", p.family),
+            None => crate::outln!("public {} address: {addr}", p.family),
         }
     }
     if !public.is_empty() {
-        println!();
+        crate::outln!();
     }
     for (s, site) in sites.iter().zip(&cfg.sites) {
-        println!("{}  {}  since {} ({})", s.name, s.phase, utc(s.since), ago(now.saturating_sub(s.since)));
-        println!("  why:        {}", s.reason);
-        println!("  records:    point at the {} {}", s.target, s.published);
+        crate::outln!("{}  {}  since {} ({})", s.name, s.phase, utc(s.since), ago(now.saturating_sub(s.since)));
+        crate::outln!("  why:        {}", s.reason);
+        crate::outln!("  records:    point at the {} {}", s.target, s.published);
         if let Some(i) = &info {
             if let Some(server) = i.dns.first() {
                 let answer = match client::query(*server, &site.domain, site.record_type(), Duration::from_secs(2)).await {
@@ -573,20 +573,20 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
                     Ok(r) => r.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
                     Err(e) => format!("no answer: {e}"),
                 };
-                println!("  dns answer: {} {} {}  (asked {})", site.domain, site.record_type(), answer, server);
+                crate::outln!("  dns answer: {} {} {}  (asked {})", site.domain, site.record_type(), answer, server);
             }
         }
-        println!("  primary:    {}{}", s.primary, probe_words(&s.last_primary_probe, now));
+        crate::outln!("  primary:    {}{}", s.primary, probe_words(&s.last_primary_probe, now));
         if let Some(at) = s.last_primary_probe.as_ref().and_then(|p| p.cert_expires) {
             let left = match at.checked_sub(now) {
                 Some(ms) => format!("in {}", crate::util::human_duration(ms / 3_600_000 * 3_600_000)),
                 None => "EXPIRED".to_string(),
             };
             let mark = if crate::probe::cert_warning("", at, now).is_some() { "  ← renew it" } else { "" };
-            println!("  primary certificate expires {} ({left}){mark}", crate::util::utc(at));
+            crate::outln!("  primary certificate expires {} ({left}){mark}", crate::util::utc(at));
         }
         let ready = if s.standby_ready { "ready" } else { "NOT ready" };
-        println!("  standby:    {} ({ready}){}", s.standby, probe_words(&s.last_standby_probe, now));
+        crate::outln!("  standby:    {} ({ready}){}", s.standby, probe_words(&s.last_standby_probe, now));
     }
     Ok(0)
 }
@@ -608,7 +608,7 @@ async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> 
         let (code, body) = crate::api::call(info.api, hyper::Method::POST, &format!("/api/v1/sites/{site}/{path_action}")).await?;
         if code.is_success() {
             let st: SiteStatus = serde_json::from_slice(&body)?;
-            println!("{verb}: {} is now {} — records point at the {} {}", st.name, st.phase, st.target, st.published);
+            crate::outln!("{verb}: {} is now {} — records point at the {} {}", st.name, st.phase, st.target, st.published);
             return Ok(0);
         }
         let why = serde_json::from_slice::<crate::api::ErrorReply>(&body)
@@ -652,7 +652,7 @@ async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> 
         })
         .collect();
     store.save(&site_cfg.name, &step.state, now, &events)?;
-    println!("{verb}: {} is now {} (saved; the daemon is not running and will start in this state)", site_cfg.name, step.state.phase);
+    crate::outln!("{verb}: {} is now {} (saved; the daemon is not running and will start in this state)", site_cfg.name, step.state.phase);
     Ok(0)
 }
 

@@ -122,10 +122,9 @@ fn family(cx: &Cx, v: &Spanned<String>, key: &str) -> R<Family> {
 }
 
 impl Cx<'_> {
-    pub(super) fn build_ip(&self, raw: Option<Spanned<RawIp>>) -> R<(IpConfig, Vec<String>)> {
-        let Some(raw) = raw else { return Ok((IpConfig::default(), vec![])) };
+    pub(super) fn build_ip(&self, raw: Option<Spanned<RawIp>>) -> R<IpConfig> {
+        let Some(raw) = raw else { return Ok(IpConfig::default()) };
         let raw = raw.into_inner();
-        let mut warnings = vec![];
         let interval = self.duration(&raw.interval, "ip.interval", Duration::from_secs(60), Duration::from_secs(1))?;
         let quorum = match &raw.quorum {
             None => 2,
@@ -138,8 +137,8 @@ impl Cx<'_> {
                 )
             }
         };
-        if quorum == 1 {
-            warnings.push("ip.quorum = 1: a single source decides the published address; one wrong answer will be published".to_string());
+        if let (1, Some(q)) = (quorum, &raw.quorum) {
+            self.warn(q.span(), "ip.quorum", "1: a single source decides the published address; one wrong answer will be published");
         }
         let mut allow = vec![];
         for (i, a) in raw.allow.iter().flatten().enumerate() {
@@ -350,7 +349,7 @@ impl Cx<'_> {
                 return self.err(first, "ip.sources", format!("{fam}: {} operator(s) among the sources but quorum = {quorum}; add sources run by other operators, or lower ip.quorum", ops.len()));
             }
         }
-        Ok((IpConfig { interval, quorum, allow, sources, push }, warnings))
+        Ok(IpConfig { interval, quorum, allow, sources, push })
     }
 
     pub(super) fn build_ddns(

@@ -67,6 +67,8 @@ pub struct Config {
     pub ddns: Vec<DdnsRecord>,
     /// Things that are valid but worth a word (printed by `check-config` and at start).
     pub warnings: Vec<String>,
+    /// Where each secret came from, by key (`providers[0].api_key`, `ip.push.password`).
+    pub secret_sources: BTreeMap<String, SecretFrom>,
     pub api: ApiConfig,
     /// Set when this machine serves the standby copies (`[standby]`).
     pub standby: Option<StandbyConfig>,
@@ -93,6 +95,15 @@ pub struct Zone {
     pub provider: Option<String>,
     /// Authoritative servers asked directly to confirm a change (external zones).
     pub verify: Vec<SocketAddr>,
+}
+
+/// Where a secret came from, so `check-config` can print the key that gives it again
+/// (`api_key_file = "/etc/..."`) without printing the secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretFrom {
+    Inline,
+    File(PathBuf),
+    Env(String),
 }
 
 /// A secret from the config, a file or the environment. Never printed.
@@ -502,6 +513,51 @@ enum StatusItem {
     Text(String),
 }
 
+/// A TOML basic string (quotes and escapes as TOML wants them, which Rust's `{:?}` does not
+/// always give: `\u{e9}` is not TOML).
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// A static record in zone-file form, as `records = [...]` takes it: TXT strings quoted and
+/// escaped, so `"two words"` stays one string and `"two" "words"` stays two.
+fn record_text(r: &Record) -> String {
+    let data = match &r.data {
+        hickory_proto::rr::RData::TXT(t) => t
+            .txt_data
+            .iter()
+            .map(|chunk| {
+                let mut q = String::from("\"");
+                for &b in chunk.iter() {
+                    match b {
+                        b'"' => q.push_str("\\\""),
+                        b'\\' => q.push_str("\\\\"),
+                        0x20..=0x7e => q.push(b as char),
+                        _ => q.push_str(&format!("\\{b:03}")),
+                    }
+                }
+                q.push('"');
+                q
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    };
+    format!("{} {} {} {data}", r.name, r.ttl, r.record_type())
+}
+
+/// Whether a value given where a file path belongs looks like a secret instead: PEM text,
+/// anything with whitespace, base64 padding, or a long run of key characters with no `.`
+/// and no leading `/`, `./`, `../` or `~`. A false alarm only hides a file name from an error.
+pub(crate) fn looks_like_secret(value: &str) -> bool {
+    let v = value.trim();
+    if v.contains("-----BEGIN") || v.contains(char::is_whitespace) || v.ends_with('=') {
+        return true;
+    }
+    let path_like = v.starts_with('/') || v.starts_with("./") || v.starts_with("../") || v.starts_with('~') || v.contains('.');
+    !path_like && v.len() >= 16 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '_' | '-'))
+}
+
 // ---------------------------------------------------------------- loading
 
 /// Reads and validates the config file at `path`.
@@ -518,7 +574,17 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Validates config text; `path` names the file in errors and anchors relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let cx = Cx { path, text };
+    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        // Its defaults would serve DNS on 0.0.0.0:53 for no zone and watch nothing.
+        return Err(ConfigError {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            key: "(file)".to_string(),
+            message: "the config file is empty: it names no [[sites]], [[ddns]] or [[dns.zones]]; start from the example in README.md (`understudy demo` needs no config)".to_string(),
+        });
+    }
+    let cx = Cx { path, text, warnings: Default::default(), secret_sources: Default::default() };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let key = key_at(text, span.start);
@@ -530,6 +596,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 struct Cx<'a> {
     path: &'a Path,
     text: &'a str,
+    /// Located warnings (`file:line:col: key: message`), for what is allowed but likely wrong.
+    warnings: std::cell::RefCell<Vec<String>>,
+    /// Where each secret came from, by its key (`providers[0].api_key`).
+    secret_sources: std::cell::RefCell<BTreeMap<String, SecretFrom>>,
 }
 
 type R<T> = Result<T, ConfigError>;
@@ -542,6 +612,35 @@ impl Cx<'_> {
 
     fn err<T>(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> R<T> {
         Err(self.err_at(span.start, key, &message.into()))
+    }
+
+    /// Records a warning located like an error; `check-config` prints it and the daemon logs it.
+    fn warn(&self, span: Range<usize>, key: &str, message: impl Into<String>) {
+        let e = self.err_at(span.start, key, &message.into());
+        self.warnings.borrow_mut().push(e.to_string());
+    }
+
+    /// Reads the file a `*_file` key names. When it cannot be read and the value does not look
+    /// like a path but like a secret pasted in its place, the error says so without echoing it
+    /// (design.md: no secret is ever printed) and names `instead`, the key that takes a secret.
+    fn read_named_file(&self, v: &Spanned<String>, key: &str, instead: Option<&str>) -> R<String> {
+        let path = self.resolve_path(v.get_ref());
+        std::fs::read_to_string(&path).or_else(|e| match (looks_like_secret(v.get_ref()), instead) {
+            (true, Some(other)) => self.err(
+                v.span(),
+                key,
+                format!(
+                    "cannot read the file this key names, and its value looks like a secret rather than a path (not shown); \
+                     put the secret in a file and give its path here, or name an environment variable that holds it with `{other}`"
+                ),
+            ),
+            (true, None) => self.err(
+                v.span(),
+                key,
+                "cannot read the file this key names, and its value looks like a secret rather than a path (not shown); give the path of a file",
+            ),
+            (false, _) => self.err(v.span(), key, format!("cannot read {}: {e}", path.display())),
+        })
     }
 
     fn resolve_path(&self, p: &str) -> PathBuf {
@@ -570,9 +669,10 @@ impl Cx<'_> {
         };
         let mut providers: Vec<ProviderConfig> = vec![];
         for (i, p) in raw.providers.into_iter().enumerate() {
+            let name_span = p.get_ref().name.as_ref().map(|n| n.span()).unwrap_or(p.span());
             let built = self.build_provider(i, p)?;
             if providers.iter().any(|o| o.name == built.name) {
-                return self.err(0..0, &format!("providers[{i}].name"), format!("provider name `{}` is used twice", built.name));
+                return self.err(name_span, &format!("providers[{i}].name"), format!("provider name `{}` is used twice", built.name));
             }
             providers.push(built);
         }
@@ -582,15 +682,16 @@ impl Cx<'_> {
             None => None,
             Some(st) => Some(self.build_standby(st)?),
         };
-        let (ip, warnings) = self.build_ip(raw.ip)?;
+        let ip = self.build_ip(raw.ip)?;
 
         let mut sites = Vec::new();
         let mut names_owned: HashMap<LowerName, String> = HashMap::new();
         for (i, s) in raw.sites.into_iter().enumerate() {
+            let name_span = s.get_ref().name.as_ref().or(s.get_ref().domain.as_ref()).map(|n| n.span()).unwrap_or(s.span());
             let site = self.build_site(i, s, &dns, &ip, &mut names_owned)?;
             if let Some(prev) = sites.iter().find(|p: &&Site| p.name == site.name) {
                 return self.err(
-                    0..0,
+                    name_span,
                     &format!("sites[{i}].name"),
                     format!("site name `{}` is used twice (also by the site for {})", site.name, prev.domain),
                 );
@@ -598,7 +699,9 @@ impl Cx<'_> {
             sites.push(site);
         }
         let ddns = self.build_ddns(raw.ddns, &dns, &ip, &mut names_owned)?;
-        Ok(Config { path: self.path.to_path_buf(), data_dir, providers, dns, ip, ddns, warnings, api, standby, sites })
+        let warnings = self.warnings.take();
+        let secret_sources = self.secret_sources.take();
+        Ok(Config { secret_sources, path: self.path.to_path_buf(), data_dir, providers, dns, ip, ddns, warnings, api, standby, sites })
     }
 
     /// A list of listen addresses (`key`), `default` when absent; never empty.
@@ -710,6 +813,43 @@ impl Cx<'_> {
                 (None, Some(ProviderConfig { kind: ProviderKind::Rfc2136 { server, .. }, .. })) => vec![*server],
                 (None, _) => vec![],
             };
+            if provider.is_none() {
+                if let Some(outer) = zones.iter().find(|o| o.provider.is_none() && (o.origin.zone_of(&origin) || origin.zone_of(&o.origin)))
+                {
+                    let (parent, child) = if outer.origin.zone_of(&origin) { (&outer.origin, &origin) } else { (&origin, &outer.origin) };
+                    return self.err(
+                        name.span(),
+                        &format!("{key}.name"),
+                        format!(
+                            "zones {parent} and {child} are both served by the built-in server and one lies inside the other: \
+                             the built-in server answers every name under {child} from that zone, so the records {parent} has there \
+                             would never be served; put them in one zone"
+                        ),
+                    );
+                }
+                for (j, ns) in nameservers.iter().enumerate() {
+                    let has_address = records.iter().any(|r: &Record| {
+                        &r.name == ns && matches!(r.record_type(), hickory_proto::rr::RecordType::A | hickory_proto::rr::RecordType::AAAA)
+                    });
+                    if origin.zone_of(ns) && !has_address {
+                        let (nspan, nkey) = match &z.nameservers {
+                            Some(list) => (list[j].span(), format!("{key}.nameservers[{j}]")),
+                            None => (name.span(), format!("{key}.nameservers")),
+                        };
+                        let label = ns.to_string();
+                        let short = label.strip_suffix(&format!(".{origin}")).unwrap_or(&label).to_string();
+                        self.warn(
+                            nspan,
+                            &nkey,
+                            format!(
+                                "the nameserver {ns} is inside the zone but has no A or AAAA record in it, so resolvers that follow \
+                                 the delegation cannot reach it (a lame delegation); add a record like \"{short} A 203.0.113.7\" \
+                                 (this server's public address), or list nameservers that resolve"
+                            ),
+                        );
+                    }
+                }
+            }
             zones.push(Zone { origin, nameservers, hostmaster, records, provider, verify });
         }
         let _ = span;
@@ -755,18 +895,19 @@ impl Cx<'_> {
             [] => Ok(None),
             [(suffix, v)] => {
                 let k = format!("{base}.{key}{suffix}");
-                let text = match *suffix {
-                    "" => v.get_ref().clone(),
-                    "_file" => {
-                        let path = self.resolve_path(v.get_ref());
-                        std::fs::read_to_string(&path)
-                            .or_else(|e| self.err(v.span(), &k, format!("cannot read {}: {e}", path.display())))?
-                            .trim()
-                            .to_string()
-                    }
-                    _ => std::env::var(v.get_ref())
-                        .or_else(|_| self.err(v.span(), &k, format!("the environment variable {} is not set", v.get_ref())))?,
+                let (text, from) = match *suffix {
+                    "" => (v.get_ref().clone(), SecretFrom::Inline),
+                    "_file" => (
+                        self.read_named_file(v, &k, Some(&format!("{key}_env")))?.trim().to_string(),
+                        SecretFrom::File(self.resolve_path(v.get_ref())),
+                    ),
+                    _ => (
+                        std::env::var(v.get_ref())
+                            .or_else(|_| self.err(v.span(), &k, format!("the environment variable {} is not set", v.get_ref())))?,
+                        SecretFrom::Env(v.get_ref().clone()),
+                    ),
                 };
+                self.secret_sources.borrow_mut().insert(format!("{base}.{key}"), from);
                 if text.trim().is_empty() {
                     return self.err(v.span(), &k, "the secret is empty");
                 }
@@ -943,9 +1084,8 @@ impl Cx<'_> {
                 let key = match (&p.tsig_key_file, &p.tsig_key_name, secret) {
                     (Some(f), None, None) => {
                         let path = self.resolve_path(f.get_ref());
-                        let text = std::fs::read_to_string(&path).or_else(|e| {
-                            self.err(f.span(), &format!("{base}.tsig_key_file"), format!("cannot read {}: {e}", path.display()))
-                        })?;
+                        let text = self.read_named_file(f, &format!("{base}.tsig_key_file"), Some("tsig_secret_env"))?;
+                        self.secret_sources.borrow_mut().insert(format!("{base}.tsig_key_file"), SecretFrom::File(path.clone()));
                         Some(crate::dns::provider::rfc2136::parse_bind_key(&text).or_else(|e| {
                             self.err(
                                 f.span(),
@@ -1041,6 +1181,9 @@ impl Cx<'_> {
             return self.err(span, key, "give both cert_file (the PEM chain, leaf first) and key_file (its PEM private key)");
         };
         let (cert_file, key_file) = (self.resolve_path(c.get_ref()), self.resolve_path(k.get_ref()));
+        if !key_file.exists() && looks_like_secret(k.get_ref()) {
+            self.read_named_file(&k, &format!("{key}.key_file"), None)?;
+        }
         if let Err(e) = crate::tls::load_files(&cert_file, &key_file) {
             return self.err(c.span(), &format!("{key}.cert_file"), e);
         }
@@ -1283,6 +1426,22 @@ impl Cx<'_> {
         let interval = self.duration(&p.interval, &k("interval"), Duration::from_secs(2), Duration::from_millis(100))?;
         let timeout = self.duration(&p.timeout, &k("timeout"), Duration::from_secs(1), Duration::from_millis(50))?;
         let failures_to_down = self.count(&p.failures_to_down, &k("failures_to_down"), 3)?;
+        if timeout > interval {
+            let span = p.timeout.as_ref().or(p.interval.as_ref()).map(|v| v.span()).unwrap_or(0..0);
+            let bound = interval * failures_to_down + timeout;
+            self.warn(
+                span,
+                &k("timeout"),
+                format!(
+                    "{} is longer than interval {}: probes overlap (a new one starts every interval while up to {} wait), \
+                     and a silent primary is noticed within failures_to_down × interval + timeout = {}",
+                    human_duration(timeout.as_millis() as u64),
+                    human_duration(interval.as_millis() as u64),
+                    timeout.as_millis() / interval.as_millis().max(1) + 1,
+                    human_duration(bound.as_millis() as u64)
+                ),
+            );
+        }
         let successes_to_up = self.count(&p.successes_to_up, &k("successes_to_up"), 5)?;
         let hold_down = self.duration(&p.hold_down, &k("hold_down"), Duration::from_secs(300), Duration::ZERO)?;
         let insecure = p.insecure.as_ref().map(|v| *v.get_ref()).unwrap_or(false);
@@ -1371,9 +1530,12 @@ impl Cx<'_> {
         let Some(v) = v else { return Ok(default) };
         let d = match v.get_ref() {
             DurationValue::Text(t) => parse_duration(t).or_else(|e| self.err(v.span(), key, e))?,
-            DurationValue::Int(n) if *n >= 0 => Duration::from_secs(*n as u64),
-            DurationValue::Float(f) if f.is_finite() && *f >= 0.0 && *f < 1e9 => Duration::from_secs_f64(*f),
-            _ => return self.err(v.span(), key, "must not be negative: a duration like \"2s\" or a number of seconds"),
+            // A bare number is refused like the string "2" is: `interval = 2` could mean
+            // seconds or milliseconds, and writing the unit costs nothing.
+            DurationValue::Int(n) => {
+                return self.err(v.span(), key, format!("`{n}` has no unit: write a duration like \"{n}s\" or \"{n}ms\""))
+            }
+            DurationValue::Float(f) => return self.err(v.span(), key, format!("`{f}` has no unit: write a duration like \"{f}s\"")),
         };
         if d < min {
             return self.err(
@@ -1493,10 +1655,23 @@ impl Config {
 
     /// The effective settings as TOML-like text, defaults filled in. There are no secrets in
     /// the config yet; when there are, they are printed as `"<redacted>"` here.
+    /// The key that gives the secret at `key` (`providers[0].api_key`) again, without the secret:
+    /// `api_key_file = "..."`, `api_key_env = "..."`, or a placeholder for one given inline.
+    fn secret_line(&self, base: &str, key: &str) -> String {
+        match self.secret_sources.get(&format!("{base}.{key}")) {
+            Some(SecretFrom::File(p)) => format!("{key}_file = {}\n", toml_str(&p.display().to_string())),
+            Some(SecretFrom::Env(v)) => format!("{key}_env = {}\n", toml_str(v)),
+            _ => format!("{key} = \"<redacted>\"  # given inline in the config; not shown\n"),
+        }
+    }
+
+    /// The effective settings as TOML, defaults filled in: `check-config` prints it, and it reads
+    /// back as the same configuration (secrets given by file or environment variable are printed
+    /// as that key; one given inline is replaced by a placeholder, never shown).
     pub fn describe(&self) -> String {
         let mut o = String::new();
         o.push_str(&format!("# effective settings of {}\n", self.path.display()));
-        o.push_str(&format!("data_dir = {:?}\n\n", self.data_dir.display().to_string()));
+        o.push_str(&format!("data_dir = {}\n\n", toml_str(&self.data_dir.display().to_string())));
         if let Some(st) = &self.standby {
             let l: Vec<String> = st.listen.iter().map(|a| format!("{:?}", a.to_string())).collect();
             let h: Vec<String> = st.https_listen.iter().map(|a| format!("{:?}", a.to_string())).collect();
@@ -1533,12 +1708,13 @@ impl Config {
                 o.push_str(&format!("nameservers = [{}]\nhostmaster = {:?}\n", ns.join(", "), z.hostmaster.to_string()));
                 o.push_str("records = [\n");
                 for r in &z.records {
-                    o.push_str(&format!("  {:?},\n", format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)));
+                    o.push_str(&format!("  {},\n", toml_str(&record_text(r))));
                 }
                 o.push_str("]\n");
             }
         }
-        for p in &self.providers {
+        for (i, p) in self.providers.iter().enumerate() {
+            let base = format!("providers[{i}]");
             o.push_str(&format!(
                 "\n[[providers]]\nname = {:?}\ntype = {:?}\ntimeout = {:?}\n",
                 p.name,
@@ -1548,19 +1724,26 @@ impl Config {
             match &p.kind {
                 ProviderKind::Rfc2136 { server, key } => {
                     o.push_str(&format!("server = {:?}\n", server.to_string()));
-                    if let Some(k) = key {
-                        o.push_str(&format!(
-                            "tsig_key_name = {:?}\ntsig_algorithm = {:?}\ntsig_secret = \"<redacted>\"\n",
-                            k.name.to_string(),
-                            k.algorithm.to_string()
-                        ));
+                    match (key, self.secret_sources.get(&format!("{base}.tsig_key_file"))) {
+                        (Some(_), Some(SecretFrom::File(f))) => {
+                            o.push_str(&format!("tsig_key_file = {}\n", toml_str(&f.display().to_string())))
+                        }
+                        (Some(k), _) => {
+                            o.push_str(&format!(
+                                "tsig_key_name = {:?}\ntsig_algorithm = {:?}\n{}",
+                                k.name.to_string(),
+                                k.algorithm.to_string(),
+                                self.secret_line(&base, "tsig_secret")
+                            ));
+                        }
+                        (None, _) => {}
                     }
                 }
                 ProviderKind::PowerDns { url, server_id, .. } => {
-                    o.push_str(&format!("url = {url:?}\nserver_id = {server_id:?}\napi_key = \"<redacted>\"\n"));
+                    o.push_str(&format!("url = {url:?}\nserver_id = {server_id:?}\n{}", self.secret_line(&base, "api_key")));
                 }
                 ProviderKind::Cloudflare { endpoint, zone_id, proxied, .. } => {
-                    o.push_str(&format!("endpoint = {endpoint:?}\napi_token = \"<redacted>\"\n"));
+                    o.push_str(&format!("endpoint = {endpoint:?}\n{}", self.secret_line(&base, "api_token")));
                     if let Some(z) = zone_id {
                         o.push_str(&format!("zone_id = {z:?}\n"));
                     }
@@ -1581,7 +1764,7 @@ impl Config {
                         }
                     }
                     match &r.credentials {
-                        Some((id, _)) => o.push_str(&format!("access_key_id = {id:?}\nsecret_access_key = \"<redacted>\"\n")),
+                        Some((id, _)) => o.push_str(&format!("access_key_id = {id:?}\n{}", self.secret_line(&base, "secret_access_key"))),
                         None => o.push_str("# credentials: the standard AWS chain (environment, shared files, profile)\n"),
                     }
                 }
@@ -1619,6 +1802,21 @@ impl Config {
                 ));
             }
         }
+        if let Some(p) = &self.ip.push {
+            o.push_str(&format!(
+                "\n[ip.push]\nlisten = {:?}\nusername = {}\n{}",
+                p.listen.to_string(),
+                toml_str(&p.username),
+                self.secret_line("ip.push", "password")
+            ));
+            if let Some((c, k)) = &p.tls {
+                o.push_str(&format!(
+                    "tls_cert = {}\ntls_key = {}\n",
+                    toml_str(&c.display().to_string()),
+                    toml_str(&k.display().to_string())
+                ));
+            }
+        }
         for d in &self.ddns {
             let f: Vec<String> =
                 d.families.iter().map(|f| format!("\"{}\"", if *f == crate::ip::Family::Ipv4 { "ipv4" } else { "ipv6" })).collect();
@@ -1637,15 +1835,16 @@ impl Config {
             let p = &s.probe;
             o.push_str("[sites.probe]\n");
             o.push_str(&format!(
-                "scheme = {:?}\nport = {}\nmethod = {:?}\npath = {:?}\n",
+                "scheme = {:?}\nport = {}\nmethod = {:?}\npath = {}\n",
                 if p.scheme == Scheme::Https { "https" } else { "http" },
                 p.port,
                 if p.method == Method::Get { "GET" } else { "HEAD" },
-                p.path
+                toml_str(&p.path)
             ));
-            o.push_str(&format!("expect_status = {:?}\n", p.expect_status.to_string()));
+            let statuses: Vec<String> = p.expect_status.to_string().split(", ").map(toml_str).collect();
+            o.push_str(&format!("expect_status = [{}]\n", statuses.join(", ")));
             if let Some(b) = &p.body_contains {
-                o.push_str(&format!("body_contains = {b:?}\n"));
+                o.push_str(&format!("body_contains = {}\n", toml_str(b)));
             }
             o.push_str(&format!(
                 "interval = {:?}\ntimeout = {:?}\nfailures_to_down = {}\nsuccesses_to_up = {}\nhold_down = {:?}\n",
@@ -1656,7 +1855,7 @@ impl Config {
                 human_duration(p.hold_down.as_millis() as u64)
             ));
             if let Some(c) = &p.ca_file {
-                o.push_str(&format!("ca_file = {:?}\n", c.display().to_string()));
+                o.push_str(&format!("ca_file = {}\n", toml_str(&c.display().to_string())));
             }
             if p.insecure {
                 o.push_str("insecure = true  # certificates are NOT checked\n");
@@ -1686,7 +1885,7 @@ standby = "192.0.2.20:8080"
 [sites.probe]
 scheme = "http"
 expect_status = [200, "3xx"]
-interval = 0.5
+interval = "500ms"
 "#;
 
     #[test]
@@ -1714,6 +1913,70 @@ interval = 0.5
         assert_eq!((e.line, e.column), (6, 1));
         assert_eq!(e.key, "sites[0].probe.intreval");
         assert!(e.message.starts_with("unknown key `intreval`"), "{}", e.message);
+    }
+
+    /// `check-config` prints what reads back as the same configuration (issue 11, item 10):
+    /// TXT strings keep their quoting, `[ip.push]` is there, secrets come back by their file.
+    #[test]
+    fn effective_settings_read_back_as_the_same_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("push.pw"), "a-long-enough-password\n").unwrap();
+        std::fs::write(dir.path().join("pdns.key"), "pdns-api-key\n").unwrap();
+        let text = r#"
+data_dir = "state"
+[dns]
+listen = ["127.0.0.1:5353"]
+[[dns.zones]]
+name = "example.test"
+records = ["ns1 A 192.0.2.53", "@ TXT \"foreign text\"", "two TXT \"foreign\" \"text\"", "q TXT \"say \\\"hi\\\" \\\\ bye\"", "@ MX 10 mail", "mail A 192.0.2.25"]
+[[dns.zones]]
+name = "other.test"
+provider = "pdns"
+[[providers]]
+name = "pdns"
+type = "powerdns"
+url = "http://127.0.0.1:8081"
+api_key_file = "pdns.key"
+[ip]
+quorum = 1
+[[ip.sources]]
+name = "pushed"
+type = "push"
+family = "ipv4"
+[ip.push]
+listen = "127.0.0.1:8245"
+password_file = "push.pw"
+[[sites]]
+domain = "www.example.test"
+primary = "auto"
+standby = "192.0.2.20"
+[sites.probe]
+scheme = "http"
+path = "/health?x=\u00e9"
+body_contains = "ok \"quoted\""
+"#;
+        let first = parse(&dir.path().join("c.toml"), text).unwrap();
+        let printed = first.describe();
+        assert!(printed.contains(r#"'example.test. 30 TXT "foreign text"'"#), "{printed}");
+        assert!(printed.contains(r#"'two.example.test. 30 TXT "foreign" "text"'"#), "{printed}");
+        assert!(printed.contains("[ip.push]"), "{printed}");
+        assert!(!printed.contains("a-long-enough-password") && !printed.contains("pdns-api-key"), "{printed}");
+        let again = parse(&dir.path().join("c.toml"), &printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+        assert_eq!(again.describe(), printed, "a second round prints the same");
+        assert_eq!(again.dns.zones[0].records, first.dns.zones[0].records);
+        assert_eq!(again.ip.push.as_ref().unwrap().password, first.ip.push.as_ref().unwrap().password);
+        assert_eq!(again.sites[0].probe.path, first.sites[0].probe.path);
+        assert_eq!(again.sites[0].probe.body_contains, first.sites[0].probe.body_contains);
+    }
+
+    #[test]
+    fn a_secret_in_a_file_key_is_not_echoed() {
+        for secret in ["c2VjcmV0c2VjcmV0c2VjcmV0", "Zm9vYmFy=", "-----BEGIN PRIVATE KEY-----", "abcdef0123456789abcdef"] {
+            assert!(looks_like_secret(secret), "{secret}");
+        }
+        for path in ["/etc/understudy/key", "secret.key", "./k", "../keys/pdns", "~/pdns", "short"] {
+            assert!(!looks_like_secret(path), "{path}");
+        }
     }
 
     #[test]

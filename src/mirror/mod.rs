@@ -104,10 +104,13 @@ pub async fn crawl_site(
         );
     }
     match report.outcome.as_str() {
-        "published" => tracing::info!(site = %site.name, snapshot = ?report.snapshot, pages = report.pages, "snapshot published"),
-        _ => {
-            tracing::warn!(site = %site.name, outcome = %report.outcome, reason = ?report.reason, "snapshot not published; the last good one stays")
-        }
+        "published" => tracing::info!(
+            site = %site.name, snapshot = %report.snapshot.as_deref().unwrap_or("-"), pages = report.pages, "snapshot published"
+        ),
+        _ => tracing::warn!(
+            site = %site.name, outcome = %report.outcome, reason = %report.reason.as_deref().unwrap_or("-"),
+            "snapshot not published; the last good one stays"
+        ),
     }
     Ok(report)
 }

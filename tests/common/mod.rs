@@ -130,6 +130,13 @@ impl Daemon {
         }
     }
 
+    /// SIGKILL, as a crash or an OOM kill would: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     pub fn restart(&mut self) {
         assert_eq!(self.stop(), 0, "clean exit on SIGTERM:\n{}", self.log());
         self.spawn();
