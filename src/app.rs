@@ -75,13 +75,34 @@ impl Running {
     }
 }
 
+/// How the daemon starts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartOptions {
+    /// `run --reset-state`: a missing, empty or damaged state database starts every site
+    /// afresh instead of stopping the start.
+    pub reset_state: bool,
+}
+
 /// Starts the daemon. Returns once every listener is bound and answering.
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    start_with(cfg, StartOptions::default()).await
+}
+
+/// [`start`], with options.
+pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Running> {
     for w in &cfg.warnings {
         tracing::warn!("config: {w}");
     }
     let cfg = Arc::new(cfg);
-    let store = Store::open(&cfg.data_dir)?;
+    // The state is checked whole before anything is served from it: a lost or damaged
+    // database stops the start (nothing answers with a record that may contradict the last
+    // saved decision) unless the operator asked for a fresh start.
+    let if_unusable = if opts.reset_state { crate::store::IfUnusable::Reset } else { crate::store::IfUnusable::Refuse };
+    let (store, note) = Store::open_at_start(&cfg.data_dir, if_unusable)?;
+    if let Some(note) = note {
+        tracing::warn!("{note}");
+    }
+    backup_now(&cfg.data_dir).await;
     let zones = ZoneHandle::default();
     let (desired_tx, desired_rx) = watch::channel(ManagedRecords::default());
     // The built-in server is published by the controller itself, synchronously, starting in
@@ -184,6 +205,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         ));
     }
     tracker.spawn(crate::api::serve(api_listener, tx.clone(), shutdown.clone()));
+    tracker.spawn(daily_backups(cfg.data_dir.clone(), shutdown.clone()));
     if let Some(standby) = &standby {
         tracker.spawn(crate::serve::refresher(standby.clone(), shutdown.clone()));
         for l in standby_listeners {
@@ -266,8 +288,8 @@ pub fn reconcilers(cfg: &Config) -> anyhow::Result<Vec<Reconciler>> {
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let running = start(cfg).await?;
+pub async fn run(cfg: Config, opts: StartOptions) -> anyhow::Result<()> {
+    let running = start_with(cfg, opts).await?;
     let token = running.shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -478,6 +500,26 @@ async fn ip_watcher(
             if tx.send(Event::PublicIp { family, answers, verdict, at: now_millis() }).await.is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// Backs the state database up (see [`Store::backup`]); a failure is logged, not fatal.
+async fn backup_now(data_dir: &Path) {
+    let dir = data_dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || Store::backup(&dir, now_millis())).await {
+        Ok(Ok(path)) => tracing::debug!(path = %path.display(), "state database backed up"),
+        Ok(Err(e)) => tracing::warn!("could not back up the state database: {e}"),
+        Err(e) => tracing::warn!("could not back up the state database: {e}"),
+    }
+}
+
+/// A backup of the state database at start and every day after.
+async fn daily_backups(data_dir: PathBuf, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(86_400)) => backup_now(&data_dir).await,
+            _ = shutdown.cancelled() => return,
         }
     }
 }

@@ -16,15 +16,40 @@ pub const DB_FILE: &str = "understudy.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state database {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    // `cause` is part of the message rather than an error source, so a chain printed with
+    // `{:#}` says it once.
+    #[error("state database {path}: {cause}")]
+    Sqlite { path: PathBuf, cause: rusqlite::Error },
     #[error(
         "state database {path}: stored state of site `{site}` is unreadable ({why}); remove the row or the file to start that site afresh"
     )]
     Corrupt { path: PathBuf, site: String, why: String },
-    #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot create the data directory {path}: {cause}")]
+    DataDir { path: PathBuf, cause: std::io::Error },
+    /// The database is missing or empty, but the data directory has been used: starting afresh
+    /// would forget every decision (a failed-over site would be published on its dead primary).
+    #[error(
+        "state database {path} is {what}, but {dir} has been used before (it holds {traces}); starting afresh would forget \
+         where every site's records point, and a site that was failed over would be published on its primary. {hint}"
+    )]
+    Missing { path: PathBuf, what: &'static str, dir: PathBuf, traces: String, hint: String },
+    #[error("state database {path} is damaged ({why}); nothing was changed. {hint}")]
+    Damaged { path: PathBuf, why: String, hint: String },
 }
+
+/// What a start does with a state database that is missing, empty or damaged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IfUnusable {
+    /// Refuse to start, and say how to restore or reset (the default).
+    Refuse,
+    /// Start every site afresh (`understudy run --reset-state`): a damaged file is moved aside
+    /// as `understudy.db.damaged-<unix ms>`, never deleted.
+    Reset,
+}
+
+/// Daily backups kept in `<data_dir>/backups/`.
+pub const BACKUPS_KEPT: usize = 7;
+pub const BACKUP_DIR: &str = "backups";
 
 /// One row of the event log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -59,57 +84,153 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// What understudy itself leaves in a data directory besides the database: if any of it is
+/// there, the directory has been used, and a missing database was lost rather than never made.
+const TRACES: &[&str] = &["understudy.db-wal", "understudy.db-shm", "daemon.json", "mirror", "certs", "acme", BACKUP_DIR];
+
+const SCHEMA: &str = "PRAGMA journal_mode = WAL;
+     PRAGMA synchronous = FULL;
+     CREATE TABLE IF NOT EXISTS site_state (
+         site TEXT PRIMARY KEY,
+         state TEXT NOT NULL,
+         updated_at INTEGER NOT NULL
+     );
+     CREATE TABLE IF NOT EXISTS zone_serial (
+         zone TEXT PRIMARY KEY,
+         serial INTEGER NOT NULL,
+         content TEXT NOT NULL
+     );
+     CREATE TABLE IF NOT EXISTS events (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         site TEXT NOT NULL,
+         at INTEGER NOT NULL,
+         kind TEXT NOT NULL,
+         from_phase TEXT,
+         to_phase TEXT,
+         reason TEXT NOT NULL,
+         records_before TEXT,
+         records_after TEXT
+     );
+     CREATE INDEX IF NOT EXISTS events_site_at ON events (site, at);
+     CREATE TABLE IF NOT EXISTS public_ip (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         family TEXT NOT NULL,
+         addr TEXT NOT NULL,
+         at INTEGER NOT NULL,
+         sources TEXT NOT NULL
+     );
+     CREATE TABLE IF NOT EXISTS crawls (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         site TEXT NOT NULL,
+         started_at INTEGER NOT NULL,
+         outcome TEXT NOT NULL,
+         report TEXT NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS crawls_site ON crawls (site, started_at);";
+
 impl Store {
-    /// Opens (creating if needed) the database in `data_dir`.
+    /// Opens (creating if needed) the database in `data_dir`. A database that is missing or
+    /// empty in a directory that has been used is an error ([`StoreError::Missing`]).
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|cause| StoreError::DataDir { path: data_dir.to_path_buf(), cause })?;
         let path = data_dir.join(DB_FILE);
-        let sql = |source| StoreError::Sqlite { path: path.clone(), source };
-        let conn = Connection::open(&path).map_err(sql)?;
+        refuse_if_lost(data_dir, &path)?;
+        Self::open_path(&path)
+    }
+
+    /// Opens the database for a daemon start: like [`Store::open`], and also checks the whole
+    /// file (`PRAGMA quick_check`) before anything is served from it. With
+    /// [`IfUnusable::Reset`] a missing, empty or damaged database starts afresh instead (a
+    /// damaged file is moved aside, not deleted); the returned note says what was done.
+    pub fn open_at_start(data_dir: &Path, if_unusable: IfUnusable) -> Result<(Self, Option<String>), StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|cause| StoreError::DataDir { path: data_dir.to_path_buf(), cause })?;
+        let path = data_dir.join(DB_FILE);
+        let mut note = None;
+        if let Err(e) = refuse_if_lost(data_dir, &path) {
+            match if_unusable {
+                IfUnusable::Refuse => return Err(e),
+                IfUnusable::Reset => {
+                    note = Some(format!("--reset-state: {} was missing or empty; every site starts afresh", path.display()))
+                }
+            }
+        }
+        let opened = Self::open_path(&path).and_then(|s| s.quick_check().map(|()| s));
+        let damage = match &opened {
+            Err(StoreError::Damaged { why, .. }) => Some(why.clone()),
+            Err(StoreError::Sqlite { cause, .. }) if is_damage(cause) => Some(cause.to_string()),
+            _ => None,
+        };
+        match (opened, damage, if_unusable) {
+            (Ok(s), _, _) => Ok((s, note)),
+            (Err(_), Some(why), IfUnusable::Refuse) => Err(StoreError::Damaged { path, why, hint: restore_hint(data_dir) }),
+            (Err(_), Some(why), IfUnusable::Reset) => {
+                let aside = path.with_file_name(format!("{DB_FILE}.damaged-{}", crate::util::now_millis()));
+                let moved = |from: &Path, to: &Path| {
+                    std::fs::rename(from, to).map_err(|cause| StoreError::DataDir { path: to.to_path_buf(), cause })
+                };
+                moved(&path, &aside)?;
+                for suffix in ["-wal", "-shm"] {
+                    let side = path.with_file_name(format!("{DB_FILE}{suffix}"));
+                    if side.exists() {
+                        moved(&side, &aside.with_file_name(format!("{}{suffix}", aside.display())))?;
+                    }
+                }
+                let s = Self::open_path(&path)?;
+                let note = format!(
+                    "--reset-state: {} was damaged ({why}); moved aside to {}; every site starts afresh",
+                    path.display(),
+                    aside.display()
+                );
+                Ok((s, Some(note)))
+            }
+            (Err(e), None, _) => Err(e),
+        }
+    }
+
+    fn open_path(path: &Path) -> Result<Self, StoreError> {
+        let sql = |cause| StoreError::Sqlite { path: path.to_path_buf(), cause };
+        let conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             CREATE TABLE IF NOT EXISTS site_state (
-                 site TEXT PRIMARY KEY,
-                 state TEXT NOT NULL,
-                 updated_at INTEGER NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS zone_serial (
-                 zone TEXT PRIMARY KEY,
-                 serial INTEGER NOT NULL,
-                 content TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS events (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 site TEXT NOT NULL,
-                 at INTEGER NOT NULL,
-                 kind TEXT NOT NULL,
-                 from_phase TEXT,
-                 to_phase TEXT,
-                 reason TEXT NOT NULL,
-                 records_before TEXT,
-                 records_after TEXT
-             );
-             CREATE INDEX IF NOT EXISTS events_site_at ON events (site, at);
-             CREATE TABLE IF NOT EXISTS public_ip (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 family TEXT NOT NULL,
-                 addr TEXT NOT NULL,
-                 at INTEGER NOT NULL,
-                 sources TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS crawls (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 site TEXT NOT NULL,
-                 started_at INTEGER NOT NULL,
-                 outcome TEXT NOT NULL,
-                 report TEXT NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS crawls_site ON crawls (site, started_at);",
-        )
-        .map_err(sql)?;
-        Ok(Store { conn, path })
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(Store { conn, path: path.to_path_buf() })
+    }
+
+    /// `PRAGMA quick_check`: every page and index readable and consistent.
+    fn quick_check(&self) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check").map_err(|e| self.sql(e))?;
+        let rows: Vec<String> =
+            stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.sql(e))?.collect::<Result<_, _>>().map_err(|e| self.sql(e))?;
+        if rows.len() == 1 && rows[0] == "ok" {
+            return Ok(());
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        Err(StoreError::Damaged { path: self.path.clone(), why: rows.join("; "), hint: restore_hint(dir) })
+    }
+
+    /// Copies the database, consistently while it is in use (SQLite's online backup), to
+    /// `<data_dir>/backups/understudy-YYYY-MM-DD.db` (today's is replaced) and keeps the newest
+    /// [`BACKUPS_KEPT`]. Opens its own connection, so it can run beside the controller's.
+    pub fn backup(data_dir: &Path, now: u64) -> Result<PathBuf, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        let dir = data_dir.join(BACKUP_DIR);
+        std::fs::create_dir_all(&dir).map_err(|cause| StoreError::DataDir { path: dir.clone(), cause })?;
+        let sql = |cause| StoreError::Sqlite { path: path.clone(), cause };
+        let src = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+        let day = crate::util::utc_date(now);
+        let target = dir.join(format!("understudy-{day}.db"));
+        let tmp = dir.join(format!(".understudy-{day}.db.tmp"));
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let mut dst = Connection::open(&tmp).map_err(sql)?;
+            let b = rusqlite::backup::Backup::new(&src, &mut dst).map_err(sql)?;
+            b.run_to_completion(256, std::time::Duration::from_millis(5), None).map_err(sql)?;
+        }
+        std::fs::rename(&tmp, &target).map_err(|cause| StoreError::DataDir { path: target.clone(), cause })?;
+        let mut all = backups(data_dir);
+        while all.len() > BACKUPS_KEPT {
+            let _ = std::fs::remove_file(all.remove(0));
+        }
+        Ok(target)
     }
 
     /// Opens an existing database read-only (for `status` while the daemon is not running).
@@ -119,12 +240,12 @@ impl Store {
             return Ok(None);
         }
         let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
+            .map_err(|cause| StoreError::Sqlite { path: path.clone(), cause })?;
         Ok(Some(Store { conn, path }))
     }
 
-    fn sql(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite { path: self.path.clone(), source }
+    fn sql(&self, cause: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite { path: self.path.clone(), cause }
     }
 
     pub fn load_state(&self, site: &str) -> Result<Option<SiteState>, StoreError> {
@@ -146,17 +267,17 @@ impl Store {
     /// Saves a site's state and, in the same transaction, the events that explain it.
     pub fn save(&mut self, site: &str, state: &SiteState, now: u64, events: &[NewEvent<'_>]) -> Result<(), StoreError> {
         let json = serde_json::to_string(state).expect("state serializes");
-        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite { path: self.path.clone(), cause: e })?;
         tx.execute(
             "INSERT INTO site_state (site, state, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT(site) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
             params![site, json, now as i64],
         )
-        .map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
+        .map_err(|e| StoreError::Sqlite { path: self.path.clone(), cause: e })?;
         for ev in events {
-            insert_event(&tx, ev).map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
+            insert_event(&tx, ev).map_err(|e| StoreError::Sqlite { path: self.path.clone(), cause: e })?;
         }
-        tx.commit().map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })
+        tx.commit().map_err(|e| StoreError::Sqlite { path: self.path.clone(), cause: e })
     }
 
     pub fn append_event(&mut self, ev: &NewEvent<'_>) -> Result<(), StoreError> {
@@ -305,6 +426,55 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// The backups in `<data_dir>/backups/`, oldest first (their names sort by date).
+pub fn backups(data_dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(data_dir.join(BACKUP_DIR))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("understudy-") && n.ends_with(".db")))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// A missing or empty database where understudy has been running before is an error.
+fn refuse_if_lost(data_dir: &Path, path: &Path) -> Result<(), StoreError> {
+    let what = match std::fs::metadata(path) {
+        Err(_) => "missing",
+        Ok(m) if m.len() == 0 => "empty",
+        Ok(_) => return Ok(()),
+    };
+    let traces: Vec<&str> = TRACES.iter().copied().filter(|t| data_dir.join(t).exists()).collect();
+    if traces.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Missing {
+        path: path.to_path_buf(),
+        what,
+        dir: data_dir.to_path_buf(),
+        traces: traces.join(", "),
+        hint: restore_hint(data_dir),
+    })
+}
+
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
+}
+
+/// What to do about a lost or damaged database, in words: restore the newest backup, or start
+/// afresh on purpose.
+fn restore_hint(data_dir: &Path) -> String {
+    let db = data_dir.join(DB_FILE);
+    let fresh = "or start every site afresh with `understudy run --reset-state` (a damaged file is moved aside, not deleted)";
+    match backups(data_dir).pop() {
+        Some(b) => format!("To restore the newest backup, stop understudy and copy {} to {}; {fresh}", b.display(), db.display()),
+        None => format!("There is no backup in {} to restore; {fresh}", data_dir.join(BACKUP_DIR).display()),
     }
 }
 

@@ -15,6 +15,30 @@ pub fn utc(ms: u64) -> String {
     httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
+/// The civil UTC date and time of Unix milliseconds: (year, month, day, hour, minute, second)
+/// (days-to-civil, proleptic Gregorian).
+pub fn civil_utc(ms: u64) -> (i64, i64, i64, u64, u64, u64) {
+    let secs = ms / 1_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, rem / 3_600, (rem % 3_600) / 60, rem % 60)
+}
+
+/// "2026-11-24" (UTC) from Unix milliseconds.
+pub fn utc_date(ms: u64) -> String {
+    let (y, m, d, ..) = civil_utc(ms);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// "300ms", "2s", "1.5s", "5m", "1h30m": short and exact enough for operator messages.
 pub fn human_duration(ms: u64) -> String {
     if ms < 1_000 {

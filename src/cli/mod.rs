@@ -57,7 +57,13 @@ pub enum LogFormat {
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Run the daemon: probe every site, fail DNS over and back, serve the zones.
-    Run,
+    Run {
+        /// Start every site afresh if the state database is missing, empty or damaged (a damaged
+        /// file is moved aside). Without it such a start stops with a message saying how to
+        /// restore the newest backup from <data_dir>/backups/.
+        #[arg(long)]
+        reset_state: bool,
+    },
     /// Validate the config, print the effective settings (defaults filled in, secrets redacted),
     /// and test each DNS provider's credentials read-only.
     CheckConfig {
@@ -164,7 +170,7 @@ pub fn main() -> i32 {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Cmd::Run | Cmd::Serve { .. } => "info",
+        Cmd::Run { .. } | Cmd::Serve { .. } => "info",
         _ => "warn",
     };
     init_logging(cli.log_format, default_level);
@@ -293,12 +299,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             refresh.abort();
             Ok(0)
         }
-        Cmd::Run => {
+        Cmd::Run { reset_state } => {
             let cfg = match load_config(&cli) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            app::run(cfg).await?;
+            app::run(cfg, app::StartOptions { reset_state: *reset_state }).await?;
             Ok(0)
         }
         Cmd::Status { json } => {
@@ -665,21 +671,10 @@ fn ago(ms: u64) -> String {
     }
 }
 
-/// "2026-11-24 08:40:01 UTC" from Unix milliseconds (civil-from-days, proleptic Gregorian).
+/// "2026-11-24 08:40:01 UTC" from Unix milliseconds.
 pub fn utc(ms: u64) -> String {
-    let secs = ms / 1_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3_600, (rem % 3_600) / 60, rem % 60)
+    let (y, m, d, hh, mm, ss) = crate::util::civil_utc(ms);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC")
 }
 
 #[cfg(test)]

@@ -497,7 +497,8 @@ struct RawProbe {
     standby_readiness: Option<Spanned<bool>>,
 }
 
-/// A duration written as a string ("2s") or a number of seconds (2, 0.5).
+/// A duration as written: a string with a unit ("2s"); a bare number is read only to be refused
+/// with a clear message.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum DurationValue {
@@ -555,7 +556,7 @@ pub(crate) fn looks_like_secret(value: &str) -> bool {
         return true;
     }
     let path_like = v.starts_with('/') || v.starts_with("./") || v.starts_with("../") || v.starts_with('~') || v.contains('.');
-    !path_like && v.len() >= 16 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '_' | '-'))
+    !path_like && v.len() >= 16 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '_' | '-' | ':'))
 }
 
 // ---------------------------------------------------------------- loading
@@ -1433,8 +1434,8 @@ impl Cx<'_> {
                 span,
                 &k("timeout"),
                 format!(
-                    "{} is longer than interval {}: probes overlap (a new one starts every interval while up to {} wait), \
-                     and a silent primary is noticed within failures_to_down × interval + timeout = {}",
+                    "{} is longer than interval {}: probes overlap (up to {} at once), and a silent primary is noticed \
+                     within failures_to_down × interval + timeout = {}",
                     human_duration(timeout.as_millis() as u64),
                     human_duration(interval.as_millis() as u64),
                     timeout.as_millis() / interval.as_millis().max(1) + 1,
@@ -1628,7 +1629,7 @@ fn indexed(header: &str, own_index: usize, counts: &BTreeMap<String, usize>) -> 
 fn tidy_serde_message(m: &str) -> String {
     let m = m.trim_end_matches('\n');
     if m.contains("untagged enum DurationValue") {
-        return "expected a duration like \"2s\" or a number of seconds".to_string();
+        return "expected a duration with its unit, like \"2s\" or \"500ms\"".to_string();
     }
     if m.contains("untagged enum StatusItem") {
         return "expected an HTTP status like 200, a class like \"2xx\", or a range like \"200-299\"".to_string();

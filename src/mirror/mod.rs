@@ -78,6 +78,9 @@ pub async fn crawl_site(
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Report> {
+    // The state database first: on a fresh data directory it must exist before the snapshot
+    // files do, or they would make it look like a directory whose database was lost.
+    let mut db = crate::store::Store::open(&cfg.data_dir)?;
     let _lock = CrawlLock::take(&cfg.data_dir, &site.name)?;
     let spec = Spec::for_site(site, primary).map_err(|e| anyhow::anyhow!("site {}: {e}", site.name))?;
     let store = SnapshotStore::open(&cfg.data_dir, &site.name)?;
@@ -94,7 +97,7 @@ pub async fn crawl_site(
             ..Report::default()
         },
     };
-    let saved = crate::store::Store::open(&cfg.data_dir).and_then(|mut db| db.save_crawl(&report));
+    let saved = db.save_crawl(&report);
     if let Err(e) = saved {
         // Say what happened to the crawl first: a full disk fails both.
         anyhow::bail!(
