@@ -7,6 +7,13 @@
 //!
 //! Routes: `GET /api/v1/status`, `POST /api/v1/sites/{site}/drain[?force=true]`,
 //! `POST /api/v1/sites/{site}/release`.
+//!
+//! Loopback is not a security boundary against the machine's own browser: any web page can
+//! send a request to 127.0.0.1, and DNS rebinding can make one read the answer. So before any
+//! route, [`check_request`] refuses a `Host` that is not this listener's own address (or
+//! `localhost` on its port), an `Origin` (or `Sec-Fetch-Site`) that is not this API's own, and
+//! an action (`POST`) without `Content-Type: application/json`, which no cross-site page can
+//! send without a CORS preflight this API never grants.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,6 +45,7 @@ pub struct ErrorReply {
 /// Serves the API until `cancel` fires.
 pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Event>, cancel: CancellationToken) {
     let tracker = TaskTracker::new();
+    let Ok(local) = listener.local_addr() else { return };
     loop {
         let (stream, _) = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -53,9 +61,15 @@ pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Event>, cancel: Cance
         let tx = tx.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let tx = tx.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(req, tx).await) }
+                async move {
+                    if let Err((status, why)) = check_request(local, req.method(), req.headers()) {
+                        tracing::warn!(method = %req.method(), path = %req.uri().path(), "control API request refused: {why}");
+                        return Ok::<_, std::convert::Infallible>(error(status, why));
+                    }
+                    Ok::<_, std::convert::Infallible>(route(req, tx).await)
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(64 * 1024)
@@ -71,6 +85,50 @@ pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Event>, cancel: Cance
     }
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
+}
+
+/// Whether a request may reach the routes (see the module doc). Pure, so every case is a unit
+/// test; `local` is the listener's own address.
+pub fn check_request(local: SocketAddr, method: &Method, headers: &hyper::HeaderMap) -> Result<(), (StatusCode, String)> {
+    use hyper::header;
+    let ours = |authority: &str| {
+        let authority = authority.trim().to_ascii_lowercase();
+        authority == local.to_string() || authority == format!("localhost:{}", local.port())
+    };
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (Some(h), None) => h.to_str().unwrap_or(""),
+        _ => return Err((StatusCode::BAD_REQUEST, "exactly one Host header is needed".to_string())),
+    };
+    if !ours(host) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!("Host `{host}` is not this API's address ({local}); a request for another name may be DNS rebinding"),
+        ));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let same = origin.strip_prefix("http://").is_some_and(ours);
+        if !same {
+            return Err((StatusCode::FORBIDDEN, format!("cross-origin request from `{origin}` refused")));
+        }
+    }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if !matches!(site, "same-origin" | "none") {
+            return Err((StatusCode::FORBIDDEN, format!("cross-site request (Sec-Fetch-Site: {site}) refused")));
+        }
+    }
+    if method != Method::GET && method != Method::HEAD {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, "an action needs Content-Type: application/json".to_string()));
+        }
+    }
+    Ok(())
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
@@ -129,8 +187,12 @@ pub async fn call(addr: SocketAddr, method: Method, path: &str) -> anyhow::Resul
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req =
-            Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string()).body(Full::new(Bytes::new()))?;
+        let post = method == Method::POST;
+        let mut req = Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string());
+        if post {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req.body(Full::new(if post { Bytes::from_static(b"{}") } else { Bytes::new() }))?;
         let resp = sender.send_request(req).await?;
         let status = resp.status();
         let body = Limited::new(resp.into_body(), 16 * 1024 * 1024).collect().await.map_err(|e| anyhow::anyhow!("{e}"))?.to_bytes();
@@ -139,4 +201,46 @@ pub async fn call(addr: SocketAddr, method: Method, path: &str) -> anyhow::Resul
     tokio::time::timeout(Duration::from_secs(10), fut)
         .await
         .map_err(|_| anyhow::anyhow!("the daemon at {addr} did not answer within 10 s"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(method: Method, headers: &[(&str, &str)]) -> Result<(), StatusCode> {
+        let mut h = hyper::HeaderMap::new();
+        for (k, v) in headers {
+            h.append(hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        check_request("127.0.0.1:9353".parse().unwrap(), &method, &h).map_err(|(s, _)| s)
+    }
+
+    /// Issue 11, item 3: what a web page in the operator's browser can send is refused.
+    #[test]
+    fn cross_site_and_rebound_requests_are_refused() {
+        use StatusCode as S;
+        let json = ("content-type", "application/json");
+        let cases: Vec<(Method, Vec<(&str, &str)>, Result<(), S>)> = vec![
+            // The reported request: another Host, another Origin, text/plain.
+            (Method::POST, vec![("host", "attacker.example"), ("origin", "http://attacker.example"), ("content-type", "text/plain")], Err(S::FORBIDDEN)),
+            // DNS rebinding: the page's own name resolves to 127.0.0.1.
+            (Method::GET, vec![("host", "attacker.example:9353")], Err(S::FORBIDDEN)),
+            (Method::POST, vec![("host", "127.0.0.1:9353"), ("origin", "http://attacker.example"), json], Err(S::FORBIDDEN)),
+            (Method::POST, vec![("host", "127.0.0.1:9353"), ("origin", "null"), json], Err(S::FORBIDDEN)),
+            (Method::POST, vec![("host", "127.0.0.1:9353"), ("sec-fetch-site", "cross-site"), json], Err(S::FORBIDDEN)),
+            (Method::POST, vec![("host", "127.0.0.1:9353"), ("content-type", "text/plain")], Err(S::UNSUPPORTED_MEDIA_TYPE)),
+            (Method::POST, vec![("host", "127.0.0.1:9353")], Err(S::UNSUPPORTED_MEDIA_TYPE)),
+            (Method::GET, vec![], Err(S::BAD_REQUEST)),
+            (Method::GET, vec![("host", "127.0.0.1:9353"), ("host", "127.0.0.1:9353")], Err(S::BAD_REQUEST)),
+            // What the CLI and scripts send.
+            (Method::GET, vec![("host", "127.0.0.1:9353")], Ok(())),
+            (Method::GET, vec![("host", "localhost:9353")], Ok(())),
+            (Method::POST, vec![("host", "127.0.0.1:9353"), json], Ok(())),
+            (Method::POST, vec![("host", "127.0.0.1:9353"), ("content-type", "application/json; charset=utf-8")], Ok(())),
+            (Method::POST, vec![("host", "localhost:9353"), ("origin", "http://localhost:9353"), ("sec-fetch-site", "same-origin"), json], Ok(())),
+        ];
+        for (method, headers, want) in cases {
+            assert_eq!(check(method.clone(), &headers), want, "{method} {headers:?}");
+        }
+    }
 }

@@ -217,6 +217,37 @@ fn drain_holds_across_restart_until_release() {
     assert!(err.contains("not drained"), "{err}");
 }
 
+/// Issue 11, item 3: a page in the operator's browser cannot drain a site (the exact request of
+/// the report, through curl against the real daemon), nor read the status by DNS rebinding.
+#[test]
+fn the_control_api_refuses_cross_site_requests() {
+    need("curl", "curl");
+    let primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let d = Daemon::start(&one_site(primary.addr, standby.addr, ""));
+    d.wait_standby_ready();
+    let curl = |args: &[&str], path: &str| -> String {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"])
+            .args(args)
+            .arg(format!("http://{}{path}", d.info.api))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let drain = "/api/v1/sites/shop/drain?force=true";
+    let attack = ["-X", "POST", "-H", "Host: attacker.example", "-H", "Origin: http://attacker.example", "-H", "Content-Type: text/plain"];
+    assert_eq!(curl(&attack, drain), "403");
+    assert_eq!(curl(&["-X", "POST", "-H", "Origin: http://attacker.example", "-H", "Content-Type: application/json"], drain), "403");
+    assert_eq!(curl(&["-X", "POST", "-H", "Content-Type: text/plain", "-d", "x"], drain), "415");
+    assert_eq!(curl(&["-H", "Host: attacker.example:80"], "/api/v1/status"), "403");
+    assert_eq!(d.phase(), "healthy", "nothing was drained");
+    assert_eq!(d.answer("www.example.test"), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    // A script on this machine that says what it sends is served.
+    assert_eq!(curl(&["-X", "POST", "-H", "Content-Type: application/json", "-d", "{}"], drain), "200");
+    assert_eq!(d.phase(), "drained");
+}
+
 #[test]
 fn drain_refused_when_standby_not_ready_unless_forced() {
     let primary = Nginx::start("127.0.0.1", "primary");
