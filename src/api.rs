@@ -222,7 +222,11 @@ mod tests {
         let json = ("content-type", "application/json");
         let cases: Vec<(Method, Vec<(&str, &str)>, Result<(), S>)> = vec![
             // The reported request: another Host, another Origin, text/plain.
-            (Method::POST, vec![("host", "attacker.example"), ("origin", "http://attacker.example"), ("content-type", "text/plain")], Err(S::FORBIDDEN)),
+            (
+                Method::POST,
+                vec![("host", "attacker.example"), ("origin", "http://attacker.example"), ("content-type", "text/plain")],
+                Err(S::FORBIDDEN),
+            ),
             // DNS rebinding: the page's own name resolves to 127.0.0.1.
             (Method::GET, vec![("host", "attacker.example:9353")], Err(S::FORBIDDEN)),
             (Method::POST, vec![("host", "127.0.0.1:9353"), ("origin", "http://attacker.example"), json], Err(S::FORBIDDEN)),
@@ -237,7 +241,11 @@ mod tests {
             (Method::GET, vec![("host", "localhost:9353")], Ok(())),
             (Method::POST, vec![("host", "127.0.0.1:9353"), json], Ok(())),
             (Method::POST, vec![("host", "127.0.0.1:9353"), ("content-type", "application/json; charset=utf-8")], Ok(())),
-            (Method::POST, vec![("host", "localhost:9353"), ("origin", "http://localhost:9353"), ("sec-fetch-site", "same-origin"), json], Ok(())),
+            (
+                Method::POST,
+                vec![("host", "localhost:9353"), ("origin", "http://localhost:9353"), ("sec-fetch-site", "same-origin"), json],
+                Ok(()),
+            ),
         ];
         for (method, headers, want) in cases {
             assert_eq!(check(method.clone(), &headers), want, "{method} {headers:?}");

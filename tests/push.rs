@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const PASSWORD: &str = "push-secret";
+const PASSWORD: &str = "push-secret-1234";
 
 fn config(extra_push: &str) -> String {
     format!(
@@ -115,6 +115,71 @@ fn dyndns2_updates_with_credentials_only() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "badauth");
+}
+
+/// One update request from the loopback address `from`; (status, Retry-After, body).
+fn get_from(from: &str, url: &str, pass: &str) -> (u16, Option<String>, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    rt().block_on(async {
+        let c = reqwest::Client::builder().no_proxy().local_address(from.parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+        let r = c.get(url).basic_auth("home", Some(pass)).send().await.unwrap();
+        let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), retry, r.text().await.unwrap().trim().to_string())
+    })
+}
+
+/// Issue 11, item 4: 200 wrong passwords in a row get 5 checks and then 429 + Retry-After, the
+/// log stays short, and the right client elsewhere is not locked out; many addresses together
+/// trip the global limit, which an address that logged in before still passes.
+#[test]
+fn brute_force_is_throttled_and_the_log_stays_short() {
+    let d = start("");
+    let url = format!("{}/nic/update?hostname=home.home.test&myip=192.0.2.7", push_url(&d, "http"));
+    assert_eq!(get_from("127.0.0.1", &url, PASSWORD).0, 200, "the home side logs in (and is known good from now on)");
+    let mut codes = std::collections::BTreeMap::<u16, usize>::new();
+    let mut retry_after = None;
+    let flood = Instant::now();
+    for i in 0..200 {
+        let (code, retry, _) = get_from("127.0.0.3", &url, &format!("guess-{i}"));
+        *codes.entry(code).or_default() += 1;
+        if code == 429 {
+            retry_after = retry_after.or(retry);
+        }
+    }
+    // Five free tries, then one more each time the doubling wait (1 s, 2 s, 4 s, ...) is over.
+    let extra = (flood.elapsed().as_secs_f64() + 1.0).log2().ceil() as usize + 1;
+    let checked = codes.get(&401).copied().unwrap_or(0);
+    assert!(checked <= 5 + extra, "{codes:?} in {:?}", flood.elapsed());
+    assert_eq!(codes.get(&429).copied().unwrap_or(0), 200 - checked, "{codes:?}");
+    let secs: u64 = retry_after.expect("Retry-After on 429").parse().unwrap();
+    assert!((1..=900).contains(&secs), "{secs}");
+    // Right after a failure the throttled address must wait, even with the right password; the
+    // home side is not held up.
+    let started = Instant::now();
+    while get_from("127.0.0.3", &url, "one-more-guess").0 != 401 {
+        assert!(started.elapsed() < Duration::from_secs(30), "never checked again after its wait");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get_from("127.0.0.3", &url, PASSWORD).0, 429);
+    assert_eq!(get_from("127.0.0.1", &url, PASSWORD).0, 200);
+    let warns = d.log().lines().filter(|l| l.contains("WARN") && l.contains("understudy::ip::push")).count();
+    assert!(warns <= 4, "{warns} warnings for about 200 failures:\n{}", d.log());
+
+    // Many addresses, each within its 5 free tries: past 100 failures in a minute, an address
+    // never seen is no longer checked.
+    let mut failures = checked + 1;
+    'flood: for host in 10..40 {
+        for i in 0..5 {
+            match get_from(&format!("127.0.0.{host}"), &url, &format!("guess-{i}")).0 {
+                401 => failures += 1,
+                429 => break 'flood,
+                other => panic!("{other}"),
+            }
+        }
+    }
+    assert!(failures >= 100, "the global limit tripped after only {failures} failures");
+    assert_eq!(get_from("127.0.0.60", &url, PASSWORD).0, 429, "an address never seen waits while the flood lasts");
+    assert_eq!(get_from("127.0.0.1", &url, PASSWORD).0, 200, "a known-good address is still served");
 }
 
 #[test]

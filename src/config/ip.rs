@@ -159,7 +159,7 @@ impl Cx<'_> {
                 let addr: SocketAddr = listen.get_ref().parse().or_else(|_| {
                     self.err(listen.span(), "ip.push.listen", format!("`{}` is not an address with a port", listen.get_ref()))
                 })?;
-                let Some((password, _)) = self.secret("password", &p.password, &p.password_file, &p.password_env, "ip.push")? else {
+                let Some((password, pspan)) = self.secret("password", &p.password, &p.password_file, &p.password_env, "ip.push")? else {
                     return self.err(
                         span,
                         "ip.push",
@@ -180,6 +180,23 @@ impl Cx<'_> {
                     (Some(c), None) => return self.err(c.span(), "ip.push.tls_cert", "needs tls_key too"),
                     (None, Some(k)) => return self.err(k.span(), "ip.push.tls_key", "needs tls_cert too"),
                 };
+                let pkey = self.secret_key_given("ip.push", "password", [&p.password, &p.password_file, &p.password_env]);
+                let chars = password.0.chars().count();
+                if chars < super::MIN_PUSH_PASSWORD {
+                    return self.err(
+                        pspan,
+                        &pkey,
+                        format!(
+                            "the password has {chars} characters; the endpoint faces the internet, so it needs at least {} \
+                             (e.g. from `openssl rand -base64 24`)",
+                            super::MIN_PUSH_PASSWORD
+                        ),
+                    );
+                }
+                let one_kind = password.0.chars().all(|c| c.is_ascii_lowercase()) || password.0.chars().all(|c| c.is_ascii_digit());
+                if one_kind && chars < 20 {
+                    self.warn(pspan, &pkey, "the password is only lowercase letters or only digits; a random one is much harder to guess");
+                }
                 Some(PushConfig { listen: addr, username, password, tls })
             }
         };

@@ -97,6 +97,9 @@ pub struct Zone {
     pub verify: Vec<SocketAddr>,
 }
 
+/// The shortest password `[ip.push]` accepts, in characters: the endpoint faces the internet.
+pub const MIN_PUSH_PASSWORD: usize = 12;
+
 /// Where a secret came from, so `check-config` can print the key that gives it again
 /// (`api_key_file = "/etc/..."`) without printing the secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -879,6 +882,12 @@ impl Cx<'_> {
             [one] => Ok(one.clone()),
             _ => self.err(r.span(), key, format!("`{text}` must be exactly one record")),
         }
+    }
+
+    /// The dotted key a secret was given with (`ip.push.password_file`), for errors about it.
+    fn secret_key_given(&self, base: &str, key: &str, given: [&Option<Spanned<String>>; 3]) -> String {
+        let suffix = ["", "_file", "_env"].into_iter().zip(given).find(|(_, v)| v.is_some()).map(|(s, _)| s).unwrap_or("");
+        format!("{base}.{key}{suffix}")
     }
 
     /// One secret from `value`, `<key>_file` or `<key>_env` (at most one of them).

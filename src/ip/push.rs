@@ -10,8 +10,19 @@
 //! hostname understudy does not manage), and, outside dyndns2's list, `badip REASON` (400) for
 //! an address that is not public: retrying it is pointless, so it gets its own word.
 //! The endpoint is HTTPS unless it listens on loopback (config check).
+//!
+//! It is meant to face the internet, so failed logins are throttled ([`Throttle`], pure, with
+//! the time as an argument): each client address gets [`FREE_FAILURES`] tries, then must wait
+//! a doubling delay (1 s, 2 s, 4 s, ... at most 15 min) after each further failure, and is
+//! answered `429 Too Many Requests` with `Retry-After` (which routers' DDNS clients honour)
+//! without its credentials being checked. When more than [`GLOBAL_FAILURES`] logins fail in a
+//! minute overall (many addresses), only addresses that logged in successfully in the last day
+//! are still checked. A success forgets the address's failures. Failures are logged once per
+//! address and streak, and otherwise summed up at most once a minute, so a flood of attempts
+//! cannot flood the log. Credentials are compared in constant time; the config refuses a
+//! password shorter than [`crate::config::MIN_PUSH_PASSWORD`] characters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -136,6 +147,128 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).to_string()
 }
 
+/// Failed logins an address may make before it has to wait.
+pub const FREE_FAILURES: u32 = 5;
+/// Failed logins per minute, over all addresses, above which only known-good addresses are
+/// checked.
+pub const GLOBAL_FAILURES: usize = 100;
+const MAX_DELAY_MS: u64 = 15 * 60_000;
+/// An address's failures are forgotten after an hour without one.
+const FORGET_AFTER_MS: u64 = 3_600_000;
+/// An address that logged in successfully stays "known good" this long.
+const GOOD_FOR_MS: u64 = 86_400_000;
+/// At most this many addresses are remembered (the oldest are forgotten first).
+const MAX_TRACKED: usize = 4_096;
+
+#[derive(Clone, Copy, Debug)]
+struct Failures {
+    count: u32,
+    last: u64,
+}
+
+/// The login throttle of the push endpoint (see the module doc for the rules).
+#[derive(Debug, Default)]
+pub struct Throttle {
+    failures: HashMap<IpAddr, Failures>,
+    good: HashMap<IpAddr, u64>,
+    /// Times of the failed logins of the last minute, over all addresses.
+    recent: VecDeque<u64>,
+    /// Failures (and refusals) not logged one by one since `summary_at`, and from whom.
+    quiet: u64,
+    quiet_from: HashSet<IpAddr>,
+    summary_at: u64,
+}
+
+/// Whether a request may have its credentials checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    Check,
+    /// Answer 429 with this `Retry-After`, in whole seconds.
+    Wait(u64),
+}
+
+impl Throttle {
+    /// Before checking credentials from `peer` at `now`.
+    pub fn gate(&mut self, peer: IpAddr, now: u64) -> Gate {
+        while self.recent.front().is_some_and(|t| now.saturating_sub(*t) >= 60_000) {
+            self.recent.pop_front();
+        }
+        let known_good = self.good.get(&peer).is_some_and(|t| now.saturating_sub(*t) < GOOD_FOR_MS);
+        if let Some(f) = self.failures.get(&peer).copied() {
+            if now.saturating_sub(f.last) >= FORGET_AFTER_MS {
+                self.failures.remove(&peer);
+            } else if f.count >= FREE_FAILURES {
+                let delay = (1_000u64 << (f.count - FREE_FAILURES).min(20)).min(MAX_DELAY_MS);
+                let until = f.last.saturating_add(delay);
+                if now < until {
+                    return Gate::Wait((until - now).div_ceil(1_000));
+                }
+            }
+        }
+        if !known_good && self.recent.len() >= GLOBAL_FAILURES {
+            let oldest = self.recent.front().copied().unwrap_or(now);
+            return Gate::Wait((oldest + 60_000).saturating_sub(now).div_ceil(1_000).max(1));
+        }
+        Gate::Check
+    }
+
+    /// After a failed login; returns what to log now, if anything (the first failure of a
+    /// streak, the moment an address starts to wait, or a summary at most once a minute).
+    pub fn failed(&mut self, peer: IpAddr, now: u64) -> Option<String> {
+        self.recent.push_back(now);
+        if self.failures.len() >= MAX_TRACKED && !self.failures.contains_key(&peer) {
+            if let Some(oldest) = self.failures.iter().min_by_key(|(_, f)| f.last).map(|(ip, _)| *ip) {
+                self.failures.remove(&oldest);
+            }
+        }
+        let f = self.failures.entry(peer).or_insert(Failures { count: 0, last: now });
+        f.count = f.count.saturating_add(1);
+        f.last = now;
+        match f.count {
+            1 => Some(format!("failed login from {peer}")),
+            n if n == FREE_FAILURES => Some(format!(
+                "{n} failed logins in a row from {peer}; it now waits 1s after each further one, doubling up to {}",
+                crate::util::human_duration(MAX_DELAY_MS)
+            )),
+            _ => self.quietly(peer, now),
+        }
+    }
+
+    /// A request answered 429: counted in the summary, not logged alone.
+    pub fn refused(&mut self, peer: IpAddr, now: u64) -> Option<String> {
+        self.quietly(peer, now)
+    }
+
+    /// After a successful login: the address's failures are forgotten and it is known good.
+    pub fn succeeded(&mut self, peer: IpAddr, now: u64) {
+        self.failures.remove(&peer);
+        if self.good.len() >= MAX_TRACKED && !self.good.contains_key(&peer) {
+            self.good.retain(|_, t| now.saturating_sub(*t) < GOOD_FOR_MS);
+        }
+        if self.good.len() < MAX_TRACKED || self.good.contains_key(&peer) {
+            self.good.insert(peer, now);
+        }
+    }
+
+    fn quietly(&mut self, peer: IpAddr, now: u64) -> Option<String> {
+        self.quiet += 1;
+        if self.quiet_from.len() < MAX_TRACKED {
+            self.quiet_from.insert(peer);
+        }
+        if now.saturating_sub(self.summary_at) < 60_000 {
+            return None;
+        }
+        let line = format!(
+            "{} more failed or throttled login(s) from {} address(es) since the last summary (logged once a minute)",
+            self.quiet,
+            self.quiet_from.len()
+        );
+        (self.quiet, self.summary_at) = (0, now);
+        self.quiet_from.clear();
+        Some(line)
+    }
+}
+
 /// Serves the endpoint until `cancel`; `pushed` is notified after every accepted push.
 pub async fn serve(
     listener: TcpListener,
@@ -145,19 +278,27 @@ pub async fn serve(
     pushed: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
 ) {
+    let throttle = Arc::new(Mutex::new(Throttle::default()));
+    let conns = tokio_util::task::TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
-                Err(_) => continue,
+                Err(e) => {
+                    // Out of file descriptors, say: back off instead of spinning.
+                    tracing::warn!("push endpoint: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             },
         };
         let (auth, board, pushed, tls, cancel) = (auth.clone(), board.clone(), pushed.clone(), tls.clone(), cancel.clone());
-        tokio::spawn(async move {
+        let throttle = throttle.clone();
+        conns.spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let (auth, board, pushed) = (auth.clone(), board.clone(), pushed.clone());
-                async move { Ok::<_, std::convert::Infallible>(route(req, &auth, &board, &pushed, peer)) }
+                let (auth, board, pushed, throttle) = (auth.clone(), board.clone(), pushed.clone(), throttle.clone());
+                async move { Ok::<_, std::convert::Infallible>(route(req, &auth, &board, &pushed, &throttle, peer)) }
             });
             let builder = hyper::server::conn::http1::Builder::new();
             let run = async {
@@ -179,6 +320,8 @@ pub async fn serve(
             }
         });
     }
+    conns.close();
+    conns.wait().await;
 }
 
 fn route(
@@ -186,24 +329,45 @@ fn route(
     auth: &PushAuth,
     board: &PushBoard,
     pushed: &tokio::sync::Notify,
+    throttle: &Mutex<Throttle>,
     peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
+    let now = crate::util::now_millis();
+    let mut retry_after = None;
     let (status, body) = if req.uri().path() == "/nic/update" {
-        let header = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let r = update(auth, board, header, req.uri().query().unwrap_or(""), peer.ip(), crate::util::now_millis());
-        if r.1.starts_with("good") {
-            pushed.notify_one();
+        let mut t = throttle.lock().unwrap_or_else(|e| e.into_inner());
+        match t.gate(peer.ip(), now) {
+            Gate::Wait(secs) => {
+                if let Some(line) = t.refused(peer.ip(), now) {
+                    tracing::warn!("push endpoint: {line}");
+                }
+                retry_after = Some(secs);
+                (StatusCode::TOO_MANY_REQUESTS, format!("abuse too many failed logins; retry after {secs}s"))
+            }
+            Gate::Check => {
+                let header = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                let r = update(auth, board, header, req.uri().query().unwrap_or(""), peer.ip(), now);
+                if r.0 == StatusCode::UNAUTHORIZED {
+                    if let Some(line) = t.failed(peer.ip(), now) {
+                        tracing::warn!(%peer, "push refused: {line}");
+                    }
+                } else {
+                    t.succeeded(peer.ip(), now);
+                    tracing::info!(%peer, "push: {}", r.1);
+                }
+                if r.1.starts_with("good") {
+                    pushed.notify_one();
+                }
+                r
+            }
         }
-        if r.0 == StatusCode::OK || r.0 == StatusCode::BAD_REQUEST {
-            tracing::info!(%peer, "push: {}", r.1);
-        } else {
-            tracing::warn!(%peer, "push refused: {}", r.1);
-        }
-        r
     } else {
         (StatusCode::NOT_FOUND, "not found; updates go to /nic/update".to_string())
     };
     let mut resp = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    if let Some(secs) = retry_after {
+        resp.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(secs));
+    }
     *resp.status_mut() = status;
     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, "text/plain".parse().expect("valid"));
     if status == StatusCode::UNAUTHORIZED {
@@ -277,6 +441,70 @@ mod tests {
             update(&a, &b, Some(&ok), "hostname=home.example.com&myip=2a00%3A1450%3A4001%3A%3A1", peer, 9).1,
             "good 2a00:1450:4001::1"
         );
+    }
+
+    /// Issue 11, item 4: five free tries per address, then a doubling wait answered with 429;
+    /// many addresses at once trip the global limit, which known-good addresses pass.
+    #[test]
+    fn failed_logins_are_throttled_per_address_and_overall() {
+        let mut t = Throttle::default();
+        let bad: IpAddr = "203.0.113.9".parse().unwrap();
+        let mut logged = 0;
+        for i in 0..FREE_FAILURES {
+            assert_eq!(t.gate(bad, 1_000 + u64::from(i)), Gate::Check, "try {i}");
+            logged += usize::from(t.failed(bad, 1_000 + u64::from(i)).is_some());
+        }
+        let last = 1_000 + u64::from(FREE_FAILURES) - 1;
+        assert_eq!(t.gate(bad, last + 10), Gate::Wait(1));
+        assert_eq!(t.gate(bad, last + 1_000), Gate::Check, "after 1 s one more try");
+        t.failed(bad, last + 1_000);
+        assert_eq!(t.gate(bad, last + 1_500), Gate::Wait(2), "then 2 s");
+        t.gate(bad, last + 3_000);
+        t.failed(bad, last + 3_000);
+        assert_eq!(t.gate(bad, last + 3_001), Gate::Wait(4), "then 4 s");
+        assert_eq!(logged, 2, "the first failure and the start of the wait are logged, no more");
+        // A success forgets the failures.
+        t.succeeded(bad, last + 10_000);
+        assert_eq!(t.gate(bad, last + 10_001), Gate::Check);
+        // The wait is capped, and an hour without failures forgets them.
+        let mut t = Throttle::default();
+        for i in 0..40 {
+            t.failed(bad, i);
+        }
+        assert_eq!(t.gate(bad, 40), Gate::Wait(MAX_DELAY_MS / 1_000));
+        assert_eq!(t.gate(bad, 39 + FORGET_AFTER_MS), Gate::Check);
+
+        // Many addresses, each within its free tries, together over the global limit.
+        let mut t = Throttle::default();
+        let good: IpAddr = "198.51.100.1".parse().unwrap();
+        t.succeeded(good, 0);
+        for i in 0..GLOBAL_FAILURES {
+            let ip = IpAddr::from([203, 0, 113, (i % 250) as u8]);
+            assert_eq!(t.gate(ip, 1_000), Gate::Check);
+            t.failed(ip, 1_000);
+        }
+        let stranger: IpAddr = "192.0.2.200".parse().unwrap();
+        assert_eq!(t.gate(stranger, 2_000), Gate::Wait(59));
+        assert_eq!(t.gate(good, 2_000), Gate::Check, "a known-good address is still checked");
+        assert_eq!(t.gate(stranger, 61_000), Gate::Check, "a minute later the rate is down");
+    }
+
+    #[test]
+    fn the_log_is_summed_up_at_most_once_a_minute() {
+        let mut t = Throttle::default();
+        let mut lines = vec![];
+        for i in 0..2_000u64 {
+            let ip = IpAddr::from([203, 0, 113, 9]);
+            let at = 120_000 + i * 100;
+            let line = match t.gate(ip, at) {
+                Gate::Check => t.failed(ip, at),
+                Gate::Wait(_) => t.refused(ip, at),
+            };
+            lines.extend(line);
+        }
+        // 200 s of attempts: the first failure, the start of the wait, and a summary a minute.
+        assert!(lines.len() <= 2 + 4, "{lines:#?}");
+        assert!(lines.iter().any(|l| l.contains("since the last summary")), "{lines:#?}");
     }
 
     #[test]
