@@ -35,6 +35,9 @@ pub struct StatusReply {
     /// Public addresses (dynamic DNS), per family with sources configured.
     #[serde(default)]
     pub public: Vec<crate::control::PublicStatus>,
+    /// Every provider zone: desired and held records, state, last error, drift.
+    #[serde(default)]
+    pub zones: Vec<crate::reconcile::ZoneStatus>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -153,7 +156,7 @@ async fn route(req: Request<hyper::body::Incoming>, tx: mpsc::Sender<Event>) -> 
                 return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is shutting down");
             }
             match rx.await {
-                Ok((sites, public)) => json(StatusCode::OK, &StatusReply { sites, public }),
+                Ok((sites, public, zones)) => json(StatusCode::OK, &StatusReply { sites, public, zones }),
                 Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is shutting down"),
             }
         }

@@ -111,7 +111,10 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     // unreachable, so it needs no reconciler; external providers get one each.
     let builtin_zones: Vec<_> = cfg.dns.zones.iter().filter(|z| z.provider.is_none()).cloned().collect();
     let builtin = Arc::new(Builtin::new(builtin_zones, cfg.dns.ttl, zones.clone(), &cfg.data_dir)?);
-    let controller = Controller::new(cfg.clone(), store, desired_tx, Some(builtin.clone()))?;
+    let mut controller = Controller::new(cfg.clone(), store, desired_tx, Some(builtin.clone()))?;
+    // The reconcilers say where each provider zone stands; the controller answers `status`.
+    let zone_board = crate::reconcile::ZoneBoard::default();
+    controller.zones = zone_board.clone();
     let reconcilers = reconcilers(&cfg)?;
     let dns = DnsServer::bind(&cfg.dns.listen, zones).await?;
     let api_listener = TcpListener::bind(cfg.api.listen)
@@ -236,7 +239,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     }
     for r in reconcilers {
         tracing::debug!(zone = %r.zone, provider = %r.provider.describe(), "reconciling");
-        tracker.spawn(r.run(desired_rx.clone(), shutdown.clone()));
+        tracker.spawn(r.run_reporting(desired_rx.clone(), zone_board.clone(), shutdown.clone()));
     }
     drop(tx);
     let controller_task = tokio::spawn(controller.run(rx));
@@ -281,7 +284,7 @@ pub fn reconcilers(cfg: &Config) -> anyhow::Result<Vec<Reconciler>> {
             ttl: cfg.dns.ttl,
             verify: z.verify.clone(),
             verify_timeout: Duration::from_secs(30),
-            refresh: Duration::from_secs(300),
+            refresh: cfg.dns.refresh,
         });
     }
     Ok(out)

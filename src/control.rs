@@ -60,7 +60,7 @@ pub enum Event {
         reply: oneshot::Sender<Result<SiteStatus, String>>,
     },
     Status {
-        reply: oneshot::Sender<(Vec<SiteStatus>, Vec<PublicStatus>)>,
+        reply: oneshot::Sender<(Vec<SiteStatus>, Vec<PublicStatus>, Vec<crate::reconcile::ZoneStatus>)>,
     },
 }
 
@@ -85,6 +85,23 @@ pub struct PublicStatus {
     pub last_round: Option<String>,
 }
 
+/// Where a site's records stand at one DNS zone that holds them.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct DnsNote {
+    pub zone: String,
+    /// "built-in", or the provider in words ("rfc2136 127.0.0.1:53").
+    pub server: String,
+    /// "in-sync", "pending", "failing" or "starting" (the built-in server is always in sync:
+    /// it is published before a transition is logged).
+    pub state: String,
+    pub since: u64,
+    pub last_error: Option<String>,
+    /// What the provider holds for the site's domain, as last read or written.
+    pub at_provider: Option<Vec<String>>,
+    /// Whether the zone's authoritative servers answer the desired value.
+    pub confirmed: bool,
+}
+
 /// One site as `status` shows it.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct SiteStatus {
@@ -97,8 +114,13 @@ pub struct SiteStatus {
     pub target: Target,
     pub primary: String,
     pub standby: String,
-    /// The address the records point at now.
+    /// The address the records should point at now (the controller's decision). Whether the DNS
+    /// has it yet is in `dns`: at once for the built-in server, after the reconciler's write
+    /// and its confirmation for a provider.
     pub published: String,
+    /// Per zone holding the site's names: where the records stand there.
+    #[serde(default)]
+    pub dns: Vec<DnsNote>,
     pub standby_ready: bool,
     pub last_primary_probe: Option<ProbeNote>,
     pub last_standby_probe: Option<ProbeNote>,
@@ -133,6 +155,8 @@ pub struct Controller {
     /// Asks the public-address watcher for a round now (an `auto` primary stopped answering:
     /// maybe the line's address changed, which must not be mistaken for an outage).
     pub ip_refresh: Arc<tokio::sync::Notify>,
+    /// Where each provider zone stands, written by the reconcilers.
+    pub zones: crate::reconcile::ZoneBoard,
 }
 
 /// Counters are saved at least this often even without a transition, so a restart loses
@@ -197,6 +221,7 @@ impl Controller {
             source_errors: BTreeMap::new(),
             probe_targets,
             ip_refresh,
+            zones: Default::default(),
         };
         c.publish()?;
         Ok(c)
@@ -291,7 +316,8 @@ impl Controller {
                     .into_iter()
                     .map(|(family, addr, last_round)| PublicStatus { family, address: addr.map(|a| a.to_string()), last_round })
                     .collect();
-                let _ = reply.send((sites, public));
+                let zones = self.zones.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+                let _ = reply.send((sites, public, zones));
             }
         }
     }
@@ -376,7 +402,10 @@ impl Controller {
     fn status_of(&self, i: usize, now: u64) -> SiteStatus {
         let site = &self.cfg.sites[i];
         let rt = &self.sites[i];
-        status_from_state(site, &rt.state, rt.last_primary.clone(), rt.last_standby.clone(), &self.public, now)
+        let mut st = status_from_state(site, &rt.state, rt.last_primary.clone(), rt.last_standby.clone(), &self.public, now);
+        let board = self.zones.lock().unwrap_or_else(|e| e.into_inner());
+        st.dns = dns_notes(&self.cfg, site, &board);
+        st
     }
 
     /// A round of public-address sources: a new agreed address becomes the primary address of
@@ -459,6 +488,52 @@ impl Controller {
     }
 }
 
+/// Where a site's records stand in each zone holding its names, from the reconcilers' board.
+pub fn dns_notes(cfg: &Config, site: &Site, board: &BTreeMap<String, crate::reconcile::ZoneStatus>) -> Vec<DnsNote> {
+    let mut out: Vec<DnsNote> = vec![];
+    for name in site.names() {
+        let Some(zone) = cfg.zone_of(name) else { continue };
+        let zname = zone.origin.to_string();
+        if out.iter().any(|n| n.zone == zname) {
+            continue;
+        }
+        let note = match (&zone.provider, board.get(&zname)) {
+            (None, _) => DnsNote {
+                zone: zname,
+                server: "built-in".into(),
+                state: "in-sync".into(),
+                since: 0,
+                last_error: None,
+                at_provider: None,
+                confirmed: true,
+            },
+            (Some(p), None) => DnsNote {
+                zone: zname,
+                server: p.clone(),
+                state: "starting".into(),
+                since: 0,
+                last_error: None,
+                at_provider: None,
+                confirmed: false,
+            },
+            (Some(_), Some(z)) => {
+                let rec = z.records.iter().find(|r| r.name == name.to_string() && r.rtype == site.record_type().to_string());
+                DnsNote {
+                    zone: zname,
+                    server: z.provider.clone(),
+                    state: z.state.clone(),
+                    since: z.since,
+                    last_error: z.last_error.clone(),
+                    at_provider: rec.and_then(|r| r.at_provider.clone()),
+                    confirmed: rec.is_some_and(|r| r.confirmed && r.at_provider.as_ref() == Some(&r.desired)),
+                }
+            }
+        };
+        out.push(note);
+    }
+    out
+}
+
 /// An operator's input in words, for the log.
 fn input_words(input: &Input) -> &'static str {
     match input {
@@ -532,6 +607,7 @@ pub fn status_from_state(
         standby: site.standby.to_string(),
         published,
         standby_ready: state.standby.readiness(&site.policy(), now) == decide::Readiness::Ready,
+        dns: vec![],
         last_primary_probe: last_primary,
         last_standby_probe: last_standby,
     }

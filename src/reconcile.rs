@@ -7,10 +7,18 @@
 //! applies the *latest* desired value — it reads it from a `watch` channel at every attempt,
 //! so an outage queues nothing stale. After applying it asks the zone's authoritative servers
 //! directly until they answer the new value, or reports "could not confirm".
+//!
+//! Each loop also says where it stands on a [`ZoneBoard`] (`status` shows it): per managed
+//! record set the desired value, what the provider holds and whether the authoritative servers
+//! confirmed it, and for the zone "in-sync", "pending" or "failing" with the provider's last
+//! error and since when. Every `refresh` it reads the provider again; a managed record changed
+//! there by hand (it held the desired value and now does not) is *drift*: logged, shown in
+//! `status`, and repaired in the same pass, so a manual edit lasts at most one `refresh`
+//! (`dns.refresh`, default 1 minute) plus the backoff if the provider is failing.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
@@ -35,6 +43,52 @@ pub fn desired_in_zone(managed: &ManagedRecords, zone: &Name, ttl: u32) -> BTree
         .map(|((name, t), addrs)| ((name.clone(), *t), RrSet::new(name.clone(), *t, ttl, addrs.clone())))
         .collect()
 }
+
+/// Where one zone's reconciler stands, for `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ZoneStatus {
+    pub zone: String,
+    /// The provider, in words ("rfc2136 127.0.0.1:53").
+    pub provider: String,
+    /// "starting", "in-sync" (the provider holds every desired record set), "pending" (a change
+    /// sent, not yet confirmed by the authoritative servers) or "failing" (see `last_error`).
+    pub state: String,
+    /// When `state` began (Unix ms).
+    pub since: u64,
+    /// The provider's last error while failing.
+    pub last_error: Option<String>,
+    pub records: Vec<RecordStatus>,
+    /// Managed records found changed at the provider by someone else (newest last, at most 10).
+    pub drift: Vec<Drift>,
+    /// How often the provider is read again (the bound on how long a manual edit lasts).
+    pub refresh_ms: u64,
+}
+
+/// One managed record set of a provider zone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecordStatus {
+    pub name: String,
+    pub rtype: String,
+    pub desired: Vec<String>,
+    /// What the provider holds, as last read or written (`None`: not known, or absent).
+    pub at_provider: Option<Vec<String>>,
+    /// Whether the zone's authoritative servers answered the desired value (always true when
+    /// the zone has no `verify` servers to ask).
+    pub confirmed: bool,
+}
+
+/// A managed record changed outside understudy.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Drift {
+    pub at: u64,
+    pub record: String,
+    pub found: String,
+    pub expected: String,
+}
+
+/// Every external zone's status, shared by the reconcilers (writers) and the controller (which
+/// answers `status`).
+pub type ZoneBoard = Arc<Mutex<BTreeMap<String, ZoneStatus>>>;
 
 /// Exponential backoff with full jitter, capped.
 #[derive(Clone, Debug)]
@@ -152,39 +206,96 @@ impl Reconciler {
     }
 
     /// The daemon loop for this zone, until `cancel`.
-    pub async fn run(self, mut desired_rx: watch::Receiver<ManagedRecords>, cancel: CancellationToken) {
+    pub async fn run(self, desired_rx: watch::Receiver<ManagedRecords>, cancel: CancellationToken) {
+        self.run_reporting(desired_rx, ZoneBoard::default(), cancel).await
+    }
+
+    /// [`Reconciler::run`], saying where it stands on `board`.
+    pub async fn run_reporting(self, mut desired_rx: watch::Receiver<ManagedRecords>, board: ZoneBoard, cancel: CancellationToken) {
         let mut known: Option<BTreeMap<Key, RrSet>> = None;
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
         let mut last_refresh = tokio::time::Instant::now();
+        let mut status = ZoneStatus {
+            zone: self.zone.to_string(),
+            provider: self.provider.describe(),
+            state: "starting".into(),
+            since: crate::util::now_millis(),
+            refresh_ms: self.refresh.as_millis() as u64,
+            ..Default::default()
+        };
+        // What the authoritative servers last confirmed, per key.
+        let mut confirmed: BTreeMap<Key, RrSet> = BTreeMap::new();
         loop {
-            if last_refresh.elapsed() >= self.refresh {
-                known = None;
-                last_refresh = tokio::time::Instant::now();
-            }
             let desired = self.desired(&desired_rx.borrow_and_update());
+            if last_refresh.elapsed() >= self.refresh {
+                last_refresh = tokio::time::Instant::now();
+                // Read again; what held the desired value before and does not now was changed
+                // by someone else.
+                let before = known.take();
+                let keys: Vec<Key> = desired.keys().cloned().collect();
+                if let (Some(before), Ok(fresh)) = (before, self.provider.read(&self.zone, &keys).await) {
+                    for (k, want) in &desired {
+                        if before.get(k) == Some(want) && fresh.get(k) != Some(want) {
+                            let found = fresh.get(k).map(|r| r.to_string()).unwrap_or_else(|| "no record".to_string());
+                            tracing::warn!(
+                                zone = %self.zone, provider = %self.provider.describe(),
+                                "drift: {} {} was changed outside understudy (found {found}, expected {want}); repairing",
+                                k.0, k.1
+                            );
+                            confirmed.remove(k);
+                            status.drift.push(Drift {
+                                at: crate::util::now_millis(),
+                                record: format!("{} {}", k.0, k.1),
+                                found,
+                                expected: want.to_string(),
+                            });
+                            if status.drift.len() > 10 {
+                                status.drift.remove(0);
+                            }
+                        }
+                    }
+                    known = Some(fresh);
+                }
+            }
+            let mut error: Option<String> = None;
             let wait = match self.pass(&desired, &mut known).await {
                 Ok(Pass::InSync) => {
                     backoff.reset();
+                    // Held by the provider; ask the servers once (no waiting) what they answer.
+                    for (k, want) in &desired {
+                        if confirmed.get(k) != Some(want) && self.answers_now(want).await {
+                            confirmed.insert(k.clone(), want.clone());
+                        }
+                    }
                     None
                 }
                 Ok(Pass::Applied(report)) => {
                     let mut retry = false;
-                    for (rr, outcome, confirmed) in report {
-                        match (outcome, confirmed) {
+                    for (rr, outcome, ok) in report {
+                        match (outcome, ok) {
                             (Outcome::Applied, true) => {
-                                tracing::info!(zone = %self.zone, provider = %self.provider.describe(), "published {rr}")
+                                tracing::info!(zone = %self.zone, provider = %self.provider.describe(), "published {rr}");
+                                confirmed.insert(rr.key(), rr);
                             }
                             (Outcome::Applied, false) => {
-                                tracing::warn!(zone = %self.zone, "could not confirm {rr}: the authoritative servers {} still answer otherwise after {}", self.verify.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "), crate::util::human_duration(self.verify_timeout.as_millis() as u64));
+                                let why = format!(
+                                    "could not confirm {rr}: the authoritative servers {} still answer otherwise after {}",
+                                    self.verify.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+                                    crate::util::human_duration(self.verify_timeout.as_millis() as u64)
+                                );
+                                tracing::warn!(zone = %self.zone, "{why}");
+                                error = Some(why);
                                 known = None;
                                 retry = true;
                             }
                             (Outcome::Rejected(why), _) => {
                                 tracing::error!(zone = %self.zone, provider = %self.provider.describe(), "the provider rejected {rr}: {why}");
+                                error = Some(format!("the provider rejected {rr}: {why}"));
                                 retry = true;
                             }
                             (Outcome::CouldNotConfirm(why), _) => {
                                 tracing::warn!(zone = %self.zone, "could not confirm {rr}: {why}");
+                                error = Some(format!("could not confirm {rr}: {why}"));
                                 retry = true;
                             }
                         }
@@ -200,9 +311,11 @@ impl Reconciler {
                     let delay = e.retry_after().unwrap_or_else(|| backoff.next_delay());
                     let level = if e.is_transient() { "will retry" } else { "fix the provider settings; will retry" };
                     tracing::error!(zone = %self.zone, provider = %self.provider.describe(), "{e}; {level} in {:.1} s with the latest desired records", delay.as_secs_f64());
+                    error = Some(e.to_string());
                     Some(delay)
                 }
             };
+            self.report(&board, &mut status, &desired, known.as_ref(), &confirmed, error);
             let until_refresh = self.refresh.saturating_sub(last_refresh.elapsed());
             match wait {
                 // Failing: sleep the backoff; a newer desired value is picked up on the retry.
@@ -217,6 +330,53 @@ impl Reconciler {
                 },
             }
         }
+    }
+
+    /// One round of questions to the verify servers, without waiting for them to agree.
+    async fn answers_now(&self, want: &RrSet) -> bool {
+        for server in &self.verify {
+            let got = crate::dns::client::query(*server, &want.name, want.rtype, Duration::from_secs(2)).await;
+            let mut addrs = got.map(|r| r.addrs).unwrap_or_default();
+            addrs.sort();
+            if addrs != want.addrs {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Writes this zone's status to the board.
+    fn report(
+        &self,
+        board: &ZoneBoard,
+        status: &mut ZoneStatus,
+        desired: &BTreeMap<Key, RrSet>,
+        known: Option<&BTreeMap<Key, RrSet>>,
+        confirmed: &BTreeMap<Key, RrSet>,
+        error: Option<String>,
+    ) {
+        let words = |r: &RrSet| r.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        status.records = desired
+            .iter()
+            .map(|(k, want)| RecordStatus {
+                name: k.0.to_string(),
+                rtype: k.1.to_string(),
+                desired: words(want),
+                at_provider: known.and_then(|m| m.get(k)).map(words),
+                confirmed: confirmed.get(k) == Some(want),
+            })
+            .collect();
+        let state = match (&error, status.records.iter().all(|r| r.confirmed && r.at_provider.as_ref() == Some(&r.desired))) {
+            (Some(_), _) => "failing",
+            (None, true) => "in-sync",
+            (None, false) => "pending",
+        };
+        if status.state != state {
+            status.state = state.to_string();
+            status.since = crate::util::now_millis();
+        }
+        status.last_error = error;
+        board.lock().unwrap_or_else(|e| e.into_inner()).insert(status.zone.clone(), status.clone());
     }
 }
 

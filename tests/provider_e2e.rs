@@ -92,6 +92,72 @@ fn plan_apply_and_failover_through_bind() {
     assert_eq!(bind.rdata("mail.example.test", RecordType::A), ["192.0.2.25"]);
 }
 
+/// Issue 11, item 7: with a wrong TSIG key the failover is decided but not published, and
+/// `status` says so (FAILING, the provider's error, the answer of the zone's own server),
+/// instead of asking the built-in listener and claiming the records point at the standby.
+#[test]
+fn status_tells_the_truth_when_the_provider_refuses() {
+    let bind = AuthServer::start(Kind::Bind, "hmac-sha256");
+    let mut primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let dir = tempfile::tempdir().unwrap();
+    let bad_key = dir.path().join("bad.key");
+    std::fs::write(
+        &bad_key,
+        "key \"understudy\" {\n\talgorithm hmac-sha256;\n\tsecret \"d3Jvbmcgd3Jvbmcgd3Jvbmcgd3Jvbmcgd3Jvbmc=\";\n};\n",
+    )
+    .unwrap();
+    let d = Daemon::start(&config(&bind, &bad_key, primary.addr, standby.addr));
+    d.wait_standby_ready();
+    primary.kill();
+    wait_until(Duration::from_secs(10), "failed over", || d.phase() == "failed-over");
+    wait_until(Duration::from_secs(10), "the reconciler's report", || d.status()["sites"][0]["dns"][0]["state"] == "failing");
+    let (_, out, _) = d.cli(&["status"]);
+    assert!(out.contains("records:    should point at the standby 127.0.0.2"), "{out}");
+    assert!(out.contains("zone example.test. at rfc2136") && out.contains("FAILING since") && out.contains("NOTAUTH"), "{out}");
+    assert!(out.contains(&format!("(asked {}, an authoritative server of the zone)  ← not what understudy wants yet", bind.addr)), "{out}");
+    assert!(!out.contains("Refused"), "asked the built-in listener:\n{out}");
+    assert!(bind.rdata("www.example.test", RecordType::A).is_empty(), "nothing was written with a wrong key");
+    let (code, out, err) = d.cli(&["drain", "shop", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("should point at the standby") && out.contains("FAILING"), "{out}");
+}
+
+/// Issue 11, item 7: a managed record changed by hand at the provider (here with `nsupdate`) is
+/// noticed and put back within `dns.refresh`, and shown as drift.
+#[test]
+fn a_manual_edit_at_the_provider_is_repaired_and_reported() {
+    need("nsupdate", "bind9-dnsutils");
+    let bind = AuthServer::start(Kind::Bind, "hmac-sha256");
+    let primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let cfg = config(&bind, &bind.key_file, primary.addr, standby.addr).replace("ttl = 30\n", "ttl = 30\nrefresh = \"2s\"\n");
+    let d = Daemon::start(&cfg);
+    wait_bind(&bind, "127.0.0.1");
+    wait_until(Duration::from_secs(10), "confirmed", || d.status()["sites"][0]["dns"][0]["state"] == "in-sync");
+    let (_, out, _) = d.cli(&["status"]);
+    assert!(out.contains("zone example.test. at rfc2136") && out.contains("published and confirmed by its servers"), "{out}");
+
+    let script = format!(
+        "server {} {}\nzone example.test\nupdate delete www.example.test A\nupdate add www.example.test 30 A 192.0.2.99\nsend\n",
+        bind.addr.ip(),
+        bind.addr.port()
+    );
+    let mut child =
+        std::process::Command::new("nsupdate").arg("-k").arg(&bind.key_file).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(bind.rdata("www.example.test", RecordType::A), ["192.0.2.99"]);
+    let took = wait_bind(&bind, "127.0.0.1");
+    assert!(took < Duration::from_secs(8), "repaired after {took:?}, refresh is 2 s");
+    assert!(d.log().contains("drift: www.example.test. A was changed outside understudy"), "{}", d.log());
+    let (_, out, _) = d.cli(&["status"]);
+    assert!(out.contains("drift:      www.example.test. A was changed outside understudy") && out.contains("192.0.2.99"), "{out}");
+    // Foreign records at the same name were left alone.
+    assert_eq!(bind.rdata("www.example.test", RecordType::TXT), ["not managed by understudy"]);
+}
+
 #[test]
 fn check_config_says_clearly_when_the_key_is_wrong() {
     let bind = AuthServer::start(Kind::Bind, "hmac-sha256");
@@ -111,5 +177,7 @@ fn check_config_says_clearly_when_the_key_is_wrong() {
     assert!(err.contains("provider error: zone example.test.") && err.contains("NOTAUTH"), "{err}");
     let out = std::process::Command::new(BIN).args(["check-config", "--offline", "-c"]).arg(dir.path().join("c.toml")).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("tsig_secret = \"<redacted>\""));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains(&format!("tsig_key_file = \"{}\"", bad_key.display())), "{printed}");
+    assert!(!printed.contains("d3Jvbmcgd3Jvbmcg"), "the secret is never printed:\n{printed}");
 }

@@ -515,11 +515,13 @@ async fn daemon(cfg: &Config) -> Option<RuntimeInfo> {
 async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     let now = now_millis();
     let mut public: Vec<control::PublicStatus> = vec![];
+    let mut zones: Vec<crate::reconcile::ZoneStatus> = vec![];
     let (sites, info): (Vec<SiteStatus>, Option<RuntimeInfo>) = match daemon(cfg).await {
         Some(info) => {
             let (_, body) = crate::api::call(info.api, hyper::Method::GET, "/api/v1/status").await?;
             let reply: crate::api::StatusReply = serde_json::from_slice(&body).context("the daemon's status reply is not valid JSON")?;
             public = reply.public;
+            zones = reply.zones;
             (reply.sites, Some(info))
         }
         None => {
@@ -545,7 +547,9 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     if json {
         crate::outln!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "daemon_running": info.is_some(), "sites": sites, "public": public }))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "daemon_running": info.is_some(), "sites": sites, "public": public, "zones": zones })
+            )?
         );
         return Ok(0);
     }
@@ -571,15 +575,42 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     for (s, site) in sites.iter().zip(&cfg.sites) {
         crate::outln!("{}  {}  since {} ({})", s.name, s.phase, utc(s.since), ago(now.saturating_sub(s.since)));
         crate::outln!("  why:        {}", s.reason);
-        crate::outln!("  records:    point at the {} {}", s.target, s.published);
-        if let Some(i) = &info {
-            if let Some(server) = i.dns.first() {
-                let answer = match client::query(*server, &site.domain, site.record_type(), Duration::from_secs(2)).await {
+        crate::outln!("  records:    should point at the {} {}", s.target, s.published);
+        for n in &s.dns {
+            crate::outln!("  dns:        {}", dns_words(n, now));
+        }
+        let name = hickory_proto::rr::Name::from_ascii(&s.domain).unwrap_or_default();
+        let asked = match cfg.zone_of(&name) {
+            Some(z) if z.provider.is_none() => info.as_ref().and_then(|i| i.dns.first().copied()).map(|a| (a, "the built-in server")),
+            Some(z) => z.verify.first().map(|a| (*a, "an authoritative server of the zone")),
+            None => None,
+        };
+        match asked {
+            Some((server, who)) => {
+                let answer = match client::query(server, &site.domain, site.record_type(), Duration::from_secs(2)).await {
                     Ok(r) if r.addrs.is_empty() => format!("{} (no address)", r.rcode),
                     Ok(r) => r.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
                     Err(e) => format!("no answer: {e}"),
                 };
-                crate::outln!("  dns answer: {} {} {}  (asked {})", site.domain, site.record_type(), answer, server);
+                let differs = !answer.split(", ").any(|a| a == s.published);
+                let mark = if differs { "  ← not what understudy wants yet" } else { "" };
+                crate::outln!("  dns answer: {} {} {}  (asked {server}, {who}){mark}", site.domain, site.record_type(), answer);
+            }
+            None if cfg.zone_of(&name).is_some_and(|z| z.provider.is_some()) => crate::outln!(
+                "  dns answer: not asked: zone {} has no verify servers (set dns.zones.verify to its nameservers)",
+                cfg.zone_of(&name).map(|z| z.origin.to_string()).unwrap_or_default()
+            ),
+            None => {}
+        }
+        for z in zones.iter().filter(|z| s.dns.iter().any(|n| n.zone == z.zone)) {
+            for d in &z.drift {
+                crate::outln!(
+                    "  drift:      {} was changed outside understudy {} (found {}, expected {}); repaired at the next pass",
+                    d.record,
+                    ago(now.saturating_sub(d.at)),
+                    d.found,
+                    d.expected
+                );
             }
         }
         crate::outln!("  primary:    {}{}", s.primary, probe_words(&s.last_primary_probe, now));
@@ -595,6 +626,30 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         crate::outln!("  standby:    {} ({ready}){}", s.standby, probe_words(&s.last_standby_probe, now));
     }
     Ok(0)
+}
+
+/// A zone's state for one site, in words: "zone example.com. at rfc2136 192.0.2.53:53: FAILING
+/// since ... (3m ago): NOTAUTH; the provider holds 192.0.2.7".
+fn dns_words(n: &control::DnsNote, now: u64) -> String {
+    if n.server == "built-in" {
+        return format!("zone {} (built-in server): published", n.zone);
+    }
+    let since = if n.since > 0 { format!(" since {} ({})", utc(n.since), ago(now.saturating_sub(n.since))) } else { String::new() };
+    let holds = match &n.at_provider {
+        Some(v) => format!("; the provider holds {}", v.join(", ")),
+        None => String::new(),
+    };
+    match n.state.as_str() {
+        "in-sync" if n.confirmed => format!("zone {} at {}: published and confirmed by its servers{since}", n.zone, n.server),
+        "failing" => format!(
+            "zone {} at {}: FAILING{since}: {}{holds}; retrying with the latest desired records",
+            n.zone,
+            n.server,
+            n.last_error.as_deref().unwrap_or("unknown error")
+        ),
+        "starting" => format!("zone {} at {}: not read yet", n.zone, n.server),
+        _ => format!("zone {} at {}: PENDING{since}: sent, not yet confirmed by its servers{holds}", n.zone, n.server),
+    }
 }
 
 fn probe_words(p: &Option<control::ProbeNote>, now: u64) -> String {
@@ -614,7 +669,16 @@ async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> 
         let (code, body) = crate::api::call(info.api, hyper::Method::POST, &format!("/api/v1/sites/{site}/{path_action}")).await?;
         if code.is_success() {
             let st: SiteStatus = serde_json::from_slice(&body)?;
-            crate::outln!("{verb}: {} is now {} — records point at the {} {}", st.name, st.phase, st.target, st.published);
+            let pending: Vec<String> = st.dns.iter().filter(|n| n.server != "built-in").map(|n| dns_words(n, now_millis())).collect();
+            if pending.is_empty() {
+                crate::outln!("{verb}: {} is now {} — records point at the {} {}", st.name, st.phase, st.target, st.published);
+            } else {
+                // A provider's write follows from the reconciler: say where it stands, not that it happened.
+                crate::outln!("{verb}: {} is now {} — records should point at the {} {}", st.name, st.phase, st.target, st.published);
+                for p in pending {
+                    crate::outln!("  {p}");
+                }
+            }
             return Ok(0);
         }
         let why = serde_json::from_slice::<crate::api::ErrorReply>(&body)

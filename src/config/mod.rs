@@ -81,6 +81,9 @@ pub struct DnsConfig {
     pub listen: Vec<SocketAddr>,
     /// TTL of the managed A/AAAA records (and the default for static ones).
     pub ttl: u32,
+    /// How often each provider zone is read again, so a managed record changed there by hand is
+    /// noticed and repaired (drift); also the bound on how long such an edit lasts.
+    pub refresh: Duration,
     pub zones: Vec<Zone>,
 }
 
@@ -405,6 +408,7 @@ struct RawTls {
 struct RawDns {
     listen: Option<Spanned<Vec<Spanned<String>>>>,
     ttl: Option<Spanned<i64>>,
+    refresh: Option<Spanned<DurationValue>>,
     #[serde(default)]
     zones: Vec<Spanned<RawZone>>,
 }
@@ -669,7 +673,7 @@ impl Cx<'_> {
                 let span = d.span();
                 (d.into_inner(), span)
             }
-            None => (RawDns { listen: None, ttl: None, zones: vec![] }, 0..0),
+            None => (RawDns { listen: None, ttl: None, refresh: None, zones: vec![] }, 0..0),
         };
         let mut providers: Vec<ProviderConfig> = vec![];
         for (i, p) in raw.providers.into_iter().enumerate() {
@@ -857,7 +861,8 @@ impl Cx<'_> {
             zones.push(Zone { origin, nameservers, hostmaster, records, provider, verify });
         }
         let _ = span;
-        Ok(DnsConfig { listen, ttl, zones })
+        let refresh = self.duration(&raw.refresh, "dns.refresh", Duration::from_secs(60), Duration::from_secs(1))?;
+        Ok(DnsConfig { listen, ttl, refresh, zones })
     }
 
     fn static_record(&self, r: &Spanned<String>, origin: &Name, ttl: u32, key: &str) -> R<Record> {
@@ -1665,6 +1670,11 @@ impl Config {
 
     /// The effective settings as TOML-like text, defaults filled in. There are no secrets in
     /// the config yet; when there are, they are printed as `"<redacted>"` here.
+    /// The zone that holds `name`: the deepest configured zone containing it, as in DNS itself.
+    pub fn zone_of(&self, name: &Name) -> Option<&Zone> {
+        self.dns.zones.iter().filter(|z| z.origin.zone_of(name)).max_by_key(|z| z.origin.num_labels())
+    }
+
     /// The key that gives the secret at `key` (`providers[0].api_key`) again, without the secret:
     /// `api_key_file = "..."`, `api_key_env = "..."`, or a placeholder for one given inline.
     fn secret_line(&self, base: &str, key: &str) -> String {
@@ -1702,7 +1712,12 @@ impl Config {
         }
         o.push_str("[dns]\n");
         let listen: Vec<String> = self.dns.listen.iter().map(|a| format!("{:?}", a.to_string())).collect();
-        o.push_str(&format!("listen = [{}]\nttl = {}\n", listen.join(", "), self.dns.ttl));
+        o.push_str(&format!(
+            "listen = [{}]\nttl = {}\nrefresh = {:?}\n",
+            listen.join(", "),
+            self.dns.ttl,
+            human_duration(self.dns.refresh.as_millis() as u64)
+        ));
         for z in &self.dns.zones {
             o.push_str(&format!(
                 "\n[[dns.zones]]\nname = {:?}\nprovider = {:?}\n",
