@@ -50,6 +50,9 @@ impl Provider for Counting {
     async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
         self.inner.set_txt(zone, name, values).await
     }
+    async fn marked(&self, zone: &Name, keys: &[Key]) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
+        self.inner.marked(zone, keys).await
+    }
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
         self.inner.check(zone).await
     }

@@ -34,6 +34,51 @@ pub fn plan(desired: &BTreeMap<Key, RrSet>, actual: &BTreeMap<Key, RrSet>) -> Ve
     desired.iter().filter(|(k, want)| actual.get(*k) != Some(*want)).map(|(_, want)| want.clone()).collect()
 }
 
+/// The other address type at a managed name: AAAA beside a managed A, A beside a managed AAAA.
+pub fn other_family_keys(desired: &BTreeMap<Key, RrSet>) -> Vec<Key> {
+    desired
+        .keys()
+        .filter_map(|(n, t)| match *t {
+            hickory_proto::rr::RecordType::A => Some((n.clone(), hickory_proto::rr::RecordType::AAAA)),
+            hickory_proto::rr::RecordType::AAAA => Some((n.clone(), hickory_proto::rr::RecordType::A)),
+            _ => None,
+        })
+        .filter(|k| !desired.contains_key(k))
+        .collect()
+}
+
+/// What an operator should know before understudy writes a provider zone (pure): an address
+/// record of the other family at a managed name, which understudy does not manage and which
+/// keeps some visitors on the primary during a failover; and a managed record set that exists
+/// without understudy's ownership marker, which understudy is about to take over. `actual`
+/// holds what the provider has for the desired keys and [`other_family_keys`]; `marked` the
+/// existing desired keys that carry the marker.
+pub fn takeover_notes(
+    desired: &BTreeMap<Key, RrSet>,
+    actual: &BTreeMap<Key, RrSet>,
+    marked: &std::collections::BTreeSet<Key>,
+) -> Vec<String> {
+    let mut out = vec![];
+    for k in other_family_keys(desired) {
+        if let Some(found) = actual.get(&k) {
+            out.push(format!(
+                "{found} is at a managed name but not managed by understudy: visitors that use {} keep reaching it when the site \
+                 fails over; remove it, or manage both families",
+                if k.1 == hickory_proto::rr::RecordType::AAAA { "IPv6" } else { "IPv4" }
+            ));
+        }
+    }
+    for k in desired.keys() {
+        if let (Some(found), false) = (actual.get(k), marked.contains(k)) {
+            out.push(format!(
+                "{found} exists without understudy's ownership marker: understudy will take this record set over and rewrite it from \
+                 now on; if another tool or person manages it, stop that first"
+            ));
+        }
+    }
+    out
+}
+
 /// The desired RRsets of one zone, from the controller's managed records.
 pub fn desired_in_zone(managed: &ManagedRecords, zone: &Name, ttl: u32) -> BTreeMap<Key, RrSet> {
     managed
@@ -144,6 +189,16 @@ impl Reconciler {
     /// The desired RRsets of this zone, with the TTL the provider will store.
     pub fn desired(&self, managed: &ManagedRecords) -> BTreeMap<Key, RrSet> {
         desired_in_zone(managed, &self.zone, self.provider.ttl_for(self.ttl))
+    }
+
+    /// The notes of [`takeover_notes`] for this zone, read from the provider (read-only).
+    pub async fn takeover_warnings(&self, desired: &BTreeMap<Key, RrSet>) -> Result<Vec<String>, ProviderError> {
+        let mut keys: Vec<Key> = desired.keys().cloned().collect();
+        keys.extend(other_family_keys(desired));
+        let actual = self.provider.read(&self.zone, &keys).await?;
+        let existing: Vec<Key> = desired.keys().filter(|k| actual.contains_key(*k)).cloned().collect();
+        let marked = if existing.is_empty() { Default::default() } else { self.provider.marked(&self.zone, &existing).await? };
+        Ok(takeover_notes(desired, &actual, &marked))
     }
 
     /// One pass: read, plan, apply, verify. Used by the daemon loop and `understudy dns apply`.
@@ -406,6 +461,24 @@ mod tests {
         assert!(plan(&desired, &desired).is_empty(), "in sync means no call");
         let ttl_only: BTreeMap<_, _> = [rr("a.test", "192.0.2.1", 300)].into();
         assert_eq!(plan(&[rr("a.test", "192.0.2.1", 30)].into(), &ttl_only).len(), 1, "a TTL difference is a change");
+    }
+
+    /// Issue 11, item 11: the two things worth a warning before writing a provider zone.
+    #[test]
+    fn takeover_notes_name_the_other_family_and_unmarked_sets() {
+        let desired: BTreeMap<_, _> = [rr("www.test", "192.0.2.1", 30), rr("api.test", "192.0.2.2", 30)].into();
+        let v6 = RrSet::new(fqdn("www.test"), RecordType::AAAA, 300, vec!["2001:db8::5".parse().unwrap()]);
+        let mut actual: BTreeMap<_, _> = [rr("www.test", "203.0.113.5", 300), rr("api.test", "192.0.2.2", 30)].into();
+        actual.insert(v6.key(), v6);
+        let marked: std::collections::BTreeSet<Key> = [rr("api.test", "192.0.2.2", 30).0].into();
+        let notes = takeover_notes(&desired, &actual, &marked);
+        assert_eq!(notes.len(), 2, "{notes:#?}");
+        assert!(notes[0].starts_with("www.test. 300 AAAA 2001:db8::5 is at a managed name but not managed") && notes[0].contains("IPv6"));
+        assert!(notes[1].starts_with("www.test. 300 A 203.0.113.5 exists without understudy's ownership marker"));
+        // Marked sets and absent ones say nothing.
+        let all: std::collections::BTreeSet<Key> = desired.keys().cloned().collect();
+        assert!(takeover_notes(&desired, &[rr("www.test", "192.0.2.9", 30)].into(), &all).is_empty());
+        assert!(takeover_notes(&desired, &BTreeMap::new(), &Default::default()).is_empty());
     }
 
     #[test]

@@ -99,15 +99,21 @@ fn create_update_idempotent_paginated_untouched() {
     let mut known = None;
     assert_eq!(applied(&rt.block_on(r.pass(&want, &mut known)).unwrap()), 3);
     {
-        let s = cf.state.lock().unwrap();
+        let mut s = cf.state.lock().unwrap();
         let www = s.find("A", "www.example.test");
         assert_eq!(www.len(), 1);
         assert_eq!((www[0].content.as_str(), www[0].ttl, www[0].proxied), ("192.0.2.10", 60, false), "TTL raised to Cloudflare's minimum");
         assert!(www[0].comment.as_deref().unwrap().contains("understudy"));
+        s.add("A", "mail.example.test", "192.0.2.25", 300, false);
         assert_eq!(s.find("AAAA", "www.example.test")[0].content, "2001:db8::10");
         let pages: Vec<_> = s.log.iter().filter(|(m, p)| m == "GET" && p.ends_with("type=A") && !p.contains("name=")).collect();
         assert!(pages.len() >= 3, "read paged through 250+ records: {pages:?}");
     }
+
+    // Issue 11, item 11: the marker is read back; a record set someone else made has none.
+    let keys = [(name("www.example.test"), RecordType::A), (name("mail.example.test"), RecordType::A)];
+    let marked = rt.block_on(r.provider.marked(&name("example.test"), &keys)).unwrap();
+    assert_eq!(marked.into_iter().collect::<Vec<_>>(), [keys[0].clone()]);
 
     // Idempotent: a fresh read, no write.
     let writes = cf.state.lock().unwrap().writes();

@@ -96,6 +96,10 @@ fn create_update_idempotent_untouched() {
     let comment: String =
         conn.query_row("SELECT comment FROM comments WHERE name = 'www.example.test' AND type = 'A'", [], |r| r.get(0)).unwrap();
     assert!(comment.contains("heritage=understudy"), "{comment}");
+    // Issue 11, item 11: the marker is read back; a record set someone else made has none.
+    let keys = [(name("www.example.test"), RecordType::A), (name("mail.example.test"), RecordType::A)];
+    let marked = rt.block_on(r.provider.marked(&name("example.test"), &keys)).unwrap();
+    assert_eq!(marked.into_iter().collect::<Vec<_>>(), [keys[0].clone()]);
 }
 
 #[test]

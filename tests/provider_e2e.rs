@@ -138,16 +138,7 @@ fn a_manual_edit_at_the_provider_is_repaired_and_reported() {
     let (_, out, _) = d.cli(&["status"]);
     assert!(out.contains("zone example.test. at rfc2136") && out.contains("published and confirmed by its servers"), "{out}");
 
-    let script = format!(
-        "server {} {}\nzone example.test\nupdate delete www.example.test A\nupdate add www.example.test 30 A 192.0.2.99\nsend\n",
-        bind.addr.ip(),
-        bind.addr.port()
-    );
-    let mut child =
-        std::process::Command::new("nsupdate").arg("-k").arg(&bind.key_file).stdin(std::process::Stdio::piped()).spawn().unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success());
+    nsupdate(&bind, "update delete www.example.test A\nupdate add www.example.test 30 A 192.0.2.99\n");
     assert_eq!(bind.rdata("www.example.test", RecordType::A), ["192.0.2.99"]);
     let took = wait_bind(&bind, "127.0.0.1");
     assert!(took < Duration::from_secs(8), "repaired after {took:?}, refresh is 2 s");
@@ -156,6 +147,40 @@ fn a_manual_edit_at_the_provider_is_repaired_and_reported() {
     assert!(out.contains("drift:      www.example.test. A was changed outside understudy") && out.contains("192.0.2.99"), "{out}");
     // Foreign records at the same name were left alone.
     assert_eq!(bind.rdata("www.example.test", RecordType::TXT), ["not managed by understudy"]);
+}
+
+/// An edit by hand, with BIND's own `nsupdate` and the zone's key.
+fn nsupdate(bind: &AuthServer, updates: &str) {
+    let script = format!("server {} {}\nzone example.test\n{updates}send\n", bind.addr.ip(), bind.addr.port());
+    let mut child =
+        std::process::Command::new("nsupdate").arg("-k").arg(&bind.key_file).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Issue 11, item 11: before understudy writes a provider zone, `dns plan` and `check-config`
+/// warn about an unmanaged AAAA at a managed name (it keeps IPv6 visitors on a dead primary)
+/// and about a record set it would take over without an ownership marker.
+#[test]
+fn plan_and_check_config_warn_about_foreign_address_records() {
+    need("nsupdate", "bind9-dnsutils");
+    let bind = AuthServer::start(Kind::Bind, "hmac-sha256");
+    nsupdate(&bind, "update add www.example.test 300 AAAA 2001:db8::5\nupdate add www.example.test 300 A 203.0.113.5\n");
+    let d = Daemon::prepare(&config(&bind, &bind.key_file, "127.0.0.1:1".parse().unwrap(), "127.0.0.2:1".parse().unwrap()));
+    let (code, out, err) = d.cli(&["dns", "plan"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("warning: www.example.test. 300 AAAA 2001:db8::5 is at a managed name but not managed by understudy"), "{out}");
+    assert!(out.contains("warning: www.example.test. 300 A 203.0.113.5 exists without understudy's ownership marker"), "{out}");
+    let (code, _, err) = d.cli(&["check-config"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning: zone example.test. at rfc2136") && err.contains("AAAA 2001:db8::5 is at a managed name"), "{err}");
+    // Once understudy wrote the set it carries the marker; the foreign AAAA is still worth a word.
+    let (code, out, err) = d.cli(&["dns", "apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = d.cli(&["dns", "plan"]);
+    assert!(!out.contains("ownership marker"), "{out}");
+    assert!(out.contains("AAAA 2001:db8::5 is at a managed name"), "{out}");
 }
 
 #[test]

@@ -60,6 +60,9 @@ impl Provider for Counting {
     async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
         self.0.set_txt(zone, name, values).await
     }
+    async fn marked(&self, zone: &Name, keys: &[Key]) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
+        self.0.marked(zone, keys).await
+    }
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
         self.0.check(zone).await
     }
@@ -166,6 +169,10 @@ fn moto_create_update_idempotent_batch_untouched() {
     assert_eq!(rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::Aaaa)), ["2001:db8::10"]);
     let owner = rt.block_on(values(&setup, &zone_id, "_understudy.www.example.test.", RrType::Txt));
     assert!(owner[0].contains("heritage=understudy"), "{owner:?}");
+    // Issue 11, item 11: the marker is read back; a record set someone else made has none.
+    let keys = [(name("www.example.test"), RecordType::A), (name("mail.example.test"), RecordType::A)];
+    let marked = rt.block_on(r.provider.marked(&name("example.test"), &keys)).unwrap();
+    assert_eq!(marked.into_iter().collect::<Vec<_>>(), [keys[0].clone()]);
 
     // Idempotent: a fresh read, and no ChangeResourceRecordSets.
     let mut fresh = None;

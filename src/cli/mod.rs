@@ -250,9 +250,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             }
             if !offline {
                 let mut bad = 0;
+                let managed = saved_managed(&cfg)?;
                 for r in app::reconcilers(&cfg)? {
                     match r.provider.check(&r.zone).await {
-                        Ok(what) => eprintln!("provider ok: zone {}: {what}", r.zone),
+                        Ok(what) => {
+                            eprintln!("provider ok: zone {}: {what}", r.zone);
+                            for n in r.takeover_warnings(&r.desired(&managed)).await.unwrap_or_default() {
+                                eprintln!("warning: zone {} at {}: {n}", r.zone, r.provider.describe());
+                            }
+                        }
                         Err(e) => {
                             eprintln!("provider error: zone {} at {}: {e}", r.zone, r.provider.describe());
                             bad += 1;
@@ -335,17 +341,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 /// their primary), compared with what each provider holds.
 async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
     use crate::reconcile::{plan, Pass};
-    let now = now_millis();
-    let store = Store::open_read_only(&cfg.data_dir)?;
-    let mut targets = vec![];
-    for site in &cfg.sites {
-        let state = match &store {
-            Some(s) => s.load_state(&site.name)?.unwrap_or_else(|| SiteState::new(now)),
-            None => SiteState::new(now),
-        };
-        targets.push(state.target());
-    }
-    let managed = control::managed_records(cfg, targets.into_iter(), &saved_public(&store)?);
+    let managed = saved_managed(cfg)?;
     for z in cfg.dns.zones.iter().filter(|z| z.provider.is_none()) {
         crate::outln!("zone {}: served by the built-in DNS server (nothing to push)", z.origin);
     }
@@ -363,6 +359,14 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
         };
         let changes = plan(&desired, &actual);
         crate::outln!("zone {} at {}: {} managed record set(s), {} to change", r.zone, r.provider.describe(), desired.len(), changes.len());
+        match r.takeover_warnings(&desired).await {
+            Ok(notes) => {
+                for n in notes {
+                    crate::outln!("  warning: {n}");
+                }
+            }
+            Err(e) => crate::outln!("  warning: could not check for foreign address records and ownership markers: {e}"),
+        }
         for c in &changes {
             let old = actual.get(&c.key()).map(|a| a.to_string()).unwrap_or_else(|| format!("{} {} (absent)", c.name, c.rtype));
             crate::outln!("  {old}  ->  {c}");
@@ -400,6 +404,21 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
         }
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// The desired records from the saved state (sites never seen point at their primary).
+fn saved_managed(cfg: &Config) -> anyhow::Result<crate::dns::ManagedRecords> {
+    let now = now_millis();
+    let store = Store::open_read_only(&cfg.data_dir)?;
+    let mut targets = vec![];
+    for site in &cfg.sites {
+        let state = match &store {
+            Some(s) => s.load_state(&site.name)?.unwrap_or_else(|| SiteState::new(now)),
+            None => SiteState::new(now),
+        };
+        targets.push(state.target());
+    }
+    Ok(control::managed_records(cfg, targets.into_iter(), &saved_public(&store)?))
 }
 
 /// `understudy report`: one dyndns2 update request.

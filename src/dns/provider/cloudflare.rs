@@ -250,6 +250,29 @@ impl Provider for Cloudflare {
         Ok(out)
     }
 
+    async fn marked(&self, zone: &Name, keys: &[Key]) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
+        let zone_id = self.zone_id(zone).await?;
+        let mut out = std::collections::BTreeSet::new();
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            if !keys.iter().any(|k| k.1 == rtype) {
+                continue;
+            }
+            let owned: Vec<String> = self
+                .list(&zone_id, rtype, None)
+                .await?
+                .into_iter()
+                .filter(|r| r.comment.as_deref().is_some_and(super::is_owner_text))
+                .map(|r| r.name.to_ascii_lowercase())
+                .collect();
+            for k in keys.iter().filter(|k| k.1 == rtype) {
+                if owned.contains(&k.0.to_ascii().trim_end_matches('.').to_ascii_lowercase()) {
+                    out.insert(k.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
         let zone_id = self.zone_id(zone).await?;
         let name = name.to_ascii().trim_end_matches('.').to_string();

@@ -17,6 +17,9 @@
 //! - [`Provider::set_txt`] replaces (or, given no values, removes) the TXT RRset at one
 //!   `_acme-challenge` name for ACME DNS-01, unmarked (only [`crate::acme`] writes those names,
 //!   and only while an order is open), and returns once the provider holds it.
+//! - [`Provider::marked`] says which of the given (existing) RRsets carry that ownership
+//!   marker, so `dns plan` and `check-config` can warn before understudy takes over a record set
+//!   someone else made. It never writes.
 //! - [`Provider::check`] proves read access to the zone with the configured credentials and
 //!   changes nothing.
 //! - Every network call has a timeout; nothing panics on a garbage answer (it becomes
@@ -129,6 +132,9 @@ pub trait Provider: Send + Sync {
     async fn read(&self, zone: &Name, keys: &[Key]) -> Result<BTreeMap<Key, RrSet>, ProviderError>;
 
     async fn apply(&self, zone: &Name, changes: &[RrSet]) -> Result<Vec<Outcome>, ProviderError>;
+    /// Which of `keys` carry understudy's ownership marker (a record comment, or the TXT at
+    /// [`owner_marker`]). Read-only.
+    async fn marked(&self, zone: &Name, keys: &[Key]) -> Result<std::collections::BTreeSet<Key>, ProviderError>;
 
     async fn check(&self, zone: &Name) -> Result<String, ProviderError>;
 }
@@ -154,6 +160,11 @@ pub fn build(cfg: &crate::config::ProviderConfig, ttl: u32) -> Result<std::sync:
 /// record comments.
 pub fn owner_marker(name: &Name) -> Name {
     Name::from_ascii("_understudy").expect("valid label").append_domain(name).unwrap_or_else(|_| name.clone())
+}
+
+/// Whether a comment or TXT value is understudy's ownership marker.
+pub fn is_owner_text(text: &str) -> bool {
+    text.contains("heritage=understudy")
 }
 
 pub const OWNER_TEXT: &str = "heritage=understudy; this record set is managed by understudy, edits will be overwritten";

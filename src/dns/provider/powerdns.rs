@@ -131,6 +131,21 @@ impl Provider for PowerDns {
         Ok(out)
     }
 
+    async fn marked(&self, zone: &Name, keys: &[Key]) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
+        let z = self.get_zone(zone).await?;
+        let mut out = std::collections::BTreeSet::new();
+        for set in z.rrsets {
+            if !set.comments.iter().any(|c| super::is_owner_text(&c.content)) {
+                continue;
+            }
+            let Ok(name) = Name::from_ascii(&set.name) else { continue };
+            if let Some(k) = keys.iter().find(|k| k.0.to_lowercase() == name.to_lowercase() && k.1.to_string() == set.rtype) {
+                out.insert(k.clone());
+            }
+        }
+        Ok(out)
+    }
+
     async fn apply(&self, zone: &Name, changes: &[RrSet]) -> Result<Vec<Outcome>, ProviderError> {
         let rrsets: Vec<RrsetJson> = changes
             .iter()

@@ -282,6 +282,23 @@ impl Provider for Rfc2136 {
         Ok(out)
     }
 
+    async fn marked(&self, _zone: &Name, keys: &[Key]) -> Result<BTreeSet<Key>, ProviderError> {
+        let mut out = BTreeSet::new();
+        for k in keys {
+            let reply = crate::dns::client::query(self.server, &owner_marker(&k.0), RecordType::TXT, self.timeout)
+                .await
+                .map_err(|e| ProviderError::Unreachable(e.to_string()))?;
+            let owned = reply.message.answers.iter().any(|r| match &r.data {
+                hickory_proto::rr::RData::TXT(t) => t.txt_data.iter().any(|c| super::is_owner_text(&String::from_utf8_lossy(c))),
+                _ => false,
+            });
+            if owned {
+                out.insert(k.clone());
+            }
+        }
+        Ok(out)
+    }
+
     async fn apply(&self, zone: &Name, changes: &[RrSet]) -> Result<Vec<Outcome>, ProviderError> {
         let mut msg = Message::new(rand_id(), MessageType::Query, OpCode::Update);
         let mut zq = Query::query(zone.clone(), RecordType::SOA);

@@ -253,6 +253,33 @@ impl Provider for Route53 {
         Err(ProviderError::Protocol("Route 53 kept paginating".to_string()))
     }
 
+    async fn marked(&self, zone: &Name, keys: &[Key]) -> Result<BTreeSet<Key>, ProviderError> {
+        let zone_id = self.zone_id(zone).await?;
+        let client = self.client().await;
+        let mut out = BTreeSet::new();
+        for k in keys {
+            let marker = super::owner_marker(&k.0).to_ascii().to_ascii_lowercase();
+            let resp = client
+                .list_resource_record_sets()
+                .hosted_zone_id(&zone_id)
+                .start_record_name(&marker)
+                .start_record_type(RrType::Txt)
+                .max_items(1)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            let owned = resp.resource_record_sets().iter().any(|set| {
+                set.name().eq_ignore_ascii_case(&marker)
+                    && set.r#type() == &RrType::Txt
+                    && set.resource_records().iter().any(|r| super::is_owner_text(r.value()))
+            });
+            if owned {
+                out.insert(k.clone());
+            }
+        }
+        Ok(out)
+    }
+
     async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
         let zone_id = self.zone_id(zone).await?;
         let client = self.client().await;
