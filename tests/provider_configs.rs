@@ -38,11 +38,15 @@ fn write(dir: &std::path::Path, provider: &str) {
     std::fs::write(dir.join("c.toml"), text).unwrap();
 }
 
-fn check_plan_apply(dir: &std::path::Path, env: &[(&str, &str)]) {
+/// `secrets` are the secret values this config uses: none may appear in anything printed.
+fn check_plan_apply(dir: &std::path::Path, env: &[(&str, &str)], secrets: &[&str], given_as: &str) {
     let (code, out, err) = run(dir, &["check-config"], env);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(err.contains("provider ok: zone example.test."), "{err}");
-    assert!(out.contains("<redacted>") || out.contains("standard AWS chain"), "secrets redacted: {out}");
+    for secret in secrets {
+        assert!(!out.contains(secret) && !err.contains(secret), "the secret {secret:?} was printed:\n{out}\n{err}");
+    }
+    assert!(out.contains(given_as), "the secret's key, as given, without the secret: {out}");
     let (code, out, err) = run(dir, &["dns", "plan"], env);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("1 to change") && out.contains("www.example.test. A (absent)"), "{out}");
@@ -68,7 +72,7 @@ fn powerdns_from_config() {
             .replace("provider = \"p\"\n", &format!("provider = \"p\"\nverify = [\"{}\"]\n", pdns.dns)),
     )
     .unwrap();
-    check_plan_apply(dir.path(), &[("TEST_PDNS_KEY", common::pdns::API_KEY)]);
+    check_plan_apply(dir.path(), &[("TEST_PDNS_KEY", common::pdns::API_KEY)], &[common::pdns::API_KEY], "api_key_env = \"TEST_PDNS_KEY\"");
     assert_eq!(pdns.rdata("www.example.test", RecordType::A), ["192.0.2.10"]);
 }
 
@@ -81,7 +85,7 @@ fn cloudflare_from_config() {
         dir.path(),
         &format!("[[providers]]\nname = \"p\"\ntype = \"cloudflare\"\nendpoint = \"{}\"\napi_token_file = \"token\"\n", cf.endpoint()),
     );
-    check_plan_apply(dir.path(), &[]);
+    check_plan_apply(dir.path(), &[], &["cf-token"], "api_token_file = ");
     let recs = cf.state.lock().unwrap().find("A", "www.example.test");
     assert_eq!((recs.len(), recs[0].content.as_str(), recs[0].ttl), (1, "192.0.2.10", 60));
 }
@@ -101,7 +105,7 @@ fn route53_from_config() {
         ("AWS_CONFIG_FILE", "/nonexistent"),
         ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
     ];
-    check_plan_apply(dir.path(), &env);
+    check_plan_apply(dir.path(), &env, &["from-env"], "standard AWS chain");
 }
 
 #[test]
