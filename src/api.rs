@@ -223,7 +223,8 @@ mod tests {
     fn cross_site_and_rebound_requests_are_refused() {
         use StatusCode as S;
         let json = ("content-type", "application/json");
-        let cases: Vec<(Method, Vec<(&str, &str)>, Result<(), S>)> = vec![
+        type Case<'a> = (Method, Vec<(&'a str, &'a str)>, Result<(), S>);
+        let cases: Vec<Case> = vec![
             // The reported request: another Host, another Origin, text/plain.
             (
                 Method::POST,

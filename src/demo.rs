@@ -200,6 +200,9 @@ timeout = "500ms"
 failures_to_down = 3
 successes_to_up = 3
 hold_down = "5s"      # the default is 5m; shortened so the demo ends quickly
+
+[sites.mirror]
+scheduled = false     # the demo shows DNS failover; its sample servers are not crawled
 "#,
         primary.addr, standby.addr
     );

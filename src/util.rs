@@ -98,33 +98,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_round_trip_in_words() {
-        assert_eq!(human_duration(300), "300ms");
-        assert_eq!(human_duration(2_000), "2s");
-        assert_eq!(human_duration(1_500), "1.5s");
-        assert_eq!(human_duration(300_000), "5m");
-        assert_eq!(human_duration(5_400_000), "1h30m");
-    }
-
-    #[test]
-    fn parses_durations_and_rejects_garbage() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1_500));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5_400));
-        assert!(parse_duration("5").unwrap_err().contains("no unit"));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5_400));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("99999999d").is_err());
-    }
-}
-
 /// Writes to standard output; a closed pipe (`understudy status | head -1`) ends the process
 /// quietly with status 0 instead of the panic `println!` gives. Every command prints through
 /// [`outln!`] and [`out!`].
@@ -152,4 +125,31 @@ macro_rules! outln {
 #[macro_export]
 macro_rules! out {
     ($($arg:tt)*) => { $crate::util::write_stdout(format_args!($($arg)*)) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_trip_in_words() {
+        assert_eq!(human_duration(300), "300ms");
+        assert_eq!(human_duration(2_000), "2s");
+        assert_eq!(human_duration(1_500), "1.5s");
+        assert_eq!(human_duration(300_000), "5m");
+        assert_eq!(human_duration(5_400_000), "1h30m");
+    }
+
+    #[test]
+    fn parses_durations_and_rejects_garbage() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1_500));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5_400));
+        assert!(parse_duration("5").unwrap_err().contains("no unit"));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5_400));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("99999999d").is_err());
+    }
 }
