@@ -144,7 +144,7 @@ pub async fn wait_for_answer(server: SocketAddr, name: &str, want: IpAddr, limit
             }
         }
         if started.elapsed() > limit {
-            anyhow::bail!("the answer for {name} did not become {want} within {limit:?}");
+            anyhow::bail!("the answer for {name} did not become {want} within {}", crate::util::human_duration(limit.as_millis() as u64));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
