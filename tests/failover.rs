@@ -132,9 +132,7 @@ fn restart_mid_failover_does_not_flip() {
     let mut primary = Nginx::start("127.0.0.1", "primary");
     let standby = Nginx::start("127.0.0.2", "standby");
     let mut d = Daemon::start(&one_site(primary.addr, standby.addr, ""));
-    d.wait_standby_ready();
-    primary.kill();
-    d.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
+    d.fail_over(&mut primary);
     let serial = soa_serial(&d);
     d.restart();
     // The very first answer after the restart is already the standby, with the same serial.
@@ -165,9 +163,7 @@ fn a_restart_during_recovery_does_not_count_the_outage_as_health() {
         .replace("successes_to_up = 2\nhold_down = \"2s\"", "successes_to_up = 3\nhold_down = \"5s\"");
     assert!(cfg.contains("hold_down = \"5s\""));
     let mut d = Daemon::start(&cfg);
-    d.wait_standby_ready();
-    primary.kill();
-    d.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
+    d.fail_over(&mut primary);
     primary.restart();
     wait_until(Duration::from_secs(5), "recovering", || d.phase() == "recovering");
     d.kill9();

@@ -44,6 +44,14 @@ hold_down = "1s"
     )
 }
 
+/// A key file as tsig-keygen writes it, with the right name and algorithm but a wrong secret.
+fn wrong_key_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("bad.key");
+    std::fs::write(&path, "key \"understudy\" {\n\talgorithm hmac-sha256;\n\tsecret \"d3Jvbmcgd3Jvbmcgd3Jvbmcgd3Jvbmcgd3Jvbmc=\";\n};\n")
+        .unwrap();
+    path
+}
+
 fn wait_bind(bind: &AuthServer, want: &str) -> Duration {
     let start = std::time::Instant::now();
     while bind.rdata("www.example.test", RecordType::A) != [want] {
@@ -101,12 +109,7 @@ fn status_tells_the_truth_when_the_provider_refuses() {
     let mut primary = Nginx::start("127.0.0.1", "primary");
     let standby = Nginx::start("127.0.0.2", "standby");
     let dir = tempfile::tempdir().unwrap();
-    let bad_key = dir.path().join("bad.key");
-    std::fs::write(
-        &bad_key,
-        "key \"understudy\" {\n\talgorithm hmac-sha256;\n\tsecret \"d3Jvbmcgd3Jvbmcgd3Jvbmcgd3Jvbmcgd3Jvbmc=\";\n};\n",
-    )
-    .unwrap();
+    let bad_key = wrong_key_file(dir.path());
     let d = Daemon::start(&config(&bind, &bad_key, primary.addr, standby.addr));
     d.wait_standby_ready();
     primary.kill();
@@ -187,12 +190,7 @@ fn plan_and_check_config_warn_about_foreign_address_records() {
 fn check_config_says_clearly_when_the_key_is_wrong() {
     let bind = AuthServer::start(Kind::Bind, "hmac-sha256");
     let dir = tempfile::tempdir().unwrap();
-    let bad_key = dir.path().join("bad.key");
-    std::fs::write(
-        &bad_key,
-        "key \"understudy\" {\n\talgorithm hmac-sha256;\n\tsecret \"d3Jvbmcgd3Jvbmcgd3Jvbmcgd3Jvbmcgd3Jvbmc=\";\n};\n",
-    )
-    .unwrap();
+    let bad_key = wrong_key_file(dir.path());
     let cfg = config(&bind, &bad_key, "127.0.0.1:1".parse().unwrap(), "127.0.0.2:1".parse().unwrap())
         .replace("{DATA}", &dir.path().join("data").display().to_string());
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();

@@ -50,9 +50,7 @@ fn a_lost_database_stops_the_start_and_the_backup_restores_it() {
     let mut primary = Nginx::start("127.0.0.1", "primary");
     let standby = Nginx::start("127.0.0.2", "standby");
     let mut d = Daemon::start(&one_site(primary.addr, standby.addr, ""));
-    d.wait_standby_ready();
-    primary.kill();
-    d.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
+    d.fail_over(&mut primary);
     // A start backs the state up: this one captures the failed-over site.
     d.restart();
     let backups = understudy::store::backups(&d.data_dir());

@@ -177,6 +177,14 @@ impl Daemon {
         wait_until(Duration::from_secs(10), "standby ready", || self.status()["sites"][0]["standby_ready"] == true);
     }
 
+    /// With the standby known ready, stops `primary` and waits until the site's answer is the
+    /// standby (127.0.0.2).
+    pub fn fail_over(&self, primary: &mut Nginx) {
+        self.wait_standby_ready();
+        primary.kill();
+        self.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
+    }
+
     /// Waits until `name` answers `want`; returns how long it took.
     pub fn wait_answer(&self, name: &str, want: &str, limit: Duration) -> Duration {
         let want: IpAddr = want.parse().unwrap();
