@@ -41,7 +41,12 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("iproute2");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// An echo service answering whatever `answer` holds.
@@ -50,14 +55,22 @@ async fn echo(answer: Arc<Mutex<String>>) -> SocketAddr {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = l.accept().await else { continue };
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
             let answer = answer.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |_req| {
                     let body = answer.lock().unwrap().clone();
-                    async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(body)))) }
+                    async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from(body),
+                        )))
+                    }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
             });
         }
     });
@@ -76,25 +89,40 @@ fn start_daemon(bin: &str, dir: &std::path::Path, source: &str) -> (Kill, Socket
         ),
     )
     .unwrap();
-    let child =
-        Kill(Command::new(bin).args(["run", "-c"]).arg(dir.join("c.toml")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let child = Kill(
+        Command::new(bin)
+            .args(["run", "-c"])
+            .arg(dir.join("c.toml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let start = Instant::now();
     loop {
         if let Some(i) = understudy::app::RuntimeInfo::read(&data) {
             return (child, i.dns[0]);
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "understudy did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "understudy did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 async fn answer(server: SocketAddr) -> Option<IpAddr> {
-    client::query(server, &fqdn("home.home.test"), hickory_proto::rr::RecordType::A, Duration::from_millis(300))
-        .await
-        .ok()?
-        .addrs
-        .first()
-        .copied()
+    client::query(
+        server,
+        &fqdn("home.home.test"),
+        hickory_proto::rr::RecordType::A,
+        Duration::from_millis(300),
+    )
+    .await
+    .ok()?
+    .addrs
+    .first()
+    .copied()
 }
 
 async fn wait_for(server: SocketAddr, want: IpAddr, limit: Duration) -> Option<f64> {
@@ -145,7 +173,11 @@ fn ddclient_reference(
     let answer = || bind.rdata("home.example.test", hickory_proto::rr::RecordType::A);
     let t0 = Instant::now();
     while answer() != ["192.0.2.1"] {
-        assert!(t0.elapsed() < Duration::from_secs(30), "ddclient never published: check {}", conf.display());
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "ddclient never published: check {}",
+            conf.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut out = vec![];
@@ -165,7 +197,11 @@ fn ddclient_reference(
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        eprintln!("ddclient #{:>2}: {:.3} s", i + 1, out.last().copied().unwrap_or(f64::NAN));
+        eprintln!(
+            "ddclient #{:>2}: {:.3} s",
+            i + 1,
+            out.last().copied().unwrap_or(f64::NAN)
+        );
     }
     stop.store(true, Ordering::SeqCst);
     let _ = runner.join();
@@ -175,7 +211,9 @@ fn ddclient_reference(
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let bin = args.next().unwrap_or_else(|| "target/release/understudy".into());
+    let bin = args
+        .next()
+        .unwrap_or_else(|| "target/release/understudy".into());
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
     let dir = std::env::temp_dir().join(format!("understudy-ddns-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -195,7 +233,9 @@ async fn main() {
         &dir,
         &format!("[[ip.sources]]\nname = \"echo\"\ntype = \"http\"\nfamily = \"ipv4\"\nurl = \"http://{echo_addr}/\""),
     );
-    wait_for(dns, "192.0.2.1".parse().unwrap(), Duration::from_secs(20)).await.expect("first address");
+    wait_for(dns, "192.0.2.1".parse().unwrap(), Duration::from_secs(20))
+        .await
+        .expect("first address");
     let mut polled = vec![];
     for i in 0..n {
         tokio::time::sleep(jitter()).await; // a random phase against the poll
@@ -205,18 +245,26 @@ async fn main() {
             Some(t) => polled.push(t),
             None => eprintln!("polling: change {i} not seen within 20 s"),
         }
-        eprintln!("polling #{:>2}: {:.3} s", i + 1, polled.last().copied().unwrap_or(f64::NAN));
+        eprintln!(
+            "polling #{:>2}: {:.3} s",
+            i + 1,
+            polled.last().copied().unwrap_or(f64::NAN)
+        );
     }
     drop(daemon);
 
     // (b) the interface source with netlink events (poll still 5 s, so it cannot explain <5 s).
-    ip(&["link", "add", "wan0", "type", "veth", "peer", "name", "wan1"]);
+    ip(&[
+        "link", "add", "wan0", "type", "veth", "peer", "name", "wan1",
+    ]);
     ip(&["link", "set", "wan0", "up"]);
     ip(&["link", "set", "wan1", "up"]);
     ip(&["addr", "add", "192.0.2.1/24", "dev", "wan0"]);
     let (daemon, dns) =
         start_daemon(&bin, &dir, "[[ip.sources]]\nname = \"wan\"\ntype = \"interface\"\ninterface = \"wan0\"\nfamily = \"ipv4\"");
-    wait_for(dns, "192.0.2.1".parse().unwrap(), Duration::from_secs(20)).await.expect("first address");
+    wait_for(dns, "192.0.2.1".parse().unwrap(), Duration::from_secs(20))
+        .await
+        .expect("first address");
     let mut events = vec![];
     let mut old = "192.0.2.1".to_string();
     for i in 0..n {
@@ -232,7 +280,11 @@ async fn main() {
             Some(_) => events.push(t0.elapsed().as_secs_f64()),
             None => eprintln!("events: change {i} not seen within 20 s"),
         }
-        eprintln!("events  #{:>2}: {:.3} s", i + 1, events.last().copied().unwrap_or(f64::NAN));
+        eprintln!(
+            "events  #{:>2}: {:.3} s",
+            i + 1,
+            events.last().copied().unwrap_or(f64::NAN)
+        );
         old = new;
     }
     drop(daemon);
@@ -240,17 +292,22 @@ async fn main() {
 
     // (c) the reference: ddclient, one-shot every 5 s, same echo service, into BIND. It runs on
     // a plain thread: the BIND helper blocks, which an async context must not do.
-    let have_ddclient = std::path::Path::new("/usr/bin/ddclient").exists() || std::path::Path::new("/usr/sbin/ddclient").exists();
+    let have_ddclient = std::path::Path::new("/usr/bin/ddclient").exists()
+        || std::path::Path::new("/usr/sbin/ddclient").exists();
     let mut reference: Vec<f64> = if have_ddclient {
         let (current, dir) = (current.clone(), dir.clone());
-        std::thread::spawn(move || ddclient_reference(current, echo_addr, &dir, n, jitter)).join().expect("ddclient measurement")
+        std::thread::spawn(move || ddclient_reference(current, echo_addr, &dir, n, jitter))
+            .join()
+            .expect("ddclient measurement")
     } else {
         vec![]
     };
     let _ = std::fs::remove_dir_all(&dir);
 
     println!();
-    println!("dynamic DNS reaction: address change -> built-in DNS server answers it ({n} changes each)");
+    println!(
+        "dynamic DNS reaction: address change -> built-in DNS server answers it ({n} changes each)"
+    );
     println!("{:<34} {:>9} {:>9} {:>9}", "source", "p50", "p95", "max");
     for (label, v) in [
         ("HTTP echo, polled every 5 s", &mut polled),
@@ -262,7 +319,13 @@ async fn main() {
             continue;
         }
         let max = v.iter().cloned().fold(0.0, f64::max);
-        println!("{:<34} {:>8.3}s {:>8.3}s {:>8.3}s", label, pct(v, 50.0), pct(v, 95.0), max);
+        println!(
+            "{:<34} {:>8.3}s {:>8.3}s {:>8.3}s",
+            label,
+            pct(v, 50.0),
+            pct(v, 95.0),
+            max
+        );
     }
     if !reference.is_empty() && !polled.is_empty() && !events.is_empty() {
         println!(
@@ -275,6 +338,13 @@ async fn main() {
         println!("ddclient is not installed (apt-get install ddclient): the reference was not run");
     }
     if !events.is_empty() {
-        println!("target: event source p95 < 1 s -> {}", if pct(&mut events, 95.0) < 1.0 { "met" } else { "NOT met" });
+        println!(
+            "target: event source p95 < 1 s -> {}",
+            if pct(&mut events, 95.0) < 1.0 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
     }
 }

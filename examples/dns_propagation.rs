@@ -47,10 +47,19 @@ impl Provider for Counting {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.apply(zone, changes).await
     }
-    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+    async fn set_txt(
+        &self,
+        zone: &Name,
+        name: &Name,
+        values: &[String],
+    ) -> Result<(), ProviderError> {
         self.inner.set_txt(zone, name, values).await
     }
-    async fn marked(&self, zone: &Name, keys: &[Key]) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
+    async fn marked(
+        &self,
+        zone: &Name,
+        keys: &[Key],
+    ) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
         self.inner.marked(zone, keys).await
     }
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
@@ -87,8 +96,17 @@ struct Row {
 
 /// N single changes through `Reconciler::pass` (known state kept, as in the daemon), then one
 /// change of 100 names.
-async fn measure(label: &str, provider: Arc<dyn Provider>, verify: Vec<SocketAddr>, changes: usize) -> Row {
-    let counting = Arc::new(Counting { inner: provider, reads: AtomicUsize::new(0), writes: AtomicUsize::new(0) });
+async fn measure(
+    label: &str,
+    provider: Arc<dyn Provider>,
+    verify: Vec<SocketAddr>,
+    changes: usize,
+) -> Row {
+    let counting = Arc::new(Counting {
+        inner: provider,
+        reads: AtomicUsize::new(0),
+        writes: AtomicUsize::new(0),
+    });
     let r = Reconciler {
         zone: name("example.test"),
         provider: counting.clone(),
@@ -99,23 +117,38 @@ async fn measure(label: &str, provider: Arc<dyn Provider>, verify: Vec<SocketAdd
     };
     let one = vec!["www.example.test".to_string()];
     let mut known = None;
-    r.pass(&r.desired(&managed(&one, 0)), &mut known).await.expect("first pass");
+    r.pass(&r.desired(&managed(&one, 0)), &mut known)
+        .await
+        .expect("first pass");
     let mut times = vec![];
     for i in 1..=changes {
         let desired = r.desired(&managed(&one, i as u32));
         let t0 = Instant::now();
         match r.pass(&desired, &mut known).await.expect("pass") {
-            Pass::Applied(v) => assert!(v.iter().all(|(_, o, ok)| *o == Outcome::Applied && *ok), "{label}: {v:?}"),
+            Pass::Applied(v) => assert!(
+                v.iter().all(|(_, o, ok)| *o == Outcome::Applied && *ok),
+                "{label}: {v:?}"
+            ),
             Pass::InSync => panic!("{label}: nothing changed"),
         }
         times.push(t0.elapsed().as_secs_f64() * 1_000.0);
     }
     let hundred: Vec<String> = (0..100).map(|i| format!("site{i}.example.test")).collect();
     let mut known = None;
-    r.pass(&r.desired(&managed(&hundred, 7)), &mut known).await.expect("100 names, first");
-    let (w0, r0) = (counting.writes.load(Ordering::SeqCst), counting.reads.load(Ordering::SeqCst));
-    r.pass(&r.desired(&managed(&hundred, 8)), &mut known).await.expect("100 names");
-    let (w1, r1) = (counting.writes.load(Ordering::SeqCst), counting.reads.load(Ordering::SeqCst));
+    r.pass(&r.desired(&managed(&hundred, 7)), &mut known)
+        .await
+        .expect("100 names, first");
+    let (w0, r0) = (
+        counting.writes.load(Ordering::SeqCst),
+        counting.reads.load(Ordering::SeqCst),
+    );
+    r.pass(&r.desired(&managed(&hundred, 8)), &mut known)
+        .await
+        .expect("100 names");
+    let (w1, r1) = (
+        counting.writes.load(Ordering::SeqCst),
+        counting.reads.load(Ordering::SeqCst),
+    );
     Row {
         provider: label.to_string(),
         p50_ms: pct(&mut times.clone(), 50.0),
@@ -137,11 +170,24 @@ fn nsupdate_times(server: &AuthServer, changes: usize) -> (f64, f64, usize) {
             .spawn()
             .expect("nsupdate (bind9-dnsutils)");
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "nsupdate: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "nsupdate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    let head = format!("server {} {}\nzone example.test\n", server.addr.ip(), server.addr.port());
+    let head = format!(
+        "server {} {}\nzone example.test\n",
+        server.addr.ip(),
+        server.addr.port()
+    );
     let mut times = vec![];
     for i in 1..=changes {
         let ip = format!("198.51.100.{}", i % 250 + 1);
@@ -163,31 +209,72 @@ fn nsupdate_times(server: &AuthServer, changes: usize) -> (f64, f64, usize) {
 }
 
 fn main() {
-    let changes: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let changes: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut rows = vec![];
     let mut refs = vec![];
 
     // Built-in server.
     {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = understudy::config::parse(std::path::Path::new("bench.toml"), "[[dns.zones]]\nname = \"example.test\"\n").unwrap();
+        let cfg = understudy::config::parse(
+            std::path::Path::new("bench.toml"),
+            "[[dns.zones]]\nname = \"example.test\"\n",
+        )
+        .unwrap();
         let handle = understudy::dns::server::ZoneHandle::default();
-        let builtin =
-            Arc::new(understudy::dns::provider::builtin::Builtin::new(cfg.dns.zones.clone(), 60, handle.clone(), dir.path()).unwrap());
+        let builtin = Arc::new(
+            understudy::dns::provider::builtin::Builtin::new(
+                cfg.dns.zones.clone(),
+                60,
+                handle.clone(),
+                dir.path(),
+            )
+            .unwrap(),
+        );
         builtin.publish_all(&ManagedRecords::default()).unwrap();
-        let server = rt.block_on(understudy::dns::server::DnsServer::bind(&["127.0.0.1:0".parse().unwrap()], handle)).unwrap();
+        let server = rt
+            .block_on(understudy::dns::server::DnsServer::bind(
+                &["127.0.0.1:0".parse().unwrap()],
+                handle,
+            ))
+            .unwrap();
         let addr = server.addrs[0];
         rows.push(rt.block_on(measure("built-in server", builtin, vec![addr], changes)));
         rt.block_on(server.shutdown());
     }
-    for (kind, label) in [(Kind::Bind, "BIND 9 (RFC 2136)"), (Kind::Knot, "Knot (RFC 2136)")] {
+    for (kind, label) in [
+        (Kind::Bind, "BIND 9 (RFC 2136)"),
+        (Kind::Knot, "Knot (RFC 2136)"),
+    ] {
         let server = AuthServer::start(kind, "hmac-sha256");
-        let key = understudy::dns::provider::rfc2136::parse_bind_key(&std::fs::read_to_string(&server.key_file).unwrap()).unwrap();
-        let p = Arc::new(understudy::dns::provider::rfc2136::Rfc2136::new(server.addr, Some(key), Duration::from_secs(2)).unwrap());
+        let key = understudy::dns::provider::rfc2136::parse_bind_key(
+            &std::fs::read_to_string(&server.key_file).unwrap(),
+        )
+        .unwrap();
+        let p = Arc::new(
+            understudy::dns::provider::rfc2136::Rfc2136::new(
+                server.addr,
+                Some(key),
+                Duration::from_secs(2),
+            )
+            .unwrap(),
+        );
         rows.push(rt.block_on(measure(label, p, vec![server.addr], changes)));
         let (p50, p95, calls) = nsupdate_times(&server, changes);
-        refs.push((format!("nsupdate → {}", label.split(' ').next().unwrap()), p50, p95, calls));
+        refs.push((
+            format!("nsupdate → {}", label.split(' ').next().unwrap()),
+            p50,
+            p95,
+            calls,
+        ));
     }
     {
         let pdns = common::pdns::Pdns::start();
@@ -205,13 +292,19 @@ fn main() {
     {
         let moto = common::moto::Moto::start();
         let endpoint = format!("http://{}", moto.addr);
-        rt.block_on(common::moto::create_zone(&common::moto::sdk(&endpoint), "bench"));
+        rt.block_on(common::moto::create_zone(
+            &common::moto::sdk(&endpoint),
+            "bench",
+        ));
         let settings = understudy::dns::provider::route53::Settings {
             hosted_zone_id: None,
             region: "us-east-1".into(),
             endpoint: Some(endpoint),
             profile: None,
-            credentials: Some(("AKIDBENCH".into(), understudy::config::Secret("bench".into()))),
+            credentials: Some((
+                "AKIDBENCH".into(),
+                understudy::config::Secret("bench".into()),
+            )),
             confirm_timeout: Duration::from_secs(60),
             timeout: Duration::from_secs(5),
         };
@@ -226,16 +319,27 @@ fn main() {
     println!();
     println!("DNS propagation: desired change -> the authoritative server answers it ({changes} changes each; p50/p95 in ms)");
     println!("and provider calls when 100 sites change at once (state already known, as in the running daemon)\n");
-    println!("{:<30} {:>9} {:>9} {:>16} {:>14}", "provider", "p50", "p95", "write calls/100", "read calls/100");
+    println!(
+        "{:<30} {:>9} {:>9} {:>16} {:>14}",
+        "provider", "p50", "p95", "write calls/100", "read calls/100"
+    );
     for r in &rows {
-        println!("{:<30} {:>7.1}ms {:>7.1}ms {:>16} {:>14}", r.provider, r.p50_ms, r.p95_ms, r.writes_for_100, r.reads_for_100);
+        println!(
+            "{:<30} {:>7.1}ms {:>7.1}ms {:>16} {:>14}",
+            r.provider, r.p50_ms, r.p95_ms, r.writes_for_100, r.reads_for_100
+        );
     }
     println!("\nreference tool, same servers:");
     for (label, p50, p95, calls) in &refs {
-        println!("{:<30} {:>7.1}ms {:>7.1}ms {:>16} {:>14}", label, p50, p95, calls, "-");
+        println!(
+            "{:<30} {:>7.1}ms {:>7.1}ms {:>16} {:>14}",
+            label, p50, p95, calls, "-"
+        );
     }
     for (row, (label, p50, _, _)) in rows.iter().skip(1).zip(&refs) {
         println!("ratio p50 understudy/{label} = {:.2}", row.p50_ms / p50);
     }
-    println!("\nCloudflare: no real server can run here (only the test fake), so it is not measured.");
+    println!(
+        "\nCloudflare: no real server can run here (only the test fake), so it is not measured."
+    );
 }

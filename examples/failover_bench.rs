@@ -26,7 +26,12 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { understudy: PathBuf::from("target/release/understudy"), outages: 20, interval_ms: 500, pdns_interval: 5 };
+    let mut a = Args {
+        understudy: PathBuf::from("target/release/understudy"),
+        outages: 20,
+        interval_ms: 500,
+        pdns_interval: 5,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let v = it.next().unwrap_or_else(|| panic!("{k} needs a value"));
@@ -50,7 +55,14 @@ impl Drop for Killer {
 }
 
 async fn a_of(server: SocketAddr) -> Option<IpAddr> {
-    let r = client::query(server, &fqdn("www.example.test"), hickory_proto::rr::RecordType::A, Duration::from_millis(300)).await.ok()?;
+    let r = client::query(
+        server,
+        &fqdn("www.example.test"),
+        hickory_proto::rr::RecordType::A,
+        Duration::from_millis(300),
+    )
+    .await
+    .ok()?;
     (r.addrs.len() == 1).then(|| r.addrs[0])
 }
 
@@ -64,13 +76,20 @@ async fn wait_both(servers: &[SocketAddr], want: IpAddr, limit: Duration) -> any
         if all {
             return Ok(());
         }
-        anyhow::ensure!(start.elapsed() < limit, "servers did not all answer {want} within {limit:?}");
+        anyhow::ensure!(
+            start.elapsed() < limit,
+            "servers did not all answer {want} within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -88,7 +107,8 @@ async fn main() -> anyhow::Result<()> {
     // Same port on both addresses: ifurlup's URL carries one port for every candidate.
     let mut primary = SampleServer::start("127.0.0.1:0".parse()?, "primary").await?;
     let port = primary.addr.port();
-    let standby = SampleServer::start(SocketAddr::new("127.0.0.2".parse()?, port), "standby").await?;
+    let standby =
+        SampleServer::start(SocketAddr::new("127.0.0.2".parse()?, port), "standby").await?;
     let (p_ip, s_ip) = (primary.addr.ip(), standby.addr.ip());
 
     // understudy
@@ -100,13 +120,22 @@ async fn main() -> anyhow::Result<()> {
         i = a.interval_ms
     );
     std::fs::write(dir.join("understudy.toml"), ucfg)?;
-    let _u = Killer(Command::new(&a.understudy).args(["run", "-c"]).arg(dir.join("understudy.toml")).stderr(Stdio::null()).spawn()?);
+    let _u = Killer(
+        Command::new(&a.understudy)
+            .args(["run", "-c"])
+            .arg(dir.join("understudy.toml"))
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
     let started = Instant::now();
     let info = loop {
         if let Some(i) = understudy::app::RuntimeInfo::read(&dir.join("u")) {
             break i;
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(20), "understudy did not start");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(20),
+            "understudy did not start"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let udns = info.dns[0];
@@ -122,7 +151,13 @@ async fn main() -> anyhow::Result<()> {
              www IN LUA A \"ifurlup('http://www.example.test:{port}/', {{{{'127.0.0.1'}}, {{'127.0.0.2'}}}}, {{timeout=1}})\"\n"
         ),
     )?;
-    std::fs::write(pdir.join("named.conf"), format!("zone \"example.test\" {{ file \"{}/example.test.zone\"; }};\n", pdir.display()))?;
+    std::fs::write(
+        pdir.join("named.conf"),
+        format!(
+            "zone \"example.test\" {{ file \"{}/example.test.zone\"; }};\n",
+            pdir.display()
+        ),
+    )?;
     std::fs::write(
         pdir.join("pdns.conf"),
         format!(
@@ -134,7 +169,11 @@ async fn main() -> anyhow::Result<()> {
         ),
     )?;
     let _p = Killer(
-        Command::new("pdns_server").arg(format!("--config-dir={}", pdir.display())).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?,
+        Command::new("pdns_server")
+            .arg(format!("--config-dir={}", pdir.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
     );
     let pdns: SocketAddr = format!("127.0.0.1:{pport}").parse()?;
     wait_both(&[udns, pdns], p_ip, Duration::from_secs(60)).await?;
@@ -170,7 +209,10 @@ async fn main() -> anyhow::Result<()> {
                 }
                 _ => {
                     timeouts += 1;
-                    eprintln!("{kind} #{:>2}: timed out (understudy {u_at:?}, powerdns {p_at:?})", n + 1);
+                    eprintln!(
+                        "{kind} #{:>2}: timed out (understudy {u_at:?}, powerdns {p_at:?})",
+                        n + 1
+                    );
                 }
             }
             primary.set_mode(Mode::Serving).await?;
@@ -185,14 +227,20 @@ async fn main() -> anyhow::Result<()> {
         "failover latency: time from the primary failing to the DNS answer moving to the standby ({} outages of each kind)",
         a.outages
     );
-    println!("  understudy: probe every {} ms, timeout 1 s, down after 3 failed probes in a row", a.interval_ms);
+    println!(
+        "  understudy: probe every {} ms, timeout 1 s, down after 3 failed probes in a row",
+        a.interval_ms
+    );
     println!(
         "  PowerDNS {}: LUA ifurlup, lua-health-checks-interval={} s, timeout 1 s, down after 1 failed check",
         pdns_version(),
         a.pdns_interval
     );
     println!();
-    println!("{:<12} {:<11} {:>7} {:>7} {:>7}", "outage", "server", "p50", "p95", "max");
+    println!(
+        "{:<12} {:<11} {:>7} {:>7} {:>7}",
+        "outage", "server", "p50", "p95", "max"
+    );
     for (kind, us, pd, timeouts) in &results {
         for (name, v) in [("understudy", us), ("powerdns", pd)] {
             println!(
@@ -209,7 +257,11 @@ async fn main() -> anyhow::Result<()> {
             kind,
             percentile(us, 95.0) / percentile(pd, 95.0),
             percentile(us, 50.0) / percentile(pd, 50.0),
-            if *timeouts > 0 { format!("   {timeouts} outage(s) timed out") } else { String::new() }
+            if *timeouts > 0 {
+                format!("   {timeouts} outage(s) timed out")
+            } else {
+                String::new()
+            }
         );
     }
     primary.shutdown().await;
@@ -221,8 +273,12 @@ async fn main() -> anyhow::Result<()> {
 fn pdns_version() -> String {
     let out = Command::new("pdns_server").arg("--version").output().ok();
     out.and_then(|o| {
-        let text = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
-        text.split_whitespace().skip_while(|w| *w != "Server").nth(1).map(String::from)
+        let text =
+            String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+        text.split_whitespace()
+            .skip_while(|w| *w != "Server")
+            .nth(1)
+            .map(String::from)
     })
     .unwrap_or_else(|| "?".to_string())
 }

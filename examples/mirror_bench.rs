@@ -48,10 +48,21 @@ struct Counters {
 
 /// The delaying proxy: forwards each request to nginx over kept-alive connections, waits
 /// `delay`, then answers with nginx's status, headers and body.
-async fn proxy(listener: tokio::net::TcpListener, upstream: SocketAddr, delay: Duration, counters: Arc<Counters>) {
-    let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+async fn proxy(
+    listener: tokio::net::TcpListener,
+    upstream: SocketAddr,
+    delay: Duration,
+    counters: Arc<Counters>,
+) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let client = client.clone();
         let counters = counters.clone();
         tokio::spawn(async move {
@@ -61,22 +72,37 @@ async fn proxy(listener: tokio::net::TcpListener, upstream: SocketAddr, delay: D
                 async move {
                     counters.requests.fetch_add(1, Ordering::Relaxed);
                     let (parts, _) = req.into_parts();
-                    let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                    let pq = parts
+                        .uri
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/");
                     let mut headers = reqwest::header::HeaderMap::new();
                     for (k, v) in parts.headers.iter() {
-                        if !matches!(k.as_str(), "connection" | "keep-alive" | "transfer-encoding" | "te" | "upgrade") {
+                        if !matches!(
+                            k.as_str(),
+                            "connection" | "keep-alive" | "transfer-encoding" | "te" | "upgrade"
+                        ) {
                             headers.append(k.clone(), v.clone());
                         }
                     }
-                    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap();
+                    let method =
+                        reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap();
                     let started = Instant::now();
-                    let resp = client.request(method, format!("http://{upstream}{pq}")).headers(headers).send().await;
+                    let resp = client
+                        .request(method, format!("http://{upstream}{pq}"))
+                        .headers(headers)
+                        .send()
+                        .await;
                     let mut out = hyper::Response::builder();
                     let body = match resp {
                         Ok(r) => {
                             out = out.status(r.status().as_u16());
                             for (k, v) in r.headers().iter() {
-                                if !matches!(k.as_str(), "connection" | "keep-alive" | "transfer-encoding") {
+                                if !matches!(
+                                    k.as_str(),
+                                    "connection" | "keep-alive" | "transfer-encoding"
+                                ) {
                                     out = out.header(k.as_str(), v.as_bytes());
                                 }
                             }
@@ -87,12 +113,17 @@ async fn proxy(listener: tokio::net::TcpListener, upstream: SocketAddr, delay: D
                             Bytes::new()
                         }
                     };
-                    counters.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                    counters
+                        .bytes
+                        .fetch_add(body.len() as u64, Ordering::Relaxed);
                     tokio::time::sleep(delay.saturating_sub(started.elapsed())).await;
                     Ok::<_, Infallible>(out.body(Full::new(body)).unwrap())
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }
@@ -123,9 +154,14 @@ fn page(i: usize, n: usize, marker: &str) -> String {
 fn sitemap(host: &str, n: usize, lastmod: &dyn Fn(usize) -> &'static str) -> String {
     let mut s =
         String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n");
-    s.push_str(&format!("<url><loc>http://{host}/</loc><lastmod>2026-10-01</lastmod></url>\n"));
+    s.push_str(&format!(
+        "<url><loc>http://{host}/</loc><lastmod>2026-10-01</lastmod></url>\n"
+    ));
     for i in 0..n {
-        s.push_str(&format!("<url><loc>http://{host}/p/{i}</loc><lastmod>{}</lastmod></url>\n", lastmod(i)));
+        s.push_str(&format!(
+            "<url><loc>http://{host}/p/{i}</loc><lastmod>{}</lastmod></url>\n",
+            lastmod(i)
+        ));
     }
     s.push_str("</urlset>\n");
     s
@@ -153,9 +189,19 @@ fn timed(counters: &Counters, cmd: &mut Command) -> Run {
     if !out.status.success() && out.status.code() != Some(8) {
         // wget exits 8 when some URL answered an error (our generated site has none, but a
         // 404 sitemap for another host counts); anything else is a failed run.
-        eprintln!("{:?} exited {}: {}", cmd, out.status, String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "{:?} exited {}: {}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    Run { secs, requests: counters.requests.load(Ordering::Relaxed), bytes: counters.bytes.load(Ordering::Relaxed), picked_up: None }
+    Run {
+        secs,
+        requests: counters.requests.load(Ordering::Relaxed),
+        bytes: counters.bytes.load(Ordering::Relaxed),
+        picked_up: None,
+    }
 }
 
 /// How many of the changed pages' markers appear in the files under `dir`.
@@ -172,45 +218,97 @@ fn markers_in_files(dir: &Path, changed: &[usize]) -> usize {
             }
         }
     }
-    changed.iter().filter(|i| text.contains(&format!("CHANGED-{i}-"))).count()
+    changed
+        .iter()
+        .filter(|i| text.contains(&format!("CHANGED-{i}-")))
+        .count()
 }
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
-    let delay = Duration::from_millis(std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(20));
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2000);
+    let delay = Duration::from_millis(
+        std::env::args()
+            .nth(2)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(20),
+    );
     for tool in ["wget", "wget2"] {
         common::need(tool, tool);
     }
     let bin = PathBuf::from("target/release/understudy");
-    assert!(bin.exists(), "build the release binary first (bench/mirror does)");
+    assert!(
+        bin.exists(),
+        "build the release binary first (bench/mirror does)"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let www = dir.path().join("www");
     for i in 0..n {
-        write(&www, &format!("p/{i}.html"), page(i, n, "original").as_bytes());
+        write(
+            &www,
+            &format!("p/{i}.html"),
+            page(i, n, "original").as_bytes(),
+        );
     }
-    let index: String = (0..10).map(|j| format!("<a href=\"/p/{j}\">Page {j}</a>\n")).collect();
-    write(&www, "index.html", format!("<!doctype html><link rel=\"stylesheet\" href=\"/css/site.css\"><h1>Home</h1>{index}").as_bytes());
-    write(&www, "css/site.css", b"body { background: url(/img/bg.png) } header { height: 40px }\n");
+    let index: String = (0..10)
+        .map(|j| format!("<a href=\"/p/{j}\">Page {j}</a>\n"))
+        .collect();
+    write(
+        &www,
+        "index.html",
+        format!(
+            "<!doctype html><link rel=\"stylesheet\" href=\"/css/site.css\"><h1>Home</h1>{index}"
+        )
+        .as_bytes(),
+    );
+    write(
+        &www,
+        "css/site.css",
+        b"body { background: url(/img/bg.png) } header { height: 40px }\n",
+    );
     for i in 0..100 {
-        write(&www, &format!("img/{i}.png"), &vec![(i % 251) as u8; 8 * 1024]);
+        write(
+            &www,
+            &format!("img/{i}.png"),
+            &vec![(i % 251) as u8; 8 * 1024],
+        );
     }
     write(&www, "img/logo.png", &[7u8; 4096]);
     write(&www, "img/bg.png", &[9u8; 16 * 1024]);
     let urls = n + 1 + 1 + 100 + 2;
-    let nginx =
-        common::Nginx::start_custom("127.0.0.1", tempfile::tempdir().unwrap(), &NGINX.replace("{DIR}", &dir.path().display().to_string()));
+    let nginx = common::Nginx::start_custom(
+        "127.0.0.1",
+        tempfile::tempdir().unwrap(),
+        &NGINX.replace("{DIR}", &dir.path().display().to_string()),
+    );
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let counters = Arc::new(Counters::default());
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let proxy_addr = listener.local_addr().unwrap();
     rt.spawn(proxy(listener, nginx.addr, delay, counters.clone()));
     let port = proxy_addr.port();
     let write_sitemaps = |lastmod: &dyn Fn(usize) -> &'static str| {
-        write(&www, "sitemap-www.bench.test.xml", sitemap(&format!("www.bench.test:{port}"), n, lastmod).as_bytes());
-        write(&www, "sitemap-127.0.0.1.xml", sitemap(&format!("127.0.0.1:{port}"), n, lastmod).as_bytes());
+        write(
+            &www,
+            "sitemap-www.bench.test.xml",
+            sitemap(&format!("www.bench.test:{port}"), n, lastmod).as_bytes(),
+        );
+        write(
+            &www,
+            "sitemap-127.0.0.1.xml",
+            sitemap(&format!("127.0.0.1:{port}"), n, lastmod).as_bytes(),
+        );
     };
     write_sitemaps(&|_| "2026-10-01");
 
@@ -240,22 +338,47 @@ concurrency = 8
     let wget2_dir = dir.path().join("wget2");
     let url = format!("http://127.0.0.1:{port}/");
 
-    println!("mirror benchmark: {n} pages ({urls} URLs), nginx behind a proxy adding {} ms per response", delay.as_millis());
+    println!(
+        "mirror benchmark: {n} pages ({urls} URLs), nginx behind a proxy adding {} ms per response",
+        delay.as_millis()
+    );
     let changed: Vec<usize> = (0..n.div_ceil(100)).map(|k| (k * 97 + 50) % n).collect();
     let mut results: Vec<(&str, &str, Run)> = Vec::new();
     for round in ["first", "unchanged", "1% changed"] {
         if round == "1% changed" {
             std::thread::sleep(Duration::from_millis(1100)); // a new Last-Modified second
             for &i in &changed {
-                write(&www, &format!("p/{i}.html"), page(i, n, &format!("CHANGED-{i}-")).as_bytes());
+                write(
+                    &www,
+                    &format!("p/{i}.html"),
+                    page(i, n, &format!("CHANGED-{i}-")).as_bytes(),
+                );
             }
-            write_sitemaps(&|i| if changed.contains(&i) { "2026-11-24" } else { "2026-10-01" });
+            write_sitemaps(&|i| {
+                if changed.contains(&i) {
+                    "2026-11-24"
+                } else {
+                    "2026-10-01"
+                }
+            });
         }
         // BENCH_SKIP_WGET=1 leaves the slow single-connection wget out (for quick iterations;
         // the ratios that need it are then not printed).
         let skip_wget = std::env::var_os("BENCH_SKIP_WGET").is_some();
         let mut wget = Command::new(if skip_wget { "true" } else { "wget" });
-        wget.args(["--mirror", "-p", "-k", "-E", "-q", "-e", "robots=off", "--no-proxy", "-P"]).arg(&wget_dir).arg(&url);
+        wget.args([
+            "--mirror",
+            "-p",
+            "-k",
+            "-E",
+            "-q",
+            "-e",
+            "robots=off",
+            "--no-proxy",
+            "-P",
+        ])
+        .arg(&wget_dir)
+        .arg(&url);
         let mut r = timed(&counters, &mut wget);
         if round == "1% changed" {
             r.picked_up = Some(markers_in_files(&wget_dir, &changed));
@@ -264,7 +387,19 @@ concurrency = 8
 
         let mut wget2 = Command::new("wget2");
         wget2
-            .args(["--mirror", "-p", "-k", "-E", "-q", "--robots=off", "--no-proxy", "--max-threads=8", "--tries=2", "--timeout=10", "-P"])
+            .args([
+                "--mirror",
+                "-p",
+                "-k",
+                "-E",
+                "-q",
+                "--robots=off",
+                "--no-proxy",
+                "--max-threads=8",
+                "--tries=2",
+                "--timeout=10",
+                "-P",
+            ])
             .arg(&wget2_dir)
             .arg(&url);
         let mut r = timed(&counters, &mut wget2);
@@ -274,10 +409,15 @@ concurrency = 8
         results.push(("wget2", round, r));
 
         let mut us = Command::new(&bin);
-        us.args(["mirror", "bench", "--json", "-c"]).arg(dir.path().join("understudy.toml"));
+        us.args(["mirror", "bench", "--json", "-c"])
+            .arg(dir.path().join("understudy.toml"));
         let mut r = timed(&counters, &mut us);
         if round == "1% changed" {
-            let store = understudy::mirror::snapshot::SnapshotStore::open(&dir.path().join("data"), "bench").unwrap();
+            let store = understudy::mirror::snapshot::SnapshotStore::open(
+                &dir.path().join("data"),
+                "bench",
+            )
+            .unwrap();
             let m = store.current().unwrap().expect("published");
             let found = changed
                 .iter()
@@ -285,7 +425,10 @@ concurrency = 8
                     m.entries
                         .get(&format!("http://www.bench.test:{port}/p/{i}"))
                         .and_then(|e| e.body.as_ref())
-                        .is_some_and(|h| String::from_utf8_lossy(&store.body(h).unwrap()).contains(&format!("CHANGED-{i}-")))
+                        .is_some_and(|h| {
+                            String::from_utf8_lossy(&store.body(h).unwrap())
+                                .contains(&format!("CHANGED-{i}-"))
+                        })
                 })
                 .count();
             r.picked_up = Some(found);
@@ -293,7 +436,10 @@ concurrency = 8
         results.push(("understudy", round, r));
     }
 
-    println!("\n{:<12} {:<11} {:>8} {:>9} {:>9} {:>12} {:>10}", "tool", "round", "secs", "pages/s", "requests", "bytes", "changes");
+    println!(
+        "\n{:<12} {:<11} {:>8} {:>9} {:>9} {:>12} {:>10}",
+        "tool", "round", "secs", "pages/s", "requests", "bytes", "changes"
+    );
     for (tool, round, r) in &results {
         println!(
             "{:<12} {:<11} {:>8.2} {:>9.1} {:>9} {:>12} {:>10}",
@@ -303,10 +449,18 @@ concurrency = 8
             n as f64 / r.secs,
             r.requests,
             r.bytes,
-            r.picked_up.map(|p| format!("{p}/{}", changed.len())).unwrap_or_default()
+            r.picked_up
+                .map(|p| format!("{p}/{}", changed.len()))
+                .unwrap_or_default()
         );
     }
-    let get = |tool: &str, round: &str| results.iter().find(|(t, r, _)| *t == tool && *r == round).map(|(_, _, r)| r).unwrap();
+    let get = |tool: &str, round: &str| {
+        results
+            .iter()
+            .find(|(t, r, _)| *t == tool && *r == round)
+            .map(|(_, _, r)| r)
+            .unwrap()
+    };
     let us1 = get("understudy", "first");
     let us2 = get("understudy", "unchanged");
     let us3 = get("understudy", "1% changed");
@@ -328,6 +482,10 @@ concurrency = 8
             get(tool, "unchanged").secs / get(tool, "first").secs
         );
     }
-    println!("  1% change picked up: understudy {}/{} (target all)", us3.picked_up.unwrap_or(0), changed.len());
+    println!(
+        "  1% change picked up: understudy {}/{} (target all)",
+        us3.picked_up.unwrap_or(0),
+        changed.len()
+    );
     drop(nginx);
 }

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
+    NewOrder, OrderStatus, RetryPolicy,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -43,9 +44,21 @@ const RECHECK: Millis = 3_600_000;
 /// - no certificate, or one that does not cover every name: now (or after the backoff);
 /// - otherwise at [`crate::tls::renew_at`], or after the backoff once that has passed and
 ///   attempts failed.
-pub fn next_attempt(cert: Option<&CertInfo>, hosts: &[String], failures: u32, last_failure: Option<Millis>, now: Millis) -> Millis {
+pub fn next_attempt(
+    cert: Option<&CertInfo>,
+    hosts: &[String],
+    failures: u32,
+    last_failure: Option<Millis>,
+    now: Millis,
+) -> Millis {
     let due = match cert {
-        Some(c) if hosts.iter().all(|h| c.names.iter().any(|n| crate::tls::covers(n, h))) => crate::tls::renew_at(c),
+        Some(c)
+            if hosts
+                .iter()
+                .all(|h| c.names.iter().any(|n| crate::tls::covers(n, h))) =>
+        {
+            crate::tls::renew_at(c)
+        }
         _ => now,
     };
     match (failures, last_failure) {
@@ -56,7 +69,9 @@ pub fn next_attempt(cert: Option<&CertInfo>, hosts: &[String], failures: u32, la
 
 /// 1 min, 2 min, 4 min, ... up to 6 h.
 pub fn backoff(failures: u32) -> Millis {
-    FIRST_BACKOFF.saturating_mul(1u64 << failures.saturating_sub(1).min(20)).min(MAX_BACKOFF)
+    FIRST_BACKOFF
+        .saturating_mul(1u64 << failures.saturating_sub(1).min(20))
+        .min(MAX_BACKOFF)
 }
 
 /// One site whose certificate ACME keeps.
@@ -84,8 +99,19 @@ pub struct Manager {
 }
 
 impl Manager {
-    pub fn new(cfg: AcmeConfig, data_dir: &Path, dns: Arc<dyn ChallengeDns>, certs: Arc<Certs>) -> Manager {
-        Manager { cfg, data_dir: data_dir.to_path_buf(), dns, certs, attempts: Mutex::new(HashMap::new()) }
+    pub fn new(
+        cfg: AcmeConfig,
+        data_dir: &Path,
+        dns: Arc<dyn ChallengeDns>,
+        certs: Arc<Certs>,
+    ) -> Manager {
+        Manager {
+            cfg,
+            data_dir: data_dir.to_path_buf(),
+            dns,
+            certs,
+            attempts: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The last failure of a site's issuance, if its latest attempt failed.
@@ -101,7 +127,11 @@ impl Manager {
             let mut next = now + RECHECK;
             for s in &sites {
                 let at = {
-                    let a = self.attempts.lock().map(|m| m.get(&s.site).cloned().unwrap_or_default()).unwrap_or_default();
+                    let a = self
+                        .attempts
+                        .lock()
+                        .map(|m| m.get(&s.site).cloned().unwrap_or_default())
+                        .unwrap_or_default();
                     let cert = self.certs.get(&s.hosts[0]).map(|p| p.info.clone());
                     next_attempt(cert.as_ref(), &s.hosts, a.failures, a.last_failure, now)
                 };
@@ -151,14 +181,17 @@ impl Manager {
 
     /// The ACME account: restored from the data directory, or created there.
     async fn account(&self) -> Result<Account, String> {
-        let path = self.data_dir.join("acme").join(format!("account-{}.json", short_hash(&self.cfg.directory)));
+        let path = self
+            .data_dir
+            .join("acme")
+            .join(format!("account-{}.json", short_hash(&self.cfg.directory)));
         let builder = || match &self.cfg.ca_file {
             Some(root) => Account::builder_with_root(root),
             None => Account::builder(),
         };
         if let Ok(bytes) = std::fs::read(&path) {
-            let creds: AccountCredentials =
-                serde_json::from_slice(&bytes).map_err(|e| format!("{} is not an ACME account file: {e}", path.display()))?;
+            let creds: AccountCredentials = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{} is not an ACME account file: {e}", path.display()))?;
             return builder()
                 .map_err(|e| format!("ACME client: {e}"))?
                 .from_credentials(creds)
@@ -169,7 +202,11 @@ impl Manager {
         let (account, creds) = builder()
             .map_err(|e| format!("ACME client: {e}"))?
             .create(
-                &NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false },
+                &NewAccount {
+                    contact: &contact,
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
                 self.cfg.directory.clone(),
                 None,
             )
@@ -193,17 +230,34 @@ impl Manager {
             }
         }
         let (chain, key) = result?;
-        let pair = crate::tls::load_pair(chain.as_bytes(), key.as_bytes()).map_err(|e| format!("the CA's certificate: {e}"))?;
-        crate::tls::save(&crate::tls::store_dir(&self.data_dir, &site.site), &chain, &key)
-            .map_err(|e| format!("cannot save the certificate: {e}"))?;
+        let pair = crate::tls::load_pair(chain.as_bytes(), key.as_bytes())
+            .map_err(|e| format!("the CA's certificate: {e}"))?;
+        crate::tls::save(
+            &crate::tls::store_dir(&self.data_dir, &site.site),
+            &chain,
+            &key,
+        )
+        .map_err(|e| format!("cannot save the certificate: {e}"))?;
         let info = pair.info.clone();
         self.certs.install(&site.hosts, Arc::new(pair));
         Ok(info)
     }
 
-    async fn order(&self, account: &Account, site: &AcmeSite, published: &mut Vec<Name>) -> Result<(String, String), String> {
-        let ids: Vec<Identifier> = site.hosts.iter().map(|h| Identifier::Dns(h.clone())).collect();
-        let mut order = account.new_order(&NewOrder::new(&ids)).await.map_err(|e| format!("new order: {e}"))?;
+    async fn order(
+        &self,
+        account: &Account,
+        site: &AcmeSite,
+        published: &mut Vec<Name>,
+    ) -> Result<(String, String), String> {
+        let ids: Vec<Identifier> = site
+            .hosts
+            .iter()
+            .map(|h| Identifier::Dns(h.clone()))
+            .collect();
+        let mut order = account
+            .new_order(&NewOrder::new(&ids))
+            .await
+            .map_err(|e| format!("new order: {e}"))?;
         // Every pending authorization's TXT value, by challenge name (a name and its wildcard
         // share one), published before any challenge is declared ready.
         let mut values: BTreeMap<Name, Vec<String>> = BTreeMap::new();
@@ -217,16 +271,27 @@ impl Manager {
                     AuthorizationStatus::Pending => {}
                     other => return Err(format!("authorization is {other:?}")),
                 }
-                let ch = a.challenge(ChallengeType::Dns01).ok_or("the CA offers no dns-01 challenge")?;
+                let ch = a
+                    .challenge(ChallengeType::Dns01)
+                    .ok_or("the CA offers no dns-01 challenge")?;
                 let host = ch.identifier().to_string();
-                let name = Name::from_ascii(format!("_acme-challenge.{}.", host.trim_start_matches("*.").trim_end_matches('.')))
-                    .map_err(|e| format!("challenge name for {host}: {e}"))?;
-                values.entry(name).or_default().push(ch.key_authorization().dns_value());
+                let name = Name::from_ascii(format!(
+                    "_acme-challenge.{}.",
+                    host.trim_start_matches("*.").trim_end_matches('.')
+                ))
+                .map_err(|e| format!("challenge name for {host}: {e}"))?;
+                values
+                    .entry(name)
+                    .or_default()
+                    .push(ch.key_authorization().dns_value());
                 ready.push(ch.url.clone());
             }
         }
         for (name, vals) in &values {
-            self.dns.publish(name, vals).await.map_err(|e| format!("publishing {name} TXT: {e}"))?;
+            self.dns
+                .publish(name, vals)
+                .await
+                .map_err(|e| format!("publishing {name} TXT: {e}"))?;
             published.push(name.clone());
         }
         // Declare every challenge ready (their records are all out now).
@@ -236,18 +301,29 @@ impl Manager {
                 let mut a = a.map_err(|e| format!("authorization: {e}"))?;
                 if let Some(mut ch) = a.challenge(ChallengeType::Dns01) {
                     if ready.contains(&ch.url) {
-                        ch.set_ready().await.map_err(|e| format!("challenge: {e}"))?;
+                        ch.set_ready()
+                            .await
+                            .map_err(|e| format!("challenge: {e}"))?;
                     }
                 }
             }
         }
         let retry = RetryPolicy::new().timeout(Duration::from_secs(90));
-        let status = order.poll_ready(&retry).await.map_err(|e| format!("waiting for validation: {e}"))?;
+        let status = order
+            .poll_ready(&retry)
+            .await
+            .map_err(|e| format!("waiting for validation: {e}"))?;
         if status != OrderStatus::Ready {
             return Err(format!("the order is {status:?} after validation"));
         }
-        let key = order.finalize().await.map_err(|e| format!("finalize: {e}"))?;
-        let chain = order.poll_certificate(&retry).await.map_err(|e| format!("certificate: {e}"))?;
+        let key = order
+            .finalize()
+            .await
+            .map_err(|e| format!("finalize: {e}"))?;
+        let chain = order
+            .poll_certificate(&retry)
+            .await
+            .map_err(|e| format!("certificate: {e}"))?;
         Ok((chain, key))
     }
 }
@@ -268,15 +344,31 @@ mod tests {
     fn issued_at_once_renewed_at_two_thirds_backed_off_after_failures() {
         let hosts = vec!["www.example.com".to_string(), "example.com".to_string()];
         let now = 100 * DAY;
-        assert_eq!(next_attempt(None, &hosts, 0, None, now), now, "no certificate: now");
+        assert_eq!(
+            next_attempt(None, &hosts, 0, None, now),
+            now,
+            "no certificate: now"
+        );
         let good = cert(&["www.example.com", "example.com"], 90 * DAY, 180 * DAY);
-        assert_eq!(next_attempt(Some(&good), &hosts, 0, None, now), 150 * DAY, "at two thirds");
+        assert_eq!(
+            next_attempt(Some(&good), &hosts, 0, None, now),
+            150 * DAY,
+            "at two thirds"
+        );
         let partial = cert(&["www.example.com"], 90 * DAY, 180 * DAY);
-        assert_eq!(next_attempt(Some(&partial), &hosts, 0, None, now), now, "a name was added: now");
+        assert_eq!(
+            next_attempt(Some(&partial), &hosts, 0, None, now),
+            now,
+            "a name was added: now"
+        );
         // Failures: the due time moves by the backoff from the last failure, not earlier.
         assert_eq!(next_attempt(None, &hosts, 1, Some(now), now), now + 60_000);
         assert_eq!(next_attempt(None, &hosts, 3, Some(now), now), now + 240_000);
-        assert_eq!(next_attempt(Some(&good), &hosts, 2, Some(now), now), 150 * DAY, "not due yet: the backoff is moot");
+        assert_eq!(
+            next_attempt(Some(&good), &hosts, 2, Some(now), now),
+            150 * DAY,
+            "not due yet: the backoff is moot"
+        );
         assert_eq!(backoff(1), 60_000);
         assert_eq!(backoff(30), MAX_BACKOFF);
         assert_eq!(backoff(u32::MAX), MAX_BACKOFF);

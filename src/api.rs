@@ -48,7 +48,9 @@ pub struct ErrorReply {
 /// Serves the API until `cancel` fires.
 pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Event>, cancel: CancellationToken) {
     let tracker = TaskTracker::new();
-    let Ok(local) = listener.local_addr() else { return };
+    let Ok(local) = listener.local_addr() else {
+        return;
+    };
     loop {
         let (stream, _) = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -92,7 +94,11 @@ pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Event>, cancel: Cance
 
 /// Whether a request may reach the routes (see the module doc). Pure, so every case is a unit
 /// test; `local` is the listener's own address.
-pub fn check_request(local: SocketAddr, method: &Method, headers: &hyper::HeaderMap) -> Result<(), (StatusCode, String)> {
+pub fn check_request(
+    local: SocketAddr,
+    method: &Method,
+    headers: &hyper::HeaderMap,
+) -> Result<(), (StatusCode, String)> {
     use hyper::header;
     let ours = |authority: &str| {
         let authority = authority.trim().to_ascii_lowercase();
@@ -101,7 +107,12 @@ pub fn check_request(local: SocketAddr, method: &Method, headers: &hyper::Header
     let mut hosts = headers.get_all(header::HOST).iter();
     let host = match (hosts.next(), hosts.next()) {
         (Some(h), None) => h.to_str().unwrap_or(""),
-        _ => return Err((StatusCode::BAD_REQUEST, "exactly one Host header is needed".to_string())),
+        _ => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "exactly one Host header is needed".to_string(),
+            ))
+        }
     };
     if !ours(host) {
         return Err((
@@ -113,12 +124,18 @@ pub fn check_request(local: SocketAddr, method: &Method, headers: &hyper::Header
         let origin = origin.to_str().unwrap_or("");
         let same = origin.strip_prefix("http://").is_some_and(ours);
         if !same {
-            return Err((StatusCode::FORBIDDEN, format!("cross-origin request from `{origin}` refused")));
+            return Err((
+                StatusCode::FORBIDDEN,
+                format!("cross-origin request from `{origin}` refused"),
+            ));
         }
     }
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         if !matches!(site, "same-origin" | "none") {
-            return Err((StatusCode::FORBIDDEN, format!("cross-site request (Sec-Fetch-Site: {site}) refused")));
+            return Err((
+                StatusCode::FORBIDDEN,
+                format!("cross-site request (Sec-Fetch-Site: {site}) refused"),
+            ));
         }
     }
     if method != Method::GET && method != Method::HEAD {
@@ -128,16 +145,24 @@ pub fn check_request(local: SocketAddr, method: &Method, headers: &hyper::Header
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
         if !json {
-            return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, "an action needs Content-Type: application/json".to_string()));
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "an action needs Content-Type: application/json".to_string(),
+            ));
         }
     }
     Ok(())
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec_pretty(body).expect("serializable"))));
+    let mut r = Response::new(Full::new(Bytes::from(
+        serde_json::to_vec_pretty(body).expect("serializable"),
+    )));
     *r.status_mut() = status;
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, "application/json".parse().expect("valid"));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        "application/json".parse().expect("valid"),
+    );
     r
 }
 
@@ -145,7 +170,10 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response<Full<Bytes>> {
     json(status, &ErrorReply { error: msg.into() })
 }
 
-async fn route(req: Request<hyper::body::Incoming>, tx: mpsc::Sender<Event>) -> Response<Full<Bytes>> {
+async fn route(
+    req: Request<hyper::body::Incoming>,
+    tx: mpsc::Sender<Event>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -153,52 +181,107 @@ async fn route(req: Request<hyper::body::Incoming>, tx: mpsc::Sender<Event>) -> 
         (&Method::GET, ["api", "v1", "status"]) => {
             let (reply, rx) = oneshot::channel();
             if tx.send(Event::Status { reply }).await.is_err() {
-                return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is shutting down");
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the daemon is shutting down",
+                );
             }
             match rx.await {
-                Ok((sites, public, zones)) => json(StatusCode::OK, &StatusReply { sites, public, zones }),
-                Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is shutting down"),
+                Ok((sites, public, zones)) => json(
+                    StatusCode::OK,
+                    &StatusReply {
+                        sites,
+                        public,
+                        zones,
+                    },
+                ),
+                Err(_) => error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the daemon is shutting down",
+                ),
             }
         }
         (&Method::POST, ["api", "v1", "sites", site, action @ ("drain" | "release")]) => {
             let command = if *action == "drain" {
-                Command::Drain { force: query.split('&').any(|kv| kv == "force=true" || kv == "force=1" || kv == "force") }
+                Command::Drain {
+                    force: query
+                        .split('&')
+                        .any(|kv| kv == "force=true" || kv == "force=1" || kv == "force"),
+                }
             } else {
                 Command::Release
             };
             let (reply, rx) = oneshot::channel();
-            if tx.send(Event::Command { site: (*site).to_string(), command, reply }).await.is_err() {
-                return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is shutting down");
+            if tx
+                .send(Event::Command {
+                    site: (*site).to_string(),
+                    command,
+                    reply,
+                })
+                .await
+                .is_err()
+            {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the daemon is shutting down",
+                );
             }
             match rx.await {
                 Ok(Ok(status)) => json(StatusCode::OK, &status),
-                Ok(Err(why)) if why.starts_with("no site named") => error(StatusCode::NOT_FOUND, why),
+                Ok(Err(why)) if why.starts_with("no site named") => {
+                    error(StatusCode::NOT_FOUND, why)
+                }
                 Ok(Err(why)) => error(StatusCode::CONFLICT, why),
-                Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is shutting down"),
+                Err(_) => error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the daemon is shutting down",
+                ),
             }
         }
-        (_, ["api", "v1", ..]) => error(StatusCode::NOT_FOUND, format!("no route {} {path}", req.method())),
-        _ => error(StatusCode::NOT_FOUND, "not found; the API lives under /api/v1/"),
+        (_, ["api", "v1", ..]) => error(
+            StatusCode::NOT_FOUND,
+            format!("no route {} {path}", req.method()),
+        ),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not found; the API lives under /api/v1/",
+        ),
     }
 }
 
 /// Client side: one request to the daemon's API. `Err` means the daemon could not be reached.
-pub async fn call(addr: SocketAddr, method: Method, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+pub async fn call(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+) -> anyhow::Result<(StatusCode, Bytes)> {
     let fut = async {
         let stream = TcpStream::connect(addr).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         let post = method == Method::POST;
-        let mut req = Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string());
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, addr.to_string());
         if post {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
-        let req = req.body(Full::new(if post { Bytes::from_static(b"{}") } else { Bytes::new() }))?;
+        let req = req.body(Full::new(if post {
+            Bytes::from_static(b"{}")
+        } else {
+            Bytes::new()
+        }))?;
         let resp = sender.send_request(req).await?;
         let status = resp.status();
-        let body = Limited::new(resp.into_body(), 16 * 1024 * 1024).collect().await.map_err(|e| anyhow::anyhow!("{e}"))?.to_bytes();
+        let body = Limited::new(resp.into_body(), 16 * 1024 * 1024)
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .to_bytes();
         Ok::<_, anyhow::Error>((status, body))
     };
     tokio::time::timeout(Duration::from_secs(10), fut)
@@ -213,7 +296,10 @@ mod tests {
     fn check(method: Method, headers: &[(&str, &str)]) -> Result<(), StatusCode> {
         let mut h = hyper::HeaderMap::new();
         for (k, v) in headers {
-            h.append(hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         check_request("127.0.0.1:9353".parse().unwrap(), &method, &h).map_err(|(s, _)| s)
     }
@@ -228,31 +314,87 @@ mod tests {
             // The reported request: another Host, another Origin, text/plain.
             (
                 Method::POST,
-                vec![("host", "attacker.example"), ("origin", "http://attacker.example"), ("content-type", "text/plain")],
+                vec![
+                    ("host", "attacker.example"),
+                    ("origin", "http://attacker.example"),
+                    ("content-type", "text/plain"),
+                ],
                 Err(S::FORBIDDEN),
             ),
             // DNS rebinding: the page's own name resolves to 127.0.0.1.
-            (Method::GET, vec![("host", "attacker.example:9353")], Err(S::FORBIDDEN)),
-            (Method::POST, vec![("host", "127.0.0.1:9353"), ("origin", "http://attacker.example"), json], Err(S::FORBIDDEN)),
-            (Method::POST, vec![("host", "127.0.0.1:9353"), ("origin", "null"), json], Err(S::FORBIDDEN)),
-            (Method::POST, vec![("host", "127.0.0.1:9353"), ("sec-fetch-site", "cross-site"), json], Err(S::FORBIDDEN)),
-            (Method::POST, vec![("host", "127.0.0.1:9353"), ("content-type", "text/plain")], Err(S::UNSUPPORTED_MEDIA_TYPE)),
-            (Method::POST, vec![("host", "127.0.0.1:9353")], Err(S::UNSUPPORTED_MEDIA_TYPE)),
+            (
+                Method::GET,
+                vec![("host", "attacker.example:9353")],
+                Err(S::FORBIDDEN),
+            ),
+            (
+                Method::POST,
+                vec![
+                    ("host", "127.0.0.1:9353"),
+                    ("origin", "http://attacker.example"),
+                    json,
+                ],
+                Err(S::FORBIDDEN),
+            ),
+            (
+                Method::POST,
+                vec![("host", "127.0.0.1:9353"), ("origin", "null"), json],
+                Err(S::FORBIDDEN),
+            ),
+            (
+                Method::POST,
+                vec![
+                    ("host", "127.0.0.1:9353"),
+                    ("sec-fetch-site", "cross-site"),
+                    json,
+                ],
+                Err(S::FORBIDDEN),
+            ),
+            (
+                Method::POST,
+                vec![("host", "127.0.0.1:9353"), ("content-type", "text/plain")],
+                Err(S::UNSUPPORTED_MEDIA_TYPE),
+            ),
+            (
+                Method::POST,
+                vec![("host", "127.0.0.1:9353")],
+                Err(S::UNSUPPORTED_MEDIA_TYPE),
+            ),
             (Method::GET, vec![], Err(S::BAD_REQUEST)),
-            (Method::GET, vec![("host", "127.0.0.1:9353"), ("host", "127.0.0.1:9353")], Err(S::BAD_REQUEST)),
+            (
+                Method::GET,
+                vec![("host", "127.0.0.1:9353"), ("host", "127.0.0.1:9353")],
+                Err(S::BAD_REQUEST),
+            ),
             // What the CLI and scripts send.
             (Method::GET, vec![("host", "127.0.0.1:9353")], Ok(())),
             (Method::GET, vec![("host", "localhost:9353")], Ok(())),
             (Method::POST, vec![("host", "127.0.0.1:9353"), json], Ok(())),
-            (Method::POST, vec![("host", "127.0.0.1:9353"), ("content-type", "application/json; charset=utf-8")], Ok(())),
             (
                 Method::POST,
-                vec![("host", "localhost:9353"), ("origin", "http://localhost:9353"), ("sec-fetch-site", "same-origin"), json],
+                vec![
+                    ("host", "127.0.0.1:9353"),
+                    ("content-type", "application/json; charset=utf-8"),
+                ],
+                Ok(()),
+            ),
+            (
+                Method::POST,
+                vec![
+                    ("host", "localhost:9353"),
+                    ("origin", "http://localhost:9353"),
+                    ("sec-fetch-site", "same-origin"),
+                    json,
+                ],
                 Ok(()),
             ),
         ];
         for (method, headers, want) in cases {
-            assert_eq!(check(method.clone(), &headers), want, "{method} {headers:?}");
+            assert_eq!(
+                check(method.clone(), &headers),
+                want,
+                "{method} {headers:?}"
+            );
         }
     }
 }

@@ -97,7 +97,11 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     // The state is checked whole before anything is served from it: a lost or damaged
     // database stops the start (nothing answers with a record that may contradict the last
     // saved decision) unless the operator asked for a fresh start.
-    let if_unusable = if opts.reset_state { crate::store::IfUnusable::Reset } else { crate::store::IfUnusable::Refuse };
+    let if_unusable = if opts.reset_state {
+        crate::store::IfUnusable::Reset
+    } else {
+        crate::store::IfUnusable::Refuse
+    };
     let (store, note) = Store::open_at_start(&cfg.data_dir, if_unusable)?;
     if let Some(note) = note {
         tracing::warn!("{note}");
@@ -109,36 +113,56 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     // `new` before any listener binds: the first answer after a (re)start is already the
     // restored one, and an answer has changed by the time a command returns. It cannot be
     // unreachable, so it needs no reconciler; external providers get one each.
-    let builtin_zones: Vec<_> = cfg.dns.zones.iter().filter(|z| z.provider.is_none()).cloned().collect();
-    let builtin = Arc::new(Builtin::new(builtin_zones, cfg.dns.ttl, zones.clone(), &cfg.data_dir)?);
+    let builtin_zones: Vec<_> = cfg
+        .dns
+        .zones
+        .iter()
+        .filter(|z| z.provider.is_none())
+        .cloned()
+        .collect();
+    let builtin = Arc::new(Builtin::new(
+        builtin_zones,
+        cfg.dns.ttl,
+        zones.clone(),
+        &cfg.data_dir,
+    )?);
     let mut controller = Controller::new(cfg.clone(), store, desired_tx, Some(builtin.clone()))?;
     // The reconcilers say where each provider zone stands; the controller answers `status`.
     let zone_board = crate::reconcile::ZoneBoard::default();
     controller.zones = zone_board.clone();
     let reconcilers = reconcilers(&cfg)?;
     let dns = DnsServer::bind(&cfg.dns.listen, zones).await?;
-    let api_listener = TcpListener::bind(cfg.api.listen)
-        .await
-        .with_context(|| format!("cannot listen for the control API on {} (api.listen)", cfg.api.listen))?;
+    let api_listener = TcpListener::bind(cfg.api.listen).await.with_context(|| {
+        format!(
+            "cannot listen for the control API on {} (api.listen)",
+            cfg.api.listen
+        )
+    })?;
     let api_addr = api_listener.local_addr()?;
     let dns_addrs = dns.addrs.clone();
     let (mut standby_listeners, mut https_listeners) = (Vec::new(), Vec::new());
     if let Some(st) = &cfg.standby {
         for addr in &st.listen {
-            let l = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for the standby server (standby.listen)"))?;
+            let l = TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr} for the standby server (standby.listen)")
+            })?;
             standby_listeners.push(l);
         }
         for addr in &st.https_listen {
-            let l = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for the standby server (standby.https_listen)"))?;
+            let l = TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr} for the standby server (standby.https_listen)")
+            })?;
             https_listeners.push(l);
         }
     }
-    let standby_addrs: Vec<SocketAddr> = standby_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-    let https_addrs: Vec<SocketAddr> = https_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let standby_addrs: Vec<SocketAddr> = standby_listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let https_addrs: Vec<SocketAddr> = https_listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
     // The standby server, when this machine is one: built before the probers, whose standby
     // verdicts include its readiness.
     let standby = match &cfg.standby {
@@ -151,8 +175,12 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     let (tx, rx) = mpsc::channel::<Event>(1024);
 
     for (i, site) in cfg.sites.iter().enumerate() {
-        let base = probe::Target::new(site.standby.probe_addr(&site.probe), &site.host(), &site.probe)
-            .map_err(|e| anyhow::anyhow!("site {}: {e}", site.name))?;
+        let base = probe::Target::new(
+            site.standby.probe_addr(&site.probe),
+            &site.host(),
+            &site.probe,
+        )
+        .map_err(|e| anyhow::anyhow!("site {}: {e}", site.name))?;
         // The primary's address may move (`auto`), so it comes from the controller through a
         // watch channel. The standby's is fixed: a channel whose sender is already gone, which
         // the prober reads as "this address, for good".
@@ -164,10 +192,34 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         // Served here: a standby probe passes only if the copy is also ready (snapshot young
         // enough, certificate good), so the decision never fails over to a worse standby.
         let gate = standby.clone().map(|s| (s, site.name.clone()));
-        tracker.spawn(prober(i, Side::Standby, standby_base, standby_rx, site.probe.interval, tx.clone(), gate, shutdown.clone()));
-        tracker.spawn(prober(i, Side::Primary, base, controller.probe_target(i), site.probe.interval, tx.clone(), None, shutdown.clone()));
+        tracker.spawn(prober(
+            i,
+            Side::Standby,
+            standby_base,
+            standby_rx,
+            site.probe.interval,
+            tx.clone(),
+            gate,
+            shutdown.clone(),
+        ));
+        tracker.spawn(prober(
+            i,
+            Side::Primary,
+            base,
+            controller.probe_target(i),
+            site.probe.interval,
+            tx.clone(),
+            None,
+            shutdown.clone(),
+        ));
         if let Some(schedule) = site.mirror.schedule {
-            tracker.spawn(mirror_scheduler(cfg.clone(), i, schedule, controller.probe_target(i), shutdown.clone()));
+            tracker.spawn(mirror_scheduler(
+                cfg.clone(),
+                i,
+                schedule,
+                controller.probe_target(i),
+                shutdown.clone(),
+            ));
         }
     }
     // Interface events and accepted pushes both start a round at once.
@@ -176,24 +228,45 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     let push_addr = match &cfg.ip.push {
         None => None,
         Some(p) => {
-            let listener = TcpListener::bind(p.listen)
-                .await
-                .with_context(|| format!("cannot listen for pushed addresses on {} (ip.push.listen)", p.listen))?;
+            let listener = TcpListener::bind(p.listen).await.with_context(|| {
+                format!(
+                    "cannot listen for pushed addresses on {} (ip.push.listen)",
+                    p.listen
+                )
+            })?;
             let addr = listener.local_addr()?;
             let tls = match &p.tls {
-                Some((c, k)) => Some(crate::ip::push::tls_acceptor(c, k).map_err(|e| anyhow::anyhow!("ip.push: {e}"))?),
+                Some((c, k)) => Some(
+                    crate::ip::push::tls_acceptor(c, k)
+                        .map_err(|e| anyhow::anyhow!("ip.push: {e}"))?,
+                ),
                 None => None,
             };
-            let mut hostnames: Vec<String> =
-                cfg.ddns.iter().map(|d| d.name.to_ascii().trim_end_matches('.').to_ascii_lowercase()).collect();
-            hostnames.extend(cfg.sites.iter().filter(|s| s.primary_auto.is_some()).map(|s| s.host().to_ascii_lowercase()));
+            let mut hostnames: Vec<String> = cfg
+                .ddns
+                .iter()
+                .map(|d| d.name.to_ascii().trim_end_matches('.').to_ascii_lowercase())
+                .collect();
+            hostnames.extend(
+                cfg.sites
+                    .iter()
+                    .filter(|s| s.primary_auto.is_some())
+                    .map(|s| s.host().to_ascii_lowercase()),
+            );
             let auth = crate::ip::push::PushAuth {
                 username: p.username.clone(),
                 password: p.password.clone(),
                 hostnames,
                 allow: cfg.ip.allow.clone(),
             };
-            tracker.spawn(crate::ip::push::serve(listener, tls, auth, board.clone(), ip_events.clone(), shutdown.clone()));
+            tracker.spawn(crate::ip::push::serve(
+                listener,
+                tls,
+                auth,
+                board.clone(),
+                ip_events.clone(),
+                shutdown.clone(),
+            ));
             Some(addr)
         }
     };
@@ -207,18 +280,33 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             shutdown.clone(),
         ));
     }
-    tracker.spawn(crate::api::serve(api_listener, tx.clone(), shutdown.clone()));
+    tracker.spawn(crate::api::serve(
+        api_listener,
+        tx.clone(),
+        shutdown.clone(),
+    ));
     tracker.spawn(daily_backups(cfg.data_dir.clone(), shutdown.clone()));
     if let Some(standby) = &standby {
         tracker.spawn(crate::serve::refresher(standby.clone(), shutdown.clone()));
         for l in standby_listeners {
-            tracker.spawn(crate::serve::serve(l, standby.clone(), None, shutdown.clone()));
+            tracker.spawn(crate::serve::serve(
+                l,
+                standby.clone(),
+                None,
+                shutdown.clone(),
+            ));
         }
         if !https_listeners.is_empty() {
-            let tls = crate::tls::server_config(standby.certs()).map_err(|e| anyhow::anyhow!("standby TLS: {e}"))?;
+            let tls = crate::tls::server_config(standby.certs())
+                .map_err(|e| anyhow::anyhow!("standby TLS: {e}"))?;
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
             for l in https_listeners {
-                tracker.spawn(crate::serve::serve(l, standby.clone(), Some(acceptor.clone()), shutdown.clone()));
+                tracker.spawn(crate::serve::serve(
+                    l,
+                    standby.clone(),
+                    Some(acceptor.clone()),
+                    shutdown.clone(),
+                ));
             }
         }
         if let Some(acme) = cfg.standby.as_ref().and_then(|s| s.acme.clone()) {
@@ -226,13 +314,32 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
                 .sites
                 .iter()
                 .filter(|s| s.tls.is_none() && s.probe.scheme == crate::config::Scheme::Https)
-                .map(|s| crate::acme::AcmeSite { site: s.name.clone(), hosts: s.hosts() })
+                .map(|s| crate::acme::AcmeSite {
+                    site: s.name.clone(),
+                    hosts: s.hosts(),
+                })
                 .collect();
-            let mut zones: Vec<(hickory_proto::rr::Name, Arc<dyn crate::dns::provider::Provider>)> =
-                reconcilers.iter().map(|r| (r.zone.clone(), r.provider.clone())).collect();
-            zones.extend(cfg.dns.zones.iter().filter(|z| z.provider.is_none()).map(|z| (z.origin.clone(), builtin.clone() as Arc<_>)));
+            let mut zones: Vec<(
+                hickory_proto::rr::Name,
+                Arc<dyn crate::dns::provider::Provider>,
+            )> = reconcilers
+                .iter()
+                .map(|r| (r.zone.clone(), r.provider.clone()))
+                .collect();
+            zones.extend(
+                cfg.dns
+                    .zones
+                    .iter()
+                    .filter(|z| z.provider.is_none())
+                    .map(|z| (z.origin.clone(), builtin.clone() as Arc<_>)),
+            );
             let dns = Arc::new(ChallengeZones { zones });
-            let manager = Arc::new(crate::acme::Manager::new(acme, &cfg.data_dir, dns, standby.certs()));
+            let manager = Arc::new(crate::acme::Manager::new(
+                acme,
+                &cfg.data_dir,
+                dns,
+                standby.certs(),
+            ));
             standby.set_acme(manager.clone());
             tracker.spawn(manager.run(sites, shutdown.clone()));
         }
@@ -268,7 +375,12 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         let _ = std::fs::remove_file(&runtime_path);
         tracing::info!("understudy stopped");
     });
-    Ok(Running { dns: dns_addrs, api: api_addr, shutdown, done })
+    Ok(Running {
+        dns: dns_addrs,
+        api: api_addr,
+        shutdown,
+        done,
+    })
 }
 
 /// One reconciler per zone held by an external provider.
@@ -276,8 +388,13 @@ pub fn reconcilers(cfg: &Config) -> anyhow::Result<Vec<Reconciler>> {
     let mut out = vec![];
     for z in &cfg.dns.zones {
         let Some(name) = &z.provider else { continue };
-        let pc = cfg.providers.iter().find(|p| &p.name == name).ok_or_else(|| anyhow::anyhow!("zone {}: no provider {name}", z.origin))?;
-        let provider = crate::dns::provider::build(pc, cfg.dns.ttl).map_err(|e| anyhow::anyhow!("provider {name}: {e}"))?;
+        let pc = cfg
+            .providers
+            .iter()
+            .find(|p| &p.name == name)
+            .ok_or_else(|| anyhow::anyhow!("zone {}: no provider {name}", z.origin))?;
+        let provider = crate::dns::provider::build(pc, cfg.dns.ttl)
+            .map_err(|e| anyhow::anyhow!("provider {name}: {e}"))?;
         out.push(Reconciler {
             zone: z.origin.clone(),
             provider,
@@ -305,7 +422,10 @@ pub async fn run(cfg: Config, opts: StartOptions) -> anyhow::Result<()> {
 
 pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}
@@ -375,7 +495,10 @@ async fn prober(
                     if let Some(r) = standby.readiness(&site, now_millis()).filter(|r| !r.ready) {
                         outcome = probe::Outcome {
                             ok: false,
-                            detail: format!("answers, but the copy is not ready: {}", r.problems.join("; ")),
+                            detail: format!(
+                                "answers, but the copy is not ready: {}",
+                                r.problems.join("; ")
+                            ),
                             cert_not_after: outcome.cert_not_after,
                         };
                     }
@@ -399,8 +522,15 @@ async fn mirror_scheduler(
 ) {
     let site = &cfg.sites[i];
     loop {
-        let last = Store::open(&cfg.data_dir).and_then(|s| s.crawls(Some(&site.name), 1)).ok().and_then(|c| c.into_iter().next());
-        let wait = schedule.next_in(now_millis(), last.as_ref().map(|r| (r.started_at, r.outcome == "published")));
+        let last = Store::open(&cfg.data_dir)
+            .and_then(|s| s.crawls(Some(&site.name), 1))
+            .ok()
+            .and_then(|c| c.into_iter().next());
+        let wait = schedule.next_in(
+            now_millis(),
+            last.as_ref()
+                .map(|r| (r.started_at, r.outcome == "published")),
+        );
         tracing::debug!(site = %site.name, in_ms = wait, "next crawl");
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
@@ -495,12 +625,28 @@ async fn ip_watcher(
             }
         }
         for family in cfg.ip.families() {
-            let round = crate::ip::round(&cfg.ip.sources, family, &http, &cfg.ip.allow, cfg.ip.quorum, &board);
+            let round = crate::ip::round(
+                &cfg.ip.sources,
+                family,
+                &http,
+                &cfg.ip.allow,
+                cfg.ip.quorum,
+                &board,
+            );
             let (answers, verdict) = tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = round => r,
             };
-            if tx.send(Event::PublicIp { family, answers, verdict, at: now_millis() }).await.is_err() {
+            if tx
+                .send(Event::PublicIp {
+                    family,
+                    answers,
+                    verdict,
+                    at: now_millis(),
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -531,7 +677,8 @@ async fn daily_backups(data_dir: PathBuf, shutdown: CancellationToken) {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp: PathBuf = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
@@ -539,15 +686,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// ACME DNS-01 challenge records, through whoever holds the zone: the built-in server or the
 /// zone's provider.
 struct ChallengeZones {
-    zones: Vec<(hickory_proto::rr::Name, Arc<dyn crate::dns::provider::Provider>)>,
+    zones: Vec<(
+        hickory_proto::rr::Name,
+        Arc<dyn crate::dns::provider::Provider>,
+    )>,
 }
 
 #[async_trait::async_trait]
 impl crate::acme::ChallengeDns for ChallengeZones {
-    async fn publish(&self, name: &hickory_proto::rr::Name, values: &[String]) -> Result<(), String> {
+    async fn publish(
+        &self,
+        name: &hickory_proto::rr::Name,
+        values: &[String],
+    ) -> Result<(), String> {
         // The deepest zone holding the name decides, as in DNS itself.
-        match self.zones.iter().filter(|(z, _)| z.zone_of(name)).max_by_key(|(z, _)| z.num_labels()) {
-            Some((zone, p)) => p.set_txt(zone, name, values).await.map_err(|e| e.to_string()),
+        match self
+            .zones
+            .iter()
+            .filter(|(z, _)| z.zone_of(name))
+            .max_by_key(|(z, _)| z.num_labels())
+        {
+            Some((zone, p)) => p
+                .set_txt(zone, name, values)
+                .await
+                .map_err(|e| e.to_string()),
             None => Err(format!("{name} is in no configured zone")),
         }
     }

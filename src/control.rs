@@ -60,7 +60,11 @@ pub enum Event {
         reply: oneshot::Sender<Result<SiteStatus, String>>,
     },
     Status {
-        reply: oneshot::Sender<(Vec<SiteStatus>, Vec<PublicStatus>, Vec<crate::reconcile::ZoneStatus>)>,
+        reply: oneshot::Sender<(
+            Vec<SiteStatus>,
+            Vec<PublicStatus>,
+            Vec<crate::reconcile::ZoneStatus>,
+        )>,
     },
 }
 
@@ -199,14 +203,27 @@ impl Controller {
                     s
                 }
             };
-            sites.push(SiteRt { state, last_primary: None, last_standby: None, last_saved: now, cert_warned: None });
+            sites.push(SiteRt {
+                state,
+                last_primary: None,
+                last_standby: None,
+                last_saved: now,
+                cert_warned: None,
+            });
         }
-        let public: BTreeMap<Family, IpAddr> = store.public_ips()?.into_iter().map(|(f, (ip, _))| (f, ip)).collect();
+        let public: BTreeMap<Family, IpAddr> = store
+            .public_ips()?
+            .into_iter()
+            .map(|(f, (ip, _))| (f, ip))
+            .collect();
         let probe_targets = cfg
             .sites
             .iter()
             .map(|s| {
-                watch::channel(primary_addr(s, &public).map(|ip| std::net::SocketAddr::new(ip, s.primary.port.unwrap_or(s.probe.port)))).0
+                watch::channel(primary_addr(s, &public).map(|ip| {
+                    std::net::SocketAddr::new(ip, s.primary.port.unwrap_or(s.probe.port))
+                }))
+                .0
             })
             .collect();
         let ip_refresh = Arc::new(tokio::sync::Notify::new());
@@ -229,7 +246,11 @@ impl Controller {
 
     /// The desired value of every managed record, from every site's phase.
     pub fn managed(&self) -> ManagedRecords {
-        managed_records(&self.cfg, self.sites.iter().map(|s| s.state.target()), &self.public)
+        managed_records(
+            &self.cfg,
+            self.sites.iter().map(|s| s.state.target()),
+            &self.public,
+        )
     }
 
     /// Where site `i`'s primary probes should go (subscribe before `run`).
@@ -241,7 +262,8 @@ impl Controller {
     fn publish(&mut self) -> anyhow::Result<()> {
         let managed = self.managed();
         if let Some(b) = &self.builtin {
-            b.publish_all(&managed).map_err(|e| anyhow::anyhow!("publishing the built-in zones: {e}"))?;
+            b.publish_all(&managed)
+                .map_err(|e| anyhow::anyhow!("publishing the built-in zones: {e}"))?;
         }
         self.desired.send_replace(managed);
         Ok(())
@@ -257,13 +279,29 @@ impl Controller {
     pub fn handle(&mut self, ev: Event) {
         let now = now_millis();
         match ev {
-            Event::PublicIp { family, answers, verdict, at } => self.public_ip(family, answers, verdict, at.max(now)),
-            Event::Probe { site, side, addr, outcome, at } => {
+            Event::PublicIp {
+                family,
+                answers,
+                verdict,
+                at,
+            } => self.public_ip(family, answers, verdict, at.max(now)),
+            Event::Probe {
+                site,
+                side,
+                addr,
+                outcome,
+                at,
+            } => {
                 if side == Side::Primary && *self.probe_targets[site].borrow() != Some(addr) {
                     tracing::debug!(site = %self.cfg.sites[site].name, %addr, "dropping a probe result for an old primary address");
                     return;
                 }
-                let note = ProbeNote { at, ok: outcome.ok, detail: outcome.detail.clone(), cert_expires: outcome.cert_not_after };
+                let note = ProbeNote {
+                    at,
+                    ok: outcome.ok,
+                    detail: outcome.detail.clone(),
+                    cert_expires: outcome.cert_not_after,
+                };
                 if let (Side::Primary, Some(not_after)) = (side, outcome.cert_not_after) {
                     self.watch_certificate(site, not_after, now);
                 }
@@ -278,22 +316,42 @@ impl Controller {
                 let input = match side {
                     Side::Primary => {
                         self.sites[site].last_primary = Some(note);
-                        Input::Primary { ok: outcome.ok, detail: outcome.detail }
+                        Input::Primary {
+                            ok: outcome.ok,
+                            detail: outcome.detail,
+                        }
                     }
                     Side::Standby => {
                         self.sites[site].last_standby = Some(note);
-                        Input::Standby { ok: outcome.ok, detail: outcome.detail }
+                        Input::Standby {
+                            ok: outcome.ok,
+                            detail: outcome.detail,
+                        }
                     }
                 };
                 if let Err(e) = self.apply(site, &input, at.max(now)) {
                     tracing::error!(site = %self.cfg.sites[site].name, "{e:#}");
                 }
             }
-            Event::Command { site, command, reply } => {
-                let result = match self.cfg.sites.iter().position(|s| s.name == site || s.host() == site.trim_end_matches('.')) {
+            Event::Command {
+                site,
+                command,
+                reply,
+            } => {
+                let result = match self
+                    .cfg
+                    .sites
+                    .iter()
+                    .position(|s| s.name == site || s.host() == site.trim_end_matches('.'))
+                {
                     None => Err(format!(
                         "no site named `{site}`; configured: {}",
-                        self.cfg.sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                        self.cfg
+                            .sites
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )),
                     Some(i) => {
                         let input = match command {
@@ -310,13 +368,25 @@ impl Controller {
                 let _ = reply.send(result);
             }
             Event::Status { reply } => {
-                let sites = (0..self.sites.len()).map(|i| self.status_of(i, now)).collect();
+                let sites = (0..self.sites.len())
+                    .map(|i| self.status_of(i, now))
+                    .collect();
                 let public = self
                     .public_status()
                     .into_iter()
-                    .map(|(family, addr, last_round)| PublicStatus { family, address: addr.map(|a| a.to_string()), last_round })
+                    .map(|(family, addr, last_round)| PublicStatus {
+                        family,
+                        address: addr.map(|a| a.to_string()),
+                        last_round,
+                    })
                     .collect();
-                let zones = self.zones.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+                let zones = self
+                    .zones
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned()
+                    .collect();
                 let _ = reply.send((sites, public, zones));
             }
         }
@@ -327,8 +397,13 @@ impl Controller {
     /// expiring or has expired: the standby's copy is not a substitute for a renewal.
     fn watch_certificate(&mut self, i: usize, not_after: u64, now: u64) {
         let host = self.cfg.sites[i].host();
-        let Some(warning) = crate::probe::cert_warning(&host, not_after, now) else { return };
-        if self.sites[i].cert_warned.is_some_and(|at| now.saturating_sub(at) < 86_400_000) {
+        let Some(warning) = crate::probe::cert_warning(&host, not_after, now) else {
+            return;
+        };
+        if self.sites[i]
+            .cert_warned
+            .is_some_and(|at| now.saturating_sub(at) < 86_400_000)
+        {
             return;
         }
         self.sites[i].cert_warned = Some(now);
@@ -355,7 +430,11 @@ impl Controller {
         // The records are described (for the log and the event) only when they move: this
         // runs for every probe result.
         let retarget = prev.target() != step.state.target();
-        let before = if retarget { self.managed().describe(site.names()) } else { String::new() };
+        let before = if retarget {
+            self.managed().describe(site.names())
+        } else {
+            String::new()
+        };
         self.sites[i].state = step.state.clone();
         let after = if retarget {
             self.publish()?;
@@ -388,11 +467,20 @@ impl Controller {
         }
         if let Some(alert) = &step.alert {
             tracing::error!(site = %site.name, "ALERT: {alert}");
-            events.push(NewEvent { site: &site.name, at: now, kind: "alert", reason: alert, ..Default::default() });
+            events.push(NewEvent {
+                site: &site.name,
+                at: now,
+                kind: "alert",
+                reason: alert,
+                ..Default::default()
+            });
         }
         let rt = &mut self.sites[i];
         let standby_changed = prev.standby.last_ok != step.state.standby.last_ok;
-        if !events.is_empty() || standby_changed || now.saturating_sub(rt.last_saved) >= SAVE_EVERY_MS {
+        if !events.is_empty()
+            || standby_changed
+            || now.saturating_sub(rt.last_saved) >= SAVE_EVERY_MS
+        {
             self.store.save(&site.name, &step.state, now, &events)?;
             rt.last_saved = now;
         }
@@ -402,7 +490,14 @@ impl Controller {
     fn status_of(&self, i: usize, now: u64) -> SiteStatus {
         let site = &self.cfg.sites[i];
         let rt = &self.sites[i];
-        let mut st = status_from_state(site, &rt.state, rt.last_primary.clone(), rt.last_standby.clone(), &self.public, now);
+        let mut st = status_from_state(
+            site,
+            &rt.state,
+            rt.last_primary.clone(),
+            rt.last_standby.clone(),
+            &self.public,
+            now,
+        );
         let board = self.zones.lock().unwrap_or_else(|e| e.into_inner());
         st.dns = dns_notes(&self.cfg, site, &board);
         st
@@ -411,9 +506,17 @@ impl Controller {
     /// A round of public-address sources: a new agreed address becomes the primary address of
     /// every `auto` site of that family and the value of every `[[ddns]]` name. While a site is
     /// failed over its records stay on the standby; the new address is what failback publishes.
-    fn public_ip(&mut self, family: Family, answers: Vec<crate::ip::Answer>, verdict: Verdict, now: u64) {
+    fn public_ip(
+        &mut self,
+        family: Family,
+        answers: Vec<crate::ip::Answer>,
+        verdict: Verdict,
+        now: u64,
+    ) {
         let words = match &verdict {
-            Verdict::Agreed { addr, operators, .. } => format!("{addr} agreed by {operators} operator(s)"),
+            Verdict::Agreed {
+                addr, operators, ..
+            } => format!("{addr} agreed by {operators} operator(s)"),
             Verdict::NoAgreement { why } => format!("no agreement: {why}"),
         };
         // Every rejected answer is logged, once per source and distinct reason.
@@ -433,14 +536,19 @@ impl Controller {
             match &verdict {
                 Verdict::Agreed { .. } => tracing::info!(%family, "public address: {words}"),
                 Verdict::NoAgreement { .. } => {
-                    let kept =
-                        self.public.get(&family).map(|a| format!("keeping {a}")).unwrap_or_else(|| "no address known yet".to_string());
+                    let kept = self
+                        .public
+                        .get(&family)
+                        .map(|a| format!("keeping {a}"))
+                        .unwrap_or_else(|| "no address known yet".to_string());
                     tracing::warn!(%family, "public address: {words}; {kept}");
                 }
             }
             self.last_round.insert(family, words);
         }
-        let Verdict::Agreed { addr, sources, .. } = verdict else { return };
+        let Verdict::Agreed { addr, sources, .. } = verdict else {
+            return;
+        };
         let old = self.public.insert(family, addr);
         if old == Some(addr) {
             return;
@@ -450,7 +558,10 @@ impl Controller {
             None => format!("first address {addr}"),
         };
         tracing::warn!(%family, "public address changed: {change} (agreed by {})", sources.join(", "));
-        if let Err(e) = self.store.save_public_ip(family, addr, now, &sources.join(",")) {
+        if let Err(e) = self
+            .store
+            .save_public_ip(family, addr, now, &sources.join(","))
+        {
             tracing::error!("{e}");
         }
         let reason = format!("{family} {change}; agreed by {}", sources.join(", "));
@@ -466,9 +577,16 @@ impl Controller {
             if site.primary_auto != Some(family) {
                 continue;
             }
-            let target = std::net::SocketAddr::new(addr, site.primary.port.unwrap_or(site.probe.port));
+            let target =
+                std::net::SocketAddr::new(addr, site.primary.port.unwrap_or(site.probe.port));
             self.probe_targets[i].send_replace(Some(target));
-            if let Err(e) = self.apply(i, &Input::AddressChanged { detail: change.clone() }, now) {
+            if let Err(e) = self.apply(
+                i,
+                &Input::AddressChanged {
+                    detail: change.clone(),
+                },
+                now,
+            ) {
                 tracing::error!(site = %self.cfg.sites[i].name, "{e:#}");
             }
         }
@@ -483,16 +601,28 @@ impl Controller {
         [Family::Ipv4, Family::Ipv6]
             .into_iter()
             .filter(|f| self.cfg.ip.families().contains(f))
-            .map(|f| (f, self.public.get(&f).copied(), self.last_round.get(&f).cloned()))
+            .map(|f| {
+                (
+                    f,
+                    self.public.get(&f).copied(),
+                    self.last_round.get(&f).cloned(),
+                )
+            })
             .collect()
     }
 }
 
 /// Where a site's records stand in each zone holding its names, from the reconcilers' board.
-pub fn dns_notes(cfg: &Config, site: &Site, board: &BTreeMap<String, crate::reconcile::ZoneStatus>) -> Vec<DnsNote> {
+pub fn dns_notes(
+    cfg: &Config,
+    site: &Site,
+    board: &BTreeMap<String, crate::reconcile::ZoneStatus>,
+) -> Vec<DnsNote> {
     let mut out: Vec<DnsNote> = vec![];
     for name in site.names() {
-        let Some(zone) = cfg.zone_of(name) else { continue };
+        let Some(zone) = cfg.zone_of(name) else {
+            continue;
+        };
         let zname = zone.origin.to_string();
         if out.iter().any(|n| n.zone == zname) {
             continue;
@@ -517,7 +647,9 @@ pub fn dns_notes(cfg: &Config, site: &Site, board: &BTreeMap<String, crate::reco
                 confirmed: false,
             },
             (Some(_), Some(z)) => {
-                let rec = z.records.iter().find(|r| r.name == name.to_string() && r.rtype == site.record_type().to_string());
+                let rec = z.records.iter().find(|r| {
+                    r.name == name.to_string() && r.rtype == site.record_type().to_string()
+                });
                 DnsNote {
                     zone: zname,
                     server: z.provider.clone(),
@@ -525,7 +657,8 @@ pub fn dns_notes(cfg: &Config, site: &Site, board: &BTreeMap<String, crate::reco
                     since: z.since,
                     last_error: z.last_error.clone(),
                     at_provider: rec.and_then(|r| r.at_provider.clone()),
-                    confirmed: rec.is_some_and(|r| r.confirmed && r.at_provider.as_ref() == Some(&r.desired)),
+                    confirmed: rec
+                        .is_some_and(|r| r.confirmed && r.at_provider.as_ref() == Some(&r.desired)),
                 }
             }
         };
@@ -555,7 +688,11 @@ pub fn primary_addr(site: &Site, public: &BTreeMap<Family, IpAddr>) -> Option<Ip
 /// The desired records of every site given where each points, and of every `[[ddns]]` name.
 /// A site on an `auto` primary whose address is not known yet gets no record rather than a
 /// wrong one.
-pub fn managed_records(cfg: &Config, targets: impl Iterator<Item = Target>, public: &BTreeMap<Family, IpAddr>) -> ManagedRecords {
+pub fn managed_records(
+    cfg: &Config,
+    targets: impl Iterator<Item = Target>,
+    public: &BTreeMap<Family, IpAddr>,
+) -> ManagedRecords {
     let mut m = ManagedRecords::default();
     for (site, target) in cfg.sites.iter().zip(targets) {
         let ip = match target {
@@ -570,7 +707,11 @@ pub fn managed_records(cfg: &Config, targets: impl Iterator<Item = Target>, publ
     for d in &cfg.ddns {
         for f in &d.families {
             if let Some(ip) = public.get(f) {
-                m.set(d.name.clone(), crate::config::DdnsRecord::record_type(*f), vec![*ip]);
+                m.set(
+                    d.name.clone(),
+                    crate::config::DdnsRecord::record_type(*f),
+                    vec![*ip],
+                );
             }
         }
     }
@@ -588,7 +729,9 @@ pub fn status_from_state(
 ) -> SiteStatus {
     let primary = primary_addr(site, public);
     let published = match state.target() {
-        Target::Primary => primary.map(|ip| ip.to_string()).unwrap_or_else(|| "(no address yet)".to_string()),
+        Target::Primary => primary
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "(no address yet)".to_string()),
         Target::Standby => site.standby.ip.to_string(),
     };
     SiteStatus {

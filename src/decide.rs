@@ -194,7 +194,10 @@ pub fn resume(saved: &SiteState) -> SiteState {
         primary_failures: 0,
         primary_successes: 0,
         healthy_since: None,
-        standby: StandbyView { failures: 0, ..saved.standby.clone() },
+        standby: StandbyView {
+            failures: 0,
+            ..saved.standby.clone()
+        },
         ..saved.clone()
     }
 }
@@ -286,7 +289,13 @@ pub fn step(state: &SiteState, policy: &Policy, input: &Input, now: Millis) -> S
             }
             let readiness = state.standby.readiness(policy, now);
             if !force && readiness != Readiness::Ready {
-                return refused(state, &format!("{}; use --force to drain anyway", standby_words(state, readiness)));
+                return refused(
+                    state,
+                    &format!(
+                        "{}; use --force to drain anyway",
+                        standby_words(state, readiness)
+                    ),
+                );
             }
             let why = if *force && readiness != Readiness::Ready {
                 "drained by the operator (forced while the standby was not known ready)"
@@ -302,11 +311,21 @@ pub fn step(state: &SiteState, policy: &Policy, input: &Input, now: Millis) -> S
             // The operator vouches for the primary, so the hold-down does not apply; but it must
             // still have passed `successes_to_up` probes, or it goes through normal recovery.
             let (phase, why) = if next.primary_successes >= policy.successes_to_up {
-                (Phase::Healthy, "released by the operator; primary answering".to_string())
+                (
+                    Phase::Healthy,
+                    "released by the operator; primary answering".to_string(),
+                )
             } else if next.primary_successes > 0 {
-                (Phase::Recovering, "released by the operator; primary answering, waiting for enough successes".to_string())
+                (
+                    Phase::Recovering,
+                    "released by the operator; primary answering, waiting for enough successes"
+                        .to_string(),
+                )
             } else {
-                (Phase::FailedOver, "released by the operator, but the primary is not answering yet".to_string())
+                (
+                    Phase::FailedOver,
+                    "released by the operator, but the primary is not answering yet".to_string(),
+                )
             };
             return finish(state, next, phase, why, now, None);
         }
@@ -320,8 +339,10 @@ fn evaluate(prev: &SiteState, next: SiteState, policy: &Policy, now: Millis) -> 
     let primary_error = next.last_primary_error.clone().unwrap_or_default();
     let down = next.primary_failures >= policy.failures_to_down;
     let standby_down = next.standby.failures >= policy.failures_to_down;
-    let recovered =
-        next.primary_successes >= policy.successes_to_up && next.healthy_since.is_some_and(|t| now.saturating_sub(t) >= policy.hold_down);
+    let recovered = next.primary_successes >= policy.successes_to_up
+        && next
+            .healthy_since
+            .is_some_and(|t| now.saturating_sub(t) >= policy.hold_down);
 
     let (phase, reason, alert): (Phase, String, Option<String>) = match prev.phase {
         Phase::Drained => (Phase::Drained, prev.reason.clone(), None),
@@ -402,20 +423,41 @@ fn evaluate(prev: &SiteState, next: SiteState, policy: &Policy, now: Millis) -> 
     finish(prev, next, phase, reason, now, alert)
 }
 
-fn finish(prev: &SiteState, mut next: SiteState, phase: Phase, reason: String, now: Millis, alert: Option<String>) -> Step {
+fn finish(
+    prev: &SiteState,
+    mut next: SiteState,
+    phase: Phase,
+    reason: String,
+    now: Millis,
+    alert: Option<String>,
+) -> Step {
     let transition = if phase != prev.phase {
         next.since = now;
-        Some(Transition { from: prev.phase, to: phase, reason: reason.clone() })
+        Some(Transition {
+            from: prev.phase,
+            to: phase,
+            reason: reason.clone(),
+        })
     } else {
         None
     };
     next.phase = phase;
     next.reason = reason;
-    Step { state: next, transition, alert, refused: None }
+    Step {
+        state: next,
+        transition,
+        alert,
+        refused: None,
+    }
 }
 
 fn refused(state: &SiteState, why: &str) -> Step {
-    Step { state: state.clone(), transition: None, alert: None, refused: Some(why.to_string()) }
+    Step {
+        state: state.clone(),
+        transition: None,
+        alert: None,
+        refused: Some(why.to_string()),
+    }
 }
 
 fn standby_words(state: &SiteState, readiness: Readiness) -> String {
@@ -423,7 +465,11 @@ fn standby_words(state: &SiteState, readiness: Readiness) -> String {
         Readiness::Ready => "the standby is ready".to_string(),
         Readiness::NotReady => format!(
             "the standby is not ready ({})",
-            state.standby.last_error.clone().unwrap_or_else(|| "its last probe failed".to_string())
+            state
+                .standby
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "its last probe failed".to_string())
         ),
         Readiness::Unknown => "the standby's readiness is unknown (no recent probe)".to_string(),
     }
@@ -434,16 +480,34 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const POLICY: Policy = Policy { failures_to_down: 3, successes_to_up: 5, hold_down: 300_000, standby_fresh: 10_000 };
+    const POLICY: Policy = Policy {
+        failures_to_down: 3,
+        successes_to_up: 5,
+        hold_down: 300_000,
+        standby_fresh: 10_000,
+    };
 
     fn fail() -> Input {
-        Input::Primary { ok: false, detail: "connection refused".into() }
+        Input::Primary {
+            ok: false,
+            detail: "connection refused".into(),
+        }
     }
     fn ok() -> Input {
-        Input::Primary { ok: true, detail: "200".into() }
+        Input::Primary {
+            ok: true,
+            detail: "200".into(),
+        }
     }
     fn sb(ok: bool) -> Input {
-        Input::Standby { ok, detail: if ok { "200".into() } else { "connection refused".into() } }
+        Input::Standby {
+            ok,
+            detail: if ok {
+                "200".into()
+            } else {
+                "connection refused".into()
+            },
+        }
     }
 
     /// Runs inputs one second apart (starting at t=1000) and returns every state.
@@ -465,8 +529,15 @@ mod tests {
     fn fails_over_after_three_failures_with_ready_standby() {
         use Phase::*;
         let got = run(SiteState::new(0), &[sb(true), ok(), fail(), fail(), fail()]);
-        assert_eq!(phases(&got), vec![Healthy, Healthy, Suspect, Suspect, FailedOver]);
-        assert!(got[4].reason.contains("connection refused"), "{}", got[4].reason);
+        assert_eq!(
+            phases(&got),
+            vec![Healthy, Healthy, Suspect, Suspect, FailedOver]
+        );
+        assert!(
+            got[4].reason.contains("connection refused"),
+            "{}",
+            got[4].reason
+        );
     }
 
     #[test]
@@ -484,8 +555,14 @@ mod tests {
     #[test]
     fn unknown_standby_waits_then_decides_on_its_first_probe() {
         use Phase::*;
-        let got = run(SiteState::new(0), &[fail(), fail(), fail(), fail(), sb(true)]);
-        assert_eq!(phases(&got), vec![Suspect, Suspect, Suspect, Suspect, FailedOver]);
+        let got = run(
+            SiteState::new(0),
+            &[fail(), fail(), fail(), fail(), sb(true)],
+        );
+        assert_eq!(
+            phases(&got),
+            vec![Suspect, Suspect, Suspect, Suspect, FailedOver]
+        );
         let got = run(SiteState::new(0), &[fail(), fail(), fail(), sb(false)]);
         assert_eq!(phases(&got), vec![Suspect, Suspect, Suspect, PrimaryDown]);
     }
@@ -496,14 +573,24 @@ mod tests {
         for t in [20_000, 20_100, 20_200] {
             s = step(&s, &POLICY, &fail(), t).state;
         }
-        assert_eq!(s.phase, Phase::Suspect, "a standby probe 20 s old is not fresh");
+        assert_eq!(
+            s.phase,
+            Phase::Suspect,
+            "a standby probe 20 s old is not fresh"
+        );
     }
 
     #[test]
     fn primary_down_fails_over_once_standby_becomes_ready() {
         use Phase::*;
-        let got = run(SiteState::new(0), &[sb(false), fail(), fail(), fail(), sb(true)]);
-        assert_eq!(phases(&got), vec![Healthy, Suspect, Suspect, PrimaryDown, FailedOver]);
+        let got = run(
+            SiteState::new(0),
+            &[sb(false), fail(), fail(), fail(), sb(true)],
+        );
+        assert_eq!(
+            phases(&got),
+            vec![Healthy, Suspect, Suspect, PrimaryDown, FailedOver]
+        );
     }
 
     #[test]
@@ -519,12 +606,17 @@ mod tests {
 
     #[test]
     fn one_success_resets_the_failure_count() {
-        let got = run(SiteState::new(0), &[sb(true), fail(), fail(), ok(), fail(), fail()]);
+        let got = run(
+            SiteState::new(0),
+            &[sb(true), fail(), fail(), ok(), fail(), fail()],
+        );
         assert!(got.iter().all(|s| s.target() == Target::Primary));
     }
 
     fn failed_over() -> SiteState {
-        run(SiteState::new(0), &[sb(true), fail(), fail(), fail()]).pop().unwrap()
+        run(SiteState::new(0), &[sb(true), fail(), fail(), fail()])
+            .pop()
+            .unwrap()
     }
 
     #[test]
@@ -554,7 +646,11 @@ mod tests {
         for t in [260_000, 261_000, 262_000, 263_000, 264_000, 500_000] {
             s = step(&s, &POLICY, &ok(), t).state;
         }
-        assert_eq!(s.phase, Phase::Recovering, "hold-down counts from 260 s, not 10 s");
+        assert_eq!(
+            s.phase,
+            Phase::Recovering,
+            "hold-down counts from 260 s, not 10 s"
+        );
         s = step(&s, &POLICY, &ok(), 560_000).state;
         assert_eq!(s.phase, Phase::Healthy);
     }
@@ -573,7 +669,11 @@ mod tests {
         let mut s = failed_over();
         for t in [5_000, 6_000] {
             s = step(&s, &POLICY, &sb(false), t).state;
-            assert_eq!(s.phase, Phase::FailedOver, "one or two standby failures are tolerated");
+            assert_eq!(
+                s.phase,
+                Phase::FailedOver,
+                "one or two standby failures are tolerated"
+            );
         }
         let last = step(&s, &POLICY, &sb(false), 7_000);
         assert_eq!(last.state.phase, Phase::PrimaryDown);
@@ -599,7 +699,12 @@ mod tests {
         assert!(r.refused.unwrap().contains("standby is not ready"));
         let r = step(&s, &POLICY, &Input::Drain { force: true }, 1_100);
         assert_eq!(r.state.phase, Phase::Drained);
-        let r = step(&SiteState::new(0), &POLICY, &Input::Drain { force: false }, 1_100);
+        let r = step(
+            &SiteState::new(0),
+            &POLICY,
+            &Input::Drain { force: false },
+            1_100,
+        );
         assert!(r.refused.unwrap().contains("unknown"));
     }
 
@@ -608,14 +713,29 @@ mod tests {
         let mut s = step(&SiteState::new(0), &POLICY, &sb(true), 1_000).state;
         s = step(&s, &POLICY, &Input::Drain { force: false }, 1_100).state;
         assert_eq!(s.phase, Phase::Drained);
-        for (i, input) in [ok(), fail(), fail(), fail(), fail(), sb(false), sb(false), sb(false), ok()].iter().enumerate() {
+        for (i, input) in [
+            ok(),
+            fail(),
+            fail(),
+            fail(),
+            fail(),
+            sb(false),
+            sb(false),
+            sb(false),
+            ok(),
+        ]
+        .iter()
+        .enumerate()
+        {
             s = step(&s, &POLICY, input, 2_000 + i as u64 * 1_000).state;
             assert_eq!(s.phase, Phase::Drained);
         }
         // One success so far: release goes through recovery, not straight back.
         let r = step(&s, &POLICY, &Input::Release, 20_000);
         assert_eq!(r.state.phase, Phase::Recovering);
-        assert!(step(&r.state, &POLICY, &Input::Release, 20_001).refused.is_some());
+        assert!(step(&r.state, &POLICY, &Input::Release, 20_001)
+            .refused
+            .is_some());
     }
 
     #[test]
@@ -625,19 +745,27 @@ mod tests {
         for i in 0..5 {
             s = step(&s, &POLICY, &ok(), 2_000 + i * 1_000).state;
         }
-        assert_eq!(step(&s, &POLICY, &Input::Release, 8_000).state.phase, Phase::Healthy);
+        assert_eq!(
+            step(&s, &POLICY, &Input::Release, 8_000).state.phase,
+            Phase::Healthy
+        );
         // Released while the primary is still down: failed over, normal rules from there.
         let mut s = step(&SiteState::new(0), &POLICY, &sb(true), 1_000).state;
         s = step(&s, &POLICY, &Input::Drain { force: false }, 1_100).state;
         s = step(&s, &POLICY, &fail(), 2_000).state;
-        assert_eq!(step(&s, &POLICY, &Input::Release, 3_000).state.phase, Phase::FailedOver);
+        assert_eq!(
+            step(&s, &POLICY, &Input::Release, 3_000).state.phase,
+            Phase::FailedOver
+        );
     }
 
     #[test]
     fn drain_twice_is_refused() {
         let mut s = step(&SiteState::new(0), &POLICY, &sb(true), 1_000).state;
         s = step(&s, &POLICY, &Input::Drain { force: false }, 1_100).state;
-        assert!(step(&s, &POLICY, &Input::Drain { force: true }, 1_200).refused.is_some());
+        assert!(step(&s, &POLICY, &Input::Drain { force: true }, 1_200)
+            .refused
+            .is_some());
     }
 
     #[test]
@@ -646,16 +774,33 @@ mod tests {
         let mut s = step(&SiteState::new(0), &POLICY, &sb(true), 1_000).state;
         s = step(&s, &POLICY, &fail(), 1_100).state;
         s = step(&s, &POLICY, &fail(), 1_200).state;
-        let moved = step(&s, &POLICY, &Input::AddressChanged { detail: "192.0.2.1 -> 192.0.2.2".into() }, 1_300);
+        let moved = step(
+            &s,
+            &POLICY,
+            &Input::AddressChanged {
+                detail: "192.0.2.1 -> 192.0.2.2".into(),
+            },
+            1_300,
+        );
         assert_eq!(moved.state.phase, Phase::Healthy);
         assert_eq!(moved.state.primary_failures, 0);
         s = step(&moved.state, &POLICY, &fail(), 1_400).state;
         s = step(&s, &POLICY, &fail(), 1_500).state;
-        assert_eq!(s.target(), Target::Primary, "two failures on the new address are not three");
+        assert_eq!(
+            s.target(),
+            Target::Primary,
+            "two failures on the new address are not three"
+        );
         // While failed over, a change keeps the records on the standby and restarts recovery.
         let mut f = failed_over();
         f = step(&f, &POLICY, &ok(), 10_000).state;
-        let moved = step(&f, &POLICY, &Input::AddressChanged { detail: "x".into() }, 11_000).state;
+        let moved = step(
+            &f,
+            &POLICY,
+            &Input::AddressChanged { detail: "x".into() },
+            11_000,
+        )
+        .state;
         assert_eq!(moved.phase, Phase::Recovering);
         assert_eq!((moved.primary_successes, moved.healthy_since), (0, None));
         assert_eq!(moved.target(), Target::Standby);
@@ -663,12 +808,21 @@ mod tests {
 
     #[test]
     fn failures_to_down_of_one_fails_over_on_first_failure() {
-        let p = Policy { failures_to_down: 1, successes_to_up: 1, hold_down: 0, standby_fresh: 10_000 };
+        let p = Policy {
+            failures_to_down: 1,
+            successes_to_up: 1,
+            hold_down: 0,
+            standby_fresh: 10_000,
+        };
         let s = step(&SiteState::new(0), &p, &sb(true), 0).state;
         let s = step(&s, &p, &fail(), 1).state;
         assert_eq!(s.phase, Phase::FailedOver);
         let s = step(&s, &p, &ok(), 2).state;
-        assert_eq!(s.phase, Phase::Healthy, "M=1 and no hold-down fails back on the first success");
+        assert_eq!(
+            s.phase,
+            Phase::Healthy,
+            "M=1 and no hold-down fails back on the first success"
+        );
     }
 
     #[test]
@@ -845,7 +999,12 @@ mod tests {
     /// restart must not fail back, and neither may anything before a full hold-down.
     #[test]
     fn restart_during_recovery_counts_nothing_from_before() {
-        let p = Policy { failures_to_down: 3, successes_to_up: 3, hold_down: 5_000, standby_fresh: 10_000 };
+        let p = Policy {
+            failures_to_down: 3,
+            successes_to_up: 3,
+            hold_down: 5_000,
+            standby_fresh: 10_000,
+        };
         let mut s = step(&SiteState::new(0), &p, &sb(true), 0).state;
         for t in [100, 200, 300] {
             s = step(&s, &p, &fail(), t).state;
@@ -857,11 +1016,19 @@ mod tests {
         assert_eq!(s.phase, Phase::Recovering);
         // Killed at 2.5 s, started again at 10 s: 8 s of nobody watching.
         let mut s = resume(&s);
-        assert_eq!(s.phase, Phase::Recovering, "the records stay on the standby");
+        assert_eq!(
+            s.phase,
+            Phase::Recovering,
+            "the records stay on the standby"
+        );
         s = step(&s, &p, &sb(true), 10_000).state;
         for t in [10_100, 11_000, 12_000, 14_000] {
             s = step(&s, &p, &ok(), t).state;
-            assert_eq!(s.phase, Phase::Recovering, "at {t}: the hold-down counts from 10.1 s");
+            assert_eq!(
+                s.phase,
+                Phase::Recovering,
+                "at {t}: the hold-down counts from 10.1 s"
+            );
         }
         assert_eq!(step(&s, &p, &ok(), 15_100).state.phase, Phase::Healthy);
     }
@@ -876,7 +1043,11 @@ mod tests {
             (Suspect, vec![sb(true), fail()], ok()),
             (PrimaryDown, vec![sb(false), fail(), fail(), fail()], fail()),
             (FailedOver, vec![sb(true), fail(), fail(), fail()], fail()),
-            (Recovering, vec![sb(true), fail(), fail(), fail(), ok()], ok()),
+            (
+                Recovering,
+                vec![sb(true), fail(), fail(), fail(), ok()],
+                ok(),
+            ),
             (Drained, vec![sb(true), Input::Drain { force: false }], ok()),
         ];
         for (phase, history, next) in cases {
@@ -887,7 +1058,12 @@ mod tests {
             assert_eq!(restored.target(), got.target(), "{phase}");
             // After a restart the standby probe may be stale; that must not flip anything.
             let after = step(&restored, &POLICY, &next, 1_000_000);
-            assert_eq!(after.state.target(), got.target(), "{phase} -> {:?}", after.state.phase);
+            assert_eq!(
+                after.state.target(),
+                got.target(),
+                "{phase} -> {:?}",
+                after.state.phase
+            );
         }
     }
 }

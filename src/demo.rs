@@ -42,7 +42,9 @@ pub struct SampleServer {
 
 impl SampleServer {
     pub async fn start(addr: SocketAddr, label: &str) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr()?;
         let mut s = SampleServer {
             addr,
@@ -123,7 +125,11 @@ impl SampleServer {
                 }
             }
         }
-        anyhow::bail!("cannot listen on {} again: {}", self.addr, last_err.map(|e| e.to_string()).unwrap_or_default())
+        anyhow::bail!(
+            "cannot listen on {} again: {}",
+            self.addr,
+            last_err.map(|e| e.to_string()).unwrap_or_default()
+        )
     }
 
     pub async fn shutdown(mut self) {
@@ -134,17 +140,32 @@ impl SampleServer {
 }
 
 /// Polls `server` until `name`'s A answer is `want`; returns how long that took.
-pub async fn wait_for_answer(server: SocketAddr, name: &str, want: IpAddr, limit: Duration) -> anyhow::Result<Duration> {
+pub async fn wait_for_answer(
+    server: SocketAddr,
+    name: &str,
+    want: IpAddr,
+    limit: Duration,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let name = fqdn(name);
     loop {
-        if let Ok(r) = client::query(server, &name, hickory_proto::rr::RecordType::A, Duration::from_millis(500)).await {
+        if let Ok(r) = client::query(
+            server,
+            &name,
+            hickory_proto::rr::RecordType::A,
+            Duration::from_millis(500),
+        )
+        .await
+        {
             if r.addrs == [want] {
                 return Ok(started.elapsed());
             }
         }
         if started.elapsed() > limit {
-            anyhow::bail!("the answer for {name} did not become {want} within {}", crate::util::human_duration(limit.as_millis() as u64));
+            anyhow::bail!(
+                "the answer for {name} did not become {want} within {}",
+                crate::util::human_duration(limit.as_millis() as u64)
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -153,7 +174,11 @@ pub async fn wait_for_answer(server: SocketAddr, name: &str, want: IpAddr, limit
 async fn site_status(api: SocketAddr) -> anyhow::Result<SiteStatus> {
     let (_, body) = crate::api::call(api, hyper::Method::GET, "/api/v1/status").await?;
     let reply: crate::api::StatusReply = serde_json::from_slice(&body)?;
-    reply.sites.into_iter().next().ok_or_else(|| anyhow::anyhow!("no site"))
+    reply
+        .sites
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no site"))
 }
 
 /// Runs the demo; prints a narrative on stdout.
@@ -170,7 +195,11 @@ async fn run_in(dir: &std::path::Path) -> anyhow::Result<()> {
     let mut primary = SampleServer::start("127.0.0.1:0".parse()?, "primary").await?;
     let standby = SampleServer::start("127.0.0.2:0".parse()?, "standby")
         .await
-        .map_err(|e| anyhow::anyhow!("{e}\nthe demo needs 127.0.0.2 on the loopback interface (standard on Linux)"))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}\nthe demo needs 127.0.0.2 on the loopback interface (standard on Linux)"
+            )
+        })?;
     let (p_ip, s_ip) = (primary.addr.ip(), standby.addr.ip());
     let config = format!(
         r#"# written by `understudy demo`
@@ -209,12 +238,16 @@ scheduled = false     # the demo shows DNS failover; its sample servers are not 
     let config_path = dir.join("understudy.toml");
     std::fs::write(&config_path, &config)?;
     let cfg = crate::config::load(&config_path)?;
-    crate::outln!("understudy demo: one site, www.demo.test, with a primary and a standby web server");
+    crate::outln!(
+        "understudy demo: one site, www.demo.test, with a primary and a standby web server"
+    );
     crate::outln!("  primary  http://{}  (sample server)", primary.addr);
     crate::outln!("  standby  http://{}  (sample server)", standby.addr);
     let running = app::start(cfg).await?;
     let dns = running.dns[0];
-    crate::outln!("  built-in DNS server on {dns} (udp+tcp); probes every 500ms, down after 3 failures\n");
+    crate::outln!(
+        "  built-in DNS server on {dns} (udp+tcp); probes every 500ms, down after 3 failures\n"
+    );
 
     let outcome = async {
         let first = client::query(dns, &fqdn("www.demo.test"), hickory_proto::rr::RecordType::A, Duration::from_secs(1)).await?;
@@ -258,6 +291,10 @@ fn show(addrs: &[IpAddr]) -> String {
     if addrs.is_empty() {
         "(no address)".to_string()
     } else {
-        addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+        addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

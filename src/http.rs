@@ -11,13 +11,18 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
 }
 
 /// The same, trusting only the CAs in `ca_file` (PEM) when one is given.
-pub fn client_with_ca(timeout: Duration, ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+pub fn client_with_ca(
+    timeout: Duration,
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(f) => {
             let pem = std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
-            for c in crate::probe::parse_ca_pem(&pem).map_err(|e| format!("{}: {e}", f.display()))? {
+            for c in
+                crate::probe::parse_ca_pem(&pem).map_err(|e| format!("{}: {e}", f.display()))?
+            {
                 roots.add(c).map_err(|e| format!("{}: {e}", f.display()))?;
             }
         }
@@ -56,5 +61,12 @@ pub fn transport_error(e: reqwest::Error, what: &str) -> crate::dns::provider::P
 
 /// Seconds from a Retry-After header (delta-seconds form).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s.min(3_600)))
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(3_600)))
 }

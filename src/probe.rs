@@ -38,7 +38,10 @@ pub const CERT_WARNING: u64 = 14 * 86_400_000;
 /// The warning for a certificate expiring at `not_after`, if it is within [`CERT_WARNING`]. Pure.
 pub fn cert_warning(host: &str, not_after: u64, now: u64) -> Option<String> {
     if now >= not_after {
-        return Some(format!("the primary's certificate for {host} expired {} ago", crate::util::human_duration(now - not_after)));
+        return Some(format!(
+            "the primary's certificate for {host} expired {} ago",
+            crate::util::human_duration(now - not_after)
+        ));
     }
     (not_after - now < CERT_WARNING).then(|| {
         format!(
@@ -67,7 +70,9 @@ impl Target {
     pub fn new(addr: SocketAddr, host: &str, probe: &Probe) -> Result<Self, String> {
         let tls = match probe.scheme {
             Scheme::Http => None,
-            Scheme::Https => Some(tokio_rustls::TlsConnector::from(Arc::new(client_tls(probe)?))),
+            Scheme::Https => Some(tokio_rustls::TlsConnector::from(Arc::new(client_tls(
+                probe,
+            )?))),
         };
         Ok(Target {
             addr,
@@ -95,39 +100,60 @@ impl Target {
 
     /// The same probe aimed at another address (the primary's address can move).
     pub fn with_addr(&self, addr: SocketAddr) -> Target {
-        Target { addr, ..self.clone() }
+        Target {
+            addr,
+            ..self.clone()
+        }
     }
 
     /// Runs one probe. Never panics and never takes longer than the timeout (plus scheduling).
     pub async fn run(&self) -> Outcome {
         let started = Instant::now();
         match tokio::time::timeout(self.timeout, self.attempt()).await {
-            Ok(Ok((status, cert_not_after))) => {
-                Outcome { ok: true, detail: format!("{status} in {} ms", started.elapsed().as_millis()), cert_not_after }
-            }
-            Ok(Err(why)) => Outcome { ok: false, detail: why, cert_not_after: None },
+            Ok(Ok((status, cert_not_after))) => Outcome {
+                ok: true,
+                detail: format!("{status} in {} ms", started.elapsed().as_millis()),
+                cert_not_after,
+            },
+            Ok(Err(why)) => Outcome {
+                ok: false,
+                detail: why,
+                cert_not_after: None,
+            },
             Err(_) => Outcome {
                 ok: false,
-                detail: format!("no answer within {}", crate::util::human_duration(self.timeout.as_millis() as u64)),
+                detail: format!(
+                    "no answer within {}",
+                    crate::util::human_duration(self.timeout.as_millis() as u64)
+                ),
                 cert_not_after: None,
             },
         }
     }
 
     async fn attempt(&self) -> Result<(u16, Option<u64>), String> {
-        let tcp = TcpStream::connect(self.addr).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => format!("connection refused by {}", self.addr),
-            _ => format!("cannot connect to {}: {e}", self.addr),
-        })?;
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    format!("connection refused by {}", self.addr)
+                }
+                _ => format!("cannot connect to {}: {e}", self.addr),
+            })?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => self.exchange(tcp).await.map(|s| (s, None)),
             Some(tls) => {
-                let name = ServerName::try_from(self.host.clone()).map_err(|e| format!("TLS: bad server name {}: {e}", self.host))?;
-                let stream = tls
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("TLS handshake with {} for {}: {}", self.addr, self.host, tls_reason(&e)))?;
+                let name = ServerName::try_from(self.host.clone())
+                    .map_err(|e| format!("TLS: bad server name {}: {e}", self.host))?;
+                let stream = tls.connect(name, tcp).await.map_err(|e| {
+                    format!(
+                        "TLS handshake with {} for {}: {}",
+                        self.addr,
+                        self.host,
+                        tls_reason(&e)
+                    )
+                })?;
                 let not_after = stream
                     .get_ref()
                     .1
@@ -145,7 +171,9 @@ impl Target {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
         let (mut sender, conn) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await.map_err(|e| format!("HTTP: {e}"))?;
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP: {e}"))?;
         // The connection task ends when the response is done or the probe is dropped.
         let conn = tokio::spawn(async move {
             let _ = conn.await;
@@ -158,19 +186,28 @@ impl Target {
             .method(method)
             .uri(&self.path)
             .header(hyper::header::HOST, &self.host)
-            .header(hyper::header::USER_AGENT, concat!("understudy/", env!("CARGO_PKG_VERSION"), " (health probe)"))
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("understudy/", env!("CARGO_PKG_VERSION"), " (health probe)"),
+            )
             .header(hyper::header::CONNECTION, "close")
             .body(Empty::new())
             .map_err(|e| format!("cannot build the request: {e}"))?;
         let result = async {
-            let resp = sender.send_request(req).await.map_err(|e| format!("HTTP: {}", hyper_reason(&e)))?;
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("HTTP: {}", hyper_reason(&e)))?;
             let status = resp.status().as_u16();
             if !self.expect.contains(status) {
                 return Err(format!("status {status}, expected {}", self.expect));
             }
             if let Some(needle) = &self.body_contains {
-                let body =
-                    Limited::new(resp.into_body(), MAX_BODY).collect().await.map_err(|e| format!("reading the body: {e}"))?.to_bytes();
+                let body = Limited::new(resp.into_body(), MAX_BODY)
+                    .collect()
+                    .await
+                    .map_err(|e| format!("reading the body: {e}"))?
+                    .to_bytes();
                 if !contains(&body, needle.as_bytes()) {
                     return Err(format!("status {status} but the body lacks {needle:?}"));
                 }
@@ -196,7 +233,10 @@ fn hyper_reason(e: &hyper::Error) -> String {
 }
 
 fn tls_reason(e: &std::io::Error) -> String {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(rustls::Error::InvalidCertificate(c)) => format!("certificate rejected: {c:?}"),
         Some(other) => other.to_string(),
         None => e.to_string(),
@@ -206,7 +246,9 @@ fn tls_reason(e: &std::io::Error) -> String {
 /// Parses a PEM bundle into certificates; errors when there is none.
 pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     use rustls::pki_types::pem::PemObject;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect();
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .collect();
     if certs.is_empty() {
         return Err("no PEM certificate found".to_string());
     }
@@ -221,14 +263,20 @@ pub(crate) fn client_tls(probe: &Probe) -> Result<rustls::ClientConfig, String> 
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
     let mut config = if probe.insecure {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider))).with_no_client_auth()
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+            .with_no_client_auth()
     } else {
         let mut roots = rustls::RootCertStore::empty();
         match &probe.ca_file {
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 for cert in parse_ca_pem(&pem)? {
-                    roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
                 }
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -262,7 +310,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -271,7 +324,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -289,7 +347,10 @@ mod tests {
         let at = 100 * DAY;
         assert_eq!(cert_warning("www.example.com", at, at - 15 * DAY), None);
         let soon = cert_warning("www.example.com", at, at - 3 * DAY).unwrap();
-        assert!(soon.contains("expires in 72h") && soon.contains("www.example.com"), "{soon}");
+        assert!(
+            soon.contains("expires in 72h") && soon.contains("www.example.com"),
+            "{soon}"
+        );
         let gone = cert_warning("www.example.com", at, at + DAY).unwrap();
         assert!(gone.contains("expired 24h ago"), "{gone}");
     }
@@ -332,17 +393,27 @@ mod tests {
     #[tokio::test]
     async fn sends_host_header_to_the_address() {
         let (addr, h) = server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
-        let out = Target::new(addr, "www.example.test", &probe_cfg(None)).unwrap().run().await;
+        let out = Target::new(addr, "www.example.test", &probe_cfg(None))
+            .unwrap()
+            .run()
+            .await;
         assert!(out.ok, "{out:?}");
         let req = h.await.unwrap();
         assert!(req.starts_with("GET /health HTTP/1.1\r\n"), "{req}");
-        assert!(req.to_ascii_lowercase().contains("host: www.example.test\r\n"), "{req}");
+        assert!(
+            req.to_ascii_lowercase()
+                .contains("host: www.example.test\r\n"),
+            "{req}"
+        );
     }
 
     #[tokio::test]
     async fn unexpected_status_fails_with_reason() {
         let (addr, _h) = server("HTTP/1.1 503 Busy\r\ncontent-length: 0\r\n\r\n").await;
-        let out = Target::new(addr, "a.test", &probe_cfg(None)).unwrap().run().await;
+        let out = Target::new(addr, "a.test", &probe_cfg(None))
+            .unwrap()
+            .run()
+            .await;
         assert!(!out.ok);
         assert_eq!(out.detail, "status 503, expected 200-299");
     }
@@ -350,9 +421,18 @@ mod tests {
     #[tokio::test]
     async fn body_check() {
         let (addr, _h) = server("HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello world").await;
-        assert!(Target::new(addr, "a.test", &probe_cfg(Some("world"))).unwrap().run().await.ok);
+        assert!(
+            Target::new(addr, "a.test", &probe_cfg(Some("world")))
+                .unwrap()
+                .run()
+                .await
+                .ok
+        );
         let (addr, _h) = server("HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello there").await;
-        let out = Target::new(addr, "a.test", &probe_cfg(Some("world"))).unwrap().run().await;
+        let out = Target::new(addr, "a.test", &probe_cfg(Some("world")))
+            .unwrap()
+            .run()
+            .await;
         assert!(!out.ok && out.detail.contains("lacks \"world\""), "{out:?}");
     }
 
@@ -361,15 +441,30 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let closed = l.local_addr().unwrap();
         drop(l);
-        let out = Target::new(closed, "a.test", &probe_cfg(None)).unwrap().run().await;
-        assert!(!out.ok && out.detail.starts_with("connection refused"), "{out:?}");
+        let out = Target::new(closed, "a.test", &probe_cfg(None))
+            .unwrap()
+            .run()
+            .await;
+        assert!(
+            !out.ok && out.detail.starts_with("connection refused"),
+            "{out:?}"
+        );
 
         let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let out = Target::new(silent.local_addr().unwrap(), "a.test", &probe_cfg(None)).unwrap().run().await;
-        assert!(!out.ok && out.detail.starts_with("no answer within"), "{out:?}");
+        let out = Target::new(silent.local_addr().unwrap(), "a.test", &probe_cfg(None))
+            .unwrap()
+            .run()
+            .await;
+        assert!(
+            !out.ok && out.detail.starts_with("no answer within"),
+            "{out:?}"
+        );
 
         let (addr, _h) = server("\x00\x01garbage\r\n\r\n").await;
-        let out = Target::new(addr, "a.test", &probe_cfg(None)).unwrap().run().await;
+        let out = Target::new(addr, "a.test", &probe_cfg(None))
+            .unwrap()
+            .run()
+            .await;
         assert!(!out.ok && out.detail.starts_with("HTTP"), "{out:?}");
     }
 }

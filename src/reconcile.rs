@@ -31,7 +31,11 @@ use crate::dns::ManagedRecords;
 /// The RRsets to replace so that `actual` matches `desired`. Only keys in `desired` are ever
 /// touched: records the provider holds that understudy does not manage are not even looked at.
 pub fn plan(desired: &BTreeMap<Key, RrSet>, actual: &BTreeMap<Key, RrSet>) -> Vec<RrSet> {
-    desired.iter().filter(|(k, want)| actual.get(*k) != Some(*want)).map(|(_, want)| want.clone()).collect()
+    desired
+        .iter()
+        .filter(|(k, want)| actual.get(*k) != Some(*want))
+        .map(|(_, want)| want.clone())
+        .collect()
 }
 
 /// The other address type at a managed name: AAAA beside a managed A, A beside a managed AAAA.
@@ -39,8 +43,12 @@ pub fn other_family_keys(desired: &BTreeMap<Key, RrSet>) -> Vec<Key> {
     desired
         .keys()
         .filter_map(|(n, t)| match *t {
-            hickory_proto::rr::RecordType::A => Some((n.clone(), hickory_proto::rr::RecordType::AAAA)),
-            hickory_proto::rr::RecordType::AAAA => Some((n.clone(), hickory_proto::rr::RecordType::A)),
+            hickory_proto::rr::RecordType::A => {
+                Some((n.clone(), hickory_proto::rr::RecordType::AAAA))
+            }
+            hickory_proto::rr::RecordType::AAAA => {
+                Some((n.clone(), hickory_proto::rr::RecordType::A))
+            }
             _ => None,
         })
         .filter(|k| !desired.contains_key(k))
@@ -85,7 +93,12 @@ pub fn desired_in_zone(managed: &ManagedRecords, zone: &Name, ttl: u32) -> BTree
         .0
         .iter()
         .filter(|((name, _), _)| zone.zone_of(name))
-        .map(|((name, t), addrs)| ((name.clone(), *t), RrSet::new(name.clone(), *t, ttl, addrs.clone())))
+        .map(|((name, t), addrs)| {
+            (
+                (name.clone(), *t),
+                RrSet::new(name.clone(), *t, ttl, addrs.clone()),
+            )
+        })
         .collect()
 }
 
@@ -146,7 +159,12 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, max: Duration) -> Self {
-        Backoff { base, max, attempt: 0, seed: crate::util::now_millis() | 1 }
+        Backoff {
+            base,
+            max,
+            attempt: 0,
+            seed: crate::util::now_millis() | 1,
+        }
     }
 
     pub fn reset(&mut self) {
@@ -155,7 +173,10 @@ impl Backoff {
 
     /// The next delay: a random point in [ceiling/2, ceiling], ceiling = base·2^attempt ≤ max.
     pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.base.saturating_mul(1u32 << self.attempt.min(16)).min(self.max);
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;
@@ -192,17 +213,32 @@ impl Reconciler {
     }
 
     /// The notes of [`takeover_notes`] for this zone, read from the provider (read-only).
-    pub async fn takeover_warnings(&self, desired: &BTreeMap<Key, RrSet>) -> Result<Vec<String>, ProviderError> {
+    pub async fn takeover_warnings(
+        &self,
+        desired: &BTreeMap<Key, RrSet>,
+    ) -> Result<Vec<String>, ProviderError> {
         let mut keys: Vec<Key> = desired.keys().cloned().collect();
         keys.extend(other_family_keys(desired));
         let actual = self.provider.read(&self.zone, &keys).await?;
-        let existing: Vec<Key> = desired.keys().filter(|k| actual.contains_key(*k)).cloned().collect();
-        let marked = if existing.is_empty() { Default::default() } else { self.provider.marked(&self.zone, &existing).await? };
+        let existing: Vec<Key> = desired
+            .keys()
+            .filter(|k| actual.contains_key(*k))
+            .cloned()
+            .collect();
+        let marked = if existing.is_empty() {
+            Default::default()
+        } else {
+            self.provider.marked(&self.zone, &existing).await?
+        };
         Ok(takeover_notes(desired, &actual, &marked))
     }
 
     /// One pass: read, plan, apply, verify. Used by the daemon loop and `understudy dns apply`.
-    pub async fn pass(&self, desired: &BTreeMap<Key, RrSet>, known: &mut Option<BTreeMap<Key, RrSet>>) -> Result<Pass, ProviderError> {
+    pub async fn pass(
+        &self,
+        desired: &BTreeMap<Key, RrSet>,
+        known: &mut Option<BTreeMap<Key, RrSet>>,
+    ) -> Result<Pass, ProviderError> {
         if known.is_none() {
             let keys: Vec<Key> = desired.keys().cloned().collect();
             *known = Some(self.provider.read(&self.zone, &keys).await?);
@@ -245,7 +281,13 @@ impl Reconciler {
         loop {
             let mut all = true;
             for server in &self.verify {
-                let got = crate::dns::client::query(*server, &want.name, want.rtype, Duration::from_secs(2)).await;
+                let got = crate::dns::client::query(
+                    *server,
+                    &want.name,
+                    want.rtype,
+                    Duration::from_secs(2),
+                )
+                .await;
                 let mut addrs = got.map(|r| r.addrs).unwrap_or_default();
                 addrs.sort();
                 all &= addrs == want.addrs;
@@ -262,11 +304,17 @@ impl Reconciler {
 
     /// The daemon loop for this zone, until `cancel`.
     pub async fn run(self, desired_rx: watch::Receiver<ManagedRecords>, cancel: CancellationToken) {
-        self.run_reporting(desired_rx, ZoneBoard::default(), cancel).await
+        self.run_reporting(desired_rx, ZoneBoard::default(), cancel)
+            .await
     }
 
     /// [`Reconciler::run`], saying where it stands on `board`.
-    pub async fn run_reporting(self, mut desired_rx: watch::Receiver<ManagedRecords>, board: ZoneBoard, cancel: CancellationToken) {
+    pub async fn run_reporting(
+        self,
+        mut desired_rx: watch::Receiver<ManagedRecords>,
+        board: ZoneBoard,
+        cancel: CancellationToken,
+    ) {
         let mut known: Option<BTreeMap<Key, RrSet>> = None;
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
         let mut last_refresh = tokio::time::Instant::now();
@@ -288,10 +336,15 @@ impl Reconciler {
                 // by someone else.
                 let before = known.take();
                 let keys: Vec<Key> = desired.keys().cloned().collect();
-                if let (Some(before), Ok(fresh)) = (before, self.provider.read(&self.zone, &keys).await) {
+                if let (Some(before), Ok(fresh)) =
+                    (before, self.provider.read(&self.zone, &keys).await)
+                {
                     for (k, want) in &desired {
                         if before.get(k) == Some(want) && fresh.get(k) != Some(want) {
-                            let found = fresh.get(k).map(|r| r.to_string()).unwrap_or_else(|| "no record".to_string());
+                            let found = fresh
+                                .get(k)
+                                .map(|r| r.to_string())
+                                .unwrap_or_else(|| "no record".to_string());
                             tracing::warn!(
                                 zone = %self.zone, provider = %self.provider.describe(),
                                 "drift: {} {} was changed outside understudy (found {found}, expected {want}); repairing",
@@ -364,13 +417,24 @@ impl Reconciler {
                 }
                 Err(e) => {
                     let delay = e.retry_after().unwrap_or_else(|| backoff.next_delay());
-                    let level = if e.is_transient() { "will retry" } else { "fix the provider settings; will retry" };
+                    let level = if e.is_transient() {
+                        "will retry"
+                    } else {
+                        "fix the provider settings; will retry"
+                    };
                     tracing::error!(zone = %self.zone, provider = %self.provider.describe(), "{e}; {level} in {:.1} s with the latest desired records", delay.as_secs_f64());
                     error = Some(e.to_string());
                     Some(delay)
                 }
             };
-            self.report(&board, &mut status, &desired, known.as_ref(), &confirmed, error);
+            self.report(
+                &board,
+                &mut status,
+                &desired,
+                known.as_ref(),
+                &confirmed,
+                error,
+            );
             let until_refresh = self.refresh.saturating_sub(last_refresh.elapsed());
             match wait {
                 // Failing: sleep the backoff; a newer desired value is picked up on the retry.
@@ -390,7 +454,9 @@ impl Reconciler {
     /// One round of questions to the verify servers, without waiting for them to agree.
     async fn answers_now(&self, want: &RrSet) -> bool {
         for server in &self.verify {
-            let got = crate::dns::client::query(*server, &want.name, want.rtype, Duration::from_secs(2)).await;
+            let got =
+                crate::dns::client::query(*server, &want.name, want.rtype, Duration::from_secs(2))
+                    .await;
             let mut addrs = got.map(|r| r.addrs).unwrap_or_default();
             addrs.sort();
             if addrs != want.addrs {
@@ -421,7 +487,13 @@ impl Reconciler {
                 confirmed: confirmed.get(k) == Some(want),
             })
             .collect();
-        let state = match (&error, status.records.iter().all(|r| r.confirmed && r.at_provider.as_ref() == Some(&r.desired))) {
+        let state = match (
+            &error,
+            status
+                .records
+                .iter()
+                .all(|r| r.confirmed && r.at_provider.as_ref() == Some(&r.desired)),
+        ) {
             (Some(_), _) => "failing",
             (None, true) => "in-sync",
             (None, false) => "pending",
@@ -431,7 +503,10 @@ impl Reconciler {
             status.since = crate::util::now_millis();
         }
         status.last_error = error;
-        board.lock().unwrap_or_else(|e| e.into_inner()).insert(status.zone.clone(), status.clone());
+        board
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(status.zone.clone(), status.clone());
     }
 }
 
@@ -448,7 +523,12 @@ mod tests {
 
     #[test]
     fn plan_is_minimal_and_touches_only_desired_keys() {
-        let desired: BTreeMap<_, _> = [rr("a.test", "192.0.2.1", 30), rr("b.test", "192.0.2.2", 30), rr("c.test", "192.0.2.3", 30)].into();
+        let desired: BTreeMap<_, _> = [
+            rr("a.test", "192.0.2.1", 30),
+            rr("b.test", "192.0.2.2", 30),
+            rr("c.test", "192.0.2.3", 30),
+        ]
+        .into();
         let actual: BTreeMap<_, _> = [
             rr("a.test", "192.0.2.1", 30),   // same: nothing
             rr("b.test", "192.0.2.9", 30),   // other address: replace
@@ -460,24 +540,49 @@ mod tests {
         assert_eq!(names, ["b.test.", "c.test."]);
         assert!(plan(&desired, &desired).is_empty(), "in sync means no call");
         let ttl_only: BTreeMap<_, _> = [rr("a.test", "192.0.2.1", 300)].into();
-        assert_eq!(plan(&[rr("a.test", "192.0.2.1", 30)].into(), &ttl_only).len(), 1, "a TTL difference is a change");
+        assert_eq!(
+            plan(&[rr("a.test", "192.0.2.1", 30)].into(), &ttl_only).len(),
+            1,
+            "a TTL difference is a change"
+        );
     }
 
     /// Issue 11, item 11: the two things worth a warning before writing a provider zone.
     #[test]
     fn takeover_notes_name_the_other_family_and_unmarked_sets() {
-        let desired: BTreeMap<_, _> = [rr("www.test", "192.0.2.1", 30), rr("api.test", "192.0.2.2", 30)].into();
-        let v6 = RrSet::new(fqdn("www.test"), RecordType::AAAA, 300, vec!["2001:db8::5".parse().unwrap()]);
-        let mut actual: BTreeMap<_, _> = [rr("www.test", "203.0.113.5", 300), rr("api.test", "192.0.2.2", 30)].into();
+        let desired: BTreeMap<_, _> = [
+            rr("www.test", "192.0.2.1", 30),
+            rr("api.test", "192.0.2.2", 30),
+        ]
+        .into();
+        let v6 = RrSet::new(
+            fqdn("www.test"),
+            RecordType::AAAA,
+            300,
+            vec!["2001:db8::5".parse().unwrap()],
+        );
+        let mut actual: BTreeMap<_, _> = [
+            rr("www.test", "203.0.113.5", 300),
+            rr("api.test", "192.0.2.2", 30),
+        ]
+        .into();
         actual.insert(v6.key(), v6);
         let marked: std::collections::BTreeSet<Key> = [rr("api.test", "192.0.2.2", 30).0].into();
         let notes = takeover_notes(&desired, &actual, &marked);
         assert_eq!(notes.len(), 2, "{notes:#?}");
-        assert!(notes[0].starts_with("www.test. 300 AAAA 2001:db8::5 is at a managed name but not managed") && notes[0].contains("IPv6"));
-        assert!(notes[1].starts_with("www.test. 300 A 203.0.113.5 exists without understudy's ownership marker"));
+        assert!(
+            notes[0]
+                .starts_with("www.test. 300 AAAA 2001:db8::5 is at a managed name but not managed")
+                && notes[0].contains("IPv6")
+        );
+        assert!(notes[1].starts_with(
+            "www.test. 300 A 203.0.113.5 exists without understudy's ownership marker"
+        ));
         // Marked sets and absent ones say nothing.
         let all: std::collections::BTreeSet<Key> = desired.keys().cloned().collect();
-        assert!(takeover_notes(&desired, &[rr("www.test", "192.0.2.9", 30)].into(), &all).is_empty());
+        assert!(
+            takeover_notes(&desired, &[rr("www.test", "192.0.2.9", 30)].into(), &all).is_empty()
+        );
         assert!(takeover_notes(&desired, &BTreeMap::new(), &Default::default()).is_empty());
     }
 

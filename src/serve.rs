@@ -170,7 +170,10 @@ impl Standby {
         let mut by_host = HashMap::new();
         let mut sites = Vec::new();
         let certs = Arc::new(Certs::default());
-        let https = cfg.standby.as_ref().is_some_and(|s| !s.https_listen.is_empty());
+        let https = cfg
+            .standby
+            .as_ref()
+            .is_some_and(|s| !s.https_listen.is_empty());
         for s in &cfg.sites {
             let hosts = s.hosts();
             let copy = Arc::new(SiteCopy {
@@ -188,7 +191,9 @@ impl Standby {
                 match crate::tls::load_stored(&crate::tls::store_dir(&cfg.data_dir, &s.name)) {
                     Ok(Some(pair)) => certs.install(&hosts, Arc::new(pair)),
                     Ok(None) => {}
-                    Err(e) => tracing::warn!(site = %s.name, error = %e, "ignoring the stored certificate"),
+                    Err(e) => {
+                        tracing::warn!(site = %s.name, error = %e, "ignoring the stored certificate")
+                    }
                 }
             }
             for h in &hosts {
@@ -200,9 +205,16 @@ impl Standby {
         let me = Standby {
             by_host,
             sites,
-            cache: BodyCache { map: Default::default(), budget: 256 << 20 },
+            cache: BodyCache {
+                map: Default::default(),
+                budget: 256 << 20,
+            },
             banner: st.is_some_and(|s| s.banner),
-            max_age: st.map_or(crate::config::DEFAULT_MAX_SNAPSHOT_AGE, |s| s.max_snapshot_age).as_millis() as u64,
+            max_age: st
+                .map_or(crate::config::DEFAULT_MAX_SNAPSHOT_AGE, |s| {
+                    s.max_snapshot_age
+                })
+                .as_millis() as u64,
             certs,
             acme: std::sync::OnceLock::new(),
         };
@@ -225,7 +237,14 @@ impl Standby {
         let m = s.current.read().ok().and_then(|c| c.clone());
         let pair = self.certs.get(&s.hosts[0]);
         let cert = pair.as_ref().map(|p| &p.info);
-        let problems = assess(m.as_ref().map(|m| m.created_at), self.max_age, cert, s.https, &s.hosts, now);
+        let problems = assess(
+            m.as_ref().map(|m| m.created_at),
+            self.max_age,
+            cert,
+            s.https,
+            &s.hosts,
+            now,
+        );
         Some(Readiness {
             site: s.name.clone(),
             ready: problems.is_empty(),
@@ -251,8 +270,12 @@ impl Standby {
     /// (Re)loads a site's user-supplied certificate files when they changed (a renewal by
     /// another tool). A broken replacement keeps the previous pair and says why.
     fn reload_files(&self, s: &SiteCopy) {
-        let Some((files, seen)) = &s.tls_files else { return };
-        let mtime = std::fs::metadata(&files.cert_file).and_then(|m| m.modified()).ok();
+        let Some((files, seen)) = &s.tls_files else {
+            return;
+        };
+        let mtime = std::fs::metadata(&files.cert_file)
+            .and_then(|m| m.modified())
+            .ok();
         let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
         if mtime.is_none() || *seen == mtime {
             return;
@@ -263,7 +286,9 @@ impl Standby {
                 tracing::info!(site = %s.name, serial = %pair.info.serial, not_after = %crate::util::utc(pair.info.not_after), "certificate loaded");
                 self.certs.install(&s.hosts, Arc::new(pair));
             }
-            Err(e) => tracing::warn!(site = %s.name, error = %e, "cannot load the certificate files; keeping the previous certificate"),
+            Err(e) => {
+                tracing::warn!(site = %s.name, error = %e, "cannot load the certificate files; keeping the previous certificate")
+            }
         }
     }
 
@@ -271,7 +296,11 @@ impl Standby {
     pub fn refresh(&self) {
         for s in &self.sites {
             self.reload_files(s);
-            let loaded = s.current.read().map(|c| c.as_ref().map(|m| m.id.clone())).unwrap_or(None);
+            let loaded = s
+                .current
+                .read()
+                .map(|c| c.as_ref().map(|m| m.id.clone()))
+                .unwrap_or(None);
             let now = s.store.current_id().ok().flatten();
             if now.is_some() && now != loaded {
                 match s.store.current() {
@@ -282,40 +311,70 @@ impl Standby {
                         }
                     }
                     Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot load the published snapshot; serving the previous one"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot load the published snapshot; serving the previous one")
+                    }
                 }
             }
         }
     }
 
     /// The answer to one request.
-    pub fn respond(&self, method: &Method, host: Option<&str>, target: &str, headers: &HeaderMap) -> Response<Full<Bytes>> {
+    pub fn respond(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        target: &str,
+        headers: &HeaderMap,
+    ) -> Response<Full<Bytes>> {
         if method != Method::GET && method != Method::HEAD {
-            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "this is a read-only standby copy\n");
-            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            let mut r = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this is a read-only standby copy\n",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return r;
         }
-        let host = host.map(|h| h.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map(|(h, _)| h).unwrap_or(h));
-        let Some(site) = host.and_then(|h| self.by_host.get(&h.trim_end_matches('.').to_ascii_lowercase())) else {
+        let host = host.map(|h| {
+            h.rsplit_once(':')
+                .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+                .map(|(h, _)| h)
+                .unwrap_or(h)
+        });
+        let Some(site) = host.and_then(|h| {
+            self.by_host
+                .get(&h.trim_end_matches('.').to_ascii_lowercase())
+        }) else {
             return plain(StatusCode::NOT_FOUND, "no such site here\n");
         };
         if target == READY_PATH {
             let r = self.readiness(&site.name, crate::util::now_millis());
             let (status, body) = match &r {
                 Some(r) if r.ready => (StatusCode::OK, serde_json::to_vec_pretty(r)),
-                r => (StatusCode::SERVICE_UNAVAILABLE, serde_json::to_vec_pretty(r)),
+                r => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::to_vec_pretty(r),
+                ),
             };
             let mut resp = Response::new(Full::new(Bytes::from(body.unwrap_or_default())));
             *resp.status_mut() = status;
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             return resp;
         }
         let Some(key) = lookup_key(&site.origin, target) else {
             return plain(StatusCode::BAD_REQUEST, "bad request target\n");
         };
         let Some(m) = site.current.read().ok().and_then(|c| c.clone()) else {
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "no copy of this site yet\n");
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no copy of this site yet\n",
+            );
         };
         let Some(entry) = m.entries.get(&key) else {
             return plain(StatusCode::NOT_FOUND, "not in the standby copy\n");
@@ -325,7 +384,10 @@ impl Standby {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, url = %key, "snapshot body unreadable");
-                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "the standby copy is damaged\n");
+                    return plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the standby copy is damaged\n",
+                    );
                 }
             },
             None => Bytes::new(),
@@ -333,10 +395,16 @@ impl Standby {
         // The optional notice at the top of HTML pages (cached per body and snapshot time).
         let mut variant = entry.body.clone().unwrap_or_default();
         let mut bannered = false;
-        if self.banner && entry.status == 200 && entry.content_encoding.is_none() && is_html(entry.content_type.as_deref()) {
+        if self.banner
+            && entry.status == 200
+            && entry.content_encoding.is_none()
+            && is_html(entry.content_type.as_deref())
+        {
             if let Some(h) = &entry.body {
                 variant = format!("{h}.banner{}", m.created_at);
-                if let Ok(b) = self.cache.get_or_load(&variant, || Ok(inject_banner(&body, &utc_minutes(m.created_at)))) {
+                if let Ok(b) = self.cache.get_or_load(&variant, || {
+                    Ok(inject_banner(&body, &utc_minutes(m.created_at)))
+                }) {
                     body = b;
                     bannered = true;
                 }
@@ -348,19 +416,41 @@ impl Standby {
             && compressible(entry.content_type.as_deref())
             && body.len() >= 512
             && !headers.contains_key(header::RANGE))
-        .then(|| preferred_encoding(headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("")))
+        .then(|| {
+            preferred_encoding(
+                headers
+                    .get(header::ACCEPT_ENCODING)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+            )
+        })
         .flatten();
         let (body, encoding) = match (wanted, &entry.body) {
             // Stored at publish time beside the body (not for the bannered variant).
-            (Some(enc), Some(h)) => match self.cache.get_or_load(&format!("{variant}.{enc}"), || {
-                Ok(if bannered { None } else { site.store.bodies().encoded(h, enc) }.unwrap_or_else(|| compress(enc, &body)))
-            }) {
-                Ok(c) if c.len() < body.len() => (c, Some(enc)),
-                _ => (body, None),
-            },
+            (Some(enc), Some(h)) => {
+                match self.cache.get_or_load(&format!("{variant}.{enc}"), || {
+                    Ok(if bannered {
+                        None
+                    } else {
+                        site.store.bodies().encoded(h, enc)
+                    }
+                    .unwrap_or_else(|| compress(enc, &body)))
+                }) {
+                    Ok(c) if c.len() < body.len() => (c, Some(enc)),
+                    _ => (body, None),
+                }
+            }
             _ => (body, None),
         };
-        replay(entry, body, encoding, bannered, method == Method::HEAD, headers, &m)
+        replay(
+            entry,
+            body,
+            encoding,
+            bannered,
+            method == Method::HEAD,
+            headers,
+            &m,
+        )
     }
 }
 
@@ -385,19 +475,28 @@ pub fn lookup_key(origin: &Url, target: &str) -> Option<String> {
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 /// `If-None-Match` matches when any listed tag equals the entity tag, weakly (W/ ignored).
 fn none_match(header_value: &str, etag: &str) -> bool {
     let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    header_value.split(',').any(|t| t.trim() == "*" || strip(t) == strip(etag))
+    header_value
+        .split(',')
+        .any(|t| t.trim() == "*" || strip(t) == strip(etag))
 }
 
 fn not_modified_since(header_value: &str, last_modified: &str) -> bool {
-    match (httpdate::parse_http_date(header_value.trim()), httpdate::parse_http_date(last_modified)) {
+    match (
+        httpdate::parse_http_date(header_value.trim()),
+        httpdate::parse_http_date(last_modified),
+    ) {
         (Ok(since), Ok(lm)) => lm <= since,
         _ => false,
     }
@@ -421,7 +520,11 @@ fn byte_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
         }
         (false, _) => {
             let start: u64 = a.parse().ok()?;
-            let end: u64 = if b.is_empty() { len.saturating_sub(1) } else { b.parse::<u64>().ok()?.min(len.saturating_sub(1)) };
+            let end: u64 = if b.is_empty() {
+                len.saturating_sub(1)
+            } else {
+                b.parse::<u64>().ok()?.min(len.saturating_sub(1))
+            };
             if start >= len || end < start {
                 return Some(Err(()));
             }
@@ -438,7 +541,10 @@ fn preferred_encoding(accept: &str) -> Option<&'static str> {
         accept.split(',').any(|item| {
             let mut parts = item.split(';');
             let name = parts.next().unwrap_or("").trim();
-            let q = parts.find_map(|p| p.trim().strip_prefix("q=")).and_then(|q| q.trim().parse::<f32>().ok()).unwrap_or(1.0);
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
             (name.eq_ignore_ascii_case(coding) || name == "*") && q > 0.0
         })
     };
@@ -470,13 +576,16 @@ fn inject_banner(body: &[u8], when: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + notice.len());
     let mut done = false;
     let mut rewriter = lol_html::HtmlRewriter::new(
-        lol_html::Settings::new().append_element_content_handler(lol_html::element!("body", |el| {
-            if !done {
-                el.prepend(&notice, lol_html::html_content::ContentType::Html);
-                done = true;
+        lol_html::Settings::new().append_element_content_handler(lol_html::element!(
+            "body",
+            |el| {
+                if !done {
+                    el.prepend(&notice, lol_html::html_content::ContentType::Html);
+                    done = true;
+                }
+                Ok(())
             }
-            Ok(())
-        })),
+        )),
         |c: &[u8]| out.extend_from_slice(c),
     );
     if rewriter.write(body).is_err() || rewriter.end().is_err() {
@@ -532,18 +641,26 @@ fn replay(
             put(header::ETAG, Some(&format!("W/{tag}")));
         }
     }
-    let when = httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_millis(m.created_at));
-    put(header::HeaderName::from_static("x-understudy-snapshot"), Some(&format!("standby copy {} of {when}", m.id)));
+    let when =
+        httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_millis(m.created_at));
+    put(
+        header::HeaderName::from_static("x-understudy-snapshot"),
+        Some(&format!("standby copy {} of {when}", m.id)),
+    );
     let cacheable = e.status == 200;
     if cacheable {
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         let inm = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-        let ims = req.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok());
+        let ims = req
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok());
         let fresh = match (inm, e.etag.as_deref()) {
             (Some(v), Some(tag)) => none_match(v, tag),
             (Some(_), None) => false,
             // If-Modified-Since counts only without If-None-Match (RFC 9110 13.1.3).
-            (None, _) => matches!((ims, e.last_modified.as_deref()), (Some(v), Some(lm)) if not_modified_since(v, lm)),
+            (None, _) => {
+                matches!((ims, e.last_modified.as_deref()), (Some(v), Some(lm)) if not_modified_since(v, lm))
+            }
         };
         if fresh {
             headers.remove(header::CONTENT_TYPE);
@@ -552,12 +669,23 @@ fn replay(
         if let Some(range) = req.get(header::RANGE).and_then(|v| v.to_str().ok()) {
             match byte_range(range, body.len() as u64) {
                 Some(Ok((a, b))) => {
-                    headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {a}-{b}/{}", body.len())).expect("ascii"));
-                    let part = if head { Bytes::new() } else { body.slice(a as usize..=b as usize) };
+                    headers.insert(
+                        header::CONTENT_RANGE,
+                        HeaderValue::from_str(&format!("bytes {a}-{b}/{}", body.len()))
+                            .expect("ascii"),
+                    );
+                    let part = if head {
+                        Bytes::new()
+                    } else {
+                        body.slice(a as usize..=b as usize)
+                    };
                     return with(StatusCode::PARTIAL_CONTENT, headers, part);
                 }
                 Some(Err(())) => {
-                    headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{}", body.len())).expect("ascii"));
+                    headers.insert(
+                        header::CONTENT_RANGE,
+                        HeaderValue::from_str(&format!("bytes */{}", body.len())).expect("ascii"),
+                    );
                     return with(StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new());
                 }
                 None => {}
@@ -568,7 +696,8 @@ fn replay(
     let len = body.len();
     let mut r = with(status, headers, if head { Bytes::new() } else { body });
     if head {
-        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
     r
 }
@@ -594,7 +723,12 @@ pub async fn refresher(standby: Arc<Standby>, shutdown: CancellationToken) {
 
 /// Serves HTTP/1.1 and HTTP/2 on `listener` until `shutdown`, over TLS when `tls` is given.
 /// Call [`refresher`] once beside the listeners so new snapshots are picked up.
-pub async fn serve(listener: TcpListener, standby: Arc<Standby>, tls: Option<tokio_rustls::TlsAcceptor>, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    standby: Arc<Standby>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: CancellationToken,
+) {
     let conns = tokio_util::task::TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -627,7 +761,9 @@ pub async fn serve(listener: TcpListener, standby: Arc<Standby>, tls: Option<tok
                 Some(acceptor) => {
                     // A client that opens a connection and never finishes the handshake is
                     // dropped after the same 10 s a slow request header gets.
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
                         Ok(Ok(t)) => connection(t, s, stop).await,
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -645,7 +781,11 @@ pub async fn serve(listener: TcpListener, standby: Arc<Standby>, tls: Option<tok
 /// request with two, is a 400: a proxy in front may have picked the other one, and answering
 /// either would serve one site's copy under another's name. HTTP/1.0 may omit it (then no site
 /// matches and the answer is a 404).
-fn request_host(version: hyper::Version, uri: &hyper::Uri, headers: &HeaderMap) -> Result<Option<String>, &'static str> {
+fn request_host(
+    version: hyper::Version,
+    uri: &hyper::Uri,
+    headers: &HeaderMap,
+) -> Result<Option<String>, &'static str> {
     let mut hosts = headers.get_all(header::HOST).iter();
     let (first, second) = (hosts.next(), hosts.next());
     if second.is_some() {
@@ -655,7 +795,10 @@ fn request_host(version: hyper::Version, uri: &hyper::Uri, headers: &HeaderMap) 
         return Ok(Some(h.to_string()));
     }
     match first {
-        Some(h) => h.to_str().map(|h| Some(h.to_string())).map_err(|_| "the Host header is not text\n"),
+        Some(h) => h
+            .to_str()
+            .map(|h| Some(h.to_string()))
+            .map_err(|_| "the Host header is not text\n"),
         None if version == hyper::Version::HTTP_11 => Err("HTTP/1.1 needs a Host header\n"),
         None => Ok(None),
     }
@@ -673,14 +816,19 @@ where
                 Ok(h) => h,
                 Err(why) => return Ok(plain(StatusCode::BAD_REQUEST, why)),
             };
-            let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+            let target = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into());
             let (method, headers) = (req.method(), req.headers());
             // Bodies come from memory once read; a first read of a small file from the page
             // cache is short enough to do here.
             Ok::<_, std::convert::Infallible>(s.respond(method, host.as_deref(), &target, headers))
         }
     });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     builder
         .http1()
         .max_buf_size(64 * 1024)
@@ -712,11 +860,32 @@ mod tests {
     fn keys_are_normalised_like_the_crawler_and_never_leave_the_origin() {
         let o = Url::parse("http://www.example.test:8080/").unwrap();
         let k = |t: &str| lookup_key(&o, t);
-        assert_eq!(k("/about").as_deref(), Some("http://www.example.test:8080/about"));
-        assert_eq!(k("/app.js?v=3").as_deref(), Some("http://www.example.test:8080/app.js?v=3"));
-        assert_eq!(k("/a/../b").as_deref(), Some("http://www.example.test:8080/b"));
-        assert_eq!(k("/../../etc/passwd").as_deref(), Some("http://www.example.test:8080/etc/passwd"), "a key, not a file");
-        for bad in ["about", "//evil.test/x", "http://evil.test/", "/a\\..\\b", "/a\0b", "/a\r\nX-Injected: 1", ""] {
+        assert_eq!(
+            k("/about").as_deref(),
+            Some("http://www.example.test:8080/about")
+        );
+        assert_eq!(
+            k("/app.js?v=3").as_deref(),
+            Some("http://www.example.test:8080/app.js?v=3")
+        );
+        assert_eq!(
+            k("/a/../b").as_deref(),
+            Some("http://www.example.test:8080/b")
+        );
+        assert_eq!(
+            k("/../../etc/passwd").as_deref(),
+            Some("http://www.example.test:8080/etc/passwd"),
+            "a key, not a file"
+        );
+        for bad in [
+            "about",
+            "//evil.test/x",
+            "http://evil.test/",
+            "/a\\..\\b",
+            "/a\0b",
+            "/a\r\nX-Injected: 1",
+            "",
+        ] {
             assert_eq!(k(bad), None, "{bad:?}");
         }
         assert_eq!(k(&format!("/{}", "a".repeat(MAX_TARGET))), None);
@@ -727,13 +896,26 @@ mod tests {
         const H: Millis = 3_600_000;
         let hosts = vec!["www.example.com".to_string()];
         let cert = crate::tls::test_cert(&["www.example.com"], 0, 100 * H);
-        let ready =
-            |snap: Option<Millis>, cert: Option<&CertInfo>, https: bool, now: Millis| assess(snap, 48 * H, cert, https, &hosts, now);
+        let ready = |snap: Option<Millis>, cert: Option<&CertInfo>, https: bool, now: Millis| {
+            assess(snap, 48 * H, cert, https, &hosts, now)
+        };
         assert!(ready(Some(10 * H), Some(&cert), true, 20 * H).is_empty());
-        assert!(ready(Some(10 * H), None, false, 58 * H).is_empty(), "plain HTTP needs no certificate; 48h old is not too old");
-        assert_eq!(ready(None, Some(&cert), true, 20 * H), vec!["no published snapshot"]);
-        assert_eq!(ready(Some(10 * H), Some(&cert), true, 59 * H), vec!["snapshot is 49h old, more than max_snapshot_age 48h"]);
-        assert_eq!(ready(Some(10 * H), None, true, 20 * H), vec!["no certificate"]);
+        assert!(
+            ready(Some(10 * H), None, false, 58 * H).is_empty(),
+            "plain HTTP needs no certificate; 48h old is not too old"
+        );
+        assert_eq!(
+            ready(None, Some(&cert), true, 20 * H),
+            vec!["no published snapshot"]
+        );
+        assert_eq!(
+            ready(Some(10 * H), Some(&cert), true, 59 * H),
+            vec!["snapshot is 49h old, more than max_snapshot_age 48h"]
+        );
+        assert_eq!(
+            ready(Some(10 * H), None, true, 20 * H),
+            vec!["no certificate"]
+        );
         let both = ready(None, Some(&cert), true, 101 * H);
         assert_eq!(both.len(), 2, "every reason is given: {both:?}");
         assert!(both[1].starts_with("certificate expired"), "{both:?}");
@@ -754,13 +936,34 @@ mod tests {
 
     #[test]
     fn banner_goes_first_in_the_body() {
-        let with_body = String::from_utf8(inject_banner(b"<!doctype html><html><body class=x><p>hi</p></body></html>", "T")).unwrap();
-        assert!(with_body.contains("<body class=x><div role=\"status\""), "{with_body}");
-        let no_body = String::from_utf8(inject_banner(b"<!DOCTYPE html><title>t</title><p>hi</p>", "T")).unwrap();
-        assert!(no_body.starts_with("<!DOCTYPE html><div role=\"status\""), "{no_body}");
+        let with_body = String::from_utf8(inject_banner(
+            b"<!doctype html><html><body class=x><p>hi</p></body></html>",
+            "T",
+        ))
+        .unwrap();
+        assert!(
+            with_body.contains("<body class=x><div role=\"status\""),
+            "{with_body}"
+        );
+        let no_body = String::from_utf8(inject_banner(
+            b"<!DOCTYPE html><title>t</title><p>hi</p>",
+            "T",
+        ))
+        .unwrap();
+        assert!(
+            no_body.starts_with("<!DOCTYPE html><div role=\"status\""),
+            "{no_body}"
+        );
         let fragment = String::from_utf8(inject_banner(b"<h1>About</h1>", "T")).unwrap();
-        assert!(fragment.starts_with("<div role=\"status\"") && fragment.ends_with("<h1>About</h1>"), "{fragment}");
-        assert!(utc_minutes(0).starts_with("01 Jan 1970 00:00 UTC"), "{}", utc_minutes(0));
+        assert!(
+            fragment.starts_with("<div role=\"status\"") && fragment.ends_with("<h1>About</h1>"),
+            "{fragment}"
+        );
+        assert!(
+            utc_minutes(0).starts_with("01 Jan 1970 00:00 UTC"),
+            "{}",
+            utc_minutes(0)
+        );
     }
 
     #[test]
@@ -771,7 +974,9 @@ mod tests {
         assert_eq!(preferred_encoding("identity"), None);
         assert_eq!(preferred_encoding(""), None);
         assert_eq!(preferred_encoding("gzip;q=0, br;q=0.0"), None);
-        assert!(compressible(Some("text/html; charset=utf-8")) && compressible(Some("image/svg+xml")));
+        assert!(
+            compressible(Some("text/html; charset=utf-8")) && compressible(Some("image/svg+xml"))
+        );
         assert!(!compressible(Some("image/png")) && !compressible(None));
     }
 
@@ -781,8 +986,17 @@ mod tests {
         assert!(none_match("W/\"abc\", \"x\"", "\"abc\""));
         assert!(none_match("*", "\"abc\""));
         assert!(!none_match("\"abd\"", "\"abc\""));
-        assert!(not_modified_since("Tue, 24 Nov 2026 10:00:00 GMT", "Tue, 24 Nov 2026 10:00:00 GMT"));
-        assert!(!not_modified_since("Tue, 24 Nov 2026 09:59:59 GMT", "Tue, 24 Nov 2026 10:00:00 GMT"));
-        assert!(!not_modified_since("yesterday", "Tue, 24 Nov 2026 10:00:00 GMT"));
+        assert!(not_modified_since(
+            "Tue, 24 Nov 2026 10:00:00 GMT",
+            "Tue, 24 Nov 2026 10:00:00 GMT"
+        ));
+        assert!(!not_modified_since(
+            "Tue, 24 Nov 2026 09:59:59 GMT",
+            "Tue, 24 Nov 2026 10:00:00 GMT"
+        ));
+        assert!(!not_modified_since(
+            "yesterday",
+            "Tue, 24 Nov 2026 10:00:00 GMT"
+        ));
     }
 }

@@ -19,22 +19,42 @@ pub enum StoreError {
     // `cause` is part of the message rather than an error source, so a chain printed with
     // `{:#}` says it once.
     #[error("state database {path}: {cause}")]
-    Sqlite { path: PathBuf, cause: rusqlite::Error },
+    Sqlite {
+        path: PathBuf,
+        cause: rusqlite::Error,
+    },
     #[error(
         "state database {path}: stored state of site `{site}` is unreadable ({why}); remove the row or the file to start that site afresh"
     )]
-    Corrupt { path: PathBuf, site: String, why: String },
+    Corrupt {
+        path: PathBuf,
+        site: String,
+        why: String,
+    },
     #[error("cannot create the data directory {path}: {cause}")]
-    DataDir { path: PathBuf, cause: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     /// The database is missing or empty, but the data directory has been used: starting afresh
     /// would forget every decision (a failed-over site would be published on its dead primary).
     #[error(
         "state database {path} is {what}, but {dir} has been used before (it holds {traces}); starting afresh would forget \
          where every site's records point, and a site that was failed over would be published on its primary. {hint}"
     )]
-    Missing { path: PathBuf, what: &'static str, dir: PathBuf, traces: String, hint: String },
+    Missing {
+        path: PathBuf,
+        what: &'static str,
+        dir: PathBuf,
+        traces: String,
+        hint: String,
+    },
     #[error("state database {path} is damaged ({why}); nothing was changed. {hint}")]
-    Damaged { path: PathBuf, why: String, hint: String },
+    Damaged {
+        path: PathBuf,
+        why: String,
+        hint: String,
+    },
 }
 
 /// What a start does with a state database that is missing, empty or damaged.
@@ -86,7 +106,15 @@ pub struct Store {
 
 /// What understudy itself leaves in a data directory besides the database: if any of it is
 /// there, the directory has been used, and a missing database was lost rather than never made.
-const TRACES: &[&str] = &["understudy.db-wal", "understudy.db-shm", "daemon.json", "mirror", "certs", "acme", BACKUP_DIR];
+const TRACES: &[&str] = &[
+    "understudy.db-wal",
+    "understudy.db-shm",
+    "daemon.json",
+    "mirror",
+    "certs",
+    "acme",
+    BACKUP_DIR,
+];
 
 const SCHEMA: &str = "PRAGMA journal_mode = WAL;
      PRAGMA synchronous = FULL;
@@ -132,7 +160,10 @@ impl Store {
     /// Opens (creating if needed) the database in `data_dir`. A database that is missing or
     /// empty in a directory that has been used is an error ([`StoreError::Missing`]).
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|cause| StoreError::DataDir { path: data_dir.to_path_buf(), cause })?;
+        std::fs::create_dir_all(data_dir).map_err(|cause| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            cause,
+        })?;
         let path = data_dir.join(DB_FILE);
         refuse_if_lost(data_dir, &path)?;
         Self::open_path(&path)
@@ -142,15 +173,24 @@ impl Store {
     /// file (`PRAGMA quick_check`) before anything is served from it. With
     /// [`IfUnusable::Reset`] a missing, empty or damaged database starts afresh instead (a
     /// damaged file is moved aside, not deleted); the returned note says what was done.
-    pub fn open_at_start(data_dir: &Path, if_unusable: IfUnusable) -> Result<(Self, Option<String>), StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|cause| StoreError::DataDir { path: data_dir.to_path_buf(), cause })?;
+    pub fn open_at_start(
+        data_dir: &Path,
+        if_unusable: IfUnusable,
+    ) -> Result<(Self, Option<String>), StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|cause| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            cause,
+        })?;
         let path = data_dir.join(DB_FILE);
         let mut note = None;
         if let Err(e) = refuse_if_lost(data_dir, &path) {
             match if_unusable {
                 IfUnusable::Refuse => return Err(e),
                 IfUnusable::Reset => {
-                    note = Some(format!("--reset-state: {} was missing or empty; every site starts afresh", path.display()))
+                    note = Some(format!(
+                        "--reset-state: {} was missing or empty; every site starts afresh",
+                        path.display()
+                    ))
                 }
             }
         }
@@ -162,17 +202,28 @@ impl Store {
         };
         match (opened, damage, if_unusable) {
             (Ok(s), _, _) => Ok((s, note)),
-            (Err(_), Some(why), IfUnusable::Refuse) => Err(StoreError::Damaged { path, why, hint: restore_hint(data_dir) }),
+            (Err(_), Some(why), IfUnusable::Refuse) => Err(StoreError::Damaged {
+                path,
+                why,
+                hint: restore_hint(data_dir),
+            }),
             (Err(_), Some(why), IfUnusable::Reset) => {
-                let aside = path.with_file_name(format!("{DB_FILE}.damaged-{}", crate::util::now_millis()));
+                let aside =
+                    path.with_file_name(format!("{DB_FILE}.damaged-{}", crate::util::now_millis()));
                 let moved = |from: &Path, to: &Path| {
-                    std::fs::rename(from, to).map_err(|cause| StoreError::DataDir { path: to.to_path_buf(), cause })
+                    std::fs::rename(from, to).map_err(|cause| StoreError::DataDir {
+                        path: to.to_path_buf(),
+                        cause,
+                    })
                 };
                 moved(&path, &aside)?;
                 for suffix in ["-wal", "-shm"] {
                     let side = path.with_file_name(format!("{DB_FILE}{suffix}"));
                     if side.exists() {
-                        moved(&side, &aside.with_file_name(format!("{}{suffix}", aside.display())))?;
+                        moved(
+                            &side,
+                            &aside.with_file_name(format!("{}{suffix}", aside.display())),
+                        )?;
                     }
                 }
                 let s = Self::open_path(&path)?;
@@ -188,23 +239,40 @@ impl Store {
     }
 
     fn open_path(path: &Path) -> Result<Self, StoreError> {
-        let sql = |cause| StoreError::Sqlite { path: path.to_path_buf(), cause };
+        let sql = |cause| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            cause,
+        };
         let conn = Connection::open(path).map_err(sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
-        Ok(Store { conn, path: path.to_path_buf() })
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
     }
 
     /// `PRAGMA quick_check`: every page and index readable and consistent.
     fn quick_check(&self) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare("PRAGMA quick_check").map_err(|e| self.sql(e))?;
-        let rows: Vec<String> =
-            stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.sql(e))?.collect::<Result<_, _>>().map_err(|e| self.sql(e))?;
+        let mut stmt = self
+            .conn
+            .prepare("PRAGMA quick_check")
+            .map_err(|e| self.sql(e))?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.sql(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.sql(e))?;
         if rows.len() == 1 && rows[0] == "ok" {
             return Ok(());
         }
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        Err(StoreError::Damaged { path: self.path.clone(), why: rows.join("; "), hint: restore_hint(dir) })
+        Err(StoreError::Damaged {
+            path: self.path.clone(),
+            why: rows.join("; "),
+            hint: restore_hint(dir),
+        })
     }
 
     /// Copies the database, consistently while it is in use (SQLite's online backup), to
@@ -213,9 +281,16 @@ impl Store {
     pub fn backup(data_dir: &Path, now: u64) -> Result<PathBuf, StoreError> {
         let path = data_dir.join(DB_FILE);
         let dir = data_dir.join(BACKUP_DIR);
-        std::fs::create_dir_all(&dir).map_err(|cause| StoreError::DataDir { path: dir.clone(), cause })?;
-        let sql = |cause| StoreError::Sqlite { path: path.clone(), cause };
-        let src = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+        std::fs::create_dir_all(&dir).map_err(|cause| StoreError::DataDir {
+            path: dir.clone(),
+            cause,
+        })?;
+        let sql = |cause| StoreError::Sqlite {
+            path: path.clone(),
+            cause,
+        };
+        let src = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sql)?;
         let day = crate::util::utc_date(now);
         let target = dir.join(format!("understudy-{day}.db"));
         let tmp = dir.join(format!(".understudy-{day}.db.tmp"));
@@ -223,9 +298,13 @@ impl Store {
         {
             let mut dst = Connection::open(&tmp).map_err(sql)?;
             let b = rusqlite::backup::Backup::new(&src, &mut dst).map_err(sql)?;
-            b.run_to_completion(256, std::time::Duration::from_millis(5), None).map_err(sql)?;
+            b.run_to_completion(256, std::time::Duration::from_millis(5), None)
+                .map_err(sql)?;
         }
-        std::fs::rename(&tmp, &target).map_err(|cause| StoreError::DataDir { path: target.clone(), cause })?;
+        std::fs::rename(&tmp, &target).map_err(|cause| StoreError::DataDir {
+            path: target.clone(),
+            cause,
+        })?;
         let mut all = backups(data_dir);
         while all.len() > BACKUPS_KEPT {
             let _ = std::fs::remove_file(all.remove(0));
@@ -240,34 +319,55 @@ impl Store {
             return Ok(None);
         }
         let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|cause| StoreError::Sqlite { path: path.clone(), cause })?;
+            .map_err(|cause| StoreError::Sqlite {
+            path: path.clone(),
+            cause,
+        })?;
         Ok(Some(Store { conn, path }))
     }
 
     fn sql(&self, cause: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite { path: self.path.clone(), cause }
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            cause,
+        }
     }
 
     pub fn load_state(&self, site: &str) -> Result<Option<SiteState>, StoreError> {
         let text: Option<String> = self
             .conn
-            .query_row("SELECT state FROM site_state WHERE site = ?1", params![site], |r| r.get(0))
+            .query_row(
+                "SELECT state FROM site_state WHERE site = ?1",
+                params![site],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.sql(e))?;
         match text {
             None => Ok(None),
-            Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| StoreError::Corrupt {
-                path: self.path.clone(),
-                site: site.to_string(),
-                why: e.to_string(),
-            }),
+            Some(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    site: site.to_string(),
+                    why: e.to_string(),
+                }),
         }
     }
 
     /// Saves a site's state and, in the same transaction, the events that explain it.
-    pub fn save(&mut self, site: &str, state: &SiteState, now: u64, events: &[NewEvent<'_>]) -> Result<(), StoreError> {
+    pub fn save(
+        &mut self,
+        site: &str,
+        state: &SiteState,
+        now: u64,
+        events: &[NewEvent<'_>],
+    ) -> Result<(), StoreError> {
         let json = serde_json::to_string(state).expect("state serializes");
-        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite { path: self.path.clone(), cause: e })?;
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            cause: e,
+        })?;
         tx.execute(
             "INSERT INTO site_state (site, state, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT(site) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
@@ -275,13 +375,21 @@ impl Store {
         )
         .map_err(|e| StoreError::Sqlite { path: self.path.clone(), cause: e })?;
         for ev in events {
-            insert_event(&tx, ev).map_err(|e| StoreError::Sqlite { path: self.path.clone(), cause: e })?;
+            insert_event(&tx, ev).map_err(|e| StoreError::Sqlite {
+                path: self.path.clone(),
+                cause: e,
+            })?;
         }
-        tx.commit().map_err(|e| StoreError::Sqlite { path: self.path.clone(), cause: e })
+        tx.commit().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            cause: e,
+        })
     }
 
     pub fn append_event(&mut self, ev: &NewEvent<'_>) -> Result<(), StoreError> {
-        insert_event(&self.conn, ev).map(|_| ()).map_err(|e| self.sql(e))
+        insert_event(&self.conn, ev)
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
     }
 
     /// The newest `limit` events of a site (or of all sites), newest first.
@@ -314,10 +422,19 @@ impl Store {
     /// The serial to publish for `zone` given its content (everything but the serial). The
     /// serial only moves when the content changes, so a restart with the same records keeps it;
     /// when it moves it becomes max(old + 1, unix seconds), staying monotonic across clock steps.
-    pub fn serial_for(&mut self, zone: &str, content: &str, now_secs: u64) -> Result<u32, StoreError> {
+    pub fn serial_for(
+        &mut self,
+        zone: &str,
+        content: &str,
+        now_secs: u64,
+    ) -> Result<u32, StoreError> {
         let row: Option<(i64, String)> = self
             .conn
-            .query_row("SELECT serial, content FROM zone_serial WHERE zone = ?1", params![zone], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT serial, content FROM zone_serial WHERE zone = ?1",
+                params![zone],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(|e| self.sql(e))?;
         let serial = match row {
@@ -338,7 +455,13 @@ impl Store {
 
 impl Store {
     /// Appends an agreed public address to the history (the newest row per family is current).
-    pub fn save_public_ip(&mut self, family: crate::ip::Family, addr: std::net::IpAddr, at: u64, sources: &str) -> Result<(), StoreError> {
+    pub fn save_public_ip(
+        &mut self,
+        family: crate::ip::Family,
+        addr: std::net::IpAddr,
+        at: u64,
+        sources: &str,
+    ) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "INSERT INTO public_ip (family, addr, at, sources) VALUES (?1, ?2, ?3, ?4)",
@@ -349,17 +472,31 @@ impl Store {
     }
 
     /// The current public address of each family, and when it was agreed.
-    pub fn public_ips(&self) -> Result<std::collections::BTreeMap<crate::ip::Family, (std::net::IpAddr, u64)>, StoreError> {
+    pub fn public_ips(
+        &self,
+    ) -> Result<std::collections::BTreeMap<crate::ip::Family, (std::net::IpAddr, u64)>, StoreError>
+    {
         let mut stmt = self
             .conn
             .prepare("SELECT family, addr, at FROM public_ip WHERE id IN (SELECT MAX(id) FROM public_ip GROUP BY family)")
             .map_err(|e| self.sql(e))?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))).map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(|e| self.sql(e))?;
         let mut out = std::collections::BTreeMap::new();
         for row in rows {
             let (fam, addr, at) = row.map_err(|e| self.sql(e))?;
-            let family = if fam == "IPv6" { crate::ip::Family::Ipv6 } else { crate::ip::Family::Ipv4 };
+            let family = if fam == "IPv6" {
+                crate::ip::Family::Ipv6
+            } else {
+                crate::ip::Family::Ipv4
+            };
             // A row that does not parse (hand-edited database) is skipped, not fatal.
             if let Ok(addr) = addr.parse() {
                 out.insert(family, (addr, at as u64));
@@ -369,18 +506,32 @@ impl Store {
     }
 
     /// Newest first: (family, address, when, which sources agreed).
-    pub fn public_ip_history(&self, limit: usize) -> Result<Vec<(crate::ip::Family, std::net::IpAddr, u64, String)>, StoreError> {
-        let mut stmt =
-            self.conn.prepare("SELECT family, addr, at, sources FROM public_ip ORDER BY id DESC LIMIT ?1").map_err(|e| self.sql(e))?;
+    pub fn public_ip_history(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(crate::ip::Family, std::net::IpAddr, u64, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT family, addr, at, sources FROM public_ip ORDER BY id DESC LIMIT ?1")
+            .map_err(|e| self.sql(e))?;
         let rows = stmt
             .query_map(params![limit as i64], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
             })
             .map_err(|e| self.sql(e))?;
         let mut out = vec![];
         for row in rows {
             let (fam, addr, at, sources) = row.map_err(|e| self.sql(e))?;
-            let family = if fam == "IPv6" { crate::ip::Family::Ipv6 } else { crate::ip::Family::Ipv4 };
+            let family = if fam == "IPv6" {
+                crate::ip::Family::Ipv6
+            } else {
+                crate::ip::Family::Ipv4
+            };
             // A row that does not parse (hand-edited database) is skipped, not fatal.
             if let Ok(addr) = addr.parse() {
                 out.push((family, addr, at as u64, sources));
@@ -412,12 +563,18 @@ impl Store {
     }
 
     /// The newest crawls first, of one site or all.
-    pub fn crawls(&self, site: Option<&str>, limit: usize) -> Result<Vec<crate::mirror::crawl::Report>, StoreError> {
+    pub fn crawls(
+        &self,
+        site: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::mirror::crawl::Report>, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT report FROM crawls WHERE (?1 IS NULL OR site = ?1) ORDER BY id DESC LIMIT ?2")
             .map_err(|e| self.sql(e))?;
-        let rows = stmt.query_map(params![site, limit as i64], |r| r.get::<_, String>(0)).map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![site, limit as i64], |r| r.get::<_, String>(0))
+            .map_err(|e| self.sql(e))?;
         let mut out = vec![];
         for row in rows {
             // A row that does not parse (older format, hand edits) is skipped, not fatal.
@@ -435,7 +592,11 @@ pub fn backups(data_dir: &Path) -> Vec<PathBuf> {
         .map(|d| {
             d.flatten()
                 .map(|e| e.path())
-                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("understudy-") && n.ends_with(".db")))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("understudy-") && n.ends_with(".db"))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -450,7 +611,11 @@ fn refuse_if_lost(data_dir: &Path, path: &Path) -> Result<(), StoreError> {
         Ok(m) if m.len() == 0 => "empty",
         Ok(_) => return Ok(()),
     };
-    let traces: Vec<&str> = TRACES.iter().copied().filter(|t| data_dir.join(t).exists()).collect();
+    let traces: Vec<&str> = TRACES
+        .iter()
+        .copied()
+        .filter(|t| data_dir.join(t).exists())
+        .collect();
     if traces.is_empty() {
         return Ok(());
     }
@@ -464,7 +629,10 @@ fn refuse_if_lost(data_dir: &Path, path: &Path) -> Result<(), StoreError> {
 }
 
 fn is_damage(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
 }
 
 /// What to do about a lost or damaged database, in words: restore the newest backup, or start
@@ -473,8 +641,15 @@ fn restore_hint(data_dir: &Path) -> String {
     let db = data_dir.join(DB_FILE);
     let fresh = "or start every site afresh with `understudy run --reset-state` (a damaged file is moved aside, not deleted)";
     match backups(data_dir).pop() {
-        Some(b) => format!("To restore the newest backup, stop understudy and copy {} to {}; {fresh}", b.display(), db.display()),
-        None => format!("There is no backup in {} to restore; {fresh}", data_dir.join(BACKUP_DIR).display()),
+        Some(b) => format!(
+            "To restore the newest backup, stop understudy and copy {} to {}; {fresh}",
+            b.display(),
+            db.display()
+        ),
+        None => format!(
+            "There is no backup in {} to restore; {fresh}",
+            data_dir.join(BACKUP_DIR).display()
+        ),
     }
 }
 
@@ -524,9 +699,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         use crate::ip::Family;
-        s.save_public_ip(Family::Ipv4, "192.0.2.1".parse().unwrap(), 1, "a").unwrap();
-        s.save_public_ip(Family::Ipv6, "2001:db8::1".parse().unwrap(), 2, "a").unwrap();
-        s.save_public_ip(Family::Ipv4, "192.0.2.2".parse().unwrap(), 3, "a,b").unwrap();
+        s.save_public_ip(Family::Ipv4, "192.0.2.1".parse().unwrap(), 1, "a")
+            .unwrap();
+        s.save_public_ip(Family::Ipv6, "2001:db8::1".parse().unwrap(), 2, "a")
+            .unwrap();
+        s.save_public_ip(Family::Ipv4, "192.0.2.2".parse().unwrap(), 3, "a,b")
+            .unwrap();
         let now = s.public_ips().unwrap();
         assert_eq!(now[&Family::Ipv4], ("192.0.2.2".parse().unwrap(), 3));
         assert_eq!(now[&Family::Ipv6], ("2001:db8::1".parse().unwrap(), 2));
@@ -537,7 +715,9 @@ mod tests {
     fn corrupt_state_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.conn.execute("INSERT INTO site_state VALUES ('a', '{not json', 0)", []).unwrap();
+        s.conn
+            .execute("INSERT INTO site_state VALUES ('a', '{not json', 0)", [])
+            .unwrap();
         let e = s.load_state("a").unwrap_err().to_string();
         assert!(e.contains("unreadable"), "{e}");
     }

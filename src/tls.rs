@@ -35,7 +35,8 @@ pub struct CertInfo {
 /// Reads the leaf (first) certificate of a DER chain.
 pub fn info(leaf: &[u8]) -> Result<CertInfo, String> {
     use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(leaf).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let (_, cert) =
+        X509Certificate::from_der(leaf).map_err(|e| format!("not an X.509 certificate: {e}"))?;
     let ms = |t: ASN1Time| (t.timestamp().max(0) as u64).saturating_mul(1000);
     let mut names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
@@ -59,7 +60,9 @@ pub fn info(leaf: &[u8]) -> Result<CertInfo, String> {
 pub fn covers(cert_name: &str, host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     match cert_name.strip_prefix("*.") {
-        Some(parent) => host.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+        Some(parent) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
         None => cert_name == host,
     }
 }
@@ -74,7 +77,10 @@ pub fn problems(cert: Option<&CertInfo>, hosts: &[String], now: Millis) -> Vec<S
         out.push("certificate not valid yet".to_string());
     }
     if now >= c.not_after {
-        out.push(format!("certificate expired {} ago", crate::util::human_duration(now - c.not_after)));
+        out.push(format!(
+            "certificate expired {} ago",
+            crate::util::human_duration(now - c.not_after)
+        ));
     }
     for h in hosts {
         if !c.names.iter().any(|n| covers(n, h)) {
@@ -99,16 +105,25 @@ pub struct Pair {
 
 /// Parses a PEM chain (leaf first) and a PEM private key, and checks they belong together.
 pub fn load_pair(chain_pem: &[u8], key_pem: &[u8]) -> Result<Pair, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem).filter_map(Result::ok).collect();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem)
+        .filter_map(Result::ok)
+        .collect();
     let Some(leaf) = chain.first() else {
         return Err("no PEM certificate found".to_string());
     };
     let info = info(leaf)?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("no usable PEM private key: {e}"))?;
-    let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| format!("unsupported private key: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| format!("no usable PEM private key: {e}"))?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| format!("unsupported private key: {e}"))?;
     let certified = CertifiedKey::new(chain, signer);
-    certified.keys_match().map_err(|e| format!("the certificate and the key do not belong together: {e}"))?;
-    Ok(Pair { key: Arc::new(certified), info })
+    certified
+        .keys_match()
+        .map_err(|e| format!("the certificate and the key do not belong together: {e}"))?;
+    Ok(Pair {
+        key: Arc::new(certified),
+        info,
+    })
 }
 
 /// Reads a pair from two files.
@@ -143,7 +158,10 @@ pub fn load_stored(dir: &Path) -> Result<Option<Pair>, String> {
 
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Writes `bytes` to `path` through a temp file created with mode 0600 (never readable by others,
@@ -152,7 +170,11 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
@@ -176,7 +198,11 @@ impl Certs {
 
     /// The certificate served for `host`, if any.
     pub fn get(&self, host: &str) -> Option<Arc<Pair>> {
-        self.by_host.read().ok()?.get(&host.trim_end_matches('.').to_ascii_lowercase()).cloned()
+        self.by_host
+            .read()
+            .ok()?
+            .get(&host.trim_end_matches('.').to_ascii_lowercase())
+            .cloned()
     }
 }
 
@@ -190,11 +216,13 @@ impl ResolvesServerCert for Certs {
 
 /// The rustls server config of the standby: certificates by SNI, HTTP/2 and HTTP/1.1 by ALPN.
 pub fn server_config(certs: Arc<Certs>) -> Result<rustls::ServerConfig, String> {
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_cert_resolver(certs);
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_cert_resolver(certs);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -235,10 +263,19 @@ mod tests {
         let c = cert(&["www.example.com", "example.com"], 10 * DAY, 100 * DAY);
         assert!(problems(Some(&c), &hosts, 50 * DAY).is_empty());
         assert_eq!(problems(None, &hosts, 50 * DAY), vec!["no certificate"]);
-        assert_eq!(problems(Some(&c), &hosts, 5 * DAY), vec!["certificate not valid yet"]);
-        assert_eq!(problems(Some(&c), &hosts, 100 * DAY), vec!["certificate expired 0ms ago"]);
+        assert_eq!(
+            problems(Some(&c), &hosts, 5 * DAY),
+            vec!["certificate not valid yet"]
+        );
+        assert_eq!(
+            problems(Some(&c), &hosts, 100 * DAY),
+            vec!["certificate expired 0ms ago"]
+        );
         let partial = cert(&["www.example.com"], 10 * DAY, 100 * DAY);
-        assert_eq!(problems(Some(&partial), &hosts, 50 * DAY), vec!["certificate does not cover example.com"]);
+        assert_eq!(
+            problems(Some(&partial), &hosts, 50 * DAY),
+            vec!["certificate does not cover example.com"]
+        );
     }
 
     #[test]
@@ -251,14 +288,26 @@ mod tests {
 
     #[test]
     fn pairs_load_and_mismatches_are_refused() {
-        let a = rcgen::generate_simple_self_signed(vec!["a.test".to_string(), "*.b.test".to_string()]).unwrap();
+        let a =
+            rcgen::generate_simple_self_signed(vec!["a.test".to_string(), "*.b.test".to_string()])
+                .unwrap();
         let b = rcgen::generate_simple_self_signed(vec!["a.test".to_string()]).unwrap();
-        let pair = load_pair(a.cert.pem().as_bytes(), a.signing_key.serialize_pem().as_bytes()).unwrap();
+        let pair = load_pair(
+            a.cert.pem().as_bytes(),
+            a.signing_key.serialize_pem().as_bytes(),
+        )
+        .unwrap();
         assert_eq!(pair.info.names, vec!["a.test", "*.b.test"]);
         assert!(pair.info.not_after > pair.info.not_before);
-        let err = load_pair(a.cert.pem().as_bytes(), b.signing_key.serialize_pem().as_bytes()).unwrap_err();
+        let err = load_pair(
+            a.cert.pem().as_bytes(),
+            b.signing_key.serialize_pem().as_bytes(),
+        )
+        .unwrap_err();
         assert!(err.contains("do not belong together"), "{err}");
-        assert!(load_pair(b"garbage", b"garbage").unwrap_err().contains("no PEM certificate"));
+        assert!(load_pair(b"garbage", b"garbage")
+            .unwrap_err()
+            .contains("no PEM certificate"));
 
         let dir = tempfile::tempdir().unwrap();
         let d = store_dir(dir.path(), "shop");
@@ -266,8 +315,15 @@ mod tests {
         save(&d, &a.cert.pem(), &a.signing_key.serialize_pem()).unwrap();
         use std::os::unix::fs::PermissionsExt;
         for f in ["cert.pem", "key.pem"] {
-            assert_eq!(std::fs::metadata(d.join(f)).unwrap().permissions().mode() & 0o777, 0o600, "{f}");
+            assert_eq!(
+                std::fs::metadata(d.join(f)).unwrap().permissions().mode() & 0o777,
+                0o600,
+                "{f}"
+            );
         }
-        assert_eq!(load_stored(&d).unwrap().unwrap().info.serial, pair.info.serial);
+        assert_eq!(
+            load_stored(&d).unwrap().unwrap().info.serial,
+            pair.info.serial
+        );
     }
 }

@@ -7,7 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// An HTTP date ("Tue, 24 Nov 2026 03:00:12 GMT") from Unix milliseconds, for logs and reports.
@@ -45,7 +48,11 @@ pub fn human_duration(ms: u64) -> String {
         return format!("{ms}ms");
     }
     if ms < 60_000 {
-        return if ms.is_multiple_of(1_000) { format!("{}s", ms / 1_000) } else { format!("{:.1}s", ms as f64 / 1_000.0) };
+        return if ms.is_multiple_of(1_000) {
+            format!("{}s", ms / 1_000)
+        } else {
+            format!("{:.1}s", ms as f64 / 1_000.0)
+        };
     }
     let secs = ms / 1_000;
     let (h, m, s) = (secs / 3_600, (secs % 3_600) / 60, secs % 60);
@@ -73,13 +80,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = t;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(format!("`{t}` is not a duration like 500ms, 2s, 5m or 1h"));
         }
-        let value: f64 = rest[..num_len].parse().map_err(|_| format!("`{t}` is not a duration like 500ms, 2s, 5m or 1h"))?;
+        let value: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("`{t}` is not a duration like 500ms, 2s, 5m or 1h"))?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "ms" => 0.001,
             "s" => 1.0,
@@ -87,7 +100,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => 3_600.0,
             "d" => 86_400.0,
             "" => return Err(format!("`{t}` has no unit: write e.g. {value}s")),
-            other => return Err(format!("unknown unit `{other}` in `{t}`: use ms, s, m, h or d")),
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in `{t}`: use ms, s, m, h or d"
+                ))
+            }
         };
         total += value * factor;
         rest = &rest[unit_len..];
@@ -143,11 +160,17 @@ mod tests {
     #[test]
     fn parses_durations_and_rejects_garbage() {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1_500));
+        assert_eq!(
+            parse_duration("1.5s").unwrap(),
+            Duration::from_millis(1_500)
+        );
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5_400));
         assert!(parse_duration("5").unwrap_err().contains("no unit"));
         assert!(parse_duration("5 parsecs").is_err());
-        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5_400));
+        assert_eq!(
+            parse_duration("1h 30m").unwrap(),
+            Duration::from_secs(5_400)
+        );
         assert!(parse_duration("").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("99999999d").is_err());

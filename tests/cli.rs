@@ -36,7 +36,10 @@ fn every_command_exits_quietly_on_a_closed_pipe() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "understudy {args:?}: {err}");
-        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "understudy {args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "understudy {args:?}: {err}"
+        );
     }
 }
 
@@ -65,5 +68,9 @@ fn nothing_here_ends_a_process_by_name() {
         }
     }
     assert!(files.len() > 20, "looked at too few files: {files:?}");
-    assert!(found.is_empty(), "processes ended by name:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "processes ended by name:\n{}",
+        found.join("\n")
+    );
 }

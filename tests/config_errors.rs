@@ -12,9 +12,18 @@ fn check(text: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(common::BIN).arg("check-config").arg("-c").arg(&path).output().unwrap();
+    let out = Command::new(common::BIN)
+        .arg("check-config")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "bad.toml");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string(), err)
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        err,
+    )
 }
 
 #[test]
@@ -78,10 +87,18 @@ fn broken_configs_give_exact_errors() {
         let (code, _, err) = check(text);
         let want_line = format!("error: {want}\n");
         if code != 2 || err != want_line {
-            failures.push(format!("{what}:\n  want (exit 2): {want_line}  got  (exit {code}): {err}"));
+            failures.push(format!(
+                "{what}:\n  want (exit 2): {want_line}  got  (exit {code}): {err}"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 /// Allowed but likely wrong: `check-config` passes (exit 0) and prints a located warning.
@@ -99,22 +116,41 @@ fn doubtful_configs_give_located_warnings() {
         let (code, _, err) = check(text);
         let want_line = format!("warning: {want}\n");
         if code != 0 || !err.contains(&want_line) {
-            failures.push(format!("{what}:\n  want (exit 0): {want_line}  got  (exit {code}): {err}"));
+            failures.push(format!(
+                "{what}:\n  want (exit 0): {want_line}  got  (exit {code}): {err}"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
     // A nameserver with its address in the zone is not warned about.
-    let (code, _, err) = check(&SITE.replace("name = \"example.test\"\n", "name = \"example.test\"\nrecords = [\"ns1 A 192.0.2.53\"]\n"));
+    let (code, _, err) = check(&SITE.replace(
+        "name = \"example.test\"\n",
+        "name = \"example.test\"\nrecords = [\"ns1 A 192.0.2.53\"]\n",
+    ));
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("lame"), "{err}");
 }
 
 #[test]
 fn missing_file_names_the_file_and_hints() {
-    let out = Command::new(common::BIN).args(["check-config", "-c", "/nonexistent/understudy.toml"]).output().unwrap();
+    let out = Command::new(common::BIN)
+        .args(["check-config", "-c", "/nonexistent/understudy.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("error: /nonexistent/understudy.toml: cannot read the config file: No such file"), "{err}");
+    assert!(
+        err.starts_with(
+            "error: /nonexistent/understudy.toml: cannot read the config file: No such file"
+        ),
+        "{err}"
+    );
     assert!(err.contains("hint: pass the config with -c FILE"), "{err}");
 }
 
@@ -142,7 +178,13 @@ fn help_is_useful() {
     for cmd in ["run", "check-config", "status", "drain", "release", "demo"] {
         assert!(text.contains(cmd), "--help lacks {cmd}:\n{text}");
     }
-    let out = Command::new(common::BIN).args(["drain", "--help"]).output().unwrap();
+    let out = Command::new(common::BIN)
+        .args(["drain", "--help"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("--force") && text.contains("standby"), "{text}");
+    assert!(
+        text.contains("--force") && text.contains("standby"),
+        "{text}"
+    );
 }

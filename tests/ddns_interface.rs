@@ -16,7 +16,11 @@ struct Netns {
 
 impl Netns {
     fn new() -> Netns {
-        let is_root = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false);
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
         assert!(
             is_root,
             "this test creates a network namespace and needs root (CI runs as root): run `sudo -E cargo nextest run --test ddns_interface`"
@@ -25,15 +29,25 @@ impl Netns {
         let n = Netns { name };
         n.ip(&["netns", "add", &n.name]);
         n.ip(&["-n", &n.name, "link", "set", "lo", "up"]);
-        n.ip(&["-n", &n.name, "link", "add", "wan0", "type", "veth", "peer", "name", "wan1"]);
+        n.ip(&[
+            "-n", &n.name, "link", "add", "wan0", "type", "veth", "peer", "name", "wan1",
+        ]);
         n.ip(&["-n", &n.name, "link", "set", "wan0", "up"]);
         n.ip(&["-n", &n.name, "link", "set", "wan1", "up"]);
         n
     }
 
     fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip").args(args).output().expect("iproute2's `ip`");
-        assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .expect("iproute2's `ip`");
+        assert!(
+            out.status.success(),
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn exec(&self, cmd: &[&str]) -> Command {
@@ -47,7 +61,11 @@ impl Netns {
     fn start_daemon(&self, dir: &std::path::Path) -> (Child_, understudy::app::RuntimeInfo) {
         let log = std::fs::File::create(dir.join("log")).unwrap();
         let child = Child_(
-            self.exec(&[BIN, "run", "-c", &dir.join("c.toml").display().to_string()]).stdout(Stdio::null()).stderr(log).spawn().unwrap(),
+            self.exec(&[BIN, "run", "-c", &dir.join("c.toml").display().to_string()])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
         );
         let start = Instant::now();
         loop {
@@ -65,7 +83,17 @@ impl Netns {
 
     fn dig(&self, server: std::net::SocketAddr, name: &str, t: &str) -> String {
         let out = self
-            .exec(&["dig", &format!("@{}", server.ip()), "-p", &server.port().to_string(), name, t, "+short", "+time=1", "+tries=1"])
+            .exec(&[
+                "dig",
+                &format!("@{}", server.ip()),
+                "-p",
+                &server.port().to_string(),
+                name,
+                t,
+                "+short",
+                "+time=1",
+                "+tries=1",
+            ])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -74,7 +102,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -90,8 +120,26 @@ impl Drop for Child_ {
 fn interface_address_changes_are_published_at_once() {
     common::need("dig", "bind9-dnsutils");
     let ns = Netns::new();
-    ns.ip(&["-n", &ns.name, "addr", "add", "192.0.2.50/24", "dev", "wan0"]);
-    ns.ip(&["-n", &ns.name, "-6", "addr", "add", "2001:db8::50/64", "dev", "wan0", "nodad"]);
+    ns.ip(&[
+        "-n",
+        &ns.name,
+        "addr",
+        "add",
+        "192.0.2.50/24",
+        "dev",
+        "wan0",
+    ]);
+    ns.ip(&[
+        "-n",
+        &ns.name,
+        "-6",
+        "addr",
+        "add",
+        "2001:db8::50/64",
+        "dev",
+        "wan0",
+        "nodad",
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::write(
@@ -143,15 +191,53 @@ name = "home.home.test"
     wait("AAAA", "2001:db8::50", Duration::from_secs(10));
 
     // The line's address changes: the event, not the 60 s poll, publishes it.
-    ns.ip(&["-n", &ns.name, "addr", "del", "192.0.2.50/24", "dev", "wan0"]);
-    ns.ip(&["-n", &ns.name, "addr", "add", "192.0.2.51/24", "dev", "wan0"]);
+    ns.ip(&[
+        "-n",
+        &ns.name,
+        "addr",
+        "del",
+        "192.0.2.50/24",
+        "dev",
+        "wan0",
+    ]);
+    ns.ip(&[
+        "-n",
+        &ns.name,
+        "addr",
+        "add",
+        "192.0.2.51/24",
+        "dev",
+        "wan0",
+    ]);
     let took = wait("A", "192.0.2.51", Duration::from_secs(10));
-    assert!(took < Duration::from_secs(5), "took {took:?}: not event-driven");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?}: not event-driven"
+    );
 
     // IPv6 moves on its own. (Temporary privacy addresses are made by the kernel, not by `ip
     // addr add`; skipping them is covered by `ip::tests::interface_picks_a_stable_global_address`.)
-    ns.ip(&["-n", &ns.name, "-6", "addr", "add", "2001:db8::99/64", "dev", "wan0", "nodad"]);
-    ns.ip(&["-n", &ns.name, "-6", "addr", "del", "2001:db8::50/64", "dev", "wan0"]);
+    ns.ip(&[
+        "-n",
+        &ns.name,
+        "-6",
+        "addr",
+        "add",
+        "2001:db8::99/64",
+        "dev",
+        "wan0",
+        "nodad",
+    ]);
+    ns.ip(&[
+        "-n",
+        &ns.name,
+        "-6",
+        "addr",
+        "del",
+        "2001:db8::50/64",
+        "dev",
+        "wan0",
+    ]);
     wait("AAAA", "2001:db8::99", Duration::from_secs(10));
 }
 
@@ -164,8 +250,18 @@ fn upnp_router_address_is_followed() {
     common::need("dig", "bind9-dnsutils");
     common::need("miniupnpd", "miniupnpd-nftables");
     let ns = Netns::new();
-    ns.ip(&["-n", &ns.name, "addr", "add", "192.0.2.77/24", "dev", "wan0"]);
-    ns.ip(&["-n", &ns.name, "link", "add", "lan0", "type", "veth", "peer", "name", "lanc"]);
+    ns.ip(&[
+        "-n",
+        &ns.name,
+        "addr",
+        "add",
+        "192.0.2.77/24",
+        "dev",
+        "wan0",
+    ]);
+    ns.ip(&[
+        "-n", &ns.name, "link", "add", "lan0", "type", "veth", "peer", "name", "lanc",
+    ]);
     ns.ip(&["-n", &ns.name, "link", "set", "lan0", "up"]);
     ns.ip(&["-n", &ns.name, "link", "set", "lanc", "up"]);
     ns.ip(&["-n", &ns.name, "addr", "add", "10.0.0.1/24", "dev", "lan0"]);
@@ -182,10 +278,24 @@ fn upnp_router_address_is_followed() {
         .unwrap();
         let log = std::fs::File::create(dir.path().join("miniupnpd.log")).unwrap();
         let c = Child_(
-            ns.exec(&["/usr/sbin/miniupnpd", "-f", &conf.display().to_string(), "-d"]).stdout(Stdio::null()).stderr(log).spawn().unwrap(),
+            ns.exec(&[
+                "/usr/sbin/miniupnpd",
+                "-f",
+                &conf.display().to_string(),
+                "-d",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
         );
         let start = Instant::now();
-        while !ns.exec(&["bash", "-c", "exec 3<>/dev/tcp/10.0.0.1/45001"]).status().map(|s| s.success()).unwrap_or(false) {
+        while !ns
+            .exec(&["bash", "-c", "exec 3<>/dev/tcp/10.0.0.1/45001"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+        {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "miniupnpd did not start: {}",

@@ -20,10 +20,13 @@ fn daemon() -> (Daemon, Nginx, Nginx) {
 
 fn raw_udp(server: std::net::SocketAddr, bytes: &[u8]) -> Option<Message> {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     s.send_to(bytes, server).unwrap();
     let mut buf = [0u8; 4096];
-    s.recv(&mut buf).ok().and_then(|n| Message::from_vec(&buf[..n]).ok())
+    s.recv(&mut buf)
+        .ok()
+        .and_then(|n| Message::from_vec(&buf[..n]).ok())
 }
 
 #[test]
@@ -32,7 +35,9 @@ fn serves_static_records_and_refuses_other_zones() {
     let mx = query(d.dns(), "example.test", RecordType::MX).unwrap();
     assert_eq!(mx.rcode, ResponseCode::NoError);
     assert!(mx.authoritative);
-    assert!(matches!(&mx.message.answers[0].data, RData::MX(m) if m.exchange.to_string() == "mail.example.test."));
+    assert!(
+        matches!(&mx.message.answers[0].data, RData::MX(m) if m.exchange.to_string() == "mail.example.test.")
+    );
     let txt = query(d.dns(), "example.test", RecordType::TXT).unwrap();
     assert_eq!(txt.message.answers[0].data.to_string(), "v=spf1 -all");
     let ns = query(d.dns(), "example.test", RecordType::NS).unwrap();
@@ -46,15 +51,27 @@ fn serves_static_records_and_refuses_other_zones() {
     assert_eq!(nx.rcode, ResponseCode::NXDomain);
     assert_eq!(nx.message.authorities[0].record_type(), RecordType::SOA);
     let nodata = query(d.dns(), "www.example.test", RecordType::AAAA).unwrap();
-    assert_eq!((nodata.rcode, nodata.message.answers.len()), (ResponseCode::NoError, 0));
+    assert_eq!(
+        (nodata.rcode, nodata.message.answers.len()),
+        (ResponseCode::NoError, 0)
+    );
 }
 
 #[test]
 fn answers_over_tcp() {
     let (d, _p, _s) = daemon();
     let mut msg = Message::query();
-    msg.add_query(Query::query(Name::from_ascii("www.example.test.").unwrap(), RecordType::A));
-    let reply = rt().block_on(understudy::dns::client::tcp_query(d.dns(), &msg, Duration::from_secs(2))).unwrap();
+    msg.add_query(Query::query(
+        Name::from_ascii("www.example.test.").unwrap(),
+        RecordType::A,
+    ));
+    let reply = rt()
+        .block_on(understudy::dns::client::tcp_query(
+            d.dns(),
+            &msg,
+            Duration::from_secs(2),
+        ))
+        .unwrap();
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     assert_eq!(reply.answers[0].data.to_string(), "127.0.0.1");
 }
@@ -66,13 +83,21 @@ fn garbage_packets_do_not_hurt_it() {
         vec![],
         vec![0],
         vec![0xff; 12],
-        vec![0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0x0c], // pointer loop
-        vec![0x12, 0x34, 0x01, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 3, b'w', b'w'], // lies about counts
+        vec![
+            0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0x0c,
+        ], // pointer loop
+        vec![
+            0x12, 0x34, 0x01, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 3, b'w', b'w',
+        ], // lies about counts
         (0..=255u8).cycle().take(3000).collect(),
     ];
     for g in &garbage {
         if let Some(reply) = raw_udp(d.dns(), g) {
-            assert_ne!(reply.metadata.response_code, ResponseCode::NoError, "garbage got a NOERROR: {g:?}");
+            assert_ne!(
+                reply.metadata.response_code,
+                ResponseCode::NoError,
+                "garbage got a NOERROR: {g:?}"
+            );
         }
     }
     // TCP: a length prefix that lies, then a hang-up.
@@ -82,26 +107,42 @@ fn garbage_packets_do_not_hurt_it() {
     }
     if let Ok(mut s) = TcpStream::connect(d.dns()) {
         let _ = s.write_all(&[0x00, 0x05, 0xde, 0xad, 0xbe, 0xef, 0x00]);
-        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let mut buf = [0u8; 512];
         let _ = s.read(&mut buf);
     }
     // Still answering, correctly.
-    assert_eq!(d.answer("www.example.test"), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+    );
 }
 
 #[test]
 fn updates_and_multi_question_messages_are_refused() {
     let (d, _p, _s) = daemon();
     let mut upd = Message::new(7, MessageType::Query, OpCode::Update);
-    upd.add_query(Query::query(Name::from_ascii("example.test.").unwrap(), RecordType::SOA));
+    upd.add_query(Query::query(
+        Name::from_ascii("example.test.").unwrap(),
+        RecordType::SOA,
+    ));
     let reply = raw_udp(d.dns(), &upd.to_vec().unwrap()).expect("an answer");
     assert_eq!(reply.metadata.response_code, ResponseCode::NotImp);
 
     let mut two = Message::query();
-    two.add_query(Query::query(Name::from_ascii("www.example.test.").unwrap(), RecordType::A));
-    two.add_query(Query::query(Name::from_ascii("example.test.").unwrap(), RecordType::A));
+    two.add_query(Query::query(
+        Name::from_ascii("www.example.test.").unwrap(),
+        RecordType::A,
+    ));
+    two.add_query(Query::query(
+        Name::from_ascii("example.test.").unwrap(),
+        RecordType::A,
+    ));
     let reply = raw_udp(d.dns(), &two.to_vec().unwrap()).expect("an answer");
     assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
-    assert_eq!(d.answer("www.example.test"), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+    );
 }

@@ -27,16 +27,31 @@ fn killed_primary_fails_over_and_fails_back_only_after_hold_down() {
     let standby = Nginx::start("127.0.0.2", "standby");
     let d = Daemon::start(&one_site(primary.addr, standby.addr, ""));
     d.wait_standby_ready();
-    assert_eq!(d.answer("www.example.test"), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+    );
     let serial_before = soa_serial(&d);
 
     primary.kill();
     let took = d.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
-    assert!(took <= DETECT_BOUND, "failover took {took:?}, bound {DETECT_BOUND:?}");
+    assert!(
+        took <= DETECT_BOUND,
+        "failover took {took:?}, bound {DETECT_BOUND:?}"
+    );
     // The alias follows the site, static records are untouched, the serial moved forward.
-    assert_eq!(d.answer("example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
-    assert_eq!(d.answer("mail.example.test"), ["192.0.2.25".parse::<std::net::IpAddr>().unwrap()]);
-    assert!(soa_serial(&d) > serial_before, "SOA serial must increase on a change");
+    assert_eq!(
+        d.answer("example.test"),
+        ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(
+        d.answer("mail.example.test"),
+        ["192.0.2.25".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert!(
+        soa_serial(&d) > serial_before,
+        "SOA serial must increase on a change"
+    );
     assert_eq!(d.phase(), "failed-over");
 
     // `dig`, a client we did not write, sees the same answer.
@@ -60,12 +75,18 @@ fn killed_primary_fails_over_and_fails_back_only_after_hold_down() {
     primary.restart();
     let back = Instant::now();
     let took = d.wait_answer("www.example.test", "127.0.0.1", Duration::from_secs(15));
-    assert!(took >= Duration::from_millis(1_900), "failback after {took:?}: before the 2 s hold-down");
+    assert!(
+        took >= Duration::from_millis(1_900),
+        "failback after {took:?}: before the 2 s hold-down"
+    );
     assert!(back.elapsed() < Duration::from_secs(10));
     assert_eq!(d.phase(), "healthy");
     let (_, out, _) = d.cli(&["status"]);
     assert!(out.contains("shop  healthy"), "{out}");
-    assert!(out.contains("dns answer: www.example.test. A 127.0.0.1"), "{out}");
+    assert!(
+        out.contains("dns answer: www.example.test. A 127.0.0.1"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -77,7 +98,11 @@ fn silent_primary_fails_over() {
     let start = Instant::now();
     let d = Daemon::start(&one_site(silent.addr, standby.addr, ""));
     d.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
-    assert!(start.elapsed() <= DETECT_BOUND + Duration::from_secs(1), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() <= DETECT_BOUND + Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
     let s = d.status();
     let reason = s["sites"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("no answer within 300ms"), "{reason}");
@@ -108,22 +133,43 @@ fn silent_drop_after_running_fails_over_within_bound() {
 #[test]
 fn standby_down_means_no_failover_and_an_alert() {
     let mut primary = Nginx::start("127.0.0.1", "primary");
-    let dead_standby = std::net::SocketAddr::new("127.0.0.2".parse().unwrap(), free_port("127.0.0.2"));
+    let dead_standby =
+        std::net::SocketAddr::new("127.0.0.2".parse().unwrap(), free_port("127.0.0.2"));
     let d = Daemon::start(&one_site(primary.addr, dead_standby, ""));
-    wait_until(Duration::from_secs(5), "a standby probe", || !d.status()["sites"][0]["last_standby_probe"].is_null());
+    wait_until(Duration::from_secs(5), "a standby probe", || {
+        !d.status()["sites"][0]["last_standby_probe"].is_null()
+    });
     primary.kill();
-    wait_until(Duration::from_secs(10), "primary-down", || d.phase() == "primary-down");
+    wait_until(Duration::from_secs(10), "primary-down", || {
+        d.phase() == "primary-down"
+    });
     // Both down: the record stays on the primary, for the whole time.
     for _ in 0..10 {
-        assert_eq!(d.answer("www.example.test"), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+        assert_eq!(
+            d.answer("www.example.test"),
+            ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let reason = d.status()["sites"][0]["reason"].as_str().unwrap().to_string();
+    let reason = d.status()["sites"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(reason.contains("standby is not ready"), "{reason}");
-    assert!(d.log().contains("ALERT"), "the alert is logged:\n{}", d.log());
+    assert!(
+        d.log().contains("ALERT"),
+        "the alert is logged:\n{}",
+        d.log()
+    );
     // The alert is in the event log too.
     let conn = rusqlite::Connection::open(data_file(&d)).unwrap();
-    let alerts: i64 = conn.query_row("SELECT count(*) FROM events WHERE kind = 'alert'", [], |r| r.get(0)).unwrap();
+    let alerts: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM events WHERE kind = 'alert'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(alerts >= 1);
 }
 
@@ -136,16 +182,28 @@ fn restart_mid_failover_does_not_flip() {
     let serial = soa_serial(&d);
     d.restart();
     // The very first answer after the restart is already the standby, with the same serial.
-    assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
     assert_eq!(soa_serial(&d), serial, "same records, same serial");
     for _ in 0..15 {
-        assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+        assert_eq!(
+            d.answer("www.example.test"),
+            ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(d.phase(), "failed-over");
     // Exactly one transition into failed-over was logged: no spurious flip around the restart.
     let conn = rusqlite::Connection::open(data_file(&d)).unwrap();
-    let flips: i64 = conn.query_row("SELECT count(*) FROM events WHERE to_phase = 'failed-over'", [], |r| r.get(0)).unwrap();
+    let flips: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM events WHERE to_phase = 'failed-over'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(flips, 1);
     // And recovery still works after the restart.
     primary.restart();
@@ -159,13 +217,17 @@ fn restart_mid_failover_does_not_flip() {
 fn a_restart_during_recovery_does_not_count_the_outage_as_health() {
     let mut primary = Nginx::start("127.0.0.1", "primary");
     let standby = Nginx::start("127.0.0.2", "standby");
-    let cfg = one_site(primary.addr, standby.addr, "")
-        .replace("successes_to_up = 2\nhold_down = \"2s\"", "successes_to_up = 3\nhold_down = \"5s\"");
+    let cfg = one_site(primary.addr, standby.addr, "").replace(
+        "successes_to_up = 2\nhold_down = \"2s\"",
+        "successes_to_up = 3\nhold_down = \"5s\"",
+    );
     assert!(cfg.contains("hold_down = \"5s\""));
     let mut d = Daemon::start(&cfg);
     d.fail_over(&mut primary);
     primary.restart();
-    wait_until(Duration::from_secs(5), "recovering", || d.phase() == "recovering");
+    wait_until(Duration::from_secs(5), "recovering", || {
+        d.phase() == "recovering"
+    });
     d.kill9();
     primary.kill();
     std::thread::sleep(Duration::from_secs(4));
@@ -182,9 +244,17 @@ fn a_restart_during_recovery_does_not_count_the_outage_as_health() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let took = d.wait_answer("www.example.test", "127.0.0.1", Duration::from_secs(10)) + started.elapsed();
-    assert!(took >= Duration::from_secs(5), "failback {took:?} after the restart");
-    assert!(d.log().contains("primary answered every probe for 5s"), "{}", d.log());
+    let took =
+        d.wait_answer("www.example.test", "127.0.0.1", Duration::from_secs(10)) + started.elapsed();
+    assert!(
+        took >= Duration::from_secs(5),
+        "failback {took:?} after the restart"
+    );
+    assert!(
+        d.log().contains("primary answered every probe for 5s"),
+        "{}",
+        d.log()
+    );
 }
 
 #[test]
@@ -197,16 +267,28 @@ fn drain_holds_across_restart_until_release() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("drained"), "{out}");
     // At once: no probe cycle needed.
-    assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
     d.restart();
-    assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
     // Healthy probes do not undo a drain.
     std::thread::sleep(Duration::from_millis(1_000));
     assert_eq!(d.phase(), "drained");
-    assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
     let (code, out, err) = d.cli(&["release", "www.example.test"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(d.answer("www.example.test"), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+    );
     // Releasing twice is refused with a reason.
     let (code, _, err) = d.cli(&["release", "shop"]);
     assert_eq!(code, 1);
@@ -224,7 +306,15 @@ fn the_control_api_refuses_cross_site_requests() {
     d.wait_standby_ready();
     let curl = |args: &[&str], path: &str| -> String {
         let out = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"])
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+            ])
             .args(args)
             .arg(format!("http://{}{path}", d.info.api))
             .output()
@@ -232,31 +322,90 @@ fn the_control_api_refuses_cross_site_requests() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let drain = "/api/v1/sites/shop/drain?force=true";
-    let attack = ["-X", "POST", "-H", "Host: attacker.example", "-H", "Origin: http://attacker.example", "-H", "Content-Type: text/plain"];
+    let attack = [
+        "-X",
+        "POST",
+        "-H",
+        "Host: attacker.example",
+        "-H",
+        "Origin: http://attacker.example",
+        "-H",
+        "Content-Type: text/plain",
+    ];
     assert_eq!(curl(&attack, drain), "403");
-    assert_eq!(curl(&["-X", "POST", "-H", "Origin: http://attacker.example", "-H", "Content-Type: application/json"], drain), "403");
-    assert_eq!(curl(&["-X", "POST", "-H", "Content-Type: text/plain", "-d", "x"], drain), "415");
-    assert_eq!(curl(&["-H", "Host: attacker.example:80"], "/api/v1/status"), "403");
+    assert_eq!(
+        curl(
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "Origin: http://attacker.example",
+                "-H",
+                "Content-Type: application/json"
+            ],
+            drain
+        ),
+        "403"
+    );
+    assert_eq!(
+        curl(
+            &["-X", "POST", "-H", "Content-Type: text/plain", "-d", "x"],
+            drain
+        ),
+        "415"
+    );
+    assert_eq!(
+        curl(&["-H", "Host: attacker.example:80"], "/api/v1/status"),
+        "403"
+    );
     assert_eq!(d.phase(), "healthy", "nothing was drained");
-    assert_eq!(d.answer("www.example.test"), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+    );
     // A script on this machine that says what it sends is served.
-    assert_eq!(curl(&["-X", "POST", "-H", "Content-Type: application/json", "-d", "{}"], drain), "200");
+    assert_eq!(
+        curl(
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                "{}"
+            ],
+            drain
+        ),
+        "200"
+    );
     assert_eq!(d.phase(), "drained");
 }
 
 #[test]
 fn drain_refused_when_standby_not_ready_unless_forced() {
     let primary = Nginx::start("127.0.0.1", "primary");
-    let dead_standby = std::net::SocketAddr::new("127.0.0.2".parse().unwrap(), free_port("127.0.0.2"));
+    let dead_standby =
+        std::net::SocketAddr::new("127.0.0.2".parse().unwrap(), free_port("127.0.0.2"));
     let d = Daemon::start(&one_site(primary.addr, dead_standby, ""));
-    wait_until(Duration::from_secs(5), "a standby probe", || !d.status()["sites"][0]["last_standby_probe"].is_null());
+    wait_until(Duration::from_secs(5), "a standby probe", || {
+        !d.status()["sites"][0]["last_standby_probe"].is_null()
+    });
     let (code, _, err) = d.cli(&["drain", "shop"]);
     assert_eq!(code, 1);
-    assert!(err.contains("standby is not ready") && err.contains("--force"), "{err}");
-    assert_eq!(d.answer("www.example.test"), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    assert!(
+        err.contains("standby is not ready") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+    );
     let (code, _, err) = d.cli(&["drain", "shop", "--force"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
     let (code, _, err) = d.cli(&["drain", "nosuchsite"]);
     assert_eq!(code, 1);
     assert!(err.contains("no site named `nosuchsite`"), "{err}");
@@ -273,11 +422,20 @@ fn drain_while_daemon_stopped_needs_force_and_holds_from_next_start() {
     assert!(err.contains("daemon is not running"), "{err}");
     let (code, out, err) = d.cli(&["drain", "shop", "--force"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("next start") || out.contains("will start"), "{out}");
+    assert!(
+        out.contains("next start") || out.contains("will start"),
+        "{out}"
+    );
     let (_, out, _) = d.cli(&["status"]);
-    assert!(out.contains("daemon NOT running") && out.contains("shop  drained"), "{out}");
+    assert!(
+        out.contains("daemon NOT running") && out.contains("shop  drained"),
+        "{out}"
+    );
     d.restart_after_stop();
-    assert_eq!(d.answer("www.example.test"), ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
 }
 
 /// A primary whose certificate expires within two weeks is warned about (log, event log,
@@ -291,22 +449,40 @@ fn the_primarys_certificate_expiry_is_watched() {
     let primary = Nginx::start_tls("127.0.0.1", "primary", &cert, &key);
     let standby = Nginx::start("127.0.0.2", "standby");
     let probe = format!("ca_file = \"{}\"", dir.path().join("ca.pem").display());
-    let cfg = one_site(primary.addr, standby.addr, &probe).replace("scheme = \"http\"", "scheme = \"https\"");
+    let cfg = one_site(primary.addr, standby.addr, &probe)
+        .replace("scheme = \"http\"", "scheme = \"https\"");
     let d = Daemon::start(&cfg);
-    wait_until(Duration::from_secs(5), "a good https probe", || d.status()["sites"][0]["last_primary_probe"]["ok"] == true);
-    let expires = d.status()["sites"][0]["last_primary_probe"]["cert_expires"].as_u64().expect("expiry reported");
+    wait_until(Duration::from_secs(5), "a good https probe", || {
+        d.status()["sites"][0]["last_primary_probe"]["ok"] == true
+    });
+    let expires = d.status()["sites"][0]["last_primary_probe"]["cert_expires"]
+        .as_u64()
+        .expect("expiry reported");
     let left = expires.saturating_sub(understudy::util::now_millis());
     assert!(left > 86_400_000 && left < 4 * 86_400_000, "{left}");
-    wait_until(Duration::from_secs(5), "the warning", || d.log().contains("the primary's certificate for www.example.test expires in"));
+    wait_until(Duration::from_secs(5), "the warning", || {
+        d.log()
+            .contains("the primary's certificate for www.example.test expires in")
+    });
     let (_, text, _) = d.cli(&["status"]);
     assert!(text.contains("renew it"), "{text}");
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(d.log().matches("expires in").count(), 1, "warned once, not at every probe:\n{}", d.log());
+    assert_eq!(
+        d.log().matches("expires in").count(),
+        1,
+        "warned once, not at every probe:\n{}",
+        d.log()
+    );
 
     let (cert, key) = ca.issue_expiring(&["www.example.test"], 60);
     let primary2 = Nginx::start_tls("127.0.0.1", "primary", &cert, &key);
-    let d2 = Daemon::start(&one_site(primary2.addr, standby.addr, &probe).replace("scheme = \"http\"", "scheme = \"https\""));
-    wait_until(Duration::from_secs(5), "a good https probe", || d2.status()["sites"][0]["last_primary_probe"]["ok"] == true);
+    let d2 = Daemon::start(
+        &one_site(primary2.addr, standby.addr, &probe)
+            .replace("scheme = \"http\"", "scheme = \"https\""),
+    );
+    wait_until(Duration::from_secs(5), "a good https probe", || {
+        d2.status()["sites"][0]["last_primary_probe"]["ok"] == true
+    });
     std::thread::sleep(Duration::from_millis(500));
     assert!(!d2.log().contains("expires in"), "{}", d2.log());
 }
@@ -323,23 +499,34 @@ fn https_probe_checks_the_certificate_against_the_site_name() {
     let primary = Nginx::start_tls("127.0.0.1", "primary", &cert, &key);
     let standby = Nginx::start_tls("127.0.0.2", "standby", &cert, &key);
     let probe = format!("ca_file = \"{}\"", dir.path().join("ca.pem").display());
-    let cfg = one_site(primary.addr, standby.addr, &probe).replace("scheme = \"http\"", "scheme = \"https\"");
+    let cfg = one_site(primary.addr, standby.addr, &probe)
+        .replace("scheme = \"http\"", "scheme = \"https\"");
     let d = Daemon::start(&cfg);
-    wait_until(Duration::from_secs(5), "a good https probe", || d.status()["sites"][0]["last_primary_probe"]["ok"] == true);
+    wait_until(Duration::from_secs(5), "a good https probe", || {
+        d.status()["sites"][0]["last_primary_probe"]["ok"] == true
+    });
 
     // insecure = true accepts a certificate from an unknown CA (self-signed origins).
-    let insecure = one_site(primary.addr, standby.addr, "insecure = true").replace("scheme = \"http\"", "scheme = \"https\"");
+    let insecure = one_site(primary.addr, standby.addr, "insecure = true")
+        .replace("scheme = \"http\"", "scheme = \"https\"");
     let d3 = Daemon::start(&insecure);
-    wait_until(Duration::from_secs(5), "an insecure https probe", || d3.status()["sites"][0]["last_primary_probe"]["ok"] == true);
+    wait_until(Duration::from_secs(5), "an insecure https probe", || {
+        d3.status()["sites"][0]["last_primary_probe"]["ok"] == true
+    });
     // Without ca_file or insecure, the public roots do not know our test CA.
-    let strict = one_site(primary.addr, standby.addr, "").replace("scheme = \"http\"", "scheme = \"https\"");
+    let strict =
+        one_site(primary.addr, standby.addr, "").replace("scheme = \"http\"", "scheme = \"https\"");
     let d4 = Daemon::start(&strict);
-    wait_until(Duration::from_secs(5), "a primary probe", || !d4.status()["sites"][0]["last_primary_probe"].is_null());
+    wait_until(Duration::from_secs(5), "a primary probe", || {
+        !d4.status()["sites"][0]["last_primary_probe"].is_null()
+    });
     assert_eq!(d4.status()["sites"][0]["last_primary_probe"]["ok"], false);
 
     let wrong_name = cfg.replace("www.example.test", "other.example.test");
     let d2 = Daemon::start(&wrong_name);
-    wait_until(Duration::from_secs(5), "a primary probe", || !d2.status()["sites"][0]["last_primary_probe"].is_null());
+    wait_until(Duration::from_secs(5), "a primary probe", || {
+        !d2.status()["sites"][0]["last_primary_probe"].is_null()
+    });
     let p = &d2.status()["sites"][0]["last_primary_probe"];
     assert_eq!(p["ok"], false);
     assert!(p["detail"].as_str().unwrap().contains("certificate"), "{p}");
@@ -361,7 +548,8 @@ fn json_logs_are_one_object_per_line() {
     let primary = Nginx::start("127.0.0.1", "primary");
     let standby = Nginx::start("127.0.0.2", "standby");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = one_site(primary.addr, standby.addr, "").replace("{DATA}", &dir.path().join("data").display().to_string());
+    let cfg = one_site(primary.addr, standby.addr, "")
+        .replace("{DATA}", &dir.path().join("data").display().to_string());
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
     let child = Command::new(BIN)
         .args(["run", "--log-format", "json", "-c"])
@@ -369,14 +557,20 @@ fn json_logs_are_one_object_per_line() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until(Duration::from_secs(10), "runtime file", || dir.path().join("data/daemon.json").exists());
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    wait_until(Duration::from_secs(10), "runtime file", || {
+        dir.path().join("data/daemon.json").exists()
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() >= 2, "{text}");
     for l in lines {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
         assert!(v["level"].is_string() && v["message"].is_string(), "{l}");
     }
 }
@@ -397,10 +591,30 @@ fn a_hanging_site_does_not_slow_the_probes_of_another() {
     let d = Daemon::start(&cfg);
     std::thread::sleep(Duration::from_millis(2_000));
     let s = d.status();
-    let shop = s["sites"].as_array().unwrap().iter().find(|x| x["name"] == "shop").unwrap().clone();
-    let slow = s["sites"].as_array().unwrap().iter().find(|x| x["name"] == "slow").unwrap().clone();
-    assert!(slow["last_primary_probe"].is_null(), "no slow probe has finished yet: {slow}");
-    let at = shop["last_primary_probe"]["at"].as_u64().expect("shop was probed");
+    let shop = s["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "shop")
+        .unwrap()
+        .clone();
+    let slow = s["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "slow")
+        .unwrap()
+        .clone();
+    assert!(
+        slow["last_primary_probe"].is_null(),
+        "no slow probe has finished yet: {slow}"
+    );
+    let at = shop["last_primary_probe"]["at"]
+        .as_u64()
+        .expect("shop was probed");
     let age = understudy::util::now_millis().saturating_sub(at);
-    assert!(age < 1_000, "shop's last probe is {age} ms old: blocked behind the slow site");
+    assert!(
+        age < 1_000,
+        "shop's last probe is {age} ms old: blocked behind the slow site"
+    );
 }

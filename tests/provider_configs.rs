@@ -27,7 +27,11 @@ fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, Stri
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 fn write(dir: &std::path::Path, provider: &str) {
@@ -44,12 +48,21 @@ fn check_plan_apply(dir: &std::path::Path, env: &[(&str, &str)], secrets: &[&str
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(err.contains("provider ok: zone example.test."), "{err}");
     for secret in secrets {
-        assert!(!out.contains(secret) && !err.contains(secret), "the secret {secret:?} was printed:\n{out}\n{err}");
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "the secret {secret:?} was printed:\n{out}\n{err}"
+        );
     }
-    assert!(out.contains(given_as), "the secret's key, as given, without the secret: {out}");
+    assert!(
+        out.contains(given_as),
+        "the secret's key, as given, without the secret: {out}"
+    );
     let (code, out, err) = run(dir, &["dns", "plan"], env);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("1 to change") && out.contains("www.example.test. A (absent)"), "{out}");
+    assert!(
+        out.contains("1 to change") && out.contains("www.example.test. A (absent)"),
+        "{out}"
+    );
     let (code, out, err) = run(dir, &["dns", "apply"], env);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("applied and confirmed"), "{out}");
@@ -69,11 +82,22 @@ fn powerdns_from_config() {
         dir.path().join("c.toml"),
         std::fs::read_to_string(dir.path().join("c.toml"))
             .unwrap()
-            .replace("provider = \"p\"\n", &format!("provider = \"p\"\nverify = [\"{}\"]\n", pdns.dns)),
+            .replace(
+                "provider = \"p\"\n",
+                &format!("provider = \"p\"\nverify = [\"{}\"]\n", pdns.dns),
+            ),
     )
     .unwrap();
-    check_plan_apply(dir.path(), &[("TEST_PDNS_KEY", common::pdns::API_KEY)], &[common::pdns::API_KEY], "api_key_env = \"TEST_PDNS_KEY\"");
-    assert_eq!(pdns.rdata("www.example.test", RecordType::A), ["192.0.2.10"]);
+    check_plan_apply(
+        dir.path(),
+        &[("TEST_PDNS_KEY", common::pdns::API_KEY)],
+        &[common::pdns::API_KEY],
+        "api_key_env = \"TEST_PDNS_KEY\"",
+    );
+    assert_eq!(
+        pdns.rdata("www.example.test", RecordType::A),
+        ["192.0.2.10"]
+    );
 }
 
 #[test]
@@ -87,7 +111,10 @@ fn cloudflare_from_config() {
     );
     check_plan_apply(dir.path(), &[], &["cf-token"], "api_token_file = ");
     let recs = cf.state.lock().unwrap().find("A", "www.example.test");
-    assert_eq!((recs.len(), recs[0].content.as_str(), recs[0].ttl), (1, "192.0.2.10", 60));
+    assert_eq!(
+        (recs.len(), recs[0].content.as_str(), recs[0].ttl),
+        (1, "192.0.2.10", 60)
+    );
 }
 
 #[test]
@@ -95,10 +122,16 @@ fn route53_from_config() {
     let moto = common::moto::Moto::start();
     let endpoint = format!("http://{}", moto.addr);
     // The hosted zone, made with the AWS SDK the way the console would.
-    rt().block_on(common::moto::create_zone(&common::moto::sdk(&endpoint), "cfg"));
+    rt().block_on(common::moto::create_zone(
+        &common::moto::sdk(&endpoint),
+        "cfg",
+    ));
     let dir = tempfile::tempdir().unwrap();
     // Credentials from the standard chain (environment), as most users have them.
-    write(dir.path(), &format!("[[providers]]\nname = \"p\"\ntype = \"route53\"\nendpoint = \"{endpoint}\"\n"));
+    write(
+        dir.path(),
+        &format!("[[providers]]\nname = \"p\"\ntype = \"route53\"\nendpoint = \"{endpoint}\"\n"),
+    );
     let env = [
         ("AWS_ACCESS_KEY_ID", "AKIDFROMENV"),
         ("AWS_SECRET_ACCESS_KEY", "from-env"),
@@ -124,7 +157,9 @@ fn provider_config_mistakes_are_located() {
     for (text, want) in cases {
         std::fs::write(dir.path().join("c.toml"), text).unwrap();
         let (code, _, err) = run(dir.path(), &["check-config", "--offline"], &[]);
-        let err = err.replace(&dir.path().display().to_string(), "").replace("error: /", "error: ");
+        let err = err
+            .replace(&dir.path().display().to_string(), "")
+            .replace("error: /", "error: ");
         if code != 2 || err.trim() != format!("error: {want}") {
             wrong.push(format!("want: error: {want}\ngot ({code}): {err}"));
         }
@@ -154,6 +189,11 @@ fn route53_named_profile_from_shared_credentials_file() {
     write(dir.path(), &format!("[[providers]]\nname = \"p\"\ntype = \"route53\"\nendpoint = \"{endpoint}\"\nprofile = \"nosuch\"\n"));
     let (code, _, err) = run(dir.path(), &["check-config"], &env);
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("provider error") && err.contains("could not load AWS credentials") && err.contains("nosuch"), "{err}");
+    assert!(
+        err.contains("provider error")
+            && err.contains("could not load AWS credentials")
+            && err.contains("nosuch"),
+        "{err}"
+    );
     assert!(err.len() < 1_500, "short enough to read: {err}");
 }

@@ -10,7 +10,12 @@ use common::authdns::{AuthServer, Kind};
 use common::*;
 use hickory_proto::rr::RecordType;
 
-fn config(bind: &AuthServer, key_file: &std::path::Path, primary: std::net::SocketAddr, standby: std::net::SocketAddr) -> String {
+fn config(
+    bind: &AuthServer,
+    key_file: &std::path::Path,
+    primary: std::net::SocketAddr,
+    standby: std::net::SocketAddr,
+) -> String {
     format!(
         r#"data_dir = "{{DATA}}"
 [dns]
@@ -55,7 +60,10 @@ fn wrong_key_file(dir: &std::path::Path) -> std::path::PathBuf {
 fn wait_bind(bind: &AuthServer, want: &str) -> Duration {
     let start = std::time::Instant::now();
     while bind.rdata("www.example.test", RecordType::A) != [want] {
-        assert!(start.elapsed() < Duration::from_secs(20), "BIND never answered {want}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "BIND never answered {want}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     start.elapsed()
@@ -72,12 +80,19 @@ fn plan_apply_and_failover_through_bind() {
 
     let (code, _, err) = d.cli(&["check-config"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("provider ok: zone example.test.") && err.contains("TSIG key accepted"), "{err}");
+    assert!(
+        err.contains("provider ok: zone example.test.") && err.contains("TSIG key accepted"),
+        "{err}"
+    );
 
     let (code, out, err) = d.cli(&["dns", "plan"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("zone example.test. at rfc2136"), "{out}");
-    assert!(out.contains("1 to change") && out.contains("www.example.test. A (absent)  ->  www.example.test. 30 A 127.0.0.1"), "{out}");
+    assert!(
+        out.contains("1 to change")
+            && out.contains("www.example.test. A (absent)  ->  www.example.test. 30 A 127.0.0.1"),
+        "{out}"
+    );
     assert_eq!(bind.serial().unwrap(), s0, "plan writes nothing");
     assert!(bind.rdata("www.example.test", RecordType::A).is_empty());
 
@@ -96,8 +111,14 @@ fn plan_apply_and_failover_through_bind() {
     primary.restart();
     wait_bind(&bind, "127.0.0.1");
     // Records understudy does not own were never touched.
-    assert_eq!(bind.rdata("www.example.test", RecordType::TXT), ["not managed by understudy"]);
-    assert_eq!(bind.rdata("mail.example.test", RecordType::A), ["192.0.2.25"]);
+    assert_eq!(
+        bind.rdata("www.example.test", RecordType::TXT),
+        ["not managed by understudy"]
+    );
+    assert_eq!(
+        bind.rdata("mail.example.test", RecordType::A),
+        ["192.0.2.25"]
+    );
 }
 
 /// Issue 11, item 7: with a wrong TSIG key the failover is decided but not published, and
@@ -113,17 +134,44 @@ fn status_tells_the_truth_when_the_provider_refuses() {
     let d = Daemon::start(&config(&bind, &bad_key, primary.addr, standby.addr));
     d.wait_standby_ready();
     primary.kill();
-    wait_until(Duration::from_secs(10), "failed over", || d.phase() == "failed-over");
-    wait_until(Duration::from_secs(10), "the reconciler's report", || d.status()["sites"][0]["dns"][0]["state"] == "failing");
+    wait_until(Duration::from_secs(10), "failed over", || {
+        d.phase() == "failed-over"
+    });
+    wait_until(Duration::from_secs(10), "the reconciler's report", || {
+        d.status()["sites"][0]["dns"][0]["state"] == "failing"
+    });
     let (_, out, _) = d.cli(&["status"]);
-    assert!(out.contains("records:    should point at the standby 127.0.0.2"), "{out}");
-    assert!(out.contains("zone example.test. at rfc2136") && out.contains("FAILING since") && out.contains("NOTAUTH"), "{out}");
-    assert!(out.contains(&format!("(asked {}, an authoritative server of the zone)  ← not what understudy wants yet", bind.addr)), "{out}");
-    assert!(!out.contains("Refused"), "asked the built-in listener:\n{out}");
-    assert!(bind.rdata("www.example.test", RecordType::A).is_empty(), "nothing was written with a wrong key");
+    assert!(
+        out.contains("records:    should point at the standby 127.0.0.2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("zone example.test. at rfc2136")
+            && out.contains("FAILING since")
+            && out.contains("NOTAUTH"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "(asked {}, an authoritative server of the zone)  ← not what understudy wants yet",
+            bind.addr
+        )),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Refused"),
+        "asked the built-in listener:\n{out}"
+    );
+    assert!(
+        bind.rdata("www.example.test", RecordType::A).is_empty(),
+        "nothing was written with a wrong key"
+    );
     let (code, out, err) = d.cli(&["drain", "shop", "--force"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("should point at the standby") && out.contains("FAILING"), "{out}");
+    assert!(
+        out.contains("should point at the standby") && out.contains("FAILING"),
+        "{out}"
+    );
 }
 
 /// Issue 11, item 7: a managed record changed by hand at the provider (here with `nsupdate`) is
@@ -134,31 +182,72 @@ fn a_manual_edit_at_the_provider_is_repaired_and_reported() {
     let bind = AuthServer::start(Kind::Bind, "hmac-sha256");
     let primary = Nginx::start("127.0.0.1", "primary");
     let standby = Nginx::start("127.0.0.2", "standby");
-    let cfg = config(&bind, &bind.key_file, primary.addr, standby.addr).replace("ttl = 30\n", "ttl = 30\nrefresh = \"2s\"\n");
+    let cfg = config(&bind, &bind.key_file, primary.addr, standby.addr)
+        .replace("ttl = 30\n", "ttl = 30\nrefresh = \"2s\"\n");
     let d = Daemon::start(&cfg);
     wait_bind(&bind, "127.0.0.1");
-    wait_until(Duration::from_secs(10), "confirmed", || d.status()["sites"][0]["dns"][0]["state"] == "in-sync");
+    wait_until(Duration::from_secs(10), "confirmed", || {
+        d.status()["sites"][0]["dns"][0]["state"] == "in-sync"
+    });
     let (_, out, _) = d.cli(&["status"]);
-    assert!(out.contains("zone example.test. at rfc2136") && out.contains("published and confirmed by its servers"), "{out}");
+    assert!(
+        out.contains("zone example.test. at rfc2136")
+            && out.contains("published and confirmed by its servers"),
+        "{out}"
+    );
 
-    nsupdate(&bind, "update delete www.example.test A\nupdate add www.example.test 30 A 192.0.2.99\n");
-    assert_eq!(bind.rdata("www.example.test", RecordType::A), ["192.0.2.99"]);
+    nsupdate(
+        &bind,
+        "update delete www.example.test A\nupdate add www.example.test 30 A 192.0.2.99\n",
+    );
+    assert_eq!(
+        bind.rdata("www.example.test", RecordType::A),
+        ["192.0.2.99"]
+    );
     let took = wait_bind(&bind, "127.0.0.1");
-    assert!(took < Duration::from_secs(8), "repaired after {took:?}, refresh is 2 s");
-    assert!(d.log().contains("drift: www.example.test. A was changed outside understudy"), "{}", d.log());
+    assert!(
+        took < Duration::from_secs(8),
+        "repaired after {took:?}, refresh is 2 s"
+    );
+    assert!(
+        d.log()
+            .contains("drift: www.example.test. A was changed outside understudy"),
+        "{}",
+        d.log()
+    );
     let (_, out, _) = d.cli(&["status"]);
-    assert!(out.contains("drift:      www.example.test. A was changed outside understudy") && out.contains("192.0.2.99"), "{out}");
+    assert!(
+        out.contains("drift:      www.example.test. A was changed outside understudy")
+            && out.contains("192.0.2.99"),
+        "{out}"
+    );
     // Foreign records at the same name were left alone.
-    assert_eq!(bind.rdata("www.example.test", RecordType::TXT), ["not managed by understudy"]);
+    assert_eq!(
+        bind.rdata("www.example.test", RecordType::TXT),
+        ["not managed by understudy"]
+    );
 }
 
 /// An edit by hand, with BIND's own `nsupdate` and the zone's key.
 fn nsupdate(bind: &AuthServer, updates: &str) {
-    let script = format!("server {} {}\nzone example.test\n{updates}send\n", bind.addr.ip(), bind.addr.port());
-    let mut child =
-        std::process::Command::new("nsupdate").arg("-k").arg(&bind.key_file).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    let script = format!(
+        "server {} {}\nzone example.test\n{updates}send\n",
+        bind.addr.ip(),
+        bind.addr.port()
+    );
+    let mut child = std::process::Command::new("nsupdate")
+        .arg("-k")
+        .arg(&bind.key_file)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     assert!(child.wait().unwrap().success());
 }
 
@@ -170,20 +259,32 @@ fn plan_and_check_config_warn_about_foreign_address_records() {
     need("nsupdate", "bind9-dnsutils");
     let bind = AuthServer::start(Kind::Bind, "hmac-sha256");
     nsupdate(&bind, "update add www.example.test 300 AAAA 2001:db8::5\nupdate add www.example.test 300 A 203.0.113.5\n");
-    let d = Daemon::prepare(&config(&bind, &bind.key_file, "127.0.0.1:1".parse().unwrap(), "127.0.0.2:1".parse().unwrap()));
+    let d = Daemon::prepare(&config(
+        &bind,
+        &bind.key_file,
+        "127.0.0.1:1".parse().unwrap(),
+        "127.0.0.2:1".parse().unwrap(),
+    ));
     let (code, out, err) = d.cli(&["dns", "plan"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("warning: www.example.test. 300 AAAA 2001:db8::5 is at a managed name but not managed by understudy"), "{out}");
     assert!(out.contains("warning: www.example.test. 300 A 203.0.113.5 exists without understudy's ownership marker"), "{out}");
     let (code, _, err) = d.cli(&["check-config"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("warning: zone example.test. at rfc2136") && err.contains("AAAA 2001:db8::5 is at a managed name"), "{err}");
+    assert!(
+        err.contains("warning: zone example.test. at rfc2136")
+            && err.contains("AAAA 2001:db8::5 is at a managed name"),
+        "{err}"
+    );
     // Once understudy wrote the set it carries the marker; the foreign AAAA is still worth a word.
     let (code, out, err) = d.cli(&["dns", "apply"]);
     assert_eq!(code, 0, "{out}{err}");
     let (_, out, _) = d.cli(&["dns", "plan"]);
     assert!(!out.contains("ownership marker"), "{out}");
-    assert!(out.contains("AAAA 2001:db8::5 is at a managed name"), "{out}");
+    assert!(
+        out.contains("AAAA 2001:db8::5 is at a managed name"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -191,16 +292,38 @@ fn check_config_says_clearly_when_the_key_is_wrong() {
     let bind = AuthServer::start(Kind::Bind, "hmac-sha256");
     let dir = tempfile::tempdir().unwrap();
     let bad_key = wrong_key_file(dir.path());
-    let cfg = config(&bind, &bad_key, "127.0.0.1:1".parse().unwrap(), "127.0.0.2:1".parse().unwrap())
-        .replace("{DATA}", &dir.path().join("data").display().to_string());
+    let cfg = config(
+        &bind,
+        &bad_key,
+        "127.0.0.1:1".parse().unwrap(),
+        "127.0.0.2:1".parse().unwrap(),
+    )
+    .replace("{DATA}", &dir.path().join("data").display().to_string());
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
-    let out = std::process::Command::new(BIN).args(["check-config", "-c"]).arg(dir.path().join("c.toml")).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", "-c"])
+        .arg(dir.path().join("c.toml"))
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("provider error: zone example.test.") && err.contains("NOTAUTH"), "{err}");
-    let out = std::process::Command::new(BIN).args(["check-config", "--offline", "-c"]).arg(dir.path().join("c.toml")).output().unwrap();
+    assert!(
+        err.contains("provider error: zone example.test.") && err.contains("NOTAUTH"),
+        "{err}"
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", "--offline", "-c"])
+        .arg(dir.path().join("c.toml"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(printed.contains(&format!("tsig_key_file = \"{}\"", bad_key.display())), "{printed}");
-    assert!(!printed.contains("d3Jvbmcgd3Jvbmcg"), "the secret is never printed:\n{printed}");
+    assert!(
+        printed.contains(&format!("tsig_key_file = \"{}\"", bad_key.display())),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("d3Jvbmcgd3Jvbmcg"),
+        "the secret is never printed:\n{printed}"
+    );
 }

@@ -45,7 +45,11 @@ fn desired(pairs: &[(&str, &str)]) -> BTreeMap<Key, RrSet> {
         .iter()
         .map(|(n, ip)| {
             let ip: IpAddr = ip.parse().unwrap();
-            let t = if ip.is_ipv4() { RecordType::A } else { RecordType::AAAA };
+            let t = if ip.is_ipv4() {
+                RecordType::A
+            } else {
+                RecordType::AAAA
+            };
             let r = RrSet::new(name(n), t, 30, vec![ip]);
             (r.key(), r)
         })
@@ -56,7 +60,13 @@ fn applied(p: &Pass) -> usize {
     match p {
         Pass::InSync => 0,
         Pass::Applied(v) => {
-            assert!(v.iter().all(|(_, o, confirmed)| *o == understudy::dns::provider::Outcome::Applied && *confirmed), "{v:?}");
+            assert!(
+                v.iter().all(
+                    |(_, o, confirmed)| *o == understudy::dns::provider::Outcome::Applied
+                        && *confirmed
+                ),
+                "{v:?}"
+            );
             v.len()
         }
     }
@@ -78,32 +88,73 @@ fn create_update_idempotent(kind: Kind, alg: &str) {
     let s0 = server.serial().unwrap();
 
     // Create.
-    let want = desired(&[("www.example.test", "192.0.2.10"), ("example.test", "192.0.2.10"), ("www.example.test", "2001:db8::10")]);
+    let want = desired(&[
+        ("www.example.test", "192.0.2.10"),
+        ("example.test", "192.0.2.10"),
+        ("www.example.test", "2001:db8::10"),
+    ]);
     assert_eq!(applied(&rt.block_on(r.pass(&want, &mut known)).unwrap()), 3);
-    assert_eq!(server.rdata("www.example.test", RecordType::A), ["192.0.2.10"]);
-    assert_eq!(server.rdata("www.example.test", RecordType::AAAA), ["2001:db8::10"]);
+    assert_eq!(
+        server.rdata("www.example.test", RecordType::A),
+        ["192.0.2.10"]
+    );
+    assert_eq!(
+        server.rdata("www.example.test", RecordType::AAAA),
+        ["2001:db8::10"]
+    );
     assert_eq!(server.rdata("example.test", RecordType::A), ["192.0.2.10"]);
     let owner = server.rdata("_understudy.www.example.test", RecordType::TXT);
-    assert!(owner[0].contains("heritage=understudy"), "ownership marked: {owner:?}");
+    assert!(
+        owner[0].contains("heritage=understudy"),
+        "ownership marked: {owner:?}"
+    );
     let s1 = server.serial().unwrap();
     assert!(s1 > s0);
 
     // Idempotent: same desired, fresh reader → no UPDATE at all (serial unchanged).
     let mut fresh = None;
-    assert_eq!(rt.block_on(r.pass(&want, &mut fresh)).unwrap(), Pass::InSync);
-    assert_eq!(rt.block_on(r.pass(&want, &mut known)).unwrap(), Pass::InSync);
+    assert_eq!(
+        rt.block_on(r.pass(&want, &mut fresh)).unwrap(),
+        Pass::InSync
+    );
+    assert_eq!(
+        rt.block_on(r.pass(&want, &mut known)).unwrap(),
+        Pass::InSync
+    );
     assert_eq!(server.serial().unwrap(), s1, "no write on re-apply");
 
     // Update one name.
-    let want2 = desired(&[("www.example.test", "192.0.2.20"), ("example.test", "192.0.2.10"), ("www.example.test", "2001:db8::10")]);
-    assert_eq!(applied(&rt.block_on(r.pass(&want2, &mut known)).unwrap()), 1);
-    assert_eq!(server.rdata("www.example.test", RecordType::A), ["192.0.2.20"]);
+    let want2 = desired(&[
+        ("www.example.test", "192.0.2.20"),
+        ("example.test", "192.0.2.10"),
+        ("www.example.test", "2001:db8::10"),
+    ]);
+    assert_eq!(
+        applied(&rt.block_on(r.pass(&want2, &mut known)).unwrap()),
+        1
+    );
+    assert_eq!(
+        server.rdata("www.example.test", RecordType::A),
+        ["192.0.2.20"]
+    );
 
     // Records understudy does not own are untouched, even at the same name.
-    assert_eq!(server.rdata("www.example.test", RecordType::TXT), ["not managed by understudy"]);
-    assert_eq!(server.rdata("example.test", RecordType::MX), ["10 mail.example.test."]);
-    assert_eq!(server.rdata("mail.example.test", RecordType::A), ["192.0.2.25"]);
-    assert_eq!(server.rdata("ns1.example.test", RecordType::A), ["127.0.0.1"]);
+    assert_eq!(
+        server.rdata("www.example.test", RecordType::TXT),
+        ["not managed by understudy"]
+    );
+    assert_eq!(
+        server.rdata("example.test", RecordType::MX),
+        ["10 mail.example.test."]
+    );
+    assert_eq!(
+        server.rdata("mail.example.test", RecordType::A),
+        ["192.0.2.25"]
+    );
+    assert_eq!(
+        server.rdata("ns1.example.test", RecordType::A),
+        ["127.0.0.1"]
+    );
 }
 
 fn many_in_one_batch(kind: Kind) {
@@ -111,13 +162,28 @@ fn many_in_one_batch(kind: Kind) {
     let r = reconciler(&server, Some(key(&server)));
     let rt = rt();
     let names: Vec<String> = (0..100).map(|i| format!("site{i}.example.test")).collect();
-    let want: BTreeMap<Key, RrSet> = desired(&names.iter().map(|n| (n.as_str(), "192.0.2.1")).collect::<Vec<_>>());
+    let want: BTreeMap<Key, RrSet> = desired(
+        &names
+            .iter()
+            .map(|n| (n.as_str(), "192.0.2.1"))
+            .collect::<Vec<_>>(),
+    );
     let s0 = server.serial().unwrap();
     let mut known = None;
-    assert_eq!(applied(&rt.block_on(r.pass(&want, &mut known)).unwrap()), 100);
+    assert_eq!(
+        applied(&rt.block_on(r.pass(&want, &mut known)).unwrap()),
+        100
+    );
     // One UPDATE message: the serial moved exactly once.
-    assert_eq!(server.serial().unwrap(), s0 + 1, "100 changes must go in one batch");
-    assert_eq!(server.rdata("site99.example.test", RecordType::A), ["192.0.2.1"]);
+    assert_eq!(
+        server.serial().unwrap(),
+        s0 + 1,
+        "100 changes must go in one batch"
+    );
+    assert_eq!(
+        server.rdata("site99.example.test", RecordType::A),
+        ["192.0.2.1"]
+    );
 }
 
 fn wrong_credentials(kind: Kind) {
@@ -127,27 +193,50 @@ fn wrong_credentials(kind: Kind) {
     let s0 = server.serial().unwrap();
     let mut bad = key(&server);
     bad.secret = b"this is not the right secret at all".to_vec();
-    for (what, k) in
-        [("wrong secret", Some(bad.clone())), ("no key", None), ("unknown key name", Some(TsigKey { name: name("nobody"), ..bad }))]
-    {
+    for (what, k) in [
+        ("wrong secret", Some(bad.clone())),
+        ("no key", None),
+        (
+            "unknown key name",
+            Some(TsigKey {
+                name: name("nobody"),
+                ..bad
+            }),
+        ),
+    ] {
         let r = reconciler(&server, k);
         let mut known = None;
         let err = rt.block_on(r.pass(&want, &mut known)).unwrap_err();
         assert!(matches!(err, ProviderError::Auth(_)), "{what}: {err}");
         let text = err.to_string();
-        assert!(text.contains("REFUSED") || text.contains("NOTAUTH"), "{what}: {text}");
+        assert!(
+            text.contains("REFUSED") || text.contains("NOTAUTH"),
+            "{what}: {text}"
+        );
         assert!(!err.is_transient(), "{what}");
         let check = rt.block_on(r.provider.check(&zone()));
         if what == "no key" {
             assert!(check.is_ok(), "reading needs no key: {check:?}");
         } else {
-            assert!(matches!(check, Err(ProviderError::Auth(_))), "{what}: check must say the key is wrong: {check:?}");
+            assert!(
+                matches!(check, Err(ProviderError::Auth(_))),
+                "{what}: check must say the key is wrong: {check:?}"
+            );
         }
     }
     assert_eq!(server.serial().unwrap(), s0, "nothing written");
     assert!(server.rdata("www.example.test", RecordType::A).is_empty());
-    let ok = rt.block_on(reconciler(&server, Some(key(&server))).provider.check(&zone())).unwrap();
-    assert!(ok.contains("authoritative") && ok.contains("TSIG key accepted"), "{ok}");
+    let ok = rt
+        .block_on(
+            reconciler(&server, Some(key(&server)))
+                .provider
+                .check(&zone()),
+        )
+        .unwrap();
+    assert!(
+        ok.contains("authoritative") && ok.contains("TSIG key accepted"),
+        "{ok}"
+    );
 }
 
 fn server_down_then_back_latest_value_lands(kind: Kind) {

@@ -36,7 +36,10 @@ fn settings(endpoint: &str) -> Settings {
         region: "us-east-1".into(),
         endpoint: Some(endpoint.into()),
         profile: None,
-        credentials: Some(("AKIDUNDERSTUDYTEST".into(), Secret("understudy-test-secret".into()))),
+        credentials: Some((
+            "AKIDUNDERSTUDYTEST".into(),
+            Secret("understudy-test-secret".into()),
+        )),
         confirm_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(5),
     }
@@ -57,10 +60,19 @@ impl Provider for Counting {
         self.1.fetch_add(1, Ordering::SeqCst);
         self.0.apply(zone, changes).await
     }
-    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+    async fn set_txt(
+        &self,
+        zone: &Name,
+        name: &Name,
+        values: &[String],
+    ) -> Result<(), ProviderError> {
         self.0.set_txt(zone, name, values).await
     }
-    async fn marked(&self, zone: &Name, keys: &[Key]) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
+    async fn marked(
+        &self,
+        zone: &Name,
+        keys: &[Key],
+    ) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
         self.0.marked(zone, keys).await
     }
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
@@ -89,17 +101,36 @@ async fn setup_zone(c: &aws_sdk_route53::Client) -> String {
             .unwrap()
     };
     let batch = ChangeBatch::builder()
-        .changes(rr("www.example.test.", RrType::Txt, "\"not managed by understudy\""))
+        .changes(rr(
+            "www.example.test.",
+            RrType::Txt,
+            "\"not managed by understudy\"",
+        ))
         .changes(rr("example.test.", RrType::Mx, "10 mail.example.test."))
         .changes(rr("mail.example.test.", RrType::A, "192.0.2.25"))
         .build()
         .unwrap();
-    c.change_resource_record_sets().hosted_zone_id(&id).change_batch(batch).send().await.unwrap();
+    c.change_resource_record_sets()
+        .hosted_zone_id(&id)
+        .change_batch(batch)
+        .send()
+        .await
+        .unwrap();
     id
 }
 
-async fn values(c: &aws_sdk_route53::Client, zone_id: &str, n: &str, t: aws_sdk_route53::types::RrType) -> Vec<String> {
-    let r = c.list_resource_record_sets().hosted_zone_id(zone_id).send().await.unwrap();
+async fn values(
+    c: &aws_sdk_route53::Client,
+    zone_id: &str,
+    n: &str,
+    t: aws_sdk_route53::types::RrType,
+) -> Vec<String> {
+    let r = c
+        .list_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .send()
+        .await
+        .unwrap();
     let mut v: Vec<String> = r
         .resource_record_sets()
         .iter()
@@ -125,7 +156,15 @@ fn desired(r: &Reconciler, pairs: &[(&str, &str)]) -> BTreeMap<Key, RrSet> {
     let mut m = ManagedRecords::default();
     for (n, ip) in pairs {
         let ip: std::net::IpAddr = ip.parse().unwrap();
-        m.set(name(n), if ip.is_ipv4() { RecordType::A } else { RecordType::AAAA }, vec![ip]);
+        m.set(
+            name(n),
+            if ip.is_ipv4() {
+                RecordType::A
+            } else {
+                RecordType::AAAA
+            },
+            vec![ip],
+        );
     }
     r.desired(&m)
 }
@@ -143,7 +182,10 @@ fn moto_acme_challenge_records_come_and_go() {
     let p = Route53::new(settings(&endpoint));
     common::challenge_records_round_trip(&p, |n| {
         let quoted = rt.block_on(values(&setup, &zone_id, &format!("{n}."), RrType::Txt));
-        quoted.iter().map(|v| v.trim_matches('"').to_string()).collect()
+        quoted
+            .iter()
+            .map(|v| v.trim_matches('"').to_string())
+            .collect()
     });
 }
 
@@ -156,47 +198,121 @@ fn moto_create_update_idempotent_batch_untouched() {
     let setup = sdk(&endpoint);
     let zone_id = rt.block_on(setup_zone(&setup));
     let calls = Arc::new(AtomicUsize::new(0));
-    let r = reconciler(Arc::new(Counting(Arc::new(Route53::new(settings(&endpoint))), calls.clone())));
+    let r = reconciler(Arc::new(Counting(
+        Arc::new(Route53::new(settings(&endpoint))),
+        calls.clone(),
+    )));
 
-    let want = desired(&r, &[("www.example.test", "192.0.2.10"), ("example.test", "192.0.2.10"), ("www.example.test", "2001:db8::10")]);
+    let want = desired(
+        &r,
+        &[
+            ("www.example.test", "192.0.2.10"),
+            ("example.test", "192.0.2.10"),
+            ("www.example.test", "2001:db8::10"),
+        ],
+    );
     let mut known = None;
     match rt.block_on(r.pass(&want, &mut known)).unwrap() {
-        Pass::Applied(v) => assert!(v.iter().all(|(_, o, _)| *o == Outcome::Applied) && v.len() == 3, "{v:?}"),
+        Pass::Applied(v) => assert!(
+            v.iter().all(|(_, o, _)| *o == Outcome::Applied) && v.len() == 3,
+            "{v:?}"
+        ),
         other => panic!("{other:?}"),
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "one ChangeResourceRecordSets for the batch");
-    assert_eq!(rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::A)), ["192.0.2.10"]);
-    assert_eq!(rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::Aaaa)), ["2001:db8::10"]);
-    let owner = rt.block_on(values(&setup, &zone_id, "_understudy.www.example.test.", RrType::Txt));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one ChangeResourceRecordSets for the batch"
+    );
+    assert_eq!(
+        rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::A)),
+        ["192.0.2.10"]
+    );
+    assert_eq!(
+        rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::Aaaa)),
+        ["2001:db8::10"]
+    );
+    let owner = rt.block_on(values(
+        &setup,
+        &zone_id,
+        "_understudy.www.example.test.",
+        RrType::Txt,
+    ));
     assert!(owner[0].contains("heritage=understudy"), "{owner:?}");
     // Issue 11, item 11: the marker is read back; a record set someone else made has none.
-    let keys = [(name("www.example.test"), RecordType::A), (name("mail.example.test"), RecordType::A)];
-    let marked = rt.block_on(r.provider.marked(&name("example.test"), &keys)).unwrap();
+    let keys = [
+        (name("www.example.test"), RecordType::A),
+        (name("mail.example.test"), RecordType::A),
+    ];
+    let marked = rt
+        .block_on(r.provider.marked(&name("example.test"), &keys))
+        .unwrap();
     assert_eq!(marked.into_iter().collect::<Vec<_>>(), [keys[0].clone()]);
 
     // Idempotent: a fresh read, and no ChangeResourceRecordSets.
     let mut fresh = None;
-    assert_eq!(rt.block_on(r.pass(&want, &mut fresh)).unwrap(), Pass::InSync);
+    assert_eq!(
+        rt.block_on(r.pass(&want, &mut fresh)).unwrap(),
+        Pass::InSync
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
     // Update, then 100 names at once: one call each.
-    let want2 = desired(&r, &[("www.example.test", "192.0.2.20"), ("example.test", "192.0.2.10"), ("www.example.test", "2001:db8::10")]);
+    let want2 = desired(
+        &r,
+        &[
+            ("www.example.test", "192.0.2.20"),
+            ("example.test", "192.0.2.10"),
+            ("www.example.test", "2001:db8::10"),
+        ],
+    );
     rt.block_on(r.pass(&want2, &mut known)).unwrap();
-    assert_eq!(rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::A)), ["192.0.2.20"]);
+    assert_eq!(
+        rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::A)),
+        ["192.0.2.20"]
+    );
     let names: Vec<String> = (0..100).map(|i| format!("site{i}.example.test")).collect();
-    let many = desired(&r, &names.iter().map(|n| (n.as_str(), "192.0.2.1")).collect::<Vec<_>>());
+    let many = desired(
+        &r,
+        &names
+            .iter()
+            .map(|n| (n.as_str(), "192.0.2.1"))
+            .collect::<Vec<_>>(),
+    );
     let before = calls.load(Ordering::SeqCst);
     let mut k2 = None;
     rt.block_on(r.pass(&many, &mut k2)).unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), before + 1, "100 changes in one batch");
-    assert_eq!(rt.block_on(values(&setup, &zone_id, "site99.example.test.", RrType::A)), ["192.0.2.1"]);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before + 1,
+        "100 changes in one batch"
+    );
+    assert_eq!(
+        rt.block_on(values(&setup, &zone_id, "site99.example.test.", RrType::A)),
+        ["192.0.2.1"]
+    );
 
     // Not ours: untouched.
-    assert_eq!(rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::Txt)), ["\"not managed by understudy\""]);
-    assert_eq!(rt.block_on(values(&setup, &zone_id, "example.test.", RrType::Mx)), ["10 mail.example.test."]);
-    assert_eq!(rt.block_on(values(&setup, &zone_id, "mail.example.test.", RrType::A)), ["192.0.2.25"]);
-    assert!(rt.block_on(r.provider.check(&name("example.test"))).unwrap().contains("readable"));
-    assert!(matches!(rt.block_on(r.provider.check(&name("nosuch.test"))), Err(ProviderError::ZoneNotFound(_))));
+    assert_eq!(
+        rt.block_on(values(&setup, &zone_id, "www.example.test.", RrType::Txt)),
+        ["\"not managed by understudy\""]
+    );
+    assert_eq!(
+        rt.block_on(values(&setup, &zone_id, "example.test.", RrType::Mx)),
+        ["10 mail.example.test."]
+    );
+    assert_eq!(
+        rt.block_on(values(&setup, &zone_id, "mail.example.test.", RrType::A)),
+        ["192.0.2.25"]
+    );
+    assert!(rt
+        .block_on(r.provider.check(&name("example.test")))
+        .unwrap()
+        .contains("readable"));
+    assert!(matches!(
+        rt.block_on(r.provider.check(&name("nosuch.test"))),
+        Err(ProviderError::ZoneNotFound(_))
+    ));
 }
 
 #[test]
@@ -206,7 +322,10 @@ fn endpoint_cut_mid_run_latest_value_lands() {
     let relay = Relay::start(moto.addr);
     let setup = sdk(&format!("http://{}", moto.addr));
     let zone_id = rt().block_on(setup_zone(&setup));
-    let r = reconciler(Arc::new(Route53::new(settings(&format!("http://{}", relay.addr)))));
+    let r = reconciler(Arc::new(Route53::new(settings(&format!(
+        "http://{}",
+        relay.addr
+    )))));
     let mut provider = (relay, setup, zone_id);
     common::latest_value_lands_after_outage(
         &mut provider,
@@ -237,8 +356,14 @@ enum Script {
 impl Recorder {
     fn start(script: Script) -> Recorder {
         use http_body_util::{BodyExt, Full};
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let requests: Arc<Mutex<Vec<_>>> = Arc::default();
         let log = requests.clone();
@@ -278,7 +403,11 @@ impl Recorder {
                 });
             }
         });
-        Recorder { addr, requests, _rt: rt }
+        Recorder {
+            addr,
+            requests,
+            _rt: rt,
+        }
     }
 }
 
@@ -291,45 +420,80 @@ fn recorder_provider(rec: &Recorder, confirm: Duration) -> Route53 {
 }
 
 fn one_change() -> Vec<RrSet> {
-    vec![RrSet::new(name("www.example.test"), RecordType::A, 30, vec!["192.0.2.10".parse().unwrap()])]
+    vec![RrSet::new(
+        name("www.example.test"),
+        RecordType::A,
+        30,
+        vec!["192.0.2.10".parse().unwrap()],
+    )]
 }
 
 #[test]
 fn requests_are_sigv4_signed_and_pending_is_polled_until_insync() {
     let rec = Recorder::start(Script::PendingThenInsync);
     let p = recorder_provider(&rec, Duration::from_secs(20));
-    let out = rt().block_on(p.apply(&name("example.test"), &one_change())).unwrap();
+    let out = rt()
+        .block_on(p.apply(&name("example.test"), &one_change()))
+        .unwrap();
     assert_eq!(out, [Outcome::Applied]);
     let reqs = rec.requests.lock().unwrap();
     let (method, path, headers, body) = &reqs[0];
-    assert_eq!((method.as_str(), path.as_str()), ("POST", "/2013-04-01/hostedzone/Z0UNDERSTUDY/rrset"));
+    assert_eq!(
+        (method.as_str(), path.as_str()),
+        ("POST", "/2013-04-01/hostedzone/Z0UNDERSTUDY/rrset")
+    );
     let auth = &headers["authorization"];
-    assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDUNDERSTUDYTEST/"), "{auth}");
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDUNDERSTUDYTEST/"),
+        "{auth}"
+    );
     assert!(auth.contains("/us-east-1/route53/aws4_request"), "{auth}");
-    assert!(auth.contains("SignedHeaders=") && auth.contains("host") && auth.contains("x-amz-date"), "{auth}");
+    assert!(
+        auth.contains("SignedHeaders=") && auth.contains("host") && auth.contains("x-amz-date"),
+        "{auth}"
+    );
     let sig = auth.split("Signature=").nth(1).unwrap();
-    assert!(sig.len() == 64 && sig.chars().all(|c| c.is_ascii_hexdigit()), "{sig}");
+    assert!(
+        sig.len() == 64 && sig.chars().all(|c| c.is_ascii_hexdigit()),
+        "{sig}"
+    );
     assert!(headers.contains_key("x-amz-date"));
-    assert!(!auth.contains("understudy-test-secret") && !body.contains("understudy-test-secret"), "the secret never travels");
+    assert!(
+        !auth.contains("understudy-test-secret") && !body.contains("understudy-test-secret"),
+        "the secret never travels"
+    );
     assert!(
         body.contains("<Action>UPSERT</Action>")
             && body.contains("<Name>www.example.test.</Name>")
             && body.contains("<Value>192.0.2.10</Value>"),
         "{body}"
     );
-    assert!(body.contains("_understudy.www.example.test."), "ownership TXT in the same batch: {body}");
-    let polls: Vec<_> = reqs.iter().filter(|(m, p, _, _)| m == "GET" && p == "/2013-04-01/change/C2UNDERSTUDY").collect();
+    assert!(
+        body.contains("_understudy.www.example.test."),
+        "ownership TXT in the same batch: {body}"
+    );
+    let polls: Vec<_> = reqs
+        .iter()
+        .filter(|(m, p, _, _)| m == "GET" && p == "/2013-04-01/change/C2UNDERSTUDY")
+        .collect();
     assert_eq!(polls.len(), 2, "PENDING once, then INSYNC");
-    assert!(polls.iter().all(|(_, _, h, _)| h["authorization"].starts_with("AWS4-HMAC-SHA256")));
+    assert!(polls
+        .iter()
+        .all(|(_, _, h, _)| h["authorization"].starts_with("AWS4-HMAC-SHA256")));
 }
 
 #[test]
 fn change_pending_past_the_bound_could_not_confirm() {
     let rec = Recorder::start(Script::PendingForever);
     let p = recorder_provider(&rec, Duration::from_secs(3));
-    let out = rt().block_on(p.apply(&name("example.test"), &one_change())).unwrap();
+    let out = rt()
+        .block_on(p.apply(&name("example.test"), &one_change()))
+        .unwrap();
     match &out[0] {
-        Outcome::CouldNotConfirm(why) => assert!(why.contains("C2UNDERSTUDY") && why.contains("PENDING"), "{why}"),
+        Outcome::CouldNotConfirm(why) => assert!(
+            why.contains("C2UNDERSTUDY") && why.contains("PENDING"),
+            "{why}"
+        ),
         other => panic!("{other:?}"),
     }
 }
@@ -339,9 +503,14 @@ fn invalid_token_is_a_clear_credentials_error() {
     let rec = Recorder::start(Script::BadToken);
     let p = recorder_provider(&rec, Duration::from_secs(3));
     let rt = rt();
-    let err = rt.block_on(p.apply(&name("example.test"), &one_change())).unwrap_err();
+    let err = rt
+        .block_on(p.apply(&name("example.test"), &one_change()))
+        .unwrap_err();
     assert!(matches!(err, ProviderError::Auth(_)), "{err}");
     assert!(err.to_string().contains("InvalidClientTokenId"), "{err}");
     assert!(!err.is_transient());
-    assert!(matches!(rt.block_on(p.check(&name("example.test"))), Err(ProviderError::Auth(_))));
+    assert!(matches!(
+        rt.block_on(p.check(&name("example.test"))),
+        Err(ProviderError::Auth(_))
+    ));
 }

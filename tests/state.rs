@@ -24,7 +24,10 @@ fn run_expecting_exit(d: &Daemon, extra: &[&str]) -> (i32, String) {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
-            return (status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string());
+            return (
+                status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            );
         }
         if start.elapsed() > Duration::from_secs(10) {
             let _ = child.kill();
@@ -62,10 +65,22 @@ fn a_lost_database_stops_the_start_and_the_backup_restores_it() {
     let (code, err) = run_expecting_exit(&d, &[]);
     assert_ne!(code, 0, "{err}");
     let db = d.data_dir().join("understudy.db");
-    assert!(err.contains(&format!("state database {} is missing", db.display())), "{err}");
-    assert!(err.contains("has been used before") && err.contains("backups"), "{err}");
-    assert!(err.contains(&backups[0].display().to_string()) && err.contains("--reset-state"), "{err}");
-    assert!(!d.data_dir().join("daemon.json").exists(), "nothing may start on a lost state");
+    assert!(
+        err.contains(&format!("state database {} is missing", db.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("has been used before") && err.contains("backups"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&backups[0].display().to_string()) && err.contains("--reset-state"),
+        "{err}"
+    );
+    assert!(
+        !d.data_dir().join("daemon.json").exists(),
+        "nothing may start on a lost state"
+    );
     assert!(!db.exists(), "the refusal creates no fresh database");
 
     // Emptied: the same.
@@ -92,9 +107,14 @@ fn a_lost_database_stops_the_start_and_the_backup_restores_it() {
             .spawn()
             .unwrap(),
     );
-    wait_until(Duration::from_secs(10), "a reset start", || d.data_dir().join("daemon.json").exists());
+    wait_until(Duration::from_secs(10), "a reset start", || {
+        d.data_dir().join("daemon.json").exists()
+    });
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("was missing or empty; every site starts afresh"), "{text}");
+    assert!(
+        text.contains("was missing or empty; every site starts afresh"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -116,7 +136,8 @@ fn a_damaged_database_stops_the_start_with_one_clear_message() {
             )
             .unwrap();
         }
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
     }
     let mut bytes = std::fs::read(&db).unwrap();
     assert!(bytes.len() > 16 * 4096, "{}", bytes.len());
@@ -125,8 +146,14 @@ fn a_damaged_database_stops_the_start_with_one_clear_message() {
     std::fs::write(&db, &bytes).unwrap();
     let (code, err) = run_expecting_exit(&d, &[]);
     assert_ne!(code, 0, "{err}");
-    assert!(err.contains(&format!("state database {} is damaged", db.display())), "{err}");
-    assert!(err.contains("nothing was changed") && err.contains("--reset-state"), "{err}");
+    assert!(
+        err.contains(&format!("state database {} is damaged", db.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("nothing was changed") && err.contains("--reset-state"),
+        "{err}"
+    );
     assert!(!d.data_dir().join("daemon.json").exists());
 
     // A garbage header: one message, not the same cause twice.
@@ -136,7 +163,10 @@ fn a_damaged_database_stops_the_start_with_one_clear_message() {
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("is damaged (file is not a database)"), "{err}");
     assert_eq!(err.matches("file is not a database").count(), 1, "{err}");
-    assert!(err.contains("backups"), "names where the backups are: {err}");
+    assert!(
+        err.contains("backups"),
+        "names where the backups are: {err}"
+    );
 
     // --reset-state moves the damaged file aside (never deletes it) and starts.
     d.child = Some(
@@ -148,11 +178,17 @@ fn a_damaged_database_stops_the_start_with_one_clear_message() {
             .spawn()
             .unwrap(),
     );
-    wait_until(Duration::from_secs(10), "a reset start", || d.data_dir().join("daemon.json").exists());
+    wait_until(Duration::from_secs(10), "a reset start", || {
+        d.data_dir().join("daemon.json").exists()
+    });
     let aside: Vec<_> = std::fs::read_dir(d.data_dir())
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("understudy.db.damaged-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("understudy.db.damaged-")
+        })
         .collect();
     assert_eq!(aside.len(), 1, "the damaged file is kept aside");
     assert_eq!(std::fs::read(aside[0].path()).unwrap()[..100], bytes[..100]);

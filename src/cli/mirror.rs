@@ -17,7 +17,11 @@ use crate::util::{human_duration, now_millis};
 fn find<'a>(cfg: &'a Config, site: &str) -> anyhow::Result<&'a Site> {
     cfg.site(site).ok_or_else(|| {
         let names: Vec<&str> = cfg.sites.iter().map(|s| s.name.as_str()).collect();
-        anyhow::anyhow!("no site `{site}` in {} (sites: {})", cfg.path.display(), names.join(", "))
+        anyhow::anyhow!(
+            "no site `{site}` in {} (sites: {})",
+            cfg.path.display(),
+            names.join(", ")
+        )
     })
 }
 
@@ -68,7 +72,11 @@ pub async fn crawl(cfg: &Config, site: &str, json: bool) -> anyhow::Result<i32> 
         let done = CancellationToken::new();
         let d = done.clone();
         let task = tokio::spawn(async move {
-            let every = if tty { Duration::from_millis(200) } else { Duration::from_secs(5) };
+            let every = if tty {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(5)
+            };
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
@@ -93,7 +101,11 @@ pub async fn crawl(cfg: &Config, site: &str, json: bool) -> anyhow::Result<i32> 
             c.cancel();
         }
     });
-    eprintln!("crawling {} through the primary at {primary} ({} request(s) at a time)", site.origin(), site.mirror.concurrency);
+    eprintln!(
+        "crawling {} through the primary at {primary} ({} request(s) at a time)",
+        site.origin(),
+        site.mirror.concurrency
+    );
     let report = crate::mirror::crawl_site(cfg, site, primary, &progress, &cancel).await;
     show.1.cancel();
     let _ = show.0.await;
@@ -127,18 +139,32 @@ fn print_report(r: &Report) {
         crate::outln!("  error: {e}");
     }
     match r.outcome.as_str() {
-        "published" => crate::outln!("published snapshot {} ({} pages)", r.snapshot.as_deref().unwrap_or("?"), r.pages),
+        "published" => crate::outln!(
+            "published snapshot {} ({} pages)",
+            r.snapshot.as_deref().unwrap_or("?"),
+            r.pages
+        ),
         other => {
-            crate::outln!("{other}: {}; the published snapshot (if any) is unchanged", r.reason.as_deref().unwrap_or("no reason recorded"))
+            crate::outln!(
+                "{other}: {}; the published snapshot (if any) is unchanged",
+                r.reason.as_deref().unwrap_or("no reason recorded")
+            )
         }
     }
 }
 
-fn published(cfg: &Config, site: &Site) -> anyhow::Result<(SnapshotStore, crate::mirror::snapshot::Manifest)> {
+fn published(
+    cfg: &Config,
+    site: &Site,
+) -> anyhow::Result<(SnapshotStore, crate::mirror::snapshot::Manifest)> {
     let store = SnapshotStore::open(&cfg.data_dir, &site.name)?;
     match store.current()? {
         Some(m) => Ok((store, m)),
-        None => anyhow::bail!("site {} has no published snapshot yet: run `understudy mirror {}` first", site.name, site.name),
+        None => anyhow::bail!(
+            "site {} has no published snapshot yet: run `understudy mirror {}` first",
+            site.name,
+            site.name
+        ),
     }
 }
 
@@ -180,7 +206,13 @@ pub fn export(cfg: &Config, site: &str, dir: &Path) -> anyhow::Result<i32> {
         e.local,
         e.absolute
     );
-    let entry = crate::mirror::export::plan(&m).get(m.resolve_redirects(&m.entry).map(|(k, _)| k).unwrap_or(&m.entry)).cloned();
+    let entry = crate::mirror::export::plan(&m)
+        .get(
+            m.resolve_redirects(&m.entry)
+                .map(|(k, _)| k)
+                .unwrap_or(&m.entry),
+        )
+        .cloned();
     if let Some(p) = entry {
         crate::outln!("open {}", dir.join(p).display());
     }

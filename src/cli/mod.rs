@@ -174,7 +174,10 @@ pub fn main() -> i32 {
         _ => "warn",
     };
     init_logging(cli.log_format, default_level);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -196,7 +199,9 @@ fn init_logging(format: LogFormat, default_level: &str) {
             "{default_level},hickory_server=warn,hickory_proto=warn,hickory_net=warn,aws_runtime=error"
         ))
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -219,8 +224,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             crate::demo::run().await?;
             Ok(0)
         }
-        Cmd::Report { to, hostname, user, password_file, ip, ca_file } => {
-            report(&cli, to, hostname, user, password_file.as_deref(), *ip, ca_file.as_deref()).await
+        Cmd::Report {
+            to,
+            hostname,
+            user,
+            password_file,
+            ip,
+            ca_file,
+        } => {
+            report(
+                &cli,
+                to,
+                hostname,
+                user,
+                password_file.as_deref(),
+                *ip,
+                ca_file.as_deref(),
+            )
+            .await
         }
         Cmd::Ip => {
             let cfg = match load_config(&cli) {
@@ -243,7 +264,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             crate::out!("{}", cfg.describe());
             if cfg.sites.is_empty() && cfg.ddns.is_empty() {
-                eprintln!("warning: no [[sites]] or [[ddns]] are configured, so there is nothing to do");
+                eprintln!(
+                    "warning: no [[sites]] or [[ddns]] are configured, so there is nothing to do"
+                );
             }
             for w in &cfg.warnings {
                 eprintln!("warning: {w}");
@@ -255,12 +278,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                     match r.provider.check(&r.zone).await {
                         Ok(what) => {
                             eprintln!("provider ok: zone {}: {what}", r.zone);
-                            for n in r.takeover_warnings(&r.desired(&managed)).await.unwrap_or_default() {
-                                eprintln!("warning: zone {} at {}: {n}", r.zone, r.provider.describe());
+                            for n in r
+                                .takeover_warnings(&r.desired(&managed))
+                                .await
+                                .unwrap_or_default()
+                            {
+                                eprintln!(
+                                    "warning: zone {} at {}: {n}",
+                                    r.zone,
+                                    r.provider.describe()
+                                );
                             }
                         }
                         Err(e) => {
-                            eprintln!("provider error: zone {} at {}: {e}", r.zone, r.provider.describe());
+                            eprintln!(
+                                "provider error: zone {} at {}: {e}",
+                                r.zone,
+                                r.provider.describe()
+                            );
                             bad += 1;
                         }
                     }
@@ -270,10 +305,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                     return Ok(3);
                 }
             }
-            eprintln!("config ok: {} site(s), {} zone(s)", cfg.sites.len(), cfg.dns.zones.len());
+            eprintln!(
+                "config ok: {} site(s), {} zone(s)",
+                cfg.sites.len(),
+                cfg.dns.zones.len()
+            );
             Ok(0)
         }
-        Cmd::Mirror { command, site, json } => {
+        Cmd::Mirror {
+            command,
+            site,
+            json,
+        } => {
             let cfg = match load_config(&cli) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
@@ -291,9 +334,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 Err(code) => return Ok(code),
             };
             let standby = std::sync::Arc::new(crate::serve::Standby::new(&cfg)?);
-            let listener =
-                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen} for the standby server"))?;
-            eprintln!("serving {} site(s) on http://{}", cfg.sites.len(), listener.local_addr()?);
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen} for the standby server"))?;
+            eprintln!(
+                "serving {} site(s) on http://{}",
+                cfg.sites.len(),
+                listener.local_addr()?
+            );
             let shutdown = tokio_util::sync::CancellationToken::new();
             let stop = shutdown.clone();
             tokio::spawn(async move {
@@ -310,7 +358,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            app::run(cfg, app::StartOptions { reset_state: *reset_state }).await?;
+            app::run(
+                cfg,
+                app::StartOptions {
+                    reset_state: *reset_state,
+                },
+            )
+            .await?;
             Ok(0)
         }
         Cmd::Status { json } => {
@@ -343,7 +397,10 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
     use crate::reconcile::{plan, Pass};
     let managed = saved_managed(cfg)?;
     for z in cfg.dns.zones.iter().filter(|z| z.provider.is_none()) {
-        crate::outln!("zone {}: served by the built-in DNS server (nothing to push)", z.origin);
+        crate::outln!(
+            "zone {}: served by the built-in DNS server (nothing to push)",
+            z.origin
+        );
     }
     let mut failed = false;
     for r in app::reconcilers(cfg)? {
@@ -352,23 +409,38 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
         let actual = match r.provider.read(&r.zone, &keys).await {
             Ok(a) => a,
             Err(e) => {
-                crate::outln!("zone {} at {}: cannot read: {e}", r.zone, r.provider.describe());
+                crate::outln!(
+                    "zone {} at {}: cannot read: {e}",
+                    r.zone,
+                    r.provider.describe()
+                );
                 failed = true;
                 continue;
             }
         };
         let changes = plan(&desired, &actual);
-        crate::outln!("zone {} at {}: {} managed record set(s), {} to change", r.zone, r.provider.describe(), desired.len(), changes.len());
+        crate::outln!(
+            "zone {} at {}: {} managed record set(s), {} to change",
+            r.zone,
+            r.provider.describe(),
+            desired.len(),
+            changes.len()
+        );
         match r.takeover_warnings(&desired).await {
             Ok(notes) => {
                 for n in notes {
                     crate::outln!("  warning: {n}");
                 }
             }
-            Err(e) => crate::outln!("  warning: could not check for foreign address records and ownership markers: {e}"),
+            Err(e) => crate::outln!(
+                "  warning: could not check for foreign address records and ownership markers: {e}"
+            ),
         }
         for c in &changes {
-            let old = actual.get(&c.key()).map(|a| a.to_string()).unwrap_or_else(|| format!("{} {} (absent)", c.name, c.rtype));
+            let old = actual
+                .get(&c.key())
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| format!("{} {} (absent)", c.name, c.rtype));
             crate::outln!("  {old}  ->  {c}");
         }
         if !apply || changes.is_empty() {
@@ -380,7 +452,9 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
             Ok(Pass::Applied(report)) => {
                 for (rr, outcome, confirmed) in report {
                     let what = match (&outcome, confirmed) {
-                        (crate::dns::provider::Outcome::Applied, true) => "applied and confirmed".to_string(),
+                        (crate::dns::provider::Outcome::Applied, true) => {
+                            "applied and confirmed".to_string()
+                        }
                         (crate::dns::provider::Outcome::Applied, false) => {
                             failed = true;
                             "applied, but could not confirm: the authoritative servers still answer otherwise".to_string()
@@ -413,12 +487,18 @@ fn saved_managed(cfg: &Config) -> anyhow::Result<crate::dns::ManagedRecords> {
     let mut targets = vec![];
     for site in &cfg.sites {
         let state = match &store {
-            Some(s) => s.load_state(&site.name)?.unwrap_or_else(|| SiteState::new(now)),
+            Some(s) => s
+                .load_state(&site.name)?
+                .unwrap_or_else(|| SiteState::new(now)),
             None => SiteState::new(now),
         };
         targets.push(state.target());
     }
-    Ok(control::managed_records(cfg, targets.into_iter(), &saved_public(&store)?))
+    Ok(control::managed_records(
+        cfg,
+        targets.into_iter(),
+        &saved_public(&store)?,
+    ))
 }
 
 /// `understudy report`: one dyndns2 update request.
@@ -432,46 +512,75 @@ async fn report(
     ca_file: Option<&std::path::Path>,
 ) -> anyhow::Result<i32> {
     let password = match (password_file, std::env::var("UNDERSTUDY_PUSH_PASSWORD")) {
-        (Some(f), _) => std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?.trim().to_string(),
+        (Some(f), _) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read {}", f.display()))?
+            .trim()
+            .to_string(),
         (None, Ok(p)) => p,
-        (None, Err(_)) => anyhow::bail!("no password: give --password-file or set UNDERSTUDY_PUSH_PASSWORD"),
+        (None, Err(_)) => {
+            anyhow::bail!("no password: give --password-file or set UNDERSTUDY_PUSH_PASSWORD")
+        }
     };
-    let addr =
-        match ip {
-            Some(ip) => ip,
-            None => {
-                let cfg = match load_config(cli) {
-                    Ok(c) => c,
-                    Err(code) => return Ok(code),
-                };
-                let http = crate::http::client(Duration::from_secs(30)).map_err(|e| anyhow::anyhow!(e))?;
-                let family =
-                    cfg.ip.families().into_iter().next().ok_or_else(|| {
-                        anyhow::anyhow!("no --ip and no [[ip.sources]] in {} to find the address with", cfg.path.display())
-                    })?;
-                match crate::ip::round(&cfg.ip.sources, family, &http, &cfg.ip.allow, cfg.ip.quorum, &Default::default()).await.1 {
-                    crate::ip::Verdict::Agreed { addr, .. } => addr,
-                    crate::ip::Verdict::NoAgreement { why } => {
-                        eprintln!("report: not sent, the sources do not agree on this line's address ({why})");
-                        return Ok(1);
-                    }
+    let addr = match ip {
+        Some(ip) => ip,
+        None => {
+            let cfg = match load_config(cli) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let http =
+                crate::http::client(Duration::from_secs(30)).map_err(|e| anyhow::anyhow!(e))?;
+            let family = cfg.ip.families().into_iter().next().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no --ip and no [[ip.sources]] in {} to find the address with",
+                    cfg.path.display()
+                )
+            })?;
+            match crate::ip::round(
+                &cfg.ip.sources,
+                family,
+                &http,
+                &cfg.ip.allow,
+                cfg.ip.quorum,
+                &Default::default(),
+            )
+            .await
+            .1
+            {
+                crate::ip::Verdict::Agreed { addr, .. } => addr,
+                crate::ip::Verdict::NoAgreement { why } => {
+                    eprintln!(
+                        "report: not sent, the sources do not agree on this line's address ({why})"
+                    );
+                    return Ok(1);
                 }
             }
-        };
-    let client = crate::http::client_with_ca(Duration::from_secs(30), ca_file).map_err(|e| anyhow::anyhow!(e))?;
+        }
+    };
+    let client = crate::http::client_with_ca(Duration::from_secs(30), ca_file)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let url = format!("{}/nic/update", to.trim_end_matches('/'));
     let resp = client
         .get(&url)
         .query(&[("hostname", hostname), ("myip", &addr.to_string())])
         .basic_auth(user, Some(&password))
-        .header(reqwest::header::USER_AGENT, concat!("understudy/", env!("CARGO_PKG_VERSION"), " report"))
+        .header(
+            reqwest::header::USER_AGENT,
+            concat!("understudy/", env!("CARGO_PKG_VERSION"), " report"),
+        )
         .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default().trim().to_string();
     crate::outln!("{body}");
-    Ok(if status.is_success() && (body.starts_with("good") || body.starts_with("nochg")) { 0 } else { 1 })
+    Ok(
+        if status.is_success() && (body.starts_with("good") || body.starts_with("nochg")) {
+            0
+        } else {
+            1
+        },
+    )
 }
 
 /// `understudy ip`: one round per family, every answer with its reason, the verdict, and the
@@ -490,21 +599,50 @@ async fn ip_command(cfg: &Config) -> anyhow::Result<i32> {
     for family in cfg.ip.families() {
         crate::outln!("{family} (quorum: {} operators):", cfg.ip.quorum);
         // Pushed addresses live in the running daemon; this one-off round cannot see them.
-        let (answers, verdict) = crate::ip::round(&cfg.ip.sources, family, &http, &cfg.ip.allow, cfg.ip.quorum, &Default::default()).await;
+        let (answers, verdict) = crate::ip::round(
+            &cfg.ip.sources,
+            family,
+            &http,
+            &cfg.ip.allow,
+            cfg.ip.quorum,
+            &Default::default(),
+        )
+        .await;
         for a in &answers {
             match &a.result {
-                Ok(ip) => crate::outln!("  {:<20} {:<16} {ip}", a.source, format!("({})", a.operator)),
-                Err(why) => crate::outln!("  {:<20} {:<16} REJECTED: {why}", a.source, format!("({})", a.operator)),
+                Ok(ip) => crate::outln!(
+                    "  {:<20} {:<16} {ip}",
+                    a.source,
+                    format!("({})", a.operator)
+                ),
+                Err(why) => crate::outln!(
+                    "  {:<20} {:<16} REJECTED: {why}",
+                    a.source,
+                    format!("({})", a.operator)
+                ),
             }
         }
-        let current = stored.iter().find(|h| h.0 == family).map(|h| h.1.to_string()).unwrap_or_else(|| "none yet".to_string());
+        let current = stored
+            .iter()
+            .find(|h| h.0 == family)
+            .map(|h| h.1.to_string())
+            .unwrap_or_else(|| "none yet".to_string());
         match verdict {
-            crate::ip::Verdict::Agreed { addr, sources, operators } => {
-                crate::outln!("  => {addr}, agreed by {operators} operator(s) ({}); published now: {current}", sources.join(", "))
+            crate::ip::Verdict::Agreed {
+                addr,
+                sources,
+                operators,
+            } => {
+                crate::outln!(
+                    "  => {addr}, agreed by {operators} operator(s) ({}); published now: {current}",
+                    sources.join(", ")
+                )
             }
             crate::ip::Verdict::NoAgreement { why } => {
                 agreed_all = false;
-                crate::outln!("  => no agreement ({why}); the last good address stays published: {current}")
+                crate::outln!(
+                    "  => no agreement ({why}); the last good address stays published: {current}"
+                )
             }
         }
     }
@@ -518,9 +656,15 @@ async fn ip_command(cfg: &Config) -> anyhow::Result<i32> {
 }
 
 /// The public addresses last agreed, from the state database (empty when there is none).
-pub(crate) fn saved_public(store: &Option<Store>) -> anyhow::Result<std::collections::BTreeMap<crate::ip::Family, std::net::IpAddr>> {
+pub(crate) fn saved_public(
+    store: &Option<Store>,
+) -> anyhow::Result<std::collections::BTreeMap<crate::ip::Family, std::net::IpAddr>> {
     Ok(match store {
-        Some(s) => s.public_ips()?.into_iter().map(|(f, (ip, _))| (f, ip)).collect(),
+        Some(s) => s
+            .public_ips()?
+            .into_iter()
+            .map(|(f, (ip, _))| (f, ip))
+            .collect(),
         None => Default::default(),
     })
 }
@@ -528,7 +672,10 @@ pub(crate) fn saved_public(store: &Option<Store>) -> anyhow::Result<std::collect
 /// The daemon's runtime info, if it is running and answering.
 async fn daemon(cfg: &Config) -> Option<RuntimeInfo> {
     let info = RuntimeInfo::read(&cfg.data_dir)?;
-    crate::api::call(info.api, hyper::Method::GET, "/api/v1/status").await.ok().map(|_| info)
+    crate::api::call(info.api, hyper::Method::GET, "/api/v1/status")
+        .await
+        .ok()
+        .map(|_| info)
 }
 
 async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
@@ -537,8 +684,10 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     let mut zones: Vec<crate::reconcile::ZoneStatus> = vec![];
     let (sites, info): (Vec<SiteStatus>, Option<RuntimeInfo>) = match daemon(cfg).await {
         Some(info) => {
-            let (_, body) = crate::api::call(info.api, hyper::Method::GET, "/api/v1/status").await?;
-            let reply: crate::api::StatusReply = serde_json::from_slice(&body).context("the daemon's status reply is not valid JSON")?;
+            let (_, body) =
+                crate::api::call(info.api, hyper::Method::GET, "/api/v1/status").await?;
+            let reply: crate::api::StatusReply = serde_json::from_slice(&body)
+                .context("the daemon's status reply is not valid JSON")?;
             public = reply.public;
             zones = reply.zones;
             (reply.sites, Some(info))
@@ -548,10 +697,19 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             let mut out = vec![];
             for site in &cfg.sites {
                 let state = match &store {
-                    Some(s) => s.load_state(&site.name)?.unwrap_or_else(|| SiteState::new(now)),
+                    Some(s) => s
+                        .load_state(&site.name)?
+                        .unwrap_or_else(|| SiteState::new(now)),
                     None => SiteState::new(now),
                 };
-                out.push(control::status_from_state(site, &state, None, None, &saved_public(&store)?, now));
+                out.push(control::status_from_state(
+                    site,
+                    &state,
+                    None,
+                    None,
+                    &saved_public(&store)?,
+                    now,
+                ));
             }
             (out, None)
         }
@@ -559,7 +717,11 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     if info.is_none() {
         if let Some(store) = Store::open_read_only(&cfg.data_dir)? {
             for (family, (addr, _)) in store.public_ips()? {
-                public.push(control::PublicStatus { family, address: Some(addr.to_string()), last_round: None });
+                public.push(control::PublicStatus {
+                    family,
+                    address: Some(addr.to_string()),
+                    last_round: None,
+                });
             }
         }
     }
@@ -576,13 +738,23 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         Some(i) => crate::outln!(
             "daemon running (pid {}), DNS on {}, API on {}\n",
             i.pid,
-            i.dns.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+            i.dns
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             i.api
         ),
-        None => crate::outln!("daemon NOT running; showing the last saved state from {}\n", cfg.data_dir.display()),
+        None => crate::outln!(
+            "daemon NOT running; showing the last saved state from {}\n",
+            cfg.data_dir.display()
+        ),
     }
     for p in &public {
-        let addr = p.address.clone().unwrap_or_else(|| "not known yet".to_string());
+        let addr = p
+            .address
+            .clone()
+            .unwrap_or_else(|| "not known yet".to_string());
         match &p.last_round {
             Some(r) => crate::outln!("public {} address: {addr}  (last round: {r})", p.family),
             None => crate::outln!("public {} address: {addr}", p.family),
@@ -592,16 +764,32 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         crate::outln!();
     }
     for (s, site) in sites.iter().zip(&cfg.sites) {
-        crate::outln!("{}  {}  since {} ({})", s.name, s.phase, utc(s.since), ago(now.saturating_sub(s.since)));
+        crate::outln!(
+            "{}  {}  since {} ({})",
+            s.name,
+            s.phase,
+            utc(s.since),
+            ago(now.saturating_sub(s.since))
+        );
         crate::outln!("  why:        {}", s.reason);
-        crate::outln!("  records:    should point at the {} {}", s.target, s.published);
+        crate::outln!(
+            "  records:    should point at the {} {}",
+            s.target,
+            s.published
+        );
         for n in &s.dns {
             crate::outln!("  dns:        {}", dns_words(n, now));
         }
         let name = hickory_proto::rr::Name::from_ascii(&s.domain).unwrap_or_default();
         let asked = match cfg.zone_of(&name) {
-            Some(z) if z.provider.is_none() => info.as_ref().and_then(|i| i.dns.first().copied()).map(|a| (a, "the built-in server")),
-            Some(z) => z.verify.first().map(|a| (*a, "an authoritative server of the zone")),
+            Some(z) if z.provider.is_none() => info
+                .as_ref()
+                .and_then(|i| i.dns.first().copied())
+                .map(|a| (a, "the built-in server")),
+            Some(z) => z
+                .verify
+                .first()
+                .map(|a| (*a, "an authoritative server of the zone")),
             None => None,
         };
         match asked {
@@ -621,7 +809,10 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             ),
             None => {}
         }
-        for z in zones.iter().filter(|z| s.dns.iter().any(|n| n.zone == z.zone)) {
+        for z in zones
+            .iter()
+            .filter(|z| s.dns.iter().any(|n| n.zone == z.zone))
+        {
             for d in &z.drift {
                 crate::outln!(
                     "  drift:      {} was changed outside understudy {} (found {}, expected {}); repaired at the next pass",
@@ -632,17 +823,39 @@ async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
                 );
             }
         }
-        crate::outln!("  primary:    {}{}", s.primary, probe_words(&s.last_primary_probe, now));
+        crate::outln!(
+            "  primary:    {}{}",
+            s.primary,
+            probe_words(&s.last_primary_probe, now)
+        );
         if let Some(at) = s.last_primary_probe.as_ref().and_then(|p| p.cert_expires) {
             let left = match at.checked_sub(now) {
-                Some(ms) => format!("in {}", crate::util::human_duration(ms / 3_600_000 * 3_600_000)),
+                Some(ms) => format!(
+                    "in {}",
+                    crate::util::human_duration(ms / 3_600_000 * 3_600_000)
+                ),
                 None => "EXPIRED".to_string(),
             };
-            let mark = if crate::probe::cert_warning("", at, now).is_some() { "  ← renew it" } else { "" };
-            crate::outln!("  primary certificate expires {} ({left}){mark}", crate::util::utc(at));
+            let mark = if crate::probe::cert_warning("", at, now).is_some() {
+                "  ← renew it"
+            } else {
+                ""
+            };
+            crate::outln!(
+                "  primary certificate expires {} ({left}){mark}",
+                crate::util::utc(at)
+            );
         }
-        let ready = if s.standby_ready { "ready" } else { "NOT ready" };
-        crate::outln!("  standby:    {} ({ready}){}", s.standby, probe_words(&s.last_standby_probe, now));
+        let ready = if s.standby_ready {
+            "ready"
+        } else {
+            "NOT ready"
+        };
+        crate::outln!(
+            "  standby:    {} ({ready}){}",
+            s.standby,
+            probe_words(&s.last_standby_probe, now)
+        );
     }
     Ok(0)
 }
@@ -653,13 +866,24 @@ fn dns_words(n: &control::DnsNote, now: u64) -> String {
     if n.server == "built-in" {
         return format!("zone {} (built-in server): published", n.zone);
     }
-    let since = if n.since > 0 { format!(" since {} ({})", utc(n.since), ago(now.saturating_sub(n.since))) } else { String::new() };
+    let since = if n.since > 0 {
+        format!(
+            " since {} ({})",
+            utc(n.since),
+            ago(now.saturating_sub(n.since))
+        )
+    } else {
+        String::new()
+    };
     let holds = match &n.at_provider {
         Some(v) => format!("; the provider holds {}", v.join(", ")),
         None => String::new(),
     };
     match n.state.as_str() {
-        "in-sync" if n.confirmed => format!("zone {} at {}: published and confirmed by its servers{since}", n.zone, n.server),
+        "in-sync" if n.confirmed => format!(
+            "zone {} at {}: published and confirmed by its servers{since}",
+            n.zone, n.server
+        ),
         "failing" => format!(
             "zone {} at {}: FAILING{since}: {}{holds}; retrying with the latest desired records",
             n.zone,
@@ -667,14 +891,22 @@ fn dns_words(n: &control::DnsNote, now: u64) -> String {
             n.last_error.as_deref().unwrap_or("unknown error")
         ),
         "starting" => format!("zone {} at {}: not read yet", n.zone, n.server),
-        _ => format!("zone {} at {}: PENDING{since}: sent, not yet confirmed by its servers{holds}", n.zone, n.server),
+        _ => format!(
+            "zone {} at {}: PENDING{since}: sent, not yet confirmed by its servers{holds}",
+            n.zone, n.server
+        ),
     }
 }
 
 fn probe_words(p: &Option<control::ProbeNote>, now: u64) -> String {
     match p {
         None => String::new(),
-        Some(p) => format!(" — last probe {} {}: {}", if p.ok { "ok" } else { "FAILED" }, ago(now.saturating_sub(p.at)), p.detail),
+        Some(p) => format!(
+            " — last probe {} {}: {}",
+            if p.ok { "ok" } else { "FAILED" },
+            ago(now.saturating_sub(p.at)),
+            p.detail
+        ),
     }
 }
 
@@ -685,15 +917,37 @@ async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> 
         _ => ("release", "release"),
     };
     if let Some(info) = daemon(cfg).await {
-        let (code, body) = crate::api::call(info.api, hyper::Method::POST, &format!("/api/v1/sites/{site}/{path_action}")).await?;
+        let (code, body) = crate::api::call(
+            info.api,
+            hyper::Method::POST,
+            &format!("/api/v1/sites/{site}/{path_action}"),
+        )
+        .await?;
         if code.is_success() {
             let st: SiteStatus = serde_json::from_slice(&body)?;
-            let pending: Vec<String> = st.dns.iter().filter(|n| n.server != "built-in").map(|n| dns_words(n, now_millis())).collect();
+            let pending: Vec<String> = st
+                .dns
+                .iter()
+                .filter(|n| n.server != "built-in")
+                .map(|n| dns_words(n, now_millis()))
+                .collect();
             if pending.is_empty() {
-                crate::outln!("{verb}: {} is now {} — records point at the {} {}", st.name, st.phase, st.target, st.published);
+                crate::outln!(
+                    "{verb}: {} is now {} — records point at the {} {}",
+                    st.name,
+                    st.phase,
+                    st.target,
+                    st.published
+                );
             } else {
                 // A provider's write follows from the reconciler: say where it stands, not that it happened.
-                crate::outln!("{verb}: {} is now {} — records should point at the {} {}", st.name, st.phase, st.target, st.published);
+                crate::outln!(
+                    "{verb}: {} is now {} — records should point at the {} {}",
+                    st.name,
+                    st.phase,
+                    st.target,
+                    st.published
+                );
                 for p in pending {
                     crate::outln!("  {p}");
                 }
@@ -714,7 +968,9 @@ async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> 
     };
     let mut store = Store::open(&cfg.data_dir)?;
     let now = now_millis();
-    let state = store.load_state(&site_cfg.name)?.unwrap_or_else(|| SiteState::new(now));
+    let state = store
+        .load_state(&site_cfg.name)?
+        .unwrap_or_else(|| SiteState::new(now));
     let input = match input {
         Input::Drain { force: false } => {
             eprintln!("{verb} refused: the daemon is not running, so the standby's readiness cannot be checked; start it, or use --force to latch the site to the standby from the daemon's next start");
@@ -741,7 +997,11 @@ async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> 
         })
         .collect();
     store.save(&site_cfg.name, &step.state, now, &events)?;
-    crate::outln!("{verb}: {} is now {} (saved; the daemon is not running and will start in this state)", site_cfg.name, step.state.phase);
+    crate::outln!(
+        "{verb}: {} is now {} (saved; the daemon is not running and will start in this state)",
+        site_cfg.name,
+        step.state.phase
+    );
     Ok(0)
 }
 

@@ -38,7 +38,13 @@ pub struct PushConfig {
 
 impl Default for IpConfig {
     fn default() -> Self {
-        IpConfig { interval: Duration::from_secs(60), quorum: 2, allow: vec![], sources: vec![], push: None }
+        IpConfig {
+            interval: Duration::from_secs(60),
+            quorum: 2,
+            allow: vec![],
+            sources: vec![],
+            push: None,
+        }
     }
 }
 
@@ -117,15 +123,26 @@ fn family(cx: &Cx, v: &Spanned<String>, key: &str) -> R<Family> {
     match v.get_ref().to_ascii_lowercase().as_str() {
         "ipv4" | "4" | "a" => Ok(Family::Ipv4),
         "ipv6" | "6" | "aaaa" => Ok(Family::Ipv6),
-        other => cx.err(v.span(), key, format!("`{other}` is not an address family: expected \"ipv4\" or \"ipv6\"")),
+        other => cx.err(
+            v.span(),
+            key,
+            format!("`{other}` is not an address family: expected \"ipv4\" or \"ipv6\""),
+        ),
     }
 }
 
 impl Cx<'_> {
     pub(super) fn build_ip(&self, raw: Option<Spanned<RawIp>>) -> R<IpConfig> {
-        let Some(raw) = raw else { return Ok(IpConfig::default()) };
+        let Some(raw) = raw else {
+            return Ok(IpConfig::default());
+        };
         let raw = raw.into_inner();
-        let interval = self.duration(&raw.interval, "ip.interval", Duration::from_secs(60), Duration::from_secs(1))?;
+        let interval = self.duration(
+            &raw.interval,
+            "ip.interval",
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        )?;
         let quorum = match &raw.quorum {
             None => 2,
             Some(q) if (1..=10).contains(q.get_ref()) => *q.get_ref() as usize,
@@ -133,7 +150,10 @@ impl Cx<'_> {
                 return self.err(
                     q.span(),
                     "ip.quorum",
-                    format!("{} is out of range: how many operators must agree, 1 to 10 (default 2)", q.get_ref()),
+                    format!(
+                        "{} is out of range: how many operators must agree, 1 to 10 (default 2)",
+                        q.get_ref()
+                    ),
                 )
             }
         };
@@ -142,7 +162,10 @@ impl Cx<'_> {
         }
         let mut allow = vec![];
         for (i, a) in raw.allow.iter().flatten().enumerate() {
-            allow.push(Net::parse(a.get_ref()).or_else(|e| self.err(a.span(), &format!("ip.allow[{i}]"), e))?);
+            allow.push(
+                Net::parse(a.get_ref())
+                    .or_else(|e| self.err(a.span(), &format!("ip.allow[{i}]"), e))?,
+            );
         }
         let push = match &raw.push {
             None => None,
@@ -157,30 +180,57 @@ impl Cx<'_> {
                     );
                 };
                 let addr: SocketAddr = listen.get_ref().parse().or_else(|_| {
-                    self.err(listen.span(), "ip.push.listen", format!("`{}` is not an address with a port", listen.get_ref()))
+                    self.err(
+                        listen.span(),
+                        "ip.push.listen",
+                        format!("`{}` is not an address with a port", listen.get_ref()),
+                    )
                 })?;
-                let Some((password, pspan)) = self.secret("password", &p.password, &p.password_file, &p.password_env, "ip.push")? else {
+                let Some((password, pspan)) = self.secret(
+                    "password",
+                    &p.password,
+                    &p.password_file,
+                    &p.password_env,
+                    "ip.push",
+                )?
+                else {
                     return self.err(
                         span,
                         "ip.push",
                         "missing key `password` (or password_file / password_env): what the home side authenticates with",
                     );
                 };
-                let username = p.username.as_ref().map(|u| u.get_ref().clone()).unwrap_or_else(|| "understudy".to_string());
+                let username = p
+                    .username
+                    .as_ref()
+                    .map(|u| u.get_ref().clone())
+                    .unwrap_or_else(|| "understudy".to_string());
                 let tls = match (&p.tls_cert, &p.tls_key) {
                     (Some(c), Some(k)) => {
-                        let (c, k) = (self.resolve_path(c.get_ref()), self.resolve_path(k.get_ref()));
-                        crate::ip::push::tls_acceptor(&c, &k).or_else(|e| self.err(span.clone(), "ip.push.tls_cert", e))?;
+                        let (c, k) = (
+                            self.resolve_path(c.get_ref()),
+                            self.resolve_path(k.get_ref()),
+                        );
+                        crate::ip::push::tls_acceptor(&c, &k)
+                            .or_else(|e| self.err(span.clone(), "ip.push.tls_cert", e))?;
                         Some((c, k))
                     }
                     (None, None) if addr.ip().is_loopback() => None,
                     (None, None) => {
                         return self.err(listen.span(), "ip.push.listen", format!("{addr} is not loopback, and the endpoint carries a password: give tls_cert and tls_key (PEM files) for HTTPS"));
                     }
-                    (Some(c), None) => return self.err(c.span(), "ip.push.tls_cert", "needs tls_key too"),
-                    (None, Some(k)) => return self.err(k.span(), "ip.push.tls_key", "needs tls_cert too"),
+                    (Some(c), None) => {
+                        return self.err(c.span(), "ip.push.tls_cert", "needs tls_key too")
+                    }
+                    (None, Some(k)) => {
+                        return self.err(k.span(), "ip.push.tls_key", "needs tls_cert too")
+                    }
                 };
-                let pkey = self.secret_key_given("ip.push", "password", [&p.password, &p.password_file, &p.password_env]);
+                let pkey = self.secret_key_given(
+                    "ip.push",
+                    "password",
+                    [&p.password, &p.password_file, &p.password_env],
+                );
                 let chars = password.0.chars().count();
                 if chars < super::MIN_PUSH_PASSWORD {
                     return self.err(
@@ -193,11 +243,17 @@ impl Cx<'_> {
                         ),
                     );
                 }
-                let one_kind = password.0.chars().all(|c| c.is_ascii_lowercase()) || password.0.chars().all(|c| c.is_ascii_digit());
+                let one_kind = password.0.chars().all(|c| c.is_ascii_lowercase())
+                    || password.0.chars().all(|c| c.is_ascii_digit());
                 if one_kind && chars < 20 {
                     self.warn(pspan, &pkey, "the password is only lowercase letters or only digits; a random one is much harder to guess");
                 }
-                Some(PushConfig { listen: addr, username, password, tls })
+                Some(PushConfig {
+                    listen: addr,
+                    username,
+                    password,
+                    tls,
+                })
             }
         };
         let mut sources: Vec<Source> = vec![];
@@ -211,15 +267,32 @@ impl Cx<'_> {
                 return self.err(span, &key, "missing key `name`, e.g. name = \"ipify\"");
             };
             if sources.iter().any(|o| &o.name == name.get_ref()) {
-                return self.err(name.span(), &format!("{key}.name"), format!("source name `{}` is used twice", name.get_ref()));
+                return self.err(
+                    name.span(),
+                    &format!("{key}.name"),
+                    format!("source name `{}` is used twice", name.get_ref()),
+                );
             }
             let Some(fam) = &s.family else {
-                return self.err(span, &key, "missing key `family`: \"ipv4\" or \"ipv6\" (a source answers for one family)");
+                return self.err(
+                    span,
+                    &key,
+                    "missing key `family`: \"ipv4\" or \"ipv6\" (a source answers for one family)",
+                );
             };
             let fam = family(self, fam, &format!("{key}.family"))?;
-            let timeout = self.duration(&s.timeout, &format!("{key}.timeout"), Duration::from_secs(5), Duration::from_millis(50))?;
+            let timeout = self.duration(
+                &s.timeout,
+                &format!("{key}.timeout"),
+                Duration::from_secs(5),
+                Duration::from_millis(50),
+            )?;
             let Some(kind) = &s.kind else {
-                return self.err(span, &key, "missing key `type`: \"http\", \"dns\", \"interface\", \"push\" or \"upnp\"");
+                return self.err(
+                    span,
+                    &key,
+                    "missing key `type`: \"http\", \"dns\", \"interface\", \"push\" or \"upnp\"",
+                );
             };
             // Keys that belong to each type; any other key that is set is an error.
             let set: Vec<(&str, std::ops::Range<usize>)> = [
@@ -244,7 +317,11 @@ impl Cx<'_> {
                 _ => &[],
             };
             if let Some((k, sp)) = set.iter().find(|(k, _)| !allowed.contains(k)) {
-                return self.err(sp.clone(), &format!("{key}.{k}"), format!("does not apply to type = \"{}\"", kind.get_ref()));
+                return self.err(
+                    sp.clone(),
+                    &format!("{key}.{k}"),
+                    format!("does not apply to type = \"{}\"", kind.get_ref()),
+                );
             }
             let kind = match kind.get_ref().as_str() {
                 "upnp" => {
@@ -356,17 +433,41 @@ impl Cx<'_> {
                     )
                 }
             };
-            let operator = s.operator.as_ref().map(|o| o.get_ref().clone()).unwrap_or_else(|| name.get_ref().clone());
-            sources.push(Source { name: name.get_ref().clone(), operator, family: fam, kind, timeout });
+            let operator = s
+                .operator
+                .as_ref()
+                .map(|o| o.get_ref().clone())
+                .unwrap_or_else(|| name.get_ref().clone());
+            sources.push(Source {
+                name: name.get_ref().clone(),
+                operator,
+                family: fam,
+                kind,
+                timeout,
+            });
         }
         for fam in [Family::Ipv4, Family::Ipv6] {
-            let ops: BTreeSet<&str> = sources.iter().filter(|s| s.family == fam).map(|s| s.operator.as_str()).collect();
+            let ops: BTreeSet<&str> = sources
+                .iter()
+                .filter(|s| s.family == fam)
+                .map(|s| s.operator.as_str())
+                .collect();
             if !ops.is_empty() && ops.len() < quorum {
-                let first = sources.iter().position(|s| s.family == fam).map(|i| spans[i].clone()).unwrap_or(0..0);
+                let first = sources
+                    .iter()
+                    .position(|s| s.family == fam)
+                    .map(|i| spans[i].clone())
+                    .unwrap_or(0..0);
                 return self.err(first, "ip.sources", format!("{fam}: {} operator(s) among the sources but quorum = {quorum}; add sources run by other operators, or lower ip.quorum", ops.len()));
             }
         }
-        Ok(IpConfig { interval, quorum, allow, sources, push })
+        Ok(IpConfig {
+            interval,
+            quorum,
+            allow,
+            sources,
+            push,
+        })
     }
 
     pub(super) fn build_ddns(
@@ -390,7 +491,11 @@ impl Cx<'_> {
             };
             let name = self.dns_name(name_raw, &format!("{key}.name"))?;
             if !dns.zones.iter().any(|z| z.origin.zone_of(&name)) {
-                return self.err(name_raw.span(), &format!("{key}.name"), format!("{name} is not inside any configured zone"));
+                return self.err(
+                    name_raw.span(),
+                    &format!("{key}.name"),
+                    format!("{name} is not inside any configured zone"),
+                );
             }
             if let Some(other) = owned.insert(LowerName::new(&name), format!("ddns {name}")) {
                 return self.err(
@@ -401,16 +506,20 @@ impl Cx<'_> {
             }
             let families = match &r.families {
                 None => ip.families().into_iter().collect::<Vec<_>>(),
-                Some(list) => {
-                    list.iter().enumerate().map(|(j, f)| family(self, f, &format!("{key}.families[{j}]"))).collect::<R<Vec<_>>>()?
-                }
+                Some(list) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(j, f)| family(self, f, &format!("{key}.families[{j}]")))
+                    .collect::<R<Vec<_>>>()?,
             };
             for f in &families {
                 if !ip.families().contains(f) {
                     return self.err(
                         name_raw.span(),
                         &format!("{key}.families"),
-                        format!("no [[ip.sources]] answer for {f}: add one or drop {f} from families"),
+                        format!(
+                            "no [[ip.sources]] answer for {f}: add one or drop {f} from families"
+                        ),
                     );
                 }
             }

@@ -116,9 +116,13 @@ pub(super) enum SizeValue {
 
 fn parse_size(t: &str) -> Result<u64, String> {
     let t = t.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{t}` is not a size: expected bytes or text like \"64MiB\" or \"10GB\""))?;
+    let n: f64 = num.parse().map_err(|_| {
+        format!("`{t}` is not a size: expected bytes or text like \"64MiB\" or \"10GB\"")
+    })?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
@@ -129,14 +133,20 @@ fn parse_size(t: &str) -> Result<u64, String> {
         "gib" => 1 << 30,
         "t" | "tb" => 1_000_000_000_000,
         "tib" => 1 << 40,
-        u => return Err(format!("`{u}` is not a size unit: expected B, KB, KiB, MB, MiB, GB, GiB, TB or TiB")),
+        u => {
+            return Err(format!(
+                "`{u}` is not a size unit: expected B, KB, KiB, MB, MiB, GB, GiB, TB or TiB"
+            ))
+        }
     };
     Ok((n * mult as f64) as u64)
 }
 
 /// "HH:MM" with an optional "+HH:MM"/"-HH:MM"/"Z" offset → minute of the day in UTC.
 fn parse_daily(t: &str) -> Result<u32, String> {
-    let bad = || format!("`{t}` is not a time of day: expected \"HH:MM\" (UTC) or \"HH:MM+01:00\" with an offset");
+    let bad = || {
+        format!("`{t}` is not a time of day: expected \"HH:MM\" (UTC) or \"HH:MM+01:00\" with an offset")
+    };
     let t = t.trim();
     let (time, offset) = match t.find(['+', '-', 'Z', 'z']) {
         Some(i) => (&t[..i], &t[i..]),
@@ -160,14 +170,26 @@ fn parse_daily(t: &str) -> Result<u32, String> {
 
 impl Cx<'_> {
     /// `origin` is the site's public origin (`https://www.example.com/`).
-    pub(super) fn build_mirror(&self, key: &str, raw: Option<Spanned<RawMirror>>, origin: &Url, scheme: Scheme) -> R<MirrorConfig> {
+    pub(super) fn build_mirror(
+        &self,
+        key: &str,
+        raw: Option<Spanned<RawMirror>>,
+        origin: &Url,
+        scheme: Scheme,
+    ) -> R<MirrorConfig> {
         let m = raw.map(|r| r.into_inner()).unwrap_or_default();
         let k = |f: &str| format!("{key}.{f}");
         let mut start = Vec::new();
         for (i, s) in m.start.iter().flatten().enumerate() {
             match origin.join(s.get_ref().trim()) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => start.push(u),
-                _ => return self.err(s.span(), &k(&format!("start[{i}]")), format!("`{}` is not a path or http(s) URL", s.get_ref())),
+                _ => {
+                    return self.err(
+                        s.span(),
+                        &k(&format!("start[{i}]")),
+                        format!("`{}` is not a path or http(s) URL", s.get_ref()),
+                    )
+                }
             }
         }
         if start.is_empty() {
@@ -179,7 +201,14 @@ impl Cx<'_> {
             let with_scheme = if text.contains("://") {
                 text.to_string()
             } else {
-                format!("{}://{text}/", if scheme == Scheme::Https { "https" } else { "http" })
+                format!(
+                    "{}://{text}/",
+                    if scheme == Scheme::Https {
+                        "https"
+                    } else {
+                        "http"
+                    }
+                )
             };
             match Url::parse(&with_scheme) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.path() == "/" => extra_origins.push(u),
@@ -197,10 +226,21 @@ impl Cx<'_> {
             for (host, v) in t.get_ref() {
                 let ip = v.as_str().and_then(|s| s.parse::<IpAddr>().ok());
                 let Some(ip) = ip else {
-                    return self.err(t.span(), &k(&format!("resolve.{host}")), "expected an IP address like \"192.0.2.10\"");
+                    return self.err(
+                        t.span(),
+                        &k(&format!("resolve.{host}")),
+                        "expected an IP address like \"192.0.2.10\"",
+                    );
                 };
-                if !extra_origins.iter().any(|o| o.host_str() == Some(host.to_ascii_lowercase().as_str())) {
-                    return self.err(t.span(), &k(&format!("resolve.{host}")), format!("{host} is not one of extra_hosts"));
+                if !extra_origins
+                    .iter()
+                    .any(|o| o.host_str() == Some(host.to_ascii_lowercase().as_str()))
+                {
+                    return self.err(
+                        t.span(),
+                        &k(&format!("resolve.{host}")),
+                        format!("{host} is not one of extra_hosts"),
+                    );
                 }
                 resolve.push((host.to_ascii_lowercase(), ip));
             }
@@ -212,7 +252,12 @@ impl Cx<'_> {
                 Some(n) => self.err(
                     n.span(),
                     &k(f),
-                    format!("{} is out of range: from {} to {} (default {default})", n.get_ref(), range.start, range.end - 1),
+                    format!(
+                        "{} is out of range: from {} to {} (default {default})",
+                        n.get_ref(),
+                        range.start,
+                        range.end - 1
+                    ),
                 ),
             }
         };
@@ -220,11 +265,19 @@ impl Cx<'_> {
             let n = match v.as_ref().map(|s| (s.span(), s.get_ref())) {
                 None => return Ok(default),
                 Some((_, SizeValue::Int(n))) if *n > 0 => *n as u64,
-                Some((span, SizeValue::Int(n))) => return self.err(span, &k(f), format!("{n} is not a size: must be positive")),
-                Some((span, SizeValue::Text(t))) => parse_size(t).or_else(|e| self.err(span.clone(), &k(f), e))?,
+                Some((span, SizeValue::Int(n))) => {
+                    return self.err(span, &k(f), format!("{n} is not a size: must be positive"))
+                }
+                Some((span, SizeValue::Text(t))) => {
+                    parse_size(t).or_else(|e| self.err(span.clone(), &k(f), e))?
+                }
             };
             if n < 1024 {
-                return self.err(v.as_ref().map(|s| s.span()).unwrap_or(0..0), &k(f), format!("{n} bytes is too small: at least 1KiB"));
+                return self.err(
+                    v.as_ref().map(|s| s.span()).unwrap_or(0..0),
+                    &k(f),
+                    format!("{n} bytes is too small: at least 1KiB"),
+                );
             }
             Ok(n)
         };
@@ -232,41 +285,98 @@ impl Cx<'_> {
             match v {
                 None => Ok(default),
                 Some(x) if (0.0..=1.0).contains(x.get_ref()) => Ok(*x.get_ref()),
-                Some(x) => {
-                    self.err(x.span(), &k(f), format!("{} is out of range: a fraction from 0.0 to 1.0 (default {default})", x.get_ref()))
-                }
+                Some(x) => self.err(
+                    x.span(),
+                    &k(f),
+                    format!(
+                        "{} is out of range: a fraction from 0.0 to 1.0 (default {default})",
+                        x.get_ref()
+                    ),
+                ),
             }
         };
         let d = Limits::default();
         let limits = Limits {
-            max_pages: int(&m.max_pages, "max_pages", 1..100_000_001, d.max_pages as i64)? as usize,
+            max_pages: int(
+                &m.max_pages,
+                "max_pages",
+                1..100_000_001,
+                d.max_pages as i64,
+            )? as usize,
             max_bytes: size(&m.max_bytes, "max_bytes", d.max_bytes)?,
-            max_time: self.duration(&m.max_time, &k("max_time"), d.max_time, Duration::from_secs(1))?,
+            max_time: self.duration(
+                &m.max_time,
+                &k("max_time"),
+                d.max_time,
+                Duration::from_secs(1),
+            )?,
             max_depth: int(&m.max_depth, "max_depth", 0..10_001, d.max_depth as i64)? as u32,
-            max_url_length: int(&m.max_url_length, "max_url_length", 64..1_000_001, d.max_url_length as i64)? as usize,
-            max_query_variants: int(&m.max_query_variants, "max_query_variants", 0..10_000_001, d.max_query_variants as i64)? as usize,
-            max_segment_repeats: int(&m.max_segment_repeats, "max_segment_repeats", 1..1001, d.max_segment_repeats as i64)? as usize,
-            max_response_bytes: size(&m.max_response_bytes, "max_response_bytes", d.max_response_bytes)?,
-            max_redirects: int(&m.max_redirects, "max_redirects", 0..101, d.max_redirects as i64)? as u32,
+            max_url_length: int(
+                &m.max_url_length,
+                "max_url_length",
+                64..1_000_001,
+                d.max_url_length as i64,
+            )? as usize,
+            max_query_variants: int(
+                &m.max_query_variants,
+                "max_query_variants",
+                0..10_000_001,
+                d.max_query_variants as i64,
+            )? as usize,
+            max_segment_repeats: int(
+                &m.max_segment_repeats,
+                "max_segment_repeats",
+                1..1001,
+                d.max_segment_repeats as i64,
+            )? as usize,
+            max_response_bytes: size(
+                &m.max_response_bytes,
+                "max_response_bytes",
+                d.max_response_bytes,
+            )?,
+            max_redirects: int(
+                &m.max_redirects,
+                "max_redirects",
+                0..101,
+                d.max_redirects as i64,
+            )? as u32,
         };
         let dc = Checks::default();
         let checks = Checks {
             min_fraction: fraction(&m.min_fraction, "min_fraction", dc.min_fraction)?,
-            max_error_fraction: fraction(&m.max_error_fraction, "max_error_fraction", dc.max_error_fraction)?,
+            max_error_fraction: fraction(
+                &m.max_error_fraction,
+                "max_error_fraction",
+                dc.max_error_fraction,
+            )?,
             keep: int(&m.keep, "keep", 1..1001, dc.keep as i64)? as usize,
         };
         let off = m.scheduled.as_ref().filter(|s| !*s.get_ref());
         let schedule = match (&m.every, &m.daily, off) {
-            (Some(_), Some(d), _) => return self.err(d.span(), &k("daily"), "give either `every` or `daily`, not both"),
+            (Some(_), Some(d), _) => {
+                return self.err(
+                    d.span(),
+                    &k("daily"),
+                    "give either `every` or `daily`, not both",
+                )
+            }
             (Some(_), _, Some(s)) | (_, Some(_), Some(s)) => {
-                return self.err(s.span(), &k("scheduled"), "scheduled = false turns scheduled crawls off; remove `every`/`daily` too")
+                return self.err(
+                    s.span(),
+                    &k("scheduled"),
+                    "scheduled = false turns scheduled crawls off; remove `every`/`daily` too",
+                )
             }
-            (Some(_), None, None) => {
-                Some(Schedule::Every(self.duration(&m.every, &k("every"), Duration::ZERO, Duration::from_secs(60))?))
-            }
-            (None, Some(d), None) => {
-                Some(Schedule::Daily { minute_utc: parse_daily(d.get_ref()).or_else(|e| self.err(d.span(), &k("daily"), e))? })
-            }
+            (Some(_), None, None) => Some(Schedule::Every(self.duration(
+                &m.every,
+                &k("every"),
+                Duration::ZERO,
+                Duration::from_secs(60),
+            )?)),
+            (None, Some(d), None) => Some(Schedule::Daily {
+                minute_utc: parse_daily(d.get_ref())
+                    .or_else(|e| self.err(d.span(), &k("daily"), e))?,
+            }),
             (None, None, Some(_)) => None,
             // The default: daily at 03:00 UTC (and at once when there is no snapshot yet).
             (None, None, None) => Some(Schedule::Daily { minute_utc: 180 }),
@@ -276,7 +386,12 @@ impl Cx<'_> {
             extra_origins,
             resolve,
             concurrency: int(&m.concurrency, "concurrency", 1..257, 8)? as usize,
-            timeout: self.duration(&m.timeout, &k("timeout"), Duration::from_secs(30), Duration::from_millis(100))?,
+            timeout: self.duration(
+                &m.timeout,
+                &k("timeout"),
+                Duration::from_secs(30),
+                Duration::from_millis(100),
+            )?,
             retries: int(&m.retries, "retries", 0..11, 2)? as u32,
             robots: m.robots.map(|r| r.into_inner()).unwrap_or(false),
             schedule,
@@ -292,15 +407,27 @@ impl MirrorConfig {
         let l = &self.limits;
         let h = |d: Duration| crate::util::human_duration(d.as_millis() as u64);
         let mut o = String::from("[sites.mirror]\n");
-        let start: Vec<String> = self.start.iter().map(|u| format!("{:?}", u.as_str())).collect();
+        let start: Vec<String> = self
+            .start
+            .iter()
+            .map(|u| format!("{:?}", u.as_str()))
+            .collect();
         o.push_str(&format!("start = [{}]\n", start.join(", ")));
         if !self.extra_origins.is_empty() {
-            let e: Vec<String> = self.extra_origins.iter().map(|u| format!("{:?}", u.as_str())).collect();
+            let e: Vec<String> = self
+                .extra_origins
+                .iter()
+                .map(|u| format!("{:?}", u.as_str()))
+                .collect();
             o.push_str(&format!("extra_hosts = [{}]\n", e.join(", ")));
         }
         match self.schedule {
             Some(Schedule::Every(d)) => o.push_str(&format!("every = {:?}\n", h(d))),
-            Some(Schedule::Daily { minute_utc }) => o.push_str(&format!("daily = \"{:02}:{:02}Z\"\n", minute_utc / 60, minute_utc % 60)),
+            Some(Schedule::Daily { minute_utc }) => o.push_str(&format!(
+                "daily = \"{:02}:{:02}Z\"\n",
+                minute_utc / 60,
+                minute_utc % 60
+            )),
             None => o.push_str("scheduled = false  # crawled only by `understudy mirror`\n"),
         }
         o.push_str(&format!(
@@ -344,15 +471,38 @@ mod tests {
         let day = 86_400_000;
         let every = Schedule::Every(Duration::from_secs(3600));
         assert_eq!(every.next_in(10_000_000, None), 0, "never crawled: now");
-        assert_eq!(every.next_in(10_000_000, Some((9_000_000, true))), 3_600_000 - 1_000_000);
-        assert_eq!(every.next_in(10_000_000, Some((1, true))), 0, "overdue: now");
+        assert_eq!(
+            every.next_in(10_000_000, Some((9_000_000, true))),
+            3_600_000 - 1_000_000
+        );
+        assert_eq!(
+            every.next_in(10_000_000, Some((1, true))),
+            0,
+            "overdue: now"
+        );
         let daily = Schedule::Daily { minute_utc: 180 };
         let midnight = 100 * day;
-        assert_eq!(daily.next_in(midnight + 60_000, Some((midnight - 3_600_000, true))), 180 * 60_000 - 60_000);
-        assert_eq!(daily.next_in(midnight + 4 * 3_600_000, Some((midnight + 3 * 3_600_000, true))), day - 3_600_000);
-        assert_eq!(daily.next_in(midnight + 20 * 3_600_000, Some((midnight - 2 * day, true))), 0, "missed while down: now");
         assert_eq!(
-            daily.next_in(midnight + 4 * 3_600_000, Some((midnight + 3 * 3_600_000 + 60_000, false))),
+            daily.next_in(midnight + 60_000, Some((midnight - 3_600_000, true))),
+            180 * 60_000 - 60_000
+        );
+        assert_eq!(
+            daily.next_in(
+                midnight + 4 * 3_600_000,
+                Some((midnight + 3 * 3_600_000, true))
+            ),
+            day - 3_600_000
+        );
+        assert_eq!(
+            daily.next_in(midnight + 20 * 3_600_000, Some((midnight - 2 * day, true))),
+            0,
+            "missed while down: now"
+        );
+        assert_eq!(
+            daily.next_in(
+                midnight + 4 * 3_600_000,
+                Some((midnight + 3 * 3_600_000 + 60_000, false))
+            ),
             60_000,
             "not published: again within the hour"
         );

@@ -237,7 +237,9 @@ impl Site {
     /// Every name as a lower-case host ("www.example.com", no trailing dot): domain first, then
     /// the aliases. What Host headers, SNI and certificates are matched against.
     pub fn hosts(&self) -> Vec<String> {
-        self.names().map(|n| n.to_ascii().trim_end_matches('.').to_ascii_lowercase()).collect()
+        self.names()
+            .map(|n| n.to_ascii().trim_end_matches('.').to_ascii_lowercase())
+            .collect()
     }
 
     /// The site's public origin as visitors see it (`https://www.example.com/`, with the
@@ -248,7 +250,15 @@ impl Site {
 
     /// The public origins of the domain and every alias.
     pub fn origins(&self) -> Vec<url::Url> {
-        self.names().map(|n| origin_url(n.to_ascii().trim_end_matches('.'), self.probe.scheme, self.probe.port)).collect()
+        self.names()
+            .map(|n| {
+                origin_url(
+                    n.to_ascii().trim_end_matches('.'),
+                    self.probe.scheme,
+                    self.probe.port,
+                )
+            })
+            .collect()
     }
 
     /// What a crawl of this site may fetch from: its origins and the mirror's extra hosts.
@@ -353,8 +363,17 @@ impl StatusSet {
 
 impl fmt::Display for StatusSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> =
-            self.0.iter().map(|r| if r.end == r.start + 1 { r.start.to_string() } else { format!("{}-{}", r.start, r.end - 1) }).collect();
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|r| {
+                if r.end == r.start + 1 {
+                    r.start.to_string()
+                } else {
+                    format!("{}-{}", r.start, r.end - 1)
+                }
+            })
+            .collect();
         f.write_str(&parts.join(", "))
     }
 }
@@ -562,8 +581,15 @@ pub(crate) fn looks_like_secret(value: &str) -> bool {
     if v.contains("-----BEGIN") || v.contains(char::is_whitespace) || v.ends_with('=') {
         return true;
     }
-    let path_like = v.starts_with('/') || v.starts_with("./") || v.starts_with("../") || v.starts_with('~') || v.contains('.');
-    !path_like && v.len() >= 16 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '_' | '-' | ':'))
+    let path_like = v.starts_with('/')
+        || v.starts_with("./")
+        || v.starts_with("../")
+        || v.starts_with('~')
+        || v.contains('.');
+    !path_like
+        && v.len() >= 16
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '_' | '-' | ':'))
 }
 
 // ---------------------------------------------------------------- loading
@@ -582,7 +608,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Validates config text; `path` names the file in errors and anchors relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         // Its defaults would serve DNS on 0.0.0.0:53 for no zone and watch nothing.
         return Err(ConfigError {
             file: path.to_path_buf(),
@@ -592,7 +621,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             message: "the config file is empty: it names no [[sites]], [[ddns]] or [[dns.zones]]; start from the example in README.md (`understudy demo` needs no config)".to_string(),
         });
     }
-    let cx = Cx { path, text, warnings: Default::default(), secret_sources: Default::default() };
+    let cx = Cx {
+        path,
+        text,
+        warnings: Default::default(),
+        secret_sources: Default::default(),
+    };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let key = key_at(text, span.start);
@@ -615,7 +649,13 @@ type R<T> = Result<T, ConfigError>;
 impl Cx<'_> {
     fn err_at(&self, offset: usize, key: &str, message: &str) -> ConfigError {
         let (line, column) = line_col(self.text, offset);
-        ConfigError { file: self.path.to_path_buf(), line, column, key: key.to_string(), message: message.to_string() }
+        ConfigError {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.to_string(),
+        }
     }
 
     fn err<T>(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> R<T> {
@@ -663,7 +703,11 @@ impl Cx<'_> {
     fn build(&self, raw: RawConfig) -> R<Config> {
         let data_dir = match &raw.data_dir {
             Some(d) if d.get_ref().trim().is_empty() => {
-                return self.err(d.span(), "data_dir", "must not be empty: a directory for the state database")
+                return self.err(
+                    d.span(),
+                    "data_dir",
+                    "must not be empty: a directory for the state database",
+                )
             }
             Some(d) => self.resolve_path(d.get_ref()),
             None => PathBuf::from(DEFAULT_DATA_DIR),
@@ -673,14 +717,31 @@ impl Cx<'_> {
                 let span = d.span();
                 (d.into_inner(), span)
             }
-            None => (RawDns { listen: None, ttl: None, refresh: None, zones: vec![] }, 0..0),
+            None => (
+                RawDns {
+                    listen: None,
+                    ttl: None,
+                    refresh: None,
+                    zones: vec![],
+                },
+                0..0,
+            ),
         };
         let mut providers: Vec<ProviderConfig> = vec![];
         for (i, p) in raw.providers.into_iter().enumerate() {
-            let name_span = p.get_ref().name.as_ref().map(|n| n.span()).unwrap_or(p.span());
+            let name_span = p
+                .get_ref()
+                .name
+                .as_ref()
+                .map(|n| n.span())
+                .unwrap_or(p.span());
             let built = self.build_provider(i, p)?;
             if providers.iter().any(|o| o.name == built.name) {
-                return self.err(name_span, &format!("providers[{i}].name"), format!("provider name `{}` is used twice", built.name));
+                return self.err(
+                    name_span,
+                    &format!("providers[{i}].name"),
+                    format!("provider name `{}` is used twice", built.name),
+                );
             }
             providers.push(built);
         }
@@ -695,13 +756,22 @@ impl Cx<'_> {
         let mut sites = Vec::new();
         let mut names_owned: HashMap<LowerName, String> = HashMap::new();
         for (i, s) in raw.sites.into_iter().enumerate() {
-            let name_span = s.get_ref().name.as_ref().or(s.get_ref().domain.as_ref()).map(|n| n.span()).unwrap_or(s.span());
+            let name_span = s
+                .get_ref()
+                .name
+                .as_ref()
+                .or(s.get_ref().domain.as_ref())
+                .map(|n| n.span())
+                .unwrap_or(s.span());
             let site = self.build_site(i, s, &dns, &ip, &mut names_owned)?;
             if let Some(prev) = sites.iter().find(|p: &&Site| p.name == site.name) {
                 return self.err(
                     name_span,
                     &format!("sites[{i}].name"),
-                    format!("site name `{}` is used twice (also by the site for {})", site.name, prev.domain),
+                    format!(
+                        "site name `{}` is used twice (also by the site for {})",
+                        site.name, prev.domain
+                    ),
                 );
             }
             sites.push(site);
@@ -709,25 +779,60 @@ impl Cx<'_> {
         let ddns = self.build_ddns(raw.ddns, &dns, &ip, &mut names_owned)?;
         let warnings = self.warnings.take();
         let secret_sources = self.secret_sources.take();
-        Ok(Config { secret_sources, path: self.path.to_path_buf(), data_dir, providers, dns, ip, ddns, warnings, api, standby, sites })
+        Ok(Config {
+            secret_sources,
+            path: self.path.to_path_buf(),
+            data_dir,
+            providers,
+            dns,
+            ip,
+            ddns,
+            warnings,
+            api,
+            standby,
+            sites,
+        })
     }
 
     /// A list of listen addresses (`key`), `default` when absent; never empty.
-    fn listen_list(&self, raw: Option<Spanned<Vec<Spanned<String>>>>, key: &str, default: &str) -> R<Vec<SocketAddr>> {
-        let Some(l) = raw else { return Ok(vec![default.parse().expect("valid literal")]) };
+    fn listen_list(
+        &self,
+        raw: Option<Spanned<Vec<Spanned<String>>>>,
+        key: &str,
+        default: &str,
+    ) -> R<Vec<SocketAddr>> {
+        let Some(l) = raw else {
+            return Ok(vec![default.parse().expect("valid literal")]);
+        };
         if l.get_ref().is_empty() {
-            return self.err(l.span(), key, format!("must list at least one address, e.g. [\"{default}\"]"));
+            return self.err(
+                l.span(),
+                key,
+                format!("must list at least one address, e.g. [\"{default}\"]"),
+            );
         }
         let mut out = vec![];
         for (i, a) in l.into_inner().into_iter().enumerate() {
             out.push(a.get_ref().parse::<SocketAddr>().or_else(|_| {
-                self.err(a.span(), &format!("{key}[{i}]"), format!("`{}` is not an address with a port, e.g. \"{default}\"", a.get_ref()))
+                self.err(
+                    a.span(),
+                    &format!("{key}[{i}]"),
+                    format!(
+                        "`{}` is not an address with a port, e.g. \"{default}\"",
+                        a.get_ref()
+                    ),
+                )
             })?);
         }
         Ok(out)
     }
 
-    fn build_dns(&self, raw: RawDns, span: Range<usize>, providers: &[ProviderConfig]) -> R<DnsConfig> {
+    fn build_dns(
+        &self,
+        raw: RawDns,
+        span: Range<usize>,
+        providers: &[ProviderConfig],
+    ) -> R<DnsConfig> {
         let listen = self.listen_list(raw.listen, "dns.listen", "0.0.0.0:53")?;
         let ttl = match raw.ttl {
             None => 30,
@@ -737,7 +842,10 @@ impl Cx<'_> {
                     return self.err(
                         t.span(),
                         "dns.ttl",
-                        format!("{} is out of range: a TTL in seconds from 1 to 86400 (default 30)", t.get_ref()),
+                        format!(
+                            "{} is out of range: a TTL in seconds from 1 to 86400 (default 30)",
+                            t.get_ref()
+                        ),
                     )
                 }
             },
@@ -748,25 +856,49 @@ impl Cx<'_> {
             let z = z.into_inner();
             let key = format!("dns.zones[{i}]");
             let Some(name) = z.name else {
-                return self.err(zspan, &key, "missing key `name`: the zone's domain, e.g. name = \"example.com\"");
+                return self.err(
+                    zspan,
+                    &key,
+                    "missing key `name`: the zone's domain, e.g. name = \"example.com\"",
+                );
             };
             let origin = self.dns_name(&name, &format!("{key}.name"))?;
             if zones.iter().any(|o| o.origin == origin) {
-                return self.err(name.span(), &format!("{key}.name"), format!("zone `{}` is configured twice", name.get_ref()));
+                return self.err(
+                    name.span(),
+                    &format!("{key}.name"),
+                    format!("zone `{}` is configured twice", name.get_ref()),
+                );
             }
             let nameservers = match &z.nameservers {
-                None => vec![Name::from_ascii("ns1").expect("valid").append_domain(&origin).expect("short")],
-                Some(list) => {
-                    list.iter().enumerate().map(|(j, n)| self.dns_name(n, &format!("{key}.nameservers[{j}]"))).collect::<R<Vec<_>>>()?
-                }
+                None => vec![Name::from_ascii("ns1")
+                    .expect("valid")
+                    .append_domain(&origin)
+                    .expect("short")],
+                Some(list) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(j, n)| self.dns_name(n, &format!("{key}.nameservers[{j}]")))
+                    .collect::<R<Vec<_>>>()?,
             };
             let hostmaster = match &z.hostmaster {
-                None => Name::from_ascii("hostmaster").expect("valid").append_domain(&origin).expect("short"),
-                Some(h) => self.dns_name(&Spanned::new(h.span(), h.get_ref().replacen('@', ".", 1)), &format!("{key}.hostmaster"))?,
+                None => Name::from_ascii("hostmaster")
+                    .expect("valid")
+                    .append_domain(&origin)
+                    .expect("short"),
+                Some(h) => self.dns_name(
+                    &Spanned::new(h.span(), h.get_ref().replacen('@', ".", 1)),
+                    &format!("{key}.hostmaster"),
+                )?,
             };
             let mut records = vec![];
             for (j, r) in z.records.iter().enumerate() {
-                records.push(self.static_record(r, &origin, ttl, &format!("{key}.records[{j}]"))?);
+                records.push(self.static_record(
+                    r,
+                    &origin,
+                    ttl,
+                    &format!("{key}.records[{j}]"),
+                )?);
             }
             let provider = match &z.provider {
                 None => None,
@@ -804,7 +936,12 @@ impl Cx<'_> {
                     Some(pc.name.clone())
                 }
             };
-            let verify = match (&z.verify, providers.iter().find(|c| Some(&c.name) == provider.as_ref())) {
+            let verify = match (
+                &z.verify,
+                providers
+                    .iter()
+                    .find(|c| Some(&c.name) == provider.as_ref()),
+            ) {
                 (Some(list), _) => list
                     .iter()
                     .enumerate()
@@ -813,18 +950,32 @@ impl Cx<'_> {
                             self.err(
                                 v.span(),
                                 &format!("{key}.verify[{j}]"),
-                                format!("`{}` is not an address with a port, e.g. \"192.0.2.53:53\"", v.get_ref()),
+                                format!(
+                                    "`{}` is not an address with a port, e.g. \"192.0.2.53:53\"",
+                                    v.get_ref()
+                                ),
                             )
                         })
                     })
                     .collect::<R<Vec<_>>>()?,
-                (None, Some(ProviderConfig { kind: ProviderKind::Rfc2136 { server, .. }, .. })) => vec![*server],
+                (
+                    None,
+                    Some(ProviderConfig {
+                        kind: ProviderKind::Rfc2136 { server, .. },
+                        ..
+                    }),
+                ) => vec![*server],
                 (None, _) => vec![],
             };
             if provider.is_none() {
-                if let Some(outer) = zones.iter().find(|o| o.provider.is_none() && (o.origin.zone_of(&origin) || origin.zone_of(&o.origin)))
-                {
-                    let (parent, child) = if outer.origin.zone_of(&origin) { (&outer.origin, &origin) } else { (&origin, &outer.origin) };
+                if let Some(outer) = zones.iter().find(|o| {
+                    o.provider.is_none() && (o.origin.zone_of(&origin) || origin.zone_of(&o.origin))
+                }) {
+                    let (parent, child) = if outer.origin.zone_of(&origin) {
+                        (&outer.origin, &origin)
+                    } else {
+                        (&origin, &outer.origin)
+                    };
                     return self.err(
                         name.span(),
                         &format!("{key}.name"),
@@ -837,7 +988,12 @@ impl Cx<'_> {
                 }
                 for (j, ns) in nameservers.iter().enumerate() {
                     let has_address = records.iter().any(|r: &Record| {
-                        &r.name == ns && matches!(r.record_type(), hickory_proto::rr::RecordType::A | hickory_proto::rr::RecordType::AAAA)
+                        &r.name == ns
+                            && matches!(
+                                r.record_type(),
+                                hickory_proto::rr::RecordType::A
+                                    | hickory_proto::rr::RecordType::AAAA
+                            )
                     });
                     if origin.zone_of(ns) && !has_address {
                         let (nspan, nkey) = match &z.nameservers {
@@ -845,7 +1001,10 @@ impl Cx<'_> {
                             None => (name.span(), format!("{key}.nameservers")),
                         };
                         let label = ns.to_string();
-                        let short = label.strip_suffix(&format!(".{origin}")).unwrap_or(&label).to_string();
+                        let short = label
+                            .strip_suffix(&format!(".{origin}"))
+                            .unwrap_or(&label)
+                            .to_string();
                         self.warn(
                             nspan,
                             &nkey,
@@ -858,24 +1017,54 @@ impl Cx<'_> {
                     }
                 }
             }
-            zones.push(Zone { origin, nameservers, hostmaster, records, provider, verify });
+            zones.push(Zone {
+                origin,
+                nameservers,
+                hostmaster,
+                records,
+                provider,
+                verify,
+            });
         }
         let _ = span;
-        let refresh = self.duration(&raw.refresh, "dns.refresh", Duration::from_secs(60), Duration::from_secs(1))?;
-        Ok(DnsConfig { listen, ttl, refresh, zones })
+        let refresh = self.duration(
+            &raw.refresh,
+            "dns.refresh",
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        )?;
+        Ok(DnsConfig {
+            listen,
+            ttl,
+            refresh,
+            zones,
+        })
     }
 
     fn static_record(&self, r: &Spanned<String>, origin: &Name, ttl: u32, key: &str) -> R<Record> {
         use hickory_proto::serialize::txt::Parser;
         let text = r.get_ref();
         if text.contains('\n') || text.trim_start().starts_with('$') {
-            return self.err(r.span(), key, "one record per string, in zone-file form like \"www 300 A 192.0.2.1\"");
+            return self.err(
+                r.span(),
+                key,
+                "one record per string, in zone-file form like \"www 300 A 192.0.2.1\"",
+            );
         }
         let zone_text = format!("$TTL {ttl}\n{text}\n");
         let parsed = Parser::new(zone_text, None, Some(origin.clone())).parse();
         let records: Vec<Record> = match parsed {
-            Ok((_, sets)) => sets.into_values().flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>()).collect(),
-            Err(e) => return self.err(r.span(), key, format!("`{text}` is not a zone-file record like \"www 300 A 192.0.2.1\": {e}")),
+            Ok((_, sets)) => sets
+                .into_values()
+                .flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>())
+                .collect(),
+            Err(e) => {
+                return self.err(
+                    r.span(),
+                    key,
+                    format!("`{text}` is not a zone-file record like \"www 300 A 192.0.2.1\": {e}"),
+                )
+            }
         };
         match records.as_slice() {
             [one] if !origin.zone_of(&one.name) => self.err(r.span(), key, format!("{} is outside the zone {}", one.name, origin)),
@@ -890,8 +1079,18 @@ impl Cx<'_> {
     }
 
     /// The dotted key a secret was given with (`ip.push.password_file`), for errors about it.
-    fn secret_key_given(&self, base: &str, key: &str, given: [&Option<Spanned<String>>; 3]) -> String {
-        let suffix = ["", "_file", "_env"].into_iter().zip(given).find(|(_, v)| v.is_some()).map(|(s, _)| s).unwrap_or("");
+    fn secret_key_given(
+        &self,
+        base: &str,
+        key: &str,
+        given: [&Option<Spanned<String>>; 3],
+    ) -> String {
+        let suffix = ["", "_file", "_env"]
+            .into_iter()
+            .zip(given)
+            .find(|(_, v)| v.is_some())
+            .map(|(s, _)| s)
+            .unwrap_or("");
         format!("{base}.{key}{suffix}")
     }
 
@@ -904,8 +1103,10 @@ impl Cx<'_> {
         env: &Option<Spanned<String>>,
         base: &str,
     ) -> R<Option<(Secret, Range<usize>)>> {
-        let given: Vec<(&str, &Spanned<String>)> =
-            [("", value), ("_file", file), ("_env", env)].into_iter().filter_map(|(suffix, v)| v.as_ref().map(|v| (suffix, v))).collect();
+        let given: Vec<(&str, &Spanned<String>)> = [("", value), ("_file", file), ("_env", env)]
+            .into_iter()
+            .filter_map(|(suffix, v)| v.as_ref().map(|v| (suffix, v)))
+            .collect();
         match given.as_slice() {
             [] => Ok(None),
             [(suffix, v)] => {
@@ -913,24 +1114,35 @@ impl Cx<'_> {
                 let (text, from) = match *suffix {
                     "" => (v.get_ref().clone(), SecretFrom::Inline),
                     "_file" => (
-                        self.read_named_file(v, &k, Some(&format!("{key}_env")))?.trim().to_string(),
+                        self.read_named_file(v, &k, Some(&format!("{key}_env")))?
+                            .trim()
+                            .to_string(),
                         SecretFrom::File(self.resolve_path(v.get_ref())),
                     ),
                     _ => (
-                        std::env::var(v.get_ref())
-                            .or_else(|_| self.err(v.span(), &k, format!("the environment variable {} is not set", v.get_ref())))?,
+                        std::env::var(v.get_ref()).or_else(|_| {
+                            self.err(
+                                v.span(),
+                                &k,
+                                format!("the environment variable {} is not set", v.get_ref()),
+                            )
+                        })?,
                         SecretFrom::Env(v.get_ref().clone()),
                     ),
                 };
-                self.secret_sources.borrow_mut().insert(format!("{base}.{key}"), from);
+                self.secret_sources
+                    .borrow_mut()
+                    .insert(format!("{base}.{key}"), from);
                 if text.trim().is_empty() {
                     return self.err(v.span(), &k, "the secret is empty");
                 }
                 Ok(Some((Secret(text), v.span())))
             }
-            [_, (suffix, v), ..] => {
-                self.err(v.span(), &format!("{base}.{key}{suffix}"), format!("give only one of {key}, {key}_file and {key}_env"))
-            }
+            [_, (suffix, v), ..] => self.err(
+                v.span(),
+                &format!("{base}.{key}{suffix}"),
+                format!("give only one of {key}, {key}_file and {key}_env"),
+            ),
         }
     }
 
@@ -939,21 +1151,39 @@ impl Cx<'_> {
         let p = raw.into_inner();
         let base = format!("providers[{i}]");
         let Some(name) = &p.name else {
-            return self.err(span, &base, "missing key `name`: how zones refer to this provider, e.g. name = \"bind\"");
+            return self.err(
+                span,
+                &base,
+                "missing key `name`: how zones refer to this provider, e.g. name = \"bind\"",
+            );
         };
         let Some(kind) = &p.kind else {
             return self.err(span, &base, "missing key `type`: one of \"rfc2136\", \"powerdns\", \"cloudflare\" or \"route53\"");
         };
-        let timeout = self.duration(&p.timeout, &format!("{base}.timeout"), Duration::from_secs(10), Duration::from_millis(100))?;
+        let timeout = self.duration(
+            &p.timeout,
+            &format!("{base}.timeout"),
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+        )?;
         // Keys that belong to each type; any other key that is set is an error.
         let set: Vec<(&str, Range<usize>)> = [
             ("server", p.server.as_ref().map(|v| v.span())),
             ("tsig_key_file", p.tsig_key_file.as_ref().map(|v| v.span())),
             ("tsig_key_name", p.tsig_key_name.as_ref().map(|v| v.span())),
-            ("tsig_algorithm", p.tsig_algorithm.as_ref().map(|v| v.span())),
+            (
+                "tsig_algorithm",
+                p.tsig_algorithm.as_ref().map(|v| v.span()),
+            ),
             ("tsig_secret", p.tsig_secret.as_ref().map(|v| v.span())),
-            ("tsig_secret_file", p.tsig_secret_file.as_ref().map(|v| v.span())),
-            ("tsig_secret_env", p.tsig_secret_env.as_ref().map(|v| v.span())),
+            (
+                "tsig_secret_file",
+                p.tsig_secret_file.as_ref().map(|v| v.span()),
+            ),
+            (
+                "tsig_secret_env",
+                p.tsig_secret_env.as_ref().map(|v| v.span()),
+            ),
             ("url", p.url.as_ref().map(|v| v.span())),
             ("server_id", p.server_id.as_ref().map(|v| v.span())),
             ("api_key", p.api_key.as_ref().map(|v| v.span())),
@@ -961,29 +1191,60 @@ impl Cx<'_> {
             ("api_key_env", p.api_key_env.as_ref().map(|v| v.span())),
             ("endpoint", p.endpoint.as_ref().map(|v| v.span())),
             ("api_token", p.api_token.as_ref().map(|v| v.span())),
-            ("api_token_file", p.api_token_file.as_ref().map(|v| v.span())),
+            (
+                "api_token_file",
+                p.api_token_file.as_ref().map(|v| v.span()),
+            ),
             ("api_token_env", p.api_token_env.as_ref().map(|v| v.span())),
             ("zone_id", p.zone_id.as_ref().map(|v| v.span())),
             ("proxied", p.proxied.as_ref().map(|v| v.span())),
-            ("hosted_zone_id", p.hosted_zone_id.as_ref().map(|v| v.span())),
+            (
+                "hosted_zone_id",
+                p.hosted_zone_id.as_ref().map(|v| v.span()),
+            ),
             ("region", p.region.as_ref().map(|v| v.span())),
             ("profile", p.profile.as_ref().map(|v| v.span())),
             ("access_key_id", p.access_key_id.as_ref().map(|v| v.span())),
-            ("secret_access_key", p.secret_access_key.as_ref().map(|v| v.span())),
-            ("secret_access_key_file", p.secret_access_key_file.as_ref().map(|v| v.span())),
-            ("secret_access_key_env", p.secret_access_key_env.as_ref().map(|v| v.span())),
-            ("confirm_timeout", p.confirm_timeout.as_ref().map(|v| v.span())),
+            (
+                "secret_access_key",
+                p.secret_access_key.as_ref().map(|v| v.span()),
+            ),
+            (
+                "secret_access_key_file",
+                p.secret_access_key_file.as_ref().map(|v| v.span()),
+            ),
+            (
+                "secret_access_key_env",
+                p.secret_access_key_env.as_ref().map(|v| v.span()),
+            ),
+            (
+                "confirm_timeout",
+                p.confirm_timeout.as_ref().map(|v| v.span()),
+            ),
         ]
         .into_iter()
         .filter_map(|(k, s)| s.map(|s| (k, s)))
         .collect();
         const TYPES: &str = "\"rfc2136\", \"powerdns\", \"cloudflare\" or \"route53\"";
         let allowed: &[&str] = match kind.get_ref().as_str() {
-            "rfc2136" => {
-                &["server", "tsig_key_file", "tsig_key_name", "tsig_algorithm", "tsig_secret", "tsig_secret_file", "tsig_secret_env"]
-            }
+            "rfc2136" => &[
+                "server",
+                "tsig_key_file",
+                "tsig_key_name",
+                "tsig_algorithm",
+                "tsig_secret",
+                "tsig_secret_file",
+                "tsig_secret_env",
+            ],
             "powerdns" => &["url", "server_id", "api_key", "api_key_file", "api_key_env"],
-            "cloudflare" => &["endpoint", "api_token", "api_token_file", "api_token_env", "zone_id", "proxied"],
+            "cloudflare" => &[
+                "endpoint",
+                "api_token",
+                "api_token_file",
+                "api_token_env",
+                "zone_id",
+                "proxied",
+            ],
             "route53" => &[
                 "endpoint",
                 "hosted_zone_id",
@@ -995,15 +1256,30 @@ impl Cx<'_> {
                 "secret_access_key_env",
                 "confirm_timeout",
             ],
-            other => return self.err(kind.span(), &format!("{base}.type"), format!("`{other}` is not a provider type: expected {TYPES}")),
+            other => {
+                return self.err(
+                    kind.span(),
+                    &format!("{base}.type"),
+                    format!("`{other}` is not a provider type: expected {TYPES}"),
+                )
+            }
         };
         if let Some((k, s)) = set.iter().find(|(k, _)| !allowed.contains(k)) {
-            return self.err(s.clone(), &format!("{base}.{k}"), format!("does not apply to type = \"{}\"", kind.get_ref()));
+            return self.err(
+                s.clone(),
+                &format!("{base}.{k}"),
+                format!("does not apply to type = \"{}\"", kind.get_ref()),
+            );
         }
         let kind = match kind.get_ref().as_str() {
             "route53" => {
-                let secret =
-                    self.secret("secret_access_key", &p.secret_access_key, &p.secret_access_key_file, &p.secret_access_key_env, &base)?;
+                let secret = self.secret(
+                    "secret_access_key",
+                    &p.secret_access_key,
+                    &p.secret_access_key_file,
+                    &p.secret_access_key_env,
+                    &base,
+                )?;
                 let credentials = match (&p.access_key_id, secret) {
                     (Some(id), Some((secret, _))) => Some((id.get_ref().clone(), secret)),
                     (None, None) => None,
@@ -1012,7 +1288,12 @@ impl Cx<'_> {
                 };
                 let endpoint = match &p.endpoint {
                     None => None,
-                    Some(e) if e.get_ref().starts_with("http://") || e.get_ref().starts_with("https://") => Some(e.get_ref().clone()),
+                    Some(e)
+                        if e.get_ref().starts_with("http://")
+                            || e.get_ref().starts_with("https://") =>
+                    {
+                        Some(e.get_ref().clone())
+                    }
                     Some(e) => {
                         return self.err(
                             e.span(),
@@ -1023,7 +1304,11 @@ impl Cx<'_> {
                 };
                 ProviderKind::Route53(crate::dns::provider::route53::Settings {
                     hosted_zone_id: p.hosted_zone_id.as_ref().map(|v| v.get_ref().clone()),
-                    region: p.region.as_ref().map(|v| v.get_ref().clone()).unwrap_or_else(|| "us-east-1".to_string()),
+                    region: p
+                        .region
+                        .as_ref()
+                        .map(|v| v.get_ref().clone())
+                        .unwrap_or_else(|| "us-east-1".to_string()),
                     endpoint,
                     profile: p.profile.as_ref().map(|v| v.get_ref().clone()),
                     credentials,
@@ -1039,7 +1324,12 @@ impl Cx<'_> {
             "cloudflare" => {
                 let endpoint = match &p.endpoint {
                     None => crate::dns::provider::cloudflare::DEFAULT_ENDPOINT.to_string(),
-                    Some(e) if e.get_ref().starts_with("http://") || e.get_ref().starts_with("https://") => e.get_ref().clone(),
+                    Some(e)
+                        if e.get_ref().starts_with("http://")
+                            || e.get_ref().starts_with("https://") =>
+                    {
+                        e.get_ref().clone()
+                    }
                     Some(e) => {
                         return self.err(
                             e.span(),
@@ -1048,7 +1338,14 @@ impl Cx<'_> {
                         )
                     }
                 };
-                let Some((api_token, _)) = self.secret("api_token", &p.api_token, &p.api_token_file, &p.api_token_env, &base)? else {
+                let Some((api_token, _)) = self.secret(
+                    "api_token",
+                    &p.api_token,
+                    &p.api_token_file,
+                    &p.api_token_env,
+                    &base,
+                )?
+                else {
                     return self.err(
                         span,
                         &base,
@@ -1066,18 +1363,38 @@ impl Cx<'_> {
                 let Some(url) = &p.url else {
                     return self.err(span, &base, "missing key `url`: the PowerDNS API base, e.g. url = \"http://127.0.0.1:8081\"");
                 };
-                if !(url.get_ref().starts_with("http://") || url.get_ref().starts_with("https://")) {
-                    return self.err(url.span(), &format!("{base}.url"), format!("`{}` is not an http:// or https:// URL", url.get_ref()));
+                if !(url.get_ref().starts_with("http://") || url.get_ref().starts_with("https://"))
+                {
+                    return self.err(
+                        url.span(),
+                        &format!("{base}.url"),
+                        format!("`{}` is not an http:// or https:// URL", url.get_ref()),
+                    );
                 }
-                let Some((api_key, _)) = self.secret("api_key", &p.api_key, &p.api_key_file, &p.api_key_env, &base)? else {
+                let Some((api_key, _)) = self.secret(
+                    "api_key",
+                    &p.api_key,
+                    &p.api_key_file,
+                    &p.api_key_env,
+                    &base,
+                )?
+                else {
                     return self.err(
                         span,
                         &base,
                         "missing key `api_key` (or api_key_file / api_key_env): the PowerDNS webserver's api-key",
                     );
                 };
-                let server_id = p.server_id.as_ref().map(|s| s.get_ref().clone()).unwrap_or_else(|| "localhost".to_string());
-                ProviderKind::PowerDns { url: url.get_ref().clone(), server_id, api_key }
+                let server_id = p
+                    .server_id
+                    .as_ref()
+                    .map(|s| s.get_ref().clone())
+                    .unwrap_or_else(|| "localhost".to_string());
+                ProviderKind::PowerDns {
+                    url: url.get_ref().clone(),
+                    server_id,
+                    api_key,
+                }
             }
             // "rfc2136": every other type was handled or refused above.
             _ => {
@@ -1092,22 +1409,43 @@ impl Cx<'_> {
                     self.err(
                         server.span(),
                         &format!("{base}.server"),
-                        format!("`{}` is not an address with a port, e.g. \"192.0.2.53:53\"", server.get_ref()),
+                        format!(
+                            "`{}` is not an address with a port, e.g. \"192.0.2.53:53\"",
+                            server.get_ref()
+                        ),
                     )
                 })?;
-                let secret = self.secret("tsig_secret", &p.tsig_secret, &p.tsig_secret_file, &p.tsig_secret_env, &base)?;
+                let secret = self.secret(
+                    "tsig_secret",
+                    &p.tsig_secret,
+                    &p.tsig_secret_file,
+                    &p.tsig_secret_env,
+                    &base,
+                )?;
                 let key = match (&p.tsig_key_file, &p.tsig_key_name, secret) {
                     (Some(f), None, None) => {
                         let path = self.resolve_path(f.get_ref());
-                        let text = self.read_named_file(f, &format!("{base}.tsig_key_file"), Some("tsig_secret_env"))?;
-                        self.secret_sources.borrow_mut().insert(format!("{base}.tsig_key_file"), SecretFrom::File(path.clone()));
-                        Some(crate::dns::provider::rfc2136::parse_bind_key(&text).or_else(|e| {
-                            self.err(
-                                f.span(),
-                                &format!("{base}.tsig_key_file"),
-                                format!("{} is not a key file as written by tsig-keygen: {e}", path.display()),
-                            )
-                        })?)
+                        let text = self.read_named_file(
+                            f,
+                            &format!("{base}.tsig_key_file"),
+                            Some("tsig_secret_env"),
+                        )?;
+                        self.secret_sources.borrow_mut().insert(
+                            format!("{base}.tsig_key_file"),
+                            SecretFrom::File(path.clone()),
+                        );
+                        Some(
+                            crate::dns::provider::rfc2136::parse_bind_key(&text).or_else(|e| {
+                                self.err(
+                                    f.span(),
+                                    &format!("{base}.tsig_key_file"),
+                                    format!(
+                                        "{} is not a key file as written by tsig-keygen: {e}",
+                                        path.display()
+                                    ),
+                                )
+                            })?,
+                        )
                     }
                     (Some(f), _, _) => {
                         return self.err(
@@ -1120,13 +1458,24 @@ impl Cx<'_> {
                         let alg = match &p.tsig_algorithm {
                             None => hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
                             Some(a) => crate::dns::provider::rfc2136::algorithm(a.get_ref())
-                                .or_else(|e| self.err(a.span(), &format!("{base}.tsig_algorithm"), e))?,
+                                .or_else(|e| {
+                                    self.err(a.span(), &format!("{base}.tsig_algorithm"), e)
+                                })?,
                         };
-                        let bytes = crate::dns::provider::rfc2136::base64_decode(&secret.0).or_else(|e| {
-                            self.err(sspan, &format!("{base}.tsig_secret"), format!("not base64 ({e}); paste the secret from tsig-keygen"))
-                        })?;
+                        let bytes = crate::dns::provider::rfc2136::base64_decode(&secret.0)
+                            .or_else(|e| {
+                                self.err(
+                                    sspan,
+                                    &format!("{base}.tsig_secret"),
+                                    format!("not base64 ({e}); paste the secret from tsig-keygen"),
+                                )
+                            })?;
                         let name = self.dns_name(n, &format!("{base}.tsig_key_name"))?;
-                        Some(crate::dns::provider::rfc2136::TsigKey { name, algorithm: alg, secret: bytes })
+                        Some(crate::dns::provider::rfc2136::TsigKey {
+                            name,
+                            algorithm: alg,
+                            secret: bytes,
+                        })
                     }
                     (None, Some(n), None) => {
                         return self.err(
@@ -1135,13 +1484,23 @@ impl Cx<'_> {
                             "needs tsig_secret (or tsig_secret_file / tsig_secret_env)",
                         )
                     }
-                    (None, None, Some((_, sspan))) => return self.err(sspan, &format!("{base}.tsig_secret"), "needs tsig_key_name"),
+                    (None, None, Some((_, sspan))) => {
+                        return self.err(
+                            sspan,
+                            &format!("{base}.tsig_secret"),
+                            "needs tsig_key_name",
+                        )
+                    }
                     (None, None, None) => None,
                 };
                 ProviderKind::Rfc2136 { server, key }
             }
         };
-        Ok(ProviderConfig { name: name.get_ref().clone(), kind, timeout })
+        Ok(ProviderConfig {
+            name: name.get_ref().clone(),
+            kind,
+            timeout,
+        })
     }
 
     fn build_standby(&self, raw: Spanned<RawStandby>) -> R<StandbyConfig> {
@@ -1151,8 +1510,12 @@ impl Cx<'_> {
             None => vec![],
             some => self.listen_list(some, "standby.https_listen", "0.0.0.0:443")?,
         };
-        let max_snapshot_age =
-            self.duration(&st.max_snapshot_age, "standby.max_snapshot_age", DEFAULT_MAX_SNAPSHOT_AGE, Duration::from_secs(1))?;
+        let max_snapshot_age = self.duration(
+            &st.max_snapshot_age,
+            "standby.max_snapshot_age",
+            DEFAULT_MAX_SNAPSHOT_AGE,
+            Duration::from_secs(1),
+        )?;
         let acme = match st.acme {
             None => None,
             Some(a) => {
@@ -1161,7 +1524,13 @@ impl Cx<'_> {
                 let directory = match a.directory {
                     None => "https://acme-v02.api.letsencrypt.org/directory".to_string(),
                     Some(d) if d.get_ref().starts_with("https://") => d.into_inner(),
-                    Some(d) => return self.err(d.span(), "standby.acme.directory", format!("`{}` is not an https:// URL", d.get_ref())),
+                    Some(d) => {
+                        return self.err(
+                            d.span(),
+                            "standby.acme.directory",
+                            format!("`{}` is not an https:// URL", d.get_ref()),
+                        )
+                    }
                 };
                 let mut contact = vec![];
                 for (i, c) in a.contact.into_iter().enumerate() {
@@ -1170,7 +1539,10 @@ impl Cx<'_> {
                         return self.err(
                             c.span(),
                             &k,
-                            format!("`{}` is not a mailto: address like \"mailto:ops@example.com\"", c.get_ref()),
+                            format!(
+                                "`{}` is not a mailto: address like \"mailto:ops@example.com\"",
+                                c.get_ref()
+                            ),
                         );
                     }
                     contact.push(c.into_inner());
@@ -1180,12 +1552,26 @@ impl Cx<'_> {
                     Some(c) => Some(self.ca_file(c, "standby.acme.ca_file")?),
                 };
                 if https_listen.is_empty() {
-                    return self.err(aspan, "standby.acme", "certificates are only used with HTTPS: add standby.https_listen");
+                    return self.err(
+                        aspan,
+                        "standby.acme",
+                        "certificates are only used with HTTPS: add standby.https_listen",
+                    );
                 }
-                Some(AcmeConfig { directory, contact, ca_file })
+                Some(AcmeConfig {
+                    directory,
+                    contact,
+                    ca_file,
+                })
             }
         };
-        Ok(StandbyConfig { listen, banner: st.banner.map(|b| b.into_inner()).unwrap_or(false), https_listen, max_snapshot_age, acme })
+        Ok(StandbyConfig {
+            listen,
+            banner: st.banner.map(|b| b.into_inner()).unwrap_or(false),
+            https_listen,
+            max_snapshot_age,
+            acme,
+        })
     }
 
     fn build_tls(&self, key: &str, raw: Option<Spanned<RawTls>>) -> R<Option<TlsFiles>> {
@@ -1195,14 +1581,20 @@ impl Cx<'_> {
         let (Some(c), Some(k)) = (t.cert_file, t.key_file) else {
             return self.err(span, key, "give both cert_file (the PEM chain, leaf first) and key_file (its PEM private key)");
         };
-        let (cert_file, key_file) = (self.resolve_path(c.get_ref()), self.resolve_path(k.get_ref()));
+        let (cert_file, key_file) = (
+            self.resolve_path(c.get_ref()),
+            self.resolve_path(k.get_ref()),
+        );
         if !key_file.exists() && looks_like_secret(k.get_ref()) {
             self.read_named_file(&k, &format!("{key}.key_file"), None)?;
         }
         if let Err(e) = crate::tls::load_files(&cert_file, &key_file) {
             return self.err(c.span(), &format!("{key}.cert_file"), e);
         }
-        Ok(Some(TlsFiles { cert_file, key_file }))
+        Ok(Some(TlsFiles {
+            cert_file,
+            key_file,
+        }))
     }
 
     fn build_api(&self, raw: Option<Spanned<RawApi>>) -> R<ApiConfig> {
@@ -1210,7 +1602,14 @@ impl Cx<'_> {
             None => "127.0.0.1:9353".parse().expect("valid literal"),
             Some(l) => {
                 let addr: SocketAddr = l.get_ref().parse().or_else(|_| {
-                    self.err(l.span(), "api.listen", format!("`{}` is not an address with a port, e.g. \"127.0.0.1:9353\"", l.get_ref()))
+                    self.err(
+                        l.span(),
+                        "api.listen",
+                        format!(
+                            "`{}` is not an address with a port, e.g. \"127.0.0.1:9353\"",
+                            l.get_ref()
+                        ),
+                    )
                 })?;
                 if !addr.ip().is_loopback() {
                     return self.err(l.span(), "api.listen", format!("{addr} is not a loopback address: the control API has no authentication yet, so it only listens on 127.0.0.1 or [::1]"));
@@ -1223,14 +1622,23 @@ impl Cx<'_> {
 
     fn dns_name(&self, s: &Spanned<String>, key: &str) -> R<Name> {
         let text = s.get_ref().trim();
-        let bad = |why: &str| self.err(s.span(), key, format!("`{}` is not a valid domain name: {why}", s.get_ref()));
+        let bad = |why: &str| {
+            self.err(
+                s.span(),
+                key,
+                format!("`{}` is not a valid domain name: {why}", s.get_ref()),
+            )
+        };
         if text.is_empty() {
             return bad("it is empty");
         }
         if text.contains("://") || text.contains('/') {
             return bad("give the bare name, without scheme or path");
         }
-        if !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_') {
+        if !text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        {
             return bad("only letters, digits, '-', '_' and '.' are allowed (use punycode for international names)");
         }
         let mut name = match Name::from_ascii(text) {
@@ -1256,17 +1664,29 @@ impl Cx<'_> {
         let raw = raw.into_inner();
         let key = format!("sites[{i}]");
         let Some(domain_raw) = raw.domain else {
-            return self.err(span, &key, "missing key `domain`: the site's name, e.g. domain = \"www.example.com\"");
+            return self.err(
+                span,
+                &key,
+                "missing key `domain`: the site's name, e.g. domain = \"www.example.com\"",
+            );
         };
         let domain = self.dns_name(&domain_raw, &format!("{key}.domain"))?;
         let mut aliases = vec![];
         for (j, a) in raw.aliases.iter().enumerate() {
-            aliases.push((self.dns_name(a, &format!("{key}.aliases[{j}]"))?, a.span(), format!("{key}.aliases[{j}]")));
+            aliases.push((
+                self.dns_name(a, &format!("{key}.aliases[{j}]"))?,
+                a.span(),
+                format!("{key}.aliases[{j}]"),
+            ));
         }
         let name = match &raw.name {
             Some(n) => {
                 let v = n.get_ref();
-                if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                if v.is_empty()
+                    || !v
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                {
                     return self.err(
                         n.span(),
                         &format!("{key}.name"),
@@ -1307,7 +1727,11 @@ impl Cx<'_> {
         };
         let standby = self.endpoint(&standby_raw, &format!("{key}.standby"))?;
         if primary.ip == standby.ip && primary.port == standby.port {
-            return self.err(standby_raw.span(), &format!("{key}.standby"), "the standby must be a different server than the primary");
+            return self.err(
+                standby_raw.span(),
+                &format!("{key}.standby"),
+                "the standby must be a different server than the primary",
+            );
         }
         if primary.ip.is_ipv4() != standby.ip.is_ipv4() {
             return self.err(standby_raw.span(), &format!("{key}.standby"), format!("{} and the primary {} are of different IP families; both must be IPv4 or both IPv6 so failover changes the record's value, not its type", standby, primary));
@@ -1315,24 +1739,42 @@ impl Cx<'_> {
 
         // Every name of the site must sit in a configured zone, be owned by no other site, and
         // have no static record that would fight the managed one (one owner per record).
-        let all = std::iter::once((domain.clone(), domain_raw.span(), format!("{key}.domain"))).chain(aliases.iter().cloned());
+        let all = std::iter::once((domain.clone(), domain_raw.span(), format!("{key}.domain")))
+            .chain(aliases.iter().cloned());
         for (n, nspan, nkey) in all {
-            let Some(zone) = dns.zones.iter().filter(|z| z.origin.zone_of(&n)).max_by_key(|z| z.origin.num_labels()) else {
+            let Some(zone) = dns
+                .zones
+                .iter()
+                .filter(|z| z.origin.zone_of(&n))
+                .max_by_key(|z| z.origin.num_labels())
+            else {
                 let zones: Vec<String> = dns.zones.iter().map(|z| z.origin.to_string()).collect();
                 let have = if zones.is_empty() {
                     "no zones are configured: add a [[dns.zones]] table".to_string()
                 } else {
                     format!("configured zones: {}", zones.join(", "))
                 };
-                return self.err(nspan, &nkey, format!("{n} is not inside any zone the built-in DNS server serves ({have})"));
+                return self.err(
+                    nspan,
+                    &nkey,
+                    format!("{n} is not inside any zone the built-in DNS server serves ({have})"),
+                );
             };
             let lower = LowerName::new(&n);
             if let Some(other) = owned.insert(lower, name.clone()) {
-                return self.err(nspan, &nkey, format!("{n} is already managed by site `{other}`: each name has one owner"));
+                return self.err(
+                    nspan,
+                    &nkey,
+                    format!("{n} is already managed by site `{other}`: each name has one owner"),
+                );
             }
-            if let Some(r) =
-                zone.records.iter().find(|r| r.name == n && matches!(r.record_type(), RecordType::A | RecordType::AAAA | RecordType::CNAME))
-            {
+            if let Some(r) = zone.records.iter().find(|r| {
+                r.name == n
+                    && matches!(
+                        r.record_type(),
+                        RecordType::A | RecordType::AAAA | RecordType::CNAME
+                    )
+            }) {
                 return self.err(
                     nspan,
                     &nkey,
@@ -1346,10 +1788,25 @@ impl Cx<'_> {
         }
 
         let probe = self.build_probe(&format!("{key}.probe"), raw.probe)?;
-        let origin = origin_url(domain.to_ascii().trim_end_matches('.'), probe.scheme, probe.port);
-        let mirror = self.build_mirror(&format!("{key}.mirror"), raw.mirror, &origin, probe.scheme)?;
+        let origin = origin_url(
+            domain.to_ascii().trim_end_matches('.'),
+            probe.scheme,
+            probe.port,
+        );
+        let mirror =
+            self.build_mirror(&format!("{key}.mirror"), raw.mirror, &origin, probe.scheme)?;
         let tls = self.build_tls(&format!("{key}.tls"), raw.tls)?;
-        Ok(Site { name, domain, aliases: aliases.into_iter().map(|a| a.0).collect(), primary, primary_auto, standby, probe, mirror, tls })
+        Ok(Site {
+            name,
+            domain,
+            aliases: aliases.into_iter().map(|a| a.0).collect(),
+            primary,
+            primary_auto,
+            standby,
+            probe,
+            mirror,
+            tls,
+        })
     }
 
     fn endpoint(&self, s: &Spanned<String>, key: &str) -> R<Endpoint> {
@@ -1358,10 +1815,17 @@ impl Cx<'_> {
             return Ok(Endpoint { ip, port: None });
         }
         if let Ok(sa) = text.parse::<SocketAddr>() {
-            return Ok(Endpoint { ip: sa.ip(), port: Some(sa.port()) });
+            return Ok(Endpoint {
+                ip: sa.ip(),
+                port: Some(sa.port()),
+            });
         }
         let hint = "expected an IP address like \"203.0.113.7\", optionally with a probe port like \"203.0.113.7:8443\"";
-        self.err(s.span(), key, format!("`{}` is not an address: {hint}", s.get_ref()))
+        self.err(
+            s.span(),
+            key,
+            format!("`{}` is not an address: {hint}", s.get_ref()),
+        )
     }
 
     fn build_probe(&self, key: &str, raw: Option<Spanned<RawProbe>>) -> R<Probe> {
@@ -1373,7 +1837,11 @@ impl Cx<'_> {
                 "http" => Scheme::Http,
                 "https" => Scheme::Https,
                 other => {
-                    return self.err(s.span(), &k("scheme"), format!("`{other}` is not a probe scheme: expected \"http\" or \"https\""))
+                    return self.err(
+                        s.span(),
+                        &k("scheme"),
+                        format!("`{other}` is not a probe scheme: expected \"http\" or \"https\""),
+                    )
                 }
             },
         };
@@ -1384,7 +1852,13 @@ impl Cx<'_> {
             },
             Some(v) => match u16::try_from(*v.get_ref()) {
                 Ok(port) if port > 0 => port,
-                _ => return self.err(v.span(), &k("port"), format!("{} is not a port: expected 1 to 65535", v.get_ref())),
+                _ => {
+                    return self.err(
+                        v.span(),
+                        &k("port"),
+                        format!("{} is not a port: expected 1 to 65535", v.get_ref()),
+                    )
+                }
             },
         };
         let method = match &p.method {
@@ -1396,7 +1870,10 @@ impl Cx<'_> {
                     return self.err(
                         m.span(),
                         &k("method"),
-                        format!("`{}` is not a probe method: expected \"GET\" or \"HEAD\"", m.get_ref()),
+                        format!(
+                            "`{}` is not a probe method: expected \"GET\" or \"HEAD\"",
+                            m.get_ref()
+                        ),
                     )
                 }
             },
@@ -1419,7 +1896,11 @@ impl Cx<'_> {
             None => StatusSet::between(200, 399),
             Some(list) => {
                 if list.get_ref().is_empty() {
-                    return self.err(list.span(), &k("expect_status"), "must list at least one status, e.g. [200] or [\"2xx\", 301]");
+                    return self.err(
+                        list.span(),
+                        &k("expect_status"),
+                        "must list at least one status, e.g. [200] or [\"2xx\", 301]",
+                    );
                 }
                 let mut out = vec![];
                 for (i, item) in list.get_ref().iter().enumerate() {
@@ -1430,19 +1911,42 @@ impl Cx<'_> {
         };
         let body_contains = match &p.body_contains {
             Some(b) if b.get_ref().is_empty() => {
-                return self.err(b.span(), &k("body_contains"), "must not be empty; leave it out to skip the body check")
+                return self.err(
+                    b.span(),
+                    &k("body_contains"),
+                    "must not be empty; leave it out to skip the body check",
+                )
             }
             Some(b) if method == Method::Head => {
-                return self.err(b.span(), &k("body_contains"), "a HEAD probe gets no body; use method = \"GET\" to check the body")
+                return self.err(
+                    b.span(),
+                    &k("body_contains"),
+                    "a HEAD probe gets no body; use method = \"GET\" to check the body",
+                )
             }
             Some(b) => Some(b.get_ref().clone()),
             None => None,
         };
-        let interval = self.duration(&p.interval, &k("interval"), Duration::from_secs(2), Duration::from_millis(100))?;
-        let timeout = self.duration(&p.timeout, &k("timeout"), Duration::from_secs(1), Duration::from_millis(50))?;
+        let interval = self.duration(
+            &p.interval,
+            &k("interval"),
+            Duration::from_secs(2),
+            Duration::from_millis(100),
+        )?;
+        let timeout = self.duration(
+            &p.timeout,
+            &k("timeout"),
+            Duration::from_secs(1),
+            Duration::from_millis(50),
+        )?;
         let failures_to_down = self.count(&p.failures_to_down, &k("failures_to_down"), 3)?;
         if timeout > interval {
-            let span = p.timeout.as_ref().or(p.interval.as_ref()).map(|v| v.span()).unwrap_or(0..0);
+            let span = p
+                .timeout
+                .as_ref()
+                .or(p.interval.as_ref())
+                .map(|v| v.span())
+                .unwrap_or(0..0);
             let bound = interval * failures_to_down + timeout;
             self.warn(
                 span,
@@ -1458,23 +1962,40 @@ impl Cx<'_> {
             );
         }
         let successes_to_up = self.count(&p.successes_to_up, &k("successes_to_up"), 5)?;
-        let hold_down = self.duration(&p.hold_down, &k("hold_down"), Duration::from_secs(300), Duration::ZERO)?;
+        let hold_down = self.duration(
+            &p.hold_down,
+            &k("hold_down"),
+            Duration::from_secs(300),
+            Duration::ZERO,
+        )?;
         let insecure = p.insecure.as_ref().map(|v| *v.get_ref()).unwrap_or(false);
         let ca_file = match &p.ca_file {
             None => None,
             Some(c) => {
                 if insecure {
-                    return self.err(c.span(), &k("ca_file"), "ca_file and insecure = true contradict each other; keep one");
+                    return self.err(
+                        c.span(),
+                        &k("ca_file"),
+                        "ca_file and insecure = true contradict each other; keep one",
+                    );
                 }
                 Some(self.ca_file(c, &k("ca_file"))?)
             }
         };
         if scheme == Scheme::Http {
             if let Some(c) = &p.ca_file {
-                return self.err(c.span(), &k("ca_file"), "only applies to scheme = \"https\"");
+                return self.err(
+                    c.span(),
+                    &k("ca_file"),
+                    "only applies to scheme = \"https\"",
+                );
             }
             if let Some(c) = p.insecure.as_ref().filter(|v| *v.get_ref()) {
-                return self.err(c.span(), &k("insecure"), "only applies to scheme = \"https\"");
+                return self.err(
+                    c.span(),
+                    &k("insecure"),
+                    "only applies to scheme = \"https\"",
+                );
             }
         }
         Ok(Probe {
@@ -1534,29 +2055,59 @@ impl Cx<'_> {
     /// A PEM file of CA certificates to trust: readable, with at least one certificate.
     fn ca_file(&self, c: &Spanned<String>, key: &str) -> R<PathBuf> {
         let path = self.resolve_path(c.get_ref());
-        let pem = std::fs::read(&path).or_else(|e| self.err(c.span(), key, format!("cannot read {}: {e}", path.display())))?;
+        let pem = std::fs::read(&path).or_else(|e| {
+            self.err(
+                c.span(),
+                key,
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
         if crate::probe::parse_ca_pem(&pem).is_err() {
-            return self.err(c.span(), key, format!("{} holds no PEM certificate", path.display()));
+            return self.err(
+                c.span(),
+                key,
+                format!("{} holds no PEM certificate", path.display()),
+            );
         }
         Ok(path)
     }
 
-    fn duration(&self, v: &Option<Spanned<DurationValue>>, key: &str, default: Duration, min: Duration) -> R<Duration> {
+    fn duration(
+        &self,
+        v: &Option<Spanned<DurationValue>>,
+        key: &str,
+        default: Duration,
+        min: Duration,
+    ) -> R<Duration> {
         let Some(v) = v else { return Ok(default) };
         let d = match v.get_ref() {
             DurationValue::Text(t) => parse_duration(t).or_else(|e| self.err(v.span(), key, e))?,
             // A bare number is refused like the string "2" is: `interval = 2` could mean
             // seconds or milliseconds, and writing the unit costs nothing.
             DurationValue::Int(n) => {
-                return self.err(v.span(), key, format!("`{n}` has no unit: write a duration like \"{n}s\" or \"{n}ms\""))
+                return self.err(
+                    v.span(),
+                    key,
+                    format!("`{n}` has no unit: write a duration like \"{n}s\" or \"{n}ms\""),
+                )
             }
-            DurationValue::Float(f) => return self.err(v.span(), key, format!("`{f}` has no unit: write a duration like \"{f}s\"")),
+            DurationValue::Float(f) => {
+                return self.err(
+                    v.span(),
+                    key,
+                    format!("`{f}` has no unit: write a duration like \"{f}s\""),
+                )
+            }
         };
         if d < min {
             return self.err(
                 v.span(),
                 key,
-                format!("{} is too short: at least {}", human_duration(d.as_millis() as u64), human_duration(min.as_millis() as u64)),
+                format!(
+                    "{} is too short: at least {}",
+                    human_duration(d.as_millis() as u64),
+                    human_duration(min.as_millis() as u64)
+                ),
             );
         }
         Ok(d)
@@ -1566,7 +2117,14 @@ impl Cx<'_> {
         match v {
             None => Ok(default),
             Some(n) if (1..=1_000).contains(n.get_ref()) => Ok(*n.get_ref() as u32),
-            Some(n) => self.err(n.span(), key, format!("{} is out of range: a count from 1 to 1000 (default {default})", n.get_ref())),
+            Some(n) => self.err(
+                n.span(),
+                key,
+                format!(
+                    "{} is out of range: a count from 1 to 1000 (default {default})",
+                    n.get_ref()
+                ),
+            ),
         }
     }
 }
@@ -1576,7 +2134,11 @@ fn origin_url(host: &str, scheme: Scheme, port: u16) -> url::Url {
         Scheme::Http => ("http", 80),
         Scheme::Https => ("https", 443),
     };
-    let text = if port == default { format!("{s}://{host}/") } else { format!("{s}://{host}:{port}/") };
+    let text = if port == default {
+        format!("{s}://{host}/")
+    } else {
+        format!("{s}://{host}:{port}/")
+    };
     url::Url::parse(&text).expect("a DNS name and a port make a URL")
 }
 
@@ -1608,10 +2170,25 @@ fn key_at(text: &str, offset: usize) -> String {
     }
     let trimmed = line.trim();
     let key = if trimmed.starts_with('[') {
-        let h = trimmed.trim_start_matches('[').split(']').next().unwrap_or("").trim();
-        return if h.is_empty() { "(table)".to_string() } else { h.to_string() };
+        let h = trimmed
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim();
+        return if h.is_empty() {
+            "(table)".to_string()
+        } else {
+            h.to_string()
+        };
     } else {
-        trimmed.split('=').next().unwrap_or("").trim().trim_matches('"').to_string()
+        trimmed
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"')
+            .to_string()
     };
     match (table.is_empty(), key.is_empty()) {
         (true, true) => "(top level)".to_string(),
@@ -1632,7 +2209,11 @@ fn indexed(header: &str, own_index: usize, counts: &BTreeMap<String, usize>) -> 
         out.push_str(parts[i]);
         let prefix = parts[..=i].join(".");
         if let Some(n) = counts.get(&prefix) {
-            let n = if i == parts.len() - 1 && own_index != usize::MAX { own_index } else { *n };
+            let n = if i == parts.len() - 1 && own_index != usize::MAX {
+                own_index
+            } else {
+                *n
+            };
             out.push_str(&format!("[{n}]"));
         }
     }
@@ -1665,21 +2246,29 @@ fn tidy_serde_message(m: &str) -> String {
 impl Config {
     /// The site named `name` (or whose domain it is), as the CLI takes it.
     pub fn site(&self, name: &str) -> Option<&Site> {
-        self.sites.iter().find(|s| s.name == name || s.host() == name.trim_end_matches('.'))
+        self.sites
+            .iter()
+            .find(|s| s.name == name || s.host() == name.trim_end_matches('.'))
     }
 
     /// The effective settings as TOML-like text, defaults filled in. There are no secrets in
     /// the config yet; when there are, they are printed as `"<redacted>"` here.
     /// The zone that holds `name`: the deepest configured zone containing it, as in DNS itself.
     pub fn zone_of(&self, name: &Name) -> Option<&Zone> {
-        self.dns.zones.iter().filter(|z| z.origin.zone_of(name)).max_by_key(|z| z.origin.num_labels())
+        self.dns
+            .zones
+            .iter()
+            .filter(|z| z.origin.zone_of(name))
+            .max_by_key(|z| z.origin.num_labels())
     }
 
     /// The key that gives the secret at `key` (`providers[0].api_key`) again, without the secret:
     /// `api_key_file = "..."`, `api_key_env = "..."`, or a placeholder for one given inline.
     fn secret_line(&self, base: &str, key: &str) -> String {
         match self.secret_sources.get(&format!("{base}.{key}")) {
-            Some(SecretFrom::File(p)) => format!("{key}_file = {}\n", toml_str(&p.display().to_string())),
+            Some(SecretFrom::File(p)) => {
+                format!("{key}_file = {}\n", toml_str(&p.display().to_string()))
+            }
             Some(SecretFrom::Env(v)) => format!("{key}_env = {}\n", toml_str(v)),
             _ => format!("{key} = \"<redacted>\"  # given inline in the config; not shown\n"),
         }
@@ -1690,11 +2279,25 @@ impl Config {
     /// as that key; one given inline is replaced by a placeholder, never shown).
     pub fn describe(&self) -> String {
         let mut o = String::new();
-        o.push_str(&format!("# effective settings of {}\n", self.path.display()));
-        o.push_str(&format!("data_dir = {}\n\n", toml_str(&self.data_dir.display().to_string())));
+        o.push_str(&format!(
+            "# effective settings of {}\n",
+            self.path.display()
+        ));
+        o.push_str(&format!(
+            "data_dir = {}\n\n",
+            toml_str(&self.data_dir.display().to_string())
+        ));
         if let Some(st) = &self.standby {
-            let l: Vec<String> = st.listen.iter().map(|a| format!("{:?}", a.to_string())).collect();
-            let h: Vec<String> = st.https_listen.iter().map(|a| format!("{:?}", a.to_string())).collect();
+            let l: Vec<String> = st
+                .listen
+                .iter()
+                .map(|a| format!("{:?}", a.to_string()))
+                .collect();
+            let h: Vec<String> = st
+                .https_listen
+                .iter()
+                .map(|a| format!("{:?}", a.to_string()))
+                .collect();
             o.push_str(&format!(
                 "[standby]\nlisten = [{}]\nhttps_listen = [{}]\nbanner = {}\nmax_snapshot_age = {:?}\n\n",
                 l.join(", "),
@@ -1703,7 +2306,10 @@ impl Config {
                 human_duration(st.max_snapshot_age.as_millis() as u64)
             ));
             if let Some(a) = &st.acme {
-                o.push_str(&format!("[standby.acme]\ndirectory = {:?}\ncontact = {:?}\n", a.directory, a.contact));
+                o.push_str(&format!(
+                    "[standby.acme]\ndirectory = {:?}\ncontact = {:?}\n",
+                    a.directory, a.contact
+                ));
                 if let Some(c) = &a.ca_file {
                     o.push_str(&format!("ca_file = {:?}\n", c.display().to_string()));
                 }
@@ -1711,7 +2317,12 @@ impl Config {
             }
         }
         o.push_str("[dns]\n");
-        let listen: Vec<String> = self.dns.listen.iter().map(|a| format!("{:?}", a.to_string())).collect();
+        let listen: Vec<String> = self
+            .dns
+            .listen
+            .iter()
+            .map(|a| format!("{:?}", a.to_string()))
+            .collect();
         o.push_str(&format!(
             "listen = [{}]\nttl = {}\nrefresh = {:?}\n",
             listen.join(", "),
@@ -1725,12 +2336,24 @@ impl Config {
                 z.provider.as_deref().unwrap_or("builtin")
             ));
             if !z.verify.is_empty() {
-                let v: Vec<String> = z.verify.iter().map(|a| format!("{:?}", a.to_string())).collect();
+                let v: Vec<String> = z
+                    .verify
+                    .iter()
+                    .map(|a| format!("{:?}", a.to_string()))
+                    .collect();
                 o.push_str(&format!("verify = [{}]\n", v.join(", ")));
             }
             if z.provider.is_none() {
-                let ns: Vec<String> = z.nameservers.iter().map(|n| format!("{:?}", n.to_string())).collect();
-                o.push_str(&format!("nameservers = [{}]\nhostmaster = {:?}\n", ns.join(", "), z.hostmaster.to_string()));
+                let ns: Vec<String> = z
+                    .nameservers
+                    .iter()
+                    .map(|n| format!("{:?}", n.to_string()))
+                    .collect();
+                o.push_str(&format!(
+                    "nameservers = [{}]\nhostmaster = {:?}\n",
+                    ns.join(", "),
+                    z.hostmaster.to_string()
+                ));
                 o.push_str("records = [\n");
                 for r in &z.records {
                     o.push_str(&format!("  {},\n", toml_str(&record_text(r))));
@@ -1749,10 +2372,14 @@ impl Config {
             match &p.kind {
                 ProviderKind::Rfc2136 { server, key } => {
                     o.push_str(&format!("server = {:?}\n", server.to_string()));
-                    match (key, self.secret_sources.get(&format!("{base}.tsig_key_file"))) {
-                        (Some(_), Some(SecretFrom::File(f))) => {
-                            o.push_str(&format!("tsig_key_file = {}\n", toml_str(&f.display().to_string())))
-                        }
+                    match (
+                        key,
+                        self.secret_sources.get(&format!("{base}.tsig_key_file")),
+                    ) {
+                        (Some(_), Some(SecretFrom::File(f))) => o.push_str(&format!(
+                            "tsig_key_file = {}\n",
+                            toml_str(&f.display().to_string())
+                        )),
                         (Some(k), _) => {
                             o.push_str(&format!(
                                 "tsig_key_name = {:?}\ntsig_algorithm = {:?}\n{}",
@@ -1765,10 +2392,21 @@ impl Config {
                     }
                 }
                 ProviderKind::PowerDns { url, server_id, .. } => {
-                    o.push_str(&format!("url = {url:?}\nserver_id = {server_id:?}\n{}", self.secret_line(&base, "api_key")));
+                    o.push_str(&format!(
+                        "url = {url:?}\nserver_id = {server_id:?}\n{}",
+                        self.secret_line(&base, "api_key")
+                    ));
                 }
-                ProviderKind::Cloudflare { endpoint, zone_id, proxied, .. } => {
-                    o.push_str(&format!("endpoint = {endpoint:?}\n{}", self.secret_line(&base, "api_token")));
+                ProviderKind::Cloudflare {
+                    endpoint,
+                    zone_id,
+                    proxied,
+                    ..
+                } => {
+                    o.push_str(&format!(
+                        "endpoint = {endpoint:?}\n{}",
+                        self.secret_line(&base, "api_token")
+                    ));
                     if let Some(z) = zone_id {
                         o.push_str(&format!("zone_id = {z:?}\n"));
                     }
@@ -1783,7 +2421,11 @@ impl Config {
                         r.region,
                         human_duration(r.confirm_timeout.as_millis() as u64)
                     ));
-                    for (k, v) in [("hosted_zone_id", &r.hosted_zone_id), ("endpoint", &r.endpoint), ("profile", &r.profile)] {
+                    for (k, v) in [
+                        ("hosted_zone_id", &r.hosted_zone_id),
+                        ("endpoint", &r.endpoint),
+                        ("profile", &r.profile),
+                    ] {
                         if let Some(v) = v {
                             o.push_str(&format!("{k} = {v:?}\n"));
                         }
@@ -1796,7 +2438,12 @@ impl Config {
             }
         }
         if !self.ip.sources.is_empty() {
-            let allow: Vec<String> = self.ip.allow.iter().map(|n| format!("\"{}/{}\"", n.addr, n.prefix)).collect();
+            let allow: Vec<String> = self
+                .ip
+                .allow
+                .iter()
+                .map(|n| format!("\"{}/{}\"", n.addr, n.prefix))
+                .collect();
             o.push_str(&format!(
                 "\n[ip]\ninterval = {:?}\nquorum = {}\nallow = [{}]\n",
                 human_duration(self.ip.interval.as_millis() as u64),
@@ -1805,17 +2452,35 @@ impl Config {
             ));
             for s in &self.ip.sources {
                 let what = match &s.kind {
-                    crate::ip::SourceKind::Http { url, json_field: None } => format!("type = \"http\"\nurl = {url:?}"),
-                    crate::ip::SourceKind::Http { url, json_field: Some(j) } => {
+                    crate::ip::SourceKind::Http {
+                        url,
+                        json_field: None,
+                    } => format!("type = \"http\"\nurl = {url:?}"),
+                    crate::ip::SourceKind::Http {
+                        url,
+                        json_field: Some(j),
+                    } => {
                         format!("type = \"http\"\nurl = {url:?}\njson_field = {j:?}")
                     }
-                    crate::ip::SourceKind::Dns { server, name, qtype, qclass } => {
+                    crate::ip::SourceKind::Dns {
+                        server,
+                        name,
+                        qtype,
+                        qclass,
+                    } => {
                         format!("type = \"dns\"\nserver = \"{server}\"\nquestion = \"{name}\"\nqtype = \"{qtype}\"\nqclass = \"{qclass}\"")
                     }
-                    crate::ip::SourceKind::Interface { name } => format!("type = \"interface\"\ninterface = {name:?}"),
-                    crate::ip::SourceKind::Upnp { url } => format!("type = \"upnp\"\nurl = {url:?}"),
+                    crate::ip::SourceKind::Interface { name } => {
+                        format!("type = \"interface\"\ninterface = {name:?}")
+                    }
+                    crate::ip::SourceKind::Upnp { url } => {
+                        format!("type = \"upnp\"\nurl = {url:?}")
+                    }
                     crate::ip::SourceKind::Push { max_age } => {
-                        format!("type = \"push\"\nmax_age = {:?}", human_duration(max_age.as_millis() as u64))
+                        format!(
+                            "type = \"push\"\nmax_age = {:?}",
+                            human_duration(max_age.as_millis() as u64)
+                        )
                     }
                 };
                 o.push_str(&format!(
@@ -1843,14 +2508,41 @@ impl Config {
             }
         }
         for d in &self.ddns {
-            let f: Vec<String> =
-                d.families.iter().map(|f| format!("\"{}\"", if *f == crate::ip::Family::Ipv4 { "ipv4" } else { "ipv6" })).collect();
-            o.push_str(&format!("\n[[ddns]]\nname = \"{}\"\nfamilies = [{}]\n", d.name, f.join(", ")));
+            let f: Vec<String> = d
+                .families
+                .iter()
+                .map(|f| {
+                    format!(
+                        "\"{}\"",
+                        if *f == crate::ip::Family::Ipv4 {
+                            "ipv4"
+                        } else {
+                            "ipv6"
+                        }
+                    )
+                })
+                .collect();
+            o.push_str(&format!(
+                "\n[[ddns]]\nname = \"{}\"\nfamilies = [{}]\n",
+                d.name,
+                f.join(", ")
+            ));
         }
-        o.push_str(&format!("\n[api]\nlisten = {:?}\n", self.api.listen.to_string()));
+        o.push_str(&format!(
+            "\n[api]\nlisten = {:?}\n",
+            self.api.listen.to_string()
+        ));
         for s in &self.sites {
-            o.push_str(&format!("\n[[sites]]\nname = {:?}\ndomain = {:?}\n", s.name, s.domain.to_string()));
-            let al: Vec<String> = s.aliases.iter().map(|n| format!("{:?}", n.to_string())).collect();
+            o.push_str(&format!(
+                "\n[[sites]]\nname = {:?}\ndomain = {:?}\n",
+                s.name,
+                s.domain.to_string()
+            ));
+            let al: Vec<String> = s
+                .aliases
+                .iter()
+                .map(|n| format!("{:?}", n.to_string()))
+                .collect();
             o.push_str(&format!(
                 "aliases = [{}]\nprimary = {:?}\nstandby = {:?}\n",
                 al.join(", "),
@@ -1861,12 +2553,25 @@ impl Config {
             o.push_str("[sites.probe]\n");
             o.push_str(&format!(
                 "scheme = {:?}\nport = {}\nmethod = {:?}\npath = {}\n",
-                if p.scheme == Scheme::Https { "https" } else { "http" },
+                if p.scheme == Scheme::Https {
+                    "https"
+                } else {
+                    "http"
+                },
                 p.port,
-                if p.method == Method::Get { "GET" } else { "HEAD" },
+                if p.method == Method::Get {
+                    "GET"
+                } else {
+                    "HEAD"
+                },
                 toml_str(&p.path)
             ));
-            let statuses: Vec<String> = p.expect_status.to_string().split(", ").map(toml_str).collect();
+            let statuses: Vec<String> = p
+                .expect_status
+                .to_string()
+                .split(", ")
+                .map(toml_str)
+                .collect();
             o.push_str(&format!("expect_status = [{}]\n", statuses.join(", ")));
             if let Some(b) = &p.body_contains {
                 o.push_str(&format!("body_contains = {}\n", toml_str(b)));
@@ -1880,7 +2585,10 @@ impl Config {
                 human_duration(p.hold_down.as_millis() as u64)
             ));
             if let Some(c) = &p.ca_file {
-                o.push_str(&format!("ca_file = {}\n", toml_str(&c.display().to_string())));
+                o.push_str(&format!(
+                    "ca_file = {}\n",
+                    toml_str(&c.display().to_string())
+                ));
             }
             if p.insecure {
                 o.push_str("insecure = true  # certificates are NOT checked\n");
@@ -1926,18 +2634,28 @@ interval = "500ms"
         assert_eq!((s.probe.failures_to_down, s.probe.successes_to_up), (3, 5));
         assert_eq!(s.probe.hold_down, Duration::from_secs(300));
         assert!(s.probe.expect_status.contains(302) && !s.probe.expect_status.contains(404));
-        assert_eq!(s.standby.probe_addr(&s.probe), "192.0.2.20:8080".parse().unwrap());
+        assert_eq!(
+            s.standby.probe_addr(&s.probe),
+            "192.0.2.20:8080".parse().unwrap()
+        );
         assert_eq!(c.dns.zones[0].records.len(), 2);
         assert!(c.describe().contains("hold_down = \"5m\""));
     }
 
     #[test]
     fn serde_errors_get_line_and_key() {
-        let e =
-            parse(Path::new("c.toml"), "[dns]\nttl = 30\n[[sites]]\ndomain = \"a.test\"\n[sites.probe]\nintreval = \"2s\"\n").unwrap_err();
+        let e = parse(
+            Path::new("c.toml"),
+            "[dns]\nttl = 30\n[[sites]]\ndomain = \"a.test\"\n[sites.probe]\nintreval = \"2s\"\n",
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.column), (6, 1));
         assert_eq!(e.key, "sites[0].probe.intreval");
-        assert!(e.message.starts_with("unknown key `intreval`"), "{}", e.message);
+        assert!(
+            e.message.starts_with("unknown key `intreval`"),
+            "{}",
+            e.message
+        );
     }
 
     /// `check-config` prints what reads back as the same configuration (issue 11, item 10):
@@ -1982,24 +2700,52 @@ body_contains = "ok \"quoted\""
 "#;
         let first = parse(&dir.path().join("c.toml"), text).unwrap();
         let printed = first.describe();
-        assert!(printed.contains(r#"'example.test. 30 TXT "foreign text"'"#), "{printed}");
-        assert!(printed.contains(r#"'two.example.test. 30 TXT "foreign" "text"'"#), "{printed}");
+        assert!(
+            printed.contains(r#"'example.test. 30 TXT "foreign text"'"#),
+            "{printed}"
+        );
+        assert!(
+            printed.contains(r#"'two.example.test. 30 TXT "foreign" "text"'"#),
+            "{printed}"
+        );
         assert!(printed.contains("[ip.push]"), "{printed}");
-        assert!(!printed.contains("a-long-enough-password") && !printed.contains("pdns-api-key"), "{printed}");
-        let again = parse(&dir.path().join("c.toml"), &printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+        assert!(
+            !printed.contains("a-long-enough-password") && !printed.contains("pdns-api-key"),
+            "{printed}"
+        );
+        let again = parse(&dir.path().join("c.toml"), &printed)
+            .unwrap_or_else(|e| panic!("{e}\n{printed}"));
         assert_eq!(again.describe(), printed, "a second round prints the same");
         assert_eq!(again.dns.zones[0].records, first.dns.zones[0].records);
-        assert_eq!(again.ip.push.as_ref().unwrap().password, first.ip.push.as_ref().unwrap().password);
+        assert_eq!(
+            again.ip.push.as_ref().unwrap().password,
+            first.ip.push.as_ref().unwrap().password
+        );
         assert_eq!(again.sites[0].probe.path, first.sites[0].probe.path);
-        assert_eq!(again.sites[0].probe.body_contains, first.sites[0].probe.body_contains);
+        assert_eq!(
+            again.sites[0].probe.body_contains,
+            first.sites[0].probe.body_contains
+        );
     }
 
     #[test]
     fn a_secret_in_a_file_key_is_not_echoed() {
-        for secret in ["c2VjcmV0c2VjcmV0c2VjcmV0", "Zm9vYmFy=", "-----BEGIN PRIVATE KEY-----", "abcdef0123456789abcdef"] {
+        for secret in [
+            "c2VjcmV0c2VjcmV0c2VjcmV0",
+            "Zm9vYmFy=",
+            "-----BEGIN PRIVATE KEY-----",
+            "abcdef0123456789abcdef",
+        ] {
             assert!(looks_like_secret(secret), "{secret}");
         }
-        for path in ["/etc/understudy/key", "secret.key", "./k", "../keys/pdns", "~/pdns", "short"] {
+        for path in [
+            "/etc/understudy/key",
+            "secret.key",
+            "./k",
+            "../keys/pdns",
+            "~/pdns",
+            "short",
+        ] {
             assert!(!looks_like_secret(path), "{path}");
         }
     }

@@ -19,8 +19,20 @@ pub struct Reply {
     pub message: Message,
 }
 
-pub async fn query(server: SocketAddr, name: &Name, rtype: RecordType, timeout: Duration) -> anyhow::Result<Reply> {
-    query_class(server, name, rtype, hickory_proto::rr::DNSClass::IN, timeout).await
+pub async fn query(
+    server: SocketAddr,
+    name: &Name,
+    rtype: RecordType,
+    timeout: Duration,
+) -> anyhow::Result<Reply> {
+    query_class(
+        server,
+        name,
+        rtype,
+        hickory_proto::rr::DNSClass::IN,
+        timeout,
+    )
+    .await
 }
 
 /// The same in another class (CH for `whoami.cloudflare`-style questions).
@@ -37,7 +49,11 @@ pub async fn query_class(
     q.query_class = class;
     msg.add_query(q);
     let wire = msg.to_vec()?;
-    let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0".parse()? } else { "[::]:0".parse()? };
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse()?
+    } else {
+        "[::]:0".parse()?
+    };
     let sock = UdpSocket::bind(bind).await?;
     sock.connect(server).await?;
     sock.send(&wire).await?;
@@ -46,12 +62,18 @@ pub async fn query_class(
         let n = tokio::time::timeout(timeout, sock.recv(&mut buf))
             .await
             .map_err(|_| anyhow::anyhow!("no DNS answer from {server} within {timeout:?}"))??;
-        let Ok(reply) = Message::from_vec(&buf[..n]) else { continue };
+        let Ok(reply) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
         if reply.metadata.id == msg.metadata.id {
             break reply;
         }
     };
-    let reply = if reply.metadata.truncation { tcp_query(server, &msg, timeout).await? } else { reply };
+    let reply = if reply.metadata.truncation {
+        tcp_query(server, &msg, timeout).await?
+    } else {
+        reply
+    };
     let addrs = reply
         .answers
         .iter()
@@ -61,10 +83,19 @@ pub async fn query_class(
             _ => None,
         })
         .collect();
-    Ok(Reply { rcode: reply.metadata.response_code, authoritative: reply.metadata.authoritative, addrs, message: reply })
+    Ok(Reply {
+        rcode: reply.metadata.response_code,
+        authoritative: reply.metadata.authoritative,
+        addrs,
+        message: reply,
+    })
 }
 
-pub async fn tcp_query(server: SocketAddr, msg: &Message, timeout: Duration) -> anyhow::Result<Message> {
+pub async fn tcp_query(
+    server: SocketAddr,
+    msg: &Message,
+    timeout: Duration,
+) -> anyhow::Result<Message> {
     let fut = async {
         let mut s = TcpStream::connect(server).await?;
         let wire = msg.to_vec()?;
@@ -75,5 +106,7 @@ pub async fn tcp_query(server: SocketAddr, msg: &Message, timeout: Duration) -> 
         s.read_exact(&mut buf).await?;
         Ok::<_, anyhow::Error>(Message::from_vec(&buf)?)
     };
-    tokio::time::timeout(timeout, fut).await.map_err(|_| anyhow::anyhow!("no DNS answer over TCP from {server} within {timeout:?}"))?
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| anyhow::anyhow!("no DNS answer over TCP from {server} within {timeout:?}"))?
 }

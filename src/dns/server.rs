@@ -43,7 +43,11 @@ struct Handler {
 
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response_handle: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
         let resp_edns = request.edns.as_ref().map(|req| {
             let mut e = Edns::new();
             e.set_max_payload(req.max_payload().max(512));
@@ -56,7 +60,9 @@ impl RequestHandler for Handler {
             metadata.response_code = rcode;
             metadata
         };
-        if request.metadata.message_type != MessageType::Query || request.metadata.op_code != OpCode::Query {
+        if request.metadata.message_type != MessageType::Query
+            || request.metadata.op_code != OpCode::Query
+        {
             let resp = builder.build_no_records(error(ResponseCode::NotImp));
             return send(&mut response_handle, resp, request).await;
         }
@@ -73,7 +79,13 @@ impl RequestHandler for Handler {
         tracing::debug!(src = %info.src, name = %info.query.name(), qtype = %info.query.query_type(), rcode = %answer.rcode, "dns query");
         let mut metadata = error(answer.rcode);
         metadata.authoritative = answer.authoritative;
-        let resp = builder.build(metadata, answer.answers.iter(), answer.authorities.iter(), std::iter::empty(), std::iter::empty());
+        let resp = builder.build(
+            metadata,
+            answer.answers.iter(),
+            answer.authorities.iter(),
+            std::iter::empty(),
+            std::iter::empty(),
+        );
         send(&mut response_handle, resp, request).await
     }
 }
@@ -96,7 +108,11 @@ async fn send<'a, R: ResponseHandler>(
             tracing::debug!(src = %request.src(), "could not send a DNS response: {e}");
             let mut metadata = Metadata::response_from_request(&request.metadata);
             metadata.response_code = ResponseCode::ServFail;
-            hickory_proto::op::Header { metadata, counts: Default::default() }.into()
+            hickory_proto::op::Header {
+                metadata,
+                counts: Default::default(),
+            }
+            .into()
         }
     }
 }
@@ -116,9 +132,13 @@ impl DnsServer {
         let mut addrs = vec![];
         for want in listen {
             // Bind TCP first: with port 0 it picks the port, and UDP then takes the same one.
-            let tcp = TcpListener::bind(want).await.with_context(|| bind_hint("TCP", want))?;
+            let tcp = TcpListener::bind(want)
+                .await
+                .with_context(|| bind_hint("TCP", want))?;
             let addr = tcp.local_addr()?;
-            let udp = UdpSocket::bind(addr).await.with_context(|| bind_hint("UDP", &addr))?;
+            let udp = UdpSocket::bind(addr)
+                .await
+                .with_context(|| bind_hint("UDP", &addr))?;
             server.register_listener(tcp, Duration::from_secs(5), 16 * 1024);
             server.register_socket(udp);
             addrs.push(addr);
@@ -134,7 +154,10 @@ impl DnsServer {
 }
 
 fn bind_hint(proto: &str, addr: &SocketAddr) -> String {
-    let extra =
-        if addr.port() < 1024 { " (ports below 1024 need root or CAP_NET_BIND_SERVICE; for a trial use e.g. 127.0.0.1:5353)" } else { "" };
+    let extra = if addr.port() < 1024 {
+        " (ports below 1024 need root or CAP_NET_BIND_SERVICE; for a trial use e.g. 127.0.0.1:5353)"
+    } else {
+        ""
+    };
     format!("cannot listen for DNS over {proto} on {addr}{extra}")
 }

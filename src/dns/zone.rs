@@ -50,16 +50,37 @@ impl Zone {
     /// and [`Zone::set_serial`] once known.
     pub fn build(cfg: &ZoneConfig, managed: &ManagedRecords, ttl: u32, serial: u32) -> Zone {
         let origin = cfg.origin.clone();
-        let mname = cfg.nameservers.first().cloned().unwrap_or_else(|| origin.clone());
+        let mname = cfg
+            .nameservers
+            .first()
+            .cloned()
+            .unwrap_or_else(|| origin.clone());
         let soa = Record::from_rdata(
             origin.clone(),
             ttl.max(60),
-            RData::SOA(SOA::new(mname, cfg.hostmaster.clone(), serial, 3_600, 600, 1_209_600, ttl)),
+            RData::SOA(SOA::new(
+                mname,
+                cfg.hostmaster.clone(),
+                serial,
+                3_600,
+                600,
+                1_209_600,
+                ttl,
+            )),
         );
-        let mut zone = Zone { origin: LowerName::new(&origin), soa: soa.clone(), records: BTreeMap::new(), names: BTreeSet::new() };
+        let mut zone = Zone {
+            origin: LowerName::new(&origin),
+            soa: soa.clone(),
+            records: BTreeMap::new(),
+            names: BTreeSet::new(),
+        };
         zone.insert(soa);
         for ns in &cfg.nameservers {
-            zone.insert(Record::from_rdata(origin.clone(), 3_600, RData::NS(NS(ns.clone()))));
+            zone.insert(Record::from_rdata(
+                origin.clone(),
+                3_600,
+                RData::NS(NS(ns.clone())),
+            ));
         }
         for r in &cfg.records {
             zone.insert(r.clone());
@@ -86,7 +107,11 @@ impl Zone {
             return;
         }
         for v in values {
-            self.insert(Record::from_rdata(name.clone(), ttl, RData::TXT(TXT::new(vec![v.clone()]))));
+            self.insert(Record::from_rdata(
+                name.clone(),
+                ttl,
+                RData::TXT(TXT::new(vec![v.clone()])),
+            ));
         }
     }
 
@@ -143,28 +168,52 @@ impl Zone {
 impl ZoneSet {
     /// The zone with the longest origin containing `name`.
     fn zone_for(&self, name: &LowerName) -> Option<&Zone> {
-        self.zones.iter().filter(|z| z.origin.zone_of(name)).max_by_key(|z| z.origin.num_labels())
+        self.zones
+            .iter()
+            .filter(|z| z.origin.zone_of(name))
+            .max_by_key(|z| z.origin.num_labels())
     }
 
     /// Answers one question.
     pub fn lookup(&self, qname: &LowerName, qtype: RecordType) -> Answer {
         let Some(zone) = self.zone_for(qname) else {
-            return Answer { rcode: ResponseCode::Refused, authoritative: false, answers: vec![], authorities: vec![] };
+            return Answer {
+                rcode: ResponseCode::Refused,
+                authoritative: false,
+                answers: vec![],
+                authorities: vec![],
+            };
         };
         let mut answers: Vec<Record> = vec![];
         let mut name = qname.clone();
         // Follow CNAMEs inside our zones, at most 8 deep (a loop in static records must not hang).
         for _ in 0..8 {
             let found: Vec<Record> = if qtype == RecordType::ANY {
-                zone.records.iter().filter(|((n, _), _)| *n == name).flat_map(|(_, rs)| rs.clone()).collect()
+                zone.records
+                    .iter()
+                    .filter(|((n, _), _)| *n == name)
+                    .flat_map(|(_, rs)| rs.clone())
+                    .collect()
             } else {
-                zone.records.get(&(name.clone(), qtype)).cloned().unwrap_or_default()
+                zone.records
+                    .get(&(name.clone(), qtype))
+                    .cloned()
+                    .unwrap_or_default()
             };
             if !found.is_empty() {
                 answers.extend(found);
-                return Answer { rcode: ResponseCode::NoError, authoritative: true, answers, authorities: vec![] };
+                return Answer {
+                    rcode: ResponseCode::NoError,
+                    authoritative: true,
+                    answers,
+                    authorities: vec![],
+                };
             }
-            match zone.records.get(&(name.clone(), RecordType::CNAME)).and_then(|v| v.first()) {
+            match zone
+                .records
+                .get(&(name.clone(), RecordType::CNAME))
+                .and_then(|v| v.first())
+            {
                 Some(c) if qtype != RecordType::CNAME => {
                     answers.push(c.clone());
                     let RData::CNAME(target) = &c.data else { break };
@@ -172,15 +221,31 @@ impl ZoneSet {
                     match self.zone_for(&target) {
                         Some(z) if std::ptr::eq(z, zone) => name = target,
                         // Outside this zone: the resolver follows it.
-                        _ => return Answer { rcode: ResponseCode::NoError, authoritative: true, answers, authorities: vec![] },
+                        _ => {
+                            return Answer {
+                                rcode: ResponseCode::NoError,
+                                authoritative: true,
+                                answers,
+                                authorities: vec![],
+                            }
+                        }
                     }
                 }
                 _ => break,
             }
         }
         let exists = zone.names.contains(&name);
-        let rcode = if exists || !answers.is_empty() { ResponseCode::NoError } else { ResponseCode::NXDomain };
-        Answer { rcode, authoritative: true, answers, authorities: vec![zone.soa.clone()] }
+        let rcode = if exists || !answers.is_empty() {
+            ResponseCode::NoError
+        } else {
+            ResponseCode::NXDomain
+        };
+        Answer {
+            rcode,
+            authoritative: true,
+            answers,
+            authorities: vec![zone.soa.clone()],
+        }
     }
 }
 
@@ -207,8 +272,14 @@ records = ["@ MX 10 mail", "mail A 192.0.2.25", "blog CNAME www", "ext CNAME els
         )
         .unwrap();
         let mut m = ManagedRecords::default();
-        m.set(fqdn("www.example.test"), RecordType::A, vec!["192.0.2.10".parse().unwrap()]);
-        ZoneSet { zones: vec![Zone::build(&cfg.dns.zones[0], &m, 30, 7)] }
+        m.set(
+            fqdn("www.example.test"),
+            RecordType::A,
+            vec!["192.0.2.10".parse().unwrap()],
+        );
+        ZoneSet {
+            zones: vec![Zone::build(&cfg.dns.zones[0], &m, 30, 7)],
+        }
     }
 
     fn q(z: &ZoneSet, name: &str, t: RecordType) -> Answer {
@@ -222,8 +293,15 @@ records = ["@ MX 10 mail", "mail A 192.0.2.25", "blog CNAME www", "ext CNAME els
         assert_eq!(a.rcode, ResponseCode::NoError);
         assert!(a.authoritative);
         assert_eq!(a.answers.len(), 1);
-        assert_eq!(a.answers[0].data, RData::A(A("192.0.2.10".parse().unwrap())));
-        assert_eq!(q(&z, "WWW.Example.Test", RecordType::A).answers.len(), 1, "names are case-insensitive");
+        assert_eq!(
+            a.answers[0].data,
+            RData::A(A("192.0.2.10".parse().unwrap()))
+        );
+        assert_eq!(
+            q(&z, "WWW.Example.Test", RecordType::A).answers.len(),
+            1,
+            "names are case-insensitive"
+        );
         assert_eq!(q(&z, "example.test", RecordType::MX).answers.len(), 1);
         let soa = q(&z, "example.test", RecordType::SOA);
         assert_eq!(soa.answers.len(), 1);
@@ -244,10 +322,20 @@ records = ["@ MX 10 mail", "mail A 192.0.2.25", "blog CNAME www", "ext CNAME els
     fn nodata_nxdomain_and_empty_non_terminals() {
         let z = zones();
         let nodata = q(&z, "www.example.test", RecordType::AAAA);
-        assert_eq!((nodata.rcode, nodata.answers.len(), nodata.authorities.len()), (ResponseCode::NoError, 0, 1));
+        assert_eq!(
+            (nodata.rcode, nodata.answers.len(), nodata.authorities.len()),
+            (ResponseCode::NoError, 0, 1)
+        );
         let nx = q(&z, "nope.example.test", RecordType::A);
-        assert_eq!((nx.rcode, nx.authorities.len()), (ResponseCode::NXDomain, 1));
-        assert_eq!(q(&z, "b.deep.example.test", RecordType::A).rcode, ResponseCode::NoError, "empty non-terminal exists");
+        assert_eq!(
+            (nx.rcode, nx.authorities.len()),
+            (ResponseCode::NXDomain, 1)
+        );
+        assert_eq!(
+            q(&z, "b.deep.example.test", RecordType::A).rcode,
+            ResponseCode::NoError,
+            "empty non-terminal exists"
+        );
     }
 
     #[test]
@@ -258,21 +346,40 @@ records = ["@ MX 10 mail", "mail A 192.0.2.25", "blog CNAME www", "ext CNAME els
         assert_eq!(a.answers[1].record_type(), RecordType::A);
         let ext = q(&z, "ext.example.test", RecordType::A);
         assert_eq!((ext.rcode, ext.answers.len()), (ResponseCode::NoError, 1));
-        assert_eq!(q(&z, "blog.example.test", RecordType::CNAME).answers.len(), 1);
+        assert_eq!(
+            q(&z, "blog.example.test", RecordType::CNAME).answers.len(),
+            1
+        );
     }
 
     #[test]
     fn serial_content_ignores_the_serial_but_not_records() {
-        let cfg = crate::config::parse(Path::new("t.toml"), "[[dns.zones]]\nname = \"example.test\"\n").unwrap();
+        let cfg = crate::config::parse(
+            Path::new("t.toml"),
+            "[[dns.zones]]\nname = \"example.test\"\n",
+        )
+        .unwrap();
         let z = &cfg.dns.zones[0];
         let mut m = ManagedRecords::default();
-        m.set(fqdn("www.example.test"), RecordType::A, vec!["192.0.2.10".parse().unwrap()]);
+        m.set(
+            fqdn("www.example.test"),
+            RecordType::A,
+            vec!["192.0.2.10".parse().unwrap()],
+        );
         let one = Zone::build(z, &m, 30, 0).content();
         let mut later = Zone::build(z, &m, 30, 0);
         later.set_serial(42);
         assert_eq!(later.serial(), 42);
-        assert_eq!(one, later.content(), "the serial is not part of the content");
-        m.set(fqdn("www.example.test"), RecordType::A, vec!["192.0.2.20".parse().unwrap()]);
+        assert_eq!(
+            one,
+            later.content(),
+            "the serial is not part of the content"
+        );
+        m.set(
+            fqdn("www.example.test"),
+            RecordType::A,
+            vec!["192.0.2.20".parse().unwrap()],
+        );
         assert_ne!(one, Zone::build(z, &m, 30, 0).content());
     }
 }

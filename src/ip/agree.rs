@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Address family of a source and of a published record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Ipv4,
@@ -47,11 +49,20 @@ pub struct Net {
 
 impl Net {
     pub fn parse(s: &str) -> Result<Net, String> {
-        let (a, p) = s.split_once('/').ok_or_else(|| format!("`{s}` is not a network like 10.0.0.0/8"))?;
-        let addr: IpAddr = a.trim().parse().map_err(|_| format!("`{a}` is not an IP address"))?;
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not a network like 10.0.0.0/8"))?;
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{a}` is not an IP address"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix: u8 =
-            p.trim().parse().ok().filter(|p| *p <= max).ok_or_else(|| format!("`/{p}` is not a prefix length from 0 to {max}"))?;
+        let prefix: u8 = p
+            .trim()
+            .parse()
+            .ok()
+            .filter(|p| *p <= max)
+            .ok_or_else(|| format!("`/{p}` is not a prefix length from 0 to {max}"))?;
         Ok(Net { addr, prefix })
     }
 
@@ -89,7 +100,11 @@ fn non_public_v4(ip: &Ipv4Addr) -> Option<&'static str> {
         ([127, 0, 0, 0], 8, "loopback (127.0.0.0/8)"),
         ([169, 254, 0, 0], 16, "link-local (169.254.0.0/16)"),
         ([172, 16, 0, 0], 12, "private (172.16.0.0/12)"),
-        ([192, 0, 0, 0], 24, "IETF protocol assignments (192.0.0.0/24)"),
+        (
+            [192, 0, 0, 0],
+            24,
+            "IETF protocol assignments (192.0.0.0/24)",
+        ),
         ([192, 0, 2, 0], 24, "documentation (192.0.2.0/24)"),
         ([192, 88, 99, 0], 24, "6to4 relay anycast (192.88.99.0/24)"),
         ([192, 168, 0, 0], 16, "private (192.168.0.0/16)"),
@@ -99,7 +114,9 @@ fn non_public_v4(ip: &Ipv4Addr) -> Option<&'static str> {
         ([224, 0, 0, 0], 4, "multicast (224.0.0.0/4)"),
         ([240, 0, 0, 0], 4, "reserved (240.0.0.0/4)"),
     ];
-    nets.iter().find(|(n, p, _)| prefix_eq(n, &o, *p)).map(|(_, _, why)| *why)
+    nets.iter()
+        .find(|(n, p, _)| prefix_eq(n, &o, *p))
+        .map(|(_, _, why)| *why)
 }
 
 fn non_public_v6(ip: &Ipv6Addr) -> Option<&'static str> {
@@ -111,15 +128,51 @@ fn non_public_v6(ip: &Ipv6Addr) -> Option<&'static str> {
         return Some("loopback (::1)");
     }
     let nets: &[([u8; 16], u8, &str)] = &[
-        ([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0], 96, "IPv4-mapped (::ffff:0:0/96)"),
-        ([0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96, "NAT64 (64:ff9b::/96)"),
-        ([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 64, "discard-only (100::/64)"),
-        ([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 32, "documentation (2001:db8::/32)"),
-        ([0x3f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 20, "documentation (3fff::/20)"),
-        ([0xfc, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 7, "unique local (fc00::/7)"),
-        ([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 10, "link-local (fe80::/10)"),
-        ([0xfe, 0xc0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 10, "site-local (fec0::/10)"),
-        ([0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 8, "multicast (ff00::/8)"),
+        (
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0],
+            96,
+            "IPv4-mapped (::ffff:0:0/96)",
+        ),
+        (
+            [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            96,
+            "NAT64 (64:ff9b::/96)",
+        ),
+        (
+            [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            64,
+            "discard-only (100::/64)",
+        ),
+        (
+            [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            32,
+            "documentation (2001:db8::/32)",
+        ),
+        (
+            [0x3f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            20,
+            "documentation (3fff::/20)",
+        ),
+        (
+            [0xfc, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            7,
+            "unique local (fc00::/7)",
+        ),
+        (
+            [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            10,
+            "link-local (fe80::/10)",
+        ),
+        (
+            [0xfe, 0xc0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            10,
+            "site-local (fec0::/10)",
+        ),
+        (
+            [0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            8,
+            "multicast (ff00::/8)",
+        ),
     ];
     if let Some((_, _, why)) = nets.iter().find(|(n, p, _)| prefix_eq(n, &o, *p)) {
         return Some(why);
@@ -139,21 +192,36 @@ pub fn validate(raw: &str, family: Family, allow: &[Net]) -> Result<IpAddr, Stri
         return Err("empty answer".to_string());
     }
     let lower = text.to_ascii_lowercase();
-    if lower.contains("<html") || lower.contains("<!doctype") || lower.contains("<body") || lower.starts_with('<') {
+    if lower.contains("<html")
+        || lower.contains("<!doctype")
+        || lower.contains("<body")
+        || lower.starts_with('<')
+    {
         return Err("an HTML page, not an address".to_string());
     }
     if text.len() > 64 {
         return Err(format!("{} bytes of text, not an address", text.len()));
     }
-    let words: Vec<&str> = text.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect();
     if words.len() != 1 {
-        return Err(format!("{} words, expected exactly one address", words.len()));
+        return Err(format!(
+            "{} words, expected exactly one address",
+            words.len()
+        ));
     }
     // Strip a zone index ("fe80::1%eth0") before parsing; such an address is link-local anyway.
     let word = words[0].split('%').next().unwrap_or("");
-    let ip: IpAddr = word.parse().map_err(|_| format!("`{}` is not an IP address", shorten(word)))?;
+    let ip: IpAddr = word
+        .parse()
+        .map_err(|_| format!("`{}` is not an IP address", shorten(word)))?;
     if Family::of(&ip) != family {
-        return Err(format!("{ip} is {}, the source is for {family}", Family::of(&ip)));
+        return Err(format!(
+            "{ip} is {}, the source is for {family}",
+            Family::of(&ip)
+        ));
     }
     if let Some(why) = non_public(&ip) {
         if !allow.iter().any(|n| n.contains(&ip)) {
@@ -180,7 +248,11 @@ pub struct Answer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Publish this address; these sources agreed.
-    Agreed { addr: IpAddr, sources: Vec<String>, operators: usize },
+    Agreed {
+        addr: IpAddr,
+        sources: Vec<String>,
+        operators: usize,
+    },
     /// Publish nothing; keep the last good address.
     NoAgreement { why: String },
 }
@@ -196,25 +268,53 @@ pub fn agree(answers: &[Answer], quorum: usize) -> Verdict {
         }
     }
     if by_addr.is_empty() {
-        let failed: Vec<String> = answers.iter().filter_map(|a| a.result.as_ref().err().map(|e| format!("{}: {e}", a.source))).collect();
+        let failed: Vec<String> = answers
+            .iter()
+            .filter_map(|a| {
+                a.result
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("{}: {e}", a.source))
+            })
+            .collect();
         return Verdict::NoAgreement {
-            why: if failed.is_empty() { "no sources".to_string() } else { format!("no valid answer ({})", failed.join("; ")) },
+            why: if failed.is_empty() {
+                "no sources".to_string()
+            } else {
+                format!("no valid answer ({})", failed.join("; "))
+            },
         };
     }
     let total_ops: usize = by_addr.values().map(|(ops, _)| ops.len()).sum();
-    let (best, (ops, sources)) = by_addr.iter().max_by_key(|(_, (ops, _))| ops.len()).expect("not empty");
+    let (best, (ops, sources)) = by_addr
+        .iter()
+        .max_by_key(|(_, (ops, _))| ops.len())
+        .expect("not empty");
     let n = ops.len();
     if by_addr.len() > 1 && n * 2 <= total_ops {
-        let split: Vec<String> = by_addr.iter().map(|(ip, (ops, _))| format!("{ip} ({} operator(s))", ops.len())).collect();
-        return Verdict::NoAgreement { why: format!("split vote: {}", split.join(" vs ")) };
+        let split: Vec<String> = by_addr
+            .iter()
+            .map(|(ip, (ops, _))| format!("{ip} ({} operator(s))", ops.len()))
+            .collect();
+        return Verdict::NoAgreement {
+            why: format!("split vote: {}", split.join(" vs ")),
+        };
     }
     if by_addr.len() > 1 && n * 2 > total_ops && n < quorum {
-        return Verdict::NoAgreement { why: format!("{best} from {n} operator(s), {quorum} needed, and others disagree") };
+        return Verdict::NoAgreement {
+            why: format!("{best} from {n} operator(s), {quorum} needed, and others disagree"),
+        };
     }
     if n < quorum {
-        return Verdict::NoAgreement { why: format!("{best} from {n} operator(s), {quorum} needed") };
+        return Verdict::NoAgreement {
+            why: format!("{best} from {n} operator(s), {quorum} needed"),
+        };
     }
-    Verdict::Agreed { addr: *best, sources: sources.clone(), operators: n }
+    Verdict::Agreed {
+        addr: *best,
+        sources: sources.clone(),
+        operators: n,
+    }
 }
 
 #[cfg(test)]
@@ -223,17 +323,40 @@ mod tests {
     use proptest::prelude::*;
 
     fn ans(source: &str, op: &str, ip: &str) -> Answer {
-        Answer { source: source.into(), operator: op.into(), result: Ok(ip.parse().unwrap()) }
+        Answer {
+            source: source.into(),
+            operator: op.into(),
+            result: Ok(ip.parse().unwrap()),
+        }
     }
     fn err(source: &str, op: &str) -> Answer {
-        Answer { source: source.into(), operator: op.into(), result: Err("timeout".into()) }
+        Answer {
+            source: source.into(),
+            operator: op.into(),
+            result: Err("timeout".into()),
+        }
     }
 
     #[test]
     fn validate_accepts_one_public_address() {
-        assert_eq!(validate("8.8.8.8\n", Family::Ipv4, &[]).unwrap().to_string(), "8.8.8.8");
-        assert_eq!(validate("\"2a00:1450:4001::1\"", Family::Ipv6, &[]).unwrap().to_string(), "2a00:1450:4001::1");
-        assert_eq!(validate("  1.1.1.1  ", Family::Ipv4, &[]).unwrap().to_string(), "1.1.1.1");
+        assert_eq!(
+            validate("8.8.8.8\n", Family::Ipv4, &[])
+                .unwrap()
+                .to_string(),
+            "8.8.8.8"
+        );
+        assert_eq!(
+            validate("\"2a00:1450:4001::1\"", Family::Ipv6, &[])
+                .unwrap()
+                .to_string(),
+            "2a00:1450:4001::1"
+        );
+        assert_eq!(
+            validate("  1.1.1.1  ", Family::Ipv4, &[])
+                .unwrap()
+                .to_string(),
+            "1.1.1.1"
+        );
     }
 
     #[test]
@@ -276,55 +399,108 @@ mod tests {
             assert!(e.contains(why), "{raw:?}: {e}");
         }
         let long = "1".repeat(100);
-        assert!(validate(&long, Family::Ipv4, &[]).unwrap_err().contains("bytes of text"));
+        assert!(validate(&long, Family::Ipv4, &[])
+            .unwrap_err()
+            .contains("bytes of text"));
     }
 
     #[test]
     fn allow_list_admits_lab_networks() {
-        let allow = [Net::parse("192.0.2.0/24").unwrap(), Net::parse("127.0.0.0/8").unwrap()];
+        let allow = [
+            Net::parse("192.0.2.0/24").unwrap(),
+            Net::parse("127.0.0.0/8").unwrap(),
+        ];
         assert!(validate("192.0.2.7", Family::Ipv4, &allow).is_ok());
         assert!(validate("127.0.0.5", Family::Ipv4, &allow).is_ok());
         assert!(validate("10.0.0.1", Family::Ipv4, &allow).is_err());
         assert!(Net::parse("10.0.0.0/33").is_err());
         assert!(Net::parse("10.0.0.0").is_err());
-        assert!(Net::parse("fd00::/8").unwrap().contains(&"fd12::1".parse().unwrap()));
-        assert!(!Net::parse("fd00::/8").unwrap().contains(&"10.0.0.1".parse().unwrap()));
+        assert!(Net::parse("fd00::/8")
+            .unwrap()
+            .contains(&"fd12::1".parse().unwrap()));
+        assert!(!Net::parse("fd00::/8")
+            .unwrap()
+            .contains(&"10.0.0.1".parse().unwrap()));
     }
 
     #[test]
     fn two_operators_agree() {
-        let v = agree(&[ans("a", "op1", "8.8.8.8"), ans("b", "op2", "8.8.8.8"), err("c", "op3")], 2);
-        assert_eq!(v, Verdict::Agreed { addr: "8.8.8.8".parse().unwrap(), sources: vec!["a".into(), "b".into()], operators: 2 });
+        let v = agree(
+            &[
+                ans("a", "op1", "8.8.8.8"),
+                ans("b", "op2", "8.8.8.8"),
+                err("c", "op3"),
+            ],
+            2,
+        );
+        assert_eq!(
+            v,
+            Verdict::Agreed {
+                addr: "8.8.8.8".parse().unwrap(),
+                sources: vec!["a".into(), "b".into()],
+                operators: 2
+            }
+        );
     }
 
     #[test]
     fn same_operator_twice_is_one_vote() {
-        let v = agree(&[ans("a", "op1", "8.8.8.8"), ans("a2", "op1", "8.8.8.8")], 2);
-        assert!(matches!(v, Verdict::NoAgreement { ref why } if why.contains("1 operator(s), 2 needed")), "{v:?}");
+        let v = agree(
+            &[ans("a", "op1", "8.8.8.8"), ans("a2", "op1", "8.8.8.8")],
+            2,
+        );
+        assert!(
+            matches!(v, Verdict::NoAgreement { ref why } if why.contains("1 operator(s), 2 needed")),
+            "{v:?}"
+        );
     }
 
     #[test]
     fn disagreement_publishes_nothing() {
         let v = agree(&[ans("a", "op1", "8.8.8.8"), ans("b", "op2", "1.1.1.1")], 2);
-        assert!(matches!(v, Verdict::NoAgreement { ref why } if why.starts_with("split vote")), "{v:?}");
+        assert!(
+            matches!(v, Verdict::NoAgreement { ref why } if why.starts_with("split vote")),
+            "{v:?}"
+        );
         // 2 vs 2 is still split.
-        let v = agree(&[ans("a", "o1", "8.8.8.8"), ans("b", "o2", "8.8.8.8"), ans("c", "o3", "1.1.1.1"), ans("d", "o4", "1.1.1.1")], 2);
+        let v = agree(
+            &[
+                ans("a", "o1", "8.8.8.8"),
+                ans("b", "o2", "8.8.8.8"),
+                ans("c", "o3", "1.1.1.1"),
+                ans("d", "o4", "1.1.1.1"),
+            ],
+            2,
+        );
         assert!(matches!(v, Verdict::NoAgreement { .. }));
         // A clear majority with quorum wins over one dissenter.
-        let v = agree(&[ans("a", "o1", "8.8.8.8"), ans("b", "o2", "8.8.8.8"), ans("c", "o3", "1.1.1.1")], 2);
+        let v = agree(
+            &[
+                ans("a", "o1", "8.8.8.8"),
+                ans("b", "o2", "8.8.8.8"),
+                ans("c", "o3", "1.1.1.1"),
+            ],
+            2,
+        );
         assert!(matches!(v, Verdict::Agreed { .. }), "{v:?}");
     }
 
     #[test]
     fn all_down_publishes_nothing() {
         let v = agree(&[err("a", "o1"), err("b", "o2")], 2);
-        assert!(matches!(v, Verdict::NoAgreement { ref why } if why.contains("no valid answer")), "{v:?}");
+        assert!(
+            matches!(v, Verdict::NoAgreement { ref why } if why.contains("no valid answer")),
+            "{v:?}"
+        );
         assert!(matches!(agree(&[], 1), Verdict::NoAgreement { .. }));
     }
 
     #[test]
     fn quorum_of_one_for_single_source_setups() {
-        assert!(matches!(agree(&[ans("a", "o1", "8.8.8.8")], 1), Verdict::Agreed { .. }));
+        assert!(matches!(
+            agree(&[ans("a", "o1", "8.8.8.8")], 1),
+            Verdict::Agreed { .. }
+        ));
     }
 
     proptest! {

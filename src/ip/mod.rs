@@ -24,9 +24,17 @@ use hickory_proto::rr::{Name, RData, RecordType};
 pub enum SourceKind {
     /// GET the URL; the body is the address, or a JSON object with the address at `json_field`
     /// (a dotted path such as `ip` or `data.address`).
-    Http { url: String, json_field: Option<String> },
+    Http {
+        url: String,
+        json_field: Option<String>,
+    },
     /// Ask `server` for `name` (type A, AAAA or TXT, class IN or CH); the answer is the address.
-    Dns { server: SocketAddr, name: Name, qtype: RecordType, qclass: hickory_proto::rr::DNSClass },
+    Dns {
+        server: SocketAddr,
+        name: Name,
+        qtype: RecordType,
+        qclass: hickory_proto::rr::DNSClass,
+    },
     /// A global address of a local interface (a server that holds the public address itself),
     /// read with iproute2; `ip monitor` (netlink) events trigger a round at once. For IPv6 only
     /// stable addresses count: temporary (privacy), deprecated and tentative ones are skipped.
@@ -53,22 +61,43 @@ const MAX_BODY: usize = 4 * 1024;
 
 impl Source {
     /// Asks once; any failure or bad answer becomes the `Err` of the answer, with the reason.
-    pub async fn ask(&self, http: &reqwest::Client, allow: &[Net], board: &push::PushBoard) -> Answer {
+    pub async fn ask(
+        &self,
+        http: &reqwest::Client,
+        allow: &[Net],
+        board: &push::PushBoard,
+    ) -> Answer {
         let raw = match tokio::time::timeout(self.timeout, self.fetch(http, board)).await {
             Ok(r) => r,
-            Err(_) => Err(format!("no answer within {}", crate::util::human_duration(self.timeout.as_millis() as u64))),
+            Err(_) => Err(format!(
+                "no answer within {}",
+                crate::util::human_duration(self.timeout.as_millis() as u64)
+            )),
         };
         let result = raw.and_then(|text| agree::validate(&text, self.family, allow));
         if let Err(why) = &result {
             tracing::debug!(source = %self.name, "rejected: {why}");
         }
-        Answer { source: self.name.clone(), operator: self.operator.clone(), result }
+        Answer {
+            source: self.name.clone(),
+            operator: self.operator.clone(),
+            result,
+        }
     }
 
-    async fn fetch(&self, http: &reqwest::Client, board: &push::PushBoard) -> Result<String, String> {
+    async fn fetch(
+        &self,
+        http: &reqwest::Client,
+        board: &push::PushBoard,
+    ) -> Result<String, String> {
         match &self.kind {
             SourceKind::Http { url, json_field } => {
-                let resp = http.get(url).timeout(self.timeout).send().await.map_err(|e| format!("request failed: {}", e.without_url()))?;
+                let resp = http
+                    .get(url)
+                    .timeout(self.timeout)
+                    .send()
+                    .await
+                    .map_err(|e| format!("request failed: {}", e.without_url()))?;
                 let status = resp.status();
                 if !status.is_success() {
                     return Err(format!("status {status}"));
@@ -76,28 +105,42 @@ impl Source {
                 if resp.content_length().is_some_and(|l| l as usize > MAX_BODY) {
                     return Err("body too large for an address".to_string());
                 }
-                let bytes = resp.bytes().await.map_err(|e| format!("reading the body: {e}"))?;
+                let bytes = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("reading the body: {e}"))?;
                 if bytes.len() > MAX_BODY {
                     return Err("body too large for an address".to_string());
                 }
-                let text = String::from_utf8(bytes.to_vec()).map_err(|_| "the body is not text".to_string())?;
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| "the body is not text".to_string())?;
                 match json_field {
                     None => Ok(text),
                     Some(path) => {
-                        let v: serde_json::Value =
-                            serde_json::from_str(&text).map_err(|_| format!("not JSON (expected a field `{path}`)"))?;
+                        let v: serde_json::Value = serde_json::from_str(&text)
+                            .map_err(|_| format!("not JSON (expected a field `{path}`)"))?;
                         let mut cur = &v;
                         for part in path.split('.') {
-                            cur = cur.get(part).ok_or_else(|| format!("the JSON has no field `{path}`"))?;
+                            cur = cur
+                                .get(part)
+                                .ok_or_else(|| format!("the JSON has no field `{path}`"))?;
                         }
-                        cur.as_str().map(String::from).ok_or_else(|| format!("the JSON field `{path}` is not a string"))
+                        cur.as_str()
+                            .map(String::from)
+                            .ok_or_else(|| format!("the JSON field `{path}` is not a string"))
                     }
                 }
             }
-            SourceKind::Push { max_age } => board.get(self.family, *max_age, crate::util::now_millis()).map(|ip| ip.to_string()),
+            SourceKind::Push { max_age } => board
+                .get(self.family, *max_age, crate::util::now_millis())
+                .map(|ip| ip.to_string()),
             SourceKind::Upnp { url } => upnp::external_address(http, url, self.timeout).await,
             SourceKind::Interface { name } => {
-                let flag = if self.family == Family::Ipv4 { "-4" } else { "-6" };
+                let flag = if self.family == Family::Ipv4 {
+                    "-4"
+                } else {
+                    "-6"
+                };
                 let out = tokio::process::Command::new(ip_binary())
                     .args(["-j", flag, "addr", "show", "dev", name])
                     .kill_on_drop(true)
@@ -105,13 +148,23 @@ impl Source {
                     .await
                     .map_err(|e| format!("cannot run `ip` (iproute2): {e}"))?;
                 if !out.status.success() {
-                    return Err(format!("interface {name}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+                    return Err(format!(
+                        "interface {name}: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
                 }
                 interface_address(&out.stdout, name, self.family)
             }
-            SourceKind::Dns { server, name, qtype, qclass } => {
+            SourceKind::Dns {
+                server,
+                name,
+                qtype,
+                qclass,
+            } => {
                 let reply =
-                    crate::dns::client::query_class(*server, name, *qtype, *qclass, self.timeout).await.map_err(|e| e.to_string())?;
+                    crate::dns::client::query_class(*server, name, *qtype, *qclass, self.timeout)
+                        .await
+                        .map_err(|e| e.to_string())?;
                 if reply.rcode != hickory_proto::op::ResponseCode::NoError {
                     return Err(format!("{server} answered {}", reply.rcode));
                 }
@@ -122,16 +175,22 @@ impl Source {
                     .filter_map(|r| match &r.data {
                         RData::A(a) if *qtype == RecordType::A => Some(a.0.to_string()),
                         RData::AAAA(a) if *qtype == RecordType::AAAA => Some(a.0.to_string()),
-                        RData::TXT(t) if *qtype == RecordType::TXT => {
-                            Some(t.txt_data.iter().map(|d| String::from_utf8_lossy(d).to_string()).collect::<String>())
-                        }
+                        RData::TXT(t) if *qtype == RecordType::TXT => Some(
+                            t.txt_data
+                                .iter()
+                                .map(|d| String::from_utf8_lossy(d).to_string())
+                                .collect::<String>(),
+                        ),
                         _ => None,
                     })
                     .collect();
                 match answers.as_slice() {
                     [] => Err(format!("{server} gave no {qtype} answer")),
                     [one] => Ok(one.clone()),
-                    many => Err(format!("{server} gave {} answers, expected one", many.len())),
+                    many => Err(format!(
+                        "{server} gave {} answers, expected one",
+                        many.len()
+                    )),
                 }
             }
         }
@@ -139,25 +198,45 @@ impl Source {
 }
 
 fn ip_binary() -> &'static str {
-    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("ip")
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("ip")
 }
 
 /// Picks the interface's address from `ip -j addr show` output: global scope, and for IPv6 not
 /// temporary, deprecated, tentative or failed. With several, the first one listed wins (the
 /// caller still checks it is public).
 pub fn interface_address(json: &[u8], name: &str, family: Family) -> Result<String, String> {
-    let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| format!("unreadable `ip -j` output: {e}"))?;
-    let want = if family == Family::Ipv4 { "inet" } else { "inet6" };
+    let v: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| format!("unreadable `ip -j` output: {e}"))?;
+    let want = if family == Family::Ipv4 {
+        "inet"
+    } else {
+        "inet6"
+    };
     let mut seen = vec![];
     for link in v.as_array().into_iter().flatten() {
-        for a in link.get("addr_info").and_then(|a| a.as_array()).into_iter().flatten() {
-            let Some(local) = a.get("local").and_then(|l| l.as_str()) else { continue };
+        for a in link
+            .get("addr_info")
+            .and_then(|a| a.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let Some(local) = a.get("local").and_then(|l| l.as_str()) else {
+                continue;
+            };
             if a.get("family").and_then(|f| f.as_str()) != Some(want) {
                 continue;
             }
             let flag = |k: &str| a.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
             let global = a.get("scope").and_then(|s| s.as_str()) == Some("global");
-            if global && !flag("temporary") && !flag("deprecated") && !flag("tentative") && !flag("dadfailed") {
+            if global
+                && !flag("temporary")
+                && !flag("deprecated")
+                && !flag("tentative")
+                && !flag("dadfailed")
+            {
                 return Ok(local.to_string());
             }
             seen.push(local.to_string());
@@ -166,7 +245,10 @@ pub fn interface_address(json: &[u8], name: &str, family: Family) -> Result<Stri
     if seen.is_empty() {
         Err(format!("interface {name} has no {family} address"))
     } else {
-        Err(format!("interface {name} has no stable global {family} address (only {})", seen.join(", ")))
+        Err(format!(
+            "interface {name} has no stable global {family} address (only {})",
+            seen.join(", ")
+        ))
     }
 }
 
@@ -185,7 +267,10 @@ pub async fn monitor_interfaces(names: Vec<String>, changed: impl Fn()) -> Resul
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         // "3: wan0    inet 192.0.2.51/24 scope global ..." or "Deleted 3: wan0 ..."
-        if line.split_whitespace().any(|w| names.iter().any(|n| n == w)) {
+        if line
+            .split_whitespace()
+            .any(|w| names.iter().any(|n| n == w))
+        {
             changed();
         }
     }
@@ -242,11 +327,21 @@ mod tests {
             {"family":"inet6","local":"2001:db8::dead","scope":"global","deprecated":true},
             {"family":"inet6","local":"2001:db8::5","scope":"global","mngtmpaddr":true},
             {"family":"inet","local":"192.0.2.50","scope":"global"}]}]"#;
-        assert_eq!(interface_address(json, "wan0", Family::Ipv6).unwrap(), "2001:db8::5");
-        assert_eq!(interface_address(json, "wan0", Family::Ipv4).unwrap(), "192.0.2.50");
+        assert_eq!(
+            interface_address(json, "wan0", Family::Ipv6).unwrap(),
+            "2001:db8::5"
+        );
+        assert_eq!(
+            interface_address(json, "wan0", Family::Ipv4).unwrap(),
+            "192.0.2.50"
+        );
         let only_link = br#"[{"ifname":"wan0","addr_info":[{"family":"inet6","local":"fe80::1","scope":"link"}]}]"#;
-        assert!(interface_address(only_link, "wan0", Family::Ipv6).unwrap_err().contains("only fe80::1"));
-        assert!(interface_address(b"[]", "wan0", Family::Ipv4).unwrap_err().contains("no IPv4 address"));
+        assert!(interface_address(only_link, "wan0", Family::Ipv6)
+            .unwrap_err()
+            .contains("only fe80::1"));
+        assert!(interface_address(b"[]", "wan0", Family::Ipv4)
+            .unwrap_err()
+            .contains("no IPv4 address"));
         assert!(interface_address(b"garbage", "wan0", Family::Ipv4).is_err());
     }
 }

@@ -43,11 +43,17 @@ pub struct PushBoard(Arc<Mutex<BTreeMap<Family, (IpAddr, u64)>>>);
 
 impl PushBoard {
     pub fn get(&self, family: Family, max_age: Duration, now: u64) -> Result<IpAddr, String> {
-        match self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&family) {
+        match self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&family)
+        {
             None => Err("nothing pushed yet".to_string()),
-            Some((_, at)) if now.saturating_sub(*at) > max_age.as_millis() as u64 => {
-                Err(format!("last push is older than {}", crate::util::human_duration(max_age.as_millis() as u64)))
-            }
+            Some((_, at)) if now.saturating_sub(*at) > max_age.as_millis() as u64 => Err(format!(
+                "last push is older than {}",
+                crate::util::human_duration(max_age.as_millis() as u64)
+            )),
             Some((ip, _)) => Ok(*ip),
         }
     }
@@ -83,19 +89,33 @@ pub fn update(
     if !authorized(auth, authorization) {
         return (StatusCode::UNAUTHORIZED, "badauth".to_string());
     }
-    let params: BTreeMap<String, String> =
-        query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), percent_decode(v))).collect();
+    let params: BTreeMap<String, String> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
+        .collect();
     let Some(hostnames) = params.get("hostname").filter(|h| !h.is_empty()) else {
         return (StatusCode::OK, "notfqdn".to_string());
     };
     for h in hostnames.split(',') {
-        if !auth.hostnames.iter().any(|k| k.eq_ignore_ascii_case(h.trim().trim_end_matches('.'))) {
+        if !auth
+            .hostnames
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(h.trim().trim_end_matches('.')))
+        {
             return (StatusCode::OK, "nohost".to_string());
         }
     }
     // dyndns2: without myip, the address the request came from.
-    let raw = params.get("myip").cloned().unwrap_or_else(|| peer.to_string());
-    let family = if raw.contains(':') { Family::Ipv6 } else { Family::Ipv4 };
+    let raw = params
+        .get("myip")
+        .cloned()
+        .unwrap_or_else(|| peer.to_string());
+    let family = if raw.contains(':') {
+        Family::Ipv6
+    } else {
+        Family::Ipv4
+    };
     match validate(&raw, family, &auth.allow) {
         Err(why) => (StatusCode::BAD_REQUEST, format!("badip {why}")),
         Ok(ip) => {
@@ -109,11 +129,23 @@ pub fn update(
 }
 
 fn authorized(auth: &PushAuth, header: Option<&str>) -> bool {
-    let Some(b64) = header.and_then(|h| h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic "))) else { return false };
-    let Ok(decoded) = crate::dns::provider::rfc2136::base64_decode(b64.trim()) else { return false };
-    let Ok(text) = String::from_utf8(decoded) else { return false };
-    let Some((user, pass)) = text.split_once(':') else { return false };
-    constant_time_eq(user.as_bytes(), auth.username.as_bytes()) & constant_time_eq(pass.as_bytes(), auth.password.0.as_bytes())
+    let Some(b64) = header.and_then(|h| {
+        h.strip_prefix("Basic ")
+            .or_else(|| h.strip_prefix("basic "))
+    }) else {
+        return false;
+    };
+    let Ok(decoded) = crate::dns::provider::rfc2136::base64_decode(b64.trim()) else {
+        return false;
+    };
+    let Ok(text) = String::from_utf8(decoded) else {
+        return false;
+    };
+    let Some((user, pass)) = text.split_once(':') else {
+        return false;
+    };
+    constant_time_eq(user.as_bytes(), auth.username.as_bytes())
+        & constant_time_eq(pass.as_bytes(), auth.password.0.as_bytes())
 }
 
 /// Compares without an early exit on the first differing byte.
@@ -131,14 +163,17 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'%' if i + 2 < b.len() => match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                Ok(v) => {
-                    out.push(v);
-                    i += 3;
-                    continue;
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
                 }
-                Err(_) => out.push(b'%'),
-            },
+            }
             b'+' => out.push(b' '),
             c => out.push(c),
         }
@@ -190,10 +225,17 @@ pub enum Gate {
 impl Throttle {
     /// Before checking credentials from `peer` at `now`.
     pub fn gate(&mut self, peer: IpAddr, now: u64) -> Gate {
-        while self.recent.front().is_some_and(|t| now.saturating_sub(*t) >= 60_000) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.saturating_sub(*t) >= 60_000)
+        {
             self.recent.pop_front();
         }
-        let known_good = self.good.get(&peer).is_some_and(|t| now.saturating_sub(*t) < GOOD_FOR_MS);
+        let known_good = self
+            .good
+            .get(&peer)
+            .is_some_and(|t| now.saturating_sub(*t) < GOOD_FOR_MS);
         if let Some(f) = self.failures.get(&peer).copied() {
             if now.saturating_sub(f.last) >= FORGET_AFTER_MS {
                 self.failures.remove(&peer);
@@ -217,11 +259,19 @@ impl Throttle {
     pub fn failed(&mut self, peer: IpAddr, now: u64) -> Option<String> {
         self.recent.push_back(now);
         if self.failures.len() >= MAX_TRACKED && !self.failures.contains_key(&peer) {
-            if let Some(oldest) = self.failures.iter().min_by_key(|(_, f)| f.last).map(|(ip, _)| *ip) {
+            if let Some(oldest) = self
+                .failures
+                .iter()
+                .min_by_key(|(_, f)| f.last)
+                .map(|(ip, _)| *ip)
+            {
                 self.failures.remove(&oldest);
             }
         }
-        let f = self.failures.entry(peer).or_insert(Failures { count: 0, last: now });
+        let f = self.failures.entry(peer).or_insert(Failures {
+            count: 0,
+            last: now,
+        });
         f.count = f.count.saturating_add(1);
         f.last = now;
         match f.count {
@@ -243,7 +293,8 @@ impl Throttle {
     pub fn succeeded(&mut self, peer: IpAddr, now: u64) {
         self.failures.remove(&peer);
         if self.good.len() >= MAX_TRACKED && !self.good.contains_key(&peer) {
-            self.good.retain(|_, t| now.saturating_sub(*t) < GOOD_FOR_MS);
+            self.good
+                .retain(|_, t| now.saturating_sub(*t) < GOOD_FOR_MS);
         }
         if self.good.len() < MAX_TRACKED || self.good.contains_key(&peer) {
             self.good.insert(peer, now);
@@ -293,12 +344,27 @@ pub async fn serve(
                 }
             },
         };
-        let (auth, board, pushed, tls, cancel) = (auth.clone(), board.clone(), pushed.clone(), tls.clone(), cancel.clone());
+        let (auth, board, pushed, tls, cancel) = (
+            auth.clone(),
+            board.clone(),
+            pushed.clone(),
+            tls.clone(),
+            cancel.clone(),
+        );
         let throttle = throttle.clone();
         conns.spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let (auth, board, pushed, throttle) = (auth.clone(), board.clone(), pushed.clone(), throttle.clone());
-                async move { Ok::<_, std::convert::Infallible>(route(req, &auth, &board, &pushed, &throttle, peer)) }
+                let (auth, board, pushed, throttle) = (
+                    auth.clone(),
+                    board.clone(),
+                    pushed.clone(),
+                    throttle.clone(),
+                );
+                async move {
+                    Ok::<_, std::convert::Infallible>(route(
+                        req, &auth, &board, &pushed, &throttle, peer,
+                    ))
+                }
             });
             let builder = hyper::server::conn::http1::Builder::new();
             let run = async {
@@ -307,7 +373,10 @@ pub async fn serve(
                         let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
                     }
                     Some(acceptor) => {
-                        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                        if let Ok(Ok(s)) =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                                .await
+                        {
                             let _ = builder.serve_connection(TokioIo::new(s), svc).await;
                         }
                     }
@@ -342,11 +411,24 @@ fn route(
                     tracing::warn!("push endpoint: {line}");
                 }
                 retry_after = Some(secs);
-                (StatusCode::TOO_MANY_REQUESTS, format!("abuse too many failed logins; retry after {secs}s"))
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("abuse too many failed logins; retry after {secs}s"),
+                )
             }
             Gate::Check => {
-                let header = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-                let r = update(auth, board, header, req.uri().query().unwrap_or(""), peer.ip(), now);
+                let header = req
+                    .headers()
+                    .get(hyper::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                let r = update(
+                    auth,
+                    board,
+                    header,
+                    req.uri().query().unwrap_or(""),
+                    peer.ip(),
+                    now,
+                );
                 if r.0 == StatusCode::UNAUTHORIZED {
                     if let Some(line) = t.failed(peer.ip(), now) {
                         tracing::warn!(%peer, "push refused: {line}");
@@ -362,29 +444,46 @@ fn route(
             }
         }
     } else {
-        (StatusCode::NOT_FOUND, "not found; updates go to /nic/update".to_string())
+        (
+            StatusCode::NOT_FOUND,
+            "not found; updates go to /nic/update".to_string(),
+        )
     };
     let mut resp = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
     if let Some(secs) = retry_after {
-        resp.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(secs));
+        resp.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from(secs),
+        );
     }
     *resp.status_mut() = status;
-    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, "text/plain".parse().expect("valid"));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        "text/plain".parse().expect("valid"),
+    );
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, "Basic realm=\"understudy\"".parse().expect("valid"));
+        resp.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            "Basic realm=\"understudy\"".parse().expect("valid"),
+        );
     }
     resp
 }
 
 /// A rustls acceptor from PEM files (ring provider; the pair is read and checked by
 /// [`crate::tls::load_files`], like the standby's certificates).
-pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
     let pair = crate::tls::load_files(cert, key)?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(pair.key)));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(pair.key)));
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -393,7 +492,12 @@ mod tests {
     use super::*;
 
     fn auth() -> PushAuth {
-        PushAuth { username: "home".into(), password: Secret("s3cret".into()), hostnames: vec!["home.example.com".into()], allow: vec![] }
+        PushAuth {
+            username: "home".into(),
+            password: Secret("s3cret".into()),
+            hostnames: vec!["home.example.com".into()],
+            allow: vec![],
+        }
     }
 
     fn basic(user: &str, pass: &str) -> String {
@@ -402,7 +506,11 @@ mod tests {
         let input = format!("{user}:{pass}").into_bytes();
         let mut out = String::new();
         for chunk in input.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..4 {
                 if i <= chunk.len() {
@@ -420,25 +528,128 @@ mod tests {
         let (a, b) = (auth(), PushBoard::default());
         let peer: IpAddr = "8.8.4.4".parse().unwrap();
         let ok = basic("home", "s3cret");
-        assert_eq!(update(&a, &b, Some(&ok), "hostname=home.example.com&myip=8.8.8.8", peer, 1).1, "good 8.8.8.8");
-        assert_eq!(update(&a, &b, Some(&ok), "hostname=home.example.com&myip=8.8.8.8", peer, 2).1, "nochg 8.8.8.8");
-        assert_eq!(b.get(Family::Ipv4, Duration::from_secs(60), 3).unwrap().to_string(), "8.8.8.8");
-        assert_eq!(update(&a, &b, Some(&ok), "hostname=home.example.com", peer, 4).1, "good 8.8.4.4", "no myip: the peer");
         assert_eq!(
-            update(&a, &b, Some(&basic("home", "wrong")), "hostname=home.example.com&myip=1.1.1.1", peer, 5).0,
+            update(
+                &a,
+                &b,
+                Some(&ok),
+                "hostname=home.example.com&myip=8.8.8.8",
+                peer,
+                1
+            )
+            .1,
+            "good 8.8.8.8"
+        );
+        assert_eq!(
+            update(
+                &a,
+                &b,
+                Some(&ok),
+                "hostname=home.example.com&myip=8.8.8.8",
+                peer,
+                2
+            )
+            .1,
+            "nochg 8.8.8.8"
+        );
+        assert_eq!(
+            b.get(Family::Ipv4, Duration::from_secs(60), 3)
+                .unwrap()
+                .to_string(),
+            "8.8.8.8"
+        );
+        assert_eq!(
+            update(&a, &b, Some(&ok), "hostname=home.example.com", peer, 4).1,
+            "good 8.8.4.4",
+            "no myip: the peer"
+        );
+        assert_eq!(
+            update(
+                &a,
+                &b,
+                Some(&basic("home", "wrong")),
+                "hostname=home.example.com&myip=1.1.1.1",
+                peer,
+                5
+            )
+            .0,
             StatusCode::UNAUTHORIZED
         );
-        assert_eq!(update(&a, &b, None, "hostname=home.example.com&myip=1.1.1.1", peer, 5).1, "badauth");
-        assert_eq!(update(&a, &b, Some("Basic !!!"), "hostname=home.example.com", peer, 5).1, "badauth");
-        assert_eq!(update(&a, &b, Some(&ok), "myip=1.1.1.1", peer, 6).1, "notfqdn");
-        assert_eq!(update(&a, &b, Some(&ok), "hostname=other.example.com&myip=1.1.1.1", peer, 6).1, "nohost");
-        let (status, body) = update(&a, &b, Some(&ok), "hostname=home.example.com&myip=192.168.1.5", peer, 7);
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(body.starts_with("badip 192.168.1.5 is not a public address"), "{body}");
-        assert_eq!(b.get(Family::Ipv4, Duration::from_secs(60), 8).unwrap().to_string(), "8.8.4.4", "refused pushes change nothing");
-        assert!(b.get(Family::Ipv4, Duration::from_millis(1), 1_000).is_err(), "too old");
         assert_eq!(
-            update(&a, &b, Some(&ok), "hostname=home.example.com&myip=2a00%3A1450%3A4001%3A%3A1", peer, 9).1,
+            update(
+                &a,
+                &b,
+                None,
+                "hostname=home.example.com&myip=1.1.1.1",
+                peer,
+                5
+            )
+            .1,
+            "badauth"
+        );
+        assert_eq!(
+            update(
+                &a,
+                &b,
+                Some("Basic !!!"),
+                "hostname=home.example.com",
+                peer,
+                5
+            )
+            .1,
+            "badauth"
+        );
+        assert_eq!(
+            update(&a, &b, Some(&ok), "myip=1.1.1.1", peer, 6).1,
+            "notfqdn"
+        );
+        assert_eq!(
+            update(
+                &a,
+                &b,
+                Some(&ok),
+                "hostname=other.example.com&myip=1.1.1.1",
+                peer,
+                6
+            )
+            .1,
+            "nohost"
+        );
+        let (status, body) = update(
+            &a,
+            &b,
+            Some(&ok),
+            "hostname=home.example.com&myip=192.168.1.5",
+            peer,
+            7,
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body.starts_with("badip 192.168.1.5 is not a public address"),
+            "{body}"
+        );
+        assert_eq!(
+            b.get(Family::Ipv4, Duration::from_secs(60), 8)
+                .unwrap()
+                .to_string(),
+            "8.8.4.4",
+            "refused pushes change nothing"
+        );
+        assert!(
+            b.get(Family::Ipv4, Duration::from_millis(1), 1_000)
+                .is_err(),
+            "too old"
+        );
+        assert_eq!(
+            update(
+                &a,
+                &b,
+                Some(&ok),
+                "hostname=home.example.com&myip=2a00%3A1450%3A4001%3A%3A1",
+                peer,
+                9
+            )
+            .1,
             "good 2a00:1450:4001::1"
         );
     }
@@ -456,13 +667,20 @@ mod tests {
         }
         let last = 1_000 + u64::from(FREE_FAILURES) - 1;
         assert_eq!(t.gate(bad, last + 10), Gate::Wait(1));
-        assert_eq!(t.gate(bad, last + 1_000), Gate::Check, "after 1 s one more try");
+        assert_eq!(
+            t.gate(bad, last + 1_000),
+            Gate::Check,
+            "after 1 s one more try"
+        );
         t.failed(bad, last + 1_000);
         assert_eq!(t.gate(bad, last + 1_500), Gate::Wait(2), "then 2 s");
         t.gate(bad, last + 3_000);
         t.failed(bad, last + 3_000);
         assert_eq!(t.gate(bad, last + 3_001), Gate::Wait(4), "then 4 s");
-        assert_eq!(logged, 2, "the first failure and the start of the wait are logged, no more");
+        assert_eq!(
+            logged, 2,
+            "the first failure and the start of the wait are logged, no more"
+        );
         // A success forgets the failures.
         t.succeeded(bad, last + 10_000);
         assert_eq!(t.gate(bad, last + 10_001), Gate::Check);
@@ -485,8 +703,16 @@ mod tests {
         }
         let stranger: IpAddr = "192.0.2.200".parse().unwrap();
         assert_eq!(t.gate(stranger, 2_000), Gate::Wait(59));
-        assert_eq!(t.gate(good, 2_000), Gate::Check, "a known-good address is still checked");
-        assert_eq!(t.gate(stranger, 61_000), Gate::Check, "a minute later the rate is down");
+        assert_eq!(
+            t.gate(good, 2_000),
+            Gate::Check,
+            "a known-good address is still checked"
+        );
+        assert_eq!(
+            t.gate(stranger, 61_000),
+            Gate::Check,
+            "a minute later the rate is down"
+        );
     }
 
     #[test]
@@ -504,7 +730,10 @@ mod tests {
         }
         // 200 s of attempts: the first failure, the start of the wait, and a summary a minute.
         assert!(lines.len() <= 2 + 4, "{lines:#?}");
-        assert!(lines.iter().any(|l| l.contains("since the last summary")), "{lines:#?}");
+        assert!(
+            lines.iter().any(|l| l.contains("since the last summary")),
+            "{lines:#?}"
+        );
     }
 
     #[test]

@@ -37,9 +37,12 @@ fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
 pub fn control_url(description: &str) -> Result<(String, String), String> {
     for block in description.split("<service>").skip(1) {
         let block = block.split("</service>").next().unwrap_or("");
-        let Some(st) = element(block, "serviceType") else { continue };
+        let Some(st) = element(block, "serviceType") else {
+            continue;
+        };
         if SERVICES.contains(&st) {
-            let url = element(block, "controlURL").ok_or("the WAN connection service has no controlURL")?;
+            let url = element(block, "controlURL")
+                .ok_or("the WAN connection service has no controlURL")?;
             return Ok((st.to_string(), url.to_string()));
         }
     }
@@ -52,8 +55,15 @@ fn join(base: &str, reference: &str) -> Result<String, String> {
         return Ok(reference.to_string());
     }
     let scheme_end = base.find("://").ok_or("bad description URL")? + 3;
-    let host_end = base[scheme_end..].find('/').map(|i| scheme_end + i).unwrap_or(base.len());
-    let path = if reference.starts_with('/') { reference.to_string() } else { format!("/{reference}") };
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    let path = if reference.starts_with('/') {
+        reference.to_string()
+    } else {
+        format!("/{reference}")
+    };
     Ok(format!("{}{path}", &base[..host_end]))
 }
 
@@ -61,7 +71,10 @@ async fn text(resp: reqwest::Response) -> Result<String, String> {
     if !resp.status().is_success() {
         return Err(format!("the router answered {}", resp.status()));
     }
-    let bytes = resp.bytes().await.map_err(|e| format!("reading the router's answer: {e}"))?;
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("reading the router's answer: {e}"))?;
     if bytes.len() > MAX_DOC {
         return Err("the router's answer is too large".to_string());
     }
@@ -69,7 +82,11 @@ async fn text(resp: reqwest::Response) -> Result<String, String> {
 }
 
 /// Asks the router at `description_url` for its external address.
-pub async fn external_address(http: &reqwest::Client, description_url: &str, timeout: Duration) -> Result<String, String> {
+pub async fn external_address(
+    http: &reqwest::Client,
+    description_url: &str,
+    timeout: Duration,
+) -> Result<String, String> {
     let desc = text(
         http.get(description_url)
             .timeout(timeout)
@@ -115,7 +132,13 @@ mod tests {
 
     #[test]
     fn finds_the_wan_service() {
-        assert_eq!(control_url(DESC).unwrap(), ("urn:schemas-upnp-org:service:WANIPConnection:1".to_string(), "/ctl/IPConn".to_string()));
+        assert_eq!(
+            control_url(DESC).unwrap(),
+            (
+                "urn:schemas-upnp-org:service:WANIPConnection:1".to_string(),
+                "/ctl/IPConn".to_string()
+            )
+        );
         assert!(control_url("<root></root>").is_err());
         assert!(control_url("<service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:1</serviceType></service>")
             .unwrap_err()
@@ -126,15 +149,30 @@ mod tests {
     fn reads_namespaced_elements() {
         let soap = "<s:Envelope><s:Body><u:GetExternalIPAddressResponse><NewExternalIPAddress>100.128.0.1</NewExternalIPAddress></u:GetExternalIPAddressResponse></s:Body></s:Envelope>";
         assert_eq!(element(soap, "NewExternalIPAddress"), Some("100.128.0.1"));
-        assert_eq!(element("<a:errorDescription>Invalid Action</a:errorDescription>", "errorDescription"), Some("Invalid Action"));
+        assert_eq!(
+            element(
+                "<a:errorDescription>Invalid Action</a:errorDescription>",
+                "errorDescription"
+            ),
+            Some("Invalid Action")
+        );
         assert_eq!(element("<x>unclosed", "x"), None);
         assert_eq!(element("garbage <<<>>>", "x"), None);
     }
 
     #[test]
     fn joins_control_urls() {
-        assert_eq!(join("http://10.0.0.1:5000/rootDesc.xml", "/ctl/IPConn").unwrap(), "http://10.0.0.1:5000/ctl/IPConn");
-        assert_eq!(join("http://10.0.0.1:5000/rootDesc.xml", "ctl/IPConn").unwrap(), "http://10.0.0.1:5000/ctl/IPConn");
-        assert_eq!(join("http://10.0.0.1:5000", "http://10.0.0.1:5001/x").unwrap(), "http://10.0.0.1:5001/x");
+        assert_eq!(
+            join("http://10.0.0.1:5000/rootDesc.xml", "/ctl/IPConn").unwrap(),
+            "http://10.0.0.1:5000/ctl/IPConn"
+        );
+        assert_eq!(
+            join("http://10.0.0.1:5000/rootDesc.xml", "ctl/IPConn").unwrap(),
+            "http://10.0.0.1:5000/ctl/IPConn"
+        );
+        assert_eq!(
+            join("http://10.0.0.1:5000", "http://10.0.0.1:5001/x").unwrap(),
+            "http://10.0.0.1:5001/x"
+        );
     }
 }

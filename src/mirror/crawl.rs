@@ -69,12 +69,24 @@ impl Spec {
     pub fn for_site(site: &Site, primary: IpAddr) -> Result<Spec, String> {
         let m = &site.mirror;
         let connect = SocketAddr::new(primary, site.primary.port.unwrap_or(site.probe.port));
-        let mut pins: Vec<(String, SocketAddr)> = site.hosts().into_iter().map(|h| (h, connect)).collect();
+        let mut pins: Vec<(String, SocketAddr)> =
+            site.hosts().into_iter().map(|h| (h, connect)).collect();
         for (host, ip) in &m.resolve {
-            let port = m.extra_origins.iter().find(|o| o.host_str() == Some(host)).and_then(|o| o.port_or_known_default()).unwrap_or(443);
+            let port = m
+                .extra_origins
+                .iter()
+                .find(|o| o.host_str() == Some(host))
+                .and_then(|o| o.port_or_known_default())
+                .unwrap_or(443);
             pins.push((host.clone(), SocketAddr::new(*ip, port)));
         }
-        Ok(Spec { site: site.name.clone(), m: m.clone(), origins: site.crawl_origins(), pins, tls: crate::probe::client_tls(&site.probe)? })
+        Ok(Spec {
+            site: site.name.clone(),
+            m: m.clone(),
+            origins: site.crawl_origins(),
+            pins,
+            tls: crate::probe::client_tls(&site.probe)?,
+        })
     }
 }
 
@@ -169,7 +181,10 @@ enum Outcome {
         sitemap: Option<extract::SitemapEntries>,
     },
     /// Failed; carries the last good snapshot's entry (and its links) when there is one.
-    Failed { reason: String, carried: Option<(Entry, Vec<Url>)> },
+    Failed {
+        reason: String,
+        carried: Option<(Entry, Vec<Url>)>,
+    },
     /// Stopped by a limit (size, decompression).
     Limited(Skip),
     /// The body store failed: the crawl cannot go on.
@@ -207,7 +222,11 @@ fn build_client(spec: &Spec) -> Result<reqwest::Client, String> {
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(spec.m.concurrency)
-        .user_agent(concat!("understudy/", env!("CARGO_PKG_VERSION"), " (standby mirror)"));
+        .user_agent(concat!(
+            "understudy/",
+            env!("CARGO_PKG_VERSION"),
+            " (standby mirror)"
+        ));
     for (host, addr) in &spec.pins {
         // reqwest takes the port from the URL; a different connect port is set per request.
         b = b.resolve(host, SocketAddr::new(addr.ip(), 0));
@@ -225,7 +244,12 @@ pub async fn crawl(
 ) -> Result<Report, CrawlError> {
     let started = Instant::now();
     let client = build_client(spec).map_err(CrawlError::Setup)?;
-    let entry = spec.m.start.first().ok_or_else(|| CrawlError::Setup("no start URL".into()))?.clone();
+    let entry = spec
+        .m
+        .start
+        .first()
+        .ok_or_else(|| CrawlError::Setup("no start URL".into()))?
+        .clone();
     let prev = store.current()?;
     let mut ports = HashMap::new();
     for (host, addr) in &spec.pins {
@@ -234,7 +258,12 @@ pub async fn crawl(
     let slots = spec
         .origins
         .iter()
-        .map(|o| (o.origin().ascii_serialization(), Arc::new(tokio::sync::Semaphore::new(spec.m.concurrency))))
+        .map(|o| {
+            (
+                o.origin().ascii_serialization(),
+                Arc::new(tokio::sync::Semaphore::new(spec.m.concurrency)),
+            )
+        })
         .collect();
     let ctx = Arc::new(Ctx {
         client,
@@ -264,7 +293,11 @@ pub async fn crawl(
         sitemap_pages: Vec::new(),
         prephase: true,
         fresh_candidates: 0,
-        report: Report { site: spec.site.clone(), started_at: now_ms, ..Report::default() },
+        report: Report {
+            site: spec.site.clone(),
+            started_at: now_ms,
+            ..Report::default()
+        },
     };
 
     // robots.txt first: its rules (when honoured) and sitemaps shape the rest.
@@ -273,7 +306,15 @@ pub async fn crawl(
     c.admitted += 1;
     // These run one at a time before the crawl proper; a stop request is honoured here too.
     let one = |url: Url| {
-        let f = fetch(ctx.clone(), Job { url, depth: 0, redirects: 0, check: false });
+        let f = fetch(
+            ctx.clone(),
+            Job {
+                url,
+                depth: 0,
+                redirects: 0,
+                check: false,
+            },
+        );
         async move {
             tokio::select! {
                 d = f => Some(d),
@@ -288,8 +329,14 @@ pub async fn crawl(
     c.record(first, &mut w, progress)?;
     // Then the sitemaps (and sitemap indexes' children, up to 100 files), one at a time: their
     // URLs and `<lastmod>`s are known before any page is asked for.
-    c.sitemaps.push_back(entry.join("/sitemap.xml").expect("a path joins"));
-    for s in c.robots.as_ref().map(|r| r.sitemaps.clone()).unwrap_or_default() {
+    c.sitemaps
+        .push_back(entry.join("/sitemap.xml").expect("a path joins"));
+    for s in c
+        .robots
+        .as_ref()
+        .map(|r| r.sitemaps.clone())
+        .unwrap_or_default()
+    {
         c.sitemaps.extend(resolve(&entry, &s));
     }
     let mut sitemap_files = 0;
@@ -322,14 +369,22 @@ pub async fn crawl(
         // its network part only, so parsing and storing never keep a connection idle; the cap
         // here (twice that) only bounds the tasks alive at once.
         while in_flight.len() < cap {
-            let Some(mut job) = c.queue.pop_front() else { break };
+            let Some(mut job) = c.queue.pop_front() else {
+                break;
+            };
             if c.report.bytes >= spec.m.limits.max_bytes {
                 c.hit(Skip::Bytes, job.url.as_str(), &mut w);
                 continue;
             }
             // Fresh by the sitemap: from the stored copy, unless this one is in the sample.
-            let stored = ctx.prev.as_ref().and_then(|m| m.entries.get(job.url.as_str())).filter(|e| e.body.is_some() && e.status == 200);
-            if let Some(e) = stored.filter(|_| c.trust_sitemap && c.sitemap_says_unchanged(job.url.as_str())) {
+            let stored = ctx
+                .prev
+                .as_ref()
+                .and_then(|m| m.entries.get(job.url.as_str()))
+                .filter(|e| e.body.is_some() && e.status == 200);
+            if let Some(e) =
+                stored.filter(|_| c.trust_sitemap && c.sitemap_says_unchanged(job.url.as_str()))
+            {
                 c.fresh_candidates += 1;
                 if c.fresh_candidates > 10 && !in_sample(job.url.as_str()) {
                     c.report.reused += 1;
@@ -342,7 +397,9 @@ pub async fn crawl(
             }
             in_flight.spawn(fetch(ctx.clone(), job));
         }
-        progress.queued.store(c.queue.len() as u64, Ordering::Relaxed);
+        progress
+            .queued
+            .store(c.queue.len() as u64, Ordering::Relaxed);
         if in_flight.is_empty() {
             break;
         }
@@ -389,11 +446,18 @@ pub async fn crawl(
 
     // A crawl cut short by a global limit did not see the whole site: what it did not reach
     // keeps its entry from the last good snapshot rather than vanishing from the standby.
-    let cut_short = [Skip::Time, Skip::Bytes, Skip::Pages].iter().any(|k| c.report.limits_hit.contains_key(k.as_str()));
+    let cut_short = [Skip::Time, Skip::Bytes, Skip::Pages]
+        .iter()
+        .any(|k| c.report.limits_hit.contains_key(k.as_str()));
     if let (true, Some(prev)) = (cut_short, ctx.prev.as_ref()) {
         let mut kept = 0;
         for (url, e) in &prev.entries {
-            if !w.has(url) && w.skipped_why(url).is_none_or(|why| [Skip::Time, Skip::Bytes, Skip::Pages].iter().any(|k| k.as_str() == why))
+            if !w.has(url)
+                && w.skipped_why(url).is_none_or(|why| {
+                    [Skip::Time, Skip::Bytes, Skip::Pages]
+                        .iter()
+                        .any(|k| k.as_str() == why)
+                })
             {
                 w.add(url, e.clone());
                 kept += 1;
@@ -450,7 +514,11 @@ struct Crawl {
 
 impl Crawl {
     fn hit(&mut self, why: Skip, url: &str, w: &mut super::snapshot::SnapshotWriter<'_>) {
-        *self.report.limits_hit.entry(why.as_str().to_string()).or_default() += 1;
+        *self
+            .report
+            .limits_hit
+            .entry(why.as_str().to_string())
+            .or_default() += 1;
         w.skip(url, why.as_str());
     }
 
@@ -468,7 +536,13 @@ impl Crawl {
         }
     }
 
-    fn enqueue(&mut self, u: Url, depth: u32, redirects: u32, w: &mut super::snapshot::SnapshotWriter<'_>) {
+    fn enqueue(
+        &mut self,
+        u: Url,
+        depth: u32,
+        redirects: u32,
+        w: &mut super::snapshot::SnapshotWriter<'_>,
+    ) {
         if !self.scope.contains(&u) {
             return;
         }
@@ -487,10 +561,20 @@ impl Crawl {
             return self.hit(Skip::Pages, &key, w);
         }
         self.admitted += 1;
-        self.queue.push_back(Job { url: u, depth, redirects, check: false });
+        self.queue.push_back(Job {
+            url: u,
+            depth,
+            redirects,
+            check: false,
+        });
     }
 
-    fn record(&mut self, d: Done, w: &mut super::snapshot::SnapshotWriter<'_>, progress: &Progress) -> Result<(), CrawlError> {
+    fn record(
+        &mut self,
+        d: Done,
+        w: &mut super::snapshot::SnapshotWriter<'_>,
+        progress: &Progress,
+    ) -> Result<(), CrawlError> {
         self.report.requests += d.requests;
         self.report.bytes += d.wire;
         if !d.reused {
@@ -500,7 +584,14 @@ impl Crawl {
         progress.bytes.fetch_add(d.wire, Ordering::Relaxed);
         let key = d.url.to_string();
         match d.outcome {
-            Outcome::Answer { entry, refs, redirect, not_modified, robots, sitemap } => {
+            Outcome::Answer {
+                entry,
+                refs,
+                redirect,
+                not_modified,
+                robots,
+                sitemap,
+            } => {
                 self.consecutive_failures = 0;
                 if d.check && d.changed && self.trust_sitemap {
                     // The sitemap said unchanged, the page says otherwise: take nothing more on
@@ -584,10 +675,20 @@ async fn reuse(ctx: Arc<Ctx>, job: Job, entry: Entry) -> Done {
     let bodies = ctx.bodies.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let refs = stored_refs(&entry, &url, &bodies);
-        Outcome::Answer { entry, refs, redirect: None, not_modified: true, robots: None, sitemap: None }
+        Outcome::Answer {
+            entry,
+            refs,
+            redirect: None,
+            not_modified: true,
+            robots: None,
+            sitemap: None,
+        }
     })
     .await
-    .unwrap_or_else(|e| Outcome::Failed { reason: format!("internal: {e}"), carried: None });
+    .unwrap_or_else(|e| Outcome::Failed {
+        reason: format!("internal: {e}"),
+        carried: None,
+    });
     Done {
         url: job.url,
         depth: job.depth,
@@ -602,7 +703,11 @@ async fn reuse(ctx: Arc<Ctx>, job: Job, entry: Entry) -> Done {
 }
 
 async fn fetch(ctx: Arc<Ctx>, job: Job) -> Done {
-    let prev = ctx.prev.as_ref().and_then(|m| m.entries.get(job.url.as_str())).cloned();
+    let prev = ctx
+        .prev
+        .as_ref()
+        .and_then(|m| m.entries.get(job.url.as_str()))
+        .cloned();
     let mut requests = 0;
     let mut wire = 0;
     let mut attempt = 0;
@@ -613,7 +718,9 @@ async fn fetch(ctx: Arc<Ctx>, job: Job) -> Done {
         match attempt_once(&ctx, &job.url, prev.as_ref()).await {
             Ok(raw) if matches!(raw.status, 429 | 502 | 503 | 504) && attempt < ctx.retries => {
                 wire += raw.body.len() as u64;
-                let wait = crate::http::retry_after(&raw.headers).unwrap_or(backoff(attempt)).min(Duration::from_secs(5));
+                let wait = crate::http::retry_after(&raw.headers)
+                    .unwrap_or(backoff(attempt))
+                    .min(Duration::from_secs(5));
                 tokio::time::sleep(wait).await;
             }
             Ok(raw) => {
@@ -637,12 +744,27 @@ async fn fetch(ctx: Arc<Ctx>, job: Job) -> Done {
     let outcome = tokio::task::spawn_blocking(move || match result {
         Ok(raw) => interpret(&url, raw, prev, &bodies, max),
         Err(AttemptError::Limited(s)) => Outcome::Limited(s),
-        Err(AttemptError::Transient(reason) | AttemptError::Final(reason)) => failed(&url, reason, prev, &bodies),
+        Err(AttemptError::Transient(reason) | AttemptError::Final(reason)) => {
+            failed(&url, reason, prev, &bodies)
+        }
     })
     .await
-    .unwrap_or_else(|e| Outcome::Failed { reason: format!("internal: {e}"), carried: None });
+    .unwrap_or_else(|e| Outcome::Failed {
+        reason: format!("internal: {e}"),
+        carried: None,
+    });
     let changed = matches!(&outcome, Outcome::Answer { entry, not_modified: false, .. } if entry.body != prev_body);
-    Done { url: job.url, depth: job.depth, redirects: job.redirects, check: job.check, reused: false, changed, requests, wire, outcome }
+    Done {
+        url: job.url,
+        depth: job.depth,
+        redirects: job.redirects,
+        check: job.check,
+        reused: false,
+        changed,
+        requests,
+        wire,
+        outcome,
+    }
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -666,16 +788,33 @@ async fn attempt_once(ctx: &Ctx, url: &Url, prev: Option<&Entry>) -> Result<Raw,
             let _ = target.set_port(Some(port));
         }
     }
-    req_headers.insert(reqwest::header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, br, zstd"));
+    req_headers.insert(
+        reqwest::header::ACCEPT_ENCODING,
+        HeaderValue::from_static("gzip, br, zstd"),
+    );
     if let Some(p) = prev.filter(|p| p.body.is_some() && p.status == 200) {
-        if let Some(v) = p.etag.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        if let Some(v) = p
+            .etag
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
             req_headers.insert(reqwest::header::IF_NONE_MATCH, v);
         }
-        if let Some(v) = p.last_modified.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        if let Some(v) = p
+            .last_modified
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
             req_headers.insert(reqwest::header::IF_MODIFIED_SINCE, v);
         }
     }
-    let mut resp = ctx.client.get(target).headers(req_headers).send().await.map_err(|e| AttemptError::Transient(transport_reason(&e)))?;
+    let mut resp = ctx
+        .client
+        .get(target)
+        .headers(req_headers)
+        .send()
+        .await
+        .map_err(|e| AttemptError::Transient(transport_reason(&e)))?;
     let status = resp.status().as_u16();
     if resp.content_length().is_some_and(|n| n > ctx.max_response) {
         return Err(AttemptError::Limited(Skip::ResponseSize));
@@ -690,13 +829,22 @@ async fn attempt_once(ctx: &Ctx, url: &Url, prev: Option<&Entry>) -> Result<Raw,
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => break,
-            Err(e) => return Err(AttemptError::Transient(format!("reading the body: {}", transport_reason(&e)))),
+            Err(e) => {
+                return Err(AttemptError::Transient(format!(
+                    "reading the body: {}",
+                    transport_reason(&e)
+                )))
+            }
         }
     }
     if status < 200 && status != 101 {
         return Err(AttemptError::Final(format!("unexpected status {status}")));
     }
-    Ok(Raw { status, headers: resp.headers().clone(), body })
+    Ok(Raw {
+        status,
+        headers: resp.headers().clone(),
+        body,
+    })
 }
 
 /// What went wrong on the wire, in the words of the innermost cause ("tcp connect error:
@@ -715,7 +863,10 @@ fn transport_reason(e: &reqwest::Error) -> String {
 }
 
 fn header(h: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// Decodes a body by its Content-Encoding, at most `max` bytes. `Ok(None)` for an encoding we
@@ -724,14 +875,22 @@ fn decode(encoding: &str, raw: &[u8], max: u64) -> Result<Option<Vec<u8>>, Attem
     let reader: Box<dyn Read + '_> = match encoding.to_ascii_lowercase().as_str() {
         "" | "identity" => return Ok(Some(raw.to_vec())),
         "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-        "deflate" if raw.first().is_some_and(|b| b & 0x0f == 8) => Box::new(flate2::read::ZlibDecoder::new(raw)),
+        "deflate" if raw.first().is_some_and(|b| b & 0x0f == 8) => {
+            Box::new(flate2::read::ZlibDecoder::new(raw))
+        }
         "deflate" => Box::new(flate2::read::DeflateDecoder::new(raw)),
         "br" => Box::new(brotli::Decompressor::new(raw, 4096)),
-        "zstd" => Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| AttemptError::Final(format!("zstd: {e}")))?),
+        "zstd" => Box::new(
+            zstd::stream::read::Decoder::with_buffer(raw)
+                .map_err(|e| AttemptError::Final(format!("zstd: {e}")))?,
+        ),
         _ => return Ok(None),
     };
     let mut out = Vec::new();
-    reader.take(max + 1).read_to_end(&mut out).map_err(|e| AttemptError::Final(format!("the {encoding} body does not decode: {e}")))?;
+    reader
+        .take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| AttemptError::Final(format!("the {encoding} body does not decode: {e}")))?;
     if out.len() as u64 > max {
         return Err(AttemptError::Limited(Skip::DecompressionBomb));
     }
@@ -742,24 +901,41 @@ fn interpret(url: &Url, raw: Raw, prev: Option<Entry>, bodies: &Bodies, max: u64
     let h = &raw.headers;
     if raw.status == 304 {
         let Some(mut e) = prev.filter(|p| p.body.is_some()) else {
-            return Outcome::Failed { reason: "304 Not Modified to a request without validators".into(), carried: None };
+            return Outcome::Failed {
+                reason: "304 Not Modified to a request without validators".into(),
+                carried: None,
+            };
         };
         // A 304 may carry fresher validators.
         e.etag = header(h, reqwest::header::ETAG).or(e.etag);
         e.last_modified = header(h, reqwest::header::LAST_MODIFIED).or(e.last_modified);
         let refs = stored_refs(&e, url, bodies);
         let sitemap = stored_sitemap(&e, url, bodies);
-        return Outcome::Answer { entry: e, refs, redirect: None, not_modified: true, robots: None, sitemap };
+        return Outcome::Answer {
+            entry: e,
+            refs,
+            redirect: None,
+            not_modified: true,
+            robots: None,
+            sitemap,
+        };
     }
     if raw.status >= 500 || raw.status == 429 {
-        return failed(url, format!("the origin answered {}", raw.status), prev, bodies);
+        return failed(
+            url,
+            format!("the origin answered {}", raw.status),
+            prev,
+            bodies,
+        );
     }
     let encoding = header(h, reqwest::header::CONTENT_ENCODING).unwrap_or_default();
     let (body, kept_encoding) = match decode(&encoding, &raw.body, max) {
         Ok(Some(b)) => (b, None),
         Ok(None) => (raw.body, Some(encoding)),
         Err(AttemptError::Limited(s)) => return Outcome::Limited(s),
-        Err(AttemptError::Final(r) | AttemptError::Transient(r)) => return failed(url, r, prev, bodies),
+        Err(AttemptError::Final(r) | AttemptError::Transient(r)) => {
+            return failed(url, r, prev, bodies)
+        }
     };
     let content_type = header(h, reqwest::header::CONTENT_TYPE);
     let location = header(h, reqwest::header::LOCATION);
@@ -783,7 +959,9 @@ fn interpret(url: &Url, raw: Raw, prev: Option<Entry>, bodies: &Bodies, max: u64
         body: hash,
         length: if is_redirect { 0 } else { body.len() as u64 },
     };
-    let redirect = location.filter(|_| is_redirect).and_then(|l| resolve(url, &l));
+    let redirect = location
+        .filter(|_| is_redirect)
+        .and_then(|l| resolve(url, &l));
     let mut refs = Vec::new();
     let mut robots = None;
     let mut sitemap = None;
@@ -797,12 +975,21 @@ fn interpret(url: &Url, raw: Raw, prev: Option<Entry>, bodies: &Bodies, max: u64
             refs = extract::references(kind, &body, url);
         }
     }
-    Outcome::Answer { entry, refs, redirect, not_modified: false, robots, sitemap }
+    Outcome::Answer {
+        entry,
+        refs,
+        redirect,
+        not_modified: false,
+        robots,
+        sitemap,
+    }
 }
 
 /// The links of the last good snapshot's copy of a page.
 fn stored_refs(e: &Entry, url: &Url, bodies: &Bodies) -> Vec<Url> {
-    let Some(body) = bodies.document(e, url).ok().flatten() else { return Vec::new() };
+    let Some(body) = bodies.document(e, url).ok().flatten() else {
+        return Vec::new();
+    };
     match Kind::of(e.content_type.as_deref(), url, &body) {
         Kind::Sitemap => Vec::new(),
         kind => extract::references(kind, &body, url),
@@ -812,7 +999,8 @@ fn stored_refs(e: &Entry, url: &Url, bodies: &Bodies) -> Vec<Url> {
 /// The sitemap entries of a stored copy, when it is a sitemap.
 fn stored_sitemap(e: &Entry, url: &Url, bodies: &Bodies) -> Option<extract::SitemapEntries> {
     let body = bodies.document(e, url).ok().flatten()?;
-    (Kind::of(e.content_type.as_deref(), url, &body) == Kind::Sitemap).then(|| extract::sitemap_entries(&body, url))
+    (Kind::of(e.content_type.as_deref(), url, &body) == Kind::Sitemap)
+        .then(|| extract::sitemap_entries(&body, url))
 }
 
 /// The `<lastmod>` of every page in the last good snapshot's sitemaps.
@@ -820,7 +1008,10 @@ fn previous_lastmods(prev: Option<&Manifest>, bodies: &Bodies) -> HashMap<String
     let mut out = HashMap::new();
     for (key, e) in prev.iter().flat_map(|m| m.entries.iter()) {
         // Only XML bodies can be sitemaps: nothing else is read from disk.
-        if !matches!(extract::media_type(e.content_type.as_deref()).as_str(), "application/xml" | "text/xml") {
+        if !matches!(
+            extract::media_type(e.content_type.as_deref()).as_str(),
+            "application/xml" | "text/xml"
+        ) {
             continue;
         }
         let Ok(url) = Url::parse(key) else { continue };
@@ -860,8 +1051,17 @@ mod tests {
         gz.write_all(&vec![0u8; 1 << 20]).unwrap();
         let bomb = gz.finish().unwrap();
         assert!(bomb.len() < 4096);
-        assert!(matches!(decode("gzip", &bomb, 1 << 16), Err(AttemptError::Limited(Skip::DecompressionBomb))));
-        assert_eq!(decode("gzip", &bomb, 1 << 20).ok().flatten().map(|b| b.len()), Some(1 << 20));
+        assert!(matches!(
+            decode("gzip", &bomb, 1 << 16),
+            Err(AttemptError::Limited(Skip::DecompressionBomb))
+        ));
+        assert_eq!(
+            decode("gzip", &bomb, 1 << 20)
+                .ok()
+                .flatten()
+                .map(|b| b.len()),
+            Some(1 << 20)
+        );
         let br = {
             let mut out = Vec::new();
             let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
@@ -869,12 +1069,30 @@ mod tests {
             drop(w);
             out
         };
-        assert!(matches!(decode("br", &br, 1000), Err(AttemptError::Limited(Skip::DecompressionBomb))));
+        assert!(matches!(
+            decode("br", &br, 1000),
+            Err(AttemptError::Limited(Skip::DecompressionBomb))
+        ));
         let zs = zstd::stream::encode_all(&vec![b'z'; 100_000][..], 3).unwrap();
-        assert_eq!(decode("zstd", &zs, 1 << 20).ok().flatten().map(|b| b.len()), Some(100_000));
-        assert!(matches!(decode("zstd", &zs, 1000), Err(AttemptError::Limited(Skip::DecompressionBomb))));
-        assert!(matches!(decode("gzip", b"not gzip at all", 1000), Err(AttemptError::Final(_))));
-        assert!(matches!(decode("compress", b"xx", 1000), Ok(None)), "unknown: kept as sent");
-        assert_eq!(decode("identity", b"plain", 1000).ok().flatten().as_deref(), Some(&b"plain"[..]));
+        assert_eq!(
+            decode("zstd", &zs, 1 << 20).ok().flatten().map(|b| b.len()),
+            Some(100_000)
+        );
+        assert!(matches!(
+            decode("zstd", &zs, 1000),
+            Err(AttemptError::Limited(Skip::DecompressionBomb))
+        ));
+        assert!(matches!(
+            decode("gzip", b"not gzip at all", 1000),
+            Err(AttemptError::Final(_))
+        ));
+        assert!(
+            matches!(decode("compress", b"xx", 1000), Ok(None)),
+            "unknown: kept as sent"
+        );
+        assert_eq!(
+            decode("identity", b"plain", 1000).ok().flatten().as_deref(),
+            Some(&b"plain"[..])
+        );
     }
 }

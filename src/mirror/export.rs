@@ -40,7 +40,13 @@ pub struct Exported {
 /// plain.
 fn split_ext(name: &str) -> (&str, &str) {
     match name.rfind('.') {
-        Some(i) if i > 0 && name.len() - i <= 6 && name[i + 1..].chars().all(|c| c.is_ascii_alphanumeric()) => (&name[..i], &name[i..]),
+        Some(i)
+            if i > 0
+                && name.len() - i <= 6
+                && name[i + 1..].chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            (&name[..i], &name[i..])
+        }
         _ => (name, ""),
     }
 }
@@ -52,12 +58,31 @@ pub fn natural_path(u: &Url, html: bool) -> String {
         Some(p) => format!("{host}_{p}"),
         None => host.to_string(),
     };
-    let mut segs: Vec<String> = u.path().split('/').skip(1).map(|s| if s.is_empty() { "_".to_string() } else { s.to_string() }).collect();
+    let mut segs: Vec<String> = u
+        .path()
+        .split('/')
+        .skip(1)
+        .map(|s| {
+            if s.is_empty() {
+                "_".to_string()
+            } else {
+                s.to_string()
+            }
+        })
+        .collect();
     let last = segs.pop().unwrap_or_default();
-    let mut name = if last == "_" || last.is_empty() { "index.html".to_string() } else { last };
+    let mut name = if last == "_" || last.is_empty() {
+        "index.html".to_string()
+    } else {
+        last
+    };
     if let Some(q) = u.query() {
         let q = q.replace('/', "%2F");
-        let q = if q.len() > 80 { sha256_hex(q.as_bytes())[..16].to_string() } else { q };
+        let q = if q.len() > 80 {
+            sha256_hex(q.as_bytes())[..16].to_string()
+        } else {
+            q
+        };
         let (stem, ext) = split_ext(&name);
         name = format!("{stem}@{q}{ext}");
     }
@@ -84,7 +109,10 @@ pub fn plan(m: &Manifest) -> BTreeMap<String, String> {
         if e.body.is_none() && !redirect {
             continue;
         }
-        wanted.push((key.clone(), natural_path(&u, redirect || is_html(e.content_type.as_deref()))));
+        wanted.push((
+            key.clone(),
+            natural_path(&u, redirect || is_html(e.content_type.as_deref())),
+        ));
     }
     // Every directory some file needs; a file may not take one of these names.
     let dirs: BTreeSet<String> = wanted
@@ -112,16 +140,30 @@ pub fn plan(m: &Manifest) -> BTreeMap<String, String> {
 
 /// A relative reference from the file at `from` to the file at `to` (both export paths).
 fn relative(from: &str, to: &str) -> String {
-    let from_dir: Vec<&str> = from.split('/').collect::<Vec<_>>()[..from.split('/').count() - 1].to_vec();
+    let from_dir: Vec<&str> =
+        from.split('/').collect::<Vec<_>>()[..from.split('/').count() - 1].to_vec();
     let to_parts: Vec<&str> = to.split('/').collect();
-    let common = from_dir.iter().zip(&to_parts).take_while(|(a, b)| a == b).count();
+    let common = from_dir
+        .iter()
+        .zip(&to_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
     let mut out: Vec<String> = vec!["..".to_string(); from_dir.len() - common];
-    out.extend(to_parts[common..].iter().map(|s| s.replace('%', "%25").replace('#', "%23").replace('?', "%3F")));
+    out.extend(to_parts[common..].iter().map(|s| {
+        s.replace('%', "%25")
+            .replace('#', "%23")
+            .replace('?', "%3F")
+    }));
     out.join("/")
 }
 
 /// Writes the browsable copy of `m` under `dir`.
-pub fn export(store: &SnapshotStore, m: &Manifest, scope: &super::scope::Scope, dir: &Path) -> anyhow::Result<Exported> {
+pub fn export(
+    store: &SnapshotStore,
+    m: &Manifest,
+    scope: &super::scope::Scope,
+    dir: &Path,
+) -> anyhow::Result<Exported> {
     let names = plan(m);
     // A URL → the file that answers it, following the snapshot's redirects.
     let target = |u: &Url| -> Option<&String> {
@@ -156,9 +198,13 @@ pub fn export(store: &SnapshotStore, m: &Manifest, scope: &super::scope::Scope, 
             format!("<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0; url={href}\"><title>Moved</title><a href=\"{href}\">Moved here</a>\n").into_bytes()
         } else {
             let body = store.body(e.body.as_deref().expect("planned entries have bodies"))?;
-            match (e.content_encoding.is_none()).then(|| Kind::of(e.content_type.as_deref(), &base, &body)) {
+            match (e.content_encoding.is_none())
+                .then(|| Kind::of(e.content_type.as_deref(), &base, &body))
+            {
                 Some(Kind::Html) => extract::html(&body, &base, &mut map),
-                Some(Kind::Css) => extract::css(&String::from_utf8_lossy(&body), &base, &mut map).into_bytes(),
+                Some(Kind::Css) => {
+                    extract::css(&String::from_utf8_lossy(&body), &base, &mut map).into_bytes()
+                }
                 Some(Kind::Manifest) => extract::manifest(&body, &base, &mut map).unwrap_or(body),
                 _ => body,
             }
@@ -168,7 +214,8 @@ pub fn export(store: &SnapshotStore, m: &Manifest, scope: &super::scope::Scope, 
         let file = dir.join(path);
         let parent = file.parent().expect("export paths have a directory");
         if !made.contains(parent) {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
             made.insert(parent.to_path_buf());
         }
         let tmp = parent.join(format!(".{}.tmp", sha256_hex(path.as_bytes())));
@@ -193,7 +240,11 @@ mod tests {
             location: location.map(String::from),
             etag: None,
             last_modified: None,
-            body: if location.is_some() { None } else { Some("0".repeat(64)) },
+            body: if location.is_some() {
+                None
+            } else {
+                Some("0".repeat(64))
+            },
             length: 1,
         }
     }
@@ -201,13 +252,34 @@ mod tests {
     #[test]
     fn names_are_stable_readable_and_distinct() {
         let u = |s: &str| Url::parse(s).unwrap();
-        assert_eq!(natural_path(&u("https://e.test/"), true), "e.test/index.html");
-        assert_eq!(natural_path(&u("https://e.test/about"), true), "e.test/about.html");
-        assert_eq!(natural_path(&u("https://e.test/a/b.html"), true), "e.test/a/b.html");
-        assert_eq!(natural_path(&u("https://e.test/app.js?v=3"), false), "e.test/app@v=3.js");
-        assert_eq!(natural_path(&u("https://e.test/list?page=2&x=a/b"), true), "e.test/list@page=2&x=a%2Fb.html");
-        assert_eq!(natural_path(&u("http://e.test:8080/x/"), true), "e.test_8080/x/index.html");
-        assert_eq!(natural_path(&u("https://e.test/a%20b.png"), false), "e.test/a%20b.png");
+        assert_eq!(
+            natural_path(&u("https://e.test/"), true),
+            "e.test/index.html"
+        );
+        assert_eq!(
+            natural_path(&u("https://e.test/about"), true),
+            "e.test/about.html"
+        );
+        assert_eq!(
+            natural_path(&u("https://e.test/a/b.html"), true),
+            "e.test/a/b.html"
+        );
+        assert_eq!(
+            natural_path(&u("https://e.test/app.js?v=3"), false),
+            "e.test/app@v=3.js"
+        );
+        assert_eq!(
+            natural_path(&u("https://e.test/list?page=2&x=a/b"), true),
+            "e.test/list@page=2&x=a%2Fb.html"
+        );
+        assert_eq!(
+            natural_path(&u("http://e.test:8080/x/"), true),
+            "e.test_8080/x/index.html"
+        );
+        assert_eq!(
+            natural_path(&u("https://e.test/a%20b.png"), false),
+            "e.test/a%20b.png"
+        );
         let mut m = Manifest {
             id: "1".into(),
             site: "s".into(),
@@ -226,13 +298,22 @@ mod tests {
         ] {
             m.entries.insert(k.into(), entry(200, ct, None));
         }
-        m.entries.insert("https://e.test/old".into(), entry(301, "text/html", Some("/about")));
+        m.entries.insert(
+            "https://e.test/old".into(),
+            entry(301, "text/html", Some("/about")),
+        );
         let p = plan(&m);
         let files: BTreeSet<String> = p.values().map(|f| f.to_ascii_lowercase()).collect();
         assert_eq!(files.len(), p.len(), "distinct even case-folded: {p:#?}");
         assert_eq!(p["https://e.test/about"], "e.test/about.html");
-        assert!(p["https://e.test/about.html"].starts_with("e.test/about@"), "{p:#?}");
-        assert!(p["https://e.test/data"].starts_with("e.test/data@"), "a file cannot take a directory's name: {p:#?}");
+        assert!(
+            p["https://e.test/about.html"].starts_with("e.test/about@"),
+            "{p:#?}"
+        );
+        assert!(
+            p["https://e.test/data"].starts_with("e.test/data@"),
+            "a file cannot take a directory's name: {p:#?}"
+        );
         assert_eq!(p["https://e.test/data/x"], "e.test/data/x");
         assert_eq!(p["https://e.test/old"], "e.test/old.html");
         assert_eq!(plan(&m), p, "stable");
@@ -242,7 +323,13 @@ mod tests {
     fn relative_paths() {
         assert_eq!(relative("e.test/index.html", "e.test/a/b.png"), "a/b.png");
         assert_eq!(relative("e.test/a/b/c.html", "e.test/a/d.css"), "../d.css");
-        assert_eq!(relative("e.test/a/c.html", "cdn.test/x.png"), "../../cdn.test/x.png");
-        assert_eq!(relative("e.test/x.html", "e.test/a%20b@q=1.png"), "a%2520b@q=1.png");
+        assert_eq!(
+            relative("e.test/a/c.html", "cdn.test/x.png"),
+            "../../cdn.test/x.png"
+        );
+        assert_eq!(
+            relative("e.test/x.html", "e.test/a%20b@q=1.png"),
+            "a%2520b@q=1.png"
+        );
     }
 }

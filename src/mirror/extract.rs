@@ -42,14 +42,21 @@ pub fn decode_entities(s: &str) -> Cow<'_, str> {
     while let Some(i) = rest.find('&') {
         out.push_str(&rest[..i]);
         rest = &rest[i..];
-        let end = rest[1..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '#')).map(|e| e + 1).unwrap_or(rest.len());
+        let end = rest[1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '#'))
+            .map(|e| e + 1)
+            .unwrap_or(rest.len());
         let name = &rest[1..end];
         let decoded = if let Some(num) = name.strip_prefix('#') {
             let n = match num.strip_prefix(['x', 'X']) {
                 Some(hex) => u32::from_str_radix(hex, 16).ok(),
                 None => num.parse::<u32>().ok(),
             };
-            n.map(|n| char::from_u32(n).filter(|c| *c != '\0').unwrap_or('\u{fffd}'))
+            n.map(|n| {
+                char::from_u32(n)
+                    .filter(|c| *c != '\0')
+                    .unwrap_or('\u{fffd}')
+            })
         } else {
             match name {
                 "amp" | "AMP" => Some('&'),
@@ -167,12 +174,22 @@ fn refresh_url(content: &str) -> Option<Range<usize>> {
     end = start + trimmed.len();
     if let Some(q @ ('"' | '\'')) = content[start..end].chars().next() {
         start += 1;
-        end = content[start..end].find(q).map(|e| start + e).unwrap_or(end);
+        end = content[start..end]
+            .find(q)
+            .map(|e| start + e)
+            .unwrap_or(end);
     }
     (end > start).then_some(start..end)
 }
 
-const URL_ATTRS: &[&str] = &["href", "src", "poster", "background", "data-src", "xlink:href"];
+const URL_ATTRS: &[&str] = &[
+    "href",
+    "src",
+    "poster",
+    "background",
+    "data-src",
+    "xlink:href",
+];
 const SRCSET_ATTRS: &[&str] = &["srcset", "imagesrcset", "data-srcset"];
 
 /// Walks an HTML (or SVG) document. Returns the document with the replacements `on_ref` asked
@@ -203,7 +220,8 @@ pub fn html(body: &[u8], base: &Url, on_ref: &mut OnRef<'_>) -> Vec<u8> {
                         let name = a.name();
                         let raw = a.value();
                         let value = decode_entities(&raw);
-                        let single = URL_ATTRS.contains(&name.as_str()) && tag != "base" || (name == "data" && tag == "object");
+                        let single = URL_ATTRS.contains(&name.as_str()) && tag != "base"
+                            || (name == "data" && tag == "object");
                         if single {
                             if let Some(new) = resolve(&b, &value).and_then(|u| f(&u)) {
                                 edits.push((name, new));
@@ -211,7 +229,9 @@ pub fn html(body: &[u8], base: &Url, on_ref: &mut OnRef<'_>) -> Vec<u8> {
                         } else if SRCSET_ATTRS.contains(&name.as_str()) {
                             let mut reps = Vec::new();
                             for r in srcset_urls(&value) {
-                                if let Some(new) = resolve(&b, &value[r.clone()]).and_then(|u| f(&u)) {
+                                if let Some(new) =
+                                    resolve(&b, &value[r.clone()]).and_then(|u| f(&u))
+                                {
                                     reps.push((r, new));
                                 }
                             }
@@ -224,9 +244,13 @@ pub fn html(body: &[u8], base: &Url, on_ref: &mut OnRef<'_>) -> Vec<u8> {
                                 edits.push((name, new));
                             }
                         } else if name == "content" && tag == "meta" {
-                            let refresh = el.get_attribute("http-equiv").is_some_and(|h| h.eq_ignore_ascii_case("refresh"));
+                            let refresh = el
+                                .get_attribute("http-equiv")
+                                .is_some_and(|h| h.eq_ignore_ascii_case("refresh"));
                             if let Some(r) = refresh.then(|| refresh_url(&value)).flatten() {
-                                if let Some(new) = resolve(&b, &value[r.clone()]).and_then(|u| f(&u)) {
+                                if let Some(new) =
+                                    resolve(&b, &value[r.clone()]).and_then(|u| f(&u))
+                                {
                                     edits.push((name, rewrite_ranges(&value, &[(r, new)])));
                                 }
                             }
@@ -278,7 +302,11 @@ fn css_walk(text: &str, base: &Url, on_ref: &mut OnRef<'_>) -> Option<String> {
     let mut edits = Vec::new();
     for (range, raw, quoted) in found {
         if let Some(new) = resolve(base, &raw).and_then(|u| on_ref(&u)) {
-            let new = if quoted { format!("\"{new}\"") } else { format!("url(\"{new}\")") };
+            let new = if quoted {
+                format!("\"{new}\"")
+            } else {
+                format!("url(\"{new}\")")
+            };
             edits.push((range, new));
         }
     }
@@ -296,7 +324,11 @@ enum CssContext {
 }
 
 /// Collects (byte range, URL text, quoted) for every URL token, recursing into blocks.
-fn css_tokens(p: &mut Parser<'_, '_>, ctx: CssContext, out: &mut Vec<(Range<usize>, String, bool)>) {
+fn css_tokens(
+    p: &mut Parser<'_, '_>,
+    ctx: CssContext,
+    out: &mut Vec<(Range<usize>, String, bool)>,
+) {
     let mut after_import = false;
     loop {
         let start = p.position().byte_index();
@@ -308,7 +340,10 @@ fn css_tokens(p: &mut Parser<'_, '_>, ctx: CssContext, out: &mut Vec<(Range<usiz
         let mut import_next = false;
         match tok {
             Token::UnquotedUrl(u) => out.push((start..end, u.to_string(), false)),
-            Token::QuotedString(s) if after_import || matches!(ctx, CssContext::UrlFunction | CssContext::ImageSet) => {
+            Token::QuotedString(s)
+                if after_import
+                    || matches!(ctx, CssContext::UrlFunction | CssContext::ImageSet) =>
+            {
                 out.push((start..end, s.to_string(), true))
             }
             Token::AtKeyword(k) if k.eq_ignore_ascii_case("import") => import_next = true,
@@ -341,14 +376,22 @@ fn css_tokens(p: &mut Parser<'_, '_>, ctx: CssContext, out: &mut Vec<(Range<usiz
 pub fn manifest(body: &[u8], base: &Url, on_ref: &mut OnRef<'_>) -> Option<Vec<u8>> {
     let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let mut changed = false;
-    fn visit(v: &mut serde_json::Value, key: Option<&str>, base: &Url, on_ref: &mut OnRef<'_>, changed: &mut bool) {
+    fn visit(
+        v: &mut serde_json::Value,
+        key: Option<&str>,
+        base: &Url,
+        on_ref: &mut OnRef<'_>,
+        changed: &mut bool,
+    ) {
         match v {
             serde_json::Value::Object(m) => {
                 for (k, child) in m.iter_mut() {
                     visit(child, Some(k), base, on_ref, changed);
                 }
             }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|c| visit(c, key.filter(|k| *k != "src"), base, on_ref, changed)),
+            serde_json::Value::Array(a) => a
+                .iter_mut()
+                .for_each(|c| visit(c, key.filter(|k| *k != "src"), base, on_ref, changed)),
             serde_json::Value::String(s) if matches!(key, Some("src" | "url" | "start_url")) => {
                 if let Some(new) = resolve(base, s).and_then(|u| on_ref(&u)) {
                     *s = new;
@@ -376,7 +419,10 @@ fn xml_text<'a>(block: &'a str, tag: &str) -> Option<Cow<'a, str>> {
     let start = block.find(&open)? + open.len();
     let end = block[start..].find(&format!("</{tag}>"))? + start;
     let raw = block[start..end].trim();
-    let raw = raw.strip_prefix("<![CDATA[").and_then(|r| r.strip_suffix("]]>")).unwrap_or(raw);
+    let raw = raw
+        .strip_prefix("<![CDATA[")
+        .and_then(|r| r.strip_suffix("]]>"))
+        .unwrap_or(raw);
     Some(decode_entities(raw))
 }
 
@@ -393,7 +439,8 @@ pub fn sitemap_entries(body: &[u8], base: &Url) -> SitemapEntries {
             let block = &rest[..end];
             if let Some(u) = xml_text(block, "loc").and_then(|l| resolve(base, &l)) {
                 if is_page {
-                    out.pages.push((u, xml_text(block, "lastmod").map(|l| l.to_string())));
+                    out.pages
+                        .push((u, xml_text(block, "lastmod").map(|l| l.to_string())));
                 } else {
                     out.sitemaps.push(u);
                 }
@@ -407,16 +454,29 @@ pub fn sitemap_entries(body: &[u8], base: &Url) -> SitemapEntries {
 /// The `<loc>` URLs of a sitemap or sitemap index.
 pub fn sitemap(body: &[u8], base: &Url) -> Vec<Url> {
     let e = sitemap_entries(body, base);
-    e.pages.into_iter().map(|(u, _)| u).chain(e.sitemaps).collect()
+    e.pages
+        .into_iter()
+        .map(|(u, _)| u)
+        .chain(e.sitemaps)
+        .collect()
 }
 
 /// The media type of a Content-Type value, lower-case, parameters dropped ("text/html").
 pub fn media_type(content_type: Option<&str>) -> String {
-    content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 pub fn is_html(content_type: Option<&str>) -> bool {
-    matches!(media_type(content_type).as_str(), "text/html" | "application/xhtml+xml")
+    matches!(
+        media_type(content_type).as_str(),
+        "text/html" | "application/xhtml+xml"
+    )
 }
 
 /// Whether a response of this type at this URL can hold references at all (so whether its
@@ -501,7 +561,10 @@ mod tests {
     }
 
     fn refs(kind: Kind, body: &str) -> Vec<String> {
-        references(kind, body.as_bytes(), &base()).into_iter().map(String::from).collect()
+        references(kind, body.as_bytes(), &base())
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     fn w(p: &str) -> String {
@@ -510,7 +573,10 @@ mod tests {
 
     #[test]
     fn entities_are_decoded() {
-        assert_eq!(decode_entities("a?x=1&amp;y=2&#38;z=3&#x26;q"), "a?x=1&y=2&z=3&q");
+        assert_eq!(
+            decode_entities("a?x=1&amp;y=2&#38;z=3&#x26;q"),
+            "a?x=1&y=2&z=3&q"
+        );
         assert_eq!(decode_entities("&unknown; &amp"), "&unknown; &");
         assert_eq!(decode_entities("&#0;&#xFFFFFFFF;"), "\u{fffd}\u{fffd}");
         assert_eq!(decode_entities("plain"), "plain");
@@ -520,7 +586,17 @@ mod tests {
     fn srcset_in_any_layout() {
         let v = "a.png 1x,b.png   2x,\n   c.png\n 600w, d,e.png 3x , data:image/png;base64,AAAA 4x, f(1).png 5x";
         let urls: Vec<&str> = srcset_urls(v).into_iter().map(|r| &v[r]).collect();
-        assert_eq!(urls, ["a.png", "b.png", "c.png", "d,e.png", "data:image/png;base64,AAAA", "f(1).png"]);
+        assert_eq!(
+            urls,
+            [
+                "a.png",
+                "b.png",
+                "c.png",
+                "d,e.png",
+                "data:image/png;base64,AAAA",
+                "f(1).png"
+            ]
+        );
         let multi = "\n      ml-300.png 300w,\n      ml-600.png 600w\n    ";
         let urls: Vec<&str> = srcset_urls(multi).into_iter().map(|r| &multi[r]).collect();
         assert_eq!(urls, ["ml-300.png", "ml-600.png"]);
@@ -577,13 +653,21 @@ mod tests {
             assert!(got.contains(&w(want)), "missing {want} in {got:#?}");
         }
         assert!(got.contains(&"https://cdn.example.test/x.js".to_string()));
-        assert!(!got.iter().any(|u| u.contains("commented")), "comments are not references");
-        assert!(!got.iter().any(|u| u.starts_with("javascript") || u.starts_with("mailto")));
+        assert!(
+            !got.iter().any(|u| u.contains("commented")),
+            "comments are not references"
+        );
+        assert!(!got
+            .iter()
+            .any(|u| u.starts_with("javascript") || u.starts_with("mailto")));
     }
 
     #[test]
     fn base_href_changes_the_base() {
-        let got = refs(Kind::Html, r#"<head><base href="/other/"></head><a href="x">x</a>"#);
+        let got = refs(
+            Kind::Html,
+            r#"<head><base href="/other/"></head><a href="x">x</a>"#,
+        );
         assert_eq!(got, [w("/other/x")]);
     }
 
@@ -599,11 +683,23 @@ mod tests {
             .esc { background: url(sp\ ace.png) }
         "#;
         let got = refs(Kind::Css, sheet);
-        let want: Vec<String> =
-            ["a.css", "b.css", "c.css", "d.png", "e.png", "f.png", "g.png", "h.png", "k.png", "font.woff2", "font.woff", "sp%20ace.png"]
-                .iter()
-                .map(|p| w(&format!("/dir/{p}")))
-                .collect();
+        let want: Vec<String> = [
+            "a.css",
+            "b.css",
+            "c.css",
+            "d.png",
+            "e.png",
+            "f.png",
+            "g.png",
+            "h.png",
+            "k.png",
+            "font.woff2",
+            "font.woff",
+            "sp%20ace.png",
+        ]
+        .iter()
+        .map(|p| w(&format!("/dir/{p}")))
+        .collect();
         assert_eq!(got, want);
     }
 
@@ -616,28 +712,48 @@ mod tests {
         assert!(out.contains(r#"src="local/a.png""#), "{out}");
         assert!(out.contains("local/a.png 1x,\n  local/b.png 2x"), "{out}");
         assert!(out.contains(r#"url("local/c.png")"#), "{out}");
-        assert!(out.contains(r#"<p class="a">x</p>"#) && out.contains(r#"alt="&quot;q&quot;""#), "{out}");
+        assert!(
+            out.contains(r#"<p class="a">x</p>"#) && out.contains(r#"alt="&quot;q&quot;""#),
+            "{out}"
+        );
         let css_out = css("a{b:url(/x.png)} @import '/y.css';", &base(), &mut map);
         assert_eq!(css_out, r#"a{b:url("local/x.png")} @import "local/y.css";"#);
     }
 
     #[test]
     fn manifest_and_sitemap() {
-        let m = br#"{"name":"x","start_url":"/start","icons":[{"src":"/i-192.png","sizes":"192x192"}],
+        let m =
+            br#"{"name":"x","start_url":"/start","icons":[{"src":"/i-192.png","sizes":"192x192"}],
                     "shortcuts":[{"url":"/sc","icons":[{"src":"sc.png"}]}]}"#;
-        let got: Vec<String> = references(Kind::Manifest, m, &base()).into_iter().map(String::from).collect();
+        let got: Vec<String> = references(Kind::Manifest, m, &base())
+            .into_iter()
+            .map(String::from)
+            .collect();
         assert_eq!(got.len(), 4, "{got:?}");
-        assert!(got.contains(&w("/i-192.png")) && got.contains(&w("/dir/sc.png")) && got.contains(&w("/start")));
+        assert!(
+            got.contains(&w("/i-192.png"))
+                && got.contains(&w("/dir/sc.png"))
+                && got.contains(&w("/start"))
+        );
         let idx = br#"<sitemapindex><sitemap><loc>/s1.xml</loc><lastmod>2026-01-01</lastmod></sitemap></sitemapindex>"#;
-        assert_eq!(sitemap_entries(idx, &base()).sitemaps, [Url::parse(&w("/s1.xml")).unwrap()]);
+        assert_eq!(
+            sitemap_entries(idx, &base()).sitemaps,
+            [Url::parse(&w("/s1.xml")).unwrap()]
+        );
         let dated = br#"<urlset><url><loc>/a</loc><lastmod>2026-11-24T10:00:00+00:00</lastmod></url><url><loc>/b</loc></url></urlset>"#;
         let e = sitemap_entries(dated, &base());
         assert_eq!(e.pages[0].1.as_deref(), Some("2026-11-24T10:00:00+00:00"));
         assert_eq!(e.pages[1].1, None);
         let sm = br#"<?xml version="1.0"?><urlset xmlns="x"><url><loc> https://www.example.test/a?x=1&amp;y=2 </loc></url>
                      <url><loc><![CDATA[https://www.example.test/b]]></loc></url><url><loc>javascript:x</loc></url></urlset>"#;
-        assert_eq!(Kind::of(Some("application/xml"), &base(), sm), Kind::Sitemap);
-        let got: Vec<String> = references(Kind::Sitemap, sm, &base()).into_iter().map(String::from).collect();
+        assert_eq!(
+            Kind::of(Some("application/xml"), &base(), sm),
+            Kind::Sitemap
+        );
+        let got: Vec<String> = references(Kind::Sitemap, sm, &base())
+            .into_iter()
+            .map(String::from)
+            .collect();
         assert_eq!(got, [w("/a?x=1&y=2"), w("/b")]);
     }
 

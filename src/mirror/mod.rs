@@ -38,10 +38,15 @@ pub struct CrawlLock {
 impl CrawlLock {
     pub fn take(data_dir: &Path, site: &str) -> anyhow::Result<CrawlLock> {
         let dir = data_dir.join("mirror").join(site);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join("crawl.lock");
         for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut f) => {
                     use std::io::Write;
                     let _ = write!(f, "{}", std::process::id());
@@ -56,7 +61,9 @@ impl CrawlLock {
                     // Left by a crawl that died: take it over.
                     let _ = std::fs::remove_file(&path);
                 }
-                Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()))
+                }
             }
         }
         anyhow::bail!("cannot take the crawl lock {}", path.display())
@@ -82,7 +89,8 @@ pub async fn crawl_site(
     // files do, or they would make it look like a directory whose database was lost.
     let mut db = crate::store::Store::open(&cfg.data_dir)?;
     let _lock = CrawlLock::take(&cfg.data_dir, &site.name)?;
-    let spec = Spec::for_site(site, primary).map_err(|e| anyhow::anyhow!("site {}: {e}", site.name))?;
+    let spec =
+        Spec::for_site(site, primary).map_err(|e| anyhow::anyhow!("site {}: {e}", site.name))?;
     let store = SnapshotStore::open(&cfg.data_dir, &site.name)?;
     let started = crate::util::now_millis();
     let result = crawl::crawl(&spec, &store, progress, cancel, started).await;
@@ -103,7 +111,11 @@ pub async fn crawl_site(
         anyhow::bail!(
             "crawl {}{}; recording it in the state database failed too: {e}",
             report.outcome,
-            report.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+            report
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
         );
     }
     match report.outcome.as_str() {
@@ -142,11 +154,16 @@ pub struct Verified {
 /// replayed as one). References a limit kept the crawl from fetching are counted apart.
 pub fn verify(store: &SnapshotStore, m: &Manifest, origins: &[Url]) -> anyhow::Result<Verified> {
     let scope = scope::Scope::new(origins.iter());
-    let mut out = Verified { snapshot: m.id.clone(), ..Verified::default() };
+    let mut out = Verified {
+        snapshot: m.id.clone(),
+        ..Verified::default()
+    };
     let mut holes = BTreeSet::new();
     for (key, e) in &m.entries {
         let Ok(base) = Url::parse(key) else { continue };
-        let Some(body) = store.bodies().document(e, &base)? else { continue };
+        let Some(body) = store.bodies().document(e, &base)? else {
+            continue;
+        };
         let kind = extract::Kind::of(e.content_type.as_deref(), &base, &body);
         if kind == extract::Kind::Other {
             continue;
@@ -164,7 +181,10 @@ pub fn verify(store: &SnapshotStore, m: &Manifest, origins: &[Url]) -> anyhow::R
             match m.skipped.get(&u) {
                 Some(why) => *out.skipped.entry(why.clone()).or_default() += 1,
                 None => {
-                    holes.insert(Hole { from: key.clone(), url: u });
+                    holes.insert(Hole {
+                        from: key.clone(),
+                        url: u,
+                    });
                 }
             }
         }

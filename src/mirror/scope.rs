@@ -20,12 +20,18 @@ pub struct Scope {
 }
 
 fn origin_key(u: &Url) -> Option<(String, String, u16)> {
-    Some((u.scheme().to_string(), u.host_str()?.to_ascii_lowercase(), u.port_or_known_default()?))
+    Some((
+        u.scheme().to_string(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default()?,
+    ))
 }
 
 impl Scope {
     pub fn new<'a>(origins: impl IntoIterator<Item = &'a Url>) -> Self {
-        Scope { origins: origins.into_iter().filter_map(origin_key).collect() }
+        Scope {
+            origins: origins.into_iter().filter_map(origin_key).collect(),
+        }
     }
 
     pub fn contains(&self, u: &Url) -> bool {
@@ -137,7 +143,10 @@ pub struct Guard {
 
 impl Guard {
     pub fn new(limits: Limits) -> Self {
-        Guard { limits, variants: HashMap::new() }
+        Guard {
+            limits,
+            variants: HashMap::new(),
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -199,7 +208,9 @@ impl Robots {
         let mut in_agents = false;
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("").trim();
-            let Some((key, value)) = line.split_once(':') else { continue };
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
             let (key, value) = (key.trim().to_ascii_lowercase(), value.trim().to_string());
             match key.as_str() {
                 "user-agent" => {
@@ -223,7 +234,13 @@ impl Robots {
                 _ => {}
             }
         }
-        let pick = |agent: &str| groups.iter().filter(|g| g.0.iter().any(|a| a == agent)).flat_map(|g| g.1.clone()).collect::<Vec<_>>();
+        let pick = |agent: &str| {
+            groups
+                .iter()
+                .filter(|g| g.0.iter().any(|a| a == agent))
+                .flat_map(|g| g.1.clone())
+                .collect::<Vec<_>>()
+        };
         let mut rules = pick("understudy");
         if rules.is_empty() {
             rules = pick("*");
@@ -289,7 +306,10 @@ mod tests {
         assert!(s.contains(&u("https://WWW.example.test:443/a")));
         assert!(s.contains(&u("https://example.test/b?x=1")));
         assert!(!s.contains(&u("http://www.example.test/")), "other scheme");
-        assert!(!s.contains(&u("https://www.example.test:8443/")), "other port");
+        assert!(
+            !s.contains(&u("https://www.example.test:8443/")),
+            "other port"
+        );
         assert!(!s.contains(&u("https://cdn.example.test/")), "other host");
         assert!(!s.contains(&u("https://www.example.test.evil.test/")));
     }
@@ -298,11 +318,28 @@ mod tests {
     fn resolves_like_a_browser_and_drops_what_is_not_http() {
         let base = u("https://www.example.test/blog/post?id=1");
         let r = |s: &str| resolve(&base, s).map(String::from);
-        assert_eq!(r("../about#team").as_deref(), Some("https://www.example.test/about"));
-        assert_eq!(r("//cdn.example.test/x.png").as_deref(), Some("https://cdn.example.test/x.png"), "protocol-relative");
-        assert_eq!(r("  img/a b.png\n").as_deref(), Some("https://www.example.test/blog/img/a%20b.png"));
-        assert_eq!(r("?page=2").as_deref(), Some("https://www.example.test/blog/post?page=2"));
-        assert_eq!(r("/../../../etc/passwd").as_deref(), Some("https://www.example.test/etc/passwd"), "dot segments cannot escape");
+        assert_eq!(
+            r("../about#team").as_deref(),
+            Some("https://www.example.test/about")
+        );
+        assert_eq!(
+            r("//cdn.example.test/x.png").as_deref(),
+            Some("https://cdn.example.test/x.png"),
+            "protocol-relative"
+        );
+        assert_eq!(
+            r("  img/a b.png\n").as_deref(),
+            Some("https://www.example.test/blog/img/a%20b.png")
+        );
+        assert_eq!(
+            r("?page=2").as_deref(),
+            Some("https://www.example.test/blog/post?page=2")
+        );
+        assert_eq!(
+            r("/../../../etc/passwd").as_deref(),
+            Some("https://www.example.test/etc/passwd"),
+            "dot segments cannot escape"
+        );
         for bad in [
             "",
             "#top",
@@ -322,18 +359,43 @@ mod tests {
 
     #[test]
     fn trap_rules() {
-        let mut g = Guard::new(Limits { max_query_variants: 3, max_url_length: 60, max_depth: 4, ..Limits::default() });
+        let mut g = Guard::new(Limits {
+            max_query_variants: 3,
+            max_url_length: 60,
+            max_depth: 4,
+            ..Limits::default()
+        });
         assert_eq!(g.admit(&u("https://e.test/a/b"), 4, 0), Ok(()));
         assert_eq!(g.admit(&u("https://e.test/a/b"), 5, 0), Err(Skip::Depth));
         assert_eq!(g.admit(&u("https://e.test/next/next/"), 1, 0), Ok(()));
-        assert_eq!(g.admit(&u("https://e.test/next/next/next/"), 1, 0), Err(Skip::RepeatedSegment));
-        assert_eq!(g.admit(&u("https://e.test/2024/01/01/"), 1, 0), Ok(()), "a date is not a trap");
+        assert_eq!(
+            g.admit(&u("https://e.test/next/next/next/"), 1, 0),
+            Err(Skip::RepeatedSegment)
+        );
+        assert_eq!(
+            g.admit(&u("https://e.test/2024/01/01/"), 1, 0),
+            Ok(()),
+            "a date is not a trap"
+        );
         for i in 0..3 {
-            assert_eq!(g.admit(&u(&format!("https://e.test/cal?m={i}")), 1, 0), Ok(()));
+            assert_eq!(
+                g.admit(&u(&format!("https://e.test/cal?m={i}")), 1, 0),
+                Ok(())
+            );
         }
-        assert_eq!(g.admit(&u("https://e.test/cal?m=9"), 1, 0), Err(Skip::QueryVariants));
-        assert_eq!(g.admit(&u("https://e.test/other?m=9"), 1, 0), Ok(()), "counted per path");
-        assert_eq!(g.admit(&u(&format!("https://e.test/{}", "x".repeat(60))), 1, 0), Err(Skip::UrlLength));
+        assert_eq!(
+            g.admit(&u("https://e.test/cal?m=9"), 1, 0),
+            Err(Skip::QueryVariants)
+        );
+        assert_eq!(
+            g.admit(&u("https://e.test/other?m=9"), 1, 0),
+            Ok(()),
+            "counted per path"
+        );
+        assert_eq!(
+            g.admit(&u(&format!("https://e.test/{}", "x".repeat(60))), 1, 0),
+            Err(Skip::UrlLength)
+        );
         assert_eq!(g.admit(&u("https://e.test/r"), 1, 11), Err(Skip::Redirects));
     }
 
@@ -348,8 +410,12 @@ mod tests {
         assert!(!r.allows(&u("https://e.test/doc/a.pdf")));
         assert!(r.allows(&u("https://e.test/doc/a.pdf?x")));
         assert_eq!(r.sitemaps, ["https://e.test/s.xml"]);
-        let ours = Robots::parse("User-agent: *\nDisallow: /\n\nUser-agent: understudy\nDisallow: /tmp\n");
-        assert!(ours.allows(&u("https://e.test/a")), "our own group wins over *");
+        let ours =
+            Robots::parse("User-agent: *\nDisallow: /\n\nUser-agent: understudy\nDisallow: /tmp\n");
+        assert!(
+            ours.allows(&u("https://e.test/a")),
+            "our own group wins over *"
+        );
         assert!(!ours.allows(&u("https://e.test/tmp/a")));
         assert!(Robots::parse("garbage\n\0\u{fffd}:::").allows(&u("https://e.test/")));
     }

@@ -100,14 +100,21 @@ pub struct Checks {
 
 impl Default for Checks {
     fn default() -> Self {
-        Checks { min_fraction: 0.5, max_error_fraction: 0.1, keep: 3 }
+        Checks {
+            min_fraction: 0.5,
+            max_error_fraction: 0.1,
+            keep: 3,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("snapshot store {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("snapshot store {path}: unreadable manifest: {why}")]
     Corrupt { path: PathBuf, why: String },
 }
@@ -134,7 +141,11 @@ impl Bodies {
         if !path.exists() {
             let shard = path.parent().expect("two levels");
             std::fs::create_dir_all(shard).map_err(io(shard))?;
-            let tmp = shard.join(format!(".{hash}.{}.{:?}.tmp", std::process::id(), std::thread::current().id()));
+            let tmp = shard.join(format!(
+                ".{hash}.{}.{:?}.tmp",
+                std::process::id(),
+                std::thread::current().id()
+            ));
             let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
             f.write_all(bytes).map_err(io(&tmp))?;
             f.sync_all().map_err(io(&tmp))?;
@@ -147,7 +158,11 @@ impl Bodies {
     /// stylesheet, a manifest, a sitemap); `None` for everything else, without reading it.
     pub fn document(&self, e: &Entry, url: &url::Url) -> Result<Option<Vec<u8>>, SnapshotError> {
         match &e.body {
-            Some(h) if e.status == 200 && e.content_encoding.is_none() && super::extract::may_refer(e.content_type.as_deref(), url) => {
+            Some(h)
+                if e.status == 200
+                    && e.content_encoding.is_none()
+                    && super::extract::may_refer(e.content_type.as_deref(), url) =>
+            {
                 self.get(h).map(Some)
             }
             _ => Ok(None),
@@ -157,13 +172,22 @@ impl Bodies {
     /// Stores the brotli and gzip forms of a text body beside it (`<hash>.br`, `<hash>.gz`),
     /// when they are smaller, so the standby never compresses on a request. Done once per body.
     pub fn precompress(&self, hash: &str, e: &Entry) -> Result<(), SnapshotError> {
-        if e.status != 200 || e.content_encoding.is_some() || e.length < 512 || !compressible(e.content_type.as_deref()) {
+        if e.status != 200
+            || e.content_encoding.is_some()
+            || e.length < 512
+            || !compressible(e.content_type.as_deref())
+        {
             return Ok(());
         }
         let mut body: Option<Vec<u8>> = None;
         for (enc, ext) in [("br", "br"), ("gzip", "gz")] {
             let path = self.path(hash).with_extension(ext);
-            if path.exists() || self.path(hash).with_extension(format!("{ext}.none")).exists() {
+            if path.exists()
+                || self
+                    .path(hash)
+                    .with_extension(format!("{ext}.none"))
+                    .exists()
+            {
                 continue;
             }
             if body.is_none() {
@@ -175,7 +199,10 @@ impl Bodies {
             let (target, bytes) = if packed.len() < plain.len() {
                 (path, packed)
             } else {
-                (self.path(hash).with_extension(format!("{ext}.none")), Vec::new())
+                (
+                    self.path(hash).with_extension(format!("{ext}.none")),
+                    Vec::new(),
+                )
             };
             let tmp = target.with_extension("tmp");
             std::fs::write(&tmp, &bytes).map_err(io(&tmp))?;
@@ -196,7 +223,10 @@ impl Bodies {
     /// A body by hash.
     pub fn get(&self, hash: &str) -> Result<Vec<u8>, SnapshotError> {
         if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(SnapshotError::Corrupt { path: self.dir.clone(), why: format!("`{hash}` is not a body hash") });
+            return Err(SnapshotError::Corrupt {
+                path: self.dir.clone(),
+                why: format!("`{hash}` is not a body hash"),
+            });
         }
         let p = self.path(hash);
         std::fs::read(&p).map_err(io(&p))
@@ -233,7 +263,10 @@ pub fn compress(encoding: &str, body: &[u8]) -> Vec<u8> {
             out
         }
         _ => {
-            let mut w = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 3), flate2::Compression::new(6));
+            let mut w = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 3),
+                flate2::Compression::new(6),
+            );
             let _ = w.write_all(body);
             w.finish().unwrap_or_default()
         }
@@ -241,7 +274,10 @@ pub fn compress(encoding: &str, body: &[u8]) -> Vec<u8> {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
-    move |source| SnapshotError::Io { path: path.to_path_buf(), source }
+    move |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -262,11 +298,16 @@ impl SnapshotStore {
         for d in ["bodies", "snapshots"] {
             std::fs::create_dir_all(root.join(d)).map_err(io(&root))?;
         }
-        Ok(SnapshotStore { root, site: site.to_string() })
+        Ok(SnapshotStore {
+            root,
+            site: site.to_string(),
+        })
     }
 
     pub fn bodies(&self) -> Bodies {
-        Bodies { dir: self.root.join("bodies") }
+        Bodies {
+            dir: self.root.join("bodies"),
+        }
     }
 
     /// The id of the published snapshot, if any (one small read: cheap to poll).
@@ -291,7 +332,10 @@ impl SnapshotStore {
     pub fn manifest(&self, id: &str) -> Result<Manifest, SnapshotError> {
         let p = self.root.join("snapshots").join(id).join("manifest.json");
         let text = std::fs::read_to_string(&p).map_err(io(&p))?;
-        serde_json::from_str(&text).map_err(|e| SnapshotError::Corrupt { path: p, why: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| SnapshotError::Corrupt {
+            path: p,
+            why: e.to_string(),
+        })
     }
 
     /// A body by hash (what the standby server will send).
@@ -300,7 +344,12 @@ impl SnapshotStore {
     }
 
     /// Starts a new snapshot, first removing what an interrupted one left behind.
-    pub fn begin(&self, id: &str, entry: &str, created_at: u64) -> Result<SnapshotWriter<'_>, SnapshotError> {
+    pub fn begin(
+        &self,
+        id: &str,
+        entry: &str,
+        created_at: u64,
+    ) -> Result<SnapshotWriter<'_>, SnapshotError> {
         let snaps = self.root.join("snapshots");
         for e in std::fs::read_dir(&snaps).map_err(io(&snaps))?.flatten() {
             if e.file_name().to_string_lossy().ends_with(".partial") {
@@ -356,7 +405,11 @@ impl SnapshotStore {
         let mut removed = 0;
         let bodies = self.root.join("bodies");
         for shard in std::fs::read_dir(&bodies).map_err(io(&bodies))?.flatten() {
-            for f in std::fs::read_dir(shard.path()).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(shard.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let name = f.file_name().to_string_lossy().to_string();
                 // `<hash>.br`, `<hash>.gz` (and their `.none` markers) live and die with the body.
                 let body = name.split('.').next().unwrap_or_default();
@@ -412,7 +465,10 @@ impl SnapshotWriter<'_> {
 
     /// Records an in-scope URL a limit kept the crawl from fetching.
     pub fn skip(&mut self, url: &str, why: &str) {
-        self.manifest.skipped.entry(url.to_string()).or_insert_with(|| why.to_string());
+        self.manifest
+            .skipped
+            .entry(url.to_string())
+            .or_insert_with(|| why.to_string());
     }
 
     /// How many URLs were fetched and how many of those failed (for the error-rate check).
@@ -437,11 +493,17 @@ impl SnapshotWriter<'_> {
         let verdict = match m.resolve_redirects(&m.entry) {
             _ if self.abort.is_some() => Err(self.abort.clone().unwrap_or_default()),
             None => Err(format!("the entry page {} is not in the snapshot", m.entry)),
-            Some((at, e)) if e.status != 200 => Err(format!("the entry page {at} answered {}", e.status)),
+            Some((at, e)) if e.status != 200 => {
+                Err(format!("the entry page {at} answered {}", e.status))
+            }
             Some(_) => Ok(()),
         };
         let verdict = verdict.and_then(|()| {
-            let rate = if self.fetched == 0 { 0.0 } else { self.errors as f64 / self.fetched as f64 };
+            let rate = if self.fetched == 0 {
+                0.0
+            } else {
+                self.errors as f64 / self.fetched as f64
+            };
             if rate > checks.max_error_fraction {
                 Err(format!(
                     "{} of {} fetches failed ({:.0}%, more than the allowed {:.0}%)",
@@ -462,9 +524,12 @@ impl SnapshotWriter<'_> {
                 checks.min_fraction * 100.0,
                 l.pages()
             )),
-            Some(l) if (m.bytes() as f64) < l.bytes() as f64 * checks.min_fraction => {
-                Err(format!("{} bytes, less than {:.0}% of the last good snapshot's {}", m.bytes(), checks.min_fraction * 100.0, l.bytes()))
-            }
+            Some(l) if (m.bytes() as f64) < l.bytes() as f64 * checks.min_fraction => Err(format!(
+                "{} bytes, less than {:.0}% of the last good snapshot's {}",
+                m.bytes(),
+                checks.min_fraction * 100.0,
+                l.bytes()
+            )),
             _ => Ok(()),
         });
         if let Err(why) = verdict {
@@ -488,17 +553,37 @@ impl SnapshotWriter<'_> {
         // is atomic, and `current` only ever names a complete snapshot.
         let manifest_path = self.dir.join("manifest.json");
         let mut f = std::fs::File::create(&manifest_path).map_err(io(&manifest_path))?;
-        f.write_all(serde_json::to_string_pretty(m).expect("serializable").as_bytes()).map_err(io(&manifest_path))?;
+        f.write_all(
+            serde_json::to_string_pretty(m)
+                .expect("serializable")
+                .as_bytes(),
+        )
+        .map_err(io(&manifest_path))?;
         f.sync_all().map_err(io(&manifest_path))?;
         let final_dir = self.store.root.join("snapshots").join(&m.id);
         std::fs::rename(&self.dir, &final_dir).map_err(io(&final_dir))?;
         let tmp = self.store.root.join(".current.tmp");
         std::fs::write(&tmp, &m.id).map_err(io(&tmp))?;
         std::fs::rename(&tmp, self.store.root.join("current")).map_err(io(&tmp))?;
-        let before: BTreeSet<&String> = last.iter().flat_map(|l| l.entries.values().filter_map(|e| e.body.as_ref())).collect();
-        let new_bodies = m.entries.values().filter_map(|e| e.body.as_ref()).filter(|h| !before.contains(h)).collect::<BTreeSet<_>>().len();
+        let before: BTreeSet<&String> = last
+            .iter()
+            .flat_map(|l| l.entries.values().filter_map(|e| e.body.as_ref()))
+            .collect();
+        let new_bodies = m
+            .entries
+            .values()
+            .filter_map(|e| e.body.as_ref())
+            .filter(|h| !before.contains(h))
+            .collect::<BTreeSet<_>>()
+            .len();
         let bodies_collected = self.store.collect_garbage(checks.keep, &m.id)?;
-        Ok(Ok(Published { id: m.id.clone(), pages: m.pages(), bytes: m.bytes(), new_bodies, bodies_collected }))
+        Ok(Ok(Published {
+            id: m.id.clone(),
+            pages: m.pages(),
+            bytes: m.bytes(),
+            new_bodies,
+            bodies_collected,
+        }))
     }
 }
 
@@ -523,7 +608,11 @@ mod tests {
         );
     }
 
-    fn snapshot(s: &SnapshotStore, id: &str, pages: &[(&str, &str)]) -> Result<Published, Rejected> {
+    fn snapshot(
+        s: &SnapshotStore,
+        id: &str,
+        pages: &[(&str, &str)],
+    ) -> Result<Published, Rejected> {
         let mut w = s.begin(id, "https://www.example.test/", 1).unwrap();
         for (u, b) in pages {
             page(&mut w, u, b);
@@ -546,21 +635,44 @@ mod tests {
         let cur = s.current().unwrap().unwrap();
         assert_eq!(cur.id, "0001");
         let e = &cur.entries["https://www.example.test/app.js?v=3"];
-        assert_eq!(s.body(e.body.as_ref().unwrap()).unwrap(), b"js", "keyed by the original URL, query included");
+        assert_eq!(
+            s.body(e.body.as_ref().unwrap()).unwrap(),
+            b"js",
+            "keyed by the original URL, query included"
+        );
         // Unchanged site: no new bodies.
         assert_eq!(snapshot(&s, "0002", &pages).unwrap().new_bodies, 0);
-        assert!(s.body("../../etc/passwd").is_err(), "only hashes name bodies");
+        assert!(
+            s.body("../../etc/passwd").is_err(),
+            "only hashes name bodies"
+        );
     }
 
     #[test]
     fn a_much_smaller_snapshot_is_rejected_and_the_last_good_stays() {
         let dir = tempfile::tempdir().unwrap();
         let s = SnapshotStore::open(dir.path(), "site").unwrap();
-        let big: Vec<(String, String)> = (0..10).map(|i| (format!("https://www.example.test/p{i}"), format!("page {i}"))).collect();
-        let mut pages: Vec<(&str, &str)> = big.iter().map(|(u, b)| (u.as_str(), b.as_str())).collect();
+        let big: Vec<(String, String)> = (0..10)
+            .map(|i| {
+                (
+                    format!("https://www.example.test/p{i}"),
+                    format!("page {i}"),
+                )
+            })
+            .collect();
+        let mut pages: Vec<(&str, &str)> =
+            big.iter().map(|(u, b)| (u.as_str(), b.as_str())).collect();
         pages.push(("https://www.example.test/", "home"));
         snapshot(&s, "0001", &pages).unwrap();
-        let r = snapshot(&s, "0002", &[("https://www.example.test/", "home"), ("https://www.example.test/p1", "x")]).unwrap_err();
+        let r = snapshot(
+            &s,
+            "0002",
+            &[
+                ("https://www.example.test/", "home"),
+                ("https://www.example.test/p1", "x"),
+            ],
+        )
+        .unwrap_err();
         assert!(r.0.contains("fewer than 50%"), "{}", r.0);
         assert_eq!(s.current().unwrap().unwrap().id, "0001");
         // No entry page: rejected too.
@@ -580,9 +692,17 @@ mod tests {
             page(&mut w, "https://www.example.test/", "half-written");
         }
         assert_eq!(s.current().unwrap().unwrap().id, "0001");
-        assert!(dir.path().join("mirror/site/snapshots/0002.partial").exists());
+        assert!(dir
+            .path()
+            .join("mirror/site/snapshots/0002.partial")
+            .exists());
         let w = s.begin("0003", "https://www.example.test/", 3).unwrap();
-        assert!(!dir.path().join("mirror/site/snapshots/0002.partial").exists(), "leftovers removed on the next begin");
+        assert!(
+            !dir.path()
+                .join("mirror/site/snapshots/0002.partial")
+                .exists(),
+            "leftovers removed on the next begin"
+        );
         drop(w);
     }
 
@@ -591,11 +711,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SnapshotStore::open(dir.path(), "site").unwrap();
         for i in 1..=5 {
-            snapshot(&s, &format!("{i:04}"), &[("https://www.example.test/", &format!("home v{i}"))]).unwrap();
+            snapshot(
+                &s,
+                &format!("{i:04}"),
+                &[("https://www.example.test/", &format!("home v{i}"))],
+            )
+            .unwrap();
         }
         let ids = s.snapshot_ids().unwrap();
         assert_eq!(ids, ["0003", "0004", "0005"]);
-        assert!(s.body(&sha256_hex(b"home v1")).is_err(), "v1's body is gone");
+        assert!(
+            s.body(&sha256_hex(b"home v1")).is_err(),
+            "v1's body is gone"
+        );
         assert_eq!(s.body(&sha256_hex(b"home v3")).unwrap(), b"home v3");
     }
 }

@@ -38,13 +38,24 @@ www     IN TXT \"not managed by understudy\"
 
 fn keygen(dir: &std::path::Path, algorithm: &str) -> (PathBuf, String) {
     need("tsig-keygen", "bind9");
-    let out = Command::new(if std::path::Path::new("/usr/sbin/tsig-keygen").exists() { "/usr/sbin/tsig-keygen" } else { "tsig-keygen" })
-        .args(["-a", algorithm, "understudy"])
-        .output()
-        .unwrap();
+    let out = Command::new(if std::path::Path::new("/usr/sbin/tsig-keygen").exists() {
+        "/usr/sbin/tsig-keygen"
+    } else {
+        "tsig-keygen"
+    })
+    .args(["-a", algorithm, "understudy"])
+    .output()
+    .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    let secret = text.split("secret \"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let secret = text
+        .split("secret \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
     let path = dir.join("understudy.key");
     std::fs::write(&path, &text).unwrap();
     (path, secret)
@@ -90,7 +101,14 @@ impl AuthServer {
                 .unwrap();
             }
         }
-        let mut s = AuthServer { kind, dir, addr: SocketAddr::new("127.0.0.1".parse().unwrap(), port), key_file, key_secret, child: None };
+        let mut s = AuthServer {
+            kind,
+            dir,
+            addr: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+            key_file,
+            key_secret,
+            child: None,
+        };
         s.restart();
         s
     }
@@ -98,7 +116,11 @@ impl AuthServer {
     /// (Re)starts the server and waits until it answers for the zone.
     pub fn restart(&mut self) {
         let d = self.dir.path();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(d.join("server.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("server.log"))
+            .unwrap();
         let mut cmd = match self.kind {
             Kind::Bind => {
                 let mut c = Command::new("/usr/sbin/named");
@@ -115,7 +137,12 @@ impl AuthServer {
         let start = Instant::now();
         while self.serial().is_none() {
             if start.elapsed() > Duration::from_secs(20) {
-                panic!("{:?} did not start on {}:\n{}", self.kind, self.addr, self.log());
+                panic!(
+                    "{:?} did not start on {}:\n{}",
+                    self.kind,
+                    self.addr,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -134,7 +161,12 @@ impl AuthServer {
 
     /// The zone's SOA serial, if the server answers.
     pub fn serial(&self) -> Option<u32> {
-        let r = super::query(self.addr, "example.test", hickory_proto::rr::RecordType::SOA).ok()?;
+        let r = super::query(
+            self.addr,
+            "example.test",
+            hickory_proto::rr::RecordType::SOA,
+        )
+        .ok()?;
         r.message.answers.iter().find_map(|a| match &a.data {
             hickory_proto::rr::RData::SOA(s) => Some(s.serial),
             _ => None,
@@ -144,7 +176,13 @@ impl AuthServer {
     /// The rdata strings of `name`/`t`, sorted.
     pub fn rdata(&self, name: &str, t: hickory_proto::rr::RecordType) -> Vec<String> {
         let r = super::query(self.addr, name, t).unwrap();
-        let mut v: Vec<String> = r.message.answers.iter().filter(|a| a.record_type() == t).map(|a| a.data.to_string()).collect();
+        let mut v: Vec<String> = r
+            .message
+            .answers
+            .iter()
+            .filter(|a| a.record_type() == t)
+            .map(|a| a.data.to_string())
+            .collect();
         v.sort();
         v
     }

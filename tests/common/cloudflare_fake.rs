@@ -42,12 +42,27 @@ pub struct State {
 }
 
 impl State {
-    pub fn add(&mut self, rtype: &str, name: &str, content: &str, ttl: u32, proxied: bool) -> String {
+    pub fn add(
+        &mut self,
+        rtype: &str,
+        name: &str,
+        content: &str,
+        ttl: u32,
+        proxied: bool,
+    ) -> String {
         self.next_id += 1;
         let id = format!("{:032x}", self.next_id);
         self.records.insert(
             id.clone(),
-            Rec { id: id.clone(), rtype: rtype.into(), name: name.into(), content: content.into(), ttl, proxied, comment: None },
+            Rec {
+                id: id.clone(),
+                rtype: rtype.into(),
+                name: name.into(),
+                content: content.into(),
+                ttl,
+                proxied,
+                comment: None,
+            },
         );
         id
     }
@@ -57,7 +72,11 @@ impl State {
     }
 
     pub fn find(&self, rtype: &str, name: &str) -> Vec<Rec> {
-        self.records.values().filter(|r| r.rtype == rtype && r.name == name).cloned().collect()
+        self.records
+            .values()
+            .filter(|r| r.rtype == rtype && r.name == name)
+            .cloned()
+            .collect()
     }
 }
 
@@ -69,25 +88,42 @@ pub struct FakeCloudflare {
 
 impl FakeCloudflare {
     pub fn start(token: &str) -> FakeCloudflare {
-        let state = Arc::new(Mutex::new(State { token: token.into(), ..Default::default() }));
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let state = Arc::new(Mutex::new(State {
+            token: token.into(),
+            ..Default::default()
+        }));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let st = state.clone();
         rt.spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let st = st.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let st = st.clone();
                         async move { Ok::<_, std::convert::Infallible>(handle(req, st).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
                 });
             }
         });
-        FakeCloudflare { addr, state, _rt: rt }
+        FakeCloudflare {
+            addr,
+            state,
+            _rt: rt,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -104,13 +140,17 @@ fn envelope(status: StatusCode, result: Value, info: Option<Value>) -> Response<
 }
 
 fn failure(status: StatusCode, code: i64, message: &str) -> Response<Full<Bytes>> {
-    respond(status, json!({ "success": false, "errors": [{ "code": code, "message": message }], "messages": [], "result": null }))
+    respond(
+        status,
+        json!({ "success": false, "errors": [{ "code": code, "message": message }], "messages": [], "result": null }),
+    )
 }
 
 fn respond(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
     r
 }
 
@@ -136,52 +176,118 @@ fn query(req: &Request<hyper::body::Incoming>) -> BTreeMap<String, String> {
 fn validate(body: &Value) -> Result<Rec, Box<Response<Full<Bytes>>>> {
     let s = |k: &str| body.get(k).and_then(|v| v.as_str()).map(String::from);
     let (Some(rtype), Some(name), Some(content)) = (s("type"), s("name"), s("content")) else {
-        return Err(Box::new(failure(StatusCode::BAD_REQUEST, 9000, "DNS name, type and content are required")));
+        return Err(Box::new(failure(
+            StatusCode::BAD_REQUEST,
+            9000,
+            "DNS name, type and content are required",
+        )));
     };
     let ttl = body.get("ttl").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
     if ttl != 1 && !(60..=86_400).contains(&ttl) {
-        return Err(bad(StatusCode::BAD_REQUEST, 9021, "Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic."));
+        return Err(bad(
+            StatusCode::BAD_REQUEST,
+            9021,
+            "Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic.",
+        ));
     }
     if rtype == "A" && content.parse::<std::net::Ipv4Addr>().is_err() {
-        return Err(bad(StatusCode::BAD_REQUEST, 9005, "Content for A record must be a valid IPv4 address."));
+        return Err(bad(
+            StatusCode::BAD_REQUEST,
+            9005,
+            "Content for A record must be a valid IPv4 address.",
+        ));
     }
     if rtype == "AAAA" && content.parse::<std::net::Ipv6Addr>().is_err() {
-        return Err(bad(StatusCode::BAD_REQUEST, 9006, "Content for AAAA record must be a valid IPv6 address."));
+        return Err(bad(
+            StatusCode::BAD_REQUEST,
+            9006,
+            "Content for AAAA record must be a valid IPv6 address.",
+        ));
     }
     if !(name == "example.test" || name.ends_with(".example.test")) {
-        return Err(bad(StatusCode::BAD_REQUEST, 9007, "Content for the DNS name is not within the zone."));
+        return Err(bad(
+            StatusCode::BAD_REQUEST,
+            9007,
+            "Content for the DNS name is not within the zone.",
+        ));
     }
-    let proxied = body.get("proxied").and_then(|v| v.as_bool()).unwrap_or(false);
-    Ok(Rec { id: String::new(), rtype, name, content, ttl, proxied, comment: s("comment") })
+    let proxied = body
+        .get("proxied")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    Ok(Rec {
+        id: String::new(),
+        rtype,
+        name,
+        content,
+        ttl,
+        proxied,
+        comment: s("comment"),
+    })
 }
 
-async fn handle(req: Request<hyper::body::Incoming>, st: Arc<Mutex<State>>) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    st: Arc<Mutex<State>>,
+) -> Response<Full<Bytes>> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let q = query(&req);
-    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let body: Value = {
-        let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let bytes = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         if bytes.is_empty() {
             Value::Null
         } else {
             match serde_json::from_slice(&bytes) {
                 Ok(v) => v,
-                Err(_) => return failure(StatusCode::BAD_REQUEST, 6007, "Malformed JSON in request body"),
+                Err(_) => {
+                    return failure(
+                        StatusCode::BAD_REQUEST,
+                        6007,
+                        "Malformed JSON in request body",
+                    )
+                }
             }
         }
     };
     let mut s = st.lock().unwrap();
-    s.log.push((method.clone(), format!("{path}?{}", q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"))));
+    s.log.push((
+        method.clone(),
+        format!(
+            "{path}?{}",
+            q.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        ),
+    ));
     if s.throttle > 0 {
         s.throttle -= 1;
-        let mut r = failure(StatusCode::TOO_MANY_REQUESTS, 971, "Please wait and consider throttling your request speed");
-        r.headers_mut().insert("retry-after", s.retry_after.to_string().parse().unwrap());
+        let mut r = failure(
+            StatusCode::TOO_MANY_REQUESTS,
+            971,
+            "Please wait and consider throttling your request speed",
+        );
+        r.headers_mut()
+            .insert("retry-after", s.retry_after.to_string().parse().unwrap());
         return r;
     }
     match auth.strip_prefix("Bearer ") {
         None => return failure(StatusCode::BAD_REQUEST, 6003, "Invalid request headers"),
-        Some(t) if t != s.token => return failure(StatusCode::FORBIDDEN, 10000, "Authentication error"),
+        Some(t) if t != s.token => {
+            return failure(StatusCode::FORBIDDEN, 10000, "Authentication error")
+        }
         Some(_) => {}
     }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -196,15 +302,27 @@ async fn handle(req: Request<hyper::body::Incoming>, st: Arc<Mutex<State>>) -> R
             envelope(
                 StatusCode::OK,
                 json!(zones),
-                Some(json!({ "page": 1, "per_page": 20, "count": n, "total_count": n, "total_pages": 1 })),
+                Some(
+                    json!({ "page": 1, "per_page": 20, "count": n, "total_count": n, "total_pages": 1 }),
+                ),
             )
         }
-        (_, ["client", "v4", "zones", zid, ..]) if *zid != ZONE_ID => {
-            failure(StatusCode::NOT_FOUND, 7003, "Could not route to /zones, perhaps your object identifier is invalid?")
-        }
+        (_, ["client", "v4", "zones", zid, ..]) if *zid != ZONE_ID => failure(
+            StatusCode::NOT_FOUND,
+            7003,
+            "Could not route to /zones, perhaps your object identifier is invalid?",
+        ),
         ("GET", ["client", "v4", "zones", _, "dns_records"]) => {
-            let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
-            let per_page: usize = q.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(100).clamp(5, 5_000_000);
+            let page: usize = q
+                .get("page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1)
+                .max(1);
+            let per_page: usize = q
+                .get("per_page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(100)
+                .clamp(5, 5_000_000);
             let all: Vec<&Rec> = s
                 .records
                 .values()
@@ -212,13 +330,20 @@ async fn handle(req: Request<hyper::body::Incoming>, st: Arc<Mutex<State>>) -> R
                 .filter(|r| q.get("name").is_none_or(|n| *n == r.name))
                 .collect();
             let total = all.len();
-            let items: Vec<Value> = all.iter().skip((page - 1) * per_page).take(per_page).map(|r| rec_json(r)).collect();
+            let items: Vec<Value> = all
+                .iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(|r| rec_json(r))
+                .collect();
             let count = items.len();
             let pages = total.div_ceil(per_page).max(1);
             envelope(
                 StatusCode::OK,
                 json!(items),
-                Some(json!({ "page": page, "per_page": per_page, "count": count, "total_count": total, "total_pages": pages })),
+                Some(
+                    json!({ "page": page, "per_page": per_page, "count": count, "total_count": total, "total_pages": pages }),
+                ),
             )
         }
         ("POST", ["client", "v4", "zones", _, "dns_records"]) => match validate(&body) {
@@ -230,19 +355,26 @@ async fn handle(req: Request<hyper::body::Incoming>, st: Arc<Mutex<State>>) -> R
                 envelope(StatusCode::OK, rec_json(&r), None)
             }
         },
-        ("PUT", ["client", "v4", "zones", _, "dns_records", rid]) => match (s.records.contains_key(*rid), validate(&body)) {
-            (false, _) => failure(StatusCode::NOT_FOUND, 81044, "Record does not exist."),
-            (_, Err(r)) => *r,
-            (true, Ok(new)) => {
-                let r = Rec { id: rid.to_string(), ..new };
-                s.records.insert(rid.to_string(), r.clone());
-                envelope(StatusCode::OK, rec_json(&r), None)
+        ("PUT", ["client", "v4", "zones", _, "dns_records", rid]) => {
+            match (s.records.contains_key(*rid), validate(&body)) {
+                (false, _) => failure(StatusCode::NOT_FOUND, 81044, "Record does not exist."),
+                (_, Err(r)) => *r,
+                (true, Ok(new)) => {
+                    let r = Rec {
+                        id: rid.to_string(),
+                        ..new
+                    };
+                    s.records.insert(rid.to_string(), r.clone());
+                    envelope(StatusCode::OK, rec_json(&r), None)
+                }
             }
-        },
-        ("DELETE", ["client", "v4", "zones", _, "dns_records", rid]) => match s.records.remove(*rid) {
-            None => failure(StatusCode::NOT_FOUND, 81044, "Record does not exist."),
-            Some(_) => envelope(StatusCode::OK, json!({ "id": rid }), None),
-        },
+        }
+        ("DELETE", ["client", "v4", "zones", _, "dns_records", rid]) => {
+            match s.records.remove(*rid) {
+                None => failure(StatusCode::NOT_FOUND, 81044, "Record does not exist."),
+                Some(_) => envelope(StatusCode::OK, json!({ "id": rid }), None),
+            }
+        }
         _ => failure(StatusCode::NOT_FOUND, 7000, "No route for that URI"),
     }
 }

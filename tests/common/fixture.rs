@@ -108,17 +108,26 @@ impl Fixture {
 </body></html>"##
             ),
         );
-        self.set("about.html", r#"<h1>About</h1><a href="/">home</a><img src="/img/about.png">"#);
+        self.set(
+            "about.html",
+            r#"<h1>About</h1><a href="/">home</a><img src="/img/about.png">"#,
+        );
         self.set("q.html", "<p>query page</p>");
         self.set("refreshed.html", "<p>refreshed</p>");
         self.set("absolute.html", "<p>absolute</p>");
         self.set("alias-page.html", "<p>reached through the alias</p>");
         self.set("private/secret.html", "<p>private</p>");
         self.set("only-in-sitemap.html", "<p>only the sitemap links here</p>");
-        self.set("blog/index.html", r#"<a href="post-1">one</a> <a href="deep/1">deep</a>"#);
+        self.set(
+            "blog/index.html",
+            r#"<a href="post-1">one</a> <a href="deep/1">deep</a>"#,
+        );
         self.set("blog/post-1.html", r#"<p>post one</p><a href="../">up</a>"#);
         for i in 1..=5 {
-            self.set(&format!("blog/deep/{i}.html"), &format!(r#"<p>deep {i}</p><a href="{}">next</a>"#, i + 1));
+            self.set(
+                &format!("blog/deep/{i}.html"),
+                &format!(r#"<p>deep {i}</p><a href="{}">next</a>"#, i + 1),
+            );
         }
         self.set("blog/deep/6.html", "<p>the bottom</p>");
         self.set(
@@ -130,9 +139,15 @@ body { background: url(../img/body.png) }
 /* url(/img/commented-out.png) */"#,
         );
         self.set("css/print.css", "p { color: black }");
-        self.set("css/imp.css", ".i { background: url('/img/from-import.png') }");
+        self.set(
+            "css/imp.css",
+            ".i { background: url('/img/from-import.png') }",
+        );
         self.set("js/app.js", "console.log('app v3');");
-        self.set("app.webmanifest", r#"{"name":"Fixture","icons":[{"src":"/img/icon-192.png","sizes":"192x192"}]}"#);
+        self.set(
+            "app.webmanifest",
+            r#"{"name":"Fixture","icons":[{"src":"/img/icon-192.png","sizes":"192x192"}]}"#,
+        );
         self.set(
             "sitemap.xml",
             &format!(
@@ -140,8 +155,14 @@ body { background: url(../img/body.png) }
             ),
         );
         self.set("robots.txt", "User-agent: *\nDisallow: /private/\n");
-        self.set("app/index.html", r#"<p>app shell</p><a href="missing/">more</a><img src="/img/app.png">"#);
-        self.set("img/o.svg", r#"<svg xmlns="http://www.w3.org/2000/svg"><image href="/img/in-svg.png"/></svg>"#);
+        self.set(
+            "app/index.html",
+            r#"<p>app shell</p><a href="missing/">more</a><img src="/img/app.png">"#,
+        );
+        self.set(
+            "img/o.svg",
+            r#"<svg xmlns="http://www.w3.org/2000/svg"><image href="/img/in-svg.png"/></svg>"#,
+        );
         for img in [
             "a.png",
             "ml-300.png",

@@ -28,13 +28,20 @@ pub const BIN: &str = match option_env!("CARGO_BIN_EXE_understudy") {
 
 /// A free TCP port on `ip` (bound and released; good enough on loopback).
 pub fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -68,7 +75,11 @@ impl Daemon {
             standby: vec![],
             standby_https: vec![],
         };
-        Daemon { dir, child: None, info }
+        Daemon {
+            dir,
+            child: None,
+            info,
+        }
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -81,7 +92,11 @@ impl Daemon {
 
     fn spawn(&mut self) {
         let _ = std::fs::remove_file(self.data_dir().join("daemon.json"));
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("daemon.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
         let child = Command::new(BIN)
             .args(["run", "-c"])
             .arg(self.config_path())
@@ -100,7 +115,11 @@ impl Daemon {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("daemon exited with {status} at start:\n{}", self.log());
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "daemon did not start:\n{}", self.log());
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "daemon did not start:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -116,7 +135,10 @@ impl Daemon {
     /// SIGTERM, and wait for a clean exit; returns the exit code.
     pub fn stop(&mut self) -> i32 {
         let mut child = self.child.take().expect("running");
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -124,7 +146,10 @@ impl Daemon {
             }
             if start.elapsed() > Duration::from_secs(10) {
                 let _ = child.kill();
-                panic!("daemon did not stop within 10 s of SIGTERM:\n{}", self.log());
+                panic!(
+                    "daemon did not stop within 10 s of SIGTERM:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -150,7 +175,12 @@ impl Daemon {
 
     /// Runs the CLI against this daemon's config; returns (exit code, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(BIN).args(args).arg("-c").arg(self.config_path()).output().unwrap();
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("-c")
+            .arg(self.config_path())
+            .output()
+            .unwrap();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).to_string(),
@@ -166,7 +196,10 @@ impl Daemon {
     }
 
     pub fn phase(&self) -> String {
-        self.status()["sites"][0]["phase"].as_str().unwrap().to_string()
+        self.status()["sites"][0]["phase"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub fn answer(&self, name: &str) -> Vec<IpAddr> {
@@ -174,7 +207,9 @@ impl Daemon {
     }
 
     pub fn wait_standby_ready(&self) {
-        wait_until(Duration::from_secs(10), "standby ready", || self.status()["sites"][0]["standby_ready"] == true);
+        wait_until(Duration::from_secs(10), "standby ready", || {
+            self.status()["sites"][0]["standby_ready"] == true
+        });
     }
 
     /// With the standby known ready, stops `primary` and waits until the site's answer is the
@@ -193,7 +228,12 @@ impl Daemon {
             if self.answer(name) == [want] {
                 return start.elapsed();
             }
-            assert!(start.elapsed() < limit, "{name} did not answer {want} within {limit:?}; status: {}\n{}", self.status(), self.log());
+            assert!(
+                start.elapsed() < limit,
+                "{name} did not answer {want} within {limit:?}; status: {}\n{}",
+                self.status(),
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -212,12 +252,17 @@ impl Drop for Daemon {
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// The A answer for `name` from `server`, asked with understudy's hickory-proto client.
 pub fn answer(server: SocketAddr, name: &str) -> Vec<IpAddr> {
-    query(server, name, RecordType::A).map(|r| r.addrs).unwrap_or_default()
+    query(server, name, RecordType::A)
+        .map(|r| r.addrs)
+        .unwrap_or_default()
 }
 
 pub fn query(server: SocketAddr, name: &str, t: RecordType) -> anyhow::Result<client::Reply> {
@@ -239,14 +284,21 @@ pub struct Nginx {
 }
 
 pub fn need(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).chain([PathBuf::from("/usr/sbin")]).any(|d| d.join(tool).exists()));
+    let found = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p)
+            .chain([PathBuf::from("/usr/sbin")])
+            .any(|d| d.join(tool).exists())
+    });
     assert!(found, "`{tool}` is not installed: run `apt-get install {package}` (or `bash .ci/run`, which installs every test dependency)");
 }
 
 fn nginx_bin() -> PathBuf {
     need("nginx", "nginx-light");
-    ["/usr/sbin/nginx", "/usr/bin/nginx"].iter().map(PathBuf::from).find(|p| p.exists()).unwrap_or_else(|| PathBuf::from("nginx"))
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("nginx"))
 }
 
 impl Nginx {
@@ -257,7 +309,15 @@ impl Nginx {
     /// nginx on a given address (several origins on one port, different 127.0.0.x).
     pub fn start_at(addr: SocketAddr, label: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
-        let mut n = Nginx { dir, addr, child: None, label: label.to_string(), tls: false, files: false, custom: None };
+        let mut n = Nginx {
+            dir,
+            addr,
+            child: None,
+            label: label.to_string(),
+            tls: false,
+            files: false,
+            custom: None,
+        };
         n.restart();
         n
     }
@@ -268,7 +328,15 @@ impl Nginx {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("www")).unwrap();
         let addr = SocketAddr::new(ip.parse().unwrap(), free_port(ip));
-        let mut n = Nginx { dir, addr, child: None, label: "files".to_string(), tls: false, files: true, custom: None };
+        let mut n = Nginx {
+            dir,
+            addr,
+            child: None,
+            label: "files".to_string(),
+            tls: false,
+            files: true,
+            custom: None,
+        };
         n.restart();
         n
     }
@@ -278,7 +346,15 @@ impl Nginx {
     pub fn start_custom(ip: &str, dir: tempfile::TempDir, server_body: &str) -> Nginx {
         let addr = SocketAddr::new(ip.parse().unwrap(), free_port(ip));
         let body = server_body.replace("{DIR}", &dir.path().display().to_string());
-        let mut n = Nginx { dir, addr, child: None, label: "custom".to_string(), tls: false, files: false, custom: Some(body) };
+        let mut n = Nginx {
+            dir,
+            addr,
+            child: None,
+            label: "custom".to_string(),
+            tls: false,
+            files: false,
+            custom: Some(body),
+        };
         n.restart();
         n
     }
@@ -323,16 +399,23 @@ impl Nginx {
         );
         let conf = if self.files {
             conf.replace(
-                &format!("location / {{ default_type text/html; return 200 \"<h1>{}</h1>\\n\"; }}", self.label),
+                &format!(
+                    "location / {{ default_type text/html; return 200 \"<h1>{}</h1>\\n\"; }}",
+                    self.label
+                ),
                 &format!("location / {{ root {d}/www; default_type text/plain; }}"),
             )
         } else {
             conf
         };
         let conf = match &self.custom {
-            Some(body) => {
-                conf.replace(&format!("    location / {{ default_type text/html; return 200 \"<h1>{}</h1>\\n\"; }}\n", self.label), body)
-            }
+            Some(body) => conf.replace(
+                &format!(
+                    "    location / {{ default_type text/html; return 200 \"<h1>{}</h1>\\n\"; }}\n",
+                    self.label
+                ),
+                body,
+            ),
             None => conf,
         };
         let path = self.dir.path().join("nginx.conf");
@@ -399,7 +482,10 @@ impl Silent {
                 held.push(s);
             }
         });
-        Silent { addr, _thread: thread }
+        Silent {
+            addr,
+            _thread: thread,
+        }
     }
 }
 
@@ -453,16 +539,28 @@ pub fn latest_value_lands_after_outage<S>(
 ) {
     let name = Name::from_ascii("www.example.test.").unwrap();
     // The reconciler runs in the background while this thread plays with the provider.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut managed = understudy::dns::ManagedRecords::default();
-    managed.set(name.clone(), RecordType::A, vec!["192.0.2.1".parse().unwrap()]);
+    managed.set(
+        name.clone(),
+        RecordType::A,
+        vec!["192.0.2.1".parse().unwrap()],
+    );
     let (tx, rx) = tokio::sync::watch::channel(managed.clone());
     let cancel = tokio_util::sync::CancellationToken::new();
     let handle = rt.spawn(r.run(rx, cancel.clone()));
     let wait = |server: &S, want: &str| {
         let start = Instant::now();
         while read(server) != [want] {
-            assert!(start.elapsed() < Duration::from_secs(30), "{want} never landed (holds {:?})", read(server));
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{want} never landed (holds {:?})",
+                read(server)
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     };
@@ -483,7 +581,10 @@ pub fn latest_value_lands_after_outage<S>(
 /// `www` name holds a foreign TXT "not managed by understudy": two values set, replaced by
 /// one, removed, the foreign record untouched. `txt(name)` reads the values (unquoted, any
 /// order) straight from the provider's server.
-pub fn challenge_records_round_trip(p: &dyn understudy::dns::provider::Provider, txt: impl Fn(&str) -> Vec<String>) {
+pub fn challenge_records_round_trip(
+    p: &dyn understudy::dns::provider::Provider,
+    txt: impl Fn(&str) -> Vec<String>,
+) {
     let rt = rt();
     let zone = Name::from_ascii("example.test.").unwrap();
     let at = Name::from_ascii("_acme-challenge.www.example.test.").unwrap();
@@ -492,9 +593,14 @@ pub fn challenge_records_round_trip(p: &dyn understudy::dns::provider::Provider,
         v.sort();
         v
     };
-    rt.block_on(p.set_txt(&zone, &at, &["first-token".into(), "second-token".into()])).unwrap();
-    assert_eq!(sorted("_acme-challenge.www.example.test"), ["first-token", "second-token"]);
-    rt.block_on(p.set_txt(&zone, &at, &["third-token".into()])).unwrap();
+    rt.block_on(p.set_txt(&zone, &at, &["first-token".into(), "second-token".into()]))
+        .unwrap();
+    assert_eq!(
+        sorted("_acme-challenge.www.example.test"),
+        ["first-token", "second-token"]
+    );
+    rt.block_on(p.set_txt(&zone, &at, &["third-token".into()]))
+        .unwrap();
     assert_eq!(sorted("_acme-challenge.www.example.test"), ["third-token"]);
     rt.block_on(p.set_txt(&zone, &at, &[])).unwrap();
     assert!(sorted("_acme-challenge.www.example.test").is_empty());

@@ -39,7 +39,11 @@ impl Moto {
             .stderr(log.reopen().unwrap())
             .spawn()
             .unwrap();
-        let m = Moto { addr: format!("127.0.0.1:{port}").parse().unwrap(), child: Some(child), log };
+        let m = Moto {
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            child: Some(child),
+            log,
+        };
         let start = Instant::now();
         while std::net::TcpStream::connect(m.addr).is_err() {
             assert!(
@@ -71,14 +75,22 @@ pub struct Relay {
 
 impl Relay {
     pub fn start(target: SocketAddr) -> Relay {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(Mutex::new(true));
         let flag = up.clone();
         rt.spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
                 if !*flag.lock().unwrap() {
                     drop(inbound); // closed at once: the client sees a reset
                     continue;
@@ -102,20 +114,38 @@ impl Relay {
 /// the binary; fixed dummy credentials, which moto does not check).
 pub fn sdk(endpoint: &str) -> aws_sdk_route53::Client {
     let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
         .build_https();
     let conf = aws_sdk_route53::Config::builder()
         .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
         .http_client(http)
         .region(aws_sdk_route53::config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_credential_types::Credentials::new("AKIDSETUP", "setup", None, None, "test"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "AKIDSETUP",
+            "setup",
+            None,
+            None,
+            "test",
+        ))
         .build();
     aws_sdk_route53::Client::from_conf(conf)
 }
 
 /// Creates the public hosted zone `example.test.` and returns its id.
 pub async fn create_zone(c: &aws_sdk_route53::Client, reference: &str) -> String {
-    let z = c.create_hosted_zone().name("example.test.").caller_reference(reference).send().await.unwrap();
-    z.hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_string()
+    let z = c
+        .create_hosted_zone()
+        .name("example.test.")
+        .caller_reference(reference)
+        .send()
+        .await
+        .unwrap();
+    z.hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string()
 }

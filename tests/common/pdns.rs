@@ -20,11 +20,15 @@ pub struct Pdns {
 impl Pdns {
     pub fn start() -> Pdns {
         need("pdns_server", "pdns-server");
-        assert!(std::path::Path::new(SCHEMA).exists(), "{SCHEMA} missing: apt-get install pdns-backend-sqlite3");
+        assert!(
+            std::path::Path::new(SCHEMA).exists(),
+            "{SCHEMA} missing: apt-get install pdns-backend-sqlite3"
+        );
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("pdns.sqlite3");
         let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(&std::fs::read_to_string(SCHEMA).unwrap()).unwrap();
+        conn.execute_batch(&std::fs::read_to_string(SCHEMA).unwrap())
+            .unwrap();
         // The zone every test starts from, with records understudy does not own. A serial
         // above today's date makes SOA-EDIT-API add exactly 1 per API change.
         conn.execute_batch(
@@ -51,21 +55,44 @@ impl Pdns {
             ),
         )
         .unwrap();
-        let mut p =
-            Pdns { dir, dns: format!("127.0.0.1:{dns_port}").parse().unwrap(), api: format!("http://127.0.0.1:{api_port}"), child: None };
+        let mut p = Pdns {
+            dir,
+            dns: format!("127.0.0.1:{dns_port}").parse().unwrap(),
+            api: format!("http://127.0.0.1:{api_port}"),
+            child: None,
+        };
         p.restart();
         p
     }
 
     pub fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
-        let bin = if std::path::Path::new("/usr/sbin/pdns_server").exists() { "/usr/sbin/pdns_server" } else { "pdns_server" };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let bin = if std::path::Path::new("/usr/sbin/pdns_server").exists() {
+            "/usr/sbin/pdns_server"
+        } else {
+            "pdns_server"
+        };
         self.child = Some(
-            Command::new(bin).arg(format!("--config-dir={}", self.dir.path().display())).stdout(Stdio::null()).stderr(log).spawn().unwrap(),
+            Command::new(bin)
+                .arg(format!("--config-dir={}", self.dir.path().display()))
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
         );
         let start = Instant::now();
-        while self.serial().is_none() || std::net::TcpStream::connect(self.api.trim_start_matches("http://")).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "pdns did not start:\n{}", self.log());
+        while self.serial().is_none()
+            || std::net::TcpStream::connect(self.api.trim_start_matches("http://")).is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "pdns did not start:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -91,7 +118,13 @@ impl Pdns {
 
     pub fn rdata(&self, name: &str, t: hickory_proto::rr::RecordType) -> Vec<String> {
         let r = super::query(self.dns, name, t).unwrap();
-        let mut v: Vec<String> = r.message.answers.iter().filter(|a| a.record_type() == t).map(|a| a.data.to_string()).collect();
+        let mut v: Vec<String> = r
+            .message
+            .answers
+            .iter()
+            .filter(|a| a.record_type() == t)
+            .map(|a| a.data.to_string())
+            .collect();
         v.sort();
         v
     }

@@ -33,8 +33,12 @@ impl Pebble {
         std::fs::write(dir.path().join("key.pem"), key).unwrap();
         let listener_ca = dir.path().join("listener-ca.pem");
         std::fs::write(&listener_ca, ca.pem()).unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
-        let management: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")).parse().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+            .parse()
+            .unwrap();
+        let management: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+            .parse()
+            .unwrap();
         let config = serde_json::json!({
             "pebble": {
                 "listenAddress": addr.to_string(),
@@ -64,8 +68,17 @@ impl Pebble {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut p = Pebble { dir, child, addr, management, listener_ca, issuing_root: String::new() };
-        wait_until(Duration::from_secs(15), "pebble", || TcpStream::connect(addr).is_ok() && TcpStream::connect(management).is_ok());
+        let mut p = Pebble {
+            dir,
+            child,
+            addr,
+            management,
+            listener_ca,
+            issuing_root: String::new(),
+        };
+        wait_until(Duration::from_secs(15), "pebble", || {
+            TcpStream::connect(addr).is_ok() && TcpStream::connect(management).is_ok()
+        });
         p.issuing_root = p.fetch_root();
         p
     }
@@ -80,11 +93,24 @@ impl Pebble {
 
     fn fetch_root(&self) -> String {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(&self.listener_ca).unwrap()).unwrap();
-        let client = reqwest::Client::builder().no_proxy().tls_certs_only([ca]).build().unwrap();
+        let ca =
+            reqwest::Certificate::from_pem(&std::fs::read(&self.listener_ca).unwrap()).unwrap();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .tls_certs_only([ca])
+            .build()
+            .unwrap();
         let url = format!("https://{}/roots/0", self.management);
         super::rt()
-            .block_on(async { client.get(&url).send().await?.error_for_status()?.text().await })
+            .block_on(async {
+                client
+                    .get(&url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .text()
+                    .await
+            })
             .unwrap_or_else(|e| panic!("{url}: {e}\n{}", self.log()))
     }
 }

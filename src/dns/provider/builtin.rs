@@ -30,7 +30,12 @@ pub struct Builtin {
 impl Builtin {
     /// `zones` are the configured zones without an external provider; `data_dir` holds the
     /// serials (a second connection to the state database).
-    pub fn new(zones: Vec<ZoneConfig>, ttl: u32, handle: ZoneHandle, data_dir: &Path) -> Result<Self, crate::store::StoreError> {
+    pub fn new(
+        zones: Vec<ZoneConfig>,
+        ttl: u32,
+        handle: ZoneHandle,
+        data_dir: &Path,
+    ) -> Result<Self, crate::store::StoreError> {
         Ok(Builtin {
             zones,
             ttl,
@@ -63,7 +68,9 @@ impl Builtin {
     /// Publishes (or with no values removes) the TXT records of an ACME challenge name, at once.
     pub fn set_challenge(&self, name: &Name, values: &[String]) -> Result<(), ProviderError> {
         if !self.serves(name) {
-            return Err(ProviderError::ZoneNotFound(format!("{name} is in no zone of the built-in server")));
+            return Err(ProviderError::ZoneNotFound(format!(
+                "{name} is in no zone of the built-in server"
+            )));
         }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         {
@@ -79,15 +86,21 @@ impl Builtin {
     fn rebuild(&self, inner: &mut (ManagedRecords, Store)) -> Result<(), ProviderError> {
         let now = crate::util::now_millis() / 1_000;
         let mut set = ZoneSet::default();
-        let challenges = self.challenges.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let challenges = self
+            .challenges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for z in &self.zones {
             let mut zone = Zone::build(z, &inner.0, self.ttl, 0);
             for (name, values) in &challenges {
                 // Short TTL: a challenge lives for one order.
                 zone.add_txt(name, values, 10);
             }
-            let serial =
-                inner.1.serial_for(&z.origin.to_string(), &zone.content(), now).map_err(|e| ProviderError::Rejected(e.to_string()))?;
+            let serial = inner
+                .1
+                .serial_for(&z.origin.to_string(), &zone.content(), now)
+                .map_err(|e| ProviderError::Rejected(e.to_string()))?;
             zone.set_serial(serial);
             set.zones.push(zone);
         }
@@ -102,17 +115,32 @@ impl Provider for Builtin {
         "the built-in DNS server".to_string()
     }
 
-    async fn read(&self, _zone: &Name, keys: &[Key]) -> Result<BTreeMap<Key, RrSet>, ProviderError> {
+    async fn read(
+        &self,
+        _zone: &Name,
+        keys: &[Key],
+    ) -> Result<BTreeMap<Key, RrSet>, ProviderError> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         Ok(keys
             .iter()
-            .filter_map(|k| inner.0 .0.get(k).map(|addrs| (k.clone(), RrSet::new(k.0.clone(), k.1, self.ttl, addrs.clone()))))
+            .filter_map(|k| {
+                inner.0 .0.get(k).map(|addrs| {
+                    (
+                        k.clone(),
+                        RrSet::new(k.0.clone(), k.1, self.ttl, addrs.clone()),
+                    )
+                })
+            })
             .collect())
     }
 
     /// Every managed name of a built-in zone is understudy's own (the config refuses a static
     /// address record at one), so every key counts as marked.
-    async fn marked(&self, _zone: &Name, keys: &[Key]) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
+    async fn marked(
+        &self,
+        _zone: &Name,
+        keys: &[Key],
+    ) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
         Ok(keys.iter().cloned().collect())
     }
 
@@ -125,7 +153,12 @@ impl Provider for Builtin {
         Ok(changes.iter().map(|_| Outcome::Applied).collect())
     }
 
-    async fn set_txt(&self, _zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+    async fn set_txt(
+        &self,
+        _zone: &Name,
+        name: &Name,
+        values: &[String],
+    ) -> Result<(), ProviderError> {
         self.set_challenge(name, values)
     }
 

@@ -24,7 +24,8 @@ use super::{Key, Outcome, Provider, ProviderError, RrSet};
 use crate::config::Secret;
 
 pub const DEFAULT_ENDPOINT: &str = "https://api.cloudflare.com/client/v4";
-const OWNER_COMMENT: &str = "managed by understudy (heritage=understudy); edits will be overwritten";
+const OWNER_COMMENT: &str =
+    "managed by understudy (heritage=understudy); edits will be overwritten";
 
 pub struct Cloudflare {
     endpoint: String,
@@ -102,14 +103,29 @@ impl Cloudflare {
     }
 
     /// Sends a request and unwraps the v4 envelope; maps HTTP status and error codes.
-    async fn call<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<(T, Option<ResultInfo>), ProviderError> {
-        let resp = req.bearer_auth(&self.token.0).send().await.map_err(|e| crate::http::transport_error(e, "Cloudflare API"))?;
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(T, Option<ResultInfo>), ProviderError> {
+        let resp = req
+            .bearer_auth(&self.token.0)
+            .send()
+            .await
+            .map_err(|e| crate::http::transport_error(e, "Cloudflare API"))?;
         let status = resp.status();
         let retry = crate::http::retry_after(resp.headers());
-        let text = resp.text().await.map_err(|e| crate::http::transport_error(e, "Cloudflare API"))?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| crate::http::transport_error(e, "Cloudflare API"))?;
         let env: Result<Envelope<T>, _> = serde_json::from_str(&text);
         let errors = match &env {
-            Ok(e) => e.errors.iter().map(|e| format!("{} (code {})", e.message, e.code)).collect::<Vec<_>>().join("; "),
+            Ok(e) => e
+                .errors
+                .iter()
+                .map(|e| format!("{} (code {})", e.message, e.code))
+                .collect::<Vec<_>>()
+                .join("; "),
             Err(_) => text.chars().take(200).collect(),
         };
         match status.as_u16() {
@@ -123,15 +139,27 @@ impl Cloudflare {
             _ => {}
         }
         let env = env.map_err(|e| {
-            ProviderError::Protocol(format!("Cloudflare answered {status} with something that is not the v4 envelope: {e}"))
+            ProviderError::Protocol(format!(
+                "Cloudflare answered {status} with something that is not the v4 envelope: {e}"
+            ))
         })?;
         if !status.is_success() || !env.success {
-            if env.errors.iter().any(|e| matches!(e.code, 9109 | 10000 | 1000 | 6003 | 6111)) {
-                return Err(ProviderError::Auth(format!("Cloudflare answered {status}: {errors}")));
+            if env
+                .errors
+                .iter()
+                .any(|e| matches!(e.code, 9109 | 10000 | 1000 | 6003 | 6111))
+            {
+                return Err(ProviderError::Auth(format!(
+                    "Cloudflare answered {status}: {errors}"
+                )));
             }
-            return Err(ProviderError::Rejected(format!("Cloudflare answered {status}: {errors}")));
+            return Err(ProviderError::Rejected(format!(
+                "Cloudflare answered {status}: {errors}"
+            )));
         }
-        let result = env.result.ok_or_else(|| ProviderError::Protocol("Cloudflare's answer has no result".to_string()))?;
+        let result = env.result.ok_or_else(|| {
+            ProviderError::Protocol("Cloudflare's answer has no result".to_string())
+        })?;
         Ok((result, env.result_info))
     }
 
@@ -140,31 +168,58 @@ impl Cloudflare {
             return Ok(id.clone());
         }
         let zname = zone.to_ascii().trim_end_matches('.').to_string();
-        if let Some(id) = self.zone_ids.lock().unwrap_or_else(|e| e.into_inner()).get(&zname) {
+        if let Some(id) = self
+            .zone_ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&zname)
+        {
             return Ok(id.clone());
         }
-        let (zones, _): (Vec<ZoneJson>, _) =
-            self.call(self.http.get(format!("{}/zones", self.endpoint)).query(&[("name", zname.as_str())])).await?;
-        let id = zones
-            .into_iter()
-            .next()
-            .map(|z| z.id)
-            .ok_or_else(|| ProviderError::ZoneNotFound(format!("Cloudflare has no zone {zname} visible to this token")))?;
-        self.zone_ids.lock().unwrap_or_else(|e| e.into_inner()).insert(zname, id.clone());
+        let (zones, _): (Vec<ZoneJson>, _) = self
+            .call(
+                self.http
+                    .get(format!("{}/zones", self.endpoint))
+                    .query(&[("name", zname.as_str())]),
+            )
+            .await?;
+        let id = zones.into_iter().next().map(|z| z.id).ok_or_else(|| {
+            ProviderError::ZoneNotFound(format!(
+                "Cloudflare has no zone {zname} visible to this token"
+            ))
+        })?;
+        self.zone_ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(zname, id.clone());
         Ok(id)
     }
 
     /// Every record of `rtype` (and `name`, if given) in the zone, across all pages.
-    async fn list(&self, zone_id: &str, rtype: RecordType, name: Option<&str>) -> Result<Vec<RecordJson>, ProviderError> {
+    async fn list(
+        &self,
+        zone_id: &str,
+        rtype: RecordType,
+        name: Option<&str>,
+    ) -> Result<Vec<RecordJson>, ProviderError> {
         let mut out = vec![];
         let mut page = 1u32;
         loop {
-            let mut q = vec![("type", rtype.to_string()), ("page", page.to_string()), ("per_page", "100".to_string())];
+            let mut q = vec![
+                ("type", rtype.to_string()),
+                ("page", page.to_string()),
+                ("per_page", "100".to_string()),
+            ];
             if let Some(n) = name {
                 q.push(("name", n.to_string()));
             }
-            let (records, info): (Vec<RecordJson>, _) =
-                self.call(self.http.get(format!("{}/zones/{zone_id}/dns_records", self.endpoint)).query(&q)).await?;
+            let (records, info): (Vec<RecordJson>, _) = self
+                .call(
+                    self.http
+                        .get(format!("{}/zones/{zone_id}/dns_records", self.endpoint))
+                        .query(&q),
+                )
+                .await?;
             out.extend(records);
             match info {
                 Some(i) if i.page < i.total_pages && page < 10_000 => page = i.page.max(page) + 1,
@@ -176,13 +231,19 @@ impl Cloudflare {
     async fn apply_one(&self, zone_id: &str, change: &RrSet) -> Result<Outcome, ProviderError> {
         let name = change.name.to_ascii().trim_end_matches('.').to_string();
         let existing = self.list(zone_id, change.rtype, Some(&name)).await?;
-        let existing: Vec<RecordJson> = existing.into_iter().filter(|r| r.name.eq_ignore_ascii_case(&name)).collect();
+        let existing: Vec<RecordJson> = existing
+            .into_iter()
+            .filter(|r| r.name.eq_ignore_ascii_case(&name))
+            .collect();
         let mut spare: Vec<&RecordJson> = existing.iter().collect();
         let base = format!("{}/zones/{zone_id}/dns_records", self.endpoint);
         for ip in &change.addrs {
             let content = ip.to_string();
             // Prefer the record that already has this content, then any other we own.
-            let pos = spare.iter().position(|r| r.content == content).or(if spare.is_empty() { None } else { Some(0) });
+            let pos = spare
+                .iter()
+                .position(|r| r.content == content)
+                .or(if spare.is_empty() { None } else { Some(0) });
             let reused = pos.map(|p| spare.remove(p));
             let proxied = self.proxied.or(reused.map(|r| r.proxied)).unwrap_or(false);
             let body = RecordJson {
@@ -195,7 +256,10 @@ impl Cloudflare {
                 comment: Some(OWNER_COMMENT.to_string()),
             };
             let result: Result<(RecordJson, _), _> = match reused {
-                Some(r) => self.call(self.http.put(format!("{base}/{}", r.id)).json(&body)).await,
+                Some(r) => {
+                    self.call(self.http.put(format!("{base}/{}", r.id)).json(&body))
+                        .await
+                }
                 None => self.call(self.http.post(&base).json(&body)).await,
             };
             match result {
@@ -205,7 +269,9 @@ impl Cloudflare {
             }
         }
         for r in spare {
-            let result: Result<(serde_json::Value, _), _> = self.call(self.http.delete(format!("{base}/{}", r.id))).await;
+            let result: Result<(serde_json::Value, _), _> = self
+                .call(self.http.delete(format!("{base}/{}", r.id)))
+                .await;
             match result {
                 Ok(_) => {}
                 Err(ProviderError::Rejected(why)) => return Ok(Outcome::Rejected(why)),
@@ -235,9 +301,13 @@ impl Provider for Cloudflare {
             }
             let mut by_name: BTreeMap<String, (u32, Vec<IpAddr>)> = BTreeMap::new();
             for r in self.list(&zone_id, rtype, None).await? {
-                let Ok(ip) = r.content.parse::<IpAddr>() else { continue };
+                let Ok(ip) = r.content.parse::<IpAddr>() else {
+                    continue;
+                };
                 let ttl = if r.proxied { self.ttl } else { r.ttl };
-                let e = by_name.entry(r.name.to_ascii_lowercase()).or_insert((ttl, vec![]));
+                let e = by_name
+                    .entry(r.name.to_ascii_lowercase())
+                    .or_insert((ttl, vec![]));
                 e.1.push(ip);
             }
             for k in keys.iter().filter(|k| k.1 == rtype) {
@@ -250,7 +320,11 @@ impl Provider for Cloudflare {
         Ok(out)
     }
 
-    async fn marked(&self, zone: &Name, keys: &[Key]) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
+    async fn marked(
+        &self,
+        zone: &Name,
+        keys: &[Key],
+    ) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
         let zone_id = self.zone_id(zone).await?;
         let mut out = std::collections::BTreeSet::new();
         for rtype in [RecordType::A, RecordType::AAAA] {
@@ -273,14 +347,27 @@ impl Provider for Cloudflare {
         Ok(out)
     }
 
-    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+    async fn set_txt(
+        &self,
+        zone: &Name,
+        name: &Name,
+        values: &[String],
+    ) -> Result<(), ProviderError> {
         let zone_id = self.zone_id(zone).await?;
         let name = name.to_ascii().trim_end_matches('.').to_string();
         let base = format!("{}/zones/{zone_id}/dns_records", self.endpoint);
-        let existing: Vec<RecordJson> =
-            self.list(&zone_id, RecordType::TXT, Some(&name)).await?.into_iter().filter(|r| r.name.eq_ignore_ascii_case(&name)).collect();
+        let existing: Vec<RecordJson> = self
+            .list(&zone_id, RecordType::TXT, Some(&name))
+            .await?
+            .into_iter()
+            .filter(|r| r.name.eq_ignore_ascii_case(&name))
+            .collect();
         // Cloudflare stores TXT records one by one: add what is missing, then drop the rest.
-        for v in values.iter().filter(|v| !existing.iter().any(|r| r.content.trim_matches('"') == v.as_str())) {
+        for v in values.iter().filter(|v| {
+            !existing
+                .iter()
+                .any(|r| r.content.trim_matches('"') == v.as_str())
+        }) {
             let body = RecordJson {
                 id: String::new(),
                 rtype: "TXT".to_string(),
@@ -292,8 +379,14 @@ impl Provider for Cloudflare {
             };
             let _: (RecordJson, _) = self.call(self.http.post(&base).json(&body)).await?;
         }
-        for r in existing.iter().filter(|r| !values.iter().any(|v| r.content.trim_matches('"') == v.as_str())) {
-            let _: (serde_json::Value, _) = self.call(self.http.delete(format!("{base}/{}", r.id))).await?;
+        for r in existing.iter().filter(|r| {
+            !values
+                .iter()
+                .any(|v| r.content.trim_matches('"') == v.as_str())
+        }) {
+            let _: (serde_json::Value, _) = self
+                .call(self.http.delete(format!("{base}/{}", r.id)))
+                .await?;
         }
         Ok(())
     }
@@ -310,6 +403,8 @@ impl Provider for Cloudflare {
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
         let zone_id = self.zone_id(zone).await?;
         let n = self.list(&zone_id, RecordType::A, None).await?.len();
-        Ok(format!("Cloudflare zone {zone} (id {zone_id}) readable with this token ({n} A records)"))
+        Ok(format!(
+            "Cloudflare zone {zone} (id {zone_id}) readable with this token ({n} A records)"
+        ))
     }
 }

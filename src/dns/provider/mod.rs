@@ -54,7 +54,12 @@ impl RrSet {
     pub fn new(name: Name, rtype: RecordType, ttl: u32, mut addrs: Vec<IpAddr>) -> Self {
         addrs.sort();
         addrs.dedup();
-        RrSet { name, rtype, ttl, addrs }
+        RrSet {
+            name,
+            rtype,
+            ttl,
+            addrs,
+        }
     }
 
     pub fn key(&self) -> Key {
@@ -65,7 +70,14 @@ impl RrSet {
 impl std::fmt::Display for RrSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let addrs: Vec<String> = self.addrs.iter().map(|a| a.to_string()).collect();
-        write!(f, "{} {} {} {}", self.name, self.ttl, self.rtype, addrs.join(","))
+        write!(
+            f,
+            "{} {} {} {}",
+            self.name,
+            self.ttl,
+            self.rtype,
+            addrs.join(",")
+        )
     }
 }
 
@@ -102,7 +114,12 @@ pub enum ProviderError {
 impl ProviderError {
     /// Whether retrying the same request later can succeed without a config change.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ProviderError::Unreachable(_) | ProviderError::Throttled { .. } | ProviderError::Protocol(_))
+        matches!(
+            self,
+            ProviderError::Unreachable(_)
+                | ProviderError::Throttled { .. }
+                | ProviderError::Protocol(_)
+        )
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
@@ -121,7 +138,12 @@ pub trait Provider: Send + Sync {
     /// Replaces the TXT record set at `name` (ACME DNS-01 challenge records, which only
     /// [`crate::acme`] writes, so no ownership marker); no values removes it. Returns once the
     /// provider has it (Route 53: INSYNC).
-    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError>;
+    async fn set_txt(
+        &self,
+        zone: &Name,
+        name: &Name,
+        values: &[String],
+    ) -> Result<(), ProviderError>;
 
     /// The TTL this provider will store when asked for `wanted` (some have a minimum). The
     /// reconciler plans with it, so a clamped TTL does not look like a difference forever.
@@ -134,32 +156,64 @@ pub trait Provider: Send + Sync {
     async fn apply(&self, zone: &Name, changes: &[RrSet]) -> Result<Vec<Outcome>, ProviderError>;
     /// Which of `keys` carry understudy's ownership marker (a record comment, or the TXT at
     /// [`owner_marker`]). Read-only.
-    async fn marked(&self, zone: &Name, keys: &[Key]) -> Result<std::collections::BTreeSet<Key>, ProviderError>;
+    async fn marked(
+        &self,
+        zone: &Name,
+        keys: &[Key],
+    ) -> Result<std::collections::BTreeSet<Key>, ProviderError>;
 
     async fn check(&self, zone: &Name) -> Result<String, ProviderError>;
 }
 
 /// Builds the provider a config entry describes.
-pub fn build(cfg: &crate::config::ProviderConfig, ttl: u32) -> Result<std::sync::Arc<dyn Provider>, String> {
+pub fn build(
+    cfg: &crate::config::ProviderConfig,
+    ttl: u32,
+) -> Result<std::sync::Arc<dyn Provider>, String> {
     use crate::config::ProviderKind;
     Ok(match &cfg.kind {
-        ProviderKind::Rfc2136 { server, key } => std::sync::Arc::new(rfc2136::Rfc2136::new(*server, key.clone(), cfg.timeout)?),
-        ProviderKind::Cloudflare { endpoint, api_token, zone_id, proxied } => {
-            std::sync::Arc::new(cloudflare::Cloudflare::new(endpoint, api_token.clone(), zone_id.clone(), *proxied, ttl, cfg.timeout)?)
+        ProviderKind::Rfc2136 { server, key } => {
+            std::sync::Arc::new(rfc2136::Rfc2136::new(*server, key.clone(), cfg.timeout)?)
         }
+        ProviderKind::Cloudflare {
+            endpoint,
+            api_token,
+            zone_id,
+            proxied,
+        } => std::sync::Arc::new(cloudflare::Cloudflare::new(
+            endpoint,
+            api_token.clone(),
+            zone_id.clone(),
+            *proxied,
+            ttl,
+            cfg.timeout,
+        )?),
         ProviderKind::Route53(settings) => {
-            std::sync::Arc::new(route53::Route53::new(route53::Settings { timeout: cfg.timeout, ..settings.clone() }))
+            std::sync::Arc::new(route53::Route53::new(route53::Settings {
+                timeout: cfg.timeout,
+                ..settings.clone()
+            }))
         }
-        ProviderKind::PowerDns { url, server_id, api_key } => {
-            std::sync::Arc::new(powerdns::PowerDns::new(url, server_id, api_key.clone(), cfg.timeout)?)
-        }
+        ProviderKind::PowerDns {
+            url,
+            server_id,
+            api_key,
+        } => std::sync::Arc::new(powerdns::PowerDns::new(
+            url,
+            server_id,
+            api_key.clone(),
+            cfg.timeout,
+        )?),
     })
 }
 
 /// The TXT owner name that marks `name` as managed by understudy, for providers without
 /// record comments.
 pub fn owner_marker(name: &Name) -> Name {
-    Name::from_ascii("_understudy").expect("valid label").append_domain(name).unwrap_or_else(|_| name.clone())
+    Name::from_ascii("_understudy")
+        .expect("valid label")
+        .append_domain(name)
+        .unwrap_or_else(|_| name.clone())
 }
 
 /// Whether a comment or TXT value is understudy's ownership marker.
@@ -167,4 +221,5 @@ pub fn is_owner_text(text: &str) -> bool {
     text.contains("heritage=understudy")
 }
 
-pub const OWNER_TEXT: &str = "heritage=understudy; this record set is managed by understudy, edits will be overwritten";
+pub const OWNER_TEXT: &str =
+    "heritage=understudy; this record set is managed by understudy, edits will be overwritten";

@@ -62,7 +62,12 @@ struct ErrorJson {
 }
 
 impl PowerDns {
-    pub fn new(url: &str, server_id: &str, api_key: Secret, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        url: &str,
+        server_id: &str,
+        api_key: Secret,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         Ok(PowerDns {
             base: url.trim_end_matches('/').to_string(),
             server_id: server_id.to_string(),
@@ -72,24 +77,36 @@ impl PowerDns {
     }
 
     fn zone_url(&self, zone: &Name) -> String {
-        format!("{}/api/v1/servers/{}/zones/{}", self.base, self.server_id, zone.to_ascii())
+        format!(
+            "{}/api/v1/servers/{}/zones/{}",
+            self.base,
+            self.server_id,
+            zone.to_ascii()
+        )
     }
 
     async fn error_for(&self, zone: &Name, resp: reqwest::Response) -> ProviderError {
         let status = resp.status();
         let retry = crate::http::retry_after(resp.headers());
         let body = resp.text().await.unwrap_or_default();
-        let why = serde_json::from_str::<ErrorJson>(&body).map(|e| e.error).unwrap_or_else(|_| body.chars().take(200).collect());
+        let why = serde_json::from_str::<ErrorJson>(&body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| body.chars().take(200).collect());
         match status.as_u16() {
-            401 | 403 => {
-                ProviderError::Auth(format!("PowerDNS at {} answered {status}: check api_key (the webserver's api-key setting)", self.base))
-            }
-            404 => {
-                ProviderError::ZoneNotFound(format!("PowerDNS at {} has no zone {zone} on server `{}` ({why})", self.base, self.server_id))
-            }
+            401 | 403 => ProviderError::Auth(format!(
+                "PowerDNS at {} answered {status}: check api_key (the webserver's api-key setting)",
+                self.base
+            )),
+            404 => ProviderError::ZoneNotFound(format!(
+                "PowerDNS at {} has no zone {zone} on server `{}` ({why})",
+                self.base, self.server_id
+            )),
             422 | 400 => ProviderError::Rejected(format!("PowerDNS refused the change: {why}")),
             429 => ProviderError::Throttled { retry_after: retry },
-            _ => ProviderError::Unreachable(format!("PowerDNS at {} answered {status}: {why}", self.base)),
+            _ => ProviderError::Unreachable(format!(
+                "PowerDNS at {} answered {status}: {why}",
+                self.base
+            )),
         }
     }
 
@@ -104,7 +121,9 @@ impl PowerDns {
         if !resp.status().is_success() {
             return Err(self.error_for(zone, resp).await);
         }
-        resp.json::<ZoneJson>().await.map_err(|e| ProviderError::Protocol(format!("PowerDNS zone JSON: {e}")))
+        resp.json::<ZoneJson>()
+            .await
+            .map_err(|e| ProviderError::Protocol(format!("PowerDNS zone JSON: {e}")))
     }
 }
 
@@ -118,28 +137,60 @@ impl Provider for PowerDns {
         let z = self.get_zone(zone).await?;
         let mut out = BTreeMap::new();
         for set in z.rrsets {
-            let Ok(name) = Name::from_ascii(&set.name) else { continue };
-            let Ok(rtype) = set.rtype.parse::<RecordType>() else { continue };
+            let Ok(name) = Name::from_ascii(&set.name) else {
+                continue;
+            };
+            let Ok(rtype) = set.rtype.parse::<RecordType>() else {
+                continue;
+            };
             let key = (name.to_lowercase(), rtype);
-            if !keys.iter().any(|k| k.0.to_lowercase() == key.0 && k.1 == rtype) {
+            if !keys
+                .iter()
+                .any(|k| k.0.to_lowercase() == key.0 && k.1 == rtype)
+            {
                 continue;
             }
-            let addrs: Vec<IpAddr> = set.records.iter().filter(|r| !r.disabled).filter_map(|r| r.content.parse().ok()).collect();
-            let original = keys.iter().find(|k| k.0.to_lowercase() == key.0 && k.1 == rtype).expect("checked").clone();
-            out.insert(original.clone(), RrSet::new(original.0, rtype, set.ttl.unwrap_or(0), addrs));
+            let addrs: Vec<IpAddr> = set
+                .records
+                .iter()
+                .filter(|r| !r.disabled)
+                .filter_map(|r| r.content.parse().ok())
+                .collect();
+            let original = keys
+                .iter()
+                .find(|k| k.0.to_lowercase() == key.0 && k.1 == rtype)
+                .expect("checked")
+                .clone();
+            out.insert(
+                original.clone(),
+                RrSet::new(original.0, rtype, set.ttl.unwrap_or(0), addrs),
+            );
         }
         Ok(out)
     }
 
-    async fn marked(&self, zone: &Name, keys: &[Key]) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
+    async fn marked(
+        &self,
+        zone: &Name,
+        keys: &[Key],
+    ) -> Result<std::collections::BTreeSet<Key>, ProviderError> {
         let z = self.get_zone(zone).await?;
         let mut out = std::collections::BTreeSet::new();
         for set in z.rrsets {
-            if !set.comments.iter().any(|c| super::is_owner_text(&c.content)) {
+            if !set
+                .comments
+                .iter()
+                .any(|c| super::is_owner_text(&c.content))
+            {
                 continue;
             }
-            let Ok(name) = Name::from_ascii(&set.name) else { continue };
-            if let Some(k) = keys.iter().find(|k| k.0.to_lowercase() == name.to_lowercase() && k.1.to_string() == set.rtype) {
+            let Ok(name) = Name::from_ascii(&set.name) else {
+                continue;
+            };
+            if let Some(k) = keys
+                .iter()
+                .find(|k| k.0.to_lowercase() == name.to_lowercase() && k.1.to_string() == set.rtype)
+            {
                 out.insert(k.clone());
             }
         }
@@ -154,8 +205,18 @@ impl Provider for PowerDns {
                 rtype: c.rtype.to_string(),
                 ttl: Some(c.ttl),
                 changetype: Some("REPLACE".to_string()),
-                records: c.addrs.iter().map(|a| RecordJson { content: a.to_string(), disabled: false }).collect(),
-                comments: vec![CommentJson { content: OWNER_TEXT.to_string(), account: "understudy".to_string() }],
+                records: c
+                    .addrs
+                    .iter()
+                    .map(|a| RecordJson {
+                        content: a.to_string(),
+                        disabled: false,
+                    })
+                    .collect(),
+                comments: vec![CommentJson {
+                    content: OWNER_TEXT.to_string(),
+                    account: "understudy".to_string(),
+                }],
             })
             .collect();
         let result = self
@@ -170,9 +231,17 @@ impl Provider for PowerDns {
             // Sent but unanswered: PowerDNS may have applied it.
             Err(e) if e.is_timeout() => {
                 let why = format!("no answer from PowerDNS at {} in time", self.base);
-                return Ok(changes.iter().map(|_| Outcome::CouldNotConfirm(why.clone())).collect());
+                return Ok(changes
+                    .iter()
+                    .map(|_| Outcome::CouldNotConfirm(why.clone()))
+                    .collect());
             }
-            Err(e) => return Err(crate::http::transport_error(e, &format!("PowerDNS at {}", self.base))),
+            Err(e) => {
+                return Err(crate::http::transport_error(
+                    e,
+                    &format!("PowerDNS at {}", self.base),
+                ))
+            }
         };
         if resp.status().is_success() {
             return Ok(changes.iter().map(|_| Outcome::Applied).collect());
@@ -180,15 +249,33 @@ impl Provider for PowerDns {
         Err(self.error_for(zone, resp).await)
     }
 
-    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+    async fn set_txt(
+        &self,
+        zone: &Name,
+        name: &Name,
+        values: &[String],
+    ) -> Result<(), ProviderError> {
         // TXT content is given in zone-file form: each string quoted.
         let quote = |v: &String| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
         let rrset = RrsetJson {
             name: name.to_ascii(),
             rtype: "TXT".to_string(),
             ttl: (!values.is_empty()).then_some(10),
-            changetype: Some(if values.is_empty() { "DELETE" } else { "REPLACE" }.to_string()),
-            records: values.iter().map(|v| RecordJson { content: quote(v), disabled: false }).collect(),
+            changetype: Some(
+                if values.is_empty() {
+                    "DELETE"
+                } else {
+                    "REPLACE"
+                }
+                .to_string(),
+            ),
+            records: values
+                .iter()
+                .map(|v| RecordJson {
+                    content: quote(v),
+                    disabled: false,
+                })
+                .collect(),
             comments: vec![],
         };
         let resp = self
@@ -207,6 +294,10 @@ impl Provider for PowerDns {
 
     async fn check(&self, zone: &Name) -> Result<String, ProviderError> {
         let z = self.get_zone(zone).await?;
-        Ok(format!("PowerDNS at {} holds {zone} ({} RRsets); API key accepted", self.base, z.rrsets.len()))
+        Ok(format!(
+            "PowerDNS at {} holds {zone} ({} RRsets); API key accepted",
+            self.base,
+            z.rrsets.len()
+        ))
     }
 }

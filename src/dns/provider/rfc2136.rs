@@ -30,17 +30,28 @@ pub struct TsigKey {
 
 impl std::fmt::Debug for TsigKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TsigKey {{ name: {}, algorithm: {}, secret: <redacted> }}", self.name, self.algorithm)
+        write!(
+            f,
+            "TsigKey {{ name: {}, algorithm: {}, secret: <redacted> }}",
+            self.name, self.algorithm
+        )
     }
 }
 
 /// Parses "hmac-sha256" / "hmac-sha512" (the algorithms the issue asks for; hmac-sha384 works too).
 pub fn algorithm(name: &str) -> Result<TsigAlgorithm, String> {
-    match name.trim().trim_end_matches('.').to_ascii_lowercase().as_str() {
+    match name
+        .trim()
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "hmac-sha256" => Ok(TsigAlgorithm::HmacSha256),
         "hmac-sha384" => Ok(TsigAlgorithm::HmacSha384),
         "hmac-sha512" => Ok(TsigAlgorithm::HmacSha512),
-        other => Err(format!("TSIG algorithm `{other}` is not supported: use hmac-sha256 or hmac-sha512")),
+        other => Err(format!(
+            "TSIG algorithm `{other}` is not supported: use hmac-sha256 or hmac-sha512"
+        )),
     }
 }
 
@@ -54,23 +65,40 @@ pub fn algorithm(name: &str) -> Result<TsigAlgorithm, String> {
 /// ```
 pub fn parse_bind_key(text: &str) -> Result<TsigKey, String> {
     let cleaned = strip_comments(text);
-    let rest = cleaned.trim_start().strip_prefix("key").ok_or("expected `key \"name\" { ... };`")?;
-    let (name, rest) = quoted_or_word(rest.trim_start()).ok_or("expected the key name after `key`")?;
-    let body = rest.trim_start().strip_prefix('{').ok_or("expected `{` after the key name")?;
+    let rest = cleaned
+        .trim_start()
+        .strip_prefix("key")
+        .ok_or("expected `key \"name\" { ... };`")?;
+    let (name, rest) =
+        quoted_or_word(rest.trim_start()).ok_or("expected the key name after `key`")?;
+    let body = rest
+        .trim_start()
+        .strip_prefix('{')
+        .ok_or("expected `{` after the key name")?;
     let body = body.split('}').next().ok_or("expected `}`")?;
     let (mut alg, mut secret) = (None, None);
     for stmt in body.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-        let (word, value) = stmt.split_once(char::is_whitespace).ok_or_else(|| format!("cannot read `{stmt}`"))?;
+        let (word, value) = stmt
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("cannot read `{stmt}`"))?;
         let value = value.trim().trim_matches('"');
         match word {
             "algorithm" => alg = Some(algorithm(value)?),
-            "secret" => secret = Some(base64_decode(value).map_err(|e| format!("the secret is not base64: {e}"))?),
+            "secret" => {
+                secret = Some(
+                    base64_decode(value).map_err(|e| format!("the secret is not base64: {e}"))?,
+                )
+            }
             other => return Err(format!("unknown statement `{other}` in the key")),
         }
     }
     let mut name = Name::from_ascii(&name).map_err(|e| format!("bad key name `{name}`: {e}"))?;
     name.set_fqdn(true);
-    Ok(TsigKey { name, algorithm: alg.ok_or("the key has no `algorithm`")?, secret: secret.ok_or("the key has no `secret`")? })
+    Ok(TsigKey {
+        name,
+        algorithm: alg.ok_or("the key has no `algorithm`")?,
+        secret: secret.ok_or("the key has no `secret`")?,
+    })
 }
 
 /// Removes `#`, `//` and `/* */` comments outside double quotes (a base64 secret may well
@@ -165,24 +193,46 @@ pub struct Rfc2136 {
 }
 
 impl Rfc2136 {
-    pub fn new(server: SocketAddr, key: Option<TsigKey>, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        server: SocketAddr,
+        key: Option<TsigKey>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         let key_name = key.as_ref().map(|k| k.name.clone());
         let signer = match key {
             None => None,
-            Some(k) => Some(TSigner::new(k.secret, k.algorithm, k.name, 300).map_err(|e| format!("TSIG key: {e}"))?),
+            Some(k) => Some(
+                TSigner::new(k.secret, k.algorithm, k.name, 300)
+                    .map_err(|e| format!("TSIG key: {e}"))?,
+            ),
         };
-        Ok(Rfc2136 { server, signer, key_name, timeout })
+        Ok(Rfc2136 {
+            server,
+            signer,
+            key_name,
+            timeout,
+        })
     }
 
     /// Sends a message (signed when we have a key) and returns the answer and whether its
     /// signature checked out (None when unsigned).
-    async fn exchange(&self, mut msg: Message) -> Result<(Message, Option<Result<(), String>>), ProviderError> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    async fn exchange(
+        &self,
+        mut msg: Message,
+    ) -> Result<(Message, Option<Result<(), String>>), ProviderError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let mut verifier = match &self.signer {
-            Some(s) => msg.finalize(s, now).map_err(|e| ProviderError::Protocol(format!("cannot sign: {e}")))?,
+            Some(s) => msg
+                .finalize(s, now)
+                .map_err(|e| ProviderError::Protocol(format!("cannot sign: {e}")))?,
             None => None,
         };
-        let wire = msg.to_vec().map_err(|e| ProviderError::Protocol(format!("cannot encode: {e}")))?;
+        let wire = msg
+            .to_vec()
+            .map_err(|e| ProviderError::Protocol(format!("cannot encode: {e}")))?;
         let bytes = if wire.len() > 512 {
             self.tcp(&wire).await?
         } else {
@@ -192,9 +242,14 @@ impl Rfc2136 {
                 _ => b,
             }
         };
-        let reply = Message::from_vec(&bytes).map_err(|e| ProviderError::Protocol(format!("garbage answer from {}: {e}", self.server)))?;
+        let reply = Message::from_vec(&bytes).map_err(|e| {
+            ProviderError::Protocol(format!("garbage answer from {}: {e}", self.server))
+        })?;
         if reply.metadata.id != msg.metadata.id {
-            return Err(ProviderError::Protocol(format!("answer from {} has the wrong id", self.server)));
+            return Err(ProviderError::Protocol(format!(
+                "answer from {} has the wrong id",
+                self.server
+            )));
         }
         let signature = match (&mut verifier, reply.signature.is_some()) {
             (Some(v), true) => Some(v.verify(&bytes).map(|_| ()).map_err(|e| e.to_string())),
@@ -205,8 +260,15 @@ impl Rfc2136 {
     }
 
     async fn udp(&self, wire: &[u8], id: u16) -> Result<Vec<u8>, ProviderError> {
-        let bind: SocketAddr = if self.server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
-        let unreachable = |e: std::io::Error| ProviderError::Unreachable(format!("{}: {e}", self.server));
+        let bind: SocketAddr = if self.server.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        }
+        .parse()
+        .expect("literal");
+        let unreachable =
+            |e: std::io::Error| ProviderError::Unreachable(format!("{}: {e}", self.server));
         let sock = UdpSocket::bind(bind).await.map_err(unreachable)?;
         sock.connect(self.server).await.map_err(unreachable)?;
         sock.send(wire).await.map_err(unreachable)?;
@@ -214,7 +276,12 @@ impl Rfc2136 {
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-                Err(_) => return Err(ProviderError::Unreachable(format!("no answer from {} within {:?}", self.server, self.timeout))),
+                Err(_) => {
+                    return Err(ProviderError::Unreachable(format!(
+                        "no answer from {} within {:?}",
+                        self.server, self.timeout
+                    )))
+                }
                 Ok(r) => r.map_err(unreachable)?,
             };
             if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id {
@@ -235,15 +302,29 @@ impl Rfc2136 {
         };
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(b)) => Ok(b),
-            Ok(Err(e)) => Err(ProviderError::Unreachable(format!("{} over TCP: {e}", self.server))),
-            Err(_) => Err(ProviderError::Unreachable(format!("no answer from {} over TCP within {:?}", self.server, self.timeout))),
+            Ok(Err(e)) => Err(ProviderError::Unreachable(format!(
+                "{} over TCP: {e}",
+                self.server
+            ))),
+            Err(_) => Err(ProviderError::Unreachable(format!(
+                "no answer from {} over TCP within {:?}",
+                self.server, self.timeout
+            ))),
         }
     }
 
     fn rcode_error(&self, zone: &Name, reply: &Message) -> ProviderError {
-        let tsig_error =
-            reply.signature.as_ref().and_then(|s| s.data.error.as_ref()).map(|e| format!(" (TSIG error {e:?})")).unwrap_or_default();
-        let key = self.key_name.as_ref().map(|k| format!("key {k}")).unwrap_or_else(|| "no TSIG key".to_string());
+        let tsig_error = reply
+            .signature
+            .as_ref()
+            .and_then(|s| s.data.error.as_ref())
+            .map(|e| format!(" (TSIG error {e:?})"))
+            .unwrap_or_default();
+        let key = self
+            .key_name
+            .as_ref()
+            .map(|k| format!("key {k}"))
+            .unwrap_or_else(|| "no TSIG key".to_string());
         match reply.metadata.response_code {
             ResponseCode::Refused => ProviderError::Auth(format!("{} answered REFUSED for zone {zone} with {key}{tsig_error}: the server does not allow this key (or address) to update the zone", self.server)),
             ResponseCode::NotAuth => ProviderError::Auth(format!("{} answered NOTAUTH for zone {zone} with {key}{tsig_error}: wrong key name, secret or algorithm, a clock off by more than 5 minutes, or the server is not authoritative", self.server)),
@@ -263,7 +344,11 @@ impl Provider for Rfc2136 {
         }
     }
 
-    async fn read(&self, _zone: &Name, keys: &[Key]) -> Result<BTreeMap<Key, RrSet>, ProviderError> {
+    async fn read(
+        &self,
+        _zone: &Name,
+        keys: &[Key],
+    ) -> Result<BTreeMap<Key, RrSet>, ProviderError> {
         let mut out = BTreeMap::new();
         for (name, rtype) in keys {
             let reply = crate::dns::client::query(self.server, name, *rtype, self.timeout)
@@ -271,12 +356,30 @@ impl Provider for Rfc2136 {
                 .map_err(|e| ProviderError::Unreachable(e.to_string()))?;
             match reply.rcode {
                 ResponseCode::NoError | ResponseCode::NXDomain => {}
-                ResponseCode::Refused => return Err(ProviderError::Auth(format!("{} refused to answer for {name}", self.server))),
-                other => return Err(ProviderError::Unreachable(format!("{} answered {other} for {name}", self.server))),
+                ResponseCode::Refused => {
+                    return Err(ProviderError::Auth(format!(
+                        "{} refused to answer for {name}",
+                        self.server
+                    )))
+                }
+                other => {
+                    return Err(ProviderError::Unreachable(format!(
+                        "{} answered {other} for {name}",
+                        self.server
+                    )))
+                }
             }
-            let ttl = reply.message.answers.iter().find(|r| r.record_type() == *rtype).map(|r| r.ttl);
+            let ttl = reply
+                .message
+                .answers
+                .iter()
+                .find(|r| r.record_type() == *rtype)
+                .map(|r| r.ttl);
             if let Some(ttl) = ttl {
-                out.insert((name.clone(), *rtype), RrSet::new(name.clone(), *rtype, ttl, reply.addrs));
+                out.insert(
+                    (name.clone(), *rtype),
+                    RrSet::new(name.clone(), *rtype, ttl, reply.addrs),
+                );
             }
         }
         Ok(out)
@@ -285,11 +388,19 @@ impl Provider for Rfc2136 {
     async fn marked(&self, _zone: &Name, keys: &[Key]) -> Result<BTreeSet<Key>, ProviderError> {
         let mut out = BTreeSet::new();
         for k in keys {
-            let reply = crate::dns::client::query(self.server, &owner_marker(&k.0), RecordType::TXT, self.timeout)
-                .await
-                .map_err(|e| ProviderError::Unreachable(e.to_string()))?;
+            let reply = crate::dns::client::query(
+                self.server,
+                &owner_marker(&k.0),
+                RecordType::TXT,
+                self.timeout,
+            )
+            .await
+            .map_err(|e| ProviderError::Unreachable(e.to_string()))?;
             let owned = reply.message.answers.iter().any(|r| match &r.data {
-                hickory_proto::rr::RData::TXT(t) => t.txt_data.iter().any(|c| super::is_owner_text(&String::from_utf8_lossy(c))),
+                hickory_proto::rr::RData::TXT(t) => t
+                    .txt_data
+                    .iter()
+                    .any(|c| super::is_owner_text(&String::from_utf8_lossy(c))),
                 _ => false,
             });
             if owned {
@@ -321,14 +432,21 @@ impl Provider for Rfc2136 {
                 let mut delete = Record::update0(owner.clone(), 0, RecordType::TXT);
                 delete.dns_class = DNSClass::ANY;
                 msg.add_authority(delete);
-                msg.add_authority(Record::from_rdata(owner, c.ttl, RData::TXT(TXT::new(vec![OWNER_TEXT.to_string()]))));
+                msg.add_authority(Record::from_rdata(
+                    owner,
+                    c.ttl,
+                    RData::TXT(TXT::new(vec![OWNER_TEXT.to_string()])),
+                ));
             }
         }
         let (reply, signature) = match self.exchange(msg).await {
             Ok(r) => r,
             // Sent but no answer: it may have been applied.
             Err(ProviderError::Unreachable(why)) if why.starts_with("no answer") => {
-                return Ok(changes.iter().map(|_| Outcome::CouldNotConfirm(why.clone())).collect());
+                return Ok(changes
+                    .iter()
+                    .map(|_| Outcome::CouldNotConfirm(why.clone()))
+                    .collect());
             }
             Err(e) => return Err(e),
         };
@@ -336,13 +454,22 @@ impl Provider for Rfc2136 {
             return Err(self.rcode_error(zone, &reply));
         }
         if let Some(Err(why)) = signature {
-            let why = format!("the server said NOERROR but its answer failed the TSIG check ({why})");
-            return Ok(changes.iter().map(|_| Outcome::CouldNotConfirm(why.clone())).collect());
+            let why =
+                format!("the server said NOERROR but its answer failed the TSIG check ({why})");
+            return Ok(changes
+                .iter()
+                .map(|_| Outcome::CouldNotConfirm(why.clone()))
+                .collect());
         }
         Ok(changes.iter().map(|_| Outcome::Applied).collect())
     }
 
-    async fn set_txt(&self, zone: &Name, name: &Name, values: &[String]) -> Result<(), ProviderError> {
+    async fn set_txt(
+        &self,
+        zone: &Name,
+        name: &Name,
+        values: &[String],
+    ) -> Result<(), ProviderError> {
         let mut msg = Message::new(rand_id(), MessageType::Query, OpCode::Update);
         let mut zq = Query::query(zone.clone(), RecordType::SOA);
         zq.query_class = DNSClass::IN;
@@ -351,7 +478,11 @@ impl Provider for Rfc2136 {
         delete.dns_class = DNSClass::ANY;
         msg.add_authority(delete);
         for v in values {
-            msg.add_authority(Record::from_rdata(name.clone(), 10, RData::TXT(TXT::new(vec![v.clone()]))));
+            msg.add_authority(Record::from_rdata(
+                name.clone(),
+                10,
+                RData::TXT(TXT::new(vec![v.clone()])),
+            ));
         }
         let (reply, _) = self.exchange(msg).await?;
         if reply.metadata.response_code != ResponseCode::NoError {
@@ -370,10 +501,16 @@ impl Provider for Rfc2136 {
             return Err(self.rcode_error(zone, &reply));
         }
         if !reply.metadata.authoritative {
-            return Err(ProviderError::ZoneNotFound(format!("{} answers for {zone} but is not authoritative for it", self.server)));
+            return Err(ProviderError::ZoneNotFound(format!(
+                "{} answers for {zone} but is not authoritative for it",
+                self.server
+            )));
         }
         if let Some(Err(why)) = signature {
-            return Err(ProviderError::Auth(format!("{}'s answer failed the TSIG check: {why}", self.server)));
+            return Err(ProviderError::Auth(format!(
+                "{}'s answer failed the TSIG check: {why}",
+                self.server
+            )));
         }
         let serial = reply.answers.iter().find_map(|r| match &r.data {
             RData::SOA(s) => Some(s.serial),
@@ -383,13 +520,19 @@ impl Provider for Rfc2136 {
             "{} is authoritative for {zone} (serial {}){}",
             self.server,
             serial.map(|s| s.to_string()).unwrap_or("?".into()),
-            if self.signer.is_some() { ", TSIG key accepted" } else { "" }
+            if self.signer.is_some() {
+                ", TSIG key accepted"
+            } else {
+                ""
+            }
         ))
     }
 }
 
 fn rand_id() -> u16 {
-    (crate::util::now_millis() as u16) ^ (std::process::id() as u16).rotate_left(7) ^ Message::query().metadata.id
+    (crate::util::now_millis() as u16)
+        ^ (std::process::id() as u16).rotate_left(7)
+        ^ Message::query().metadata.id
 }
 
 #[cfg(test)]
@@ -402,14 +545,31 @@ mod tests {
         assert_eq!(k.name.to_string(), "understudy.");
         assert_eq!(k.algorithm, TsigAlgorithm::HmacSha256);
         assert_eq!(k.secret, b"secret-secret");
-        let k = parse_bind_key("# made by hand\nkey up.example. { algorithm hmac-sha512; secret \"AAEC\"; };").unwrap();
+        let k = parse_bind_key(
+            "# made by hand\nkey up.example. { algorithm hmac-sha512; secret \"AAEC\"; };",
+        )
+        .unwrap();
         assert_eq!(
             (k.name.to_string(), k.algorithm.clone(), k.secret.clone()),
-            ("up.example.".to_string(), TsigAlgorithm::HmacSha512, vec![0, 1, 2])
+            (
+                "up.example.".to_string(),
+                TsigAlgorithm::HmacSha512,
+                vec![0, 1, 2]
+            )
         );
-        assert!(parse_bind_key("key x { algorithm hmac-md5; secret \"AA==\"; };").unwrap_err().contains("not supported"));
-        assert!(parse_bind_key("key x { algorithm hmac-sha256; };").unwrap_err().contains("no `secret`"));
-        assert!(parse_bind_key("key x { algorithm hmac-sha256; secret \"!!\"; };").unwrap_err().contains("base64"));
+        assert!(
+            parse_bind_key("key x { algorithm hmac-md5; secret \"AA==\"; };")
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(parse_bind_key("key x { algorithm hmac-sha256; };")
+            .unwrap_err()
+            .contains("no `secret`"));
+        assert!(
+            parse_bind_key("key x { algorithm hmac-sha256; secret \"!!\"; };")
+                .unwrap_err()
+                .contains("base64")
+        );
         assert!(parse_bind_key("garbage").is_err());
         assert!(format!("{k:?}").contains("<redacted>"));
     }
