@@ -332,6 +332,38 @@ fn short_hash(s: &str) -> String {
     crate::mirror::snapshot::sha256_hex(s.as_bytes())[..12].to_string()
 }
 
+/// ACME DNS-01 challenge records, through whoever holds the zone: the built-in server or the
+/// zone's provider.
+pub struct ChallengeZones {
+    pub zones: Vec<(
+        hickory_proto::rr::Name,
+        Arc<dyn crate::dns::provider::Provider>,
+    )>,
+}
+
+#[async_trait::async_trait]
+impl ChallengeDns for ChallengeZones {
+    async fn publish(
+        &self,
+        name: &hickory_proto::rr::Name,
+        values: &[String],
+    ) -> Result<(), String> {
+        // The deepest zone holding the name decides, as in DNS itself.
+        match self
+            .zones
+            .iter()
+            .filter(|(z, _)| z.zone_of(name))
+            .max_by_key(|(z, _)| z.num_labels())
+        {
+            Some((zone, p)) => p
+                .set_txt(zone, name, values)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err(format!("{name} is in no configured zone")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,10 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Method, Probe, Scheme, StatusSet};
 
@@ -337,9 +341,122 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
     }
 }
 
+/// A second check a probe that passed must also pass. In the daemon: a standby copy served by
+/// this process is ready (snapshot young enough, certificate good), so the decision never
+/// fails over to something worse than the primary (design.md invariant 3).
+pub trait ReadinessGate: Send + Sync {
+    /// `None` when ready; otherwise what is wrong, in words.
+    fn problems(&self, now: u64) -> Option<Vec<String>>;
+}
+
+/// The outcome of a probe after its gate (pure): a pass with problems becomes a failure that
+/// says why; anything else is unchanged.
+pub fn gated(outcome: Outcome, problems: Option<Vec<String>>) -> Outcome {
+    match problems {
+        Some(p) if outcome.ok => Outcome {
+            ok: false,
+            detail: format!("answers, but the copy is not ready: {}", p.join("; ")),
+            cert_not_after: outcome.cert_not_after,
+        },
+        _ => outcome,
+    }
+}
+
+/// Probes one server every `interval`, on a fixed cadence: a probe that hangs until its timeout
+/// does not delay the next one, so a silent server is detected in about
+/// `failures × interval + timeout`. Results are delivered newest-first: a result older than one
+/// already delivered is dropped.
+///
+/// Each result goes to `tx` as `deliver(addr, outcome, at)`; a passing probe must also pass
+/// `gate` when there is one (see [`gated`]).
+pub async fn prober<E: Send + 'static>(
+    base: Target,
+    mut addr_rx: watch::Receiver<Option<SocketAddr>>,
+    interval: Duration,
+    tx: mpsc::Sender<E>,
+    deliver: impl Fn(SocketAddr, Outcome, u64) -> E,
+    gate: Option<Arc<dyn ReadinessGate>>,
+    cancel: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let max_in_flight = (base.timeout.as_millis() / interval.as_millis().max(1)) as usize + 2;
+    let mut in_flight = JoinSet::new();
+    let (mut seq, mut delivered) = (0u64, 0u64);
+    let mut watching = true;
+    loop {
+        let fire = tokio::select! {
+            _ = cancel.cancelled() => break,
+            changed = addr_rx.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                    false
+                } else {
+                    // A new address: probes of the old one say nothing about it; ask at once.
+                    in_flight.abort_all();
+                    delivered = seq;
+                    true
+                }
+            }
+            _ = ticker.tick() => in_flight.len() < max_in_flight,
+            Some(done) = in_flight.join_next() => {
+                let Ok((n, addr, outcome, at)) = done else { continue };
+                if n > delivered {
+                    delivered = n;
+                    if tx.send(deliver(addr, outcome, at)).await.is_err() {
+                        break;
+                    }
+                }
+                false
+            }
+        };
+        let target = *addr_rx.borrow();
+        if let (true, Some(addr)) = (fire, target) {
+            seq += 1;
+            let (t, n, gate) = (base.with_addr(addr), seq, gate.clone());
+            in_flight.spawn(async move {
+                let mut outcome = t.run().await;
+                if let (true, Some(gate)) = (outcome.ok, gate) {
+                    outcome = gated(outcome, gate.problems(crate::util::now_millis()));
+                }
+                (n, addr, outcome, crate::util::now_millis())
+            });
+        }
+    }
+    in_flight.abort_all();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The readiness gate (design.md invariant 3): a standby that answers but whose copy is
+    /// not ready fails its probe, saying why; a failing probe stays as it was.
+    #[test]
+    fn the_gate_turns_a_pass_with_problems_into_a_failure() {
+        let pass = Outcome {
+            ok: true,
+            detail: "200".into(),
+            cert_not_after: Some(7),
+        };
+        assert_eq!(gated(pass.clone(), None), pass);
+        let stale = gated(
+            pass.clone(),
+            Some(vec!["snapshot is 3d old".into(), "no certificate".into()]),
+        );
+        assert!(!stale.ok);
+        assert_eq!(
+            stale.detail,
+            "answers, but the copy is not ready: snapshot is 3d old; no certificate"
+        );
+        assert_eq!(stale.cert_not_after, Some(7));
+        let fail = Outcome {
+            ok: false,
+            detail: "connection refused".into(),
+            cert_not_after: None,
+        };
+        assert_eq!(gated(fail.clone(), Some(vec!["x".into()])), fail);
+    }
 
     #[test]
     fn certificate_warnings_start_two_weeks_before_expiry() {

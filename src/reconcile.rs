@@ -510,6 +510,30 @@ impl Reconciler {
     }
 }
 
+/// One reconciler per zone held by an external provider.
+pub fn for_config(cfg: &crate::config::Config) -> anyhow::Result<Vec<Reconciler>> {
+    let mut out = vec![];
+    for z in &cfg.dns.zones {
+        let Some(name) = &z.provider else { continue };
+        let pc = cfg
+            .providers
+            .iter()
+            .find(|p| &p.name == name)
+            .ok_or_else(|| anyhow::anyhow!("zone {}: no provider {name}", z.origin))?;
+        let provider = crate::dns::provider::build(pc, cfg.dns.ttl)
+            .map_err(|e| anyhow::anyhow!("provider {name}: {e}"))?;
+        out.push(Reconciler {
+            zone: z.origin.clone(),
+            provider,
+            ttl: cfg.dns.ttl,
+            verify: z.verify.clone(),
+            verify_timeout: Duration::from_secs(30),
+            refresh: cfg.dns.refresh,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

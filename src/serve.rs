@@ -709,6 +709,31 @@ fn with(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response<Full<By
     r
 }
 
+/// The readiness gate of one site's copy served here: a standby probe of it passes only if the
+/// copy is also ready ([`Standby::readiness`]).
+pub struct CopyGate {
+    standby: Arc<Standby>,
+    site: String,
+}
+
+impl CopyGate {
+    pub fn new(standby: Arc<Standby>, site: &str) -> CopyGate {
+        CopyGate {
+            standby,
+            site: site.to_string(),
+        }
+    }
+}
+
+impl crate::probe::ReadinessGate for CopyGate {
+    fn problems(&self, now: u64) -> Option<Vec<String>> {
+        self.standby
+            .readiness(&self.site, now)
+            .filter(|r| !r.ready)
+            .map(|r| r.problems)
+    }
+}
+
 /// Reloads changed snapshots (and certificate files) once a second until `shutdown`.
 pub async fn refresher(standby: Arc<Standby>, shutdown: CancellationToken) {
     loop {

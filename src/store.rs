@@ -586,6 +586,27 @@ impl Store {
     }
 }
 
+/// Backs the state database up (see [`Store::backup`]); a failure is logged, not fatal.
+pub async fn backup_logged(data_dir: &Path) {
+    let dir = data_dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || Store::backup(&dir, crate::util::now_millis())).await
+    {
+        Ok(Ok(path)) => tracing::debug!(path = %path.display(), "state database backed up"),
+        Ok(Err(e)) => tracing::warn!("could not back up the state database: {e}"),
+        Err(e) => tracing::warn!("could not back up the state database: {e}"),
+    }
+}
+
+/// A backup of the state database at start and every day after.
+pub async fn daily_backups(data_dir: PathBuf, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(86_400)) => backup_logged(&data_dir).await,
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
 /// The backups in `<data_dir>/backups/`, oldest first (their names sort by date).
 pub fn backups(data_dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(data_dir.join(BACKUP_DIR))

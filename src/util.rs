@@ -144,6 +144,16 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::util::write_stdout(format_args!($($arg)*)) };
 }
 
+/// Writes a file by writing a temporary beside it and renaming, so readers never see half.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -274,7 +274,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             if !offline {
                 let mut bad = 0;
                 let managed = saved_managed(&cfg)?;
-                for r in app::reconcilers(&cfg)? {
+                for r in crate::reconcile::for_config(&cfg)? {
                     match r.provider.check(&r.zone).await {
                         Ok(what) => {
                             eprintln!("provider ok: zone {}: {what}", r.zone);
@@ -403,7 +403,7 @@ async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32> {
         );
     }
     let mut failed = false;
-    for r in app::reconcilers(cfg)? {
+    for r in crate::reconcile::for_config(cfg)? {
         let desired = r.desired(&managed);
         let keys: Vec<_> = desired.keys().cloned().collect();
         let actual = match r.provider.read(&r.zone, &keys).await {

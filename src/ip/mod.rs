@@ -315,6 +315,104 @@ where
     out.into_iter().map(|(_, v)| v).collect()
 }
 
+/// Asks every public-address source every `ip.interval` and hands each round to the controller.
+///
+/// Each round goes to `tx` as `deliver(family, answers, verdict, at)`. Interface sources
+/// (netlink address events) and `events` start a round at once, `refresh` (the controller: a
+/// dynamic primary stopped answering) at most every 5 s. The interface monitor runs inside
+/// this task, so nothing outlives it.
+pub async fn watcher<E: Send + 'static>(
+    cfg: std::sync::Arc<crate::config::Config>,
+    refresh: std::sync::Arc<tokio::sync::Notify>,
+    events: std::sync::Arc<tokio::sync::Notify>,
+    board: push::PushBoard,
+    tx: tokio::sync::mpsc::Sender<E>,
+    deliver: impl Fn(Family, Vec<Answer>, Verdict, u64) -> E,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let http = match crate::http::client(std::time::Duration::from_secs(30)) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("public address sources disabled: {e}");
+            return;
+        }
+    };
+    let mut ticker = tokio::time::interval(cfg.ip.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Rounds asked for by the controller (a dynamic primary stopped answering) come at most
+    // this often, so a primary that is really down does not hammer the echo services.
+    const FORCED_EVERY: Duration = std::time::Duration::from_secs(5);
+    let mut last_forced: Option<tokio::time::Instant> = None;
+    // Interface sources: netlink address events start a round at once.
+    let interfaces: Vec<String> = cfg
+        .ip
+        .sources
+        .iter()
+        .filter_map(|s| match &s.kind {
+            SourceKind::Interface { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let monitoring = !interfaces.is_empty();
+    let ev = events.clone();
+    let monitor = async move {
+        if !monitoring {
+            return std::future::pending::<Result<(), String>>().await;
+        }
+        monitor_interfaces(interfaces, move || ev.notify_one())
+            .await
+            .map_err(|e| e.to_string())
+    };
+    tokio::pin!(monitor);
+    let mut monitor_done = false;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = &mut monitor, if !monitor_done => {
+                monitor_done = true;
+                if let Err(e) = r {
+                    tracing::error!("interface events unavailable, falling back to polling: {e}");
+                }
+                continue;
+            }
+            _ = ticker.tick() => {}
+            _ = events.notified() => {
+                // Coalesce a burst (delete + add arrive as two events).
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                tracing::debug!("public address round after an interface event");
+            }
+            _ = refresh.notified() => {
+                if last_forced.is_some_and(|t| t.elapsed() < FORCED_EVERY) {
+                    continue;
+                }
+                last_forced = Some(tokio::time::Instant::now());
+                tracing::debug!("public address round asked for by a failing dynamic primary");
+            }
+        }
+        for family in cfg.ip.families() {
+            let round = round(
+                &cfg.ip.sources,
+                family,
+                &http,
+                &cfg.ip.allow,
+                cfg.ip.quorum,
+                &board,
+            );
+            let (answers, verdict) = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = round => r,
+            };
+            if tx
+                .send(deliver(family, answers, verdict, crate::util::now_millis()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

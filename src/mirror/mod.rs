@@ -192,3 +192,55 @@ pub fn verify(store: &SnapshotStore, m: &Manifest, origins: &[Url]) -> anyhow::R
     out.holes = holes.into_iter().collect();
     Ok(out)
 }
+
+/// Crawls site `i` on its schedule, through the primary's current address (from the
+/// controller: for `auto` sites it moves). One crawl at a time per site; a crawl that is due
+/// while the address is still unknown waits for it.
+pub async fn scheduler(
+    cfg: std::sync::Arc<Config>,
+    i: usize,
+    schedule: crate::config::Schedule,
+    mut primary: tokio::sync::watch::Receiver<Option<std::net::SocketAddr>>,
+    shutdown: CancellationToken,
+) {
+    let site = &cfg.sites[i];
+    loop {
+        let last = crate::store::Store::open(&cfg.data_dir)
+            .and_then(|s| s.crawls(Some(&site.name), 1))
+            .ok()
+            .and_then(|c| c.into_iter().next());
+        let wait = schedule.next_in(
+            crate::util::now_millis(),
+            last.as_ref()
+                .map(|r| (r.started_at, r.outcome == "published")),
+        );
+        tracing::debug!(site = %site.name, in_ms = wait, "next crawl");
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let addr = loop {
+            if let Some(a) = *primary.borrow_and_update() {
+                break a;
+            }
+            tokio::select! {
+                r = primary.changed() => if r.is_err() { return },
+                _ = shutdown.cancelled() => return,
+            }
+        };
+        let progress = crawl::Progress::default();
+        match crawl_site(&cfg, site, addr.ip(), &progress, &shutdown).await {
+            Ok(r) => tracing::info!(
+                site = %site.name, outcome = %r.outcome, fetched = r.fetched, not_modified = r.not_modified,
+                new_bodies = r.new_bodies, errors = r.errors, ms = r.duration_ms, "crawl finished"
+            ),
+            Err(e) => {
+                tracing::warn!(site = %site.name, error = %format!("{e:#}"), "crawl could not run; trying again in a minute");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}
