@@ -1,0 +1,347 @@
+//! `check-config`'s printout: the effective settings as TOML that reads back as the same config.
+
+use super::*;
+
+impl Config {
+    /// The key that gives the secret at `key` (`providers[0].api_key`) again, without the secret:
+    /// `api_key_file = "..."`, `api_key_env = "..."`, or a placeholder for one given inline.
+    pub(super) fn secret_line(&self, base: &str, key: &str) -> String {
+        match self.secret_sources.get(&format!("{base}.{key}")) {
+            Some(SecretFrom::File(p)) => {
+                format!("{key}_file = {}\n", toml_str(&p.display().to_string()))
+            }
+            Some(SecretFrom::Env(v)) => format!("{key}_env = {}\n", toml_str(v)),
+            _ => format!("{key} = \"<redacted>\"  # given inline in the config; not shown\n"),
+        }
+    }
+
+    /// The effective settings as TOML, defaults filled in: `check-config` prints it, and it reads
+    /// back as the same configuration (secrets given by file or environment variable are printed
+    /// as that key; one given inline is replaced by a placeholder, never shown).
+    pub fn describe(&self) -> String {
+        let mut o = String::new();
+        o.push_str(&format!(
+            "# effective settings of {}\n",
+            self.path.display()
+        ));
+        o.push_str(&format!(
+            "data_dir = {}\n\n",
+            toml_str(&self.data_dir.display().to_string())
+        ));
+        if let Some(st) = &self.standby {
+            let l: Vec<String> = st
+                .listen
+                .iter()
+                .map(|a| format!("{:?}", a.to_string()))
+                .collect();
+            let h: Vec<String> = st
+                .https_listen
+                .iter()
+                .map(|a| format!("{:?}", a.to_string()))
+                .collect();
+            o.push_str(&format!(
+                "[standby]\nlisten = [{}]\nhttps_listen = [{}]\nbanner = {}\nmax_snapshot_age = {:?}\n\n",
+                l.join(", "),
+                h.join(", "),
+                st.banner,
+                human_duration(st.max_snapshot_age.as_millis() as u64)
+            ));
+            if let Some(a) = &st.acme {
+                o.push_str(&format!(
+                    "[standby.acme]\ndirectory = {:?}\ncontact = {:?}\n",
+                    a.directory, a.contact
+                ));
+                if let Some(c) = &a.ca_file {
+                    o.push_str(&format!("ca_file = {:?}\n", c.display().to_string()));
+                }
+                o.push('\n');
+            }
+        }
+        o.push_str("[dns]\n");
+        let listen: Vec<String> = self
+            .dns
+            .listen
+            .iter()
+            .map(|a| format!("{:?}", a.to_string()))
+            .collect();
+        o.push_str(&format!(
+            "listen = [{}]\nttl = {}\nrefresh = {:?}\n",
+            listen.join(", "),
+            self.dns.ttl,
+            human_duration(self.dns.refresh.as_millis() as u64)
+        ));
+        for z in &self.dns.zones {
+            o.push_str(&format!(
+                "\n[[dns.zones]]\nname = {:?}\nprovider = {:?}\n",
+                z.origin.to_string(),
+                z.provider.as_deref().unwrap_or("builtin")
+            ));
+            if !z.verify.is_empty() {
+                let v: Vec<String> = z
+                    .verify
+                    .iter()
+                    .map(|a| format!("{:?}", a.to_string()))
+                    .collect();
+                o.push_str(&format!("verify = [{}]\n", v.join(", ")));
+            }
+            if z.provider.is_none() {
+                let ns: Vec<String> = z
+                    .nameservers
+                    .iter()
+                    .map(|n| format!("{:?}", n.to_string()))
+                    .collect();
+                o.push_str(&format!(
+                    "nameservers = [{}]\nhostmaster = {:?}\n",
+                    ns.join(", "),
+                    z.hostmaster.to_string()
+                ));
+                o.push_str("records = [\n");
+                for r in &z.records {
+                    o.push_str(&format!("  {},\n", toml_str(&record_text(r))));
+                }
+                o.push_str("]\n");
+            }
+        }
+        for (i, p) in self.providers.iter().enumerate() {
+            let base = format!("providers[{i}]");
+            o.push_str(&format!(
+                "\n[[providers]]\nname = {:?}\ntype = {:?}\ntimeout = {:?}\n",
+                p.name,
+                p.kind.type_name(),
+                human_duration(p.timeout.as_millis() as u64)
+            ));
+            match &p.kind {
+                ProviderKind::Rfc2136 { server, key } => {
+                    o.push_str(&format!("server = {:?}\n", server.to_string()));
+                    match (
+                        key,
+                        self.secret_sources.get(&format!("{base}.tsig_key_file")),
+                    ) {
+                        (Some(_), Some(SecretFrom::File(f))) => o.push_str(&format!(
+                            "tsig_key_file = {}\n",
+                            toml_str(&f.display().to_string())
+                        )),
+                        (Some(k), _) => {
+                            o.push_str(&format!(
+                                "tsig_key_name = {:?}\ntsig_algorithm = {:?}\n{}",
+                                k.name.to_string(),
+                                k.algorithm.to_string(),
+                                self.secret_line(&base, "tsig_secret")
+                            ));
+                        }
+                        (None, _) => {}
+                    }
+                }
+                ProviderKind::PowerDns { url, server_id, .. } => {
+                    o.push_str(&format!(
+                        "url = {url:?}\nserver_id = {server_id:?}\n{}",
+                        self.secret_line(&base, "api_key")
+                    ));
+                }
+                ProviderKind::Cloudflare {
+                    endpoint,
+                    zone_id,
+                    proxied,
+                    ..
+                } => {
+                    o.push_str(&format!(
+                        "endpoint = {endpoint:?}\n{}",
+                        self.secret_line(&base, "api_token")
+                    ));
+                    if let Some(z) = zone_id {
+                        o.push_str(&format!("zone_id = {z:?}\n"));
+                    }
+                    o.push_str(&match proxied {
+                        Some(p) => format!("proxied = {p}\n"),
+                        None => "# proxied: kept as found on existing records\n".to_string(),
+                    });
+                }
+                ProviderKind::Route53(r) => {
+                    o.push_str(&format!(
+                        "region = {:?}\nconfirm_timeout = {:?}\n",
+                        r.region,
+                        human_duration(r.confirm_timeout.as_millis() as u64)
+                    ));
+                    for (k, v) in [
+                        ("hosted_zone_id", &r.hosted_zone_id),
+                        ("endpoint", &r.endpoint),
+                        ("profile", &r.profile),
+                    ] {
+                        if let Some(v) = v {
+                            o.push_str(&format!("{k} = {v:?}\n"));
+                        }
+                    }
+                    match &r.credentials {
+                        Some((id, _)) => o.push_str(&format!("access_key_id = {id:?}\n{}", self.secret_line(&base, "secret_access_key"))),
+                        None => o.push_str("# credentials: the standard AWS chain (environment, shared files, profile)\n"),
+                    }
+                }
+            }
+        }
+        if !self.ip.sources.is_empty() {
+            let allow: Vec<String> = self
+                .ip
+                .allow
+                .iter()
+                .map(|n| format!("\"{}/{}\"", n.addr, n.prefix))
+                .collect();
+            o.push_str(&format!(
+                "\n[ip]\ninterval = {:?}\nquorum = {}\nallow = [{}]\n",
+                human_duration(self.ip.interval.as_millis() as u64),
+                self.ip.quorum,
+                allow.join(", ")
+            ));
+            for s in &self.ip.sources {
+                let what = match &s.kind {
+                    crate::ip::SourceKind::Http {
+                        url,
+                        json_field: None,
+                    } => format!("type = \"http\"\nurl = {url:?}"),
+                    crate::ip::SourceKind::Http {
+                        url,
+                        json_field: Some(j),
+                    } => {
+                        format!("type = \"http\"\nurl = {url:?}\njson_field = {j:?}")
+                    }
+                    crate::ip::SourceKind::Dns {
+                        server,
+                        name,
+                        qtype,
+                        qclass,
+                    } => {
+                        format!("type = \"dns\"\nserver = \"{server}\"\nquestion = \"{name}\"\nqtype = \"{qtype}\"\nqclass = \"{qclass}\"")
+                    }
+                    crate::ip::SourceKind::Interface { name } => {
+                        format!("type = \"interface\"\ninterface = {name:?}")
+                    }
+                    crate::ip::SourceKind::Upnp { url } => {
+                        format!("type = \"upnp\"\nurl = {url:?}")
+                    }
+                    crate::ip::SourceKind::Push { max_age } => {
+                        format!(
+                            "type = \"push\"\nmax_age = {:?}",
+                            human_duration(max_age.as_millis() as u64)
+                        )
+                    }
+                };
+                o.push_str(&format!(
+                    "[[ip.sources]]\nname = {:?}\noperator = {:?}\nfamily = \"{}\"\n{what}\ntimeout = {:?}\n",
+                    s.name,
+                    s.operator,
+                    if s.family == crate::ip::Family::Ipv4 { "ipv4" } else { "ipv6" },
+                    human_duration(s.timeout.as_millis() as u64)
+                ));
+            }
+        }
+        if let Some(p) = &self.ip.push {
+            o.push_str(&format!(
+                "\n[ip.push]\nlisten = {:?}\nusername = {}\n{}",
+                p.listen.to_string(),
+                toml_str(&p.username),
+                self.secret_line("ip.push", "password")
+            ));
+            if let Some((c, k)) = &p.tls {
+                o.push_str(&format!(
+                    "tls_cert = {}\ntls_key = {}\n",
+                    toml_str(&c.display().to_string()),
+                    toml_str(&k.display().to_string())
+                ));
+            }
+        }
+        for d in &self.ddns {
+            let f: Vec<String> = d
+                .families
+                .iter()
+                .map(|f| {
+                    format!(
+                        "\"{}\"",
+                        if *f == crate::ip::Family::Ipv4 {
+                            "ipv4"
+                        } else {
+                            "ipv6"
+                        }
+                    )
+                })
+                .collect();
+            o.push_str(&format!(
+                "\n[[ddns]]\nname = \"{}\"\nfamilies = [{}]\n",
+                d.name,
+                f.join(", ")
+            ));
+        }
+        o.push_str(&format!(
+            "\n[api]\nlisten = {:?}\n",
+            self.api.listen.to_string()
+        ));
+        for s in &self.sites {
+            o.push_str(&format!(
+                "\n[[sites]]\nname = {:?}\ndomain = {:?}\n",
+                s.name,
+                s.domain.to_string()
+            ));
+            let al: Vec<String> = s
+                .aliases
+                .iter()
+                .map(|n| format!("{:?}", n.to_string()))
+                .collect();
+            o.push_str(&format!(
+                "aliases = [{}]\nprimary = {:?}\nstandby = {:?}\n",
+                al.join(", "),
+                s.primary.to_string(),
+                s.standby.to_string()
+            ));
+            let p = &s.probe;
+            o.push_str("[sites.probe]\n");
+            o.push_str(&format!(
+                "scheme = {:?}\nport = {}\nmethod = {:?}\npath = {}\n",
+                if p.scheme == Scheme::Https {
+                    "https"
+                } else {
+                    "http"
+                },
+                p.port,
+                if p.method == Method::Get {
+                    "GET"
+                } else {
+                    "HEAD"
+                },
+                toml_str(&p.path)
+            ));
+            let statuses: Vec<String> = p
+                .expect_status
+                .to_string()
+                .split(", ")
+                .map(toml_str)
+                .collect();
+            o.push_str(&format!("expect_status = [{}]\n", statuses.join(", ")));
+            if let Some(b) = &p.body_contains {
+                o.push_str(&format!("body_contains = {}\n", toml_str(b)));
+            }
+            o.push_str(&format!(
+                "interval = {:?}\ntimeout = {:?}\nfailures_to_down = {}\nsuccesses_to_up = {}\nhold_down = {:?}\n",
+                human_duration(p.interval.as_millis() as u64),
+                human_duration(p.timeout.as_millis() as u64),
+                p.failures_to_down,
+                p.successes_to_up,
+                human_duration(p.hold_down.as_millis() as u64)
+            ));
+            if let Some(c) = &p.ca_file {
+                o.push_str(&format!(
+                    "ca_file = {}\n",
+                    toml_str(&c.display().to_string())
+                ));
+            }
+            if p.insecure {
+                o.push_str("insecure = true  # certificates are NOT checked\n");
+            }
+            o.push_str(&s.mirror.describe());
+        }
+        o
+    }
+}
+
+/// A TOML basic string (quotes and escapes as TOML wants them, which Rust's `{:?}` does not
+/// always give: `\u{e9}` is not TOML).
+pub(super) fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}

@@ -1,0 +1,448 @@
+//! `[[providers]]` and secrets: every provider type's keys, and a secret from a value, a file or
+//! an environment variable (never echoed, even when pasted into a `*_file` key).
+
+use super::*;
+
+impl Cx<'_> {
+    /// The dotted key a secret was given with (`ip.push.password_file`), for errors about it.
+    pub(super) fn secret_key_given(
+        &self,
+        base: &str,
+        key: &str,
+        given: [&Option<Spanned<String>>; 3],
+    ) -> String {
+        let suffix = ["", "_file", "_env"]
+            .into_iter()
+            .zip(given)
+            .find(|(_, v)| v.is_some())
+            .map(|(s, _)| s)
+            .unwrap_or("");
+        format!("{base}.{key}{suffix}")
+    }
+    /// One secret from `value`, `<key>_file` or `<key>_env` (at most one of them).
+    pub(super) fn secret(
+        &self,
+        key: &str,
+        value: &Option<Spanned<String>>,
+        file: &Option<Spanned<String>>,
+        env: &Option<Spanned<String>>,
+        base: &str,
+    ) -> R<Option<(Secret, Range<usize>)>> {
+        let given: Vec<(&str, &Spanned<String>)> = [("", value), ("_file", file), ("_env", env)]
+            .into_iter()
+            .filter_map(|(suffix, v)| v.as_ref().map(|v| (suffix, v)))
+            .collect();
+        match given.as_slice() {
+            [] => Ok(None),
+            [(suffix, v)] => {
+                let k = format!("{base}.{key}{suffix}");
+                let (text, from) = match *suffix {
+                    "" => (v.get_ref().clone(), SecretFrom::Inline),
+                    "_file" => (
+                        self.read_named_file(v, &k, Some(&format!("{key}_env")))?
+                            .trim()
+                            .to_string(),
+                        SecretFrom::File(self.resolve_path(v.get_ref())),
+                    ),
+                    _ => (
+                        std::env::var(v.get_ref()).or_else(|_| {
+                            self.err(
+                                v.span(),
+                                &k,
+                                format!("the environment variable {} is not set", v.get_ref()),
+                            )
+                        })?,
+                        SecretFrom::Env(v.get_ref().clone()),
+                    ),
+                };
+                self.secret_sources
+                    .borrow_mut()
+                    .insert(format!("{base}.{key}"), from);
+                if text.trim().is_empty() {
+                    return self.err(v.span(), &k, "the secret is empty");
+                }
+                Ok(Some((Secret(text), v.span())))
+            }
+            [_, (suffix, v), ..] => self.err(
+                v.span(),
+                &format!("{base}.{key}{suffix}"),
+                format!("give only one of {key}, {key}_file and {key}_env"),
+            ),
+        }
+    }
+    pub(super) fn build_provider(&self, i: usize, raw: Spanned<RawProvider>) -> R<ProviderConfig> {
+        let span = raw.span();
+        let p = raw.into_inner();
+        let base = format!("providers[{i}]");
+        let Some(name) = &p.name else {
+            return self.err(
+                span,
+                &base,
+                "missing key `name`: how zones refer to this provider, e.g. name = \"bind\"",
+            );
+        };
+        let Some(kind) = &p.kind else {
+            return self.err(span, &base, "missing key `type`: one of \"rfc2136\", \"powerdns\", \"cloudflare\" or \"route53\"");
+        };
+        let timeout = self.duration(
+            &p.timeout,
+            &format!("{base}.timeout"),
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+        )?;
+        // Keys that belong to each type; any other key that is set is an error.
+        let set: Vec<(&str, Range<usize>)> = [
+            ("server", p.server.as_ref().map(|v| v.span())),
+            ("tsig_key_file", p.tsig_key_file.as_ref().map(|v| v.span())),
+            ("tsig_key_name", p.tsig_key_name.as_ref().map(|v| v.span())),
+            (
+                "tsig_algorithm",
+                p.tsig_algorithm.as_ref().map(|v| v.span()),
+            ),
+            ("tsig_secret", p.tsig_secret.as_ref().map(|v| v.span())),
+            (
+                "tsig_secret_file",
+                p.tsig_secret_file.as_ref().map(|v| v.span()),
+            ),
+            (
+                "tsig_secret_env",
+                p.tsig_secret_env.as_ref().map(|v| v.span()),
+            ),
+            ("url", p.url.as_ref().map(|v| v.span())),
+            ("server_id", p.server_id.as_ref().map(|v| v.span())),
+            ("api_key", p.api_key.as_ref().map(|v| v.span())),
+            ("api_key_file", p.api_key_file.as_ref().map(|v| v.span())),
+            ("api_key_env", p.api_key_env.as_ref().map(|v| v.span())),
+            ("endpoint", p.endpoint.as_ref().map(|v| v.span())),
+            ("api_token", p.api_token.as_ref().map(|v| v.span())),
+            (
+                "api_token_file",
+                p.api_token_file.as_ref().map(|v| v.span()),
+            ),
+            ("api_token_env", p.api_token_env.as_ref().map(|v| v.span())),
+            ("zone_id", p.zone_id.as_ref().map(|v| v.span())),
+            ("proxied", p.proxied.as_ref().map(|v| v.span())),
+            (
+                "hosted_zone_id",
+                p.hosted_zone_id.as_ref().map(|v| v.span()),
+            ),
+            ("region", p.region.as_ref().map(|v| v.span())),
+            ("profile", p.profile.as_ref().map(|v| v.span())),
+            ("access_key_id", p.access_key_id.as_ref().map(|v| v.span())),
+            (
+                "secret_access_key",
+                p.secret_access_key.as_ref().map(|v| v.span()),
+            ),
+            (
+                "secret_access_key_file",
+                p.secret_access_key_file.as_ref().map(|v| v.span()),
+            ),
+            (
+                "secret_access_key_env",
+                p.secret_access_key_env.as_ref().map(|v| v.span()),
+            ),
+            (
+                "confirm_timeout",
+                p.confirm_timeout.as_ref().map(|v| v.span()),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(k, s)| s.map(|s| (k, s)))
+        .collect();
+        const TYPES: &str = "\"rfc2136\", \"powerdns\", \"cloudflare\" or \"route53\"";
+        let allowed: &[&str] = match kind.get_ref().as_str() {
+            "rfc2136" => &[
+                "server",
+                "tsig_key_file",
+                "tsig_key_name",
+                "tsig_algorithm",
+                "tsig_secret",
+                "tsig_secret_file",
+                "tsig_secret_env",
+            ],
+            "powerdns" => &["url", "server_id", "api_key", "api_key_file", "api_key_env"],
+            "cloudflare" => &[
+                "endpoint",
+                "api_token",
+                "api_token_file",
+                "api_token_env",
+                "zone_id",
+                "proxied",
+            ],
+            "route53" => &[
+                "endpoint",
+                "hosted_zone_id",
+                "region",
+                "profile",
+                "access_key_id",
+                "secret_access_key",
+                "secret_access_key_file",
+                "secret_access_key_env",
+                "confirm_timeout",
+            ],
+            other => {
+                return self.err(
+                    kind.span(),
+                    &format!("{base}.type"),
+                    format!("`{other}` is not a provider type: expected {TYPES}"),
+                )
+            }
+        };
+        if let Some((k, s)) = set.iter().find(|(k, _)| !allowed.contains(k)) {
+            return self.err(
+                s.clone(),
+                &format!("{base}.{k}"),
+                format!("does not apply to type = \"{}\"", kind.get_ref()),
+            );
+        }
+        let kind = match kind.get_ref().as_str() {
+            "route53" => {
+                let secret = self.secret(
+                    "secret_access_key",
+                    &p.secret_access_key,
+                    &p.secret_access_key_file,
+                    &p.secret_access_key_env,
+                    &base,
+                )?;
+                let credentials = match (&p.access_key_id, secret) {
+                    (Some(id), Some((secret, _))) => Some((id.get_ref().clone(), secret)),
+                    (None, None) => None,
+                    (Some(id), None) => return self.err(id.span(), &format!("{base}.access_key_id"), "needs secret_access_key (or secret_access_key_file / _env); or leave both out to use the standard AWS credential chain"),
+                    (None, Some((_, s))) => return self.err(s, &format!("{base}.secret_access_key"), "needs access_key_id"),
+                };
+                let endpoint = match &p.endpoint {
+                    None => None,
+                    Some(e)
+                        if e.get_ref().starts_with("http://")
+                            || e.get_ref().starts_with("https://") =>
+                    {
+                        Some(e.get_ref().clone())
+                    }
+                    Some(e) => {
+                        return self.err(
+                            e.span(),
+                            &format!("{base}.endpoint"),
+                            format!("`{}` is not an http:// or https:// URL", e.get_ref()),
+                        )
+                    }
+                };
+                ProviderKind::Route53(crate::dns::provider::route53::Settings {
+                    hosted_zone_id: p.hosted_zone_id.as_ref().map(|v| v.get_ref().clone()),
+                    region: p
+                        .region
+                        .as_ref()
+                        .map(|v| v.get_ref().clone())
+                        .unwrap_or_else(|| "us-east-1".to_string()),
+                    endpoint,
+                    profile: p.profile.as_ref().map(|v| v.get_ref().clone()),
+                    credentials,
+                    confirm_timeout: self.duration(
+                        &p.confirm_timeout,
+                        &format!("{base}.confirm_timeout"),
+                        Duration::from_secs(60),
+                        Duration::from_secs(1),
+                    )?,
+                    timeout,
+                })
+            }
+            "cloudflare" => {
+                let endpoint = match &p.endpoint {
+                    None => crate::dns::provider::cloudflare::DEFAULT_ENDPOINT.to_string(),
+                    Some(e)
+                        if e.get_ref().starts_with("http://")
+                            || e.get_ref().starts_with("https://") =>
+                    {
+                        e.get_ref().clone()
+                    }
+                    Some(e) => {
+                        return self.err(
+                            e.span(),
+                            &format!("{base}.endpoint"),
+                            format!("`{}` is not an http:// or https:// URL", e.get_ref()),
+                        )
+                    }
+                };
+                let Some((api_token, _)) = self.secret(
+                    "api_token",
+                    &p.api_token,
+                    &p.api_token_file,
+                    &p.api_token_env,
+                    &base,
+                )?
+                else {
+                    return self.err(
+                        span,
+                        &base,
+                        "missing key `api_token` (or api_token_file / api_token_env): a Cloudflare API token with Zone:Read and DNS:Edit",
+                    );
+                };
+                ProviderKind::Cloudflare {
+                    endpoint,
+                    api_token,
+                    zone_id: p.zone_id.as_ref().map(|z| z.get_ref().clone()),
+                    proxied: p.proxied.as_ref().map(|v| *v.get_ref()),
+                }
+            }
+            "powerdns" => {
+                let Some(url) = &p.url else {
+                    return self.err(span, &base, "missing key `url`: the PowerDNS API base, e.g. url = \"http://127.0.0.1:8081\"");
+                };
+                if !(url.get_ref().starts_with("http://") || url.get_ref().starts_with("https://"))
+                {
+                    return self.err(
+                        url.span(),
+                        &format!("{base}.url"),
+                        format!("`{}` is not an http:// or https:// URL", url.get_ref()),
+                    );
+                }
+                let Some((api_key, _)) = self.secret(
+                    "api_key",
+                    &p.api_key,
+                    &p.api_key_file,
+                    &p.api_key_env,
+                    &base,
+                )?
+                else {
+                    return self.err(
+                        span,
+                        &base,
+                        "missing key `api_key` (or api_key_file / api_key_env): the PowerDNS webserver's api-key",
+                    );
+                };
+                let server_id = p
+                    .server_id
+                    .as_ref()
+                    .map(|s| s.get_ref().clone())
+                    .unwrap_or_else(|| "localhost".to_string());
+                ProviderKind::PowerDns {
+                    url: url.get_ref().clone(),
+                    server_id,
+                    api_key,
+                }
+            }
+            // "rfc2136": every other type was handled or refused above.
+            _ => {
+                let Some(server) = &p.server else {
+                    return self.err(
+                        span,
+                        &base,
+                        "missing key `server`: the primary server's address for updates, e.g. server = \"192.0.2.53:53\"",
+                    );
+                };
+                let server = server.get_ref().parse::<SocketAddr>().or_else(|_| {
+                    self.err(
+                        server.span(),
+                        &format!("{base}.server"),
+                        format!(
+                            "`{}` is not an address with a port, e.g. \"192.0.2.53:53\"",
+                            server.get_ref()
+                        ),
+                    )
+                })?;
+                let secret = self.secret(
+                    "tsig_secret",
+                    &p.tsig_secret,
+                    &p.tsig_secret_file,
+                    &p.tsig_secret_env,
+                    &base,
+                )?;
+                let key = match (&p.tsig_key_file, &p.tsig_key_name, secret) {
+                    (Some(f), None, None) => {
+                        let path = self.resolve_path(f.get_ref());
+                        let text = self.read_named_file(
+                            f,
+                            &format!("{base}.tsig_key_file"),
+                            Some("tsig_secret_env"),
+                        )?;
+                        self.secret_sources.borrow_mut().insert(
+                            format!("{base}.tsig_key_file"),
+                            SecretFrom::File(path.clone()),
+                        );
+                        Some(
+                            crate::dns::provider::rfc2136::parse_bind_key(&text).or_else(|e| {
+                                self.err(
+                                    f.span(),
+                                    &format!("{base}.tsig_key_file"),
+                                    format!(
+                                        "{} is not a key file as written by tsig-keygen: {e}",
+                                        path.display()
+                                    ),
+                                )
+                            })?,
+                        )
+                    }
+                    (Some(f), _, _) => {
+                        return self.err(
+                            f.span(),
+                            &format!("{base}.tsig_key_file"),
+                            "give either tsig_key_file or tsig_key_name with tsig_secret, not both",
+                        )
+                    }
+                    (None, Some(n), Some((secret, sspan))) => {
+                        let alg = match &p.tsig_algorithm {
+                            None => hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
+                            Some(a) => crate::dns::provider::rfc2136::algorithm(a.get_ref())
+                                .or_else(|e| {
+                                    self.err(a.span(), &format!("{base}.tsig_algorithm"), e)
+                                })?,
+                        };
+                        let bytes = crate::dns::provider::rfc2136::base64_decode(&secret.0)
+                            .or_else(|e| {
+                                self.err(
+                                    sspan,
+                                    &format!("{base}.tsig_secret"),
+                                    format!("not base64 ({e}); paste the secret from tsig-keygen"),
+                                )
+                            })?;
+                        let name = self.dns_name(n, &format!("{base}.tsig_key_name"))?;
+                        Some(crate::dns::provider::rfc2136::TsigKey {
+                            name,
+                            algorithm: alg,
+                            secret: bytes,
+                        })
+                    }
+                    (None, Some(n), None) => {
+                        return self.err(
+                            n.span(),
+                            &format!("{base}.tsig_key_name"),
+                            "needs tsig_secret (or tsig_secret_file / tsig_secret_env)",
+                        )
+                    }
+                    (None, None, Some((_, sspan))) => {
+                        return self.err(
+                            sspan,
+                            &format!("{base}.tsig_secret"),
+                            "needs tsig_key_name",
+                        )
+                    }
+                    (None, None, None) => None,
+                };
+                ProviderKind::Rfc2136 { server, key }
+            }
+        };
+        Ok(ProviderConfig {
+            name: name.get_ref().clone(),
+            kind,
+            timeout,
+        })
+    }
+}
+
+/// Whether a value given where a file path belongs looks like a secret instead: PEM text,
+/// anything with whitespace, base64 padding, or a long run of key characters with no `.`
+/// and no leading `/`, `./`, `../` or `~`. A false alarm only hides a file name from an error.
+pub(crate) fn looks_like_secret(value: &str) -> bool {
+    let v = value.trim();
+    if v.contains("-----BEGIN") || v.contains(char::is_whitespace) || v.ends_with('=') {
+        return true;
+    }
+    let path_like = v.starts_with('/')
+        || v.starts_with("./")
+        || v.starts_with("../")
+        || v.starts_with('~')
+        || v.contains('.');
+    !path_like
+        && v.len() >= 16
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '_' | '-' | ':'))
+}

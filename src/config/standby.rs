@@ -1,0 +1,98 @@
+//! `[standby]` (listeners, banner, snapshot age, `[standby.acme]`) and `[api]`.
+
+use super::*;
+
+impl Cx<'_> {
+    pub(super) fn build_standby(&self, raw: Spanned<RawStandby>) -> R<StandbyConfig> {
+        let st = raw.into_inner();
+        let listen = self.listen_list(st.listen, "standby.listen", "0.0.0.0:80")?;
+        let https_listen = match st.https_listen {
+            None => vec![],
+            some => self.listen_list(some, "standby.https_listen", "0.0.0.0:443")?,
+        };
+        let max_snapshot_age = self.duration(
+            &st.max_snapshot_age,
+            "standby.max_snapshot_age",
+            DEFAULT_MAX_SNAPSHOT_AGE,
+            Duration::from_secs(1),
+        )?;
+        let acme = match st.acme {
+            None => None,
+            Some(a) => {
+                let aspan = a.span();
+                let a = a.into_inner();
+                let directory = match a.directory {
+                    None => "https://acme-v02.api.letsencrypt.org/directory".to_string(),
+                    Some(d) if d.get_ref().starts_with("https://") => d.into_inner(),
+                    Some(d) => {
+                        return self.err(
+                            d.span(),
+                            "standby.acme.directory",
+                            format!("`{}` is not an https:// URL", d.get_ref()),
+                        )
+                    }
+                };
+                let mut contact = vec![];
+                for (i, c) in a.contact.into_iter().enumerate() {
+                    if !c.get_ref().starts_with("mailto:") || c.get_ref().len() < 10 {
+                        let k = format!("standby.acme.contact[{i}]");
+                        return self.err(
+                            c.span(),
+                            &k,
+                            format!(
+                                "`{}` is not a mailto: address like \"mailto:ops@example.com\"",
+                                c.get_ref()
+                            ),
+                        );
+                    }
+                    contact.push(c.into_inner());
+                }
+                let ca_file = match &a.ca_file {
+                    None => None,
+                    Some(c) => Some(self.ca_file(c, "standby.acme.ca_file")?),
+                };
+                if https_listen.is_empty() {
+                    return self.err(
+                        aspan,
+                        "standby.acme",
+                        "certificates are only used with HTTPS: add standby.https_listen",
+                    );
+                }
+                Some(AcmeConfig {
+                    directory,
+                    contact,
+                    ca_file,
+                })
+            }
+        };
+        Ok(StandbyConfig {
+            listen,
+            banner: st.banner.map(|b| b.into_inner()).unwrap_or(false),
+            https_listen,
+            max_snapshot_age,
+            acme,
+        })
+    }
+    pub(super) fn build_api(&self, raw: Option<Spanned<RawApi>>) -> R<ApiConfig> {
+        let listen = match raw.and_then(|a| a.into_inner().listen) {
+            None => "127.0.0.1:9353".parse().expect("valid literal"),
+            Some(l) => {
+                let addr: SocketAddr = l.get_ref().parse().or_else(|_| {
+                    self.err(
+                        l.span(),
+                        "api.listen",
+                        format!(
+                            "`{}` is not an address with a port, e.g. \"127.0.0.1:9353\"",
+                            l.get_ref()
+                        ),
+                    )
+                })?;
+                if !addr.ip().is_loopback() {
+                    return self.err(l.span(), "api.listen", format!("{addr} is not a loopback address: the control API has no authentication yet, so it only listens on 127.0.0.1 or [::1]"));
+                }
+                addr
+            }
+        };
+        Ok(ApiConfig { listen })
+    }
+}

@@ -1,0 +1,155 @@
+use super::*;
+
+const GOOD: &str = r#"
+data_dir = "state"
+[dns]
+listen = ["127.0.0.1:5353"]
+[[dns.zones]]
+name = "example.test"
+records = ["@ MX 10 mail", "mail A 192.0.2.25"]
+[[sites]]
+domain = "www.example.test"
+aliases = ["example.test"]
+primary = "192.0.2.10"
+standby = "192.0.2.20:8080"
+[sites.probe]
+scheme = "http"
+expect_status = [200, "3xx"]
+interval = "500ms"
+"#;
+
+#[test]
+fn good_config_gets_defaults() {
+    let c = parse(Path::new("/etc/u/c.toml"), GOOD).unwrap();
+    assert_eq!(c.data_dir, PathBuf::from("/etc/u/state"));
+    assert_eq!(c.dns.ttl, 30);
+    let s = &c.sites[0];
+    assert_eq!(s.name, "www.example.test");
+    assert_eq!(s.probe.port, 80);
+    assert_eq!(s.probe.interval, Duration::from_millis(500));
+    assert_eq!(s.probe.timeout, Duration::from_secs(1));
+    assert_eq!((s.probe.failures_to_down, s.probe.successes_to_up), (3, 5));
+    assert_eq!(s.probe.hold_down, Duration::from_secs(300));
+    assert!(s.probe.expect_status.contains(302) && !s.probe.expect_status.contains(404));
+    assert_eq!(
+        s.standby.probe_addr(&s.probe),
+        "192.0.2.20:8080".parse().unwrap()
+    );
+    assert_eq!(c.dns.zones[0].records.len(), 2);
+    assert!(c.describe().contains("hold_down = \"5m\""));
+}
+
+#[test]
+fn serde_errors_get_line_and_key() {
+    let e = parse(
+        Path::new("c.toml"),
+        "[dns]\nttl = 30\n[[sites]]\ndomain = \"a.test\"\n[sites.probe]\nintreval = \"2s\"\n",
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.column), (6, 1));
+    assert_eq!(e.key, "sites[0].probe.intreval");
+    assert!(
+        e.message.starts_with("unknown key `intreval`"),
+        "{}",
+        e.message
+    );
+}
+
+/// `check-config` prints what reads back as the same configuration (issue 11, item 10):
+/// TXT strings keep their quoting, `[ip.push]` is there, secrets come back by their file.
+#[test]
+fn effective_settings_read_back_as_the_same_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("push.pw"), "a-long-enough-password\n").unwrap();
+    std::fs::write(dir.path().join("pdns.key"), "pdns-api-key\n").unwrap();
+    let text = r#"
+data_dir = "state"
+[dns]
+listen = ["127.0.0.1:5353"]
+[[dns.zones]]
+name = "example.test"
+records = ["ns1 A 192.0.2.53", "@ TXT \"foreign text\"", "two TXT \"foreign\" \"text\"", "q TXT \"say \\\"hi\\\" \\\\ bye\"", "@ MX 10 mail", "mail A 192.0.2.25"]
+[[dns.zones]]
+name = "other.test"
+provider = "pdns"
+[[providers]]
+name = "pdns"
+type = "powerdns"
+url = "http://127.0.0.1:8081"
+api_key_file = "pdns.key"
+[ip]
+quorum = 1
+[[ip.sources]]
+name = "pushed"
+type = "push"
+family = "ipv4"
+[ip.push]
+listen = "127.0.0.1:8245"
+password_file = "push.pw"
+[[sites]]
+domain = "www.example.test"
+primary = "auto"
+standby = "192.0.2.20"
+[sites.probe]
+scheme = "http"
+path = "/health?x=\u00e9"
+body_contains = "ok \"quoted\""
+"#;
+    let first = parse(&dir.path().join("c.toml"), text).unwrap();
+    let printed = first.describe();
+    assert!(
+        printed.contains(r#"'example.test. 30 TXT "foreign text"'"#),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(r#"'two.example.test. 30 TXT "foreign" "text"'"#),
+        "{printed}"
+    );
+    assert!(printed.contains("[ip.push]"), "{printed}");
+    assert!(
+        !printed.contains("a-long-enough-password") && !printed.contains("pdns-api-key"),
+        "{printed}"
+    );
+    let again =
+        parse(&dir.path().join("c.toml"), &printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+    assert_eq!(again.describe(), printed, "a second round prints the same");
+    assert_eq!(again.dns.zones[0].records, first.dns.zones[0].records);
+    assert_eq!(
+        again.ip.push.as_ref().unwrap().password,
+        first.ip.push.as_ref().unwrap().password
+    );
+    assert_eq!(again.sites[0].probe.path, first.sites[0].probe.path);
+    assert_eq!(
+        again.sites[0].probe.body_contains,
+        first.sites[0].probe.body_contains
+    );
+}
+
+#[test]
+fn a_secret_in_a_file_key_is_not_echoed() {
+    for secret in [
+        "c2VjcmV0c2VjcmV0c2VjcmV0",
+        "Zm9vYmFy=",
+        "-----BEGIN PRIVATE KEY-----",
+        "abcdef0123456789abcdef",
+    ] {
+        assert!(looks_like_secret(secret), "{secret}");
+    }
+    for path in [
+        "/etc/understudy/key",
+        "secret.key",
+        "./k",
+        "../keys/pdns",
+        "~/pdns",
+        "short",
+    ] {
+        assert!(!looks_like_secret(path), "{path}");
+    }
+}
+
+#[test]
+fn key_paths_count_array_tables() {
+    let t = "[[sites]]\na = 1\n[[sites]]\nb = 2\n[sites.probe]\nc = 3\n";
+    assert_eq!(key_at(t, t.find("b =").unwrap()), "sites[1].b");
+    assert_eq!(key_at(t, t.find("c =").unwrap()), "sites[1].probe.c");
+}
