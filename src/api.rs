@@ -259,9 +259,6 @@ pub async fn call(
         let stream = TcpStream::connect(addr).await?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
         let post = method == Method::POST;
         let mut req = Request::builder()
             .method(method)
@@ -275,14 +272,17 @@ pub async fn call(
         } else {
             Bytes::new()
         }))?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status();
-        let body = Limited::new(resp.into_body(), 16 * 1024 * 1024)
-            .collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .to_bytes();
-        Ok::<_, anyhow::Error>((status, body))
+        let request = async {
+            let resp = sender.send_request(req).await?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), 16 * 1024 * 1024)
+                .collect()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .to_bytes();
+            Ok::<_, anyhow::Error>((status, body))
+        };
+        crate::http::drive(conn, request).await
     };
     tokio::time::timeout(Duration::from_secs(10), fut)
         .await

@@ -70,3 +70,17 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .ok()
         .map(|s| Duration::from_secs(s.min(3_600)))
 }
+
+/// Runs a client request to completion while driving its connection. If the connection ends
+/// first, the request is then finished (it fails, or completes from what was read).
+pub async fn drive<C, T>(conn: C, request: impl std::future::Future<Output = T>) -> T
+where
+    C: std::future::Future,
+{
+    tokio::pin!(conn);
+    tokio::pin!(request);
+    tokio::select! {
+        r = &mut request => r,
+        _ = &mut conn => request.await,
+    }
+}

@@ -178,10 +178,6 @@ impl Target {
             hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
                 .await
                 .map_err(|e| format!("HTTP: {e}"))?;
-        // The connection task ends when the response is done or the probe is dropped.
-        let conn = tokio::spawn(async move {
-            let _ = conn.await;
-        });
         let method = match self.method {
             Method::Get => hyper::Method::GET,
             Method::Head => hyper::Method::HEAD,
@@ -217,10 +213,10 @@ impl Target {
                 }
             }
             Ok(status)
-        }
-        .await;
-        conn.abort();
-        result
+        };
+        // The connection is driven here, beside the request, not in a task of its own: it
+        // ends with the probe.
+        crate::http::drive(conn, result).await
     }
 }
 

@@ -1,0 +1,283 @@
+//! Tidy: the structure rules of ARCHITECTURE.md ("Layers and rules"), checked on the source
+//! text, in the manner of rust-analyzer's `tidy.rs`. A rule broken by new code fails here with
+//! the file and what to do. Where the code does not keep a rule yet, the breach is listed as
+//! debt below; the lists may only shrink (a paid debt that is still listed fails too), and
+//! issue 12 is done when they are empty.
+
+use std::path::{Path, PathBuf};
+
+/// The pure cores: they take data and return data (design.md), so no sockets, files, clock,
+/// database or configuration.
+const PURE: &[&str] = &[
+    "src/decide.rs",
+    "src/ip/agree.rs",
+    "src/dns/zone.rs",
+    "src/mirror/scope.rs",
+    "src/mirror/extract.rs",
+];
+const NOT_IN_PURE: &[&str] = &[
+    "tokio::net",
+    "tokio::fs",
+    "tokio::spawn",
+    "reqwest",
+    "hyper",
+    "rusqlite",
+    "std::fs",
+    "TcpStream",
+    "UdpSocket",
+    "SystemTime::now",
+    "now_millis()",
+    "crate::config",
+    "crate::store",
+];
+/// What the configuration layer may import from the crate: it is plain data near the bottom.
+const CONFIG_MAY_USE: &[&str] = &["util", "net", "tls", "config"];
+/// Where long-lived tasks may be started: the daemon's composition root, and the commands of
+/// the binary (each one is the composition root of its own run, e.g. `understudy serve`).
+const MAY_SPAWN: &[&str] = &["src/app.rs", "src/cli/"];
+const MAX_LINES: usize = 800;
+
+/// Debt (issue 12): imports of the configuration layer that cross a layer the wrong way.
+const CONFIG_IMPORT_DEBT: &[(&str, &str)] = &[
+    ("src/config/describe.rs", "ip"),
+    ("src/config/ip.rs", "ip"),
+    ("src/config/mirror.rs", "mirror"),
+    ("src/config/mod.rs", "decide"),
+    ("src/config/mod.rs", "dns"),
+    ("src/config/mod.rs", "ip"),
+    ("src/config/provider.rs", "dns"),
+    ("src/config/site.rs", "ip"),
+    ("src/config/site.rs", "probe"),
+];
+/// Debt (issue 12): pure cores that import what they must not.
+const PURE_DEBT: &[(&str, &str)] = &[("src/dns/zone.rs", "crate::config")];
+/// Debt (issue 12): files over the size limit, to be split.
+const SIZE_DEBT: &[&str] = &[
+    "src/cli/mod.rs",
+    "src/decide.rs",
+    "src/mirror/crawl.rs",
+    "src/serve.rs",
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every `.rs` file under `src/`, as ("src/a/b.rs", text).
+fn sources() -> Vec<(String, String)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = vec![];
+    walk(&root().join("src"), &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(root()).unwrap().display().to_string();
+            (rel, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect()
+}
+
+/// The code a file ships: its unit tests and comments left out.
+fn shipped(text: &str) -> String {
+    let end = text
+        .find("\n#[cfg(test)]\nmod tests {")
+        .unwrap_or(text.len());
+    text[..end]
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The crate modules a piece of code names (`crate::ip::Family` → `ip`), and those it imports
+/// through `super::` from a child of `config` is not followed (it stays inside the layer).
+fn crate_modules(code: &str) -> Vec<String> {
+    let mut out: Vec<String> = code
+        .match_indices("crate::")
+        .map(|(i, m)| {
+            code[i + m.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .filter(|m: &String| !m.is_empty())
+        .collect();
+    // `use crate::{a, b}` groups.
+    for (i, _) in code.match_indices("crate::{") {
+        let inner = &code[i + 8..code[i..].find('}').map(|e| i + e).unwrap_or(code.len())];
+        out.extend(
+            inner
+                .split(',')
+                .filter_map(|p| p.trim().split("::").next())
+                .map(str::to_string),
+        );
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The rule breaches of one file.
+fn breaches(file: &str, text: &str) -> Vec<(String, String)> {
+    let code = shipped(text);
+    let mut out = vec![];
+    if PURE.contains(&file) {
+        for bad in NOT_IN_PURE {
+            if code.contains(bad) {
+                out.push(("pure".to_string(), bad.to_string()));
+            }
+        }
+    }
+    if file.starts_with("src/config/") {
+        for m in crate_modules(&code) {
+            if !CONFIG_MAY_USE.contains(&m.as_str()) {
+                out.push(("config".to_string(), m));
+            }
+        }
+    }
+    if !MAY_SPAWN.iter().any(|p| file.starts_with(p)) {
+        for bad in ["tokio::spawn(", "std::thread::spawn("] {
+            if code.contains(bad) {
+                out.push(("spawn".to_string(), bad.to_string()));
+            }
+        }
+    }
+    if file != "src/store.rs" && (code.contains("rusqlite") || code.contains("Connection::open")) {
+        out.push(("database".to_string(), "rusqlite".to_string()));
+    }
+    if text.lines().count() > MAX_LINES {
+        out.push((
+            "size".to_string(),
+            format!("{} lines", text.lines().count()),
+        ));
+    }
+    out
+}
+
+fn is_debt(file: &str, rule: &str, what: &str) -> bool {
+    match rule {
+        "config" => CONFIG_IMPORT_DEBT.contains(&(file, what)),
+        "pure" => PURE_DEBT.contains(&(file, what)),
+        "size" => SIZE_DEBT.contains(&file),
+        _ => false,
+    }
+}
+
+fn advice(rule: &str) -> &'static str {
+    match rule {
+        "pure" => "a pure core takes data and returns data: move the I/O to its caller",
+        "config" => "configuration is plain data: define the type in config (or util/net/tls) and let the other module import it",
+        "spawn" => "only the composition root (app.rs) starts long-lived tasks: return a future and let app.rs spawn it",
+        "database" => "only src/store.rs opens the database: add a method to Store",
+        "size" => "split the file by noun (a folder with one file per part)",
+        _ => "",
+    }
+}
+
+#[test]
+fn the_structure_rules_hold() {
+    let mut broken = vec![];
+    let mut seen_debt = vec![];
+    for (file, text) in sources() {
+        for (rule, what) in breaches(&file, &text) {
+            if is_debt(&file, &rule, &what) {
+                seen_debt.push((file.clone(), rule, what));
+            } else {
+                broken.push(format!("{file}: {rule}: {what} — {}", advice(&rule)));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "structure rules broken:\n{}",
+        broken.join("\n")
+    );
+    // Paid debt must leave the lists, so they only shrink.
+    let seen = |f: &str, r: &str, w: Option<&str>| {
+        seen_debt
+            .iter()
+            .any(|(sf, sr, sw)| sf == f && sr == r && w.is_none_or(|w| sw == w))
+    };
+    let mut paid = vec![];
+    for (f, m) in CONFIG_IMPORT_DEBT {
+        if !seen(f, "config", Some(m)) {
+            paid.push(format!("CONFIG_IMPORT_DEBT ({f}, {m})"));
+        }
+    }
+    for (f, w) in PURE_DEBT {
+        if !seen(f, "pure", Some(w)) {
+            paid.push(format!("PURE_DEBT ({f}, {w})"));
+        }
+    }
+    for f in SIZE_DEBT {
+        if !seen(f, "size", None) {
+            paid.push(format!("SIZE_DEBT {f}"));
+        }
+    }
+    assert!(
+        paid.is_empty(),
+        "debt paid, remove it from tests/tidy.rs: {}",
+        paid.join(", ")
+    );
+}
+
+/// The checker itself catches what it is meant to: a deliberately bad import in a pure core,
+/// a spawn outside the root, a second database opener, a config import the wrong way.
+#[test]
+fn the_checker_catches_bad_code() {
+    let rules = |f: &str, t: &str| {
+        breaches(f, t)
+            .into_iter()
+            .map(|(r, w)| format!("{r}: {w}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        rules("src/decide.rs", "use crate::store::Store;\n"),
+        ["pure: crate::store"]
+    );
+    assert_eq!(
+        rules("src/mirror/scope.rs", "fn f() { std::fs::read(\"x\"); }\n"),
+        ["pure: std::fs"]
+    );
+    assert_eq!(
+        rules("src/serve.rs", "fn f() { tokio::spawn(async {}); }\n"),
+        ["spawn: tokio::spawn("]
+    );
+    assert_eq!(
+        rules("src/mirror/mod.rs", "use rusqlite::Connection;\n"),
+        ["database: rusqlite"]
+    );
+    assert_eq!(
+        rules("src/config/dns.rs", "use crate::reconcile::plan;\n"),
+        ["config: reconcile"]
+    );
+    assert_eq!(
+        rules(
+            "src/config/dns.rs",
+            "use crate::{util::x, control::Event};\n"
+        ),
+        ["config: control"]
+    );
+    // Comments and unit tests do not count; the composition root may spawn.
+    assert!(rules("src/decide.rs", "// crate::store is not used here\n").is_empty());
+    assert!(rules(
+        "src/decide.rs",
+        "fn f() {}\n#[cfg(test)]\nmod tests {\n use crate::store::Store;\n}\n"
+    )
+    .is_empty());
+    assert!(rules("src/app.rs", "fn f() { tokio::spawn(async {}); }\n").is_empty());
+    assert_eq!(
+        rules("src/ip/agree.rs", &"\n".repeat(MAX_LINES + 1)),
+        [format!("size: {} lines", MAX_LINES + 1)]
+    );
+}
