@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::control::{Command, Event, SiteStatus};
+use crate::control::{Command, CommandError, Event, SiteStatus};
 
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct StatusReply {
@@ -228,10 +228,13 @@ async fn route(
             }
             match rx.await {
                 Ok(Ok(status)) => json(StatusCode::OK, &status),
-                Ok(Err(why)) if why.starts_with("no site named") => {
-                    error(StatusCode::NOT_FOUND, why)
+                Ok(Err(e @ CommandError::NoSuchSite(_))) => {
+                    error(StatusCode::NOT_FOUND, e.to_string())
                 }
-                Ok(Err(why)) => error(StatusCode::CONFLICT, why),
+                Ok(Err(e @ CommandError::Refused(_))) => error(StatusCode::CONFLICT, e.to_string()),
+                Ok(Err(e @ CommandError::Failed(_))) => {
+                    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                }
                 Err(_) => error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the daemon is shutting down",

@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::control::{Controller, Event, Side};
+use crate::control::{Controller, Event};
+use crate::decide::Target;
 use crate::dns::provider::builtin::Builtin;
 use crate::dns::server::{DnsServer, ZoneHandle};
 use crate::dns::ManagedRecords;
@@ -204,7 +205,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             standby_rx,
             site.probe.interval,
             tx.clone(),
-            result(Side::Standby),
+            result(Target::Standby),
             gate,
             shutdown.clone(),
         ));
@@ -213,7 +214,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             controller.probe_target(i),
             site.probe.interval,
             tx.clone(),
-            result(Side::Primary),
+            result(Target::Primary),
             None,
             shutdown.clone(),
         ));

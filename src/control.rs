@@ -17,15 +17,20 @@ use crate::decide::{self, Input, Phase, SiteState, Target};
 use crate::dns::ManagedRecords;
 use crate::ip::{Family, Verdict};
 use crate::probe::Outcome;
-use crate::store::{NewEvent, Store};
+use crate::store::{EventKind, NewEvent, Store};
 use crate::util::now_millis;
 
-/// Which server of a site a probe was aimed at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Side {
-    Primary,
-    Standby,
+/// Why an operator command was not carried out; the API answers 404, 409 or 500 by it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    NoSuchSite(String),
+    /// The decision core refused it (already drained, standby not ready, ...).
+    #[error("{0}")]
+    Refused(String),
+    /// It could not be saved or published.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// An operator command.
@@ -42,7 +47,7 @@ pub enum Event {
     /// since changed are dropped).
     Probe {
         site: usize,
-        side: Side,
+        side: Target,
         addr: std::net::SocketAddr,
         outcome: Outcome,
         at: u64,
@@ -57,7 +62,7 @@ pub enum Event {
     Command {
         site: String,
         command: Command,
-        reply: oneshot::Sender<Result<SiteStatus, String>>,
+        reply: oneshot::Sender<Result<SiteStatus, CommandError>>,
     },
     Status {
         reply: oneshot::Sender<(
@@ -194,7 +199,7 @@ impl Controller {
                         &[NewEvent {
                             site: &site.name,
                             at: now,
-                            kind: "first-seen",
+                            kind: EventKind::FirstSeen,
                             to_phase: Some(s.phase.as_str()),
                             reason: &s.reason,
                             ..Default::default()
@@ -292,7 +297,7 @@ impl Controller {
                 outcome,
                 at,
             } => {
-                if side == Side::Primary && *self.probe_targets[site].borrow() != Some(addr) {
+                if side == Target::Primary && *self.probe_targets[site].borrow() != Some(addr) {
                     tracing::debug!(site = %self.cfg.sites[site].name, %addr, "dropping a probe result for an old primary address");
                     return;
                 }
@@ -302,10 +307,10 @@ impl Controller {
                     detail: outcome.detail.clone(),
                     cert_expires: outcome.cert_not_after,
                 };
-                if let (Side::Primary, Some(not_after)) = (side, outcome.cert_not_after) {
+                if let (Target::Primary, Some(not_after)) = (side, outcome.cert_not_after) {
                     self.watch_certificate(site, not_after, now);
                 }
-                if side == Side::Primary
+                if side == Target::Primary
                     && !outcome.ok
                     && self.cfg.sites[site].primary_auto.is_some()
                     && self.sites[site].state.primary_failures == 0
@@ -314,14 +319,14 @@ impl Controller {
                     self.ip_refresh.notify_one();
                 }
                 let input = match side {
-                    Side::Primary => {
+                    Target::Primary => {
                         self.sites[site].last_primary = Some(note);
                         Input::Primary {
                             ok: outcome.ok,
                             detail: outcome.detail,
                         }
                     }
-                    Side::Standby => {
+                    Target::Standby => {
                         self.sites[site].last_standby = Some(note);
                         Input::Standby {
                             ok: outcome.ok,
@@ -344,7 +349,7 @@ impl Controller {
                     .iter()
                     .position(|s| s.name == site || s.host() == site.trim_end_matches('.'))
                 {
-                    None => Err(format!(
+                    None => Err(CommandError::NoSuchSite(format!(
                         "no site named `{site}`; configured: {}",
                         self.cfg
                             .sites
@@ -352,7 +357,7 @@ impl Controller {
                             .map(|s| s.name.as_str())
                             .collect::<Vec<_>>()
                             .join(", ")
-                    )),
+                    ))),
                     Some(i) => {
                         let input = match command {
                             Command::Drain { force } => Input::Drain { force },
@@ -360,8 +365,8 @@ impl Controller {
                         };
                         match self.apply(i, &input, now) {
                             Ok(None) => Ok(self.status_of(i, now)),
-                            Ok(Some(why)) => Err(why),
-                            Err(e) => Err(format!("{e:#}")),
+                            Ok(Some(why)) => Err(CommandError::Refused(why)),
+                            Err(e) => Err(CommandError::Failed(format!("{e:#}"))),
                         }
                     }
                 };
@@ -411,7 +416,7 @@ impl Controller {
         let _ = self.store.append_event(&NewEvent {
             site: &self.cfg.sites[i].name,
             at: now,
-            kind: "alert",
+            kind: EventKind::Alert,
             reason: &warning,
             ..Default::default()
         });
@@ -442,39 +447,18 @@ impl Controller {
         } else {
             String::new()
         };
-        let mut events = vec![];
-        let kind = match input {
-            Input::Drain { .. } => "drain",
-            Input::Release => "release",
-            _ => "transition",
-        };
         if let Some(t) = &step.transition {
             if retarget {
                 tracing::warn!(site = %site.name, from = %t.from, to = %t.to, records = %after, "{}", t.reason);
             } else {
                 tracing::info!(site = %site.name, from = %t.from, to = %t.to, "{}", t.reason);
             }
-            events.push(NewEvent {
-                site: &site.name,
-                at: now,
-                kind,
-                from_phase: Some(t.from.as_str()),
-                to_phase: Some(t.to.as_str()),
-                reason: &t.reason,
-                records_before: retarget.then_some(before.as_str()),
-                records_after: retarget.then_some(after.as_str()),
-            });
         }
         if let Some(alert) = &step.alert {
             tracing::error!(site = %site.name, "ALERT: {alert}");
-            events.push(NewEvent {
-                site: &site.name,
-                at: now,
-                kind: "alert",
-                reason: alert,
-                ..Default::default()
-            });
         }
+        let records = retarget.then_some((before.as_str(), after.as_str()));
+        let events = step_events(&site.name, input, &step, now, records);
         let rt = &mut self.sites[i];
         let standby_changed = prev.standby.last_ok != step.state.standby.last_ok;
         if !events.is_empty()
@@ -568,7 +552,7 @@ impl Controller {
         let _ = self.store.append_event(&NewEvent {
             site: "(public address)",
             at: now,
-            kind: "address",
+            kind: EventKind::Address,
             reason: &reason,
             ..Default::default()
         });
@@ -610,6 +594,46 @@ impl Controller {
             })
             .collect()
     }
+}
+
+/// The event-log rows one step of the decision core leaves: its transition (kind by what caused
+/// it: a probe, a drain, a release), with the records before and after when they moved, and its
+/// alert. The controller and the offline `drain`/`release` of the CLI both log through this.
+pub fn step_events<'a>(
+    site: &'a str,
+    input: &Input,
+    step: &'a decide::Step,
+    now: u64,
+    records: Option<(&'a str, &'a str)>,
+) -> Vec<NewEvent<'a>> {
+    let kind = match input {
+        Input::Drain { .. } => EventKind::Drain,
+        Input::Release => EventKind::Release,
+        _ => EventKind::Transition,
+    };
+    let mut events = vec![];
+    if let Some(t) = &step.transition {
+        events.push(NewEvent {
+            site,
+            at: now,
+            kind,
+            from_phase: Some(t.from.as_str()),
+            to_phase: Some(t.to.as_str()),
+            reason: &t.reason,
+            records_before: records.map(|r| r.0),
+            records_after: records.map(|r| r.1),
+        });
+    }
+    if let Some(alert) = &step.alert {
+        events.push(NewEvent {
+            site,
+            at: now,
+            kind: EventKind::Alert,
+            reason: alert,
+            ..Default::default()
+        });
+    }
+    events
 }
 
 /// Where a site's records stand in each zone holding its names, from the reconcilers' board.

@@ -78,7 +78,8 @@ impl std::fmt::Display for Phase {
     }
 }
 
-/// The side a site's managed records point at.
+/// One of a site's two servers: where its managed records point, and which one a probe was
+/// aimed at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {

@@ -71,13 +71,46 @@ pub enum IfUnusable {
 pub const BACKUPS_KEPT: usize = 7;
 pub const BACKUP_DIR: &str = "backups";
 
+/// What an event-log row records: the closed set of kinds (notifications will subscribe to
+/// them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A site seen for the first time.
+    FirstSeen,
+    /// A change of phase decided by probes.
+    #[default]
+    Transition,
+    /// The operator latched a site to the standby.
+    Drain,
+    /// The operator released a drained site.
+    Release,
+    /// Something the operator must know: both sides down, a certificate about to expire.
+    Alert,
+    /// The agreed public address changed.
+    Address,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::FirstSeen => "first-seen",
+            EventKind::Transition => "transition",
+            EventKind::Drain => "drain",
+            EventKind::Release => "release",
+            EventKind::Alert => "alert",
+            EventKind::Address => "address",
+        }
+    }
+}
+
 /// One row of the event log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
     pub id: i64,
     pub site: String,
     pub at: u64,
-    /// "transition", "alert", "drain", "release", "refused".
+    /// An [`EventKind`] in words ("transition", "alert", ...), as stored.
     pub kind: String,
     pub from_phase: Option<String>,
     pub to_phase: Option<String>,
@@ -91,7 +124,7 @@ pub struct Event {
 pub struct NewEvent<'a> {
     pub site: &'a str,
     pub at: u64,
-    pub kind: &'a str,
+    pub kind: EventKind,
     pub from_phase: Option<&'a str>,
     pub to_phase: Option<&'a str>,
     pub reason: &'a str,
@@ -545,7 +578,7 @@ fn insert_event(conn: &Connection, ev: &NewEvent<'_>) -> rusqlite::Result<usize>
     conn.execute(
         "INSERT INTO events (site, at, kind, from_phase, to_phase, reason, records_before, records_after)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![ev.site, ev.at as i64, ev.kind, ev.from_phase, ev.to_phase, ev.reason, ev.records_before, ev.records_after],
+        params![ev.site, ev.at as i64, ev.kind.as_str(), ev.from_phase, ev.to_phase, ev.reason, ev.records_before, ev.records_after],
     )
 }
 
@@ -688,7 +721,7 @@ mod tests {
         let ev = NewEvent {
             site: "a",
             at: 6,
-            kind: "transition",
+            kind: EventKind::Transition,
             from_phase: Some("suspect"),
             to_phase: Some("failed-over"),
             reason: "down",

@@ -19,7 +19,7 @@ use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
 use crate::control::{self, SiteStatus};
 use crate::decide::{self, Input, SiteState};
 use crate::dns::client;
-use crate::store::{NewEvent, Store};
+use crate::store::Store;
 use crate::util::{human_duration, now_millis};
 
 #[derive(Parser)]
@@ -983,19 +983,7 @@ async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> 
         eprintln!("{verb} refused: {why}");
         return Ok(1);
     }
-    let t = step.transition.clone();
-    let events: Vec<NewEvent> = t
-        .iter()
-        .map(|t| NewEvent {
-            site: &site_cfg.name,
-            at: now,
-            kind: verb,
-            from_phase: Some(t.from.as_str()),
-            to_phase: Some(t.to.as_str()),
-            reason: &t.reason,
-            ..Default::default()
-        })
-        .collect();
+    let events = control::step_events(&site_cfg.name, &input, &step, now, None);
     store.save(&site_cfg.name, &step.state, now, &events)?;
     crate::outln!(
         "{verb}: {} is now {} (saved; the daemon is not running and will start in this state)",
