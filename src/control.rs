@@ -425,7 +425,7 @@ impl Controller {
     fn apply(&mut self, i: usize, input: &Input, now: u64) -> anyhow::Result<Option<String>> {
         let cfg = self.cfg.clone();
         let site = &cfg.sites[i];
-        let policy = site.policy();
+        let policy = policy(site);
         let prev = self.sites[i].state.clone();
         let step = decide::step(&prev, &policy, input, now);
         if let Some(why) = &step.refused {
@@ -593,6 +593,18 @@ impl Controller {
                 )
             })
             .collect()
+    }
+}
+
+/// The hysteresis settings of a site, for the decision core.
+pub fn policy(site: &Site) -> decide::Policy {
+    decide::Policy {
+        failures_to_down: site.probe.failures_to_down,
+        successes_to_up: site.probe.successes_to_up,
+        hold_down: site.probe.hold_down.as_millis() as u64,
+        // Three missed standby probes (plus the time one may take) and we stop trusting what
+        // we knew.
+        standby_fresh: (site.probe.interval * 3 + site.probe.timeout).as_millis() as u64,
     }
 }
 
@@ -773,7 +785,7 @@ pub fn status_from_state(
         },
         standby: site.standby.to_string(),
         published,
-        standby_ready: state.standby.readiness(&site.policy(), now) == decide::Readiness::Ready,
+        standby_ready: state.standby.readiness(&policy(site), now) == decide::Readiness::Ready,
         dns: vec![],
         last_primary_probe: last_primary,
         last_standby_probe: last_standby,

@@ -20,9 +20,7 @@ pub fn client_with_ca(
     match ca_file {
         Some(f) => {
             let pem = std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
-            for c in
-                crate::probe::parse_ca_pem(&pem).map_err(|e| format!("{}: {e}", f.display()))?
-            {
+            for c in crate::tls::parse_ca_pem(&pem).map_err(|e| format!("{}: {e}", f.display()))? {
                 roots.add(c).map_err(|e| format!("{}: {e}", f.display()))?;
             }
         }

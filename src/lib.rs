@@ -14,6 +14,7 @@ pub mod dns;
 pub mod http;
 pub mod ip;
 pub mod mirror;
+pub mod net;
 pub mod probe;
 pub mod reconcile;
 pub mod serve;

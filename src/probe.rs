@@ -243,18 +243,6 @@ fn tls_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Parses a PEM bundle into certificates; errors when there is none.
-pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    use rustls::pki_types::pem::PemObject;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
-        .filter_map(Result::ok)
-        .collect();
-    if certs.is_empty() {
-        return Err("no PEM certificate found".to_string());
-    }
-    Ok(certs)
-}
-
 /// The rustls client config for a site's probes: the public web PKI roots, or only the CAs of
 /// `ca_file`, or (insecure) any certificate. Always the ring provider.
 pub(crate) fn client_tls(probe: &Probe) -> Result<rustls::ClientConfig, String> {
@@ -273,7 +261,7 @@ pub(crate) fn client_tls(probe: &Probe) -> Result<rustls::ClientConfig, String> 
             Some(path) => {
                 let pem = std::fs::read(path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                for cert in parse_ca_pem(&pem)? {
+                for cert in crate::tls::parse_ca_pem(&pem)? {
                     roots
                         .add(cert)
                         .map_err(|e| format!("{}: {e}", path.display()))?;

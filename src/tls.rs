@@ -227,6 +227,18 @@ pub fn server_config(certs: Arc<Certs>) -> Result<rustls::ServerConfig, String> 
     Ok(config)
 }
 
+/// Parses a PEM bundle into certificates; errors when there is none.
+pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err("no PEM certificate found".to_string());
+    }
+    Ok(certs)
+}
+
 /// A certificate's description for unit tests (no certificate behind it).
 #[cfg(test)]
 pub(crate) fn test_cert(names: &[&str], from: Millis, to: Millis) -> CertInfo {

@@ -20,7 +20,7 @@ use hickory_proto::rr::RecordType;
 fn client(addr: SocketAddr, names: &[&str], root: &str) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
-    for c in understudy::probe::parse_ca_pem(root.as_bytes()).unwrap() {
+    for c in understudy::tls::parse_ca_pem(root.as_bytes()).unwrap() {
         roots.add(c).unwrap();
     }
     let mut tls = rustls::ClientConfig::builder()

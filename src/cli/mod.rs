@@ -978,7 +978,7 @@ async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::Result<i32> 
         }
         other => other,
     };
-    let step = decide::step(&state, &site_cfg.policy(), &input, now);
+    let step = decide::step(&state, &control::policy(site_cfg), &input, now);
     if let Some(why) = step.refused {
         eprintln!("{verb} refused: {why}");
         return Ok(1);

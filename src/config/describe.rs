@@ -228,7 +228,7 @@ impl Config {
                     "[[ip.sources]]\nname = {:?}\noperator = {:?}\nfamily = \"{}\"\n{what}\ntimeout = {:?}\n",
                     s.name,
                     s.operator,
-                    if s.family == crate::ip::Family::Ipv4 { "ipv4" } else { "ipv6" },
+                    if s.family == crate::net::Family::Ipv4 { "ipv4" } else { "ipv6" },
                     human_duration(s.timeout.as_millis() as u64)
                 ));
             }
@@ -255,7 +255,7 @@ impl Config {
                 .map(|f| {
                     format!(
                         "\"{}\"",
-                        if *f == crate::ip::Family::Ipv4 {
+                        if *f == crate::net::Family::Ipv4 {
                             "ipv4"
                         } else {
                             "ipv6"

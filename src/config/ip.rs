@@ -10,7 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Cx, DnsConfig, DurationValue, R};
-use crate::ip::{Family, Net, Source, SourceKind};
+use crate::ip::{Source, SourceKind};
+use crate::net::{Family, Net};
 
 /// Settings for finding the public address.
 #[derive(Debug, Clone)]

@@ -229,7 +229,7 @@ pub struct Site {
     /// For `primary = "auto"`: `ip` is a placeholder (unspecified address) and the real one is
     /// the agreed public address of `primary_auto`'s family, known only at run time.
     pub primary: Endpoint,
-    pub primary_auto: Option<crate::ip::Family>,
+    pub primary_auto: Option<crate::net::Family>,
     pub standby: Endpoint,
     pub probe: Probe,
     pub mirror: MirrorConfig,
@@ -286,17 +286,6 @@ impl Site {
         match self.primary.ip {
             IpAddr::V4(_) => RecordType::A,
             IpAddr::V6(_) => RecordType::AAAA,
-        }
-    }
-
-    pub fn policy(&self) -> crate::decide::Policy {
-        crate::decide::Policy {
-            failures_to_down: self.probe.failures_to_down,
-            successes_to_up: self.probe.successes_to_up,
-            hold_down: self.probe.hold_down.as_millis() as u64,
-            // Three missed standby probes (plus the time one may take) and we stop trusting
-            // what we knew.
-            standby_fresh: (self.probe.interval * 3 + self.probe.timeout).as_millis() as u64,
         }
     }
 }

@@ -55,8 +55,8 @@ impl Cx<'_> {
             return self.err(span, &key, "missing key `standby`: the standby server's address, e.g. standby = \"198.51.100.9\"");
         };
         let primary_auto = match primary_raw.get_ref().trim().to_ascii_lowercase().as_str() {
-            "auto" => Some(crate::ip::Family::Ipv4),
-            "auto6" => Some(crate::ip::Family::Ipv6),
+            "auto" => Some(crate::net::Family::Ipv4),
+            "auto6" => Some(crate::net::Family::Ipv6),
             _ => None,
         };
         let primary = match primary_auto {
@@ -69,8 +69,8 @@ impl Cx<'_> {
                     );
                 }
                 let ip = match fam {
-                    crate::ip::Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                    crate::ip::Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                    crate::net::Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                    crate::net::Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
                 };
                 Endpoint { ip, port: None }
             }
@@ -409,7 +409,7 @@ impl Cx<'_> {
                 format!("cannot read {}: {e}", path.display()),
             )
         })?;
-        if crate::probe::parse_ca_pem(&pem).is_err() {
+        if crate::tls::parse_ca_pem(&pem).is_err() {
             return self.err(
                 c.span(),
                 key,
