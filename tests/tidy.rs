@@ -48,7 +48,7 @@ const CONFIG_IMPORT_DEBT: &[(&str, &str)] = &[
 /// Debt (issue 12): pure cores that import what they must not.
 const PURE_DEBT: &[(&str, &str)] = &[("src/dns/zone.rs", "crate::config")];
 /// Debt (issue 12): files over the size limit, to be split.
-const SIZE_DEBT: &[&str] = &["src/decide.rs", "src/mirror/crawl.rs", "src/serve.rs"];
+const SIZE_DEBT: &[&str] = &["src/decide.rs", "src/mirror/crawl.rs"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
