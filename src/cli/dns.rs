@@ -1,11 +1,9 @@
 //! `dns plan` and `dns apply`: the desired records from the saved state against what each
 //! provider holds, with what is worth a warning before understudy writes.
 
-use super::saved_public;
+use super::saved_states;
 use crate::config::Config;
 use crate::control;
-use crate::decide::SiteState;
-use crate::store::Store;
 use crate::util::now_millis;
 
 /// `dns plan` / `dns apply`: desired records from the saved state (sites never seen point at
@@ -99,21 +97,10 @@ pub(super) async fn dns_command(cfg: &Config, apply: bool) -> anyhow::Result<i32
 
 /// The desired records from the saved state (sites never seen point at their primary).
 pub(super) fn saved_managed(cfg: &Config) -> anyhow::Result<crate::dns::ManagedRecords> {
-    let now = now_millis();
-    let store = Store::open_read_only(&cfg.data_dir)?;
-    let mut targets = vec![];
-    for site in &cfg.sites {
-        let state = match &store {
-            Some(s) => s
-                .load_state(&site.name)?
-                .unwrap_or_else(|| SiteState::new(now)),
-            None => SiteState::new(now),
-        };
-        targets.push(state.target());
-    }
+    let (states, public) = saved_states(cfg, now_millis())?;
     Ok(control::managed_records(
         cfg,
-        targets.into_iter(),
-        &saved_public(&store)?,
+        states.iter().map(|s| s.target()),
+        &public,
     ))
 }

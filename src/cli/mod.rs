@@ -20,7 +20,7 @@ use status::{command, status};
 
 use crate::app;
 use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
-use crate::decide::Input;
+use crate::decide::{Input, SiteState};
 use crate::store::Store;
 use crate::util::human_duration;
 
@@ -505,6 +505,27 @@ async fn ip_command(cfg: &Config) -> anyhow::Result<i32> {
         }
     }
     Ok(if agreed_all { 0 } else { 1 })
+}
+
+/// Every site's saved state (a site never seen starts healthy on its primary) and the public
+/// addresses last agreed, from the state database; for the commands that run without the daemon.
+pub(crate) fn saved_states(
+    cfg: &Config,
+    now: u64,
+) -> anyhow::Result<(
+    Vec<SiteState>,
+    std::collections::BTreeMap<crate::net::Family, std::net::IpAddr>,
+)> {
+    let store = Store::open_read_only(&cfg.data_dir)?;
+    let mut states = vec![];
+    for site in &cfg.sites {
+        let saved = match &store {
+            Some(s) => s.load_state(&site.name)?,
+            None => None,
+        };
+        states.push(saved.unwrap_or_else(|| SiteState::new(now)));
+    }
+    Ok((states, saved_public(&store)?))
 }
 
 /// The public addresses last agreed, from the state database (empty when there is none).

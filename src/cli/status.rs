@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{ago, saved_public, utc};
+use super::{ago, saved_states, utc};
 use crate::app::RuntimeInfo;
 use crate::config::Config;
 use crate::control::{self, SiteStatus};
@@ -38,24 +38,15 @@ pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             (reply.sites, Some(info))
         }
         None => {
-            let store = Store::open_read_only(&cfg.data_dir)?;
-            let mut out = vec![];
-            for site in &cfg.sites {
-                let state = match &store {
-                    Some(s) => s
-                        .load_state(&site.name)?
-                        .unwrap_or_else(|| SiteState::new(now)),
-                    None => SiteState::new(now),
-                };
-                out.push(control::status_from_state(
-                    site,
-                    &state,
-                    None,
-                    None,
-                    &saved_public(&store)?,
-                    now,
-                ));
-            }
+            let (states, public) = saved_states(cfg, now)?;
+            let out = cfg
+                .sites
+                .iter()
+                .zip(&states)
+                .map(|(site, state)| {
+                    control::status_from_state(site, state, None, None, &public, now)
+                })
+                .collect();
             (out, None)
         }
     };
