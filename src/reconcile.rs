@@ -279,19 +279,7 @@ impl Reconciler {
         }
         let deadline = tokio::time::Instant::now() + self.verify_timeout;
         loop {
-            let mut all = true;
-            for server in &self.verify {
-                let got = crate::dns::client::query(
-                    *server,
-                    &want.name,
-                    want.rtype,
-                    Duration::from_secs(2),
-                )
-                .await;
-                let mut addrs = got.map(|r| r.addrs).unwrap_or_default();
-                addrs.sort();
-                all &= addrs == want.addrs;
-            }
+            let all = self.answers_now(want).await;
             if all {
                 return true;
             }

@@ -38,29 +38,27 @@ pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             (reply.sites, Some(info))
         }
         None => {
-            let (states, public) = saved_states(cfg, now)?;
+            let (states, saved) = saved_states(cfg, now)?;
             let out = cfg
                 .sites
                 .iter()
                 .zip(&states)
                 .map(|(site, state)| {
-                    control::status_from_state(site, state, None, None, &public, now)
+                    control::status_from_state(site, state, None, None, &saved, now)
+                })
+                .collect();
+            // The saved public addresses, from the same read of the state database.
+            public = saved
+                .iter()
+                .map(|(family, addr)| control::PublicStatus {
+                    family: *family,
+                    address: Some(addr.to_string()),
+                    last_round: None,
                 })
                 .collect();
             (out, None)
         }
     };
-    if info.is_none() {
-        if let Some(store) = Store::open_read_only(&cfg.data_dir)? {
-            for (family, (addr, _)) in store.public_ips()? {
-                public.push(control::PublicStatus {
-                    family,
-                    address: Some(addr.to_string()),
-                    last_round: None,
-                });
-            }
-        }
-    }
     if json {
         crate::outln!(
             "{}",
