@@ -230,15 +230,12 @@ fn main() {
         )
         .unwrap();
         let handle = understudy::dns::server::ZoneHandle::default();
-        let builtin = Arc::new(
-            understudy::dns::provider::builtin::Builtin::new(
-                cfg.dns.zones.clone(),
-                60,
-                handle.clone(),
-                dir.path(),
-            )
-            .unwrap(),
-        );
+        let builtin = Arc::new(understudy::dns::builtin::Builtin::new(
+            cfg.dns.zones.clone(),
+            60,
+            handle.clone(),
+            understudy::store::Store::open(dir.path()).unwrap(),
+        ));
         builtin.publish_all(&ManagedRecords::default()).unwrap();
         let server = rt
             .block_on(understudy::dns::server::DnsServer::bind(
@@ -255,14 +252,15 @@ fn main() {
         (Kind::Knot, "Knot (RFC 2136)"),
     ] {
         let server = AuthServer::start(kind, "hmac-sha256");
-        let key = understudy::dns::provider::rfc2136::parse_bind_key(
-            &std::fs::read_to_string(&server.key_file).unwrap(),
-        )
-        .unwrap();
+        let key =
+            understudy::config::parse_bind_key(&std::fs::read_to_string(&server.key_file).unwrap())
+                .unwrap();
         let p = Arc::new(
             understudy::dns::provider::rfc2136::Rfc2136::new(
-                server.addr,
-                Some(key),
+                &understudy::config::Rfc2136Config {
+                    server: server.addr,
+                    key: Some(key),
+                },
                 Duration::from_secs(2),
             )
             .unwrap(),
@@ -280,9 +278,11 @@ fn main() {
         let pdns = common::pdns::Pdns::start();
         let p = Arc::new(
             understudy::dns::provider::powerdns::PowerDns::new(
-                &pdns.api,
-                "localhost",
-                understudy::config::Secret(common::pdns::API_KEY.into()),
+                &understudy::config::PowerDnsConfig {
+                    url: pdns.api.clone(),
+                    server_id: "localhost".into(),
+                    api_key: understudy::config::Secret(common::pdns::API_KEY.into()),
+                },
                 Duration::from_secs(3),
             )
             .unwrap(),
@@ -296,7 +296,7 @@ fn main() {
             &common::moto::sdk(&endpoint),
             "bench",
         ));
-        let settings = understudy::dns::provider::route53::Settings {
+        let settings = understudy::config::Route53Config {
             hosted_zone_id: None,
             region: "us-east-1".into(),
             endpoint: Some(endpoint),
@@ -306,11 +306,13 @@ fn main() {
                 understudy::config::Secret("bench".into()),
             )),
             confirm_timeout: Duration::from_secs(60),
-            timeout: Duration::from_secs(5),
         };
         rows.push(rt.block_on(measure(
             "Route 53 (moto, to INSYNC)",
-            Arc::new(understudy::dns::provider::route53::Route53::new(settings)),
+            Arc::new(understudy::dns::provider::route53::Route53::new(
+                &settings,
+                Duration::from_secs(5),
+            )),
             vec![],
             changes,
         )));

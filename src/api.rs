@@ -2,7 +2,7 @@
 //! (`status`, `drain`, `release`) to talk to the running daemon.
 //!
 //! Owns the routes and their JSON shapes, server and client side. It holds no state: every
-//! request becomes an [`Event`] for the controller. There is no authentication yet, which is
+//! request becomes an [`Message`] for the controller. There is no authentication yet, which is
 //! why the config only accepts a loopback `api.listen`.
 //!
 //! Routes: `GET /api/v1/status`, `POST /api/v1/sites/{site}/drain[?force=true]`,
@@ -25,9 +25,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::control::{Command, CommandError, Event, SiteStatus};
+use crate::control::{Command, CommandError, Message, SiteStatus};
 
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct StatusReply {
@@ -45,51 +44,30 @@ pub struct ErrorReply {
     pub error: String,
 }
 
-/// Serves the API until `cancel` fires.
-pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Event>, cancel: CancellationToken) {
-    let tracker = TaskTracker::new();
+/// Serves the API until `cancel` fires (the loop and its limits: [`crate::http::server`]).
+pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Message>, cancel: CancellationToken) {
     let Ok(local) = listener.local_addr() else {
         return;
     };
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("api accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    let opts = crate::http::server::Options {
+        name: "control API",
+        max_connections: 256,
+        header_timeout: Duration::from_secs(5),
+        http2: false,
+        max_lifetime: None,
+        grace: Duration::from_secs(2),
+    };
+    crate::http::server::serve(listener, None, opts, cancel, move |req: Request<hyper::body::Incoming>, _| {
         let tx = tx.clone();
-        let cancel = cancel.clone();
-        tracker.spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let tx = tx.clone();
-                async move {
-                    if let Err((status, why)) = check_request(local, req.method(), req.headers()) {
-                        tracing::warn!(method = %req.method(), path = %req.uri().path(), "control API request refused: {why}");
-                        return Ok::<_, std::convert::Infallible>(error(status, why));
-                    }
-                    Ok::<_, std::convert::Infallible>(route(req, tx).await)
-                }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(64 * 1024)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(5))
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
+        async move {
+            if let Err((status, why)) = check_request(local, req.method(), req.headers()) {
+                tracing::warn!(method = %req.method(), path = %req.uri().path(), "control API request refused: {why}");
+                return error(status, why);
             }
-        });
-    }
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
+            route(req, tx).await
+        }
+    })
+    .await;
 }
 
 /// Whether a request may reach the routes (see the module doc). Pure, so every case is a unit
@@ -172,7 +150,7 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response<Full<Bytes>> {
 
 async fn route(
     req: Request<hyper::body::Incoming>,
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Message>,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -180,7 +158,7 @@ async fn route(
     match (req.method(), parts.as_slice()) {
         (&Method::GET, ["api", "v1", "status"]) => {
             let (reply, rx) = oneshot::channel();
-            if tx.send(Event::Status { reply }).await.is_err() {
+            if tx.send(Message::Status { reply }).await.is_err() {
                 return error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the daemon is shutting down",
@@ -213,7 +191,7 @@ async fn route(
             };
             let (reply, rx) = oneshot::channel();
             if tx
-                .send(Event::Command {
+                .send(Message::Command {
                     site: (*site).to_string(),
                     command,
                     reply,

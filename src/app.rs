@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::control::{Controller, Event};
+use crate::control::{Controller, Message};
 use crate::decide::Target;
-use crate::dns::provider::builtin::Builtin;
+use crate::dns::builtin::Builtin;
 use crate::dns::server::{DnsServer, ZoneHandle};
 use crate::dns::ManagedRecords;
 use crate::probe;
@@ -121,9 +121,14 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         builtin_zones,
         cfg.dns.ttl,
         zones.clone(),
-        &cfg.data_dir,
-    )?);
-    let mut controller = Controller::new(cfg.clone(), store, desired_tx, Some(builtin.clone()))?;
+        store.clone(),
+    ));
+    let mut controller = Controller::new(
+        cfg.clone(),
+        store.clone(),
+        desired_tx,
+        Some(builtin.clone()),
+    )?;
     // The reconcilers say where each provider zone stands; the controller answers `status`.
     let zone_board = crate::reconcile::ZoneBoard::default();
     controller.zones = zone_board.clone();
@@ -163,16 +168,16 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     // The standby server, when this machine is one: built before the probers, whose standby
     // verdicts include its readiness.
     let standby = match &cfg.standby {
-        Some(_) => Some(Arc::new(crate::serve::Standby::new(&cfg)?)),
+        Some(_) => Some(Arc::new(crate::standby::Standby::new(&cfg)?)),
         None => None,
     };
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let (tx, rx) = mpsc::channel::<Event>(1024);
+    let (tx, rx) = mpsc::channel::<Message>(1024);
 
     for (i, site) in cfg.sites.iter().enumerate() {
-        let base = probe::Target::new(
+        let base = probe::ProbeTarget::new(
             site.standby.probe_addr(&site.probe),
             &site.host(),
             &site.probe,
@@ -189,10 +194,10 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         // Served here: a standby probe passes only if the copy is also ready (snapshot young
         // enough, certificate good), so the decision never fails over to a worse standby.
         let gate = standby.clone().map(|s| {
-            Arc::new(crate::serve::CopyGate::new(s, &site.name)) as Arc<dyn probe::ReadinessGate>
+            Arc::new(crate::standby::CopyGate::new(s, &site.name)) as Arc<dyn probe::ReadinessGate>
         });
         let result = move |side| {
-            move |addr, outcome, at| Event::Probe {
+            move |addr, outcome, at| Message::Probe {
                 site: i,
                 side,
                 addr,
@@ -221,6 +226,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         if let Some(schedule) = site.mirror.schedule {
             tracker.spawn(crate::mirror::scheduler(
                 cfg.clone(),
+                store.clone(),
                 i,
                 schedule,
                 controller.probe_target(i),
@@ -242,10 +248,9 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             })?;
             let addr = listener.local_addr()?;
             let tls = match &p.tls {
-                Some((c, k)) => Some(
-                    crate::ip::push::tls_acceptor(c, k)
-                        .map_err(|e| anyhow::anyhow!("ip.push: {e}"))?,
-                ),
+                Some((c, k)) => {
+                    Some(crate::tls::acceptor(c, k).map_err(|e| anyhow::anyhow!("ip.push: {e}"))?)
+                }
                 None => None,
             };
             let mut hostnames: Vec<String> = cfg
@@ -283,7 +288,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             ip_events.clone(),
             board.clone(),
             tx.clone(),
-            |family, answers, verdict, at| Event::PublicIp {
+            |family, answers, verdict, at| Message::PublicIp {
                 family,
                 answers,
                 verdict,
@@ -302,9 +307,9 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         shutdown.clone(),
     ));
     if let Some(standby) = &standby {
-        tracker.spawn(crate::serve::refresher(standby.clone(), shutdown.clone()));
+        tracker.spawn(crate::standby::refresher(standby.clone(), shutdown.clone()));
         for l in standby_listeners {
-            tracker.spawn(crate::serve::serve(
+            tracker.spawn(crate::standby::serve(
                 l,
                 standby.clone(),
                 None,
@@ -316,7 +321,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
                 .map_err(|e| anyhow::anyhow!("standby TLS: {e}"))?;
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
             for l in https_listeners {
-                tracker.spawn(crate::serve::serve(
+                tracker.spawn(crate::standby::serve(
                     l,
                     standby.clone(),
                     Some(acceptor.clone()),
@@ -325,11 +330,11 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             }
         }
         if let Some(acme) = cfg.standby.as_ref().and_then(|s| s.acme.clone()) {
-            let sites: Vec<crate::acme::AcmeSite> = cfg
+            let sites: Vec<crate::standby::acme::AcmeSite> = cfg
                 .sites
                 .iter()
                 .filter(|s| s.tls.is_none() && s.probe.scheme == crate::config::Scheme::Https)
-                .map(|s| crate::acme::AcmeSite {
+                .map(|s| crate::standby::acme::AcmeSite {
                     site: s.name.clone(),
                     hosts: s.hosts(),
                 })
@@ -348,8 +353,8 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
                     .filter(|z| z.provider.is_none())
                     .map(|z| (z.origin.clone(), builtin.clone() as Arc<_>)),
             );
-            let dns = Arc::new(crate::acme::ChallengeZones { zones });
-            let manager = Arc::new(crate::acme::Manager::new(
+            let dns = Arc::new(crate::standby::acme::ChallengeZones { zones });
+            let manager = Arc::new(crate::standby::acme::Manager::new(
                 acme,
                 &cfg.data_dir,
                 dns,

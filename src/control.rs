@@ -1,6 +1,6 @@
 //! The controller: the one owner of every managed record (design.md invariant 1).
 //!
-//! It receives every [`Event`] (probe results, operator commands, status requests) on one
+//! It receives every [`Message`] (probe results, operator commands, status requests) on one
 //! channel, feeds them to the pure decision core, persists what changed, and publishes the
 //! desired records to the built-in DNS server. Nothing else writes records. It never probes or
 //! listens itself; the tasks that do that send it events (see `app.rs`).
@@ -16,7 +16,7 @@ use crate::config::{Config, Site};
 use crate::decide::{self, Input, Phase, SiteState, Target};
 use crate::dns::ManagedRecords;
 use crate::ip::{Family, Verdict};
-use crate::probe::Outcome;
+use crate::probe::Observation;
 use crate::store::{EventKind, NewEvent, Store};
 use crate::util::now_millis;
 
@@ -42,20 +42,20 @@ pub enum Command {
 
 /// Everything the controller reacts to.
 #[derive(Debug)]
-pub enum Event {
+pub enum Message {
     /// A probe finished; `addr` is where it went (results for a primary address that has
     /// since changed are dropped).
     Probe {
         site: usize,
         side: Target,
         addr: std::net::SocketAddr,
-        outcome: Outcome,
+        outcome: Observation,
         at: u64,
     },
     /// A round of public-address sources for one family.
     PublicIp {
         family: Family,
-        answers: Vec<crate::ip::Answer>,
+        answers: Vec<crate::ip::Reading>,
         verdict: Verdict,
         at: u64,
     },
@@ -152,7 +152,7 @@ pub struct Controller {
     desired: watch::Sender<ManagedRecords>,
     /// The built-in server, published synchronously so an answer has changed by the time a
     /// transition is logged or a command returns (its reconciler then finds it in sync).
-    builtin: Option<Arc<crate::dns::provider::builtin::Builtin>>,
+    builtin: Option<Arc<crate::dns::builtin::Builtin>>,
     /// The agreed public address of each family (dynamic DNS), restored from the store.
     public: BTreeMap<Family, IpAddr>,
     /// The last round's verdict in words, per family (for `status` and quiet logs).
@@ -177,9 +177,9 @@ impl Controller {
     /// publishes the zones that follow from it, before any listener answers.
     pub fn new(
         cfg: Arc<Config>,
-        mut store: Store,
+        store: Store,
         desired: watch::Sender<ManagedRecords>,
-        builtin: Option<Arc<crate::dns::provider::builtin::Builtin>>,
+        builtin: Option<Arc<crate::dns::builtin::Builtin>>,
     ) -> anyhow::Result<Self> {
         let now = now_millis();
         let mut sites = vec![];
@@ -275,22 +275,22 @@ impl Controller {
     }
 
     /// Runs until the channel closes (every sender dropped at shutdown).
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
         while let Some(ev) = rx.recv().await {
             self.handle(ev);
         }
     }
 
-    pub fn handle(&mut self, ev: Event) {
+    pub fn handle(&mut self, ev: Message) {
         let now = now_millis();
         match ev {
-            Event::PublicIp {
+            Message::PublicIp {
                 family,
                 answers,
                 verdict,
                 at,
             } => self.public_ip(family, answers, verdict, at.max(now)),
-            Event::Probe {
+            Message::Probe {
                 site,
                 side,
                 addr,
@@ -338,7 +338,7 @@ impl Controller {
                     tracing::error!(site = %self.cfg.sites[site].name, "{e:#}");
                 }
             }
-            Event::Command {
+            Message::Command {
                 site,
                 command,
                 reply,
@@ -372,7 +372,7 @@ impl Controller {
                 };
                 let _ = reply.send(result);
             }
-            Event::Status { reply } => {
+            Message::Status { reply } => {
                 let sites = (0..self.sites.len())
                     .map(|i| self.status_of(i, now))
                     .collect();
@@ -493,7 +493,7 @@ impl Controller {
     fn public_ip(
         &mut self,
         family: Family,
-        answers: Vec<crate::ip::Answer>,
+        answers: Vec<crate::ip::Reading>,
         verdict: Verdict,
         now: u64,
     ) {

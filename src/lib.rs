@@ -2,7 +2,6 @@
 //! it stops answering points the site's DNS at a standby, and back once the primary is healthy
 //! and stable. See ARCHITECTURE.md for the map of modules and the invariants they keep.
 
-pub mod acme;
 pub mod api;
 pub mod app;
 pub mod cli;
@@ -17,7 +16,7 @@ pub mod mirror;
 pub mod net;
 pub mod probe;
 pub mod reconcile;
-pub mod serve;
+pub mod standby;
 pub mod store;
 pub mod tls;
 pub mod util;

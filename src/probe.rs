@@ -5,7 +5,7 @@
 //!
 //! Owns the probe request and its verdict. Every probe opens a fresh connection (a pooled
 //! connection would hide a server that stopped accepting new ones) and is bounded by one overall
-//! timeout. It never decides anything: it reports [`Outcome`] and the decision core counts.
+//! timeout. It never decides anything: it reports [`Observation`] and the decision core counts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,12 +23,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Method, Probe, Scheme, StatusSet};
 
+/// Where a standby answers whether each site's copy is ready to fail over to
+/// ([`crate::standby::Standby::readiness`]); a standby probe asks it.
+pub const READY_PATH: &str = "/.well-known/understudy/ready";
+
 /// Largest body read when checking `body_contains`.
 const MAX_BODY: usize = 1024 * 1024;
 
 /// What one probe saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Observation {
     pub ok: bool,
     /// "200 in 3 ms", "connection refused", "timed out after 1s", "TLS: ...", "status 503".
     pub detail: String,
@@ -58,7 +62,7 @@ pub fn cert_warning(host: &str, not_after: u64, now: u64) -> Option<String> {
 
 /// Everything needed to probe one server for one site, built once from the config.
 #[derive(Clone)]
-pub struct Target {
+pub struct ProbeTarget {
     pub addr: SocketAddr,
     pub host: String,
     pub scheme: Scheme,
@@ -70,7 +74,7 @@ pub struct Target {
     tls: Option<tokio_rustls::TlsConnector>,
 }
 
-impl Target {
+impl ProbeTarget {
     pub fn new(addr: SocketAddr, host: &str, probe: &Probe) -> Result<Self, String> {
         let tls = match probe.scheme {
             Scheme::Http => None,
@@ -78,7 +82,7 @@ impl Target {
                 probe,
             )?))),
         };
-        Ok(Target {
+        Ok(ProbeTarget {
             addr,
             host: host.to_string(),
             scheme: probe.scheme,
@@ -92,9 +96,9 @@ impl Target {
     }
 
     /// The same probe asking an understudy standby's readiness report instead (200 = ready).
-    pub fn asking_readiness(&self) -> Target {
-        Target {
-            path: crate::serve::READY_PATH.to_string(),
+    pub fn asking_readiness(&self) -> ProbeTarget {
+        ProbeTarget {
+            path: crate::probe::READY_PATH.to_string(),
             expect: crate::config::StatusSet::between(200, 200),
             body_contains: None,
             method: Method::Get,
@@ -103,28 +107,28 @@ impl Target {
     }
 
     /// The same probe aimed at another address (the primary's address can move).
-    pub fn with_addr(&self, addr: SocketAddr) -> Target {
-        Target {
+    pub fn with_addr(&self, addr: SocketAddr) -> ProbeTarget {
+        ProbeTarget {
             addr,
             ..self.clone()
         }
     }
 
     /// Runs one probe. Never panics and never takes longer than the timeout (plus scheduling).
-    pub async fn run(&self) -> Outcome {
+    pub async fn run(&self) -> Observation {
         let started = Instant::now();
         match tokio::time::timeout(self.timeout, self.attempt()).await {
-            Ok(Ok((status, cert_not_after))) => Outcome {
+            Ok(Ok((status, cert_not_after))) => Observation {
                 ok: true,
                 detail: format!("{status} in {} ms", started.elapsed().as_millis()),
                 cert_not_after,
             },
-            Ok(Err(why)) => Outcome {
+            Ok(Err(why)) => Observation {
                 ok: false,
                 detail: why,
                 cert_not_after: None,
             },
-            Err(_) => Outcome {
+            Err(_) => Observation {
                 ok: false,
                 detail: format!(
                     "no answer within {}",
@@ -335,9 +339,9 @@ pub trait ReadinessGate: Send + Sync {
 
 /// The outcome of a probe after its gate (pure): a pass with problems becomes a failure that
 /// says why; anything else is unchanged.
-pub fn gated(outcome: Outcome, problems: Option<Vec<String>>) -> Outcome {
+pub fn gated(outcome: Observation, problems: Option<Vec<String>>) -> Observation {
     match problems {
-        Some(p) if outcome.ok => Outcome {
+        Some(p) if outcome.ok => Observation {
             ok: false,
             detail: format!("answers, but the copy is not ready: {}", p.join("; ")),
             cert_not_after: outcome.cert_not_after,
@@ -354,11 +358,11 @@ pub fn gated(outcome: Outcome, problems: Option<Vec<String>>) -> Outcome {
 /// Each result goes to `tx` as `deliver(addr, outcome, at)`; a passing probe must also pass
 /// `gate` when there is one (see [`gated`]).
 pub async fn prober<E: Send + 'static>(
-    base: Target,
+    base: ProbeTarget,
     mut addr_rx: watch::Receiver<Option<SocketAddr>>,
     interval: Duration,
     tx: mpsc::Sender<E>,
-    deliver: impl Fn(SocketAddr, Outcome, u64) -> E,
+    deliver: impl Fn(SocketAddr, Observation, u64) -> E,
     gate: Option<Arc<dyn ReadinessGate>>,
     cancel: CancellationToken,
 ) {
@@ -418,7 +422,7 @@ mod tests {
     /// not ready fails its probe, saying why; a failing probe stays as it was.
     #[test]
     fn the_gate_turns_a_pass_with_problems_into_a_failure() {
-        let pass = Outcome {
+        let pass = Observation {
             ok: true,
             detail: "200".into(),
             cert_not_after: Some(7),
@@ -434,7 +438,7 @@ mod tests {
             "answers, but the copy is not ready: snapshot is 3d old; no certificate"
         );
         assert_eq!(stale.cert_not_after, Some(7));
-        let fail = Outcome {
+        let fail = Observation {
             ok: false,
             detail: "connection refused".into(),
             cert_not_after: None,
@@ -494,7 +498,7 @@ mod tests {
     #[tokio::test]
     async fn sends_host_header_to_the_address() {
         let (addr, h) = server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
-        let out = Target::new(addr, "www.example.test", &probe_cfg(None))
+        let out = ProbeTarget::new(addr, "www.example.test", &probe_cfg(None))
             .unwrap()
             .run()
             .await;
@@ -511,7 +515,7 @@ mod tests {
     #[tokio::test]
     async fn unexpected_status_fails_with_reason() {
         let (addr, _h) = server("HTTP/1.1 503 Busy\r\ncontent-length: 0\r\n\r\n").await;
-        let out = Target::new(addr, "a.test", &probe_cfg(None))
+        let out = ProbeTarget::new(addr, "a.test", &probe_cfg(None))
             .unwrap()
             .run()
             .await;
@@ -523,14 +527,14 @@ mod tests {
     async fn body_check() {
         let (addr, _h) = server("HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello world").await;
         assert!(
-            Target::new(addr, "a.test", &probe_cfg(Some("world")))
+            ProbeTarget::new(addr, "a.test", &probe_cfg(Some("world")))
                 .unwrap()
                 .run()
                 .await
                 .ok
         );
         let (addr, _h) = server("HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello there").await;
-        let out = Target::new(addr, "a.test", &probe_cfg(Some("world")))
+        let out = ProbeTarget::new(addr, "a.test", &probe_cfg(Some("world")))
             .unwrap()
             .run()
             .await;
@@ -542,7 +546,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let closed = l.local_addr().unwrap();
         drop(l);
-        let out = Target::new(closed, "a.test", &probe_cfg(None))
+        let out = ProbeTarget::new(closed, "a.test", &probe_cfg(None))
             .unwrap()
             .run()
             .await;
@@ -552,7 +556,7 @@ mod tests {
         );
 
         let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let out = Target::new(silent.local_addr().unwrap(), "a.test", &probe_cfg(None))
+        let out = ProbeTarget::new(silent.local_addr().unwrap(), "a.test", &probe_cfg(None))
             .unwrap()
             .run()
             .await;
@@ -562,7 +566,7 @@ mod tests {
         );
 
         let (addr, _h) = server("\x00\x01garbage\r\n\r\n").await;
-        let out = Target::new(addr, "a.test", &probe_cfg(None))
+        let out = ProbeTarget::new(addr, "a.test", &probe_cfg(None))
             .unwrap()
             .run()
             .await;

@@ -6,6 +6,7 @@
 //! the same as the last one before it. It never decides anything; it stores what it is given.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -132,8 +133,12 @@ pub struct NewEvent<'a> {
     pub records_after: Option<&'a str>,
 }
 
+/// A handle to the state database. The daemon opens it once ([`Store::open_at_start`]) and
+/// hands clones to whoever needs it (controller, built-in zones, crawl scheduler): every clone
+/// shares one connection, and each statement or transaction holds it for its own length only.
+#[derive(Clone)]
 pub struct Store {
-    conn: Connection,
+    conn: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -281,15 +286,15 @@ impl Store {
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         Ok(Store {
-            conn,
+            conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
         })
     }
 
     /// `PRAGMA quick_check`: every page and index readable and consistent.
     fn quick_check(&self) -> Result<(), StoreError> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare("PRAGMA quick_check")
             .map_err(|e| self.sql(e))?;
         let rows: Vec<String> = stmt
@@ -356,7 +361,16 @@ impl Store {
             path: path.clone(),
             cause,
         })?;
-        Ok(Some(Store { conn, path }))
+        Ok(Some(Store {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        }))
+    }
+
+    /// The connection, for one statement or transaction. A panic while it was held cannot have
+    /// left a transaction open (rusqlite rolls back on drop), so a poisoned lock is taken as is.
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn sql(&self, cause: rusqlite::Error) -> StoreError {
@@ -368,7 +382,7 @@ impl Store {
 
     pub fn load_state(&self, site: &str) -> Result<Option<SiteState>, StoreError> {
         let text: Option<String> = self
-            .conn
+            .conn()
             .query_row(
                 "SELECT state FROM site_state WHERE site = ?1",
                 params![site],
@@ -390,14 +404,15 @@ impl Store {
 
     /// Saves a site's state and, in the same transaction, the events that explain it.
     pub fn save(
-        &mut self,
+        &self,
         site: &str,
         state: &SiteState,
         now: u64,
         events: &[NewEvent<'_>],
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(state).expect("state serializes");
-        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| StoreError::Sqlite {
             path: self.path.clone(),
             cause: e,
         })?;
@@ -419,16 +434,16 @@ impl Store {
         })
     }
 
-    pub fn append_event(&mut self, ev: &NewEvent<'_>) -> Result<(), StoreError> {
-        insert_event(&self.conn, ev)
+    pub fn append_event(&self, ev: &NewEvent<'_>) -> Result<(), StoreError> {
+        insert_event(&self.conn(), ev)
             .map(|_| ())
             .map_err(|e| self.sql(e))
     }
 
     /// The newest `limit` events of a site (or of all sites), newest first.
     pub fn events(&self, site: Option<&str>, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare(
                 "SELECT id, site, at, kind, from_phase, to_phase, reason, records_before, records_after
                  FROM events WHERE (?1 IS NULL OR site = ?1) ORDER BY id DESC LIMIT ?2",
@@ -455,14 +470,9 @@ impl Store {
     /// The serial to publish for `zone` given its content (everything but the serial). The
     /// serial only moves when the content changes, so a restart with the same records keeps it;
     /// when it moves it becomes max(old + 1, unix seconds), staying monotonic across clock steps.
-    pub fn serial_for(
-        &mut self,
-        zone: &str,
-        content: &str,
-        now_secs: u64,
-    ) -> Result<u32, StoreError> {
+    pub fn serial_for(&self, zone: &str, content: &str, now_secs: u64) -> Result<u32, StoreError> {
         let row: Option<(i64, String)> = self
-            .conn
+            .conn()
             .query_row(
                 "SELECT serial, content FROM zone_serial WHERE zone = ?1",
                 params![zone],
@@ -475,7 +485,7 @@ impl Store {
             Some((serial, _)) => (serial as u32).wrapping_add(1).max(now_secs as u32),
             None => (now_secs as u32).max(1),
         };
-        self.conn
+        self.conn()
             .execute(
                 "INSERT INTO zone_serial (zone, serial, content) VALUES (?1, ?2, ?3)
                  ON CONFLICT(zone) DO UPDATE SET serial = excluded.serial, content = excluded.content",
@@ -489,13 +499,13 @@ impl Store {
 impl Store {
     /// Appends an agreed public address to the history (the newest row per family is current).
     pub fn save_public_ip(
-        &mut self,
+        &self,
         family: crate::ip::Family,
         addr: std::net::IpAddr,
         at: u64,
         sources: &str,
     ) -> Result<(), StoreError> {
-        self.conn
+        self.conn()
             .execute(
                 "INSERT INTO public_ip (family, addr, at, sources) VALUES (?1, ?2, ?3, ?4)",
                 params![family.to_string(), addr.to_string(), at as i64, sources],
@@ -509,8 +519,8 @@ impl Store {
         &self,
     ) -> Result<std::collections::BTreeMap<crate::ip::Family, (std::net::IpAddr, u64)>, StoreError>
     {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare("SELECT family, addr, at FROM public_ip WHERE id IN (SELECT MAX(id) FROM public_ip GROUP BY family)")
             .map_err(|e| self.sql(e))?;
         let rows = stmt
@@ -543,8 +553,8 @@ impl Store {
         &self,
         limit: usize,
     ) -> Result<Vec<(crate::ip::Family, std::net::IpAddr, u64, String)>, StoreError> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare("SELECT family, addr, at, sources FROM public_ip ORDER BY id DESC LIMIT ?1")
             .map_err(|e| self.sql(e))?;
         let rows = stmt
@@ -584,9 +594,9 @@ fn insert_event(conn: &Connection, ev: &NewEvent<'_>) -> rusqlite::Result<usize>
 
 impl Store {
     /// Records one crawl (issue 5): what it fetched, and whether it was published or why not.
-    pub fn save_crawl(&mut self, r: &crate::mirror::crawl::Report) -> Result<(), StoreError> {
+    pub fn save_crawl(&self, r: &crate::mirror::crawl::Report) -> Result<(), StoreError> {
         let json = serde_json::to_string(r).expect("serializable");
-        self.conn
+        self.conn()
             .execute(
                 "INSERT INTO crawls (site, started_at, outcome, report) VALUES (?1, ?2, ?3, ?4)",
                 params![r.site, r.started_at as i64, r.outcome, json],
@@ -601,8 +611,8 @@ impl Store {
         site: Option<&str>,
         limit: usize,
     ) -> Result<Vec<crate::mirror::crawl::Report>, StoreError> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare("SELECT report FROM crawls WHERE (?1 IS NULL OR site = ?1) ORDER BY id DESC LIMIT ?2")
             .map_err(|e| self.sql(e))?;
         let rows = stmt
@@ -715,7 +725,7 @@ mod tests {
     #[test]
     fn state_survives_reopen_and_events_append() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(dir.path()).unwrap();
+        let s = Store::open(dir.path()).unwrap();
         let mut st = SiteState::new(5);
         st.phase = Phase::FailedOver;
         let ev = NewEvent {
@@ -740,7 +750,7 @@ mod tests {
     #[test]
     fn serial_moves_only_with_content() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(dir.path()).unwrap();
+        let s = Store::open(dir.path()).unwrap();
         let a = s.serial_for("z.", "one", 1_000).unwrap();
         assert_eq!(a, 1_000);
         assert_eq!(s.serial_for("z.", "one", 5_000).unwrap(), 1_000);
@@ -751,7 +761,7 @@ mod tests {
     #[test]
     fn current_public_address_is_the_newest_per_family() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(dir.path()).unwrap();
+        let s = Store::open(dir.path()).unwrap();
         use crate::ip::Family;
         s.save_public_ip(Family::Ipv4, "192.0.2.1".parse().unwrap(), 1, "a")
             .unwrap();
@@ -769,7 +779,7 @@ mod tests {
     fn corrupt_state_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.conn
+        s.conn()
             .execute("INSERT INTO site_state VALUES ('a', '{not json', 0)", [])
             .unwrap();
         let e = s.load_state("a").unwrap_err().to_string();

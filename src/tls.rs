@@ -2,7 +2,7 @@
 //! a site now, when to renew it, where it is kept, and SNI selection.
 //!
 //! A site's certificate comes either from files the user gives (`[sites.tls]`, re-read when they
-//! change) or from ACME ([`crate::acme`]), kept in `<data_dir>/certs/<site>/` as `cert.pem`
+//! change) or from ACME ([`crate::standby::acme`]), kept in `<data_dir>/certs/<site>/` as `cert.pem`
 //! (the chain) and `key.pem`, both mode 0600, each written whole (temp file + rename) so a crash
 //! never leaves half a pair. The decisions here ([`problems`], [`renew_at`], [`covers`]) are pure:
 //! time is an argument.
@@ -18,7 +18,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use serde::Serialize;
 
-use crate::decide::Millis;
+use crate::util::Millis;
 
 /// What the leaf certificate of a chain says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -249,6 +249,23 @@ pub(crate) fn test_cert(names: &[&str], from: Millis, to: Millis) -> CertInfo {
         issuer: "CN=test".into(),
         serial: "01".into(),
     }
+}
+
+/// A rustls acceptor from PEM files (ring provider; the pair is read and checked by
+/// [`load_files`], like the standby's certificates).
+pub fn acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let pair = load_files(cert, key)?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(pair.key)));
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 #[cfg(test)]

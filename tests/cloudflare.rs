@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::cloudflare_fake::FakeCloudflare;
 use common::rt;
 use hickory_proto::rr::{Name, RecordType};
-use understudy::config::Secret;
+use understudy::config::{CloudflareConfig, Secret};
 use understudy::dns::provider::cloudflare::Cloudflare;
 use understudy::dns::provider::{Outcome, ProviderError};
 use understudy::dns::ManagedRecords;
@@ -28,10 +28,12 @@ fn reconciler(cf: &FakeCloudflare, token: &str, proxied: Option<bool>) -> Reconc
         zone: name("example.test"),
         provider: Arc::new(
             Cloudflare::new(
-                &cf.endpoint(),
-                Secret(token.into()),
-                None,
-                proxied,
+                &CloudflareConfig {
+                    endpoint: cf.endpoint().to_string(),
+                    api_token: Secret(token.into()),
+                    zone_id: None,
+                    proxied,
+                },
                 30,
                 Duration::from_secs(3),
             )
@@ -85,10 +87,12 @@ fn acme_challenge_records_come_and_go() {
         false,
     );
     let p = Cloudflare::new(
-        &cf.endpoint(),
-        Secret(TOKEN.into()),
-        None,
-        None,
+        &CloudflareConfig {
+            endpoint: cf.endpoint().to_string(),
+            api_token: Secret(TOKEN.into()),
+            zone_id: None,
+            proxied: None,
+        },
         30,
         Duration::from_secs(3),
     )
@@ -369,10 +373,12 @@ fn api_unreachable_mid_run_latest_value_lands() {
         zone: name("example.test"),
         provider: Arc::new(
             Cloudflare::new(
-                &endpoint,
-                Secret(TOKEN.into()),
-                None,
-                None,
+                &CloudflareConfig {
+                    endpoint: endpoint.to_string(),
+                    api_token: Secret(TOKEN.into()),
+                    zone_id: None,
+                    proxied: None,
+                },
                 30,
                 Duration::from_secs(3),
             )

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use common::authdns::{AuthServer, Kind};
 use common::*;
 use hickory_proto::rr::{Name, RecordType};
-use understudy::dns::provider::rfc2136::{parse_bind_key, Rfc2136};
+use understudy::config::{parse_bind_key, Rfc2136Config};
+use understudy::dns::provider::rfc2136::Rfc2136;
 use understudy::dns::provider::{Provider, RrSet};
 
 struct Sources {
@@ -28,7 +29,16 @@ impl Sources {
         let json = Nginx::start_files("127.0.0.1");
         let bind = AuthServer::start(Kind::Bind, "hmac-sha256");
         let key = parse_bind_key(&std::fs::read_to_string(&bind.key_file).unwrap()).unwrap();
-        let updater = Arc::new(Rfc2136::new(bind.addr, Some(key), Duration::from_secs(2)).unwrap());
+        let updater = Arc::new(
+            Rfc2136::new(
+                &Rfc2136Config {
+                    server: bind.addr,
+                    key: Some(key),
+                },
+                Duration::from_secs(2),
+            )
+            .unwrap(),
+        );
         Sources {
             plain,
             json,

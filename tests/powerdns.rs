@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::pdns::{Pdns, API_KEY};
 use common::rt;
 use hickory_proto::rr::{Name, RecordType};
-use understudy::config::Secret;
+use understudy::config::{PowerDnsConfig, Secret};
 use understudy::dns::provider::powerdns::PowerDns;
 use understudy::dns::provider::{Key, Outcome, ProviderError, RrSet};
 use understudy::reconcile::{Pass, Reconciler};
@@ -27,9 +27,11 @@ fn reconciler(p: &Pdns, key: &str) -> Reconciler {
         zone: name("example.test"),
         provider: Arc::new(
             PowerDns::new(
-                &p.api,
-                "localhost",
-                Secret(key.to_string()),
+                &PowerDnsConfig {
+                    url: p.api.clone(),
+                    server_id: "localhost".into(),
+                    api_key: Secret(key.to_string()),
+                },
                 Duration::from_secs(3),
             )
             .unwrap(),
@@ -76,9 +78,11 @@ fn applied(p: &Pass) -> usize {
 fn acme_challenge_records_come_and_go() {
     let p = Pdns::start();
     let provider = PowerDns::new(
-        &p.api,
-        "localhost",
-        Secret(API_KEY.to_string()),
+        &PowerDnsConfig {
+            url: p.api.clone(),
+            server_id: "localhost".into(),
+            api_key: Secret(API_KEY.to_string()),
+        },
         Duration::from_secs(3),
     )
     .unwrap();

@@ -13,7 +13,8 @@ use std::time::Duration;
 use common::authdns::{AuthServer, Kind};
 use common::rt;
 use hickory_proto::rr::{Name, RecordType};
-use understudy::dns::provider::rfc2136::{parse_bind_key, Rfc2136, TsigKey};
+use understudy::config::{parse_bind_key, Rfc2136Config, TsigKey};
+use understudy::dns::provider::rfc2136::Rfc2136;
 use understudy::dns::provider::{Key, ProviderError, RrSet};
 use understudy::reconcile::{Pass, Reconciler};
 
@@ -32,7 +33,16 @@ fn key(server: &AuthServer) -> TsigKey {
 fn reconciler(server: &AuthServer, key: Option<TsigKey>) -> Reconciler {
     Reconciler {
         zone: zone(),
-        provider: Arc::new(Rfc2136::new(server.addr, key, Duration::from_secs(2)).unwrap()),
+        provider: Arc::new(
+            Rfc2136::new(
+                &Rfc2136Config {
+                    server: server.addr,
+                    key,
+                },
+                Duration::from_secs(2),
+            )
+            .unwrap(),
+        ),
         ttl: 30,
         verify: vec![server.addr],
         verify_timeout: Duration::from_secs(5),
@@ -76,7 +86,14 @@ fn applied(p: &Pass) -> usize {
 /// replaced, removed, and nothing else at the name touched.
 fn acme_challenge_records(kind: Kind) {
     let server = AuthServer::start(kind, "hmac-sha256");
-    let p = Rfc2136::new(server.addr, Some(key(&server)), Duration::from_secs(2)).unwrap();
+    let p = Rfc2136::new(
+        &Rfc2136Config {
+            server: server.addr,
+            key: Some(key(&server)),
+        },
+        Duration::from_secs(2),
+    )
+    .unwrap();
     common::challenge_records_round_trip(&p, |n| server.rdata(n, RecordType::TXT));
 }
 

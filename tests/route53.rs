@@ -21,7 +21,7 @@ use common::moto::{Moto, Relay};
 use common::rt;
 use hickory_proto::rr::{Name, RecordType};
 use understudy::config::Secret;
-use understudy::dns::provider::route53::{Route53, Settings};
+use understudy::dns::provider::route53::{Route53, Route53Config};
 use understudy::dns::provider::{Key, Outcome, Provider, ProviderError, RrSet};
 use understudy::dns::ManagedRecords;
 use understudy::reconcile::{Pass, Reconciler};
@@ -30,8 +30,10 @@ fn name(s: &str) -> Name {
     Name::from_ascii(format!("{s}.")).unwrap()
 }
 
-fn settings(endpoint: &str) -> Settings {
-    Settings {
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn settings(endpoint: &str) -> Route53Config {
+    Route53Config {
         hosted_zone_id: None,
         region: "us-east-1".into(),
         endpoint: Some(endpoint.into()),
@@ -41,7 +43,6 @@ fn settings(endpoint: &str) -> Settings {
             Secret("understudy-test-secret".into()),
         )),
         confirm_timeout: Duration::from_secs(5),
-        timeout: Duration::from_secs(5),
     }
 }
 
@@ -179,7 +180,7 @@ fn moto_acme_challenge_records_come_and_go() {
     let rt = rt();
     let setup = sdk(&endpoint);
     let zone_id = rt.block_on(setup_zone(&setup));
-    let p = Route53::new(settings(&endpoint));
+    let p = Route53::new(&settings(&endpoint), TIMEOUT);
     common::challenge_records_round_trip(&p, |n| {
         let quoted = rt.block_on(values(&setup, &zone_id, &format!("{n}."), RrType::Txt));
         quoted
@@ -199,7 +200,7 @@ fn moto_create_update_idempotent_batch_untouched() {
     let zone_id = rt.block_on(setup_zone(&setup));
     let calls = Arc::new(AtomicUsize::new(0));
     let r = reconciler(Arc::new(Counting(
-        Arc::new(Route53::new(settings(&endpoint))),
+        Arc::new(Route53::new(&settings(&endpoint), TIMEOUT)),
         calls.clone(),
     )));
 
@@ -322,10 +323,10 @@ fn endpoint_cut_mid_run_latest_value_lands() {
     let relay = Relay::start(moto.addr);
     let setup = sdk(&format!("http://{}", moto.addr));
     let zone_id = rt().block_on(setup_zone(&setup));
-    let r = reconciler(Arc::new(Route53::new(settings(&format!(
-        "http://{}",
-        relay.addr
-    )))));
+    let r = reconciler(Arc::new(Route53::new(
+        &settings(&format!("http://{}", relay.addr)),
+        TIMEOUT,
+    )));
     let mut provider = (relay, setup, zone_id);
     common::latest_value_lands_after_outage(
         &mut provider,
@@ -412,11 +413,14 @@ impl Recorder {
 }
 
 fn recorder_provider(rec: &Recorder, confirm: Duration) -> Route53 {
-    Route53::new(Settings {
-        hosted_zone_id: Some("/hostedzone/Z0UNDERSTUDY".into()),
-        confirm_timeout: confirm,
-        ..settings(&format!("http://{}", rec.addr))
-    })
+    Route53::new(
+        &Route53Config {
+            hosted_zone_id: Some("/hostedzone/Z0UNDERSTUDY".into()),
+            confirm_timeout: confirm,
+            ..settings(&format!("http://{}", rec.addr))
+        },
+        TIMEOUT,
+    )
 }
 
 fn one_change() -> Vec<RrSet> {

@@ -62,6 +62,9 @@ pub async fn crawl(cfg: &Config, site: &str, json: bool) -> anyhow::Result<i32> 
             }
         }
     };
+    // The state database first: on a fresh data directory it must exist before the snapshot
+    // files do, or they would make it look like a directory whose database was lost.
+    let db = Store::open(&cfg.data_dir)?;
     let progress = Arc::new(Progress::default());
     let cancel = CancellationToken::new();
     let started = Instant::now();
@@ -106,7 +109,7 @@ pub async fn crawl(cfg: &Config, site: &str, json: bool) -> anyhow::Result<i32> 
         site.origin(),
         site.mirror.concurrency
     );
-    let report = crate::mirror::crawl_site(cfg, site, primary, &progress, &cancel).await;
+    let report = crate::mirror::crawl_site(cfg, &db, site, primary, &progress, &cancel).await;
     show.1.cancel();
     let _ = show.0.await;
     let report = report?;

@@ -269,7 +269,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Some(MirrorCmd::History { site, limit }) => mirror::history(&cfg, site, *limit),
         },
         Cmd::Serve { listen } => {
-            let standby = std::sync::Arc::new(crate::serve::Standby::new(&cfg)?);
+            let standby = std::sync::Arc::new(crate::standby::Standby::new(&cfg)?);
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen} for the standby server"))?;
@@ -284,8 +284,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 app::wait_for_signal().await;
                 stop.cancel();
             });
-            let refresh = tokio::spawn(crate::serve::refresher(standby.clone(), shutdown.clone()));
-            crate::serve::serve(listener, standby, None, shutdown).await;
+            let refresh =
+                tokio::spawn(crate::standby::refresher(standby.clone(), shutdown.clone()));
+            crate::standby::serve(listener, standby, None, shutdown).await;
             refresh.abort();
             Ok(0)
         }

@@ -300,7 +300,7 @@ pub(super) async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::R
         eprintln!("{verb} refused: no site named `{site}`");
         return Ok(1);
     };
-    let mut store = Store::open(&cfg.data_dir)?;
+    let store = Store::open(&cfg.data_dir)?;
     let now = now_millis();
     let state = store
         .load_state(&site_cfg.name)?

@@ -111,7 +111,7 @@ impl Config {
                 human_duration(p.timeout.as_millis() as u64)
             ));
             match &p.kind {
-                ProviderKind::Rfc2136 { server, key } => {
+                ProviderKind::Rfc2136(Rfc2136Config { server, key }) => {
                     o.push_str(&format!("server = {:?}\n", server.to_string()));
                     match (
                         key,
@@ -132,18 +132,18 @@ impl Config {
                         (None, _) => {}
                     }
                 }
-                ProviderKind::PowerDns { url, server_id, .. } => {
+                ProviderKind::PowerDns(PowerDnsConfig { url, server_id, .. }) => {
                     o.push_str(&format!(
                         "url = {url:?}\nserver_id = {server_id:?}\n{}",
                         self.secret_line(&base, "api_key")
                     ));
                 }
-                ProviderKind::Cloudflare {
+                ProviderKind::Cloudflare(CloudflareConfig {
                     endpoint,
                     zone_id,
                     proxied,
                     ..
-                } => {
+                }) => {
                     o.push_str(&format!(
                         "endpoint = {endpoint:?}\n{}",
                         self.secret_line(&base, "api_token")
@@ -193,17 +193,17 @@ impl Config {
             ));
             for s in &self.ip.sources {
                 let what = match &s.kind {
-                    crate::ip::SourceKind::Http {
+                    SourceKind::Http {
                         url,
                         json_field: None,
                     } => format!("type = \"http\"\nurl = {url:?}"),
-                    crate::ip::SourceKind::Http {
+                    SourceKind::Http {
                         url,
                         json_field: Some(j),
                     } => {
                         format!("type = \"http\"\nurl = {url:?}\njson_field = {j:?}")
                     }
-                    crate::ip::SourceKind::Dns {
+                    SourceKind::Dns {
                         server,
                         name,
                         qtype,
@@ -211,13 +211,13 @@ impl Config {
                     } => {
                         format!("type = \"dns\"\nserver = \"{server}\"\nquestion = \"{name}\"\nqtype = \"{qtype}\"\nqclass = \"{qclass}\"")
                     }
-                    crate::ip::SourceKind::Interface { name } => {
+                    SourceKind::Interface { name } => {
                         format!("type = \"interface\"\ninterface = {name:?}")
                     }
-                    crate::ip::SourceKind::Upnp { url } => {
+                    SourceKind::Upnp { url } => {
                         format!("type = \"upnp\"\nurl = {url:?}")
                     }
-                    crate::ip::SourceKind::Push { max_age } => {
+                    SourceKind::Push { max_age } => {
                         format!(
                             "type = \"push\"\nmax_age = {:?}",
                             human_duration(max_age.as_millis() as u64)

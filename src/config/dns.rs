@@ -26,7 +26,7 @@ impl Cx<'_> {
                 }
             },
         };
-        let mut zones: Vec<Zone> = vec![];
+        let mut zones: Vec<ZoneConfig> = vec![];
         for (i, z) in raw.zones.into_iter().enumerate() {
             let zspan = z.span();
             let z = z.into_inner();
@@ -137,7 +137,7 @@ impl Cx<'_> {
                 (
                     None,
                     Some(ProviderConfig {
-                        kind: ProviderKind::Rfc2136 { server, .. },
+                        kind: ProviderKind::Rfc2136(Rfc2136Config { server, .. }),
                         ..
                     }),
                 ) => vec![*server],
@@ -193,7 +193,7 @@ impl Cx<'_> {
                     }
                 }
             }
-            zones.push(Zone {
+            zones.push(ZoneConfig {
                 origin,
                 nameservers,
                 hostmaster,

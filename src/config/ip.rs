@@ -10,8 +10,44 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Cx, DnsConfig, DurationValue, R};
-use crate::ip::{Source, SourceKind};
 use crate::net::{Family, Net};
+
+/// How a source is asked.
+#[derive(Clone, Debug)]
+pub enum SourceKind {
+    /// GET the URL; the body is the address, or a JSON object with the address at `json_field`
+    /// (a dotted path such as `ip` or `data.address`).
+    Http {
+        url: String,
+        json_field: Option<String>,
+    },
+    /// Ask `server` for `name` (type A, AAAA or TXT, class IN or CH); the answer is the address.
+    Dns {
+        server: SocketAddr,
+        name: Name,
+        qtype: RecordType,
+        qclass: hickory_proto::rr::DNSClass,
+    },
+    /// A global address of a local interface (a server that holds the public address itself),
+    /// read with iproute2; `ip monitor` (netlink) events trigger a round at once. For IPv6 only
+    /// stable addresses count: temporary (privacy), deprecated and tentative ones are skipped.
+    Interface { name: String },
+    /// The address the home side last pushed to this daemon's update endpoint
+    /// (`ip::push`), if younger than `max_age`.
+    Push { max_age: Duration },
+    /// The home router's external address over UPnP IGD; `url` is its device description.
+    Upnp { url: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub name: String,
+    /// Who runs it: agreement counts operators, not sources.
+    pub operator: String,
+    pub family: Family,
+    pub kind: SourceKind,
+    pub timeout: Duration,
+}
 
 /// Settings for finding the public address.
 #[derive(Debug, Clone)]
@@ -212,7 +248,7 @@ impl Cx<'_> {
                             self.resolve_path(c.get_ref()),
                             self.resolve_path(k.get_ref()),
                         );
-                        crate::ip::push::tls_acceptor(&c, &k)
+                        crate::tls::acceptor(&c, &k)
                             .or_else(|e| self.err(span.clone(), "ip.push.tls_cert", e))?;
                         Some((c, k))
                     }

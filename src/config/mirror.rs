@@ -12,8 +12,6 @@ use toml::Spanned;
 use url::Url;
 
 use super::{Cx, DurationValue, Scheme, R};
-use crate::mirror::scope::Limits;
-use crate::mirror::snapshot::Checks;
 
 #[derive(Debug, Clone)]
 pub struct MirrorConfig {
@@ -35,6 +33,65 @@ pub struct MirrorConfig {
     pub schedule: Option<Schedule>,
     pub limits: Limits,
     pub checks: Checks,
+}
+
+/// The limits that keep a crawl finite. Every one is on by default and reported when hit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// URLs fetched per crawl.
+    pub max_pages: usize,
+    /// Bytes downloaded per crawl (as they came over the wire).
+    pub max_bytes: u64,
+    /// Wall time per crawl.
+    pub max_time: Duration,
+    /// Links followed from a start URL.
+    pub max_depth: u32,
+    pub max_url_length: usize,
+    /// Distinct query strings per path (`/cal?month=1`, `/cal?month=2`, ...).
+    pub max_query_variants: usize,
+    /// How often one path segment may occur in a path (`next/next/next` has 3).
+    pub max_segment_repeats: usize,
+    /// Body size, both as sent and after decompression (a decompression bomb stops here).
+    pub max_response_bytes: u64,
+    /// Redirects followed in a row.
+    pub max_redirects: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pages: 100_000,
+            max_bytes: 10 << 30,
+            max_time: Duration::from_secs(2 * 3600),
+            max_depth: 50,
+            max_url_length: 2048,
+            max_query_variants: 100,
+            max_segment_repeats: 2,
+            max_response_bytes: 64 << 20,
+            max_redirects: 10,
+        }
+    }
+}
+
+/// What a new snapshot must satisfy to replace the last good one.
+#[derive(Clone, Copy, Debug)]
+pub struct Checks {
+    /// Pages and bytes may not fall below this fraction of the last good snapshot (0.5 = 50%).
+    pub min_fraction: f64,
+    /// The share of fetched URLs that may fail (timeouts, 5xx) before the crawl is rejected.
+    pub max_error_fraction: f64,
+    /// How many good snapshots to keep.
+    pub keep: usize,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks {
+            min_fraction: 0.5,
+            max_error_fraction: 0.1,
+            keep: 3,
+        }
+    }
 }
 
 /// When the daemon crawls.

@@ -31,13 +31,16 @@ mod site;
 mod standby;
 #[cfg(test)]
 mod tests;
+mod tsig;
 use cx::{key_at, tidy_serde_message, Cx, R};
 use dns::record_text;
-pub use ip::{DdnsRecord, IpConfig};
-pub use mirror::{MirrorConfig, Schedule};
+pub use ip::{DdnsRecord, IpConfig, Source, SourceKind};
+pub use mirror::{Checks, Limits, MirrorConfig, Schedule};
 use provider::looks_like_secret;
+pub use provider::{CloudflareConfig, PowerDnsConfig, Rfc2136Config, Route53Config};
 use raw::*;
 use site::origin_url;
+pub use tsig::{parse_bind_key, TsigKey};
 
 /// Where the daemon keeps its state when the config does not say.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/understudy";
@@ -98,11 +101,11 @@ pub struct DnsConfig {
     /// How often each provider zone is read again, so a managed record changed there by hand is
     /// noticed and repaired (drift); also the bound on how long such an edit lasts.
     pub refresh: Duration,
-    pub zones: Vec<Zone>,
+    pub zones: Vec<ZoneConfig>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Zone {
+pub struct ZoneConfig {
     pub origin: Name,
     pub nameservers: Vec<Name>,
     pub hostmaster: Name,
@@ -145,33 +148,22 @@ pub struct ProviderConfig {
     pub timeout: Duration,
 }
 
+/// Which provider, with its own settings (each provider builds itself from its part:
+/// `Rfc2136::new(&Rfc2136Config, timeout)`).
 #[derive(Debug, Clone)]
 pub enum ProviderKind {
-    Rfc2136 {
-        server: SocketAddr,
-        key: Option<crate::dns::provider::rfc2136::TsigKey>,
-    },
-    PowerDns {
-        url: String,
-        server_id: String,
-        api_key: Secret,
-    },
-    Route53(crate::dns::provider::route53::Settings),
-    Cloudflare {
-        endpoint: String,
-        api_token: Secret,
-        zone_id: Option<String>,
-        /// None: keep what existing records have (new ones: not proxied).
-        proxied: Option<bool>,
-    },
+    Rfc2136(Rfc2136Config),
+    PowerDns(PowerDnsConfig),
+    Route53(Route53Config),
+    Cloudflare(CloudflareConfig),
 }
 
 impl ProviderKind {
     pub fn type_name(&self) -> &'static str {
         match self {
-            ProviderKind::Rfc2136 { .. } => "rfc2136",
-            ProviderKind::PowerDns { .. } => "powerdns",
-            ProviderKind::Cloudflare { .. } => "cloudflare",
+            ProviderKind::Rfc2136(_) => "rfc2136",
+            ProviderKind::PowerDns(_) => "powerdns",
+            ProviderKind::Cloudflare(_) => "cloudflare",
             ProviderKind::Route53(_) => "route53",
         }
     }
@@ -437,7 +429,7 @@ impl Config {
     /// The effective settings as TOML-like text, defaults filled in. There are no secrets in
     /// the config yet; when there are, they are printed as `"<redacted>"` here.
     /// The zone that holds `name`: the deepest configured zone containing it, as in DNS itself.
-    pub fn zone_of(&self, name: &Name) -> Option<&Zone> {
+    pub fn zone_of(&self, name: &Name) -> Option<&ZoneConfig> {
         self.dns
             .zones
             .iter()

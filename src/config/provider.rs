@@ -3,6 +3,48 @@
 
 use super::*;
 
+/// `type = "rfc2136"`: dynamic updates to a primary server, TSIG-signed when a key is given.
+#[derive(Debug, Clone)]
+pub struct Rfc2136Config {
+    pub server: SocketAddr,
+    pub key: Option<TsigKey>,
+}
+
+/// `type = "powerdns"`: the PowerDNS Authoritative HTTP API.
+#[derive(Debug, Clone)]
+pub struct PowerDnsConfig {
+    pub url: String,
+    pub server_id: String,
+    pub api_key: Secret,
+}
+
+/// `type = "route53"`: AWS Route 53.
+#[derive(Clone, Debug)]
+pub struct Route53Config {
+    pub hosted_zone_id: Option<String>,
+    pub region: String,
+    /// Another endpoint than AWS's (tests use moto on 127.0.0.1).
+    pub endpoint: Option<String>,
+    pub profile: Option<String>,
+    /// Access key id and secret; otherwise the standard credential chain.
+    pub credentials: Option<(String, Secret)>,
+    /// How long to wait for a change to be INSYNC.
+    pub confirm_timeout: Duration,
+}
+
+/// The Cloudflare API v4 base used when `endpoint` is not given.
+pub const CLOUDFLARE_ENDPOINT: &str = "https://api.cloudflare.com/client/v4";
+
+/// `type = "cloudflare"`: the Cloudflare API v4.
+#[derive(Debug, Clone)]
+pub struct CloudflareConfig {
+    pub endpoint: String,
+    pub api_token: Secret,
+    pub zone_id: Option<String>,
+    /// None: keep what existing records have (new ones: not proxied).
+    pub proxied: Option<bool>,
+}
+
 impl Cx<'_> {
     /// The dotted key a secret was given with (`ip.push.password_file`), for errors about it.
     pub(super) fn secret_key_given(
@@ -226,7 +268,7 @@ impl Cx<'_> {
                         )
                     }
                 };
-                ProviderKind::Route53(crate::dns::provider::route53::Settings {
+                ProviderKind::Route53(Route53Config {
                     hosted_zone_id: p.hosted_zone_id.as_ref().map(|v| v.get_ref().clone()),
                     region: p
                         .region
@@ -242,12 +284,11 @@ impl Cx<'_> {
                         Duration::from_secs(60),
                         Duration::from_secs(1),
                     )?,
-                    timeout,
                 })
             }
             "cloudflare" => {
                 let endpoint = match &p.endpoint {
-                    None => crate::dns::provider::cloudflare::DEFAULT_ENDPOINT.to_string(),
+                    None => CLOUDFLARE_ENDPOINT.to_string(),
                     Some(e)
                         if e.get_ref().starts_with("http://")
                             || e.get_ref().starts_with("https://") =>
@@ -276,12 +317,12 @@ impl Cx<'_> {
                         "missing key `api_token` (or api_token_file / api_token_env): a Cloudflare API token with Zone:Read and DNS:Edit",
                     );
                 };
-                ProviderKind::Cloudflare {
+                ProviderKind::Cloudflare(CloudflareConfig {
                     endpoint,
                     api_token,
                     zone_id: p.zone_id.as_ref().map(|z| z.get_ref().clone()),
                     proxied: p.proxied.as_ref().map(|v| *v.get_ref()),
-                }
+                })
             }
             "powerdns" => {
                 let Some(url) = &p.url else {
@@ -314,11 +355,11 @@ impl Cx<'_> {
                     .as_ref()
                     .map(|s| s.get_ref().clone())
                     .unwrap_or_else(|| "localhost".to_string());
-                ProviderKind::PowerDns {
+                ProviderKind::PowerDns(PowerDnsConfig {
                     url: url.get_ref().clone(),
                     server_id,
                     api_key,
-                }
+                })
             }
             // "rfc2136": every other type was handled or refused above.
             _ => {
@@ -346,20 +387,20 @@ impl Cx<'_> {
                     &p.tsig_secret_env,
                     &base,
                 )?;
-                let key = match (&p.tsig_key_file, &p.tsig_key_name, secret) {
-                    (Some(f), None, None) => {
-                        let path = self.resolve_path(f.get_ref());
-                        let text = self.read_named_file(
-                            f,
-                            &format!("{base}.tsig_key_file"),
-                            Some("tsig_secret_env"),
-                        )?;
-                        self.secret_sources.borrow_mut().insert(
-                            format!("{base}.tsig_key_file"),
-                            SecretFrom::File(path.clone()),
-                        );
-                        Some(
-                            crate::dns::provider::rfc2136::parse_bind_key(&text).or_else(|e| {
+                let key =
+                    match (&p.tsig_key_file, &p.tsig_key_name, secret) {
+                        (Some(f), None, None) => {
+                            let path = self.resolve_path(f.get_ref());
+                            let text = self.read_named_file(
+                                f,
+                                &format!("{base}.tsig_key_file"),
+                                Some("tsig_secret_env"),
+                            )?;
+                            self.secret_sources.borrow_mut().insert(
+                                format!("{base}.tsig_key_file"),
+                                SecretFrom::File(path.clone()),
+                            );
+                            Some(parse_bind_key(&text).or_else(|e| {
                                 self.err(
                                     f.span(),
                                     &format!("{base}.tsig_key_file"),
@@ -368,56 +409,51 @@ impl Cx<'_> {
                                         path.display()
                                     ),
                                 )
-                            })?,
-                        )
-                    }
-                    (Some(f), _, _) => {
-                        return self.err(
+                            })?)
+                        }
+                        (Some(f), _, _) => return self.err(
                             f.span(),
                             &format!("{base}.tsig_key_file"),
                             "give either tsig_key_file or tsig_key_name with tsig_secret, not both",
-                        )
-                    }
-                    (None, Some(n), Some((secret, sspan))) => {
-                        let alg = match &p.tsig_algorithm {
-                            None => hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
-                            Some(a) => crate::dns::provider::rfc2136::algorithm(a.get_ref())
-                                .or_else(|e| {
+                        ),
+                        (None, Some(n), Some((secret, sspan))) => {
+                            let alg = match &p.tsig_algorithm {
+                                None => hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
+                                Some(a) => tsig::algorithm(a.get_ref()).or_else(|e| {
                                     self.err(a.span(), &format!("{base}.tsig_algorithm"), e)
                                 })?,
-                        };
-                        let bytes = crate::dns::provider::rfc2136::base64_decode(&secret.0)
-                            .or_else(|e| {
+                            };
+                            let bytes = crate::util::base64_decode(&secret.0).or_else(|e| {
                                 self.err(
                                     sspan,
                                     &format!("{base}.tsig_secret"),
                                     format!("not base64 ({e}); paste the secret from tsig-keygen"),
                                 )
                             })?;
-                        let name = self.dns_name(n, &format!("{base}.tsig_key_name"))?;
-                        Some(crate::dns::provider::rfc2136::TsigKey {
-                            name,
-                            algorithm: alg,
-                            secret: bytes,
-                        })
-                    }
-                    (None, Some(n), None) => {
-                        return self.err(
-                            n.span(),
-                            &format!("{base}.tsig_key_name"),
-                            "needs tsig_secret (or tsig_secret_file / tsig_secret_env)",
-                        )
-                    }
-                    (None, None, Some((_, sspan))) => {
-                        return self.err(
-                            sspan,
-                            &format!("{base}.tsig_secret"),
-                            "needs tsig_key_name",
-                        )
-                    }
-                    (None, None, None) => None,
-                };
-                ProviderKind::Rfc2136 { server, key }
+                            let name = self.dns_name(n, &format!("{base}.tsig_key_name"))?;
+                            Some(TsigKey {
+                                name,
+                                algorithm: alg,
+                                secret: bytes,
+                            })
+                        }
+                        (None, Some(n), None) => {
+                            return self.err(
+                                n.span(),
+                                &format!("{base}.tsig_key_name"),
+                                "needs tsig_secret (or tsig_secret_file / tsig_secret_env)",
+                            )
+                        }
+                        (None, None, Some((_, sspan))) => {
+                            return self.err(
+                                sspan,
+                                &format!("{base}.tsig_secret"),
+                                "needs tsig_key_name",
+                            )
+                        }
+                        (None, None, None) => None,
+                    };
+                ProviderKind::Rfc2136(Rfc2136Config { server, key })
             }
         };
         Ok(ProviderConfig {

@@ -6,11 +6,14 @@
 //!   queries from them (pure, no sockets).
 //! - [`server`]: the hickory-server listener (UDP and TCP) that answers from the current zones,
 //!   swapped atomically on every change.
-//! - [`client`]: a minimal stub query, used by `status`, the demo and the tests to ask a server.
-//!
-//! External providers (Route 53, RFC 2136, PowerDNS, Cloudflare) are not here yet; they will
-//! sit beside `server` behind one provider trait fed the same `ManagedRecords`.
+//! - [`builtin`]: the built-in zones' publisher, which the controller calls directly.
+//! - [`provider`]: the contract of an external DNS (Route 53, RFC 2136, PowerDNS, Cloudflare)
+//!   and one adapter per service; [`crate::reconcile`] drives them from the same
+//!   `ManagedRecords`.
+//! - [`client`]: a minimal stub query, used by `status`, verification, the demo and the tests to
+//!   ask a server.
 
+pub mod builtin;
 pub mod client;
 pub mod provider;
 pub mod server;

@@ -17,7 +17,6 @@ use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::ManagedRecords;
-use crate::config::Zone as ZoneConfig;
 
 /// One served zone.
 #[derive(Clone, Debug)]
@@ -27,6 +26,14 @@ pub struct Zone {
     records: BTreeMap<(LowerName, RecordType), Vec<Record>>,
     /// Every name that exists, including empty non-terminals (for NODATA vs NXDOMAIN).
     names: BTreeSet<LowerName>,
+}
+
+/// What a zone's SOA and NS records are made of (the caller takes it from the zone's config).
+#[derive(Clone, Debug)]
+pub struct Apex<'a> {
+    pub origin: &'a Name,
+    pub nameservers: &'a [Name],
+    pub hostmaster: &'a Name,
 }
 
 /// All served zones; swapped as a whole.
@@ -45,12 +52,19 @@ pub struct Answer {
 }
 
 impl Zone {
-    /// Builds a zone from its config and the managed records that fall inside it. `serial` comes
-    /// from the store ([`crate::store::Store::serial_for`], keyed on [`Zone::content`]); build with 0
-    /// and [`Zone::set_serial`] once known.
-    pub fn build(cfg: &ZoneConfig, managed: &ManagedRecords, ttl: u32, serial: u32) -> Zone {
-        let origin = cfg.origin.clone();
-        let mname = cfg
+    /// Builds a zone: its SOA and NS records from `apex`, the static `records` as given, and the
+    /// managed records that fall inside it. `serial` comes from the store
+    /// ([`crate::store::Store::serial_for`], keyed on [`Zone::content`]); build with 0 and
+    /// [`Zone::set_serial`] once known.
+    pub fn build(
+        apex: &Apex,
+        records: &[Record],
+        managed: &ManagedRecords,
+        ttl: u32,
+        serial: u32,
+    ) -> Zone {
+        let origin = apex.origin.clone();
+        let mname = apex
             .nameservers
             .first()
             .cloned()
@@ -60,7 +74,7 @@ impl Zone {
             ttl.max(60),
             RData::SOA(SOA::new(
                 mname,
-                cfg.hostmaster.clone(),
+                apex.hostmaster.clone(),
                 serial,
                 3_600,
                 600,
@@ -75,14 +89,14 @@ impl Zone {
             names: BTreeSet::new(),
         };
         zone.insert(soa);
-        for ns in &cfg.nameservers {
+        for ns in apex.nameservers {
             zone.insert(Record::from_rdata(
                 origin.clone(),
                 3_600,
                 RData::NS(NS(ns.clone())),
             ));
         }
-        for r in &cfg.records {
+        for r in records {
             zone.insert(r.clone());
         }
         for ((name, rtype), addrs) in &managed.0 {
@@ -261,6 +275,18 @@ mod tests {
     use super::*;
     use std::path::Path;
 
+    fn build(z: &crate::config::ZoneConfig, m: &ManagedRecords, ttl: u32, serial: u32) -> Zone {
+        Zone::build(&apex(z), &z.records, m, ttl, serial)
+    }
+
+    fn apex(z: &crate::config::ZoneConfig) -> Apex<'_> {
+        Apex {
+            origin: &z.origin,
+            nameservers: &z.nameservers,
+            hostmaster: &z.hostmaster,
+        }
+    }
+
     fn zones() -> ZoneSet {
         let cfg = crate::config::parse(
             Path::new("t.toml"),
@@ -278,7 +304,7 @@ records = ["@ MX 10 mail", "mail A 192.0.2.25", "blog CNAME www", "ext CNAME els
             vec!["192.0.2.10".parse().unwrap()],
         );
         ZoneSet {
-            zones: vec![Zone::build(&cfg.dns.zones[0], &m, 30, 7)],
+            zones: vec![build(&cfg.dns.zones[0], &m, 30, 7)],
         }
     }
 
@@ -366,8 +392,8 @@ records = ["@ MX 10 mail", "mail A 192.0.2.25", "blog CNAME www", "ext CNAME els
             RecordType::A,
             vec!["192.0.2.10".parse().unwrap()],
         );
-        let one = Zone::build(z, &m, 30, 0).content();
-        let mut later = Zone::build(z, &m, 30, 0);
+        let one = build(z, &m, 30, 0).content();
+        let mut later = build(z, &m, 30, 0);
         later.set_serial(42);
         assert_eq!(later.serial(), 42);
         assert_eq!(
@@ -380,6 +406,6 @@ records = ["@ MX 10 mail", "mail A 192.0.2.25", "blog CNAME www", "ext CNAME els
             RecordType::A,
             vec!["192.0.2.20".parse().unwrap()],
         );
-        assert_ne!(one, Zone::build(z, &m, 30, 0).content());
+        assert_ne!(one, build(z, &m, 30, 0).content());
     }
 }

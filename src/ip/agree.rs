@@ -168,7 +168,7 @@ fn shorten(s: &str) -> String {
 
 /// One source's answer in one round.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Answer {
+pub struct Reading {
     pub source: String,
     pub operator: String,
     /// The validated address, or why there is none (an error or a rejected answer).
@@ -189,7 +189,7 @@ pub enum Verdict {
 }
 
 /// Counts valid answers by distinct operator; see the module doc for the rule.
-pub fn agree(answers: &[Answer], quorum: usize) -> Verdict {
+pub fn agree(answers: &[Reading], quorum: usize) -> Verdict {
     let mut by_addr: BTreeMap<IpAddr, (BTreeSet<&str>, Vec<String>)> = BTreeMap::new();
     for a in answers {
         if let Ok(ip) = &a.result {
@@ -253,15 +253,15 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn ans(source: &str, op: &str, ip: &str) -> Answer {
-        Answer {
+    fn ans(source: &str, op: &str, ip: &str) -> Reading {
+        Reading {
             source: source.into(),
             operator: op.into(),
             result: Ok(ip.parse().unwrap()),
         }
     }
-    fn err(source: &str, op: &str) -> Answer {
-        Answer {
+    fn err(source: &str, op: &str) -> Reading {
+        Reading {
             source: source.into(),
             operator: op.into(),
             result: Err("timeout".into()),
@@ -442,7 +442,7 @@ mod tests {
             quorum in 1usize..4,
             votes in prop::collection::vec((0u8..5, 0u8..3, any::<bool>()), 0..12),
         ) {
-            let answers: Vec<Answer> = votes.iter().enumerate().map(|(i, (op, ip, ok))| Answer {
+            let answers: Vec<Reading> = votes.iter().enumerate().map(|(i, (op, ip, ok))| Reading {
                 source: format!("s{i}"),
                 operator: format!("op{op}"),
                 result: if *ok { Ok(IpAddr::V4(Ipv4Addr::new(8, 8, 8, *ip))) } else { Err("x".into()) },

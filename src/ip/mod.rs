@@ -4,57 +4,21 @@
 //! family (the rule lives in [`agree`], pure). It never publishes anything itself: the watcher
 //! sends each round to the controller, the one owner of records, which decides what changes.
 //!
-//! Sources here: HTTP(S) echo services (plain text, or a JSON field) and DNS questions (an A,
-//! AAAA or TXT question to a given server, the way OpenDNS `myip` and Google's `o-o.myaddr`
-//! work). Not here yet: a local interface with netlink events, the push endpoint (dyndns2 and
-//! `understudy report`), UPnP IGD.
+//! Sources (their kinds are configuration, [`crate::config::SourceKind`]): HTTP(S) echo
+//! services (plain text, or a JSON field), DNS questions (an A, AAAA or TXT question to a given
+//! server, the way OpenDNS `myip` and Google's `o-o.myaddr` work), a local interface with
+//! netlink events, the push endpoint ([`push`]: dyndns2 and `understudy report`), and the home
+//! router over UPnP IGD ([`upnp`]).
 
 pub mod agree;
 pub mod push;
 pub mod upnp;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use agree::{Answer, Family, Net, Verdict};
-use hickory_proto::rr::{Name, RData, RecordType};
-
-/// How a source is asked.
-#[derive(Clone, Debug)]
-pub enum SourceKind {
-    /// GET the URL; the body is the address, or a JSON object with the address at `json_field`
-    /// (a dotted path such as `ip` or `data.address`).
-    Http {
-        url: String,
-        json_field: Option<String>,
-    },
-    /// Ask `server` for `name` (type A, AAAA or TXT, class IN or CH); the answer is the address.
-    Dns {
-        server: SocketAddr,
-        name: Name,
-        qtype: RecordType,
-        qclass: hickory_proto::rr::DNSClass,
-    },
-    /// A global address of a local interface (a server that holds the public address itself),
-    /// read with iproute2; `ip monitor` (netlink) events trigger a round at once. For IPv6 only
-    /// stable addresses count: temporary (privacy), deprecated and tentative ones are skipped.
-    Interface { name: String },
-    /// The address the home side last pushed to this daemon's update endpoint
-    /// ([`push`]), if younger than `max_age`.
-    Push { max_age: Duration },
-    /// The home router's external address over UPnP IGD; `url` is its device description.
-    Upnp { url: String },
-}
-
-#[derive(Clone, Debug)]
-pub struct Source {
-    pub name: String,
-    /// Who runs it: agreement counts operators, not sources.
-    pub operator: String,
-    pub family: Family,
-    pub kind: SourceKind,
-    pub timeout: Duration,
-}
+pub use crate::config::{Source, SourceKind};
+pub use agree::{Family, Net, Reading, Verdict};
+use hickory_proto::rr::{RData, RecordType};
 
 /// The bodies we read from echo services are tiny; anything larger is not an address.
 const MAX_BODY: usize = 4 * 1024;
@@ -66,7 +30,7 @@ impl Source {
         http: &reqwest::Client,
         allow: &[Net],
         board: &push::PushBoard,
-    ) -> Answer {
+    ) -> Reading {
         let raw = match tokio::time::timeout(self.timeout, self.fetch(http, board)).await {
             Ok(r) => r,
             Err(_) => Err(format!(
@@ -78,7 +42,7 @@ impl Source {
         if let Err(why) = &result {
             tracing::debug!(source = %self.name, "rejected: {why}");
         }
-        Answer {
+        Reading {
             source: self.name.clone(),
             operator: self.operator.clone(),
             result,
@@ -285,7 +249,7 @@ pub async fn round(
     allow: &[Net],
     quorum: usize,
     board: &push::PushBoard,
-) -> (Vec<Answer>, Verdict) {
+) -> (Vec<Reading>, Verdict) {
     let futures = sources.iter().filter(|s| s.family == family).map(|s| {
         let (s, http, allow, board) = (s.clone(), http.clone(), allow.to_vec(), board.clone());
         async move { s.ask(&http, &allow, &board).await }
@@ -327,7 +291,7 @@ pub async fn watcher<E: Send + 'static>(
     events: std::sync::Arc<tokio::sync::Notify>,
     board: push::PushBoard,
     tx: tokio::sync::mpsc::Sender<E>,
-    deliver: impl Fn(Family, Vec<Answer>, Verdict, u64) -> E,
+    deliver: impl Fn(Family, Vec<Reading>, Verdict, u64) -> E,
     cancel: tokio_util::sync::CancellationToken,
 ) {
     let http = match crate::http::client(std::time::Duration::from_secs(30)) {

@@ -30,7 +30,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -135,7 +134,7 @@ fn authorized(auth: &PushAuth, header: Option<&str>) -> bool {
     }) else {
         return false;
     };
-    let Ok(decoded) = crate::dns::provider::rfc2136::base64_decode(b64.trim()) else {
+    let Ok(decoded) = crate::util::base64_decode(b64.trim()) else {
         return false;
     };
     let Ok(text) = String::from_utf8(decoded) else {
@@ -320,7 +319,8 @@ impl Throttle {
     }
 }
 
-/// Serves the endpoint until `cancel`; `pushed` is notified after every accepted push.
+/// Serves the endpoint until `cancel`; `pushed` is notified after every accepted push (the loop
+/// and its limits: [`crate::http::server`]; a connection lasts at most a minute).
 pub async fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -329,68 +329,20 @@ pub async fn serve(
     pushed: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
 ) {
-    let throttle = Arc::new(Mutex::new(Throttle::default()));
-    let conns = tokio_util::task::TaskTracker::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors, say: back off instead of spinning.
-                    tracing::warn!("push endpoint: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let (auth, board, pushed, tls, cancel) = (
-            auth.clone(),
-            board.clone(),
-            pushed.clone(),
-            tls.clone(),
-            cancel.clone(),
-        );
-        let throttle = throttle.clone();
-        conns.spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let (auth, board, pushed, throttle) = (
-                    auth.clone(),
-                    board.clone(),
-                    pushed.clone(),
-                    throttle.clone(),
-                );
-                async move {
-                    Ok::<_, std::convert::Infallible>(route(
-                        req, &auth, &board, &pushed, &throttle, peer,
-                    ))
-                }
-            });
-            let builder = hyper::server::conn::http1::Builder::new();
-            let run = async {
-                match tls {
-                    None => {
-                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-                    }
-                    Some(acceptor) => {
-                        if let Ok(Ok(s)) =
-                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                                .await
-                        {
-                            let _ = builder.serve_connection(TokioIo::new(s), svc).await;
-                        }
-                    }
-                }
-            };
-            tokio::select! {
-                _ = run => {}
-                _ = cancel.cancelled() => {}
-                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-            }
-        });
-    }
-    conns.close();
-    conns.wait().await;
+    let throttle = Mutex::new(Throttle::default());
+    let opts = crate::http::server::Options {
+        name: "push endpoint",
+        max_connections: 1024,
+        header_timeout: Duration::from_secs(10),
+        http2: false,
+        max_lifetime: Some(Duration::from_secs(60)),
+        grace: Duration::from_secs(2),
+    };
+    crate::http::server::serve(listener, tls, opts, cancel, move |req, peer| {
+        let answer = route(req, &auth, &board, &pushed, &throttle, peer);
+        async move { answer }
+    })
+    .await;
 }
 
 fn route(
@@ -468,23 +420,6 @@ fn route(
         );
     }
     resp
-}
-
-/// A rustls acceptor from PEM files (ring provider; the pair is read and checked by
-/// [`crate::tls::load_files`], like the standby's certificates).
-pub fn tls_acceptor(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> Result<tokio_rustls::TlsAcceptor, String> {
-    let pair = crate::tls::load_files(cert, key)?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_no_client_auth()
-    .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(pair.key)));
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 #[cfg(test)]

@@ -80,14 +80,12 @@ impl Drop for CrawlLock {
 /// the crawl in the state database (a crawl that could not run at all is recorded as failed).
 pub async fn crawl_site(
     cfg: &Config,
+    db: &crate::store::Store,
     site: &Site,
     primary: IpAddr,
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Report> {
-    // The state database first: on a fresh data directory it must exist before the snapshot
-    // files do, or they would make it look like a directory whose database was lost.
-    let mut db = crate::store::Store::open(&cfg.data_dir)?;
     let _lock = CrawlLock::take(&cfg.data_dir, &site.name)?;
     let spec =
         Spec::for_site(site, primary).map_err(|e| anyhow::anyhow!("site {}: {e}", site.name))?;
@@ -198,6 +196,7 @@ pub fn verify(store: &SnapshotStore, m: &Manifest, origins: &[Url]) -> anyhow::R
 /// while the address is still unknown waits for it.
 pub async fn scheduler(
     cfg: std::sync::Arc<Config>,
+    db: crate::store::Store,
     i: usize,
     schedule: crate::config::Schedule,
     mut primary: tokio::sync::watch::Receiver<Option<std::net::SocketAddr>>,
@@ -205,8 +204,8 @@ pub async fn scheduler(
 ) {
     let site = &cfg.sites[i];
     loop {
-        let last = crate::store::Store::open(&cfg.data_dir)
-            .and_then(|s| s.crawls(Some(&site.name), 1))
+        let last = db
+            .crawls(Some(&site.name), 1)
             .ok()
             .and_then(|c| c.into_iter().next());
         let wait = schedule.next_in(
@@ -229,7 +228,7 @@ pub async fn scheduler(
             }
         };
         let progress = crawl::Progress::default();
-        match crawl_site(&cfg, site, addr.ip(), &progress, &shutdown).await {
+        match crawl_site(&cfg, &db, site, addr.ip(), &progress, &shutdown).await {
             Ok(r) => tracing::info!(
                 site = %site.name, outcome = %r.outcome, fetched = r.fetched, not_modified = r.not_modified,
                 new_bodies = r.new_bodies, errors = r.errors, ms = r.duration_ms, "crawl finished"

@@ -9,7 +9,6 @@
 //! snapshot key.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
 
 use url::Url;
 
@@ -61,44 +60,6 @@ pub fn resolve(base: &Url, raw: &str) -> Option<Url> {
     Some(u)
 }
 
-/// The limits that keep a crawl finite. Every one is on by default and reported when hit.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Limits {
-    /// URLs fetched per crawl.
-    pub max_pages: usize,
-    /// Bytes downloaded per crawl (as they came over the wire).
-    pub max_bytes: u64,
-    /// Wall time per crawl.
-    pub max_time: Duration,
-    /// Links followed from a start URL.
-    pub max_depth: u32,
-    pub max_url_length: usize,
-    /// Distinct query strings per path (`/cal?month=1`, `/cal?month=2`, ...).
-    pub max_query_variants: usize,
-    /// How often one path segment may occur in a path (`next/next/next` has 3).
-    pub max_segment_repeats: usize,
-    /// Body size, both as sent and after decompression (a decompression bomb stops here).
-    pub max_response_bytes: u64,
-    /// Redirects followed in a row.
-    pub max_redirects: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_pages: 100_000,
-            max_bytes: 10 << 30,
-            max_time: Duration::from_secs(2 * 3600),
-            max_depth: 50,
-            max_url_length: 2048,
-            max_query_variants: 100,
-            max_segment_repeats: 2,
-            max_response_bytes: 64 << 20,
-            max_redirects: 10,
-        }
-    }
-}
-
 /// Why a URL was not fetched (or a fetch was stopped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Skip {
@@ -133,24 +94,34 @@ impl Skip {
     }
 }
 
+/// The trap rules' bounds (the crawler takes them from [`crate::config::Limits`]). Pure data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Traps {
+    /// Links followed from a start URL.
+    pub max_depth: u32,
+    pub max_url_length: usize,
+    /// Distinct query strings per path (`/cal?month=1`, `/cal?month=2`, ...).
+    pub max_query_variants: usize,
+    /// How often one path segment may occur in a path (`next/next/next` has 3).
+    pub max_segment_repeats: usize,
+    /// Redirects followed in a row.
+    pub max_redirects: u32,
+}
+
 /// Applies the per-URL trap rules. Stateful only in what it has admitted (query variants per
 /// path); the crawler asks it once per new URL.
 #[derive(Debug)]
 pub struct Guard {
-    limits: Limits,
+    limits: Traps,
     variants: HashMap<String, usize>,
 }
 
 impl Guard {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Traps) -> Self {
         Guard {
             limits,
             variants: HashMap::new(),
         }
-    }
-
-    pub fn limits(&self) -> &Limits {
-        &self.limits
     }
 
     /// Whether a newly found URL at `depth` (reached after `redirects` redirects in a row) may
@@ -359,11 +330,12 @@ mod tests {
 
     #[test]
     fn trap_rules() {
-        let mut g = Guard::new(Limits {
+        let mut g = Guard::new(Traps {
             max_query_variants: 3,
             max_url_length: 60,
             max_depth: 4,
-            ..Limits::default()
+            max_segment_repeats: 2,
+            max_redirects: 10,
         });
         assert_eq!(g.admit(&u("https://e.test/a/b"), 4, 0), Ok(()));
         assert_eq!(g.admit(&u("https://e.test/a/b"), 5, 0), Err(Skip::Depth));

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::Checks;
+
 /// What the origin answered for one URL.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -84,27 +86,6 @@ impl Manifest {
 
     pub fn bytes(&self) -> u64 {
         self.entries.values().map(|e| e.length).sum()
-    }
-}
-
-/// What a new snapshot must satisfy to replace the last good one.
-#[derive(Clone, Copy, Debug)]
-pub struct Checks {
-    /// Pages and bytes may not fall below this fraction of the last good snapshot (0.5 = 50%).
-    pub min_fraction: f64,
-    /// The share of fetched URLs that may fail (timeouts, 5xx) before the crawl is rejected.
-    pub max_error_fraction: f64,
-    /// How many good snapshots to keep.
-    pub keep: usize,
-}
-
-impl Default for Checks {
-    fn default() -> Self {
-        Checks {
-            min_fraction: 0.5,
-            max_error_fraction: 0.1,
-            keep: 3,
-        }
     }
 }
 

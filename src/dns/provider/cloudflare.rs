@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::{Key, Outcome, Provider, ProviderError, RrSet};
 use crate::config::Secret;
 
-pub const DEFAULT_ENDPOINT: &str = "https://api.cloudflare.com/client/v4";
+pub use crate::config::CloudflareConfig;
 const OWNER_COMMENT: &str =
     "managed by understudy (heritage=understudy); edits will be overwritten";
 
@@ -83,19 +83,12 @@ struct RecordJson {
 }
 
 impl Cloudflare {
-    pub fn new(
-        endpoint: &str,
-        token: Secret,
-        zone_id: Option<String>,
-        proxied: Option<bool>,
-        ttl: u32,
-        timeout: Duration,
-    ) -> Result<Self, String> {
+    pub fn new(cfg: &CloudflareConfig, ttl: u32, timeout: Duration) -> Result<Self, String> {
         Ok(Cloudflare {
-            endpoint: endpoint.trim_end_matches('/').to_string(),
-            token,
-            zone_id,
-            proxied,
+            endpoint: cfg.endpoint.trim_end_matches('/').to_string(),
+            token: cfg.api_token.clone(),
+            zone_id: cfg.zone_id.clone(),
+            proxied: cfg.proxied,
             ttl: ttl.max(60),
             http: crate::http::client(timeout)?,
             zone_ids: Mutex::new(BTreeMap::new()),
@@ -111,13 +104,13 @@ impl Cloudflare {
             .bearer_auth(&self.token.0)
             .send()
             .await
-            .map_err(|e| crate::http::transport_error(e, "Cloudflare API"))?;
+            .map_err(|e| ProviderError::unreachable_http(e, "Cloudflare API"))?;
         let status = resp.status();
         let retry = crate::http::retry_after(resp.headers());
         let text = resp
             .text()
             .await
-            .map_err(|e| crate::http::transport_error(e, "Cloudflare API"))?;
+            .map_err(|e| ProviderError::unreachable_http(e, "Cloudflare API"))?;
         let env: Result<Envelope<T>, _> = serde_json::from_str(&text);
         let errors = match &env {
             Ok(e) => e

@@ -15,7 +15,7 @@
 //!   by understudy (a record comment, or a TXT record at `_understudy.<name>`). It never deletes
 //!   or rewrites anything else.
 //! - [`Provider::set_txt`] replaces (or, given no values, removes) the TXT RRset at one
-//!   `_acme-challenge` name for ACME DNS-01, unmarked (only [`crate::acme`] writes those names,
+//!   `_acme-challenge` name for ACME DNS-01, unmarked (only [`crate::standby::acme`] writes those names,
 //!   and only while an order is open), and returns once the provider holds it.
 //! - [`Provider::marked`] says which of the given (existing) RRsets carry that ownership
 //!   marker, so `dns plan` and `check-config` can warn before understudy takes over a record set
@@ -25,7 +25,6 @@
 //! - Every network call has a timeout; nothing panics on a garbage answer (it becomes
 //!   `ProviderError::Protocol`).
 
-pub mod builtin;
 pub mod cloudflare;
 pub mod powerdns;
 pub mod rfc2136;
@@ -136,7 +135,7 @@ pub trait Provider: Send + Sync {
     fn describe(&self) -> String;
 
     /// Replaces the TXT record set at `name` (ACME DNS-01 challenge records, which only
-    /// [`crate::acme`] writes, so no ownership marker); no values removes it. Returns once the
+    /// [`crate::standby::acme`] writes, so no ownership marker); no values removes it. Returns once the
     /// provider has it (Route 53: INSYNC).
     async fn set_txt(
         &self,
@@ -165,45 +164,25 @@ pub trait Provider: Send + Sync {
     async fn check(&self, zone: &Name) -> Result<String, ProviderError>;
 }
 
+impl ProviderError {
+    /// An HTTP transport failure (refused, reset, timed out): retry later.
+    pub fn unreachable_http(e: reqwest::Error, what: &str) -> ProviderError {
+        ProviderError::Unreachable(crate::http::transport_error(e, what))
+    }
+}
+
 /// Builds the provider a config entry describes.
 pub fn build(
     cfg: &crate::config::ProviderConfig,
     ttl: u32,
 ) -> Result<std::sync::Arc<dyn Provider>, String> {
     use crate::config::ProviderKind;
+    let t = cfg.timeout;
     Ok(match &cfg.kind {
-        ProviderKind::Rfc2136 { server, key } => {
-            std::sync::Arc::new(rfc2136::Rfc2136::new(*server, key.clone(), cfg.timeout)?)
-        }
-        ProviderKind::Cloudflare {
-            endpoint,
-            api_token,
-            zone_id,
-            proxied,
-        } => std::sync::Arc::new(cloudflare::Cloudflare::new(
-            endpoint,
-            api_token.clone(),
-            zone_id.clone(),
-            *proxied,
-            ttl,
-            cfg.timeout,
-        )?),
-        ProviderKind::Route53(settings) => {
-            std::sync::Arc::new(route53::Route53::new(route53::Settings {
-                timeout: cfg.timeout,
-                ..settings.clone()
-            }))
-        }
-        ProviderKind::PowerDns {
-            url,
-            server_id,
-            api_key,
-        } => std::sync::Arc::new(powerdns::PowerDns::new(
-            url,
-            server_id,
-            api_key.clone(),
-            cfg.timeout,
-        )?),
+        ProviderKind::Rfc2136(c) => std::sync::Arc::new(rfc2136::Rfc2136::new(c, t)?),
+        ProviderKind::Cloudflare(c) => std::sync::Arc::new(cloudflare::Cloudflare::new(c, ttl, t)?),
+        ProviderKind::Route53(c) => std::sync::Arc::new(route53::Route53::new(c, t)),
+        ProviderKind::PowerDns(c) => std::sync::Arc::new(powerdns::PowerDns::new(c, t)?),
     })
 }
 

@@ -12,7 +12,7 @@ use hickory_proto::rr::{Name, RecordType};
 use serde::{Deserialize, Serialize};
 
 use super::{Key, Outcome, Provider, ProviderError, RrSet, OWNER_TEXT};
-use crate::config::Secret;
+use crate::config::{PowerDnsConfig, Secret};
 
 pub struct PowerDns {
     base: String,
@@ -62,16 +62,11 @@ struct ErrorJson {
 }
 
 impl PowerDns {
-    pub fn new(
-        url: &str,
-        server_id: &str,
-        api_key: Secret,
-        timeout: Duration,
-    ) -> Result<Self, String> {
+    pub fn new(cfg: &PowerDnsConfig, timeout: Duration) -> Result<Self, String> {
         Ok(PowerDns {
-            base: url.trim_end_matches('/').to_string(),
-            server_id: server_id.to_string(),
-            api_key,
+            base: cfg.url.trim_end_matches('/').to_string(),
+            server_id: cfg.server_id.clone(),
+            api_key: cfg.api_key.clone(),
             http: crate::http::client(timeout)?,
         })
     }
@@ -117,7 +112,9 @@ impl PowerDns {
             .header("X-API-Key", &self.api_key.0)
             .send()
             .await
-            .map_err(|e| crate::http::transport_error(e, &format!("PowerDNS at {}", self.base)))?;
+            .map_err(|e| {
+                ProviderError::unreachable_http(e, &format!("PowerDNS at {}", self.base))
+            })?;
         if !resp.status().is_success() {
             return Err(self.error_for(zone, resp).await);
         }
@@ -237,7 +234,7 @@ impl Provider for PowerDns {
                     .collect());
             }
             Err(e) => {
-                return Err(crate::http::transport_error(
+                return Err(ProviderError::unreachable_http(
                     e,
                     &format!("PowerDNS at {}", self.base),
                 ))
@@ -285,7 +282,9 @@ impl Provider for PowerDns {
             .json(&serde_json::json!({ "rrsets": [rrset] }))
             .send()
             .await
-            .map_err(|e| crate::http::transport_error(e, &format!("PowerDNS at {}", self.base)))?;
+            .map_err(|e| {
+                ProviderError::unreachable_http(e, &format!("PowerDNS at {}", self.base))
+            })?;
         if resp.status().is_success() {
             return Ok(());
         }

@@ -12,178 +12,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::rdata::{A, AAAA, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use super::{owner_marker, Key, Outcome, Provider, ProviderError, RrSet, OWNER_TEXT};
-
-/// A TSIG key: name, algorithm and secret.
-#[derive(Clone)]
-pub struct TsigKey {
-    pub name: Name,
-    pub algorithm: TsigAlgorithm,
-    pub secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for TsigKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "TsigKey {{ name: {}, algorithm: {}, secret: <redacted> }}",
-            self.name, self.algorithm
-        )
-    }
-}
-
-/// Parses "hmac-sha256" / "hmac-sha512" (the algorithms the issue asks for; hmac-sha384 works too).
-pub fn algorithm(name: &str) -> Result<TsigAlgorithm, String> {
-    match name
-        .trim()
-        .trim_end_matches('.')
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "hmac-sha256" => Ok(TsigAlgorithm::HmacSha256),
-        "hmac-sha384" => Ok(TsigAlgorithm::HmacSha384),
-        "hmac-sha512" => Ok(TsigAlgorithm::HmacSha512),
-        other => Err(format!(
-            "TSIG algorithm `{other}` is not supported: use hmac-sha256 or hmac-sha512"
-        )),
-    }
-}
-
-/// Parses a key file as written by BIND's `tsig-keygen` (or `ddns-confgen`):
-///
-/// ```text
-/// key "understudy" {
-///         algorithm hmac-sha256;
-///         secret "c2VjcmV0...";
-/// };
-/// ```
-pub fn parse_bind_key(text: &str) -> Result<TsigKey, String> {
-    let cleaned = strip_comments(text);
-    let rest = cleaned
-        .trim_start()
-        .strip_prefix("key")
-        .ok_or("expected `key \"name\" { ... };`")?;
-    let (name, rest) =
-        quoted_or_word(rest.trim_start()).ok_or("expected the key name after `key`")?;
-    let body = rest
-        .trim_start()
-        .strip_prefix('{')
-        .ok_or("expected `{` after the key name")?;
-    let body = body.split('}').next().ok_or("expected `}`")?;
-    let (mut alg, mut secret) = (None, None);
-    for stmt in body.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-        let (word, value) = stmt
-            .split_once(char::is_whitespace)
-            .ok_or_else(|| format!("cannot read `{stmt}`"))?;
-        let value = value.trim().trim_matches('"');
-        match word {
-            "algorithm" => alg = Some(algorithm(value)?),
-            "secret" => {
-                secret = Some(
-                    base64_decode(value).map_err(|e| format!("the secret is not base64: {e}"))?,
-                )
-            }
-            other => return Err(format!("unknown statement `{other}` in the key")),
-        }
-    }
-    let mut name = Name::from_ascii(&name).map_err(|e| format!("bad key name `{name}`: {e}"))?;
-    name.set_fqdn(true);
-    Ok(TsigKey {
-        name,
-        algorithm: alg.ok_or("the key has no `algorithm`")?,
-        secret: secret.ok_or("the key has no `secret`")?,
-    })
-}
-
-/// Removes `#`, `//` and `/* */` comments outside double quotes (a base64 secret may well
-/// contain `//`), and flattens lines.
-fn strip_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                out.push(c);
-            }
-            '#' if !quoted => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-                out.push(' ');
-            }
-            '/' if !quoted && chars.peek() == Some(&'/') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-                out.push(' ');
-            }
-            '/' if !quoted && chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut prev = ' ';
-                for c in chars.by_ref() {
-                    if prev == '*' && c == '/' {
-                        break;
-                    }
-                    prev = c;
-                }
-                out.push(' ');
-            }
-            '\n' | '\r' | '\t' => out.push(' '),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-fn quoted_or_word(s: &str) -> Option<(String, &str)> {
-    if let Some(r) = s.strip_prefix('"') {
-        let end = r.find('"')?;
-        Some((r[..end].to_string(), &r[end + 1..]))
-    } else {
-        let end = s.find(|c: char| c.is_whitespace() || c == '{')?;
-        Some((s[..end].to_string(), &s[end..]))
-    }
-}
-
-/// Standard base64 (RFC 4648), padding optional, whitespace ignored.
-pub fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return Err(format!("invalid character `{}`", c as char)),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if out.is_empty() {
-        return Err("empty".to_string());
-    }
-    Ok(out)
-}
+pub use crate::config::{Rfc2136Config, TsigKey};
 
 pub struct Rfc2136 {
     pub server: SocketAddr,
@@ -193,13 +28,10 @@ pub struct Rfc2136 {
 }
 
 impl Rfc2136 {
-    pub fn new(
-        server: SocketAddr,
-        key: Option<TsigKey>,
-        timeout: Duration,
-    ) -> Result<Self, String> {
-        let key_name = key.as_ref().map(|k| k.name.clone());
-        let signer = match key {
+    pub fn new(cfg: &Rfc2136Config, timeout: Duration) -> Result<Self, String> {
+        let server = cfg.server;
+        let key_name = cfg.key.as_ref().map(|k| k.name.clone());
+        let signer = match cfg.key.clone() {
             None => None,
             Some(k) => Some(
                 TSigner::new(k.secret, k.algorithm, k.name, 300)
@@ -533,60 +365,4 @@ fn rand_id() -> u16 {
     (crate::util::now_millis() as u16)
         ^ (std::process::id() as u16).rotate_left(7)
         ^ Message::query().metadata.id
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_tsig_keygen_files() {
-        let k = parse_bind_key("key \"understudy\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0LXNlY3JldA==\";\n};\n").unwrap();
-        assert_eq!(k.name.to_string(), "understudy.");
-        assert_eq!(k.algorithm, TsigAlgorithm::HmacSha256);
-        assert_eq!(k.secret, b"secret-secret");
-        let k = parse_bind_key(
-            "# made by hand\nkey up.example. { algorithm hmac-sha512; secret \"AAEC\"; };",
-        )
-        .unwrap();
-        assert_eq!(
-            (k.name.to_string(), k.algorithm.clone(), k.secret.clone()),
-            (
-                "up.example.".to_string(),
-                TsigAlgorithm::HmacSha512,
-                vec![0, 1, 2]
-            )
-        );
-        assert!(
-            parse_bind_key("key x { algorithm hmac-md5; secret \"AA==\"; };")
-                .unwrap_err()
-                .contains("not supported")
-        );
-        assert!(parse_bind_key("key x { algorithm hmac-sha256; };")
-            .unwrap_err()
-            .contains("no `secret`"));
-        assert!(
-            parse_bind_key("key x { algorithm hmac-sha256; secret \"!!\"; };")
-                .unwrap_err()
-                .contains("base64")
-        );
-        assert!(parse_bind_key("garbage").is_err());
-        assert!(format!("{k:?}").contains("<redacted>"));
-    }
-
-    #[test]
-    fn secret_containing_double_slash_is_not_cut_as_a_comment() {
-        // tsig-keygen output is random base64; "//" inside the quoted secret is not a comment.
-        let k =
-            parse_bind_key("key \"k\" { // a comment\n algorithm hmac-sha256; /* another */ secret \"ab//cd+/ef==\"; }; # end\n").unwrap();
-        assert_eq!(k.secret, base64_decode("ab//cd+/ef==").unwrap());
-        assert_eq!(k.secret.len(), 7);
-    }
-
-    #[test]
-    fn base64_round_trips_known_vectors() {
-        assert_eq!(base64_decode("Zm9vYmFy").unwrap(), b"foobar");
-        assert_eq!(base64_decode("Zm9vYg==").unwrap(), b"foob");
-        assert_eq!(base64_decode("Zm9v YmE=").unwrap(), b"fooba");
-    }
 }

@@ -22,32 +22,21 @@ use hickory_proto::rr::{Name, RecordType};
 use tokio::sync::OnceCell;
 
 use super::{owner_marker, Key, Outcome, Provider, ProviderError, RrSet, OWNER_TEXT};
-use crate::config::Secret;
-
-/// Settings of a Route 53 provider.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub hosted_zone_id: Option<String>,
-    pub region: String,
-    /// Another endpoint than AWS's (tests use moto on 127.0.0.1).
-    pub endpoint: Option<String>,
-    pub profile: Option<String>,
-    /// Access key id and secret; otherwise the standard credential chain.
-    pub credentials: Option<(String, Secret)>,
-    pub confirm_timeout: Duration,
-    pub timeout: Duration,
-}
+pub use crate::config::Route53Config;
 
 pub struct Route53 {
-    settings: Settings,
+    settings: Route53Config,
+    /// Timeout of each call.
+    timeout: Duration,
     client: OnceCell<Client>,
     zone_ids: tokio::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl Route53 {
-    pub fn new(settings: Settings) -> Self {
+    pub fn new(cfg: &Route53Config, timeout: Duration) -> Self {
         Route53 {
-            settings,
+            settings: cfg.clone(),
+            timeout,
             client: OnceCell::new(),
             zone_ids: tokio::sync::Mutex::new(BTreeMap::new()),
         }
@@ -90,8 +79,8 @@ impl Route53 {
                     ))
                     .build_https();
                 let timeouts = aws_config::timeout::TimeoutConfig::builder()
-                    .operation_attempt_timeout(s.timeout)
-                    .connect_timeout(s.timeout)
+                    .operation_attempt_timeout(self.timeout)
+                    .connect_timeout(self.timeout)
                     .build();
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
                     .http_client(http.clone())

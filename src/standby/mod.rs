@@ -16,7 +16,7 @@
 //!
 //! HTTP/1.1 and HTTP/2 (ALPN over TLS, prior knowledge in clear) on every listener. HTTPS picks
 //! each site's certificate by SNI from [`crate::tls::Certs`] (user files or ACME, see
-//! [`crate::acme`]).
+//! [`crate::standby::acme`]).
 //!
 //! **Readiness** ([`Standby::readiness`], pure core [`assess`]): per site, is a snapshot
 //! published and younger than `max_snapshot_age`, and (for an HTTPS site) is there a
@@ -38,13 +38,13 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::config::{Config, Scheme, TlsFiles};
-use crate::decide::Millis;
 use crate::mirror::extract::is_html;
 use crate::mirror::snapshot::{compress, compressible, Entry, Manifest, SnapshotStore};
 use crate::tls::{CertInfo, Certs};
+use crate::util::Millis;
 
 /// The readiness report's path, answered on every site's Host before the snapshot is consulted.
-pub const READY_PATH: &str = "/.well-known/understudy/ready";
+pub use crate::probe::READY_PATH;
 
 /// Longest request target accepted (path and query).
 const MAX_TARGET: usize = 8 * 1024;
@@ -74,12 +74,12 @@ pub struct Standby {
     max_age: Millis,
     certs: Arc<Certs>,
     /// The ACME manager, when there is one, for its last error in readiness reports.
-    acme: std::sync::OnceLock<Arc<crate::acme::Manager>>,
+    acme: std::sync::OnceLock<Arc<crate::standby::acme::Manager>>,
 }
 
 /// One site's readiness, as reported at [`READY_PATH`] and used by the failover gate.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct Readiness {
+pub struct ReadinessReport {
     pub site: String,
     pub ready: bool,
     /// Why not, in words; empty when ready.
@@ -227,12 +227,12 @@ impl Standby {
         self.certs.clone()
     }
 
-    pub fn set_acme(&self, m: Arc<crate::acme::Manager>) {
+    pub fn set_acme(&self, m: Arc<crate::standby::acme::Manager>) {
         let _ = self.acme.set(m);
     }
 
     /// The in-process readiness check of site `name`, or `None` for a site not served here.
-    pub fn readiness(&self, name: &str, now: Millis) -> Option<Readiness> {
+    pub fn readiness(&self, name: &str, now: Millis) -> Option<ReadinessReport> {
         let s = self.sites.iter().find(|s| s.name == name)?;
         let m = s.current.read().ok().and_then(|c| c.clone());
         let pair = self.certs.get(&s.hosts[0]);
@@ -245,7 +245,7 @@ impl Standby {
             &s.hosts,
             now,
         );
-        Some(Readiness {
+        Some(ReadinessReport {
             site: s.name.clone(),
             ready: problems.is_empty(),
             problems,
@@ -454,6 +454,7 @@ impl Standby {
     }
 }
 
+pub mod acme;
 mod listen;
 mod replay;
 pub use listen::{refresher, serve, CopyGate};

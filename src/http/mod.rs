@@ -1,7 +1,14 @@
-//! The HTTP client for provider APIs (PowerDNS, Cloudflare), IP echo sources and `report`:
-//! reqwest over rustls with the ring provider and the public web PKI roots (or a given CA), one
-//! overall timeout per request, no proxies from the environment (a DNS change must not detour
-//! through whatever proxy a shell had set).
+//! HTTP both ways.
+//!
+//! - [`server`]: the one accept loop every listener uses (the standby, the control API, the
+//!   push endpoint), with a connection limit, accept backoff, a TLS handshake timeout, tracked
+//!   connections and graceful shutdown.
+//! - The client ([`client`]) for provider APIs (PowerDNS, Cloudflare), IP echo sources and
+//!   `report`: reqwest over rustls with the ring provider and the public web PKI roots (or a
+//!   given CA), one overall timeout per request, no proxies from the environment (a DNS change
+//!   must not detour through whatever proxy a shell had set).
+
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,11 +48,11 @@ pub fn client_with_ca(
         .map_err(|e| format!("HTTP client: {e}"))
 }
 
-/// Maps a transport error to the provider error it means.
-pub fn transport_error(e: reqwest::Error, what: &str) -> crate::dns::provider::ProviderError {
-    use crate::dns::provider::ProviderError;
+/// A transport error in words, with its causes ("PowerDNS at ...: error sending request: ...:
+/// Connection refused"), or "no answer in time" for a timeout.
+pub fn transport_error(e: reqwest::Error, what: &str) -> String {
     if e.is_timeout() {
-        ProviderError::Unreachable(format!("{what}: no answer in time"))
+        format!("{what}: no answer in time")
     } else {
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(&e);
@@ -53,7 +60,7 @@ pub fn transport_error(e: reqwest::Error, what: &str) -> crate::dns::provider::P
             msg.push_str(&format!(": {s}"));
             src = s.source();
         }
-        ProviderError::Unreachable(format!("{what}: {msg}"))
+        format!("{what}: {msg}")
     }
 }
 

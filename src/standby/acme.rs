@@ -25,8 +25,8 @@ use instant_acme::{
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AcmeConfig;
-use crate::decide::Millis;
 use crate::tls::{CertInfo, Certs};
+use crate::util::Millis;
 
 /// Publishes (or, with no values, removes) the TXT record set of a challenge name.
 #[async_trait::async_trait]

@@ -1,20 +1,25 @@
-//! The built-in authoritative server as a [`Provider`], so it is fed by the same reconciler as
-//! every external one (one path from the decision to any DNS).
+//! The built-in zones' publisher: what the built-in authoritative server ([`super::server`])
+//! answers.
 //!
-//! It holds the managed records of the zones it serves; `apply` replaces RRsets in that map and
-//! swaps in freshly built zones (static records + managed ones, serial from the store, which
-//! moves only when the content does). It cannot be unreachable, so every change is `Applied`.
+//! No reconciler drives it. The controller, the one owner of records, calls
+//! [`Builtin::publish_all`] itself right after each decision, so a built-in answer has changed
+//! by the time a command returns, and at start before any listener answers. It holds the
+//! managed records of the zones it serves; each change swaps in freshly built zones (static
+//! records + managed ones, serial from the store, which moves only when the content does).
+//!
+//! It also implements [`Provider`], the contract every DNS behind understudy keeps, so ACME's
+//! DNS-01 challenges ([`crate::standby::acme::ChallengeZones`]) and the propagation benchmark
+//! treat it like an external provider. It cannot be unreachable, so every change is `Applied`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Mutex;
 
 use hickory_proto::rr::Name;
 
-use super::{Key, Outcome, Provider, ProviderError, RrSet};
-use crate::config::Zone as ZoneConfig;
+use super::provider::{Key, Outcome, Provider, ProviderError, RrSet};
+use crate::config::ZoneConfig;
 use crate::dns::server::ZoneHandle;
-use crate::dns::zone::{Zone, ZoneSet};
+use crate::dns::zone::{Apex, Zone, ZoneSet};
 use crate::dns::ManagedRecords;
 use crate::store::Store;
 
@@ -23,26 +28,21 @@ pub struct Builtin {
     ttl: u32,
     handle: ZoneHandle,
     inner: Mutex<(ManagedRecords, Store)>,
-    /// ACME DNS-01 challenge TXT records, owned by [`crate::acme`] (nothing else writes them).
+    /// ACME DNS-01 challenge TXT records, owned by [`crate::standby::acme`] (nothing else writes them).
     challenges: Mutex<BTreeMap<Name, Vec<String>>>,
 }
 
 impl Builtin {
-    /// `zones` are the configured zones without an external provider; `data_dir` holds the
-    /// serials (a second connection to the state database).
-    pub fn new(
-        zones: Vec<ZoneConfig>,
-        ttl: u32,
-        handle: ZoneHandle,
-        data_dir: &Path,
-    ) -> Result<Self, crate::store::StoreError> {
-        Ok(Builtin {
+    /// `zones` are the configured zones without an external provider; `store` keeps their
+    /// serials.
+    pub fn new(zones: Vec<ZoneConfig>, ttl: u32, handle: ZoneHandle, store: Store) -> Self {
+        Builtin {
             zones,
             ttl,
             handle,
-            inner: Mutex::new((ManagedRecords::default(), Store::open(data_dir)?)),
+            inner: Mutex::new((ManagedRecords::default(), store)),
             challenges: Mutex::new(BTreeMap::new()),
-        })
+        }
     }
 
     /// Publishes `managed` (the parts inside our zones) at once; used at start, before any
@@ -92,7 +92,12 @@ impl Builtin {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         for z in &self.zones {
-            let mut zone = Zone::build(z, &inner.0, self.ttl, 0);
+            let apex = Apex {
+                origin: &z.origin,
+                nameservers: &z.nameservers,
+                hostmaster: &z.hostmaster,
+            };
+            let mut zone = Zone::build(&apex, &z.records, &inner.0, self.ttl, 0);
             for (name, values) in &challenges {
                 // Short TTL: a challenge lives for one order.
                 zone.add_txt(name, values, 10);

@@ -1,0 +1,109 @@
+//! The listeners (on the shared loop of [`crate::http::server`]), the request's host, the
+//! snapshot refresher, and the readiness gate the daemon's standby probes use.
+
+use super::*;
+
+/// The readiness gate of one site's copy served here: a standby probe of it passes only if the
+/// copy is also ready ([`Standby::readiness`]).
+pub struct CopyGate {
+    standby: Arc<Standby>,
+    site: String,
+}
+
+impl CopyGate {
+    pub fn new(standby: Arc<Standby>, site: &str) -> CopyGate {
+        CopyGate {
+            standby,
+            site: site.to_string(),
+        }
+    }
+}
+
+impl crate::probe::ReadinessGate for CopyGate {
+    fn problems(&self, now: u64) -> Option<Vec<String>> {
+        self.standby
+            .readiness(&self.site, now)
+            .filter(|r| !r.ready)
+            .map(|r| r.problems)
+    }
+}
+
+/// Reloads changed snapshots (and certificate files) once a second until `shutdown`.
+pub async fn refresher(standby: Arc<Standby>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let s = standby.clone();
+        let _ = tokio::task::spawn_blocking(move || s.refresh()).await;
+    }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on `listener` until `shutdown`, over TLS when `tls` is given
+/// (the loop and its limits: [`crate::http::server`]). Call [`refresher`] once beside the
+/// listeners so new snapshots are picked up.
+pub async fn serve(
+    listener: TcpListener,
+    standby: Arc<Standby>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: CancellationToken,
+) {
+    let opts = crate::http::server::Options {
+        name: "standby",
+        max_connections: MAX_CONNECTIONS,
+        // Also closes keep-alive connections that send nothing for this long.
+        header_timeout: Duration::from_secs(10),
+        http2: true,
+        max_lifetime: None,
+        grace: Duration::from_secs(5),
+    };
+    crate::http::server::serve(listener, tls, opts, shutdown, move |req, _peer| {
+        let answer = respond(&standby, &req);
+        async move { answer }
+    })
+    .await;
+}
+
+/// The host a request names (RFC 9112 §3.2, RFC 9113 §8.3.1): the URI's authority (HTTP/2,
+/// or an absolute-form target), else the one `Host` header. HTTP/1.1 without a `Host`, and any
+/// request with two, is a 400: a proxy in front may have picked the other one, and answering
+/// either would serve one site's copy under another's name. HTTP/1.0 may omit it (then no site
+/// matches and the answer is a 404).
+pub(super) fn request_host(
+    version: hyper::Version,
+    uri: &hyper::Uri,
+    headers: &HeaderMap,
+) -> Result<Option<String>, &'static str> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        return Err("more than one Host header\n");
+    }
+    if let Some(h) = uri.host() {
+        return Ok(Some(h.to_string()));
+    }
+    match first {
+        Some(h) => h
+            .to_str()
+            .map(|h| Some(h.to_string()))
+            .map_err(|_| "the Host header is not text\n"),
+        None if version == hyper::Version::HTTP_11 => Err("HTTP/1.1 needs a Host header\n"),
+        None => Ok(None),
+    }
+}
+
+/// The answer to one request. Bodies come from memory once read; a first read of a small file
+/// from the page cache is short enough to do here.
+fn respond(s: &Standby, req: &hyper::Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let host = match request_host(req.version(), req.uri(), req.headers()) {
+        Ok(h) => h,
+        Err(why) => return plain(StatusCode::BAD_REQUEST, why),
+    };
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    s.respond(req.method(), host.as_deref(), &target, req.headers())
+}
