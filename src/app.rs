@@ -256,7 +256,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             let mut hostnames: Vec<String> = cfg
                 .ddns
                 .iter()
-                .map(|d| d.name.to_ascii().trim_end_matches('.').to_ascii_lowercase())
+                .map(|d| crate::net::host_of(&d.name))
                 .collect();
             hostnames.extend(
                 cfg.sites

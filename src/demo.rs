@@ -164,7 +164,7 @@ pub async fn wait_for_answer(
         if started.elapsed() > limit {
             anyhow::bail!(
                 "the answer for {name} did not become {want} within {}",
-                crate::util::human_duration(limit.as_millis() as u64)
+                crate::util::human(limit)
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

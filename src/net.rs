@@ -1,7 +1,31 @@
-//! Leaf types of addresses that every layer shares: the address family and a CIDR network.
-//! Plain data, no I/O; configuration, the agreement core and the edges all use them.
+//! Leaf types and rules of names and addresses that every layer shares: the address family, a
+//! CIDR network, a DNS name as a host, and the zone that holds a name. Plain data, no I/O;
+//! configuration, the pure cores and the edges all use them.
 
 use std::net::IpAddr;
+
+use hickory_proto::rr::Name;
+
+/// A DNS name as a host: ASCII (punycode), lower case, without the root dot
+/// (`WWW.Example.test.` → `www.example.test`).
+pub fn host_of(name: &Name) -> String {
+    name.to_ascii().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The zone that holds `name` among `zones`: the deepest one containing it, as in DNS itself.
+pub fn deepest_zone<'a, T>(
+    zones: impl IntoIterator<Item = &'a T>,
+    origin: impl Fn(&T) -> &Name,
+    name: &Name,
+) -> Option<&'a T>
+where
+    T: 'a,
+{
+    zones
+        .into_iter()
+        .filter(|z| origin(z).zone_of(name))
+        .max_by_key(|z| origin(z).num_labels())
+}
 
 /// Address family of a source and of a published record.
 #[derive(

@@ -130,10 +130,7 @@ impl ProbeTarget {
             },
             Err(_) => Observation {
                 ok: false,
-                detail: format!(
-                    "no answer within {}",
-                    crate::util::human_duration(self.timeout.as_millis() as u64)
-                ),
+                detail: format!("no answer within {}", crate::util::human(self.timeout)),
                 cert_not_after: None,
             },
         }

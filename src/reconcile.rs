@@ -377,7 +377,7 @@ impl Reconciler {
                                 let why = format!(
                                     "could not confirm {rr}: the authoritative servers {} still answer otherwise after {}",
                                     self.verify.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
-                                    crate::util::human_duration(self.verify_timeout.as_millis() as u64)
+                                    crate::util::human(self.verify_timeout)
                                 );
                                 tracing::warn!(zone = %self.zone, "{why}");
                                 error = Some(why);

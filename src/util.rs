@@ -16,9 +16,29 @@ pub fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// An HTTP date ("Tue, 24 Nov 2026 03:00:12 GMT") from Unix milliseconds, for logs and reports.
+// Time in words: every format understudy writes a time in is here, built on [`civil_utc`].
+// `utc` is the one for people (logs, reports, `status`, readiness); the others each serve one
+// reader: HTTP headers, the visitor's banner, backup file names.
+
+/// "2026-11-24 08:40:01 UTC" from Unix milliseconds: logs, reports, the CLI.
 pub fn utc(ms: u64) -> String {
+    let (y, m, d, hh, mm, ss) = civil_utc(ms);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC")
+}
+
+/// An HTTP date ("Tue, 24 Nov 2026 03:00:12 GMT", RFC 9110 §5.6.7) for response headers.
+pub fn http_date(ms: u64) -> String {
     httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// "24 Nov 2026 03:00 UTC": the standby banner a visitor reads (no ambiguous day/month order).
+pub fn utc_minutes(ms: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, m, d, hh, mm, _) = civil_utc(ms);
+    let month = MONTHS[(m as usize).clamp(1, 12) - 1];
+    format!("{d:02} {month} {y:04} {hh:02}:{mm:02} UTC")
 }
 
 /// The civil UTC date and time of Unix milliseconds: (year, month, day, hour, minute, second)
@@ -43,6 +63,11 @@ pub fn civil_utc(ms: u64) -> (i64, i64, i64, u64, u64, u64) {
 pub fn utc_date(ms: u64) -> String {
     let (y, m, d, ..) = civil_utc(ms);
     format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// [`human_duration`] of a [`Duration`].
+pub fn human(d: Duration) -> String {
+    human_duration(d.as_millis() as u64)
 }
 
 /// "300ms", "2s", "1.5s", "5m", "1h30m": short and exact enough for operator messages.
@@ -188,6 +213,17 @@ pub fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_795_509_601_000), "2026-11-24 08:40:01 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(
+            http_date(1_795_509_601_000),
+            "Tue, 24 Nov 2026 08:40:01 GMT"
+        );
+    }
 
     #[test]
     fn base64_round_trips_known_vectors() {

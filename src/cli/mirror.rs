@@ -232,7 +232,7 @@ pub fn history(cfg: &Config, site: &str, limit: usize) -> anyhow::Result<i32> {
     for r in store.crawls(Some(&site.name), limit)? {
         crate::outln!(
             "{} ({} ago): {} — {} fetched, {} unchanged, {} new bodies, {}, {} errors, {}{}",
-            super::utc(r.started_at),
+            crate::util::utc(r.started_at),
             super::ago(now.saturating_sub(r.started_at)),
             r.outcome,
             r.fetched,

@@ -22,7 +22,7 @@ use crate::app;
 use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
 use crate::decide::{Input, SiteState};
 use crate::store::Store;
-use crate::util::human_duration;
+use crate::util::{human_duration, utc};
 
 #[derive(Parser)]
 #[command(
@@ -549,21 +549,5 @@ fn ago(ms: u64) -> String {
         "just now".to_string()
     } else {
         format!("{} ago", human_duration(ms / 1_000 * 1_000))
-    }
-}
-
-/// "2026-11-24 08:40:01 UTC" from Unix milliseconds.
-pub fn utc(ms: u64) -> String {
-    let (y, m, d, hh, mm, ss) = crate::util::civil_utc(ms);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::utc(1_795_509_601_000), "2026-11-24 08:40:01 UTC");
-        assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
     }
 }

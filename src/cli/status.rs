@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{ago, saved_states, utc};
+use super::{ago, saved_states};
 use crate::app::RuntimeInfo;
 use crate::config::Config;
 use crate::control::{self, SiteStatus};
@@ -13,6 +13,7 @@ use crate::decide::{self, Input, SiteState};
 use crate::dns::client;
 use crate::store::Store;
 use crate::util::now_millis;
+use crate::util::utc;
 
 /// The daemon's runtime info, if it is running and answering.
 async fn daemon(cfg: &Config) -> Option<RuntimeInfo> {
@@ -175,10 +176,7 @@ pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             } else {
                 ""
             };
-            crate::outln!(
-                "  primary certificate expires {} ({left}){mark}",
-                crate::util::utc(at)
-            );
+            crate::outln!("  primary certificate expires {} ({left}){mark}", utc(at));
         }
         let ready = if s.standby_ready {
             "ready"

@@ -14,6 +14,11 @@ pub(super) struct Cx<'a> {
 
 pub(super) type R<T> = Result<T, ConfigError>;
 
+/// Where an optional value was given, for [`Cx::keys_for_type`].
+pub(super) fn span_of<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
+    v.as_ref().map(|v| v.span())
+}
+
 impl Cx<'_> {
     pub(super) fn err_at(&self, offset: usize, key: &str, message: &str) -> ConfigError {
         let (line, column) = line_col(self.text, offset);
@@ -28,6 +33,55 @@ impl Cx<'_> {
 
     pub(super) fn err<T>(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> R<T> {
         Err(self.err_at(span.start, key, &message.into()))
+    }
+
+    /// A URL with one of `schemes` ("http", "https"), else an error naming them; `why` (may be
+    /// empty) says why only those. The one URL check of the config.
+    pub(super) fn url(
+        &self,
+        v: &Spanned<String>,
+        key: &str,
+        schemes: &[&str],
+        why: &str,
+    ) -> R<String> {
+        let u = v.get_ref();
+        if schemes.iter().any(|s| u.starts_with(&format!("{s}://"))) {
+            return Ok(u.clone());
+        }
+        let list: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({why})")
+        };
+        self.err(
+            v.span(),
+            key,
+            format!("`{u}` is not an {} URL{why}", list.join(" or ")),
+        )
+    }
+
+    /// Refuses the first key that is given but does not belong to the table's `type`. `given`
+    /// lists every type-specific key with its span when set ([`span_of`]); the one key-allow-list
+    /// check of providers and IP sources.
+    pub(super) fn keys_for_type(
+        &self,
+        base: &str,
+        kind: &str,
+        given: &[(&str, Option<Range<usize>>)],
+        allowed: &[&str],
+    ) -> R<()> {
+        match given
+            .iter()
+            .find(|(k, s)| s.is_some() && !allowed.contains(k))
+        {
+            Some((k, Some(s))) => self.err(
+                s.clone(),
+                &format!("{base}.{k}"),
+                format!("does not apply to type = \"{kind}\""),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Records a warning located like an error; `check-config` prints it and the daemon logs it.
@@ -263,11 +317,7 @@ impl Cx<'_> {
             return self.err(
                 v.span(),
                 key,
-                format!(
-                    "{} is too short: at least {}",
-                    human_duration(d.as_millis() as u64),
-                    human_duration(min.as_millis() as u64)
-                ),
+                format!("{} is too short: at least {}", human(d), human(min)),
             );
         }
         Ok(d)

@@ -44,7 +44,7 @@ impl Config {
                 l.join(", "),
                 h.join(", "),
                 st.banner,
-                human_duration(st.max_snapshot_age.as_millis() as u64)
+                human(st.max_snapshot_age)
             ));
             if let Some(a) = &st.acme {
                 o.push_str(&format!(
@@ -68,7 +68,7 @@ impl Config {
             "listen = [{}]\nttl = {}\nrefresh = {:?}\n",
             listen.join(", "),
             self.dns.ttl,
-            human_duration(self.dns.refresh.as_millis() as u64)
+            human(self.dns.refresh)
         ));
         for z in &self.dns.zones {
             o.push_str(&format!(
@@ -108,7 +108,7 @@ impl Config {
                 "\n[[providers]]\nname = {:?}\ntype = {:?}\ntimeout = {:?}\n",
                 p.name,
                 p.kind.type_name(),
-                human_duration(p.timeout.as_millis() as u64)
+                human(p.timeout)
             ));
             match &p.kind {
                 ProviderKind::Rfc2136(Rfc2136Config { server, key }) => {
@@ -160,7 +160,7 @@ impl Config {
                     o.push_str(&format!(
                         "region = {:?}\nconfirm_timeout = {:?}\n",
                         r.region,
-                        human_duration(r.confirm_timeout.as_millis() as u64)
+                        human(r.confirm_timeout)
                     ));
                     for (k, v) in [
                         ("hosted_zone_id", &r.hosted_zone_id),
@@ -187,7 +187,7 @@ impl Config {
                 .collect();
             o.push_str(&format!(
                 "\n[ip]\ninterval = {:?}\nquorum = {}\nallow = [{}]\n",
-                human_duration(self.ip.interval.as_millis() as u64),
+                human(self.ip.interval),
                 self.ip.quorum,
                 allow.join(", ")
             ));
@@ -218,10 +218,7 @@ impl Config {
                         format!("type = \"upnp\"\nurl = {url:?}")
                     }
                     SourceKind::Push { max_age } => {
-                        format!(
-                            "type = \"push\"\nmax_age = {:?}",
-                            human_duration(max_age.as_millis() as u64)
-                        )
+                        format!("type = \"push\"\nmax_age = {:?}", human(*max_age))
                     }
                 };
                 o.push_str(&format!(
@@ -229,7 +226,7 @@ impl Config {
                     s.name,
                     s.operator,
                     if s.family == crate::net::Family::Ipv4 { "ipv4" } else { "ipv6" },
-                    human_duration(s.timeout.as_millis() as u64)
+                    human(s.timeout)
                 ));
             }
         }
@@ -319,11 +316,11 @@ impl Config {
             }
             o.push_str(&format!(
                 "interval = {:?}\ntimeout = {:?}\nfailures_to_down = {}\nsuccesses_to_up = {}\nhold_down = {:?}\n",
-                human_duration(p.interval.as_millis() as u64),
-                human_duration(p.timeout.as_millis() as u64),
+                human(p.interval),
+                human(p.timeout),
                 p.failures_to_down,
                 p.successes_to_up,
-                human_duration(p.hold_down.as_millis() as u64)
+                human(p.hold_down)
             ));
             if let Some(c) = &p.ca_file {
                 o.push_str(&format!(

@@ -9,6 +9,7 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::cx::span_of;
 use super::{Cx, DnsConfig, DurationValue, R};
 use crate::net::{Family, Net};
 
@@ -332,19 +333,16 @@ impl Cx<'_> {
                 );
             };
             // Keys that belong to each type; any other key that is set is an error.
-            let set: Vec<(&str, std::ops::Range<usize>)> = [
-                ("url", s.url.as_ref().map(|v| v.span())),
-                ("json_field", s.json_field.as_ref().map(|v| v.span())),
-                ("server", s.server.as_ref().map(|v| v.span())),
-                ("question", s.question.as_ref().map(|v| v.span())),
-                ("qtype", s.qtype.as_ref().map(|v| v.span())),
-                ("qclass", s.qclass.as_ref().map(|v| v.span())),
-                ("interface", s.interface.as_ref().map(|v| v.span())),
-                ("max_age", s.max_age.as_ref().map(|v| v.span())),
-            ]
-            .into_iter()
-            .filter_map(|(k, sp)| sp.map(|sp| (k, sp)))
-            .collect();
+            let given = [
+                ("url", span_of(&s.url)),
+                ("json_field", span_of(&s.json_field)),
+                ("server", span_of(&s.server)),
+                ("question", span_of(&s.question)),
+                ("qtype", span_of(&s.qtype)),
+                ("qclass", span_of(&s.qclass)),
+                ("interface", span_of(&s.interface)),
+                ("max_age", span_of(&s.max_age)),
+            ];
             let allowed: &[&str] = match kind.get_ref().as_str() {
                 "http" => &["url", "json_field"],
                 "dns" => &["server", "question", "qtype", "qclass"],
@@ -353,26 +351,14 @@ impl Cx<'_> {
                 "upnp" => &["url"],
                 _ => &[],
             };
-            if let Some((k, sp)) = set.iter().find(|(k, _)| !allowed.contains(k)) {
-                return self.err(
-                    sp.clone(),
-                    &format!("{key}.{k}"),
-                    format!("does not apply to type = \"{}\"", kind.get_ref()),
-                );
-            }
+            self.keys_for_type(&key, kind.get_ref(), &given, allowed)?;
             let kind = match kind.get_ref().as_str() {
                 "upnp" => {
                     let Some(url) = &s.url else {
                         return self.err(span, &key, "missing key `url`: the router's UPnP description, e.g. url = \"http://192.168.1.1:5000/rootDesc.xml\" (`upnpc -l` shows it)");
                     };
-                    if !url.get_ref().starts_with("http://") {
-                        return self.err(
-                            url.span(),
-                            &format!("{key}.url"),
-                            format!("`{}` is not an http:// URL (UPnP descriptions are plain HTTP on the LAN)", url.get_ref()),
-                        );
-                    }
-                    SourceKind::Upnp { url: url.get_ref().clone() }
+                    let url = self.url(url, &format!("{key}.url"), &["http"], "UPnP descriptions are plain HTTP on the LAN")?;
+                    SourceKind::Upnp { url }
                 }
                 "push" => {
                     if push.is_none() {
@@ -404,14 +390,8 @@ impl Cx<'_> {
                     let Some(url) = &s.url else {
                         return self.err(span, &key, "missing key `url`, e.g. url = \"https://api.ipify.org\"");
                     };
-                    if !(url.get_ref().starts_with("http://") || url.get_ref().starts_with("https://")) {
-                        return self.err(
-                            url.span(),
-                            &format!("{key}.url"),
-                            format!("`{}` is not an http:// or https:// URL", url.get_ref()),
-                        );
-                    }
-                    SourceKind::Http { url: url.get_ref().clone(), json_field: s.json_field.as_ref().map(|j| j.get_ref().clone()) }
+                    let url = self.url(url, &format!("{key}.url"), super::provider::WEB, "")?;
+                    SourceKind::Http { url, json_field: s.json_field.as_ref().map(|j| j.get_ref().clone()) }
                 }
                 "dns" => {
                     let Some(server) = &s.server else {

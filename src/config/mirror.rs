@@ -462,7 +462,7 @@ impl MirrorConfig {
     /// The effective settings, for `check-config`.
     pub fn describe(&self) -> String {
         let l = &self.limits;
-        let h = |d: Duration| crate::util::human_duration(d.as_millis() as u64);
+        let h = |d: Duration| crate::util::human(d);
         let mut o = String::from("[sites.mirror]\n");
         let start: Vec<String> = self
             .start

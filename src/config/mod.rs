@@ -18,7 +18,7 @@ use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::util::{human_duration, parse_duration};
+use crate::util::{human, parse_duration};
 
 mod cx;
 mod describe;
@@ -243,9 +243,7 @@ impl Site {
     /// Every name as a lower-case host ("www.example.com", no trailing dot): domain first, then
     /// the aliases. What Host headers, SNI and certificates are matched against.
     pub fn hosts(&self) -> Vec<String> {
-        self.names()
-            .map(|n| n.to_ascii().trim_end_matches('.').to_ascii_lowercase())
-            .collect()
+        self.names().map(crate::net::host_of).collect()
     }
 
     /// The site's public origin as visitors see it (`https://www.example.com/`, with the
@@ -426,14 +424,8 @@ impl Config {
             .find(|s| s.name == name || s.host() == name.trim_end_matches('.'))
     }
 
-    /// The effective settings as TOML-like text, defaults filled in. There are no secrets in
-    /// the config yet; when there are, they are printed as `"<redacted>"` here.
     /// The zone that holds `name`: the deepest configured zone containing it, as in DNS itself.
     pub fn zone_of(&self, name: &Name) -> Option<&ZoneConfig> {
-        self.dns
-            .zones
-            .iter()
-            .filter(|z| z.origin.zone_of(name))
-            .max_by_key(|z| z.origin.num_labels())
+        crate::net::deepest_zone(&self.dns.zones, |z| &z.origin, name)
     }
 }

@@ -1,7 +1,11 @@
 //! `[[providers]]` and secrets: every provider type's keys, and a secret from a value, a file or
 //! an environment variable (never echoed, even when pasted into a `*_file` key).
 
+use super::cx::span_of;
 use super::*;
+
+/// The schemes of an HTTP API endpoint.
+pub(super) const WEB: &[&str] = &["http", "https"];
 
 /// `type = "rfc2136"`: dynamic updates to a primary server, TSIG-signed when a key is given.
 #[derive(Debug, Clone)]
@@ -133,64 +137,34 @@ impl Cx<'_> {
             Duration::from_millis(100),
         )?;
         // Keys that belong to each type; any other key that is set is an error.
-        let set: Vec<(&str, Range<usize>)> = [
-            ("server", p.server.as_ref().map(|v| v.span())),
-            ("tsig_key_file", p.tsig_key_file.as_ref().map(|v| v.span())),
-            ("tsig_key_name", p.tsig_key_name.as_ref().map(|v| v.span())),
-            (
-                "tsig_algorithm",
-                p.tsig_algorithm.as_ref().map(|v| v.span()),
-            ),
-            ("tsig_secret", p.tsig_secret.as_ref().map(|v| v.span())),
-            (
-                "tsig_secret_file",
-                p.tsig_secret_file.as_ref().map(|v| v.span()),
-            ),
-            (
-                "tsig_secret_env",
-                p.tsig_secret_env.as_ref().map(|v| v.span()),
-            ),
-            ("url", p.url.as_ref().map(|v| v.span())),
-            ("server_id", p.server_id.as_ref().map(|v| v.span())),
-            ("api_key", p.api_key.as_ref().map(|v| v.span())),
-            ("api_key_file", p.api_key_file.as_ref().map(|v| v.span())),
-            ("api_key_env", p.api_key_env.as_ref().map(|v| v.span())),
-            ("endpoint", p.endpoint.as_ref().map(|v| v.span())),
-            ("api_token", p.api_token.as_ref().map(|v| v.span())),
-            (
-                "api_token_file",
-                p.api_token_file.as_ref().map(|v| v.span()),
-            ),
-            ("api_token_env", p.api_token_env.as_ref().map(|v| v.span())),
-            ("zone_id", p.zone_id.as_ref().map(|v| v.span())),
-            ("proxied", p.proxied.as_ref().map(|v| v.span())),
-            (
-                "hosted_zone_id",
-                p.hosted_zone_id.as_ref().map(|v| v.span()),
-            ),
-            ("region", p.region.as_ref().map(|v| v.span())),
-            ("profile", p.profile.as_ref().map(|v| v.span())),
-            ("access_key_id", p.access_key_id.as_ref().map(|v| v.span())),
-            (
-                "secret_access_key",
-                p.secret_access_key.as_ref().map(|v| v.span()),
-            ),
-            (
-                "secret_access_key_file",
-                p.secret_access_key_file.as_ref().map(|v| v.span()),
-            ),
-            (
-                "secret_access_key_env",
-                p.secret_access_key_env.as_ref().map(|v| v.span()),
-            ),
-            (
-                "confirm_timeout",
-                p.confirm_timeout.as_ref().map(|v| v.span()),
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(k, s)| s.map(|s| (k, s)))
-        .collect();
+        let given = [
+            ("server", span_of(&p.server)),
+            ("tsig_key_file", span_of(&p.tsig_key_file)),
+            ("tsig_key_name", span_of(&p.tsig_key_name)),
+            ("tsig_algorithm", span_of(&p.tsig_algorithm)),
+            ("tsig_secret", span_of(&p.tsig_secret)),
+            ("tsig_secret_file", span_of(&p.tsig_secret_file)),
+            ("tsig_secret_env", span_of(&p.tsig_secret_env)),
+            ("url", span_of(&p.url)),
+            ("server_id", span_of(&p.server_id)),
+            ("api_key", span_of(&p.api_key)),
+            ("api_key_file", span_of(&p.api_key_file)),
+            ("api_key_env", span_of(&p.api_key_env)),
+            ("endpoint", span_of(&p.endpoint)),
+            ("api_token", span_of(&p.api_token)),
+            ("api_token_file", span_of(&p.api_token_file)),
+            ("api_token_env", span_of(&p.api_token_env)),
+            ("zone_id", span_of(&p.zone_id)),
+            ("proxied", span_of(&p.proxied)),
+            ("hosted_zone_id", span_of(&p.hosted_zone_id)),
+            ("region", span_of(&p.region)),
+            ("profile", span_of(&p.profile)),
+            ("access_key_id", span_of(&p.access_key_id)),
+            ("secret_access_key", span_of(&p.secret_access_key)),
+            ("secret_access_key_file", span_of(&p.secret_access_key_file)),
+            ("secret_access_key_env", span_of(&p.secret_access_key_env)),
+            ("confirm_timeout", span_of(&p.confirm_timeout)),
+        ];
         const TYPES: &str = "\"rfc2136\", \"powerdns\", \"cloudflare\" or \"route53\"";
         let allowed: &[&str] = match kind.get_ref().as_str() {
             "rfc2136" => &[
@@ -230,13 +204,7 @@ impl Cx<'_> {
                 )
             }
         };
-        if let Some((k, s)) = set.iter().find(|(k, _)| !allowed.contains(k)) {
-            return self.err(
-                s.clone(),
-                &format!("{base}.{k}"),
-                format!("does not apply to type = \"{}\"", kind.get_ref()),
-            );
-        }
+        self.keys_for_type(&base, kind.get_ref(), &given, allowed)?;
         let kind = match kind.get_ref().as_str() {
             "route53" => {
                 let secret = self.secret(
@@ -254,19 +222,7 @@ impl Cx<'_> {
                 };
                 let endpoint = match &p.endpoint {
                     None => None,
-                    Some(e)
-                        if e.get_ref().starts_with("http://")
-                            || e.get_ref().starts_with("https://") =>
-                    {
-                        Some(e.get_ref().clone())
-                    }
-                    Some(e) => {
-                        return self.err(
-                            e.span(),
-                            &format!("{base}.endpoint"),
-                            format!("`{}` is not an http:// or https:// URL", e.get_ref()),
-                        )
-                    }
+                    Some(e) => Some(self.url(e, &format!("{base}.endpoint"), WEB, "")?),
                 };
                 ProviderKind::Route53(Route53Config {
                     hosted_zone_id: p.hosted_zone_id.as_ref().map(|v| v.get_ref().clone()),
@@ -289,19 +245,7 @@ impl Cx<'_> {
             "cloudflare" => {
                 let endpoint = match &p.endpoint {
                     None => CLOUDFLARE_ENDPOINT.to_string(),
-                    Some(e)
-                        if e.get_ref().starts_with("http://")
-                            || e.get_ref().starts_with("https://") =>
-                    {
-                        e.get_ref().clone()
-                    }
-                    Some(e) => {
-                        return self.err(
-                            e.span(),
-                            &format!("{base}.endpoint"),
-                            format!("`{}` is not an http:// or https:// URL", e.get_ref()),
-                        )
-                    }
+                    Some(e) => self.url(e, &format!("{base}.endpoint"), WEB, "")?,
                 };
                 let Some((api_token, _)) = self.secret(
                     "api_token",
@@ -328,14 +272,7 @@ impl Cx<'_> {
                 let Some(url) = &p.url else {
                     return self.err(span, &base, "missing key `url`: the PowerDNS API base, e.g. url = \"http://127.0.0.1:8081\"");
                 };
-                if !(url.get_ref().starts_with("http://") || url.get_ref().starts_with("https://"))
-                {
-                    return self.err(
-                        url.span(),
-                        &format!("{base}.url"),
-                        format!("`{}` is not an http:// or https:// URL", url.get_ref()),
-                    );
-                }
+                let url = self.url(url, &format!("{base}.url"), WEB, "")?;
                 let Some((api_key, _)) = self.secret(
                     "api_key",
                     &p.api_key,
@@ -356,7 +293,7 @@ impl Cx<'_> {
                     .map(|s| s.get_ref().clone())
                     .unwrap_or_else(|| "localhost".to_string());
                 ProviderKind::PowerDns(PowerDnsConfig {
-                    url: url.get_ref().clone(),
+                    url,
                     server_id,
                     api_key,
                 })

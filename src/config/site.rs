@@ -93,12 +93,7 @@ impl Cx<'_> {
         let all = std::iter::once((domain.clone(), domain_raw.span(), format!("{key}.domain")))
             .chain(aliases.iter().cloned());
         for (n, nspan, nkey) in all {
-            let Some(zone) = dns
-                .zones
-                .iter()
-                .filter(|z| z.origin.zone_of(&n))
-                .max_by_key(|z| z.origin.num_labels())
-            else {
+            let Some(zone) = crate::net::deepest_zone(&dns.zones, |z| &z.origin, &n) else {
                 let zones: Vec<String> = dns.zones.iter().map(|z| z.origin.to_string()).collect();
                 let have = if zones.is_empty() {
                     "no zones are configured: add a [[dns.zones]] table".to_string()
@@ -303,10 +298,10 @@ impl Cx<'_> {
                 format!(
                     "{} is longer than interval {}: probes overlap (up to {} at once), and a silent primary is noticed \
                      within failures_to_down × interval + timeout = {}",
-                    human_duration(timeout.as_millis() as u64),
-                    human_duration(interval.as_millis() as u64),
+                    human(timeout),
+                    human(interval),
                     timeout.as_millis() / interval.as_millis().max(1) + 1,
-                    human_duration(bound.as_millis() as u64)
+                    human(bound)
                 ),
             );
         }

@@ -21,16 +21,9 @@ impl Cx<'_> {
             Some(a) => {
                 let aspan = a.span();
                 let a = a.into_inner();
-                let directory = match a.directory {
+                let directory = match &a.directory {
                     None => "https://acme-v02.api.letsencrypt.org/directory".to_string(),
-                    Some(d) if d.get_ref().starts_with("https://") => d.into_inner(),
-                    Some(d) => {
-                        return self.err(
-                            d.span(),
-                            "standby.acme.directory",
-                            format!("`{}` is not an https:// URL", d.get_ref()),
-                        )
-                    }
+                    Some(d) => self.url(d, "standby.acme.directory", &["https"], "")?,
                 };
                 let mut contact = vec![];
                 for (i, c) in a.contact.into_iter().enumerate() {

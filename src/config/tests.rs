@@ -153,3 +153,92 @@ fn key_paths_count_array_tables() {
     assert_eq!(key_at(t, t.find("b =").unwrap()), "sites[1].b");
     assert_eq!(key_at(t, t.find("c =").unwrap()), "sites[1].probe.c");
 }
+
+/// The table of tests/config_errors.rs, through `parse` instead of the binary: the same exact
+/// messages in well under a second, for the loop of editing this module.
+mod table {
+    use super::*;
+
+    include!("../../tests/common/config_cases.rs");
+
+    #[test]
+    fn broken_configs_give_exact_errors() {
+        let mut wrong = vec![];
+        let cases = error_cases();
+        for (what, text, want) in &cases {
+            match parse(Path::new("bad.toml"), text) {
+                Err(e) if e.to_string() == *want => {}
+                Err(e) => wrong.push(format!("{what}:\n  want: {want}\n  got:  {e}")),
+                Ok(_) => wrong.push(format!("{what}:\n  want: {want}\n  got:  no error")),
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} of {} cases wrong:\n{}",
+            wrong.len(),
+            cases.len(),
+            wrong.join("\n")
+        );
+    }
+
+    #[test]
+    fn doubtful_configs_give_located_warnings() {
+        for (what, text, want) in warning_cases() {
+            let cfg = parse(Path::new("bad.toml"), &text).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(
+                cfg.warnings.iter().any(|w| w == want),
+                "{what}: want {want}\ngot {:?}",
+                cfg.warnings
+            );
+        }
+    }
+}
+
+/// No secret is ever printed: a whole parsed config in `{:?}` (as a log line or a panic would
+/// show it) holds none of the secret values it was given.
+#[test]
+fn debug_output_holds_no_secret() {
+    let text = r#"
+[[providers]]
+name = "cf"
+type = "cloudflare"
+api_token = "cf-token-value-1234"
+[[providers]]
+name = "pdns"
+type = "powerdns"
+url = "http://127.0.0.1:8081"
+api_key = "pdns-key-value-5678"
+[[providers]]
+name = "r53"
+type = "route53"
+access_key_id = "AKIDEXAMPLE"
+secret_access_key = "aws-secret-value-9012"
+[[providers]]
+name = "bind"
+type = "rfc2136"
+server = "127.0.0.1:53"
+tsig_key_name = "k"
+tsig_secret = "dHNpZy1zZWNyZXQtdmFsdWU="
+[ip]
+quorum = 1
+[[ip.sources]]
+name = "pushed"
+type = "push"
+family = "ipv4"
+[ip.push]
+listen = "127.0.0.1:8245"
+password = "push-password-value-3456"
+"#;
+    let cfg = parse(Path::new("c.toml"), text).unwrap();
+    let printed = format!("{cfg:?}\n{}", cfg.describe());
+    for secret in [
+        "cf-token-value-1234",
+        "pdns-key-value-5678",
+        "aws-secret-value-9012",
+        "dHNpZy1zZWNyZXQtdmFsdWU",
+        "tsig-secret-value",
+        "push-password-value-3456",
+    ] {
+        assert!(!printed.contains(secret), "{secret} is printed:\n{printed}");
+    }
+}

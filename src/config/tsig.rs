@@ -179,7 +179,20 @@ mod tests {
                 .contains("base64")
         );
         assert!(parse_bind_key("garbage").is_err());
-        assert!(format!("{k:?}").contains("<redacted>"));
+        // Redacted: neither the secret nor its bytes appear when the key is printed.
+        let printed = format!("{k:?}");
+        assert!(
+            !printed.contains("AAEC") && !printed.contains("[0, 1, 2]"),
+            "{printed}"
+        );
+        let k = parse_bind_key(
+            "key \"k\" { algorithm hmac-sha256; secret \"c2VjcmV0LXNlY3JldA==\"; };",
+        )
+        .unwrap();
+        let printed = format!("{k:?} {:?}", Some(k.clone()));
+        for leak in ["c2VjcmV0LXNlY3JldA", "secret-secret", "115, 101, 99"] {
+            assert!(!printed.contains(leak), "{leak} in {printed}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ impl Source {
             Ok(r) => r,
             Err(_) => Err(format!(
                 "no answer within {}",
-                crate::util::human_duration(self.timeout.as_millis() as u64)
+                crate::util::human(self.timeout)
             )),
         };
         let result = raw.and_then(|text| agree::validate(&text, self.family, allow));

@@ -51,7 +51,7 @@ impl PushBoard {
             None => Err("nothing pushed yet".to_string()),
             Some((_, at)) if now.saturating_sub(*at) > max_age.as_millis() as u64 => Err(format!(
                 "last push is older than {}",
-                crate::util::human_duration(max_age.as_millis() as u64)
+                crate::util::human(max_age)
             )),
             Some((ip, _)) => Ok(*ip),
         }

@@ -348,13 +348,7 @@ impl ChallengeDns for ChallengeZones {
         name: &hickory_proto::rr::Name,
         values: &[String],
     ) -> Result<(), String> {
-        // The deepest zone holding the name decides, as in DNS itself.
-        match self
-            .zones
-            .iter()
-            .filter(|(z, _)| z.zone_of(name))
-            .max_by_key(|(z, _)| z.num_labels())
-        {
+        match crate::net::deepest_zone(&self.zones, |(z, _)| z, name) {
             Some((zone, p)) => p
                 .set_txt(zone, name, values)
                 .await

@@ -403,7 +403,10 @@ impl Standby {
             if let Some(h) = &entry.body {
                 variant = format!("{h}.banner{}", m.created_at);
                 if let Ok(b) = self.cache.get_or_load(&variant, || {
-                    Ok(inject_banner(&body, &utc_minutes(m.created_at)))
+                    Ok(inject_banner(
+                        &body,
+                        &crate::util::utc_minutes(m.created_at),
+                    ))
                 }) {
                     body = b;
                     bannered = true;
@@ -569,9 +572,9 @@ mod tests {
             "{fragment}"
         );
         assert!(
-            utc_minutes(0).starts_with("01 Jan 1970 00:00 UTC"),
+            crate::util::utc_minutes(0).starts_with("01 Jan 1970 00:00 UTC"),
             "{}",
-            utc_minutes(0)
+            crate::util::utc_minutes(0)
         );
     }
 

@@ -106,17 +106,6 @@ pub(super) fn preferred_encoding(accept: &str) -> Option<&'static str> {
     }
 }
 
-/// "2026-11-24 03:00 UTC" from Unix milliseconds.
-pub(super) fn utc_minutes(ms: u64) -> String {
-    let t = httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
-    // "Tue, 24 Nov 2026 03:00:12 GMT" → "24 Nov 2026 03:00 UTC"
-    let parts: Vec<&str> = t.split_whitespace().collect();
-    match parts.as_slice() {
-        [_, d, mo, y, hms, _] => format!("{d} {mo} {y} {} UTC", &hms[..5.min(hms.len())]),
-        _ => t,
-    }
-}
-
 /// The page with a small fixed notice as the first thing in `<body>` (the rest untouched).
 pub(super) fn inject_banner(body: &[u8], when: &str) -> Vec<u8> {
     let notice = format!(
@@ -190,8 +179,7 @@ pub(super) fn replay(
             put(header::ETAG, Some(&format!("W/{tag}")));
         }
     }
-    let when =
-        httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_millis(m.created_at));
+    let when = crate::util::http_date(m.created_at);
     put(
         header::HeaderName::from_static("x-understudy-snapshot"),
         Some(&format!("standby copy {} of {when}", m.id)),

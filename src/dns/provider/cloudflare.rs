@@ -304,7 +304,7 @@ impl Provider for Cloudflare {
                 e.1.push(ip);
             }
             for k in keys.iter().filter(|k| k.1 == rtype) {
-                let n = k.0.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+                let n = crate::net::host_of(&k.0);
                 if let Some((ttl, addrs)) = by_name.remove(&n) {
                     out.insert(k.clone(), RrSet::new(k.0.clone(), rtype, ttl, addrs));
                 }
@@ -332,7 +332,7 @@ impl Provider for Cloudflare {
                 .map(|r| r.name.to_ascii_lowercase())
                 .collect();
             for k in keys.iter().filter(|k| k.1 == rtype) {
-                if owned.contains(&k.0.to_ascii().trim_end_matches('.').to_ascii_lowercase()) {
+                if owned.contains(&crate::net::host_of(&k.0)) {
                     out.insert(k.clone());
                 }
             }
