@@ -9,6 +9,8 @@
 //! echo service is a small HTTP responder in this process; the interface is a veth in the
 //! namespace.
 
+// A benchmark uses a few of the test helpers.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;

@@ -8,6 +8,8 @@
 //! Side by side, BIND's `nsupdate` does the same changes against the same BIND and Knot.
 //! Cloudflare has no server that can run here and is left out.
 
+// A benchmark uses a few of the test helpers.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;

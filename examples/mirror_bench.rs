@@ -14,6 +14,8 @@
 //! and round it prints wall time, pages/s (site pages / wall time), requests, bytes and, in the
 //! third round, how many of the changed pages the copy has in their new version.
 
+// A benchmark uses a few of the test helpers.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;

@@ -6,6 +6,8 @@
 //! the same run, for both files. Prints requests/s and p99 latency for both and the ratios, and
 //! understudy's idle resident memory.
 
+// A benchmark uses a few of the test helpers.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;

@@ -1,8 +1,12 @@
 //! The composition root: the one place that starts long-lived tasks.
 //!
-//! [`start`] restores state, publishes the zones, binds the DNS server and the control API,
-//! starts one prober per server of every site and the controller, and writes the runtime file
-//! that tells the CLI where the daemon listens. Everything stops on one `CancellationToken`.
+//! [`start`] opens the state database (once: every task that needs it gets a clone of that
+//! `Store`), restores state, publishes the built-in zones, binds the DNS server and the control
+//! API, and spawns every task the daemon runs into one tracker: one prober per server of every
+//! site, the crawl schedulers, one reconciler per external zone, the IP watcher and the push
+//! endpoint, the standby's listeners and ACME, the daily backup, and the controller. It writes
+//! the runtime file that tells the CLI where the daemon listens. Everything stops on one
+//! `CancellationToken`. Task bodies live with their modules; this file only wires them.
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -2,7 +2,8 @@
 //!
 //! It receives every [`Message`] (probe results, operator commands, status requests) on one
 //! channel, feeds them to the pure decision core, persists what changed, and publishes the
-//! desired records to the built-in DNS server. Nothing else writes records. It never probes or
+//! desired records: to the built-in zones directly, and on a `watch` channel to the reconcilers
+//! of external zones. Nothing else decides records. It never probes or
 //! listens itself; the tasks that do that send it events (see `app.rs`).
 
 use std::collections::BTreeMap;

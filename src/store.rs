@@ -1,5 +1,6 @@
 //! Persistent state in SQLite (`<data_dir>/understudy.db`): the current decision state of every
-//! site, the zone serials, and an append-only event log.
+//! site, the zone serials, the agreed public addresses, the crawl reports, and an append-only
+//! event log; daily backups beside it.
 //!
 //! Owns the schema and every SQL statement. A restart resumes from here (design.md invariant 7):
 //! a site that was failed over is restored failed over, so the first answer after a restart is

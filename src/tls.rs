@@ -8,7 +8,6 @@
 //! time is an argument.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -167,17 +166,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// Writes `bytes` to `path` through a temp file created with mode 0600 (never readable by others,
 /// not even for a moment), then renames it into place.
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::util::write_atomic_mode(path, bytes, 0o600, true)
 }
 
 /// The certificate of every host name, swapped whole per site when one is issued or renewed.

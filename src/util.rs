@@ -143,6 +143,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// The SHA-256 of `bytes` in lower-case hex (ring): content addresses and stable short names.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Writes to standard output; a closed pipe (`understudy status | head -1`) ends the process
 /// quietly with status 0 instead of the panic `println!` gives. Every command prints through
 /// [`outln!`] and [`out!`].
@@ -172,14 +178,42 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::util::write_stdout(format_args!($($arg)*)) };
 }
 
-/// Writes a file by writing a temporary beside it and renaming, so readers never see half.
+/// The one atomic write: the bytes go to a hidden temporary beside `path` (`.<name>.tmp`),
+/// created with `mode` (and synced to disk when `durable`), then renamed over `path`, so a reader (or a crash) sees the
+/// old file or the new one, never half. The temporary is created anew (`create_new`), so a
+/// file planted at its name is not written through.
+pub fn write_atomic_mode(
+    path: &std::path::Path,
+    bytes: &[u8],
+    mode: u32,
+    durable: bool,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    if durable {
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// [`write_atomic_mode`] readable by all (0644), not synced (the file can be made again), with
+/// the path in the error.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use anyhow::Context;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-    Ok(())
+    write_atomic_mode(path, bytes, 0o644, false)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Standard base64 (RFC 4648), padding optional, whitespace ignored.

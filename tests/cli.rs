@@ -1,8 +1,8 @@
 //! The command line as scripts use it: piped into `head`, and the project's own scripts.
 
-mod common;
+use crate::common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::*;
 
@@ -26,7 +26,7 @@ fn every_command_exits_quietly_on_a_closed_pipe() {
     ] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let out = Command::new(BIN)
+        let out = common::cmd()
             .args(args)
             .arg("-c")
             .arg(d.config_path())

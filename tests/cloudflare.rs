@@ -3,14 +3,15 @@
 //! records of a managed RRset removed, 429 + Retry-After honoured, a wrong token (clear error,
 //! nothing written), records not ours untouched.
 
-mod common;
+use crate::common;
+use common::name;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cloudflare_fake::FakeCloudflare;
 use common::rt;
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
 use understudy::config::{CloudflareConfig, Secret};
 use understudy::dns::provider::cloudflare::Cloudflare;
 use understudy::dns::provider::{Outcome, ProviderError};
@@ -18,10 +19,6 @@ use understudy::dns::ManagedRecords;
 use understudy::reconcile::{Pass, Reconciler};
 
 const TOKEN: &str = "cf-test-token";
-
-fn name(s: &str) -> Name {
-    Name::from_ascii(format!("{s}.")).unwrap()
-}
 
 fn reconciler(cf: &FakeCloudflare, token: &str, proxied: Option<bool>) -> Reconciler {
     Reconciler {

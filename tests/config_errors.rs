@@ -1,9 +1,7 @@
 //! Bad configs: each broken file must give exactly this error (file:line:col: key: message) and
 //! exit code 2, through the real binary (`understudy check-config`).
 
-mod common;
-
-use std::process::Command;
+use crate::common;
 
 mod cases {
     include!("common/config_cases.rs");
@@ -14,7 +12,7 @@ fn check(text: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(common::BIN)
+    let out = common::cmd()
         .arg("check-config")
         .arg("-c")
         .arg(&path)
@@ -82,7 +80,7 @@ fn doubtful_configs_give_located_warnings() {
 
 #[test]
 fn missing_file_names_the_file_and_hints() {
-    let out = Command::new(common::BIN)
+    let out = common::cmd()
         .args(["check-config", "-c", "/nonexistent/understudy.toml"])
         .output()
         .unwrap();
@@ -116,15 +114,12 @@ fn check_config_prints_effective_settings() {
 
 #[test]
 fn help_is_useful() {
-    let out = Command::new(common::BIN).arg("--help").output().unwrap();
+    let out = common::cmd().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     for cmd in ["run", "check-config", "status", "drain", "release", "demo"] {
         assert!(text.contains(cmd), "--help lacks {cmd}:\n{text}");
     }
-    let out = Command::new(common::BIN)
-        .args(["drain", "--help"])
-        .output()
-        .unwrap();
+    let out = common::cmd().args(["drain", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("--force") && text.contains("standby"),

@@ -3,7 +3,7 @@
 //! chooses; the daemon publishes on its built-in server. Documentation and loopback ranges are
 //! allow-listed so test addresses count as "public" without any traffic leaving the machine.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -116,21 +116,16 @@ timeout = "1s"
 const DDNS: &str = "[[ddns]]\nname = \"home.home.test\"\nfamilies = [\"ipv4\"]\n";
 
 fn wait_for(d: &Daemon, name: &str, t: RecordType, want: &str, limit: Duration) {
-    let start = Instant::now();
-    loop {
-        let got: Vec<String> = query(d.dns(), name, t)
+    let got = || -> Vec<String> {
+        query(d.dns(), name, t)
             .map(|r| r.addrs.iter().map(|a| a.to_string()).collect())
-            .unwrap_or_default();
-        if got == [want] {
-            return;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "{name} {t} never became {want} (is {got:?})\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            .unwrap_or_default()
+    };
+    common::wait(
+        limit,
+        || format!("{name} {t} to become {want} (is {:?})\n{}", got(), d.log()),
+        || (got() == [want]).then_some(()),
+    );
 }
 
 /// Asserts `name` keeps answering `want` for `how_long`.

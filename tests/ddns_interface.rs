@@ -3,7 +3,7 @@
 //! at once through netlink events (the poll interval is 60 s, so a poll cannot explain it).
 //! Needs root (for `ip netns`), which CI has; the namespace is removed when the test ends.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The built-in authoritative server, asked over the wire: static records, REFUSED outside its
 //! zones, NXDOMAIN/NODATA, TCP, and garbage that must not hurt it.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};

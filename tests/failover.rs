@@ -2,7 +2,7 @@
 //! built-in server. Probes run every 200 ms with a 300 ms timeout, down after 3 failures, back
 //! after 2 successes and a 2 s hold-down.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -551,7 +551,7 @@ fn json_logs_are_one_object_per_line() {
     let cfg = one_site(primary.addr, standby.addr, "")
         .replace("{DATA}", &dir.path().join("data").display().to_string());
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
-    let child = Command::new(BIN)
+    let child = common::cmd()
         .args(["run", "--log-format", "json", "-c"])
         .arg(dir.path().join("c.toml"))
         .stderr(std::process::Stdio::piped())

@@ -2,14 +2,14 @@
 //! kind, query-string assets, extension-less pages, redirects, a real 404, a soft-404 app
 //! shell, a URL trap, a gzip bomb and hostile hrefs. The real binary crawls it.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::fixture::Fixture;
-use common::{Daemon, BIN};
+use common::Daemon;
 use understudy::mirror::extract;
 use understudy::mirror::snapshot::{Manifest, SnapshotStore};
 use url::Url;
@@ -348,7 +348,7 @@ fn a_dead_origin_or_a_killed_crawl_leaves_the_published_snapshot() {
     let (_, good) = current(&d);
 
     // The crawler process killed halfway: nothing changes, and the next crawl cleans up.
-    let mut child = Command::new(BIN)
+    let mut child = common::cmd()
         .args(["mirror", "fixture", "-c"])
         .arg(d.config_path())
         .stdout(Stdio::null())
@@ -376,7 +376,7 @@ fn a_dead_origin_or_a_killed_crawl_leaves_the_published_snapshot() {
     );
 
     // The origin stops mid-crawl: the crawl is rejected, the last good snapshot stays.
-    let child_proc = Command::new(BIN)
+    let child_proc = common::cmd()
         .args(["mirror", "fixture", "--json", "-c"])
         .arg(d.config_path())
         .stdout(Stdio::piped())

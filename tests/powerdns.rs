@@ -3,24 +3,19 @@
 //! once), the server stopped mid-run (the latest value lands), a wrong API key (clear error,
 //! nothing written), records not ours untouched, ownership comment set.
 
-mod common;
+use crate::common;
+use common::{applied, desired, name};
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::pdns::{Pdns, API_KEY};
 use common::rt;
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
 use understudy::config::{PowerDnsConfig, Secret};
 use understudy::dns::provider::powerdns::PowerDns;
-use understudy::dns::provider::{Key, Outcome, ProviderError, RrSet};
+use understudy::dns::provider::ProviderError;
 use understudy::reconcile::{Pass, Reconciler};
-
-fn name(s: &str) -> Name {
-    Name::from_ascii(format!("{s}.")).unwrap()
-}
 
 fn reconciler(p: &Pdns, key: &str) -> Reconciler {
     Reconciler {
@@ -40,35 +35,6 @@ fn reconciler(p: &Pdns, key: &str) -> Reconciler {
         verify: vec![p.dns],
         verify_timeout: Duration::from_secs(5),
         refresh: Duration::from_secs(300),
-    }
-}
-
-fn desired(pairs: &[(&str, &str)]) -> BTreeMap<Key, RrSet> {
-    pairs
-        .iter()
-        .map(|(n, ip)| {
-            let ip: IpAddr = ip.parse().unwrap();
-            let t = if ip.is_ipv4() {
-                RecordType::A
-            } else {
-                RecordType::AAAA
-            };
-            let r = RrSet::new(name(n), t, 30, vec![ip]);
-            (r.key(), r)
-        })
-        .collect()
-}
-
-fn applied(p: &Pass) -> usize {
-    match p {
-        Pass::InSync => 0,
-        Pass::Applied(v) => {
-            assert!(
-                v.iter().all(|(_, o, c)| *o == Outcome::Applied && *c),
-                "{v:?}"
-            );
-            v.len()
-        }
     }
 }
 

@@ -4,9 +4,7 @@
 //! test: a config typo once made every type but rfc2136 unusable while the in-process provider
 //! tests stayed green.)
 
-mod common;
-
-use std::process::Command;
+use crate::common;
 
 use common::*;
 use hickory_proto::rr::RecordType;
@@ -19,7 +17,7 @@ standby = "192.0.2.20"
 "#;
 
 fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = common::cmd();
     cmd.args(args).arg("-c").arg(dir.join("c.toml"));
     // Never let the AWS credential chain reach for instance metadata (an off-machine address).
     cmd.env("AWS_EC2_METADATA_DISABLED", "true");

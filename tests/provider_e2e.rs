@@ -2,7 +2,7 @@
 //! (RFC 2136 + TSIG) holding the zone, and the `dns plan` / `dns apply` / `check-config`
 //! commands against it, through the real binary.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -58,15 +58,11 @@ fn wrong_key_file(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn wait_bind(bind: &AuthServer, want: &str) -> Duration {
-    let start = std::time::Instant::now();
-    while bind.rdata("www.example.test", RecordType::A) != [want] {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "BIND never answered {want}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    start.elapsed()
+    common::wait_until(
+        Duration::from_secs(20),
+        &format!("BIND to answer {want}"),
+        || bind.rdata("www.example.test", RecordType::A) == [want],
+    )
 }
 
 #[test]
@@ -300,7 +296,7 @@ fn check_config_says_clearly_when_the_key_is_wrong() {
     )
     .replace("{DATA}", &dir.path().join("data").display().to_string());
     std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
-    let out = std::process::Command::new(BIN)
+    let out = common::cmd()
         .args(["check-config", "-c"])
         .arg(dir.path().join("c.toml"))
         .output()
@@ -311,7 +307,7 @@ fn check_config_says_clearly_when_the_key_is_wrong() {
         err.contains("provider error: zone example.test.") && err.contains("NOTAUTH"),
         "{err}"
     );
-    let out = std::process::Command::new(BIN)
+    let out = common::cmd()
         .args(["check-config", "--offline", "-c"])
         .arg(dir.path().join("c.toml"))
         .output()

@@ -3,7 +3,7 @@
 //! `understudy report`. Right credentials update the name; wrong or missing ones get 401 and
 //! change nothing; a non-public address is refused. Over HTTPS with a test CA too.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -68,15 +68,7 @@ fn get(url: &str, auth: Option<(&str, &str)>) -> (u16, String) {
 }
 
 fn wait_answer(d: &Daemon, want: &str) {
-    let start = Instant::now();
-    while d.answer("home.home.test") != [want.parse::<std::net::IpAddr>().unwrap()] {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "home.home.test never became {want}\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    d.wait_answer("home.home.test", want, Duration::from_secs(10));
 }
 
 #[test]
@@ -138,7 +130,7 @@ fn dyndns2_updates_with_credentials_only() {
     wait_answer(&d, "192.0.2.9");
 
     // `understudy report` from the home side.
-    let out = Command::new(BIN)
+    let out = common::cmd()
         .args([
             "report",
             "--to",
@@ -164,7 +156,7 @@ fn dyndns2_updates_with_credentials_only() {
         "good 192.0.2.10"
     );
     wait_answer(&d, "192.0.2.10");
-    let out = Command::new(BIN)
+    let out = common::cmd()
         .args([
             "report",
             "--to",
@@ -319,7 +311,7 @@ fn https_endpoint_with_a_test_ca() {
         dir.path().join("cert.pem").display(),
         dir.path().join("key.pem").display()
     ));
-    let out = Command::new(BIN)
+    let out = common::cmd()
         .args([
             "report",
             "--to",
@@ -364,7 +356,7 @@ fn a_public_endpoint_without_tls_is_refused() {
         )
         .replace("{DATA}", &dir.path().display().to_string());
     std::fs::write(dir.path().join("c.toml"), text).unwrap();
-    let out = Command::new(BIN)
+    let out = common::cmd()
         .args(["check-config", "--offline", "-c"])
         .arg(dir.path().join("c.toml"))
         .env("TEST_PUSH_PASSWORD", "x")

@@ -3,10 +3,10 @@
 //! moves once), the server stopped mid-run (the latest value lands after it returns), wrong
 //! credentials (clear error, nothing written), and records understudy does not own untouched.
 
-mod common;
+use crate::common;
+use common::{applied, desired, name};
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +17,6 @@ use understudy::config::{parse_bind_key, Rfc2136Config, TsigKey};
 use understudy::dns::provider::rfc2136::Rfc2136;
 use understudy::dns::provider::{Key, ProviderError, RrSet};
 use understudy::reconcile::{Pass, Reconciler};
-
-fn name(s: &str) -> Name {
-    Name::from_ascii(format!("{s}.")).unwrap()
-}
 
 fn zone() -> Name {
     name("example.test")
@@ -47,38 +43,6 @@ fn reconciler(server: &AuthServer, key: Option<TsigKey>) -> Reconciler {
         verify: vec![server.addr],
         verify_timeout: Duration::from_secs(5),
         refresh: Duration::from_secs(300),
-    }
-}
-
-fn desired(pairs: &[(&str, &str)]) -> BTreeMap<Key, RrSet> {
-    pairs
-        .iter()
-        .map(|(n, ip)| {
-            let ip: IpAddr = ip.parse().unwrap();
-            let t = if ip.is_ipv4() {
-                RecordType::A
-            } else {
-                RecordType::AAAA
-            };
-            let r = RrSet::new(name(n), t, 30, vec![ip]);
-            (r.key(), r)
-        })
-        .collect()
-}
-
-fn applied(p: &Pass) -> usize {
-    match p {
-        Pass::InSync => 0,
-        Pass::Applied(v) => {
-            assert!(
-                v.iter().all(
-                    |(_, o, confirmed)| *o == understudy::dns::provider::Outcome::Applied
-                        && *confirmed
-                ),
-                "{v:?}"
-            );
-            v.len()
-        }
     }
 }
 

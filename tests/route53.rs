@@ -10,7 +10,8 @@
 //! with GetChange until INSYNC (or reported "could not confirm"), and an InvalidClientTokenId
 //! error becomes a clear credentials error with nothing written.
 
-mod common;
+use crate::common;
+use common::name;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,10 +26,6 @@ use understudy::dns::provider::route53::{Route53, Route53Config};
 use understudy::dns::provider::{Key, Outcome, Provider, ProviderError, RrSet};
 use understudy::dns::ManagedRecords;
 use understudy::reconcile::{Pass, Reconciler};
-
-fn name(s: &str) -> Name {
-    Name::from_ascii(format!("{s}.")).unwrap()
-}
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 

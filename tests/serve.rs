@@ -2,7 +2,7 @@
 //! the origin answered them, by Host name, with 304s, ranges, HEAD, hostile targets refused,
 //! and a snapshot switch under load without a failed request.
 
-mod common;
+use crate::common;
 
 /// SHA-256 in hex (the body store's content address).
 fn sha256_hex(b: &[u8]) -> String {
@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fixture::Fixture;
-use common::{Daemon, BIN};
+use common::Daemon;
 
 struct Server(Child, SocketAddr);
 
@@ -34,7 +34,7 @@ fn serve(d: &Daemon) -> Server {
     let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port("127.0.0.1"))
         .parse()
         .unwrap();
-    let child = Command::new(BIN)
+    let child = common::cmd()
         .args(["serve", "--listen", &addr.to_string(), "-c"])
         .arg(d.config_path())
         .stdout(Stdio::null())

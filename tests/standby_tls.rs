@@ -4,7 +4,7 @@
 //! age, certificate) as an endpoint and as the gate that keeps the decision from failing over
 //! to a standby that is not ready.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

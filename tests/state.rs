@@ -2,16 +2,16 @@
 //! while understudy was stopped. A start must never silently forget where the records point;
 //! it stops, names the file, and says how to restore the daily backup or reset on purpose.
 
-mod common;
+use crate::common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 
 /// Runs `understudy run` once, expecting it to stop by itself; (exit code, stderr).
 fn run_expecting_exit(d: &Daemon, extra: &[&str]) -> (i32, String) {
-    let mut child = Command::new(BIN)
+    let mut child = common::cmd()
         .arg("run")
         .args(extra)
         .arg("-c")
@@ -100,7 +100,7 @@ fn a_lost_database_stops_the_start_and_the_backup_restores_it() {
     remove_db(&d);
     let log = d.dir.path().join("reset.log");
     d.child = Some(
-        Command::new(BIN)
+        common::cmd()
             .args(["run", "--reset-state", "-c"])
             .arg(d.config_path())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -170,7 +170,7 @@ fn a_damaged_database_stops_the_start_with_one_clear_message() {
 
     // --reset-state moves the damaged file aside (never deletes it) and starts.
     d.child = Some(
-        Command::new(BIN)
+        common::cmd()
             .args(["run", "--reset-state", "-c"])
             .arg(d.config_path())
             .stdout(Stdio::null())

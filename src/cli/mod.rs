@@ -1,5 +1,6 @@
-//! The command line: argument parsing and the commands that are not the daemon itself
-//! (`check-config`, `status`, `drain`, `release`, `demo`). `main.rs` only calls [`main`].
+//! The command line: argument parsing, one config load, and the commands (`run` starts the
+//! daemon through [`crate::app`]; `check-config`, `status`, `drain`, `release`, `ip`, `report`,
+//! `dns`, `mirror`, `serve`, `demo`). `main.rs` only calls [`main`].
 //!
 //! `status`, `drain` and `release` talk to the running daemon through the control API, found
 //! via the runtime file in the data directory. When the daemon is not running, `status` reads

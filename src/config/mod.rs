@@ -4,8 +4,13 @@
 //! Owns every rule about what a valid configuration is and every default (design.md: probe every
 //! 2 s, 1 s timeout, down after 3 failures, back after 5 successes and 5 min healthy, TTL 30 s).
 //! Every error names the file, line, column and key and says what is expected
-//! ([`ConfigError`]). It must not open sockets or touch the data directory; it only reads the
-//! config file and, for `ca_file`, the CA bundle it names.
+//! ([`ConfigError`]). It must not open sockets or touch the data directory; it reads only the
+//! config file and the files it names (CA bundles, secrets and TSIG key files, the push
+//! endpoint's certificate, which it checks by building the TLS acceptor).
+//!
+//! Plain data near the bottom of the crate: it imports only `util`, `net`, `tls` and its own
+//! files. Every type another module is configured with is defined here (provider settings,
+//! TSIG keys, IP sources, crawl limits) and given behaviour by that module.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -23,7 +23,8 @@ use anyhow::Context;
 use url::Url;
 
 use super::extract::{self, is_html, Kind};
-use super::snapshot::{sha256_hex, Manifest, SnapshotStore};
+use super::snapshot::{Manifest, SnapshotStore};
+use crate::util::sha256_hex;
 
 /// What an export wrote.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -218,9 +219,7 @@ pub fn export(
                 .with_context(|| format!("cannot create {}", parent.display()))?;
             made.insert(parent.to_path_buf());
         }
-        let tmp = parent.join(format!(".{}.tmp", sha256_hex(path.as_bytes())));
-        std::fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))?;
+        crate::util::write_atomic(&file, &bytes)?;
         out.files += 1;
         out.bytes += bytes.len() as u64;
     }

@@ -329,7 +329,7 @@ impl Manager {
 }
 
 fn short_hash(s: &str) -> String {
-    crate::mirror::snapshot::sha256_hex(s.as_bytes())[..12].to_string()
+    crate::util::sha256_hex(s.as_bytes())[..12].to_string()
 }
 
 /// ACME DNS-01 challenge records, through whoever holds the zone: the built-in server or the

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{free_port, need};
 
@@ -21,6 +21,8 @@ pub struct AuthServer {
     pub addr: SocketAddr,
     /// The key file as tsig-keygen wrote it.
     pub key_file: PathBuf,
+    /// The key's secret, for `nsupdate -y` in the propagation benchmark.
+    #[allow(dead_code)]
     pub key_secret: String,
     child: Option<Child>,
 }
@@ -134,18 +136,11 @@ impl AuthServer {
             }
         };
         self.child = Some(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap());
-        let start = Instant::now();
-        while self.serial().is_none() {
-            if start.elapsed() > Duration::from_secs(20) {
-                panic!(
-                    "{:?} did not start on {}:\n{}",
-                    self.kind,
-                    self.addr,
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::wait(
+            Duration::from_secs(20),
+            || format!("{:?} to start on {}:\n{}", self.kind, self.addr, self.log()),
+            || self.serial(),
+        );
     }
 
     pub fn log(&self) -> String {

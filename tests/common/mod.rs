@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests: the real daemon as a child process, real nginx
 //! origins, a silent-drop server, and DNS questions. Everything listens on 127.0.0.0/8 with
 //! ephemeral ports and is stopped by PID when the helper is dropped.
-#![allow(dead_code)] // each test binary uses a different subset
 
 pub mod authdns;
 pub mod ca;
@@ -12,7 +11,7 @@ pub mod pdns;
 pub mod pebble;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,6 +25,13 @@ pub const BIN: &str = match option_env!("CARGO_BIN_EXE_understudy") {
     None => "target/release/understudy",
 };
 
+/// The one way tests run the binary: `understudy` with no standard input (as in CI).
+pub fn cmd() -> Command {
+    let mut c = Command::new(BIN);
+    c.stdin(Stdio::null());
+    c
+}
+
 /// A free TCP port on `ip` (bound and released; good enough on loopback).
 pub fn free_port(ip: &str) -> u16 {
     TcpListener::bind((ip, 0))
@@ -35,15 +41,29 @@ pub fn free_port(ip: &str) -> u16 {
         .port()
 }
 
-pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+/// The one poll-until-deadline of the tests: asks `f` every 20 ms until it gives `Some`, and
+/// returns that and how long it took. After `limit` the test fails with `what()` (evaluated
+/// then, so it can show the current state or the daemon's log).
+pub fn wait<T>(
+    limit: Duration,
+    what: impl FnOnce() -> String,
+    mut f: impl FnMut() -> Option<T>,
+) -> (T, Duration) {
     let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
+    loop {
+        if let Some(v) = f() {
+            return (v, start.elapsed());
+        }
+        if start.elapsed() >= limit {
+            panic!("timed out after {limit:?} waiting for {}", what());
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// [`wait`] for a condition; returns how long it took.
+pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    wait(limit, || what.to_string(), || f().then_some(())).1
 }
 
 /// The understudy daemon, started with `run -c <dir>/understudy.toml`.
@@ -97,7 +117,7 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .unwrap();
-        let child = Command::new(BIN)
+        let child = cmd()
             .args(["run", "-c"])
             .arg(self.config_path())
             .env("RUST_LOG", "info")
@@ -175,7 +195,7 @@ impl Daemon {
 
     /// Runs the CLI against this daemon's config; returns (exit code, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(BIN)
+        let out = cmd()
             .args(args)
             .arg("-c")
             .arg(self.config_path())
@@ -223,19 +243,18 @@ impl Daemon {
     /// Waits until `name` answers `want`; returns how long it took.
     pub fn wait_answer(&self, name: &str, want: &str, limit: Duration) -> Duration {
         let want: IpAddr = want.parse().unwrap();
-        let start = Instant::now();
-        loop {
-            if self.answer(name) == [want] {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < limit,
-                "{name} did not answer {want} within {limit:?}; status: {}\n{}",
-                self.status(),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait(
+            limit,
+            || {
+                format!(
+                    "{name} to answer {want}; status: {}\n{}",
+                    self.status(),
+                    self.log()
+                )
+            },
+            || (self.answer(name) == [want]).then_some(()),
+        )
+        .1
     }
 }
 
@@ -438,17 +457,17 @@ impl Nginx {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let start = Instant::now();
-        while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
-            if start.elapsed() > Duration::from_secs(10) {
-                panic!(
-                    "nginx did not start on {}: {}",
+        wait(
+            Duration::from_secs(10),
+            || {
+                format!(
+                    "nginx to start on {}: {}",
                     self.addr,
                     std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+                )
+            },
+            || TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).ok(),
+        );
     }
 
     /// Kills nginx by PID: from now on connections are refused.
@@ -523,10 +542,6 @@ pub fn data_file(d: &Daemon) -> PathBuf {
     d.data_dir().join("understudy.db")
 }
 
-pub fn exists(p: &Path) -> bool {
-    p.exists()
-}
-
 /// The provider goes away while the desired value of `www.example.test A` changes twice, then
 /// comes back: the latest value must land (nothing lost, nothing stale). `read` gives the
 /// values the provider holds; `cut` and `restore` take it away and bring it back.
@@ -554,15 +569,11 @@ pub fn latest_value_lands_after_outage<S>(
     let cancel = tokio_util::sync::CancellationToken::new();
     let handle = rt.spawn(r.run(rx, cancel.clone()));
     let wait = |server: &S, want: &str| {
-        let start = Instant::now();
-        while read(server) != [want] {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "{want} never landed (holds {:?})",
-                read(server)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait(
+            Duration::from_secs(30),
+            || format!("{want} to land (holds {:?})", read(server)),
+            || (read(server) == [want]).then_some(()),
+        );
     };
     wait(server, "192.0.2.1");
     cut(server);
@@ -607,4 +618,44 @@ pub fn challenge_records_round_trip(
     // Removing what is not there is not an error.
     rt.block_on(p.set_txt(&zone, &at, &[])).unwrap();
     assert_eq!(sorted("www.example.test"), ["not managed by understudy"]);
+}
+
+/// A fully qualified name from "www.example.test".
+pub fn name(s: &str) -> hickory_proto::rr::Name {
+    hickory_proto::rr::Name::from_ascii(format!("{s}.")).unwrap()
+}
+
+/// The RRsets for (name, address) pairs, TTL 30, A or AAAA by the address.
+pub fn desired(
+    pairs: &[(&str, &str)],
+) -> std::collections::BTreeMap<understudy::dns::provider::Key, understudy::dns::provider::RrSet> {
+    pairs
+        .iter()
+        .map(|(n, ip)| {
+            let ip: IpAddr = ip.parse().unwrap();
+            let t = if ip.is_ipv4() {
+                RecordType::A
+            } else {
+                RecordType::AAAA
+            };
+            let r = understudy::dns::provider::RrSet::new(name(n), t, 30, vec![ip]);
+            (r.key(), r)
+        })
+        .collect()
+}
+
+/// How many changes a reconcile pass applied; each must be applied and confirmed.
+pub fn applied(p: &understudy::reconcile::Pass) -> usize {
+    use understudy::reconcile::Pass;
+    match p {
+        Pass::InSync => 0,
+        Pass::Applied(v) => {
+            assert!(
+                v.iter()
+                    .all(|(_, o, c)| *o == understudy::dns::provider::Outcome::Applied && *c),
+                "{v:?}"
+            );
+            v.len()
+        }
+    }
 }

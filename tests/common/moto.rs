@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::free_port;
 
@@ -44,15 +44,16 @@ impl Moto {
             child: Some(child),
             log,
         };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(m.addr).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "moto did not start: {}",
-                std::fs::read_to_string(m.log.path()).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        super::wait(
+            Duration::from_secs(30),
+            || {
+                format!(
+                    "moto to start: {}",
+                    std::fs::read_to_string(m.log.path()).unwrap_or_default()
+                )
+            },
+            || std::net::TcpStream::connect(m.addr).ok(),
+        );
         m
     }
 }

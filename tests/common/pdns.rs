@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{free_port, need};
 
@@ -84,17 +84,14 @@ impl Pdns {
                 .spawn()
                 .unwrap(),
         );
-        let start = Instant::now();
-        while self.serial().is_none()
-            || std::net::TcpStream::connect(self.api.trim_start_matches("http://")).is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "pdns did not start:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::wait(
+            Duration::from_secs(20),
+            || format!("pdns to start:\n{}", self.log()),
+            || {
+                self.serial()?;
+                std::net::TcpStream::connect(self.api.trim_start_matches("http://")).ok()
+            },
+        );
     }
 
     pub fn stop(&mut self) {

@@ -1,0 +1,25 @@
+//! The integration tests, as one test binary (as ripgrep does): each file under `tests/` is a
+//! module here, so the crate and its dependencies are linked once instead of once per file.
+//! `cargo nextest run` runs every test in its own process all the same.
+
+mod common;
+
+mod cli;
+mod cloudflare;
+mod config_errors;
+mod ddns;
+mod ddns_interface;
+mod demo;
+mod dns_server;
+mod failover;
+mod mirror;
+mod powerdns;
+mod provider_configs;
+mod provider_e2e;
+mod push;
+mod rfc2136;
+mod route53;
+mod serve;
+mod standby_tls;
+mod state;
+mod tidy;
