@@ -515,7 +515,7 @@ pub fn for_config(cfg: &crate::config::Config) -> anyhow::Result<Vec<Reconciler>
             provider,
             ttl: cfg.dns.ttl,
             verify: z.verify.clone(),
-            verify_timeout: Duration::from_secs(30),
+            verify_timeout: cfg.dns.verify_timeout,
             refresh: cfg.dns.refresh,
         });
     }

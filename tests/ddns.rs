@@ -69,14 +69,9 @@ impl Sources {
     }
 
     fn config(&self, extra: &str) -> String {
+        let home = preamble(&["home.test"]);
         format!(
-            r#"data_dir = "{{DATA}}"
-[dns]
-listen = ["127.0.0.1:0"]
-[[dns.zones]]
-name = "home.test"
-[api]
-listen = "127.0.0.1:0"
+            r#"{home}
 [ip]
 interval = "1s"
 quorum = 2
@@ -468,8 +463,9 @@ fn dns_source_in_the_chaos_class() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let home = preamble(&["home.test"]);
     let cfg = format!(
-        "data_dir = \"{{DATA}}\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[[dns.zones]]\nname = \"home.test\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+        "{home}\
          [ip]\ninterval = \"1s\"\nquorum = 1\nallow = [\"192.0.2.0/24\"]\n\
          [[ip.sources]]\nname = \"whoami\"\noperator = \"cloudflare\"\ntype = \"dns\"\nfamily = \"ipv4\"\nserver = \"127.0.0.1:{port}\"\nquestion = \"whoami.cloudflare\"\nqtype = \"TXT\"\nqclass = \"CH\"\n\
          [[ddns]]\nname = \"home.home.test\"\n"

@@ -13,14 +13,9 @@ use common::*;
 const PASSWORD: &str = "push-secret-1234";
 
 fn config(extra_push: &str) -> String {
+    let home = preamble(&["home.test"]);
     format!(
-        r#"data_dir = "{{DATA}}"
-[dns]
-listen = ["127.0.0.1:0"]
-[[dns.zones]]
-name = "home.test"
-[api]
-listen = "127.0.0.1:0"
+        r#"{home}
 [ip]
 interval = "60s"
 quorum = 1

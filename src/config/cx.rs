@@ -149,6 +149,7 @@ impl Cx<'_> {
                     listen: None,
                     ttl: None,
                     refresh: None,
+                    verify_timeout: None,
                     zones: vec![],
                 },
                 0..0,

@@ -65,10 +65,11 @@ impl Config {
             .map(|a| format!("{:?}", a.to_string()))
             .collect();
         o.push_str(&format!(
-            "listen = [{}]\nttl = {}\nrefresh = {:?}\n",
+            "listen = [{}]\nttl = {}\nrefresh = {:?}\nverify_timeout = {:?}\n",
             listen.join(", "),
             self.dns.ttl,
-            human(self.dns.refresh)
+            human(self.dns.refresh),
+            human(self.dns.verify_timeout)
         ));
         for z in &self.dns.zones {
             o.push_str(&format!(

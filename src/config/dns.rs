@@ -209,10 +209,17 @@ impl Cx<'_> {
             Duration::from_secs(60),
             Duration::from_secs(1),
         )?;
+        let verify_timeout = self.duration(
+            &raw.verify_timeout,
+            "dns.verify_timeout",
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+        )?;
         Ok(DnsConfig {
             listen,
             ttl,
             refresh,
+            verify_timeout,
             zones,
         })
     }

@@ -106,6 +106,9 @@ pub struct DnsConfig {
     /// How often each provider zone is read again, so a managed record changed there by hand is
     /// noticed and repaired (drift); also the bound on how long such an edit lasts.
     pub refresh: Duration,
+    /// How long a change may take to show on a zone's authoritative servers (`verify`) before
+    /// the reconciler reports it as not confirmed.
+    pub verify_timeout: Duration,
     pub zones: Vec<ZoneConfig>,
 }
 

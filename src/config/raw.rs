@@ -51,6 +51,7 @@ pub(super) struct RawDns {
     pub(super) listen: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) ttl: Option<Spanned<i64>>,
     pub(super) refresh: Option<Spanned<DurationValue>>,
+    pub(super) verify_timeout: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub(super) zones: Vec<Spanned<RawZone>>,
 }

@@ -209,14 +209,23 @@ impl Daemon {
     }
 
     /// The site's status as JSON, from `understudy status --json`.
+    /// `status --json` as JSON, for a test that looks at the wire form.
     pub fn status(&self) -> serde_json::Value {
         let (code, out, err) = self.cli(&["status", "--json"]);
         assert_eq!(code, 0, "status failed: {err}");
         serde_json::from_str(&out).unwrap()
     }
 
+    /// `status --json` as the API's own type: a field renamed or retyped fails to compile here.
+    pub fn report(&self) -> understudy::api::StatusReply {
+        serde_json::from_value(self.status()).expect("status --json is a StatusReply")
+    }
+
+    /// The first site's phase as `status` writes it ("failed-over").
     pub fn phase(&self) -> String {
-        self.status()["sites"][0]["phase"]
+        let phase = self.report().sites[0].phase;
+        serde_json::to_value(phase)
+            .unwrap()
             .as_str()
             .unwrap()
             .to_string()
@@ -228,7 +237,7 @@ impl Daemon {
 
     pub fn wait_standby_ready(&self) {
         wait_until(Duration::from_secs(10), "standby ready", || {
-            self.status()["sites"][0]["standby_ready"] == true
+            self.report().sites[0].standby_ready
         });
     }
 
@@ -509,6 +518,18 @@ impl Silent {
 }
 
 /// A config for one site `www.example.test` (+ alias `example.test`) with fast probes.
+/// The start every daemon config in the tests shares: the data directory (`{DATA}`, see
+/// [`Daemon::start`]), the built-in DNS server and the control API on ephemeral loopback ports,
+/// and the built-in `zones`. Ends with a newline.
+pub fn preamble(zones: &[&str]) -> String {
+    let mut s = "data_dir = \"{DATA}\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n".to_string();
+    for z in zones {
+        s.push_str(&format!("[[dns.zones]]\nname = \"{z}\"\n"));
+    }
+    s.push_str("[api]\nlisten = \"127.0.0.1:0\"\n");
+    s
+}
+
 pub fn one_site(primary: SocketAddr, standby: SocketAddr, extra_probe: &str) -> String {
     format!(
         r#"data_dir = "{{DATA}}"
