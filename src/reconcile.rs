@@ -508,8 +508,8 @@ pub fn for_config(cfg: &crate::config::Config) -> anyhow::Result<Vec<Reconciler>
             .iter()
             .find(|p| &p.name == name)
             .ok_or_else(|| anyhow::anyhow!("zone {}: no provider {name}", z.origin))?;
-        let provider = crate::dns::provider::build(pc, cfg.dns.ttl)
-            .map_err(|e| anyhow::anyhow!("provider {name}: {e}"))?;
+        let provider =
+            provider(pc, cfg.dns.ttl).map_err(|e| anyhow::anyhow!("provider {name}: {e}"))?;
         out.push(Reconciler {
             zone: z.origin.clone(),
             provider,
@@ -520,6 +520,22 @@ pub fn for_config(cfg: &crate::config::Config) -> anyhow::Result<Vec<Reconciler>
         });
     }
     Ok(out)
+}
+
+/// Builds the provider a config entry describes: each adapter from its own part of the config.
+fn provider(
+    cfg: &crate::config::ProviderConfig,
+    ttl: u32,
+) -> Result<std::sync::Arc<dyn Provider>, String> {
+    use crate::config::ProviderKind;
+    use crate::dns::provider::{cloudflare, powerdns, rfc2136, route53};
+    let t = cfg.timeout;
+    Ok(match &cfg.kind {
+        ProviderKind::Rfc2136(c) => std::sync::Arc::new(rfc2136::Rfc2136::new(c, t)?),
+        ProviderKind::Cloudflare(c) => std::sync::Arc::new(cloudflare::Cloudflare::new(c, ttl, t)?),
+        ProviderKind::Route53(c) => std::sync::Arc::new(route53::Route53::new(c, t)),
+        ProviderKind::PowerDns(c) => std::sync::Arc::new(powerdns::PowerDns::new(c, t)?),
+    })
 }
 
 #[cfg(test)]

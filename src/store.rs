@@ -137,6 +137,15 @@ pub struct NewEvent<'a> {
 /// A handle to the state database. The daemon opens it once ([`Store::open_at_start`]) and
 /// hands clones to whoever needs it (controller, built-in zones, crawl scheduler): every clone
 /// shares one connection, and each statement or transaction holds it for its own length only.
+/// A crawl report as the `crawls` table keeps it: found by site, time and outcome, stored
+/// whole as JSON. The crawler's report implements it ([`crate::mirror::crawl::Report`]); the
+/// store does not need to know its shape.
+pub trait CrawlRecord: Serialize + serde::de::DeserializeOwned {
+    fn site(&self) -> &str;
+    fn started_at(&self) -> u64;
+    fn outcome(&self) -> &str;
+}
+
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
@@ -501,7 +510,7 @@ impl Store {
     /// Appends an agreed public address to the history (the newest row per family is current).
     pub fn save_public_ip(
         &self,
-        family: crate::ip::Family,
+        family: crate::net::Family,
         addr: std::net::IpAddr,
         at: u64,
         sources: &str,
@@ -518,7 +527,7 @@ impl Store {
     /// The current public address of each family, and when it was agreed.
     pub fn public_ips(
         &self,
-    ) -> Result<std::collections::BTreeMap<crate::ip::Family, (std::net::IpAddr, u64)>, StoreError>
+    ) -> Result<std::collections::BTreeMap<crate::net::Family, (std::net::IpAddr, u64)>, StoreError>
     {
         let conn = self.conn();
         let mut stmt = conn
@@ -537,9 +546,9 @@ impl Store {
         for row in rows {
             let (fam, addr, at) = row.map_err(|e| self.sql(e))?;
             let family = if fam == "IPv6" {
-                crate::ip::Family::Ipv6
+                crate::net::Family::Ipv6
             } else {
-                crate::ip::Family::Ipv4
+                crate::net::Family::Ipv4
             };
             // A row that does not parse (hand-edited database) is skipped, not fatal.
             if let Ok(addr) = addr.parse() {
@@ -553,7 +562,7 @@ impl Store {
     pub fn public_ip_history(
         &self,
         limit: usize,
-    ) -> Result<Vec<(crate::ip::Family, std::net::IpAddr, u64, String)>, StoreError> {
+    ) -> Result<Vec<(crate::net::Family, std::net::IpAddr, u64, String)>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT family, addr, at, sources FROM public_ip ORDER BY id DESC LIMIT ?1")
@@ -572,9 +581,9 @@ impl Store {
         for row in rows {
             let (fam, addr, at, sources) = row.map_err(|e| self.sql(e))?;
             let family = if fam == "IPv6" {
-                crate::ip::Family::Ipv6
+                crate::net::Family::Ipv6
             } else {
-                crate::ip::Family::Ipv4
+                crate::net::Family::Ipv4
             };
             // A row that does not parse (hand-edited database) is skipped, not fatal.
             if let Ok(addr) = addr.parse() {
@@ -595,23 +604,23 @@ fn insert_event(conn: &Connection, ev: &NewEvent<'_>) -> rusqlite::Result<usize>
 
 impl Store {
     /// Records one crawl (issue 5): what it fetched, and whether it was published or why not.
-    pub fn save_crawl(&self, r: &crate::mirror::crawl::Report) -> Result<(), StoreError> {
+    pub fn save_crawl<R: CrawlRecord>(&self, r: &R) -> Result<(), StoreError> {
         let json = serde_json::to_string(r).expect("serializable");
         self.conn()
             .execute(
                 "INSERT INTO crawls (site, started_at, outcome, report) VALUES (?1, ?2, ?3, ?4)",
-                params![r.site, r.started_at as i64, r.outcome, json],
+                params![r.site(), r.started_at() as i64, r.outcome(), json],
             )
             .map(|_| ())
             .map_err(|e| self.sql(e))
     }
 
     /// The newest crawls first, of one site or all.
-    pub fn crawls(
+    pub fn crawls<R: CrawlRecord>(
         &self,
         site: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<crate::mirror::crawl::Report>, StoreError> {
+    ) -> Result<Vec<R>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT report FROM crawls WHERE (?1 IS NULL OR site = ?1) ORDER BY id DESC LIMIT ?2")
@@ -763,7 +772,7 @@ mod tests {
     fn current_public_address_is_the_newest_per_family() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        use crate::ip::Family;
+        use crate::net::Family;
         s.save_public_ip(Family::Ipv4, "192.0.2.1".parse().unwrap(), 1, "a")
             .unwrap();
         s.save_public_ip(Family::Ipv6, "2001:db8::1".parse().unwrap(), 2, "a")

@@ -70,6 +70,15 @@ pub fn human(d: Duration) -> String {
     human_duration(d.as_millis() as u64)
 }
 
+/// "just now", "12s ago", "5m3s ago".
+pub fn ago(ms: u64) -> String {
+    if ms < 1_000 {
+        "just now".to_string()
+    } else {
+        format!("{} ago", human_duration(ms / 1_000 * 1_000))
+    }
+}
+
 /// "300ms", "2s", "1.5s", "5m", "1h30m": short and exact enough for operator messages.
 pub fn human_duration(ms: u64) -> String {
     if ms < 1_000 {

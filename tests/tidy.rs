@@ -320,3 +320,238 @@ fn no_two_public_types_share_a_name() {
     ];
     assert_eq!(shared_names(&bad), ["Outcome (src/a.rs and src/b.rs)"]);
 }
+
+/// The module a file under `src/` is (`src/dns/zone.rs` → `dns::zone`, `src/ip/mod.rs` → `ip`,
+/// `src/lib.rs` → the root, "").
+fn module_of(file: &str) -> String {
+    let p = file.trim_start_matches("src/").trim_end_matches(".rs");
+    let p = p.strip_suffix("/mod").unwrap_or(p);
+    match p {
+        "lib" | "main" | "mod" => String::new(),
+        _ => p.replace('/', "::"),
+    }
+}
+
+/// The modules `code` of module `me` names: `crate::a::b`, `super::x`, and its own children
+/// `x::` (each resolved to the deepest module that exists in `modules`).
+fn module_deps(me: &str, code: &str, modules: &[String]) -> Vec<String> {
+    fn paths<'a>(code: &'a str, prefix: &str) -> Vec<&'a str> {
+        code.match_indices(prefix)
+            .filter(|(i, _)| {
+                *i == 0 || {
+                    let c = code.as_bytes()[i - 1];
+                    !(c.is_ascii_alphanumeric() || c == b'_' || c == b':' || c == b'$')
+                }
+            })
+            .map(|(i, m)| {
+                let rest = &code[i + m.len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .unwrap_or(rest.len());
+                rest[..end].trim_end_matches(':')
+            })
+            .collect()
+    }
+    let deepest = |base: &str, path: &str| -> Option<String> {
+        let mut parts: Vec<&str> = base.split("::").filter(|p| !p.is_empty()).collect();
+        parts.extend(path.split("::").filter(|p| !p.is_empty()));
+        (1..=parts.len())
+            .rev()
+            .map(|n| parts[..n].join("::"))
+            .find(|m| modules.contains(m))
+    };
+    let parent = me.rsplit_once("::").map(|(p, _)| p).unwrap_or("");
+    let mut out = vec![];
+    for p in paths(code, "crate::") {
+        out.extend(deepest("", p));
+    }
+    for (i, _) in code.match_indices("crate::{") {
+        let inner = &code[i + 8..code[i..].find('}').map(|e| i + e).unwrap_or(code.len())];
+        for part in inner.split(',') {
+            out.extend(deepest("", part.trim()));
+        }
+    }
+    for p in paths(code, "super::") {
+        out.extend(deepest(parent, p).or_else(|| Some(parent.to_string())));
+    }
+    for word in code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
+        if let Some((first, _)) = word.split_once("::") {
+            let child = if me.is_empty() {
+                first.to_string()
+            } else {
+                format!("{me}::{first}")
+            };
+            if !first.is_empty() && modules.contains(&child) {
+                out.push(child);
+            }
+        }
+    }
+    out.retain(|m| m != me);
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A cycle in `graph`, as the modules along it, if there is one.
+fn find_cycle(graph: &[(String, Vec<String>)]) -> Option<Vec<String>> {
+    fn visit(
+        v: &str,
+        graph: &[(String, Vec<String>)],
+        state: &mut std::collections::HashMap<String, u8>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        state.insert(v.to_string(), 1);
+        stack.push(v.to_string());
+        let deps = graph
+            .iter()
+            .find(|(m, _)| m == v)
+            .map(|(_, d)| d.as_slice())
+            .unwrap_or(&[]);
+        for w in deps {
+            match state.get(w.as_str()) {
+                Some(1) => {
+                    let at = stack.iter().position(|s| s == w).unwrap();
+                    let mut cycle = stack[at..].to_vec();
+                    cycle.push(w.clone());
+                    return Some(cycle);
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(c) = visit(w, graph, state, stack) {
+                        return Some(c);
+                    }
+                }
+            }
+        }
+        stack.pop();
+        state.insert(v.to_string(), 2);
+        None
+    }
+    let mut state = std::collections::HashMap::new();
+    for (m, _) in graph {
+        if !state.contains_key(m.as_str()) {
+            if let Some(c) = visit(m, graph, &mut state, &mut vec![]) {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+fn module_graph(files: &[(String, String)]) -> Vec<(String, Vec<String>)> {
+    let files: Vec<&(String, String)> = files
+        .iter()
+        .filter(|(f, _)| !f.ends_with("/tests.rs"))
+        .collect();
+    let modules: Vec<String> = files.iter().map(|(f, _)| module_of(f)).collect();
+    files
+        .iter()
+        .map(|(f, text)| {
+            let me = module_of(f);
+            let deps = module_deps(&me, &shipped(text), &modules);
+            (me, deps)
+        })
+        .collect()
+}
+
+/// `graph` seen from `depth` path components: each module becomes its ancestor at that depth
+/// (`dns::provider::rfc2136` at depth 1 is `dns`), and references between a module and its
+/// own ancestors or descendants are left out (a folder's files are one room: `use super::*`
+/// in a child and a parent naming its children are how a folder is written).
+fn collapse(graph: &[(String, Vec<String>)], depth: usize) -> Vec<(String, Vec<String>)> {
+    let cut = |m: &str| m.split("::").take(depth).collect::<Vec<_>>().join("::");
+    let related = |a: &str, b: &str| {
+        a == b || a.starts_with(&format!("{b}::")) || b.starts_with(&format!("{a}::"))
+    };
+    let mut out: Vec<(String, Vec<String>)> = vec![];
+    for (m, deps) in graph {
+        if m.is_empty() {
+            continue;
+        }
+        let from = cut(m);
+        let to: Vec<String> = deps
+            .iter()
+            .filter(|d| !d.is_empty() && !related(m, d))
+            .map(|d| cut(d))
+            .filter(|d| !related(&from, d))
+            .collect();
+        match out.iter_mut().find(|(n, _)| *n == from) {
+            Some((_, e)) => e.extend(to),
+            None => out.push((from, to)),
+        }
+    }
+    for (_, e) in &mut out {
+        e.sort();
+        e.dedup();
+    }
+    out
+}
+
+/// The first cycle among the rooms at any depth (top-level modules, then their folders, ...).
+fn first_cycle(files: &[(String, String)]) -> Option<Vec<String>> {
+    let graph = module_graph(files);
+    let deepest = graph
+        .iter()
+        .map(|(m, _)| m.split("::").count())
+        .max()
+        .unwrap_or(1);
+    (1..=deepest).find_map(|d| find_cycle(&collapse(&graph, d)))
+}
+
+/// The module graph is a DAG (ARCHITECTURE.md, "Layers and rules"), at every depth: the
+/// top-level modules, and inside each folder its files and subfolders. A reference counts
+/// through `crate::`, `super::` or a child's path.
+#[test]
+fn the_module_graph_has_no_cycle() {
+    let files = sources();
+    assert!(module_graph(&files).len() > 30, "the sources were not read");
+    if let Some(c) = first_cycle(&files) {
+        panic!("an import cycle: {}", c.join(" → "));
+    }
+    let f = |path: &str, code: &str| (path.to_string(), code.to_string());
+    // A core that reaches back to the controller that uses it.
+    let bad = [
+        f("src/control.rs", "use crate::decide::Phase;\n"),
+        f(
+            "src/decide/mod.rs",
+            "fn f() { crate::control::Controller::new(); }\n",
+        ),
+    ];
+    let cycle = first_cycle(&bad).map(|c| c.join(" → "));
+    assert!(
+        matches!(
+            cycle.as_deref(),
+            Some("control → decide → control") | Some("decide → control → decide")
+        ),
+        "{cycle:?}"
+    );
+    // Configuration reaching into a provider that reads its settings, through other files of
+    // the same two folders (the circle issue 12 found).
+    let bad = [
+        f("src/config/mod.rs", ""),
+        f(
+            "src/config/provider.rs",
+            "use crate::dns::provider::rfc2136::TsigKey;\n",
+        ),
+        f("src/dns/mod.rs", ""),
+        f("src/dns/provider/mod.rs", ""),
+        f(
+            "src/dns/provider/rfc2136.rs",
+            "use crate::config::ProviderConfig;\n",
+        ),
+    ];
+    assert!(first_cycle(&bad).is_some());
+    // Inside one folder, a parent and its children are one room.
+    let fine = [
+        f("src/ip/mod.rs", "use agree::Reading;\n"),
+        f("src/ip/agree.rs", "use super::*;\n"),
+    ];
+    assert_eq!(first_cycle(&fine), None);
+    // Siblings inside a folder are not: dns::zone and dns::server must not need each other.
+    let bad = [
+        f("src/dns/mod.rs", ""),
+        f("src/dns/zone.rs", "use super::server::Handle;\n"),
+        f("src/dns/server.rs", "use crate::dns::zone::Zone;\n"),
+    ];
+    assert!(first_cycle(&bad).is_some());
+}

@@ -1,7 +1,7 @@
 //! `dns plan` and `dns apply`: the desired records from the saved state against what each
 //! provider holds, with what is worth a warning before understudy writes.
 
-use super::saved_states;
+use super::saved::saved_states;
 use crate::config::Config;
 use crate::control;
 use crate::util::now_millis;

@@ -53,7 +53,7 @@ pub async fn crawl(cfg: &Config, site: &str, json: bool) -> anyhow::Result<i32> 
         None => site.primary.ip,
         Some(fam) => {
             let store = Store::open_read_only(&cfg.data_dir)?;
-            match super::saved_public(&store)?.get(&fam) {
+            match super::saved::saved_public(&store)?.get(&fam) {
                 Some(ip) => *ip,
                 None => anyhow::bail!(
                     "site {} follows the public {fam} address, which is not known yet: run the daemon or `understudy ip` first",
@@ -229,11 +229,11 @@ pub fn history(cfg: &Config, site: &str, limit: usize) -> anyhow::Result<i32> {
         return Ok(0);
     };
     let now = now_millis();
-    for r in store.crawls(Some(&site.name), limit)? {
+    for r in store.crawls::<crate::mirror::crawl::Report>(Some(&site.name), limit)? {
         crate::outln!(
             "{} ({} ago): {} — {} fetched, {} unchanged, {} new bodies, {}, {} errors, {}{}",
             crate::util::utc(r.started_at),
-            super::ago(now.saturating_sub(r.started_at)),
+            crate::util::ago(now.saturating_sub(r.started_at)),
             r.outcome,
             r.fetched,
             r.not_modified,

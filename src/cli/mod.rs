@@ -15,15 +15,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod dns;
 mod mirror;
+mod saved;
 mod status;
 use dns::{dns_command, saved_managed};
 use status::{command, status};
 
 use crate::app;
 use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
-use crate::decide::{Input, SiteState};
+use crate::decide::Input;
 use crate::store::Store;
-use crate::util::{human_duration, utc};
+use crate::util::utc;
 
 #[derive(Parser)]
 #[command(
@@ -507,48 +508,4 @@ async fn ip_command(cfg: &Config) -> anyhow::Result<i32> {
         }
     }
     Ok(if agreed_all { 0 } else { 1 })
-}
-
-/// Every site's saved state (a site never seen starts healthy on its primary) and the public
-/// addresses last agreed, from the state database; for the commands that run without the daemon.
-pub(crate) fn saved_states(
-    cfg: &Config,
-    now: u64,
-) -> anyhow::Result<(
-    Vec<SiteState>,
-    std::collections::BTreeMap<crate::net::Family, std::net::IpAddr>,
-)> {
-    let store = Store::open_read_only(&cfg.data_dir)?;
-    let mut states = vec![];
-    for site in &cfg.sites {
-        let saved = match &store {
-            Some(s) => s.load_state(&site.name)?,
-            None => None,
-        };
-        states.push(saved.unwrap_or_else(|| SiteState::new(now)));
-    }
-    Ok((states, saved_public(&store)?))
-}
-
-/// The public addresses last agreed, from the state database (empty when there is none).
-pub(crate) fn saved_public(
-    store: &Option<Store>,
-) -> anyhow::Result<std::collections::BTreeMap<crate::ip::Family, std::net::IpAddr>> {
-    Ok(match store {
-        Some(s) => s
-            .public_ips()?
-            .into_iter()
-            .map(|(f, (ip, _))| (f, ip))
-            .collect(),
-        None => Default::default(),
-    })
-}
-
-/// "just now", "12s ago", "5m3s ago".
-fn ago(ms: u64) -> String {
-    if ms < 1_000 {
-        "just now".to_string()
-    } else {
-        format!("{} ago", human_duration(ms / 1_000 * 1_000))
-    }
 }

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{ago, saved_states};
+use super::saved::saved_states;
 use crate::app::RuntimeInfo;
 use crate::config::Config;
 use crate::control::{self, SiteStatus};
 use crate::decide::{self, Input, SiteState};
 use crate::dns::client;
 use crate::store::Store;
+use crate::util::ago;
 use crate::util::now_millis;
 use crate::util::utc;
 

@@ -205,7 +205,7 @@ pub async fn scheduler(
     let site = &cfg.sites[i];
     loop {
         let last = db
-            .crawls(Some(&site.name), 1)
+            .crawls::<Report>(Some(&site.name), 1)
             .ok()
             .and_then(|c| c.into_iter().next());
         let wait = schedule.next_in(

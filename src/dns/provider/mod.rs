@@ -171,21 +171,6 @@ impl ProviderError {
     }
 }
 
-/// Builds the provider a config entry describes.
-pub fn build(
-    cfg: &crate::config::ProviderConfig,
-    ttl: u32,
-) -> Result<std::sync::Arc<dyn Provider>, String> {
-    use crate::config::ProviderKind;
-    let t = cfg.timeout;
-    Ok(match &cfg.kind {
-        ProviderKind::Rfc2136(c) => std::sync::Arc::new(rfc2136::Rfc2136::new(c, t)?),
-        ProviderKind::Cloudflare(c) => std::sync::Arc::new(cloudflare::Cloudflare::new(c, ttl, t)?),
-        ProviderKind::Route53(c) => std::sync::Arc::new(route53::Route53::new(c, t)),
-        ProviderKind::PowerDns(c) => std::sync::Arc::new(powerdns::PowerDns::new(c, t)?),
-    })
-}
-
 /// The TXT owner name that marks `name` as managed by understudy, for providers without
 /// record comments.
 pub fn owner_marker(name: &Name) -> Name {

@@ -139,6 +139,18 @@ pub struct Report {
     pub snapshot: Option<String>,
 }
 
+impl crate::store::CrawlRecord for Report {
+    fn site(&self) -> &str {
+        &self.site
+    }
+    fn started_at(&self) -> u64 {
+        self.started_at
+    }
+    fn outcome(&self) -> &str {
+        &self.outcome
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CrawlError {
     #[error(transparent)]
