@@ -410,6 +410,32 @@ fn a_dead_origin_or_a_killed_crawl_leaves_the_published_snapshot() {
         hist.contains("rejected") && hist.contains("published"),
         "{hist}"
     );
+    assert!(
+        !hist.contains("ago ago"),
+        "issue 13: \"7s ago ago\": {hist}"
+    );
+}
+
+/// A site may be named like a `mirror` subcommand (issue 13: `history` could not be named):
+/// `mirror crawl NAME` crawls it; a site without crawls says so (it printed nothing).
+#[test]
+fn a_site_named_like_a_subcommand() {
+    let f = Fixture::start();
+    let config = f
+        .config("scheduled = false")
+        .replace("name = \"fixture\"", "name = \"history\"");
+    let config = format!(
+        "{config}\n[[sites]]\nname = \"other\"\ndomain = \"other.fixture.test\"\nprimary = \"127.0.0.1\"\nstandby = \"127.0.0.2\"\n"
+    );
+    let d = Daemon::prepare(&config);
+    let (code, out, err) = d.cli(&["mirror", "crawl", "history"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, hist, err) = d.cli(&["mirror", "history", "history"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(hist.contains("published"), "{hist}");
+    let (code, hist, err) = d.cli(&["mirror", "history", "other"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(hist.trim(), "no crawls of other recorded yet");
 }
 
 #[test]

@@ -105,8 +105,9 @@ pub async fn crawl(cfg: &Config, site: &str, json: bool) -> anyhow::Result<i32> 
         }
     });
     eprintln!(
-        "crawling {} through the primary at {primary} ({} request(s) at a time)",
+        "crawling {} through the primary at {} ({} request(s) at a time)",
         site.origin(),
+        std::net::SocketAddr::new(primary, site.primary.port.unwrap_or(site.probe.port)),
         site.mirror.concurrency
     );
     let report = crate::mirror::crawl_site(cfg, &db, site, primary, &progress, &cancel).await;
@@ -229,9 +230,13 @@ pub fn history(cfg: &Config, site: &str, limit: usize) -> anyhow::Result<i32> {
         return Ok(0);
     };
     let now = now_millis();
-    for r in store.crawls::<crate::mirror::crawl::Report>(Some(&site.name), limit)? {
+    let crawls = store.crawls::<crate::mirror::crawl::Report>(Some(&site.name), limit)?;
+    if crawls.is_empty() {
+        crate::outln!("no crawls of {} recorded yet", site.name);
+    }
+    for r in crawls {
         crate::outln!(
-            "{} ({} ago): {} — {} fetched, {} unchanged, {} new bodies, {}, {} errors, {}{}",
+            "{} ({}): {} — {} fetched, {} unchanged, {} new bodies, {}, {} errors, {}{}",
             crate::util::utc(r.started_at),
             crate::util::ago(now.saturating_sub(r.started_at)),
             r.outcome,

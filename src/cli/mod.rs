@@ -124,8 +124,9 @@ pub enum Cmd {
         ca_file: Option<PathBuf>,
     },
     /// The standby copy: `mirror SITE` crawls the site now and publishes the snapshot if it
-    /// passes its checks; `mirror verify SITE` lists references the published snapshot cannot
-    /// answer; `mirror export SITE DIR` writes a copy that browses offline.
+    /// passes its checks (`mirror crawl SITE` for a site named like one of the subcommands);
+    /// `mirror verify SITE` lists references the published snapshot cannot answer; `mirror
+    /// export SITE DIR` writes a copy that browses offline.
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Mirror {
         #[command(subcommand)]
@@ -150,6 +151,13 @@ pub enum Cmd {
 
 #[derive(Subcommand)]
 pub enum MirrorCmd {
+    /// Crawl the site now (as `mirror SITE`; also for a site named `verify`, `export`, ...).
+    Crawl {
+        site: String,
+        /// Print the crawl report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List every in-scope reference in the published snapshot that it cannot answer.
     Verify {
         site: String,
@@ -266,6 +274,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             json,
         } => match command {
             None => mirror::crawl(&cfg, site.as_deref().unwrap_or_default(), *json).await,
+            Some(MirrorCmd::Crawl { site, json }) => mirror::crawl(&cfg, site, *json).await,
             Some(MirrorCmd::Verify { site, json }) => mirror::verify(&cfg, site, *json),
             Some(MirrorCmd::Export { site, dir }) => mirror::export(&cfg, site, dir),
             Some(MirrorCmd::History { site, limit }) => mirror::history(&cfg, site, *limit),

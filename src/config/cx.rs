@@ -419,6 +419,47 @@ pub(super) fn indexed(header: &str, own_index: usize, counts: &BTreeMap<String, 
 }
 
 /// serde's messages say "field"; operators write "keys".
+/// For serde's "unknown key `x`, expected one of `a`, `b`": the expected key closest to `x`,
+/// when it is close enough to be a typo (at most 2 edits, a swap of neighbours counting as one,
+/// and fewer than half the letters).
+fn did_you_mean(m: &str) -> Option<String> {
+    let rest = m.strip_prefix("unknown key `")?;
+    let (given, rest) = rest.split_once('`')?;
+    let list = rest
+        .strip_prefix(", expected one of ")
+        .or_else(|| rest.strip_prefix(", expected "))?;
+    list.split(", ")
+        .map(|c| c.trim_matches('`'))
+        .map(|c| (edits(given, c), c))
+        .filter(|(d, _)| *d <= 2 && *d * 2 < given.chars().count())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_string())
+}
+
+/// Edit distance with adjacent transpositions (optimal string alignment).
+fn edits(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 pub(super) fn tidy_serde_message(m: &str) -> String {
     let m = m.trim_end_matches('\n');
     if m.contains("untagged enum DurationValue") {
@@ -428,6 +469,13 @@ pub(super) fn tidy_serde_message(m: &str) -> String {
         return "expected an HTTP status like 200, a class like \"2xx\", or a range like \"200-299\"".to_string();
     }
     let mut out = m.replace("unknown field", "unknown key");
+    if let Some(hint) = did_you_mean(&out) {
+        // "unknown key `intreval`, expected ..." → "unknown key `intreval` (did you mean
+        // `interval`?), expected ...".
+        if let Some(at) = out.find("`, expected") {
+            out.insert_str(at + 1, &format!(" (did you mean `{hint}`?)"));
+        }
+    }
     for (rust, words) in [
         ("expected i64", "expected a whole number"),
         ("expected u32", "expected a whole number"),

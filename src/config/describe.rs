@@ -40,11 +40,16 @@ impl Config {
                 .map(|a| format!("{:?}", a.to_string()))
                 .collect();
             o.push_str(&format!(
-                "[standby]\nlisten = [{}]\nhttps_listen = [{}]\nbanner = {}\nmax_snapshot_age = {:?}\n\n",
+                "[standby]\nlisten = [{}]\nhttps_listen = [{}]\nbanner = {}\nmax_snapshot_age = {:?}\ntracking_params = [{}]\n\n",
                 l.join(", "),
                 h.join(", "),
                 st.banner,
-                human(st.max_snapshot_age)
+                human(st.max_snapshot_age),
+                st.tracking_params
+                    .iter()
+                    .map(|p| toml_str(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             if let Some(a) = &st.acme {
                 o.push_str(&format!(

@@ -232,6 +232,7 @@ impl Cx<'_> {
         key: &str,
         raw: Option<Spanned<RawMirror>>,
         origin: &Url,
+        scope: &[Url],
         scheme: Scheme,
     ) -> R<MirrorConfig> {
         let m = raw.map(|r| r.into_inner()).unwrap_or_default();
@@ -276,6 +277,30 @@ impl Cx<'_> {
                         format!("`{text}` is not a host: expected a name like \"cdn.example.com\" or an origin like \"https://cdn.example.com:8443\""),
                     )
                 }
+            }
+        }
+        // A crawl fetches only from the primary's address (or a `resolve` entry): a start URL
+        // on another host would be looked up through the system resolver instead.
+        for (i, (u, s)) in start.iter().zip(m.start.iter().flatten()).enumerate() {
+            if !scope
+                .iter()
+                .chain(&extra_origins)
+                .any(|o| o.origin() == u.origin())
+            {
+                return self.err(
+                    s.span(),
+                    &k(&format!("start[{i}]")),
+                    format!(
+                        "`{}` is outside the site's scope ({}); a crawl fetches only the site's own names from the primary: add the host to extra_hosts (with a resolve entry if it is served elsewhere)",
+                        s.get_ref(),
+                        scope
+                            .iter()
+                            .chain(&extra_origins)
+                            .map(|o| o.origin().ascii_serialization())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
             }
         }
         let mut resolve = Vec::new();

@@ -192,9 +192,41 @@ pub struct StandbyConfig {
     /// Readiness: a snapshot older than this is not good enough to fail over to (default 2 days:
     /// a daily crawl plus one that failed).
     pub max_snapshot_age: Duration,
+    /// Query parameters a link may carry that no page depends on (newsletters, ads, social
+    /// media): a URL not in the copy is looked up again without them (`standby::fallback`).
+    /// Lower case; a name ending in `*` is a prefix. Default [`TRACKING_PARAMS`].
+    pub tracking_params: Vec<String>,
     /// Certificates by ACME DNS-01 for every site without `[sites.tls]` files.
     pub acme: Option<AcmeConfig>,
 }
+
+/// `standby.tracking_params` by default: the click and campaign identifiers that analytics,
+/// ad and mail tools add to links (Google, Meta, Microsoft, Mailchimp, HubSpot, Matomo, ...).
+pub const TRACKING_PARAMS: &[&str] = &[
+    "utm_*",
+    "fbclid",
+    "gclid",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "gclsrc",
+    "msclkid",
+    "yclid",
+    "twclid",
+    "ttclid",
+    "li_fat_id",
+    "igshid",
+    "mc_cid",
+    "mc_eid",
+    "_hsenc",
+    "_hsmi",
+    "mkt_tok",
+    "_ga",
+    "_gl",
+    "mtm_*",
+    "pk_*",
+    "ref_src",
+];
 
 /// `[standby.acme]`.
 #[derive(Debug, Clone)]

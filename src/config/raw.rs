@@ -26,6 +26,7 @@ pub(super) struct RawStandby {
     pub(super) https_listen: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) banner: Option<Spanned<bool>>,
     pub(super) max_snapshot_age: Option<Spanned<DurationValue>>,
+    pub(super) tracking_params: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) acme: Option<Spanned<RawAcme>>,
 }
 

@@ -139,8 +139,18 @@ impl Cx<'_> {
             probe.scheme,
             probe.port,
         );
-        let mirror =
-            self.build_mirror(&format!("{key}.mirror"), raw.mirror, &origin, probe.scheme)?;
+        // The crawl's scope: every name of the site (then the mirror's extra hosts).
+        let scope: Vec<url::Url> = std::iter::once(&domain)
+            .chain(aliases.iter().map(|a| &a.0))
+            .map(|n| origin_url(n.to_ascii().trim_end_matches('.'), probe.scheme, probe.port))
+            .collect();
+        let mirror = self.build_mirror(
+            &format!("{key}.mirror"),
+            raw.mirror,
+            &origin,
+            &scope,
+            probe.scheme,
+        )?;
         let tls = self.build_tls(&format!("{key}.tls"), raw.tls)?;
         Ok(Site {
             name,

@@ -58,11 +58,31 @@ impl Cx<'_> {
                 })
             }
         };
+        let tracking_params = match st.tracking_params {
+            None => TRACKING_PARAMS.iter().map(|s| s.to_string()).collect(),
+            Some(list) => {
+                let mut out = vec![];
+                for (i, p) in list.into_inner().into_iter().enumerate() {
+                    let name = p.get_ref().trim().to_ascii_lowercase();
+                    let bare = name.strip_suffix('*').unwrap_or(&name);
+                    if bare.is_empty() || bare.contains(['=', '&', '*', '?', ' ']) {
+                        return self.err(
+                            p.span(),
+                            &format!("standby.tracking_params[{i}]"),
+                            format!("`{}` is not a query parameter name (a name, or a prefix ending in `*` like \"utm_*\")", p.get_ref()),
+                        );
+                    }
+                    out.push(name);
+                }
+                out
+            }
+        };
         Ok(StandbyConfig {
             listen,
             banner: st.banner.map(|b| b.into_inner()).unwrap_or(false),
             https_listen,
             max_snapshot_age,
+            tracking_params,
             acme,
         })
     }

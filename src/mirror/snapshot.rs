@@ -28,7 +28,7 @@ pub use crate::config::Checks;
 use crate::util::sha256_hex;
 
 /// What the origin answered for one URL.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub status: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -71,6 +71,8 @@ pub struct Standby {
     sites: Vec<Arc<SiteCopy>>,
     cache: BodyCache,
     banner: bool,
+    /// `standby.tracking_params` (the default list for `understudy serve`).
+    tracking: Vec<String>,
     max_age: Millis,
     certs: Arc<Certs>,
     /// The ACME manager, when there is one, for its last error in readiness reports.
@@ -210,6 +212,15 @@ impl Standby {
                 budget: 256 << 20,
             },
             banner: st.is_some_and(|s| s.banner),
+            tracking: st.map_or_else(
+                || {
+                    crate::config::TRACKING_PARAMS
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                },
+                |s| s.tracking_params.clone(),
+            ),
             max_age: st
                 .map_or(crate::config::DEFAULT_MAX_SNAPSHOT_AGE, |s| {
                     s.max_snapshot_age
@@ -328,13 +339,7 @@ impl Standby {
         headers: &HeaderMap,
     ) -> Response<Full<Bytes>> {
         if method != Method::GET && method != Method::HEAD {
-            let mut r = plain(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "this is a read-only standby copy\n",
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return r;
+            return read_only(headers);
         }
         let host = host.map(|h| {
             h.rsplit_once(':')
@@ -376,8 +381,32 @@ impl Standby {
                 "no copy of this site yet\n",
             );
         };
-        let Some(entry) = m.entries.get(&key) else {
-            return plain(StatusCode::NOT_FOUND, "not in the standby copy\n");
+        let (key, entry, answered_by) = match fallback::find(&m.entries, &key, &self.tracking) {
+            fallback::Found::Exact(e) => (key, e, None),
+            fallback::Found::Instead { key, entry, why } => {
+                let by = format!("{} ({why})", &key[site.origin.as_str().len() - 1..]);
+                (key, entry, Some(by))
+            }
+            fallback::Found::AddSlash(to) => {
+                let mut r = plain(StatusCode::MOVED_PERMANENTLY, "moved\n");
+                if let Ok(v) = HeaderValue::from_str(&to) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                if let Ok(v) = HeaderValue::from_str(&format!("{to} (trailing slash)")) {
+                    r.headers_mut().insert(
+                        header::HeaderName::from_static("x-understudy-answered-by"),
+                        v,
+                    );
+                }
+                r.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=60"),
+                );
+                return r;
+            }
+            fallback::Found::Nothing => {
+                return plain(StatusCode::NOT_FOUND, "not in the standby copy\n");
+            }
         };
         let mut body = match &entry.body {
             Some(h) => match self.cache.get_or_load(h, || site.store.body(h)) {
@@ -445,7 +474,7 @@ impl Standby {
             }
             _ => (body, None),
         };
-        replay(
+        let mut r = replay(
             entry,
             body,
             encoding,
@@ -453,11 +482,19 @@ impl Standby {
             method == Method::HEAD,
             headers,
             &m,
-        )
+        );
+        if let Some(v) = answered_by.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            r.headers_mut().insert(
+                header::HeaderName::from_static("x-understudy-answered-by"),
+                v,
+            );
+        }
+        r
     }
 }
 
 pub mod acme;
+pub mod fallback;
 mod listen;
 mod replay;
 pub use listen::{refresher, serve, CopyGate};
@@ -594,21 +631,104 @@ mod tests {
 
     #[test]
     fn validators() {
-        assert!(none_match("\"abc\"", "\"abc\""));
-        assert!(none_match("W/\"abc\", \"x\"", "\"abc\""));
-        assert!(none_match("*", "\"abc\""));
-        assert!(!none_match("\"abd\"", "\"abc\""));
-        assert!(not_modified_since(
-            "Tue, 24 Nov 2026 10:00:00 GMT",
-            "Tue, 24 Nov 2026 10:00:00 GMT"
-        ));
-        assert!(!not_modified_since(
-            "Tue, 24 Nov 2026 09:59:59 GMT",
-            "Tue, 24 Nov 2026 10:00:00 GMT"
-        ));
-        assert!(!not_modified_since(
-            "yesterday",
-            "Tue, 24 Nov 2026 10:00:00 GMT"
-        ));
+        use Preconditions::*;
+        const LM: &str = "Tue, 24 Nov 2026 10:00:00 GMT";
+        const EARLIER: &str = "Tue, 24 Nov 2026 09:59:59 GMT";
+        const LATER: &str = "Tue, 24 Nov 2026 10:00:01 GMT";
+        let go = Proceed { range: true };
+        let whole = Proceed { range: false };
+        // (request headers, the served ETag, the answer)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, Preconditions);
+        let cases: &[Case] = &[
+            (&[], "\"abc\"", go),
+            // If-None-Match: weak comparison, any of a list, `*`.
+            (&[("if-none-match", "\"abc\"")], "\"abc\"", NotModified),
+            (
+                &[("if-none-match", "W/\"abc\", \"x\"")],
+                "\"abc\"",
+                NotModified,
+            ),
+            (&[("if-none-match", "\"abc\"")], "W/\"abc\"", NotModified),
+            (&[("if-none-match", "*")], "\"abc\"", NotModified),
+            (&[("if-none-match", "\"abd\"")], "\"abc\"", go),
+            // If-Modified-Since: not earlier than Last-Modified; ignored beside If-None-Match
+            // and when it is not a date.
+            (&[("if-modified-since", LM)], "\"abc\"", NotModified),
+            (&[("if-modified-since", LATER)], "\"abc\"", NotModified),
+            (&[("if-modified-since", EARLIER)], "\"abc\"", go),
+            (&[("if-modified-since", "yesterday")], "\"abc\"", go),
+            (
+                &[("if-none-match", "\"x\""), ("if-modified-since", LM)],
+                "\"abc\"",
+                go,
+            ),
+            // If-Match: strong comparison, `*`; before everything else.
+            (&[("if-match", "\"abc\"")], "\"abc\"", go),
+            (&[("if-match", "\"x\", \"abc\"")], "\"abc\"", go),
+            (&[("if-match", "*")], "\"abc\"", go),
+            (&[("if-match", "\"x\"")], "\"abc\"", Failed),
+            (&[("if-match", "W/\"abc\"")], "\"abc\"", Failed),
+            (&[("if-match", "\"abc\"")], "W/\"abc\"", Failed),
+            (
+                &[("if-match", "\"x\""), ("if-none-match", "\"abc\"")],
+                "\"abc\"",
+                Failed,
+            ),
+            // If-Unmodified-Since: only without If-Match; not a date is ignored.
+            (&[("if-unmodified-since", LM)], "\"abc\"", go),
+            (&[("if-unmodified-since", EARLIER)], "\"abc\"", Failed),
+            (&[("if-unmodified-since", "soon")], "\"abc\"", go),
+            (
+                &[("if-match", "\"abc\""), ("if-unmodified-since", EARLIER)],
+                "\"abc\"",
+                go,
+            ),
+            (
+                &[
+                    ("if-unmodified-since", EARLIER),
+                    ("if-none-match", "\"abc\""),
+                ],
+                "\"abc\"",
+                Failed,
+            ),
+            // If-Range: the same strong tag or exactly the date keeps the range.
+            (&[("if-range", "\"abc\"")], "\"abc\"", go),
+            (&[("if-range", "\"other\"")], "\"abc\"", whole),
+            (&[("if-range", "W/\"abc\"")], "W/\"abc\"", whole),
+            (&[("if-range", "\"abc\"")], "W/\"abc\"", whole),
+            (&[("if-range", LM)], "\"abc\"", go),
+            (&[("if-range", EARLIER)], "\"abc\"", whole),
+            (&[("if-range", "not a date")], "\"abc\"", whole),
+        ];
+        for (hs, tag, want) in cases {
+            let mut h = HeaderMap::new();
+            for (k, v) in *hs {
+                h.insert(
+                    header::HeaderName::from_static(k),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            assert_eq!(
+                preconditions(&h, Some(tag), Some(LM)),
+                *want,
+                "{hs:?} on {tag}"
+            );
+        }
+        // Without validators: If-Match `*` still matches, If-Unmodified-Since cannot hold.
+        let one = |k: &'static str, v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::HeaderName::from_static(k),
+                HeaderValue::from_str(v).unwrap(),
+            );
+            h
+        };
+        assert_eq!(preconditions(&one("if-match", "*"), None, None), go);
+        assert_eq!(preconditions(&one("if-match", "\"a\""), None, None), Failed);
+        assert_eq!(
+            preconditions(&one("if-unmodified-since", LM), None, None),
+            Failed
+        );
+        assert_eq!(preconditions(&one("if-range", LM), None, None), whole);
     }
 }

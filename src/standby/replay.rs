@@ -21,6 +21,31 @@ pub fn lookup_key(origin: &Url, target: &str) -> Option<String> {
     Some(u.to_string())
 }
 
+/// The answer to a POST, PUT, DELETE, ...: the copy cannot take it, so the visitor is told so in
+/// words and asked to try again later (503 with Retry-After, as for maintenance), as a page for
+/// a browser and as text for anything else. Nothing was received, and the answer says that.
+pub(super) fn read_only(req: &HeaderMap) -> Response<Full<Bytes>> {
+    const TEXT: &str = "This site is showing a read-only copy while its own server is away, so what you sent was not received. Please try again later.\n";
+    const PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Read-only copy: please try again later</title></head>\n<body style=\"font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#222\">\n<h1 style=\"font-size:1.4em\">Please try again later</h1>\n<p>This site is showing a read-only copy while its own server is away, so what you sent was <strong>not received</strong>.</p>\n<p>Everything you can read here is as it was; forms and other changes will work again when the site is back, usually within minutes. Going back keeps what you typed in most browsers.</p>\n</body></html>\n";
+    let html = req
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let (body, kind) = if html {
+        (PAGE, "text/html; charset=utf-8")
+    } else {
+        (TEXT, "text/plain; charset=utf-8")
+    };
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::RETRY_AFTER, HeaderValue::from_static("300"));
+    h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    r
+}
+
 pub(super) fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *r.status_mut() = status;
@@ -33,22 +58,81 @@ pub(super) fn plain(status: StatusCode, text: &'static str) -> Response<Full<Byt
     r
 }
 
-/// `If-None-Match` matches when any listed tag equals the entity tag, weakly (W/ ignored).
-pub(super) fn none_match(header_value: &str, etag: &str) -> bool {
-    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    header_value
-        .split(',')
-        .any(|t| t.trim() == "*" || strip(t) == strip(etag))
+/// What a request's preconditions say about the response it would get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Preconditions {
+    /// Answer as usual; `range` says whether a `Range` header may be honoured (`If-Range`).
+    Proceed { range: bool },
+    /// 304 Not Modified.
+    NotModified,
+    /// 412 Precondition Failed.
+    Failed,
 }
 
-pub(super) fn not_modified_since(header_value: &str, last_modified: &str) -> bool {
-    match (
-        httpdate::parse_http_date(header_value.trim()),
-        httpdate::parse_http_date(last_modified),
-    ) {
-        (Ok(since), Ok(lm)) => lm <= since,
-        _ => false,
+/// RFC 9110 §13.2.2, in its order, for GET and HEAD of a response whose validators are
+/// `etag` (as it would be served: weak for a transformed body) and `last_modified`:
+///
+/// 1. `If-Match` (strong comparison; `*` matches) false → 412; without it,
+/// 2. `If-Unmodified-Since` (a valid date) earlier than Last-Modified, or no Last-Modified → 412;
+/// 3. `If-None-Match` (weak comparison) true → 304; without it,
+/// 4. `If-Modified-Since` (a valid date) not earlier than Last-Modified → 304;
+/// 5. `If-Range`: the range is honoured only if the validator still matches strongly (the
+///    same strong tag, or exactly the Last-Modified date); otherwise the whole body, 200.
+///
+/// Pure; the table test and `tests/serve.rs` (side by side with nginx) check every step.
+pub(super) fn preconditions(
+    req: &HeaderMap,
+    etag: Option<&str>,
+    last_modified: Option<&str>,
+) -> Preconditions {
+    let get = |h: header::HeaderName| req.get(h).and_then(|v| v.to_str().ok()).map(str::trim);
+    let date = |v: &str| httpdate::parse_http_date(v).ok();
+    let lm = last_modified.and_then(date);
+    if let Some(v) = get(header::IF_MATCH) {
+        if !tag_listed(v, etag, true) {
+            return Preconditions::Failed;
+        }
+    } else if let Some(d) = get(header::IF_UNMODIFIED_SINCE).and_then(date) {
+        if lm.is_none_or(|lm| lm > d) {
+            return Preconditions::Failed;
+        }
     }
+    if let Some(v) = get(header::IF_NONE_MATCH) {
+        if tag_listed(v, etag, false) {
+            return Preconditions::NotModified;
+        }
+    } else if let Some(d) = get(header::IF_MODIFIED_SINCE).and_then(date) {
+        if lm.is_some_and(|lm| lm <= d) {
+            return Preconditions::NotModified;
+        }
+    }
+    let range = match get(header::IF_RANGE) {
+        None => true,
+        Some(v) if v.starts_with('"') || v.starts_with("W/") => {
+            etag.is_some_and(|t| strong_eq(v, t))
+        }
+        Some(v) => matches!((date(v), lm), (Some(d), Some(lm)) if d == lm),
+    };
+    Preconditions::Proceed { range }
+}
+
+/// Two entity tags are the same strongly: both strong and character for character.
+fn strong_eq(a: &str, b: &str) -> bool {
+    !a.starts_with("W/") && !b.starts_with("W/") && a == b
+}
+
+/// Whether the list (`"a", W/"b"` or `*`) names `etag`, strongly or weakly (W/ ignored).
+fn tag_listed(list: &str, etag: Option<&str>, strong: bool) -> bool {
+    list.split(',').map(str::trim).any(|t| {
+        t == "*"
+            || etag.is_some_and(|e| {
+                if strong {
+                    strong_eq(t, e)
+                } else {
+                    t.trim_start_matches("W/") == e.trim_start_matches("W/")
+                }
+            })
+    })
 }
 
 /// A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `len`; `Err` when unsatisfiable.
@@ -172,9 +256,29 @@ pub(super) fn replay(
     if let Some(enc) = encoding {
         put(header::CONTENT_ENCODING, Some(enc));
     }
-    if encoding.is_some() || bannered {
-        // Another representation of the same resource: its tag is the origin's, made weak (as
-        // nginx does), so If-None-Match still matches under weak comparison.
+    if bannered {
+        // Different bytes from the origin's page: validators of its own, or a browser that
+        // revalidates what it cached from the origin would get a 304 and never see the banner.
+        // The tag names the snapshot; Last-Modified is the snapshot's time.
+        let inner = e
+            .etag
+            .as_deref()
+            .map(|t| t.trim_start_matches("W/").trim_matches('"').to_string())
+            .unwrap_or_default();
+        put(header::ETAG, Some(&format!("W/\"{inner}-copy-{}\"", m.id)));
+        // Strictly later than the origin's, in whole seconds as HTTP dates are, so that an
+        // If-Modified-Since with the origin's date is "modified".
+        let origin_lm = e
+            .last_modified
+            .as_deref()
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() * 1_000 + 1_000);
+        let lm = origin_lm.max(m.created_at.div_ceil(1_000) * 1_000);
+        put(header::LAST_MODIFIED, Some(&crate::util::http_date(lm)));
+    } else if encoding.is_some() {
+        // Another coding of the same bytes: its tag is the origin's, made weak (as nginx
+        // does), so If-None-Match still matches under weak comparison.
         if let Some(tag) = e.etag.as_deref().filter(|t| !t.starts_with("W/")) {
             put(header::ETAG, Some(&format!("W/{tag}")));
         }
@@ -187,23 +291,31 @@ pub(super) fn replay(
     let cacheable = e.status == 200;
     if cacheable {
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        let inm = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-        let ims = req
-            .get(header::IF_MODIFIED_SINCE)
-            .and_then(|v| v.to_str().ok());
-        let fresh = match (inm, e.etag.as_deref()) {
-            (Some(v), Some(tag)) => none_match(v, tag),
-            (Some(_), None) => false,
-            // If-Modified-Since counts only without If-None-Match (RFC 9110 13.1.3).
-            (None, _) => {
-                matches!((ims, e.last_modified.as_deref()), (Some(v), Some(lm)) if not_modified_since(v, lm))
+        let served_tag = headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let served_lm = headers
+            .get(header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let honour_range = match preconditions(req, served_tag.as_deref(), served_lm.as_deref()) {
+            Preconditions::NotModified => {
+                headers.remove(header::CONTENT_TYPE);
+                return with(StatusCode::NOT_MODIFIED, headers, Bytes::new());
             }
+            Preconditions::Failed => {
+                headers.remove(header::CONTENT_TYPE);
+                headers.remove(header::ACCEPT_RANGES);
+                return with(StatusCode::PRECONDITION_FAILED, headers, Bytes::new());
+            }
+            Preconditions::Proceed { range } => range,
         };
-        if fresh {
-            headers.remove(header::CONTENT_TYPE);
-            return with(StatusCode::NOT_MODIFIED, headers, Bytes::new());
-        }
-        if let Some(range) = req.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        if let Some(range) = req
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| honour_range)
+        {
             match byte_range(range, body.len() as u64) {
                 Some(Ok((a, b))) => {
                     headers.insert(

@@ -2,8 +2,9 @@
 //!
 //! - **Origin pinning.** The site's names are resolved to the primary's address (and port),
 //!   whatever DNS says, with the name in Host and SNI: the same pinning as probes, so a crawl can
-//!   run while the records point at the standby. Extra origins (a CDN) use fixed addresses from
-//!   the config or ordinary resolution.
+//!   run while the records point at the standby. Extra origins (a CDN) use their `resolve`
+//!   address from the config, or else the primary's. Nothing is ever looked up through the
+//!   system resolver: the client's resolver refuses every name ([`PinnedOnly`]).
 //! - **Parallel.** Up to `concurrency` requests in flight per origin over kept-alive
 //!   connections; no politeness delays (it is the user's own server). Decoding, hashing,
 //!   storing and reference discovery run on the blocking pool, off the I/O threads.
@@ -74,14 +75,21 @@ impl Spec {
         let connect = SocketAddr::new(primary, site.primary.port.unwrap_or(site.probe.port));
         let mut pins: Vec<(String, SocketAddr)> =
             site.hosts().into_iter().map(|h| (h, connect)).collect();
-        for (host, ip) in &m.resolve {
-            let port = m
-                .extra_origins
+        // Every extra host is fetched from its `resolve` address, or else from the primary's:
+        // never from whatever the system resolver says (see `build_client`).
+        for o in &m.extra_origins {
+            let Some(host) = o.host_str() else { continue };
+            if pins.iter().any(|(h, _)| h == host) {
+                continue;
+            }
+            let port = o.port_or_known_default().unwrap_or(443);
+            let ip = m
+                .resolve
                 .iter()
-                .find(|o| o.host_str() == Some(host))
-                .and_then(|o| o.port_or_known_default())
-                .unwrap_or(443);
-            pins.push((host.clone(), SocketAddr::new(*ip, port)));
+                .find(|(h, _)| h == host)
+                .map(|(_, ip)| *ip)
+                .unwrap_or(primary);
+            pins.push((host.to_string(), SocketAddr::new(ip, port)));
         }
         Ok(Spec {
             site: site.name.clone(),
@@ -246,7 +254,22 @@ fn build_client(spec: &Spec) -> Result<reqwest::Client, String> {
         // reqwest takes the port from the URL; a different connect port is set per request.
         b = b.resolve(host, SocketAddr::new(addr.ip(), 0));
     }
-    b.build().map_err(|e| format!("HTTP client: {e}"))
+    // The pins above are answered before any resolver; every other name is refused here, so a
+    // crawl can never reach an address the system resolver found.
+    b.dns_resolver(std::sync::Arc::new(PinnedOnly))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// The crawler's DNS resolver: it resolves nothing. Only pinned names (the site's, extra
+/// hosts) are fetched, and reqwest answers those from the pins before asking a resolver.
+struct PinnedOnly;
+
+impl reqwest::dns::Resolve for PinnedOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let why = format!("{} is not one of the crawl's pinned hosts", name.as_str());
+        Box::pin(async move { Err(why.into()) })
+    }
 }
 
 /// Crawls and publishes. `now_ms` names the snapshot and stamps the report.
@@ -680,58 +703,4 @@ impl Crawl {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    #[test]
-    fn decoding_is_capped() {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        gz.write_all(&vec![0u8; 1 << 20]).unwrap();
-        let bomb = gz.finish().unwrap();
-        assert!(bomb.len() < 4096);
-        assert!(matches!(
-            decode("gzip", &bomb, 1 << 16),
-            Err(AttemptError::Limited(Skip::DecompressionBomb))
-        ));
-        assert_eq!(
-            decode("gzip", &bomb, 1 << 20)
-                .ok()
-                .flatten()
-                .map(|b| b.len()),
-            Some(1 << 20)
-        );
-        let br = {
-            let mut out = Vec::new();
-            let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
-            w.write_all(&vec![b'a'; 1 << 20]).unwrap();
-            drop(w);
-            out
-        };
-        assert!(matches!(
-            decode("br", &br, 1000),
-            Err(AttemptError::Limited(Skip::DecompressionBomb))
-        ));
-        let zs = zstd::stream::encode_all(&vec![b'z'; 100_000][..], 3).unwrap();
-        assert_eq!(
-            decode("zstd", &zs, 1 << 20).ok().flatten().map(|b| b.len()),
-            Some(100_000)
-        );
-        assert!(matches!(
-            decode("zstd", &zs, 1000),
-            Err(AttemptError::Limited(Skip::DecompressionBomb))
-        ));
-        assert!(matches!(
-            decode("gzip", b"not gzip at all", 1000),
-            Err(AttemptError::Final(_))
-        ));
-        assert!(
-            matches!(decode("compress", b"xx", 1000), Ok(None)),
-            "unknown: kept as sent"
-        );
-        assert_eq!(
-            decode("identity", b"plain", 1000).ok().flatten().as_deref(),
-            Some(&b"plain"[..])
-        );
-    }
-}
+mod tests;
