@@ -84,29 +84,55 @@ fn shipped(text: &str) -> String {
         .join("\n")
 }
 
-/// The crate modules a piece of code names (`crate::ip::Family` → `ip`), and those it imports
-/// through `super::` from a child of `config` is not followed (it stays inside the layer).
-fn crate_modules(code: &str) -> Vec<String> {
-    let mut out: Vec<String> = code
-        .match_indices("crate::")
-        .map(|(i, m)| {
-            code[i + m.len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect()
+/// The paths `code` names after `prefix` (`crate::`, `super::`), as written: `crate::ip::Family`
+/// gives `ip::Family`, `use super::*` gives "". Only at a path's start (not `$crate::` or
+/// `a::crate::`).
+fn named_paths<'a>(code: &'a str, prefix: &str) -> Vec<&'a str> {
+    code.match_indices(prefix)
+        .filter(|(i, _)| {
+            *i == 0 || {
+                let c = code.as_bytes()[i - 1];
+                !(c.is_ascii_alphanumeric() || c == b'_' || c == b':' || c == b'$')
+            }
         })
-        .filter(|m: &String| !m.is_empty())
+        .map(|(i, m)| {
+            let rest = &code[i + m.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(rest.len());
+            rest[..end].trim_end_matches(':')
+        })
+        .collect()
+}
+
+/// Every path `code` names in the crate: `crate::a::b`, and each member of a
+/// `use crate::{a::b, c}` group.
+fn crate_paths(code: &str) -> Vec<String> {
+    let mut out: Vec<String> = named_paths(code, "crate::")
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
         .collect();
-    // `use crate::{a, b}` groups.
     for (i, _) in code.match_indices("crate::{") {
         let inner = &code[i + 8..code[i..].find('}').map(|e| i + e).unwrap_or(code.len())];
         out.extend(
             inner
                 .split(',')
-                .filter_map(|p| p.trim().split("::").next())
-                .map(str::to_string),
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty()),
         );
     }
+    out
+}
+
+/// The top-level crate modules a piece of code names (`crate::ip::Family` → `ip`). What a
+/// child of `config` imports through `super::` is not followed (it stays inside the layer).
+fn crate_modules(code: &str) -> Vec<String> {
+    let mut out: Vec<String> = crate_paths(code)
+        .iter()
+        .filter_map(|p| p.split("::").next())
+        .map(str::to_string)
+        .collect();
     out.sort();
     out.dedup();
     out
@@ -335,23 +361,6 @@ fn module_of(file: &str) -> String {
 /// The modules `code` of module `me` names: `crate::a::b`, `super::x`, and its own children
 /// `x::` (each resolved to the deepest module that exists in `modules`).
 fn module_deps(me: &str, code: &str, modules: &[String]) -> Vec<String> {
-    fn paths<'a>(code: &'a str, prefix: &str) -> Vec<&'a str> {
-        code.match_indices(prefix)
-            .filter(|(i, _)| {
-                *i == 0 || {
-                    let c = code.as_bytes()[i - 1];
-                    !(c.is_ascii_alphanumeric() || c == b'_' || c == b':' || c == b'$')
-                }
-            })
-            .map(|(i, m)| {
-                let rest = &code[i + m.len()..];
-                let end = rest
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-                    .unwrap_or(rest.len());
-                rest[..end].trim_end_matches(':')
-            })
-            .collect()
-    }
     let deepest = |base: &str, path: &str| -> Option<String> {
         let mut parts: Vec<&str> = base.split("::").filter(|p| !p.is_empty()).collect();
         parts.extend(path.split("::").filter(|p| !p.is_empty()));
@@ -362,16 +371,10 @@ fn module_deps(me: &str, code: &str, modules: &[String]) -> Vec<String> {
     };
     let parent = me.rsplit_once("::").map(|(p, _)| p).unwrap_or("");
     let mut out = vec![];
-    for p in paths(code, "crate::") {
-        out.extend(deepest("", p));
+    for p in crate_paths(code) {
+        out.extend(deepest("", &p));
     }
-    for (i, _) in code.match_indices("crate::{") {
-        let inner = &code[i + 8..code[i..].find('}').map(|e| i + e).unwrap_or(code.len())];
-        for part in inner.split(',') {
-            out.extend(deepest("", part.trim()));
-        }
-    }
-    for p in paths(code, "super::") {
+    for p in named_paths(code, "super::") {
         out.extend(deepest(parent, p).or_else(|| Some(parent.to_string())));
     }
     for word in code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
