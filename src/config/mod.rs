@@ -202,6 +202,11 @@ pub struct StandbyConfig {
 
 /// `standby.tracking_params` by default: the click and campaign identifiers that analytics,
 /// ad and mail tools add to links (Google, Meta, Microsoft, Mailchimp, HubSpot, Matomo, ...).
+/// [`TRACKING_PARAMS`] as the owned list `StandbyConfig::tracking_params` holds.
+pub fn default_tracking_params() -> Vec<String> {
+    TRACKING_PARAMS.iter().map(|s| s.to_string()).collect()
+}
+
 pub const TRACKING_PARAMS: &[&str] = &[
     "utm_*",
     "fbclid",

@@ -59,7 +59,7 @@ impl Cx<'_> {
             }
         };
         let tracking_params = match st.tracking_params {
-            None => TRACKING_PARAMS.iter().map(|s| s.to_string()).collect(),
+            None => default_tracking_params(),
             Some(list) => {
                 let mut out = vec![];
                 for (i, p) in list.into_inner().into_iter().enumerate() {

@@ -75,9 +75,10 @@ pub fn find<'a>(entries: &'a BTreeMap<String, Entry>, key: &str, tracking: &[Str
     bare.set_query(None);
     let bare_key = bare.to_string();
     if url.query().is_some() {
+        let prefix = format!("{bare_key}?");
         let variants: Vec<(&String, &Entry)> = entries
-            .range(format!("{bare_key}?")..)
-            .take_while(|(k, _)| k.starts_with(&format!("{bare_key}?")))
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
             .take(2)
             .collect();
         match (entries.get(&bare_key), variants.as_slice()) {
@@ -177,13 +178,6 @@ mod tests {
         }
     }
 
-    fn tracking() -> Vec<String> {
-        crate::config::TRACKING_PARAMS
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    }
-
     #[test]
     fn the_fallback_order() {
         let o = "https://www.example.test";
@@ -202,7 +196,7 @@ mod tests {
         ] {
             m.insert(format!("{o}{path}"), entry(kind));
         }
-        let t = tracking();
+        let t = crate::config::default_tracking_params();
         let why = |path: &str| match find(&m, &format!("{o}{path}"), &t) {
             Found::Exact(_) => "exact".to_string(),
             Found::Instead { key, why, .. } => format!("{why}: {}", &key[o.len()..]),

@@ -212,15 +212,9 @@ impl Standby {
                 budget: 256 << 20,
             },
             banner: st.is_some_and(|s| s.banner),
-            tracking: st.map_or_else(
-                || {
-                    crate::config::TRACKING_PARAMS
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect()
-                },
-                |s| s.tracking_params.clone(),
-            ),
+            tracking: st.map_or_else(crate::config::default_tracking_params, |s| {
+                s.tracking_params.clone()
+            }),
             max_age: st
                 .map_or(crate::config::DEFAULT_MAX_SNAPSHOT_AGE, |s| {
                     s.max_snapshot_age
