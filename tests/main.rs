@@ -13,6 +13,7 @@ mod demo;
 mod dns_server;
 mod failover;
 mod mirror;
+mod mirror_guess;
 mod powerdns;
 mod provider_configs;
 mod provider_e2e;

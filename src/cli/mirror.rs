@@ -136,6 +136,13 @@ fn print_report(r: &Report) {
         r.new_bodies,
         r.errors
     );
+    if r.guesses_kept + r.guesses_missed > 0 {
+        crate::outln!(
+            "  guessed from scripts and JSON: {} found, {} not on the origin (not errors)",
+            r.guesses_kept,
+            r.guesses_missed
+        );
+    }
     for (limit, n) in &r.limits_hit {
         crate::outln!("  limit {limit}: stopped {n} URL(s)");
     }

@@ -448,6 +448,11 @@ impl SnapshotWriter<'_> {
             .or_insert_with(|| why.to_string());
     }
 
+    /// Takes back a [`skip`](Self::skip): the URL is fetched after all.
+    pub fn unskip(&mut self, url: &str) {
+        self.manifest.skipped.remove(url);
+    }
+
     /// How many URLs were fetched and how many of those failed (for the error-rate check).
     pub fn set_tally(&mut self, fetched: usize, errors: usize) {
         (self.fetched, self.errors) = (fetched, errors);

@@ -10,7 +10,7 @@ const NGINX_SITE: &str = r#"
     root {DIR}/www;
     types { text/html html; text/css css; application/javascript js; image/png png; image/svg+xml svg;
             application/manifest+json webmanifest; application/xml xml; text/plain txt; image/webp webp;
-            image/jpeg jpg; video/mp4 mp4; font/woff2 woff2; image/x-icon ico; }
+            image/jpeg jpg; video/mp4 mp4; font/woff2 woff2; image/x-icon ico; application/json json; }
     default_type application/octet-stream;
     index index.html;
     location / { try_files $uri $uri.html $uri/ =404; }

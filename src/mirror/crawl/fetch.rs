@@ -22,10 +22,10 @@ pub(super) async fn reuse(ctx: Arc<Ctx>, job: Job, entry: Entry) -> Done {
     let url = job.url.clone();
     let bodies = ctx.bodies.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let refs = stored_refs(&entry, &url, &bodies);
+        let found = stored_refs(&entry, &url, &bodies);
         Outcome::Answer {
             entry,
-            refs,
+            found,
             redirect: None,
             not_modified: true,
             robots: None,
@@ -271,11 +271,11 @@ pub(super) fn interpret(
         // A 304 may carry fresher validators.
         e.etag = header(h, reqwest::header::ETAG).or(e.etag);
         e.last_modified = header(h, reqwest::header::LAST_MODIFIED).or(e.last_modified);
-        let refs = stored_refs(&e, url, bodies);
+        let found = stored_refs(&e, url, bodies);
         let sitemap = stored_sitemap(&e, url, bodies);
         return Outcome::Answer {
             entry: e,
-            refs,
+            found,
             redirect: None,
             not_modified: true,
             robots: None,
@@ -324,7 +324,7 @@ pub(super) fn interpret(
     let redirect = location
         .filter(|_| is_redirect)
         .and_then(|l| resolve(url, &l));
-    let mut refs = Vec::new();
+    let mut found = extract::Found::default();
     let mut robots = None;
     let mut sitemap = None;
     if raw.status == 200 && kept_encoding.is_none() {
@@ -334,12 +334,12 @@ pub(super) fn interpret(
         } else if kind == Kind::Sitemap {
             sitemap = Some(extract::sitemap_entries(&body, url));
         } else {
-            refs = extract::references(kind, &body, url);
+            found = extract::discover(kind, &body, url);
         }
     }
     Outcome::Answer {
         entry,
-        refs,
+        found,
         redirect,
         not_modified: false,
         robots,
@@ -347,14 +347,14 @@ pub(super) fn interpret(
     }
 }
 
-/// The links of the last good snapshot's copy of a page.
-pub(super) fn stored_refs(e: &Entry, url: &Url, bodies: &Bodies) -> Vec<Url> {
+/// The links (and guesses) of the last good snapshot's copy of a page.
+pub(super) fn stored_refs(e: &Entry, url: &Url, bodies: &Bodies) -> extract::Found {
     let Some(body) = bodies.document(e, url).ok().flatten() else {
-        return Vec::new();
+        return extract::Found::default();
     };
     match Kind::of(e.content_type.as_deref(), url, &body) {
-        Kind::Sitemap => Vec::new(),
-        kind => extract::references(kind, &body, url),
+        Kind::Sitemap => extract::Found::default(),
+        kind => extract::discover(kind, &body, url),
     }
 }
 
@@ -403,8 +403,8 @@ pub(super) fn in_sample(url: &str) -> bool {
 
 pub(super) fn failed(url: &Url, reason: String, prev: Option<Entry>, bodies: &Bodies) -> Outcome {
     let carried = prev.map(|e| {
-        let refs = stored_refs(&e, url, bodies);
-        (e, refs)
+        let found = stored_refs(&e, url, bodies);
+        (e, found)
     });
     Outcome::Failed { reason, carried }
 }

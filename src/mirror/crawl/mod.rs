@@ -19,6 +19,14 @@
 //!   and if one of them turns out changed, the sitemap is distrusted for the rest of the crawl
 //!   and every page taken on its word is fetched after all. This is what makes a re-crawl of
 //!   an unchanged site cost a small fraction of the first one, in requests as well as bytes.
+//! - **Guesses.** URL-like string literals in inline and external scripts and in JSON files
+//!   ([`extract::script`]) are fetched speculatively, after the references that led to them.
+//!   What the origin answers with 2xx or 3xx is kept like any page; what it answers with 4xx,
+//!   or fails to answer, is listed in the manifest as skipped (`speculative: …`) and is neither
+//!   an error nor part of the error rate, so a wrong guess never fails a crawl. A guess that is
+//!   referred to later (from HTML or CSS) becomes a reference: fetched again if it had missed.
+//!   Guesses no rule admits (scope, robots, traps, the page cap) are dropped silently: nothing
+//!   is missing when a guess is not taken.
 //! - **Bounded.** The trap rules of [`super::scope::Guard`], global page/byte/time caps, a
 //!   response-size cap that also stops decompression bombs, capped redirects, off-scope
 //!   redirects recorded but not followed. Every limit hit is counted in the report and every
@@ -137,6 +145,12 @@ pub struct Report {
     /// Bodies the new snapshot has that the last good one did not.
     pub new_bodies: u64,
     pub errors: u64,
+    /// Guesses (URL-like strings in scripts and JSON) the origin answered with 2xx or 3xx, so
+    /// kept, and those it answered otherwise (recorded as skipped, never errors).
+    #[serde(default)]
+    pub guesses_kept: u64,
+    #[serde(default)]
+    pub guesses_missed: u64,
     /// The first few failures, "URL: reason".
     pub error_samples: Vec<String>,
     /// Limit → how many URLs it stopped.
@@ -197,7 +211,7 @@ enum Outcome {
     /// An answer to record (fresh, or reused after a 304).
     Answer {
         entry: Entry,
-        refs: Vec<Url>,
+        found: extract::Found,
         redirect: Option<Url>,
         not_modified: bool,
         robots: Option<Robots>,
@@ -206,7 +220,7 @@ enum Outcome {
     /// Failed; carries the last good snapshot's entry (and its links) when there is one.
     Failed {
         reason: String,
-        carried: Option<(Entry, Vec<Url>)>,
+        carried: Option<(Entry, extract::Found)>,
     },
     /// Stopped by a limit (size, decompression).
     Limited(Skip),
@@ -338,6 +352,8 @@ pub async fn crawl(
         sitemap_pages: Vec::new(),
         prephase: true,
         fresh_candidates: 0,
+        guessed: HashSet::new(),
+        missed_guesses: HashSet::new(),
         report: Report {
             site: spec.site.clone(),
             started_at: now_ms,
@@ -511,7 +527,12 @@ pub async fn crawl(
         tracing::info!(site = %c.report.site, kept, "crawl cut short by a limit; unreached pages keep their last good copy");
     }
     let mut report = c.report;
-    w.set_tally(report.fetched as usize, report.errors as usize);
+    // A guess the origin did not answer is not a page the site has: out of the error rate's
+    // denominator as well as its numerator.
+    w.set_tally(
+        report.fetched.saturating_sub(report.guesses_missed) as usize,
+        report.errors as usize,
+    );
     let verdict = w.finish(spec.m.checks)?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     match verdict {
@@ -555,6 +576,10 @@ struct Crawl {
     /// Still reading sitemaps (their pages wait), or crawling (they are queued at once).
     prephase: bool,
     fresh_candidates: usize,
+    /// Admitted as guesses only, not answered yet.
+    guessed: HashSet<String>,
+    /// Guesses the origin did not answer (a reference found later fetches them after all).
+    missed_guesses: HashSet<String>,
     report: Report,
 }
 
@@ -594,6 +619,17 @@ impl Crawl {
         }
         let key = u.to_string();
         if self.seen.contains(&key) {
+            // Guessed first, referred to now: a reference after all.
+            self.guessed.remove(&key);
+            if self.missed_guesses.remove(&key) {
+                w.unskip(&key);
+                self.queue.push_back(Job {
+                    url: u,
+                    depth,
+                    redirects,
+                    check: false,
+                });
+            }
             return;
         }
         self.seen.insert(key.clone());
@@ -615,6 +651,50 @@ impl Crawl {
         });
     }
 
+    /// Queues a guess. A guess no rule admits is dropped without a trace: it was never a
+    /// reference, so no limit was hit and nothing is missing.
+    fn enqueue_guess(&mut self, u: Url, depth: u32) {
+        let key = u.to_string();
+        if !self.scope.contains(&u)
+            || self.seen.contains(&key)
+            || self.admitted >= self.max_pages
+            || self.honour_robots && self.robots.as_ref().is_some_and(|r| !r.allows(&u))
+            || self.guard.admit(&u, depth, 0).is_err()
+        {
+            return;
+        }
+        self.seen.insert(key.clone());
+        self.guessed.insert(key);
+        self.admitted += 1;
+        self.queue.push_back(Job {
+            url: u,
+            depth,
+            redirects: 0,
+            check: false,
+        });
+    }
+
+    /// A guess the origin did not answer: recorded as skipped, never an error.
+    fn missed(&mut self, key: String, why: &str, w: &mut super::snapshot::SnapshotWriter<'_>) {
+        self.report.guesses_missed += 1;
+        w.skip(&key, &format!("speculative: {why}"));
+        self.missed_guesses.insert(key);
+    }
+
+    fn follow(
+        &mut self,
+        found: extract::Found,
+        depth: u32,
+        w: &mut super::snapshot::SnapshotWriter<'_>,
+    ) {
+        for r in found.refs {
+            self.enqueue(r, depth, 0, w);
+        }
+        for g in found.guesses {
+            self.enqueue_guess(g, depth);
+        }
+    }
+
     fn record(
         &mut self,
         d: Done,
@@ -629,10 +709,19 @@ impl Crawl {
         }
         progress.bytes.fetch_add(d.wire, Ordering::Relaxed);
         let key = d.url.to_string();
+        let guess = self.guessed.remove(&key);
         match d.outcome {
+            Outcome::Answer { entry, .. } if guess && entry.status >= 400 => {
+                self.consecutive_failures = 0;
+                self.missed(key, &format!("the origin answered {}", entry.status), w);
+            }
+            Outcome::Failed {
+                reason,
+                carried: None,
+            } if guess => self.missed(key, &reason, w),
             Outcome::Answer {
                 entry,
-                refs,
+                found,
                 redirect,
                 not_modified,
                 robots,
@@ -669,16 +758,25 @@ impl Crawl {
                     self.report.not_modified += 1;
                     progress.not_modified.fetch_add(1, Ordering::Relaxed);
                 }
+                if guess {
+                    self.report.guesses_kept += 1;
+                }
                 w.add(&key, entry);
                 if robots.is_some() {
                     self.robots = robots;
                 }
-                for r in refs {
-                    self.enqueue(r, d.depth + 1, 0, w);
-                }
+                self.follow(found, d.depth + 1, w);
                 if let Some(r) = redirect {
                     self.enqueue(r, d.depth, d.redirects + 1, w);
                 }
+            }
+            // A guess kept last time that failed now: it keeps its entry, and is no error.
+            Outcome::Failed {
+                carried: Some((entry, found)),
+                ..
+            } if guess => {
+                w.add(&key, entry);
+                self.follow(found, d.depth + 1, w);
             }
             Outcome::Failed { reason, carried } => {
                 self.consecutive_failures += 1;
@@ -688,11 +786,9 @@ impl Crawl {
                     self.report.error_samples.push(format!("{key}: {reason}"));
                 }
                 tracing::debug!(site = %self.report.site, url = %key, %reason, "fetch failed");
-                if let Some((entry, refs)) = carried {
+                if let Some((entry, found)) = carried {
                     w.add(&key, entry);
-                    for r in refs {
-                        self.enqueue(r, d.depth + 1, 0, w);
-                    }
+                    self.follow(found, d.depth + 1, w);
                 }
             }
             Outcome::Limited(why) => self.hit(why, &key, w),

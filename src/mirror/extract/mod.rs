@@ -18,6 +18,10 @@
 //! CSS goes through `cssparser`'s tokenizer (the CSS Syntax spec's), so comments, escapes and
 //! strings are handled as a browser does: `url(x)`, `url("x")`, `src("x")`, `@import "x"`, and
 //! strings inside `image-set()` / `-webkit-image-set()`.
+//!
+//! Besides references, [`discover`] returns *guesses*: the URL-like string literals of inline
+//! scripts, external scripts and JSON files ([`script`]). The crawler fetches them speculatively;
+//! nothing else (export, verify) treats them as references.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -27,6 +31,8 @@ use cssparser::{Parser, ParserInput, Token};
 use url::Url;
 
 use super::scope::resolve;
+
+pub mod script;
 
 /// Called with each resolved reference; returns a replacement to write instead (export), or
 /// `None` to leave it as it is.
@@ -192,96 +198,117 @@ const URL_ATTRS: &[&str] = &[
 ];
 const SRCSET_ATTRS: &[&str] = &["srcset", "imagesrcset", "data-srcset"];
 
+/// Called with the text of each inline `<script>` and the base in force where it stands.
+type OnScript<'a> = dyn FnMut(&str, &Url) + 'a;
+
 /// Walks an HTML (or SVG) document. Returns the document with the replacements `on_ref` asked
 /// for; unparseable input yields what could be parsed.
 pub fn html(body: &[u8], base: &Url, on_ref: &mut OnRef<'_>) -> Vec<u8> {
+    html_walk(body, base, on_ref, None)
+}
+
+fn html_walk(
+    body: &[u8],
+    base: &Url,
+    on_ref: &mut OnRef<'_>,
+    on_script: Option<&mut OnScript<'_>>,
+) -> Vec<u8> {
     let base = RefCell::new(base.clone());
     let on_ref = RefCell::new(on_ref);
     let style_text = RefCell::new(String::new());
+    let script_text = RefCell::new(String::new());
+    let on_script = RefCell::new(on_script);
     let mut out = Vec::with_capacity(body.len());
     {
-        let mut rewriter = lol_html::HtmlRewriter::new(
-            lol_html::Settings::new()
-                .append_element_content_handler(lol_html::element!("base[href]", |el| {
-                    if let Some(h) = el.get_attribute("href") {
-                        let b = base.borrow().clone();
-                        if let Ok(nb) = b.join(decode_entities(&h).trim()) {
-                            *base.borrow_mut() = nb;
-                        }
-                    }
-                    Ok(())
-                }))
-                .append_element_content_handler(lol_html::element!("*", |el| {
+        let mut settings = lol_html::Settings::new()
+            .append_element_content_handler(lol_html::element!("base[href]", |el| {
+                if let Some(h) = el.get_attribute("href") {
                     let b = base.borrow().clone();
-                    let tag = el.tag_name();
+                    if let Ok(nb) = b.join(decode_entities(&h).trim()) {
+                        *base.borrow_mut() = nb;
+                    }
+                }
+                Ok(())
+            }))
+            .append_element_content_handler(lol_html::element!("*", |el| {
+                let b = base.borrow().clone();
+                let tag = el.tag_name();
+                let mut f = on_ref.borrow_mut();
+                let mut edits: Vec<(String, String)> = Vec::new();
+                for a in el.attributes() {
+                    let name = a.name();
+                    let raw = a.value();
+                    let value = decode_entities(&raw);
+                    let single = URL_ATTRS.contains(&name.as_str()) && tag != "base"
+                        || (name == "data" && tag == "object");
+                    if single {
+                        if let Some(new) = resolve(&b, &value).and_then(|u| f(&u)) {
+                            edits.push((name, new));
+                        }
+                    } else if SRCSET_ATTRS.contains(&name.as_str()) {
+                        let mut reps = Vec::new();
+                        for r in srcset_urls(&value) {
+                            if let Some(new) = resolve(&b, &value[r.clone()]).and_then(|u| f(&u)) {
+                                reps.push((r, new));
+                            }
+                        }
+                        if !reps.is_empty() {
+                            edits.push((name, rewrite_ranges(&value, &reps)));
+                        }
+                    } else if name == "style" {
+                        let new = css_walk(&value, &b, &mut **f);
+                        if let Some(new) = new {
+                            edits.push((name, new));
+                        }
+                    } else if name == "content" && tag == "meta" {
+                        let refresh = el
+                            .get_attribute("http-equiv")
+                            .is_some_and(|h| h.eq_ignore_ascii_case("refresh"));
+                        if let Some(r) = refresh.then(|| refresh_url(&value)).flatten() {
+                            if let Some(new) = resolve(&b, &value[r.clone()]).and_then(|u| f(&u)) {
+                                edits.push((name, rewrite_ranges(&value, &[(r, new)])));
+                            }
+                        }
+                    }
+                }
+                drop(f);
+                for (name, value) in edits {
+                    // Values we write are decoded text; lol_html escapes the quotes.
+                    let _ = el.set_attribute(&name, &escape_amp(&value));
+                }
+                Ok(())
+            }))
+            .append_element_content_handler(lol_html::text!("style", |t| {
+                style_text.borrow_mut().push_str(t.as_str());
+                if t.last_in_text_node() {
+                    let text = std::mem::take(&mut *style_text.borrow_mut());
+                    let b = base.borrow().clone();
                     let mut f = on_ref.borrow_mut();
-                    let mut edits: Vec<(String, String)> = Vec::new();
-                    for a in el.attributes() {
-                        let name = a.name();
-                        let raw = a.value();
-                        let value = decode_entities(&raw);
-                        let single = URL_ATTRS.contains(&name.as_str()) && tag != "base"
-                            || (name == "data" && tag == "object");
-                        if single {
-                            if let Some(new) = resolve(&b, &value).and_then(|u| f(&u)) {
-                                edits.push((name, new));
-                            }
-                        } else if SRCSET_ATTRS.contains(&name.as_str()) {
-                            let mut reps = Vec::new();
-                            for r in srcset_urls(&value) {
-                                if let Some(new) =
-                                    resolve(&b, &value[r.clone()]).and_then(|u| f(&u))
-                                {
-                                    reps.push((r, new));
-                                }
-                            }
-                            if !reps.is_empty() {
-                                edits.push((name, rewrite_ranges(&value, &reps)));
-                            }
-                        } else if name == "style" {
-                            let new = css_walk(&value, &b, &mut **f);
-                            if let Some(new) = new {
-                                edits.push((name, new));
-                            }
-                        } else if name == "content" && tag == "meta" {
-                            let refresh = el
-                                .get_attribute("http-equiv")
-                                .is_some_and(|h| h.eq_ignore_ascii_case("refresh"));
-                            if let Some(r) = refresh.then(|| refresh_url(&value)).flatten() {
-                                if let Some(new) =
-                                    resolve(&b, &value[r.clone()]).and_then(|u| f(&u))
-                                {
-                                    edits.push((name, rewrite_ranges(&value, &[(r, new)])));
-                                }
-                            }
-                        }
-                    }
-                    drop(f);
-                    for (name, value) in edits {
-                        // Values we write are decoded text; lol_html escapes the quotes.
-                        let _ = el.set_attribute(&name, &escape_amp(&value));
-                    }
-                    Ok(())
-                }))
-                .append_element_content_handler(lol_html::text!("style", |t| {
-                    style_text.borrow_mut().push_str(t.as_str());
-                    if t.last_in_text_node() {
-                        let text = std::mem::take(&mut *style_text.borrow_mut());
-                        let b = base.borrow().clone();
-                        let mut f = on_ref.borrow_mut();
-                        if let Some(new) = css_walk(&text, &b, &mut **f) {
-                            t.replace(&new, lol_html::html_content::ContentType::Html);
-                        } else {
-                            t.replace(&text, lol_html::html_content::ContentType::Html);
-                        }
+                    if let Some(new) = css_walk(&text, &b, &mut **f) {
+                        t.replace(&new, lol_html::html_content::ContentType::Html);
                     } else {
-                        // Held back until the whole text is known; written at the end.
-                        t.remove();
+                        t.replace(&text, lol_html::html_content::ContentType::Html);
                     }
-                    Ok(())
-                })),
-            |c: &[u8]| out.extend_from_slice(c),
-        );
+                } else {
+                    // Held back until the whole text is known; written at the end.
+                    t.remove();
+                }
+                Ok(())
+            }));
+        if on_script.borrow().is_some() {
+            settings = settings.append_element_content_handler(lol_html::text!("script", |t| {
+                script_text.borrow_mut().push_str(t.as_str());
+                if t.last_in_text_node() {
+                    let text = std::mem::take(&mut *script_text.borrow_mut());
+                    if let Some(f) = on_script.borrow_mut().as_mut() {
+                        f(&text, &base.borrow());
+                    }
+                }
+                Ok(())
+            }));
+        }
+        let mut rewriter =
+            lol_html::HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
         let _ = rewriter.write(body);
         let _ = rewriter.end();
     }
@@ -479,20 +506,39 @@ pub fn is_html(content_type: Option<&str>) -> bool {
     )
 }
 
-/// Whether a response of this type at this URL can hold references at all (so whether its
-/// stored body is worth reading): HTML, SVG, CSS, manifests, XML (sitemaps).
+/// Whether a response of this type at this URL can hold references or guesses at all (so
+/// whether its stored body is worth reading): HTML, SVG, CSS, manifests, XML (sitemaps),
+/// scripts and JSON.
 pub fn may_refer(content_type: Option<&str>, url: &Url) -> bool {
+    let ct = media_type(content_type);
     matches!(
-        media_type(content_type).as_str(),
+        ct.as_str(),
         "text/html"
             | "application/xhtml+xml"
             | "image/svg+xml"
             | "text/css"
             | "application/manifest+json"
-            | "application/json"
             | "application/xml"
             | "text/xml"
-    ) || url.path().to_ascii_lowercase().ends_with(".webmanifest")
+    ) || is_script(&ct)
+        || is_json(&ct)
+        || url.path().to_ascii_lowercase().ends_with(".webmanifest")
+}
+
+fn is_script(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "text/javascript"
+            | "application/javascript"
+            | "application/x-javascript"
+            | "application/ecmascript"
+            | "text/ecmascript"
+    )
+}
+
+fn is_json(media_type: &str) -> bool {
+    media_type == "application/json"
+        || media_type.starts_with("application/") && media_type.ends_with("+json")
 }
 
 /// What kind of document a body is, for reference discovery.
@@ -502,6 +548,10 @@ pub enum Kind {
     Css,
     Manifest,
     Sitemap,
+    /// JavaScript: read for guesses only.
+    Script,
+    /// JSON other than a web-app manifest: read for guesses only.
+    Json,
     Other,
 }
 
@@ -524,9 +574,52 @@ impl Kind {
                     Kind::Other
                 }
             }
+            ct if is_script(ct) => Kind::Script,
+            ct if is_json(ct) => Kind::Json,
             _ => Kind::Other,
         }
     }
+}
+
+/// What a document names: its references, and the guesses its scripts and JSON suggest (not
+/// counting those that are references too).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub refs: Vec<Url>,
+    pub guesses: Vec<Url>,
+}
+
+/// The references of a body of the given kind (as [`references`]) and its guesses.
+pub fn discover(kind: Kind, body: &[u8], base: &Url) -> Found {
+    let mut guesses = Vec::new();
+    let refs = match kind {
+        Kind::Html => {
+            let mut refs = Vec::new();
+            let mut push = |u: &Url| {
+                refs.push(u.clone());
+                None
+            };
+            let mut scripts = |text: &str, base: &Url| {
+                if guesses.len() < script::MAX_GUESSES {
+                    guesses.extend(script::urls(text, base));
+                }
+            };
+            html_walk(body, base, &mut push, Some(&mut scripts));
+            refs
+        }
+        Kind::Script | Kind::Json => {
+            guesses = script::urls(&String::from_utf8_lossy(body), base);
+            Vec::new()
+        }
+        kind => references(kind, body, base),
+    };
+    if !guesses.is_empty() {
+        let known: std::collections::HashSet<&Url> = refs.iter().collect();
+        let mut seen = std::collections::HashSet::new();
+        guesses.retain(|g| !known.contains(g) && seen.insert(g.clone()));
+        guesses.truncate(script::MAX_GUESSES);
+    }
+    Found { refs, guesses }
 }
 
 /// Every reference in a body of the given kind (duplicates included, in document order).
@@ -547,229 +640,10 @@ pub fn references(kind: Kind, body: &[u8], base: &Url) -> Vec<Url> {
             manifest(body, base, &mut push);
         }
         Kind::Sitemap => return sitemap(body, base),
-        Kind::Other => {}
+        Kind::Script | Kind::Json | Kind::Other => {}
     }
     found
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn base() -> Url {
-        Url::parse("https://www.example.test/dir/page").unwrap()
-    }
-
-    fn refs(kind: Kind, body: &str) -> Vec<String> {
-        references(kind, body.as_bytes(), &base())
-            .into_iter()
-            .map(String::from)
-            .collect()
-    }
-
-    fn w(p: &str) -> String {
-        format!("https://www.example.test{p}")
-    }
-
-    #[test]
-    fn entities_are_decoded() {
-        assert_eq!(
-            decode_entities("a?x=1&amp;y=2&#38;z=3&#x26;q"),
-            "a?x=1&y=2&z=3&q"
-        );
-        assert_eq!(decode_entities("&unknown; &amp"), "&unknown; &");
-        assert_eq!(decode_entities("&#0;&#xFFFFFFFF;"), "\u{fffd}\u{fffd}");
-        assert_eq!(decode_entities("plain"), "plain");
-    }
-
-    #[test]
-    fn srcset_in_any_layout() {
-        let v = "a.png 1x,b.png   2x,\n   c.png\n 600w, d,e.png 3x , data:image/png;base64,AAAA 4x, f(1).png 5x";
-        let urls: Vec<&str> = srcset_urls(v).into_iter().map(|r| &v[r]).collect();
-        assert_eq!(
-            urls,
-            [
-                "a.png",
-                "b.png",
-                "c.png",
-                "d,e.png",
-                "data:image/png;base64,AAAA",
-                "f(1).png"
-            ]
-        );
-        let multi = "\n      ml-300.png 300w,\n      ml-600.png 600w\n    ";
-        let urls: Vec<&str> = srcset_urls(multi).into_iter().map(|r| &multi[r]).collect();
-        assert_eq!(urls, ["ml-300.png", "ml-600.png"]);
-        assert!(srcset_urls(" , ,, ").is_empty());
-    }
-
-    #[test]
-    fn every_html_reference_kind() {
-        let doc = r##"<!doctype html><html><head>
-            <link rel="stylesheet" href="/s.css?v=3&amp;x=1">
-            <link rel="preload" as="image" imagesrcset="pre-1.png 1x, pre-2.png 2x">
-            <link rel="icon" href="/favicon.ico"><link rel="manifest" href="/app.webmanifest">
-            <meta http-equiv="Refresh" content="30; URL='/refreshed'">
-            <style>body { background: url(/bg.png) } @import "/imp.css"; /* url(/commented.png) */</style>
-            <script src="/app.js?v=3"></script>
-          </head><body style="background-image: url('/inline.png')">
-            <a href="sub/child">c</a><a href="#top">t</a><a href="javascript:x()">j</a><a href="mailto:a@b">m</a>
-            <img src="i.png" srcset="
-                 ml-300.png 300w,
-                 ml-600.png 600w" data-src="lazy.png" data-srcset="lazy-2.png 2x">
-            <picture><source srcset="/p.webp 1x, /p2.webp 2x" type="image/webp"></picture>
-            <video poster="/poster.jpg"><source src="/v.mp4"></video>
-            <object data="/o.svg"></object>
-            <svg><image href="/svg-img.png"/><use xlink:href="/sprite.svg#i"/></svg>
-            <a href="https://www.example.test/absolute">abs</a><a href="//cdn.example.test/x.js">cdn</a>
-          </body></html>"##;
-        let got = refs(Kind::Html, doc);
-        for want in [
-            "/s.css?v=3&x=1",
-            "/dir/pre-1.png",
-            "/dir/pre-2.png",
-            "/favicon.ico",
-            "/app.webmanifest",
-            "/refreshed",
-            "/bg.png",
-            "/imp.css",
-            "/app.js?v=3",
-            "/inline.png",
-            "/dir/sub/child",
-            "/dir/i.png",
-            "/dir/ml-300.png",
-            "/dir/ml-600.png",
-            "/dir/lazy.png",
-            "/dir/lazy-2.png",
-            "/p.webp",
-            "/p2.webp",
-            "/poster.jpg",
-            "/v.mp4",
-            "/o.svg",
-            "/svg-img.png",
-            "/sprite.svg",
-            "/absolute",
-        ] {
-            assert!(got.contains(&w(want)), "missing {want} in {got:#?}");
-        }
-        assert!(got.contains(&"https://cdn.example.test/x.js".to_string()));
-        assert!(
-            !got.iter().any(|u| u.contains("commented")),
-            "comments are not references"
-        );
-        assert!(!got
-            .iter()
-            .any(|u| u.starts_with("javascript") || u.starts_with("mailto")));
-    }
-
-    #[test]
-    fn base_href_changes_the_base() {
-        let got = refs(
-            Kind::Html,
-            r#"<head><base href="/other/"></head><a href="x">x</a>"#,
-        );
-        assert_eq!(got, [w("/other/x")]);
-    }
-
-    #[test]
-    fn css_reference_forms() {
-        let sheet = r#"
-            @import url(a.css); @import 'b.css' screen; @import "c.css";
-            .x { background: url( d.png ) } .y { background: url("e.png") } .z { background: URL('f.png') }
-            .i { background-image: image-set("g.png" 1x, url(h.png) 2x); }
-            .w { background-image: -webkit-image-set('k.png' 1x) }
-            @font-face { src: url(font.woff2) format("woff2"), url("font.woff") format("woff") }
-            .s::after { content: "not-a-url.png" } /* url(no.png) */
-            .esc { background: url(sp\ ace.png) }
-        "#;
-        let got = refs(Kind::Css, sheet);
-        let want: Vec<String> = [
-            "a.css",
-            "b.css",
-            "c.css",
-            "d.png",
-            "e.png",
-            "f.png",
-            "g.png",
-            "h.png",
-            "k.png",
-            "font.woff2",
-            "font.woff",
-            "sp%20ace.png",
-        ]
-        .iter()
-        .map(|p| w(&format!("/dir/{p}")))
-        .collect();
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn rewriting_keeps_everything_else() {
-        let doc = r#"<p class="a">x</p><img src="/a.png" srcset="/a.png 1x,
-  /b.png 2x" alt="&quot;q&quot;"><style>.x{background:url(/c.png)}</style>"#;
-        let mut map = |u: &Url| Some(format!("local{}", u.path()));
-        let out = String::from_utf8(html(doc.as_bytes(), &base(), &mut map)).unwrap();
-        assert!(out.contains(r#"src="local/a.png""#), "{out}");
-        assert!(out.contains("local/a.png 1x,\n  local/b.png 2x"), "{out}");
-        assert!(out.contains(r#"url("local/c.png")"#), "{out}");
-        assert!(
-            out.contains(r#"<p class="a">x</p>"#) && out.contains(r#"alt="&quot;q&quot;""#),
-            "{out}"
-        );
-        let css_out = css("a{b:url(/x.png)} @import '/y.css';", &base(), &mut map);
-        assert_eq!(css_out, r#"a{b:url("local/x.png")} @import "local/y.css";"#);
-    }
-
-    #[test]
-    fn manifest_and_sitemap() {
-        let m =
-            br#"{"name":"x","start_url":"/start","icons":[{"src":"/i-192.png","sizes":"192x192"}],
-                    "shortcuts":[{"url":"/sc","icons":[{"src":"sc.png"}]}]}"#;
-        let got: Vec<String> = references(Kind::Manifest, m, &base())
-            .into_iter()
-            .map(String::from)
-            .collect();
-        assert_eq!(got.len(), 4, "{got:?}");
-        assert!(
-            got.contains(&w("/i-192.png"))
-                && got.contains(&w("/dir/sc.png"))
-                && got.contains(&w("/start"))
-        );
-        let idx = br#"<sitemapindex><sitemap><loc>/s1.xml</loc><lastmod>2026-01-01</lastmod></sitemap></sitemapindex>"#;
-        assert_eq!(
-            sitemap_entries(idx, &base()).sitemaps,
-            [Url::parse(&w("/s1.xml")).unwrap()]
-        );
-        let dated = br#"<urlset><url><loc>/a</loc><lastmod>2026-11-24T10:00:00+00:00</lastmod></url><url><loc>/b</loc></url></urlset>"#;
-        let e = sitemap_entries(dated, &base());
-        assert_eq!(e.pages[0].1.as_deref(), Some("2026-11-24T10:00:00+00:00"));
-        assert_eq!(e.pages[1].1, None);
-        let sm = br#"<?xml version="1.0"?><urlset xmlns="x"><url><loc> https://www.example.test/a?x=1&amp;y=2 </loc></url>
-                     <url><loc><![CDATA[https://www.example.test/b]]></loc></url><url><loc>javascript:x</loc></url></urlset>"#;
-        assert_eq!(
-            Kind::of(Some("application/xml"), &base(), sm),
-            Kind::Sitemap
-        );
-        let got: Vec<String> = references(Kind::Sitemap, sm, &base())
-            .into_iter()
-            .map(String::from)
-            .collect();
-        assert_eq!(got, [w("/a?x=1&y=2"), w("/b")]);
-    }
-
-    #[test]
-    fn garbage_does_not_panic() {
-        for junk in [
-            &b"\xff\xfe<a href=\"\xc3\x28\">"[..],
-            b"<a href=",
-            b"<style>url(",
-            b"<<<>>>\0\0",
-            b"<meta http-equiv=refresh content=\";url=\">",
-        ] {
-            let _ = references(Kind::Html, junk, &base());
-            let _ = references(Kind::Css, junk, &base());
-            let _ = references(Kind::Manifest, junk, &base());
-            let _ = references(Kind::Sitemap, junk, &base());
-        }
-    }
-}
+mod tests;
