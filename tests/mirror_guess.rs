@@ -45,7 +45,10 @@ fn write_app(f: &Fixture) {
         "spa/app.js",
         "import('./chunk-1.js');\nfetch(\"/spa/config.json\").then(r => r.json());\n",
     );
-    f.set("spa/chunk-1.js", "export const img = '/spa/img/from-chunk.png';");
+    f.set(
+        "spa/chunk-1.js",
+        "export const img = '/spa/img/from-chunk.png';",
+    );
     f.set(
         "spa/config.json",
         r#"{"logo": "/spa/img/logo.svg", "pages": {"next": "page-2.json"}, "title": "not a url"}"#,
@@ -67,7 +70,11 @@ fn urls_only_scripts_load_are_guessed_and_a_wrong_guess_is_no_error() {
     let (code, out, err) = d.cli(&["mirror", "fixture", "--json"]);
     let r: serde_json::Value =
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("no JSON report ({e}): {out}\n{err}"));
-    assert_eq!((code, r["outcome"].as_str()), (0, Some("published")), "{r:#}");
+    assert_eq!(
+        (code, r["outcome"].as_str()),
+        (0, Some("published")),
+        "{r:#}"
+    );
     let m = SnapshotStore::open(&d.data_dir(), "fixture")
         .unwrap()
         .current()
@@ -102,10 +109,16 @@ fn urls_only_scripts_load_are_guessed_and_a_wrong_guess_is_no_error() {
     // Comments, regular expressions, templates with holes and other hosts are not guessed.
     for p in ["/spa/in-a-comment.png", "/spa/[a-z]+.png"] {
         let u = f.url(p);
-        assert!(!m.entries.contains_key(&u) && !m.skipped.contains_key(&u), "{p} was guessed");
+        assert!(
+            !m.entries.contains_key(&u) && !m.skipped.contains_key(&u),
+            "{p} was guessed"
+        );
     }
     assert!(
-        m.entries.keys().chain(m.skipped.keys()).all(|u| u.starts_with(&f.origin())),
+        m.entries
+            .keys()
+            .chain(m.skipped.keys())
+            .all(|u| u.starts_with(&f.origin())),
         "a URL of another origin was taken: {:#?} {:#?}",
         m.entries.keys(),
         m.skipped
@@ -132,7 +145,10 @@ fn a_guess_referred_to_later_is_a_reference() {
         "spa/index.html",
         r#"<script>fetch("/spa/nothing.json")</script><a href="/spa/deeper">on</a>"#,
     );
-    f.set("spa/deeper.html", r#"<a href="/spa/nothing.json">a link to it</a>"#);
+    f.set(
+        "spa/deeper.html",
+        r#"<a href="/spa/nothing.json">a link to it</a>"#,
+    );
     let start = f.url("/spa/");
     let d = Daemon::prepare(&f.config(&format!("start = [\"{start}\"]")));
     let (code, out, err) = d.cli(&["mirror", "fixture", "--json"]);

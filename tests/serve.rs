@@ -371,14 +371,19 @@ fn a_snapshot_switch_under_load_fails_no_request() {
 fn text_is_compressed_for_clients_that_take_it() {
     use std::io::Read;
     let (f, d, s) = setup();
-    // Compressed at publish time, beside the bodies: the index page's brotli form is stored.
+    // Compressed by the standby server after it starts serving the snapshot (publishing does
+    // not wait for it), beside the bodies: the index page's brotli form gets stored.
     let origin_hash = sha256_hex(&std::fs::read(f.www.join("index.html")).unwrap());
     let stored = d
         .data_dir()
         .join("mirror/fixture/bodies")
         .join(&origin_hash[..2])
         .join(format!("{origin_hash}.br"));
-    assert!(stored.exists(), "{} is not stored", stored.display());
+    common::wait(
+        Duration::from_secs(10),
+        || format!("{} to be stored", stored.display()),
+        || stored.exists().then_some(()),
+    );
     let rt = common::rt();
     let c = client(&s);
     let origin = std::fs::read(f.www.join("index.html")).unwrap();

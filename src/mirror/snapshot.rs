@@ -3,6 +3,9 @@
 //! Layout under `<data_dir>/mirror/<site>/`:
 //! - `bodies/ab/abcdef…` — response bodies by SHA-256, shared by every snapshot of the site, so
 //!   a new snapshot costs only what changed;
+//! - `bodies/ab/abcdef….br`, `….gz` — the brotli and gzip forms of text bodies (or an empty
+//!   `.br.none`/`.gz.none` where compressing does not help), made after publishing by the
+//!   standby server ([`Bodies::precompress_all`]), so a crawl never waits for compression;
 //! - `snapshots/<id>/manifest.json` — one manifest per snapshot: original URL (scheme, host,
 //!   path *and* query) → the response the origin gave (status, type, encoding, redirect target,
 //!   validators, body hash);
@@ -191,6 +194,34 @@ impl Bodies {
             std::fs::rename(&tmp, &target).map_err(io(&target))?;
         }
         Ok(())
+    }
+
+    /// [`Bodies::precompress`] for every body of `m`, on as many threads as there are cores.
+    /// Returns how many bodies were looked at. Publishing does not wait for this: the standby
+    /// server calls it for each snapshot it starts serving, and compresses on a request (once
+    /// per body, cached in memory) what is not stored yet. A failure only costs that CPU later.
+    pub fn precompress_all(&self, m: &Manifest) -> usize {
+        let mut seen = BTreeSet::new();
+        let work: Vec<(&String, &Entry)> = m
+            .entries
+            .values()
+            .filter_map(|e| e.body.as_ref().map(|h| (h, e)))
+            .filter(|(h, _)| seen.insert(*h))
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::thread::scope(|scope| {
+            for _ in 0..threads.min(work.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((h, e)) = work.get(i) else { break };
+                    if let Err(err) = self.precompress(h, e) {
+                        tracing::warn!(error = %err, "could not store a compressed body");
+                    }
+                });
+            }
+        });
+        work.len()
     }
 
     /// The stored `br` or `gzip` form of a body, if [`Bodies::precompress`] made one.
@@ -520,16 +551,6 @@ impl SnapshotWriter<'_> {
             let current = last.map(|l| l.id).unwrap_or_default();
             self.store.collect_garbage(checks.keep, &current)?;
             return Ok(Err(Rejected(why)));
-        }
-        // The compressed forms the standby serves, made once per new body before anything is
-        // visible (a failure here only costs the standby some CPU later).
-        let bodies = self.store.bodies();
-        for e in m.entries.values() {
-            if let Some(h) = &e.body {
-                if let Err(err) = bodies.precompress(h, e) {
-                    tracing::warn!(error = %err, "could not store a compressed body");
-                }
-            }
         }
         // Write the manifest aside, then rename the directory, then move `current`: each step
         // is atomic, and `current` only ever names a complete snapshot.

@@ -63,6 +63,8 @@ struct SiteCopy {
     https: bool,
     /// User-supplied certificate files and the modification time last loaded.
     tls_files: Option<(TlsFiles, std::sync::Mutex<Option<SystemTime>>)>,
+    /// The snapshot whose bodies' compressed forms were last stored.
+    compressed: std::sync::Mutex<Option<String>>,
 }
 
 /// Every site's copy, by host name.
@@ -186,6 +188,7 @@ impl Standby {
                 current: RwLock::new(None),
                 https: https && s.probe.scheme == Scheme::Https,
                 tls_files: s.tls.clone().map(|f| (f, std::sync::Mutex::new(None))),
+                compressed: std::sync::Mutex::new(None),
             });
             if copy.tls_files.is_none() {
                 // What ACME obtained before (a certificate that lapsed meanwhile is still
@@ -223,7 +226,8 @@ impl Standby {
             certs,
             acme: std::sync::OnceLock::new(),
         };
-        me.refresh();
+        // Serving starts at once; compressing waits for the refresher's first round.
+        me.load_new_snapshots();
         Ok(me)
     }
 
@@ -297,8 +301,27 @@ impl Standby {
         }
     }
 
-    /// Loads every site's published snapshot where it changed (the `current` pointer moved).
+    /// Loads every site's published snapshot where it changed (the `current` pointer moved),
+    /// then stores the compressed forms of the bodies of each snapshot served that lacks them
+    /// (a crawl publishes without compressing: until this is done, a compressed answer is made
+    /// on the request and kept in memory).
     pub fn refresh(&self) {
+        self.load_new_snapshots();
+        for s in &self.sites {
+            let Some(m) = s.current.read().ok().and_then(|c| c.clone()) else {
+                continue;
+            };
+            let mut done = s.compressed.lock().unwrap_or_else(|e| e.into_inner());
+            if done.as_deref() != Some(m.id.as_str()) {
+                let started = std::time::Instant::now();
+                let bodies = s.store.bodies().precompress_all(&m);
+                tracing::debug!(site = %s.name, snapshot = %m.id, bodies, ms = started.elapsed().as_millis() as u64, "compressed forms stored");
+                *done = Some(m.id.clone());
+            }
+        }
+    }
+
+    fn load_new_snapshots(&self) {
         for s in &self.sites {
             self.reload_files(s);
             let loaded = s

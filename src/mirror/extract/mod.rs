@@ -198,13 +198,18 @@ const URL_ATTRS: &[&str] = &[
 ];
 const SRCSET_ATTRS: &[&str] = &["srcset", "imagesrcset", "data-srcset"];
 
+/// The elements that can hold a reference: only these reach the walker's element handler, so
+/// the many elements without any (`<p>`, `<span class>`, `<li>`) cost nothing beyond parsing.
+const REF_ELEMENTS: &str = "[href], [src], [poster], [background], [data-src], [xlink\\:href], \
+    [srcset], [imagesrcset], [data-srcset], [style], object[data], meta[http-equiv]";
+
 /// Called with the text of each inline `<script>` and the base in force where it stands.
 type OnScript<'a> = dyn FnMut(&str, &Url) + 'a;
 
 /// Walks an HTML (or SVG) document. Returns the document with the replacements `on_ref` asked
 /// for; unparseable input yields what could be parsed.
 pub fn html(body: &[u8], base: &Url, on_ref: &mut OnRef<'_>) -> Vec<u8> {
-    html_walk(body, base, on_ref, None)
+    html_walk(body, base, on_ref, None, true)
 }
 
 fn html_walk(
@@ -212,6 +217,7 @@ fn html_walk(
     base: &Url,
     on_ref: &mut OnRef<'_>,
     on_script: Option<&mut OnScript<'_>>,
+    keep_output: bool,
 ) -> Vec<u8> {
     let base = RefCell::new(base.clone());
     let on_ref = RefCell::new(on_ref);
@@ -230,17 +236,27 @@ fn html_walk(
                 }
                 Ok(())
             }))
-            .append_element_content_handler(lol_html::element!("*", |el| {
-                let b = base.borrow().clone();
-                let tag = el.tag_name();
+            .append_element_content_handler(lol_html::element!(REF_ELEMENTS, |el| {
+                let b = base.borrow();
+                // Only what is needed is decoded: the tag name for the three attributes that
+                // depend on it, a value only for an attribute that can hold a reference.
+                let tag = std::cell::OnceCell::new();
+                let tag = || tag.get_or_init(|| el.tag_name());
                 let mut f = on_ref.borrow_mut();
                 let mut edits: Vec<(String, String)> = Vec::new();
                 for a in el.attributes() {
                     let name = a.name();
+                    let n = name.as_str();
+                    let is_url = URL_ATTRS.contains(&n);
+                    if !(is_url
+                        || SRCSET_ATTRS.contains(&n)
+                        || matches!(n, "style" | "data" | "content"))
+                    {
+                        continue;
+                    }
                     let raw = a.value();
                     let value = decode_entities(&raw);
-                    let single = URL_ATTRS.contains(&name.as_str()) && tag != "base"
-                        || (name == "data" && tag == "object");
+                    let single = is_url && tag() != "base" || (n == "data" && tag() == "object");
                     if single {
                         if let Some(new) = resolve(&b, &value).and_then(|u| f(&u)) {
                             edits.push((name, new));
@@ -260,7 +276,7 @@ fn html_walk(
                         if let Some(new) = new {
                             edits.push((name, new));
                         }
-                    } else if name == "content" && tag == "meta" {
+                    } else if name == "content" && tag() == "meta" {
                         let refresh = el
                             .get_attribute("http-equiv")
                             .is_some_and(|h| h.eq_ignore_ascii_case("refresh"));
@@ -307,8 +323,12 @@ fn html_walk(
                 Ok(())
             }));
         }
-        let mut rewriter =
-            lol_html::HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
+        // Discovery only reads: the rewritten document is not even assembled.
+        let mut rewriter = lol_html::HtmlRewriter::new(settings, |c: &[u8]| {
+            if keep_output {
+                out.extend_from_slice(c)
+            }
+        });
         let _ = rewriter.write(body);
         let _ = rewriter.end();
     }
@@ -604,7 +624,7 @@ pub fn discover(kind: Kind, body: &[u8], base: &Url) -> Found {
                     guesses.extend(script::urls(text, base));
                 }
             };
-            html_walk(body, base, &mut push, Some(&mut scripts));
+            html_walk(body, base, &mut push, Some(&mut scripts), false);
             refs
         }
         Kind::Script | Kind::Json => {
@@ -631,7 +651,7 @@ pub fn references(kind: Kind, body: &[u8], base: &Url) -> Vec<Url> {
     };
     match kind {
         Kind::Html => {
-            html(body, base, &mut push);
+            html_walk(body, base, &mut push, None, false);
         }
         Kind::Css => {
             css(&String::from_utf8_lossy(body), base, &mut push);

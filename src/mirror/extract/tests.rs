@@ -251,3 +251,19 @@ fn guesses_come_from_inline_scripts_external_scripts_and_json() {
     assert!(references(Kind::Script, br#""/a.js""#, &js).is_empty());
     assert!(references(Kind::Html, br#"<script>"/a.js"</script>"#, &js).is_empty());
 }
+
+/// An element that matches several of the walker's selectors is walked once.
+#[test]
+fn an_element_with_many_reference_attributes_is_walked_once() {
+    let page = br#"<img src="/a.png" srcset="/b.png 2x" style="background: url(/c.png)" data-src="/d.png">"#;
+    let mut calls = Vec::new();
+    let out = html(page, &base(), &mut |u: &Url| {
+        calls.push(u.path().to_string());
+        Some(format!("x{}", u.path()))
+    });
+    assert_eq!(calls, ["/a.png", "/b.png", "/c.png", "/d.png"]);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        r#"<img src="x/a.png" srcset="x/b.png 2x" style="background: url(&quot;x/c.png&quot;)" data-src="x/d.png">"#
+    );
+}

@@ -1,0 +1,166 @@
+//! First-crawl benchmark on a real site nobody here wrote, driven by `bench/mirror-doc` (not a
+//! test).
+//!
+//! The HTML documentation of Python 3.11 as Debian packages it (`python3.11-doc`: 530 Sphinx
+//! pages, their stylesheets, scripts and images) is served by nginx on loopback with no delay,
+//! so the crawl is bound by the crawler's own CPU work: parsing, hashing, storing. In the same
+//! run, alternating, `wget2 --mirror -p -k -E --max-threads=8` and `understudy mirror` at
+//! concurrency 8 each make a first crawl into an empty directory/store, `RUNS` times (default
+//! 3). Prints each run's wall time and URLs, the median of each tool and their ratio.
+//!
+//!   mirror_doc_bench [ROOT=/usr/share/doc/python3.11/html] [RUNS=3]
+
+#[allow(dead_code)]
+#[path = "../tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn files_under(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let root = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "/usr/share/doc/python3.11/html".into());
+    let runs: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(3);
+    assert!(
+        Path::new(&root).join("index.html").exists(),
+        "{root}/index.html is missing: run bench/mirror-doc, which installs python3.11-doc"
+    );
+    let bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("understudy");
+    let nginx = common::Nginx::start_custom(
+        "127.0.0.1",
+        tempfile::tempdir().unwrap(),
+        &format!(
+            "    root {root};\n    include /etc/nginx/mime.types;\n    index index.html;\n    location / {{ }}\n"
+        ),
+    );
+    let port = nginx.addr.port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = format!(
+        r#"data_dir = "{data}"
+[dns]
+listen = ["127.0.0.1:0"]
+[[dns.zones]]
+name = "doc.test"
+[api]
+listen = "127.0.0.1:0"
+[[sites]]
+name = "doc"
+domain = "www.doc.test"
+primary = "127.0.0.1:{port}"
+standby = "127.0.0.2"
+[sites.probe]
+scheme = "http"
+port = {port}
+[sites.mirror]
+concurrency = 8
+scheduled = false
+"#,
+        data = data.display()
+    );
+    let config_path = dir.path().join("understudy.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let wget2_dir = dir.path().join("wget2");
+
+    println!("first-crawl benchmark: {root} served by nginx on 127.0.0.1 (no delay), {runs} runs");
+    println!("\n{:<4} {:<12} {:>8} {:>7}", "run", "tool", "secs", "URLs");
+    let (mut w2, mut us) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let _ = std::fs::remove_dir_all(&wget2_dir);
+        let start = Instant::now();
+        let out = Command::new("wget2")
+            .args([
+                "--mirror",
+                "-p",
+                "-k",
+                "-E",
+                "-q",
+                "--robots=off",
+                "--no-proxy",
+                "--max-threads=8",
+                "--tries=2",
+                "--timeout=10",
+                "-P",
+            ])
+            .arg(&wget2_dir)
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .expect("wget2 starts");
+        let secs = start.elapsed().as_secs_f64();
+        if !out.status.success() && out.status.code() != Some(8) {
+            eprintln!(
+                "wget2 exited {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        println!(
+            "{run:<4} {:<12} {secs:>8.2} {:>7}",
+            "wget2",
+            files_under(&wget2_dir)
+        );
+        w2.push(secs);
+
+        let _ = std::fs::remove_dir_all(&data);
+        let start = Instant::now();
+        let out = Command::new(&bin)
+            .args(["mirror", "doc", "--json", "-c"])
+            .arg(&config_path)
+            .output()
+            .expect("understudy starts");
+        let secs = start.elapsed().as_secs_f64();
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr))
+        });
+        assert_eq!(r["outcome"], "published", "{r:#}");
+        println!(
+            "{run:<4} {:<12} {secs:>8.2} {:>7}",
+            "understudy", r["fetched"]
+        );
+        eprintln!(
+            "     understudy: {} ms by its own clock, {} requests, {} errors, guesses {} found / {} missed",
+            r["duration_ms"], r["requests"], r["errors"], r["guesses_kept"], r["guesses_missed"]
+        );
+        us.push(secs);
+    }
+    let (w2m, usm) = (median(w2), median(us));
+    println!(
+        "\nmedian: wget2 {w2m:.2} s, understudy {usm:.2} s; understudy's speed {:.2}x wget2's (target >= 1.2x)",
+        w2m / usm
+    );
+    drop(nginx);
+}
