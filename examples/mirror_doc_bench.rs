@@ -69,9 +69,12 @@ fn main() {
     );
     let port = nginx.addr.port();
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = format!(
-        r#"data_dir = "{data}"
+    // Each run writes into directories of its own, removed only at the end: deleting thousands
+    // of files just before a run makes the next file creations slower (ext4 skips recently freed
+    // inodes), which would tax whichever tool runs next.
+    let config = |data: &Path| {
+        format!(
+            r#"data_dir = "{data}"
 [dns]
 listen = ["127.0.0.1:0"]
 [[dns.zones]]
@@ -90,17 +93,21 @@ port = {port}
 concurrency = 8
 scheduled = false
 "#,
-        data = data.display()
-    );
-    let config_path = dir.path().join("understudy.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let wget2_dir = dir.path().join("wget2");
+            data = data.display()
+        )
+    };
 
     println!("first-crawl benchmark: {root} served by nginx on 127.0.0.1 (no delay), {runs} runs");
     println!("\n{:<4} {:<12} {:>8} {:>7}", "run", "tool", "secs", "URLs");
     let (mut w2, mut us) = (Vec::new(), Vec::new());
     for run in 1..=runs {
-        let _ = std::fs::remove_dir_all(&wget2_dir);
+        let wget2_dir = dir.path().join(format!("wget2-{run}"));
+        let config_path = dir.path().join(format!("understudy-{run}.toml"));
+        std::fs::write(
+            &config_path,
+            config(&dir.path().join(format!("data-{run}"))),
+        )
+        .unwrap();
         let start = Instant::now();
         let out = Command::new("wget2")
             .args([
@@ -135,7 +142,6 @@ scheduled = false
         );
         w2.push(secs);
 
-        let _ = std::fs::remove_dir_all(&data);
         let start = Instant::now();
         let out = Command::new(&bin)
             .args(["mirror", "doc", "--json", "-c"])

@@ -396,13 +396,30 @@ impl SnapshotStore {
         Ok(ids)
     }
 
-    /// Keeps the newest `keep` snapshots (always the current one) and deletes bodies no kept
-    /// manifest references. Returns how many bodies were removed.
-    fn collect_garbage(&self, keep: usize, current: &str) -> Result<usize, SnapshotError> {
+    /// Keeps the newest `keep` snapshots (always the current one) and, when one was dropped or
+    /// `sweep_anyway` (a rejected crawl), deletes bodies no kept manifest references. Returns
+    /// how many bodies were removed.
+    fn collect_garbage(
+        &self,
+        keep: usize,
+        current: &str,
+        sweep_anyway: bool,
+    ) -> Result<usize, SnapshotError> {
         let ids = self.snapshot_ids()?;
         let drop_n = ids.len().saturating_sub(keep.max(1));
-        for id in ids.iter().take(drop_n).filter(|id| *id != current) {
+        let dropped: Vec<&String> = ids
+            .iter()
+            .take(drop_n)
+            .filter(|id| *id != current)
+            .collect();
+        for id in &dropped {
             let _ = std::fs::remove_dir_all(self.root.join("snapshots").join(id));
+        }
+        // A publish that dropped no snapshot made no body unreferenced: the sweep (every shard
+        // listed) waits for one that does. Leftovers of a stopped or rejected crawl are swept
+        // then, since they are unreferenced too.
+        if dropped.is_empty() && !sweep_anyway {
+            return Ok(0);
         }
         let mut live = BTreeSet::new();
         for id in self.snapshot_ids()? {
@@ -549,7 +566,7 @@ impl SnapshotWriter<'_> {
             let _ = std::fs::remove_dir_all(&self.dir);
             // Bodies only this snapshot had are unreferenced now.
             let current = last.map(|l| l.id).unwrap_or_default();
-            self.store.collect_garbage(checks.keep, &current)?;
+            self.store.collect_garbage(checks.keep, &current, true)?;
             return Ok(Err(Rejected(why)));
         }
         // Write the manifest aside, then rename the directory, then move `current`: each step
@@ -579,7 +596,7 @@ impl SnapshotWriter<'_> {
             .filter(|h| !before.contains(h))
             .collect::<BTreeSet<_>>()
             .len();
-        let bodies_collected = self.store.collect_garbage(checks.keep, &m.id)?;
+        let bodies_collected = self.store.collect_garbage(checks.keep, &m.id, false)?;
         Ok(Ok(Published {
             id: m.id.clone(),
             pages: m.pages(),
@@ -621,6 +638,34 @@ mod tests {
             page(&mut w, u, b);
         }
         w.finish(Checks::default()).unwrap()
+    }
+
+    /// Old snapshots beyond `keep` are dropped with the bodies only they had; a publish that
+    /// drops none does not sweep, and what a stopped crawl left is swept at the next drop.
+    #[test]
+    fn bodies_live_as_long_as_a_kept_snapshot_needs_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SnapshotStore::open(dir.path(), "www.example.test").unwrap();
+        let home = "https://www.example.test/";
+        let has = |body: &str| s.bodies().path(&sha256_hex(body.as_bytes())).exists();
+        let p = snapshot(&s, "0001", &[(home, "v1")]).unwrap();
+        assert_eq!(p.bodies_collected, 0);
+        // A crawl stopped half-way leaves a body no manifest references.
+        let mut w = s.begin("0002", home, 1).unwrap();
+        page(&mut w, home, "abandoned");
+        w.abandon();
+        for (i, v) in ["v2", "v3"].iter().enumerate() {
+            let p = snapshot(&s, &format!("000{}", i + 3), &[(home, v)]).unwrap();
+            assert_eq!(p.bodies_collected, 0, "nothing dropped yet (keep = 3)");
+        }
+        assert!(has("v1") && has("abandoned"));
+        let p = snapshot(&s, "0005", &[(home, "v4")]).unwrap();
+        assert!(
+            !has("v1") && !has("abandoned"),
+            "the oldest snapshot's body and the leftover"
+        );
+        assert_eq!(p.bodies_collected, 2);
+        assert!(has("v2") && has("v3") && has("v4"));
     }
 
     #[test]
