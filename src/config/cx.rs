@@ -75,11 +75,24 @@ impl Cx<'_> {
             .iter()
             .find(|(k, s)| s.is_some() && !allowed.contains(k))
         {
-            Some((k, Some(s))) => self.err(
-                s.clone(),
-                &format!("{base}.{k}"),
-                format!("does not apply to type = \"{kind}\""),
-            ),
+            Some((k, Some(s))) => {
+                // A near miss of one of this type's own keys is named; otherwise its keys are.
+                let close = allowed
+                    .iter()
+                    .map(|a| (edits(k, a), *a))
+                    .filter(|(d, _)| *d <= 2 && *d * 2 < k.chars().count())
+                    .min_by_key(|(d, _)| *d);
+                let hint = match close {
+                    Some((_, a)) => format!(" (did you mean `{a}`?)"),
+                    None if allowed.is_empty() => String::new(),
+                    None => format!(" (its keys: {})", allowed.join(", ")),
+                };
+                self.err(
+                    s.clone(),
+                    &format!("{base}.{k}"),
+                    format!("does not apply to type = \"{kind}\"{hint}"),
+                )
+            }
             _ => Ok(()),
         }
     }
