@@ -713,3 +713,58 @@ fn a_crawl_cut_short_keeps_what_it_did_not_reach() {
         );
     }
 }
+
+/// `max_time` stops requests in flight: the report still counts every request the origin saw
+/// (it counted only the answered ones, so it was short of the origin's log).
+#[test]
+fn a_crawl_stopped_by_max_time_counts_every_request_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("www");
+    let links: String = (0..12)
+        .map(|i| format!("<a href=\"/slow/{i}.bin\">{i}</a>"))
+        .collect();
+    common::fixture::write(&www, "index.html", links.as_bytes());
+    for i in 0..12 {
+        common::fixture::write(&www, &format!("slow/{i}.bin"), &vec![b'x'; 64 * 1024]);
+    }
+    // Each slow file takes 16 s at 4 KB/s; nginx logs a request when it ends, also when the
+    // client goes away.
+    let nginx = common::Nginx::start_custom(
+        "127.0.0.1",
+        dir,
+        "    access_log {DIR}/access.log;\n    root {DIR}/www;\n    location /slow/ { limit_rate 4k; }\n",
+    );
+    let port = nginx.addr.port();
+    let d = Daemon::prepare(&format!(
+        "data_dir = \"{{DATA}}\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[[dns.zones]]\nname = \"slow.test\"\n\
+         [[sites]]\nname = \"slow\"\ndomain = \"www.slow.test\"\nprimary = \"127.0.0.1:{port}\"\nstandby = \"127.0.0.2\"\n\
+         [sites.probe]\nscheme = \"http\"\nport = {port}\n[sites.mirror]\nscheduled = false\nconcurrency = 4\nmax_time = \"2s\"\n"
+    ));
+    let (_, out, err) = d.cli(&["mirror", "slow", "--json"]);
+    let r: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("no JSON report ({e}): {out}\n{err}"));
+    assert!(
+        r["limits_hit"]["max_time"].as_u64().unwrap_or(0) > 0,
+        "{r:#}"
+    );
+    let log = nginx.dir.path().join("access.log");
+    let logged = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count() as u64
+    };
+    // robots.txt, sitemap.xml, the index and the four slow files in flight.
+    common::wait(
+        Duration::from_secs(10),
+        || {
+            format!(
+                "nginx to log {} requests (it logged {})",
+                r["requests"],
+                logged()
+            )
+        },
+        || (logged() >= 7).then_some(()),
+    );
+    assert_eq!(r["requests"].as_u64(), Some(logged()), "{r:#}");
+}

@@ -44,7 +44,6 @@ pub(super) async fn reuse(ctx: Arc<Ctx>, job: Job, entry: Entry) -> Done {
         check: false,
         reused: true,
         changed: false,
-        requests: 0,
         wire: 0,
         outcome,
     }
@@ -56,13 +55,11 @@ pub(super) async fn fetch(ctx: Arc<Ctx>, job: Job) -> Done {
         .as_ref()
         .and_then(|m| m.entries.get(job.url.as_str()))
         .cloned();
-    let mut requests = 0;
     let mut wire = 0;
     let mut attempt = 0;
     let slots = ctx.slots(&job.url);
     let permit = slots.acquire().await;
     let result = loop {
-        requests += 1;
         match attempt_once(&ctx, &job.url, prev.as_ref()).await {
             Ok(raw) if matches!(raw.status, 429 | 502 | 503 | 504) && attempt < ctx.retries => {
                 wire += raw.body.len() as u64;
@@ -109,7 +106,6 @@ pub(super) async fn fetch(ctx: Arc<Ctx>, job: Job) -> Done {
         check: job.check,
         reused: false,
         changed,
-        requests,
         wire,
         outcome,
     }
@@ -160,6 +156,7 @@ pub(super) async fn attempt_once(
             req_headers.insert(reqwest::header::IF_MODIFIED_SINCE, v);
         }
     }
+    ctx.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut resp = ctx
         .client
         .get(target)

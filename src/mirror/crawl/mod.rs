@@ -202,7 +202,6 @@ struct Done {
     reused: bool,
     /// Answered with a body other than the last good snapshot's.
     changed: bool,
-    requests: u64,
     wire: u64,
     outcome: Outcome,
 }
@@ -239,6 +238,8 @@ struct Ctx {
     /// Origin → its request slots (`concurrency` each).
     slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
     concurrency: usize,
+    /// Requests sent, counted as they go out: a fetch stopped by `max_time` sent one too.
+    sent: AtomicU64,
 }
 
 impl Ctx {
@@ -326,6 +327,7 @@ pub async fn crawl(
         ports,
         slots,
         concurrency: spec.m.concurrency,
+        sent: AtomicU64::new(0),
     });
     let mut w = store.begin(&format!("{now_ms:013}"), entry.as_str(), now_ms)?;
     let mut c = Crawl {
@@ -527,6 +529,7 @@ pub async fn crawl(
         tracing::info!(site = %c.report.site, kept, "crawl cut short by a limit; unreached pages keep their last good copy");
     }
     let mut report = c.report;
+    report.requests = ctx.sent.load(Ordering::Relaxed);
     // A guess the origin did not answer is not a page the site has: out of the error rate's
     // denominator as well as its numerator.
     w.set_tally(
@@ -701,7 +704,6 @@ impl Crawl {
         w: &mut super::snapshot::SnapshotWriter<'_>,
         progress: &Progress,
     ) -> Result<(), CrawlError> {
-        self.report.requests += d.requests;
         self.report.bytes += d.wire;
         if !d.reused {
             self.report.fetched += 1;
