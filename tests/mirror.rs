@@ -261,6 +261,31 @@ fn export_browses_offline() {
         "{css}"
     );
     assert_browses_offline(&out);
+
+    // `verify` and `export` walk the same references of the same snapshot: the in-scope ones
+    // verify counts are the ones export made local or left pointing at the site.
+    let number = |text: &str, before: &str| -> u64 {
+        let head = &text[..text
+            .find(before)
+            .unwrap_or_else(|| panic!("no `{before}` in {text}"))];
+        let digits: String = head
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
+    let (code, verified, err) = d.cli(&["mirror", "verify", "fixture"]);
+    assert_eq!(code, 0, "{verified}{err}");
+    let refs = number(&verified, " in-scope references");
+    let (local, absolute) = (
+        number(&stdout, " references made local"),
+        number(&stdout, " left pointing at the site"),
+    );
+    assert_eq!(refs, local + absolute, "verify: {verified}export: {stdout}");
 }
 
 #[test]

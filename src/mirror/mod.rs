@@ -163,7 +163,11 @@ pub fn verify(store: &SnapshotStore, m: &Manifest, origins: &[Url]) -> anyhow::R
             continue;
         };
         let kind = extract::Kind::of(e.content_type.as_deref(), &base, &body);
-        if kind == extract::Kind::Other {
+        // Scripts and JSON have guesses, never references.
+        if matches!(
+            kind,
+            extract::Kind::Other | extract::Kind::Script | extract::Kind::Json
+        ) {
             continue;
         }
         out.documents += 1;
