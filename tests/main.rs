@@ -14,6 +14,7 @@ mod dns_server;
 mod failover;
 mod mirror;
 mod mirror_guess;
+mod mirror_h2;
 mod powerdns;
 mod provider_configs;
 mod provider_e2e;

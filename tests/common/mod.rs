@@ -309,6 +309,8 @@ pub struct Nginx {
     files: bool,
     /// A server block body of the test's own instead (`{DIR}` is the nginx directory).
     custom: Option<String>,
+    /// Offer HTTP/2 (with TLS, by ALPN).
+    http2: bool,
 }
 
 pub fn need(tool: &str, package: &str) {
@@ -345,6 +347,7 @@ impl Nginx {
             tls: false,
             files: false,
             custom: None,
+            http2: false,
         };
         n.restart();
         n
@@ -364,6 +367,7 @@ impl Nginx {
             tls: false,
             files: true,
             custom: None,
+            http2: false,
         };
         n.restart();
         n
@@ -382,6 +386,34 @@ impl Nginx {
             tls: false,
             files: false,
             custom: Some(body),
+            http2: false,
+        };
+        n.restart();
+        n
+    }
+
+    /// [`Nginx::start_custom`] over TLS with the given certificate and key (PEM), offering
+    /// HTTP/2 and HTTP/1.1.
+    pub fn start_custom_h2(
+        ip: &str,
+        dir: tempfile::TempDir,
+        server_body: &str,
+        cert: &str,
+        key: &str,
+    ) -> Nginx {
+        std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key).unwrap();
+        let addr = SocketAddr::new(ip.parse().unwrap(), free_port(ip));
+        let body = server_body.replace("{DIR}", &dir.path().display().to_string());
+        let mut n = Nginx {
+            dir,
+            addr,
+            child: None,
+            label: "custom".to_string(),
+            tls: true,
+            files: false,
+            custom: Some(body),
+            http2: true,
         };
         n.restart();
         n
@@ -408,6 +440,7 @@ impl Nginx {
             tls: true,
             files: false,
             custom: None,
+            http2: false,
         };
         n.restart();
         n
@@ -422,7 +455,11 @@ impl Nginx {
              \x20 server {{\n    listen {addr}{ssl};\n{tls}    location / {{ default_type text/html; return 200 \"<h1>{label}</h1>\\n\"; }}\n  }}\n}}\n",
             addr = self.addr,
             label = self.label,
-            ssl = if self.tls { " ssl" } else { "" },
+            ssl = match (self.tls, self.http2) {
+                (true, true) => " ssl http2",
+                (true, false) => " ssl",
+                _ => "",
+            },
             tls = if self.tls { format!("    ssl_certificate {d}/cert.pem;\n    ssl_certificate_key {d}/key.pem;\n") } else { String::new() },
         );
         let conf = if self.files {

@@ -7,6 +7,7 @@ use super::*;
 /// The raw answer to one request.
 pub(super) struct Raw {
     status: u16,
+    version: reqwest::Version,
     headers: HeaderMap,
     body: Vec<u8>,
 }
@@ -70,6 +71,9 @@ pub(super) async fn fetch(ctx: Arc<Ctx>, job: Job) -> Done {
             }
             Ok(raw) => {
                 wire += raw.body.len() as u64;
+                if raw.version == reqwest::Version::HTTP_2 {
+                    ctx.widen(&job.url);
+                }
                 break Ok(raw);
             }
             Err(AttemptError::Transient(e)) if attempt < ctx.retries => {
@@ -191,6 +195,7 @@ pub(super) async fn attempt_once(
     }
     Ok(Raw {
         status,
+        version: resp.version(),
         headers: resp.headers().clone(),
         body,
     })

@@ -6,7 +6,9 @@
 //!   address from the config, or else the primary's. Nothing is ever looked up through the
 //!   system resolver: the client's resolver refuses every name ([`PinnedOnly`]).
 //! - **Parallel.** Up to `concurrency` requests in flight per origin over kept-alive
-//!   connections; no politeness delays (it is the user's own server). Decoding, hashing,
+//!   connections; no politeness delays (it is the user's own server). An HTTPS origin that
+//!   offers HTTP/2 (ALPN) gets its requests multiplexed on one connection, and
+//!   [`H2_STREAMS_PER_SLOT`] times `concurrency` of them in flight. Decoding, hashing,
 //!   storing and reference discovery run on the blocking pool, off the I/O threads.
 //! - **Incremental.** A URL the last good snapshot has is asked for with `If-None-Match` and
 //!   `If-Modified-Since`; a 304 reuses the stored entry and follows the links of the *stored*
@@ -104,7 +106,12 @@ impl Spec {
             m: m.clone(),
             origins: site.crawl_origins(),
             pins,
-            tls: crate::probe::client_tls(&site.probe)?,
+            tls: {
+                // A crawl speaks HTTP/2 where the origin offers it (probes stay on HTTP/1.1).
+                let mut tls = crate::probe::client_tls(&site.probe)?;
+                tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                tls
+            },
         })
     }
 }
@@ -240,9 +247,26 @@ struct Ctx {
     concurrency: usize,
     /// Requests sent, counted as they go out: a fetch stopped by `max_time` sent one too.
     sent: AtomicU64,
+    /// Origins that answered over HTTP/2 (their slots were widened).
+    h2: std::sync::Mutex<HashSet<String>>,
 }
 
+/// Over HTTP/2 an origin's requests share one connection as streams, so it gets this many
+/// times `concurrency` requests in flight: more work in flight within a smaller connection
+/// budget (one connection instead of `concurrency`), as browsers do.
+pub const H2_STREAMS_PER_SLOT: usize = 4;
+
 impl Ctx {
+    /// `u`'s origin answered over HTTP/2: widen its slots, once.
+    fn widen(&self, u: &Url) {
+        let key = u.origin().ascii_serialization();
+        if let Some(s) = self.slots.get(&key) {
+            if self.h2.lock().is_ok_and(|mut h| h.insert(key)) {
+                s.add_permits(self.concurrency * (H2_STREAMS_PER_SLOT - 1));
+            }
+        }
+    }
+
     fn slots(&self, u: &Url) -> Arc<tokio::sync::Semaphore> {
         match self.slots.get(&u.origin().ascii_serialization()) {
             Some(s) => s.clone(),
@@ -328,6 +352,7 @@ pub async fn crawl(
         slots,
         concurrency: spec.m.concurrency,
         sent: AtomicU64::new(0),
+        h2: std::sync::Mutex::new(HashSet::new()),
     });
     let mut w = store.begin(&format!("{now_ms:013}"), entry.as_str(), now_ms)?;
     let mut c = Crawl {
@@ -422,7 +447,7 @@ pub async fn crawl(
     c.enqueue_sitemap_pages(&mut w);
 
     let deadline = tokio::time::Instant::now() + spec.m.limits.max_time;
-    let cap = 2 * spec.m.concurrency * spec.origins.len().max(1);
+    let cap = 2 * spec.m.concurrency * H2_STREAMS_PER_SLOT * spec.origins.len().max(1);
     // Enough failures in a row that it is not one bad page: everything in flight failed, and
     // then some.
     let give_up = 3 * spec.m.concurrency + 10;
