@@ -9,6 +9,9 @@
 //! - `wget2 --mirror -p -k -E --max-threads=8`;
 //! - `understudy mirror` at concurrency 8.
 //!
+//! With `h2` as the third argument the proxy speaks HTTPS (a CA of the run's own) with HTTP/2
+//! offered by ALPN, and only the first crawl of wget2 and understudy is measured.
+//!
 //! Three rounds: a first crawl into an empty directory/store, a second of the unchanged site,
 //! and a third after 1% of the pages changed (content and sitemap `<lastmod>`). For each tool
 //! and round it prints wall time, pages/s (site pages / wall time), requests, bytes and, in the
@@ -55,6 +58,7 @@ async fn proxy(
     upstream: SocketAddr,
     delay: Duration,
     counters: Arc<Counters>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -67,6 +71,7 @@ async fn proxy(
         };
         let client = client.clone();
         let counters = counters.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let client = client.clone();
@@ -80,6 +85,12 @@ async fn proxy(
                         .map(|p| p.as_str())
                         .unwrap_or("/");
                     let mut headers = reqwest::header::HeaderMap::new();
+                    // HTTP/2 carries the host in `:authority`; nginx wants it as Host.
+                    if let Some(a) = parts.uri.authority() {
+                        if let Ok(v) = reqwest::header::HeaderValue::from_str(a.as_str()) {
+                            headers.insert(reqwest::header::HOST, v);
+                        }
+                    }
                     for (k, v) in parts.headers.iter() {
                         if !matches!(
                             k.as_str(),
@@ -122,10 +133,25 @@ async fn proxy(
                     Ok::<_, Infallible>(out.body(Full::new(body)).unwrap())
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            match tls {
+                // HTTPS with HTTP/2 and HTTP/1.1 by ALPN.
+                Some(acceptor) => {
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+                }
+                None => {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                }
+            }
         });
     }
 }
@@ -298,7 +324,31 @@ fn main() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let proxy_addr = listener.local_addr().unwrap();
-    rt.spawn(proxy(listener, nginx.addr, delay, counters.clone()));
+    // `h2` as the third argument: the proxy speaks HTTPS with HTTP/2 (and HTTP/1.1) by ALPN,
+    // with a certificate from a CA of the run's own, and only the first crawl is measured.
+    let h2 = std::env::args().nth(3).is_some_and(|a| a == "h2");
+    let ca_file = dir.path().join("ca.pem");
+    let tls = h2.then(|| {
+        let ca = common::ca::Ca::new();
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let (cert, key) = ca.issue_names(&["www.bench.test", "127.0.0.1"]);
+        use rustls::pki_types::pem::PemObject;
+        let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+            .map(Result::unwrap)
+            .collect();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    });
+    rt.spawn(proxy(listener, nginx.addr, delay, counters.clone(), tls));
     let port = proxy_addr.port();
     let write_sitemaps = |lastmod: &dyn Fn(usize) -> &'static str| {
         write(
@@ -328,28 +378,41 @@ domain = "www.bench.test"
 primary = "127.0.0.1:{port}"
 standby = "127.0.0.2"
 [sites.probe]
-scheme = "http"
+scheme = "{scheme}"
 port = {port}
+{ca}
 [sites.mirror]
 concurrency = 8
 "#,
-        data = dir.path().join("data").display()
+        data = dir.path().join("data").display(),
+        scheme = if h2 { "https" } else { "http" },
+        ca = if h2 {
+            format!("ca_file = \"{}\"", ca_file.display())
+        } else {
+            String::new()
+        },
     );
     std::fs::write(dir.path().join("understudy.toml"), config).unwrap();
     // BENCH_SKIP_WGET=1 leaves the slow single-connection wget out (for quick iterations): its
     // rows and the ratios that need it are then not printed.
-    let skip_wget = std::env::var_os("BENCH_SKIP_WGET").is_some();
+    let skip_wget = std::env::var_os("BENCH_SKIP_WGET").is_some() || h2;
     let wget_dir = dir.path().join("wget");
     let wget2_dir = dir.path().join("wget2");
-    let url = format!("http://127.0.0.1:{port}/");
+    let url = format!("{}://127.0.0.1:{port}/", if h2 { "https" } else { "http" });
 
     println!(
-        "mirror benchmark: {n} pages ({urls} URLs), nginx behind a proxy adding {} ms per response",
-        delay.as_millis()
+        "mirror benchmark: {n} pages ({urls} URLs), nginx behind a proxy adding {} ms per response{}",
+        delay.as_millis(),
+        if h2 { ", over HTTPS with HTTP/2 offered (first crawl only)" } else { "" }
     );
     let changed: Vec<usize> = (0..n.div_ceil(100)).map(|k| (k * 97 + 50) % n).collect();
     let mut results: Vec<(&str, &str, Run)> = Vec::new();
-    for round in ["first", "unchanged", "1% changed"] {
+    let rounds: &[&str] = if h2 {
+        &["first"]
+    } else {
+        &["first", "unchanged", "1% changed"]
+    };
+    for &round in rounds {
         if round == "1% changed" {
             std::thread::sleep(Duration::from_millis(1100)); // a new Last-Modified second
             for &i in &changed {
@@ -406,6 +469,10 @@ concurrency = 8
             ])
             .arg(&wget2_dir)
             .arg(&url);
+        if h2 {
+            // wget2 offers HTTP/2 by ALPN by default; it only needs to trust the run's CA.
+            wget2.arg(format!("--ca-certificate={}", ca_file.display()));
+        }
         let mut r = timed(&counters, &mut wget2);
         if round == "1% changed" {
             r.picked_up = Some(markers_in_files(&wget2_dir, &changed));
@@ -466,6 +533,14 @@ concurrency = 8
     };
     let get = |tool: &str, round: &str| find(tool, round).expect("measured");
     let us1 = get("understudy", "first");
+    if h2 {
+        println!(
+            "\nratio (understudy / reference):\n  first crawl over HTTP/2 pages/s: vs wget2 {:.2}x (target: clearly > 1x)",
+            get("wget2", "first").secs / us1.secs
+        );
+        drop(nginx);
+        return;
+    }
     let us2 = get("understudy", "unchanged");
     let us3 = get("understudy", "1% changed");
     println!("\nratios (understudy / reference):");

@@ -254,7 +254,7 @@ struct Ctx {
 /// Over HTTP/2 an origin's requests share one connection as streams, so it gets this many
 /// times `concurrency` requests in flight: more work in flight within a smaller connection
 /// budget (one connection instead of `concurrency`), as browsers do.
-pub const H2_STREAMS_PER_SLOT: usize = 4;
+pub const H2_STREAMS_PER_SLOT: usize = 16;
 
 impl Ctx {
     /// `u`'s origin answered over HTTP/2: widen its slots, once.
