@@ -144,7 +144,7 @@ fn provider_config_mistakes_are_located() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("[[providers]]\nname = \"p\"\ntype = \"godaddy\"\n", "c.toml:3:8: providers[0].type: `godaddy` is not a provider type: expected \"rfc2136\", \"powerdns\", \"cloudflare\" or \"route53\""),
-        ("[[providers]]\nname = \"p\"\ntype = \"rfc2136\"\nserver = \"127.0.0.1:53\"\napi_key = \"x\"\n", "c.toml:5:11: providers[0].api_key: does not apply to type = \"rfc2136\""),
+        ("[[providers]]\nname = \"p\"\ntype = \"rfc2136\"\nserver = \"127.0.0.1:53\"\napi_key = \"x\"\n", "c.toml:5:11: providers[0].api_key: does not apply to type = \"rfc2136\" (its keys: server, tsig_key_file, tsig_key_name, tsig_algorithm, tsig_secret, tsig_secret_file, tsig_secret_env)"),
         ("[[providers]]\nname = \"p\"\ntype = \"powerdns\"\nurl = \"http://127.0.0.1:8081\"\napi_key_env = \"UNDERSTUDY_TEST_UNSET\"\n", "c.toml:5:15: providers[0].api_key_env: the environment variable UNDERSTUDY_TEST_UNSET is not set"),
         ("[[providers]]\nname = \"p\"\ntype = \"powerdns\"\nurl = \"http://127.0.0.1:8081\"\napi_key = \"a\"\napi_key_file = \"k\"\n", "c.toml:6:16: providers[0].api_key_file: give only one of api_key, api_key_file and api_key_env"),
         ("[[providers]]\nname = \"p\"\ntype = \"cloudflare\"\n", "c.toml:1:1: providers[0]: missing key `api_token` (or api_token_file / api_token_env): a Cloudflare API token with Zone:Read and DNS:Edit"),

@@ -326,7 +326,7 @@ pub(super) fn interpret(
     let redirect = location
         .filter(|_| is_redirect)
         .and_then(|l| resolve(url, &l));
-    let mut found = extract::Found::default();
+    let mut found = extract::Discovered::default();
     let mut robots = None;
     let mut sitemap = None;
     if raw.status == 200 && kept_encoding.is_none() {
@@ -350,12 +350,12 @@ pub(super) fn interpret(
 }
 
 /// The links (and guesses) of the last good snapshot's copy of a page.
-pub(super) fn stored_refs(e: &Entry, url: &Url, bodies: &Bodies) -> extract::Found {
+pub(super) fn stored_refs(e: &Entry, url: &Url, bodies: &Bodies) -> extract::Discovered {
     let Some(body) = bodies.document(e, url).ok().flatten() else {
-        return extract::Found::default();
+        return extract::Discovered::default();
     };
     match Kind::of(e.content_type.as_deref(), url, &body) {
-        Kind::Sitemap => extract::Found::default(),
+        Kind::Sitemap => extract::Discovered::default(),
         kind => extract::discover(kind, &body, url),
     }
 }

@@ -43,6 +43,7 @@
 //! with its `Content-Encoding` recorded.
 
 mod fetch;
+mod frontier;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Read;
@@ -62,6 +63,7 @@ use super::scope::{resolve, Guard, Robots, Scope, Skip, Traps};
 use super::snapshot::{Bodies, Entry, Manifest, SnapshotError, SnapshotStore};
 use crate::config::{MirrorConfig, Site};
 use fetch::*;
+use frontier::Crawl;
 
 /// Everything one crawl needs to know.
 #[derive(Clone)]
@@ -217,7 +219,7 @@ enum Outcome {
     /// An answer to record (fresh, or reused after a 304).
     Answer {
         entry: Entry,
-        found: extract::Found,
+        found: extract::Discovered,
         redirect: Option<Url>,
         not_modified: bool,
         robots: Option<Robots>,
@@ -226,7 +228,7 @@ enum Outcome {
     /// Failed; carries the last good snapshot's entry (and its links) when there is one.
     Failed {
         reason: String,
-        carried: Option<(Entry, extract::Found)>,
+        carried: Option<(Entry, extract::Discovered)>,
     },
     /// Stopped by a limit (size, decompression).
     Limited(Skip),
@@ -576,253 +578,6 @@ pub async fn crawl(
         }
     }
     Ok(report)
-}
-
-/// The crawl's bookkeeping (the main loop's state).
-struct Crawl {
-    scope: Scope,
-    guard: Guard,
-    max_pages: usize,
-    seen: HashSet<String>,
-    queue: VecDeque<Job>,
-    admitted: usize,
-    /// Failures in a row: when the origin stops answering, the crawl stops early.
-    consecutive_failures: usize,
-    robots: Option<Robots>,
-    honour_robots: bool,
-    /// Page → `<lastmod>` in the last good snapshot's sitemaps, and in this crawl's.
-    old_lastmod: HashMap<String, String>,
-    new_lastmod: HashMap<String, String>,
-    /// Cleared when a sampled page shows the sitemap's word was wrong.
-    trust_sitemap: bool,
-    /// Pages taken on the sitemap's word, to fetch after all if it is distrusted.
-    reused_jobs: Vec<Job>,
-    /// Sitemaps found (fetched before the pages).
-    sitemaps: VecDeque<Url>,
-    /// Pages the sitemaps list, queued after the start URLs.
-    sitemap_pages: Vec<Url>,
-    /// Still reading sitemaps (their pages wait), or crawling (they are queued at once).
-    prephase: bool,
-    fresh_candidates: usize,
-    /// Admitted as guesses only, not answered yet.
-    guessed: HashSet<String>,
-    /// Guesses the origin did not answer (a reference found later fetches them after all).
-    missed_guesses: HashSet<String>,
-    report: Report,
-}
-
-impl Crawl {
-    fn hit(&mut self, why: Skip, url: &str, w: &mut super::snapshot::SnapshotWriter<'_>) {
-        *self
-            .report
-            .limits_hit
-            .entry(why.as_str().to_string())
-            .or_default() += 1;
-        w.skip(url, why.as_str());
-    }
-
-    /// The sitemap lists `url` with the same `<lastmod>` as in the last good snapshot.
-    fn sitemap_says_unchanged(&self, url: &str) -> bool {
-        match (self.old_lastmod.get(url), self.new_lastmod.get(url)) {
-            (Some(a), Some(b)) => a == b && !a.trim().is_empty(),
-            _ => false,
-        }
-    }
-
-    fn enqueue_sitemap_pages(&mut self, w: &mut super::snapshot::SnapshotWriter<'_>) {
-        for u in std::mem::take(&mut self.sitemap_pages) {
-            self.enqueue(u, 1, 0, w);
-        }
-    }
-
-    fn enqueue(
-        &mut self,
-        u: Url,
-        depth: u32,
-        redirects: u32,
-        w: &mut super::snapshot::SnapshotWriter<'_>,
-    ) {
-        if !self.scope.contains(&u) {
-            return;
-        }
-        let key = u.to_string();
-        if self.seen.contains(&key) {
-            // Guessed first, referred to now: a reference after all.
-            self.guessed.remove(&key);
-            if self.missed_guesses.remove(&key) {
-                w.unskip(&key);
-                self.queue.push_back(Job {
-                    url: u,
-                    depth,
-                    redirects,
-                    check: false,
-                });
-            }
-            return;
-        }
-        self.seen.insert(key.clone());
-        if self.honour_robots && self.robots.as_ref().is_some_and(|r| !r.allows(&u)) {
-            return self.hit(Skip::Robots, &key, w);
-        }
-        if let Err(why) = self.guard.admit(&u, depth, redirects) {
-            return self.hit(why, &key, w);
-        }
-        if self.admitted >= self.max_pages {
-            return self.hit(Skip::Pages, &key, w);
-        }
-        self.admitted += 1;
-        self.queue.push_back(Job {
-            url: u,
-            depth,
-            redirects,
-            check: false,
-        });
-    }
-
-    /// Queues a guess. A guess no rule admits is dropped without a trace: it was never a
-    /// reference, so no limit was hit and nothing is missing.
-    fn enqueue_guess(&mut self, u: Url, depth: u32) {
-        let key = u.to_string();
-        if !self.scope.contains(&u)
-            || self.seen.contains(&key)
-            || self.admitted >= self.max_pages
-            || self.honour_robots && self.robots.as_ref().is_some_and(|r| !r.allows(&u))
-            || self.guard.admit(&u, depth, 0).is_err()
-        {
-            return;
-        }
-        self.seen.insert(key.clone());
-        self.guessed.insert(key);
-        self.admitted += 1;
-        self.queue.push_back(Job {
-            url: u,
-            depth,
-            redirects: 0,
-            check: false,
-        });
-    }
-
-    /// A guess the origin did not answer: recorded as skipped, never an error.
-    fn missed(&mut self, key: String, why: &str, w: &mut super::snapshot::SnapshotWriter<'_>) {
-        self.report.guesses_missed += 1;
-        w.skip(&key, &format!("speculative: {why}"));
-        self.missed_guesses.insert(key);
-    }
-
-    fn follow(
-        &mut self,
-        found: extract::Found,
-        depth: u32,
-        w: &mut super::snapshot::SnapshotWriter<'_>,
-    ) {
-        for r in found.refs {
-            self.enqueue(r, depth, 0, w);
-        }
-        for g in found.guesses {
-            self.enqueue_guess(g, depth);
-        }
-    }
-
-    fn record(
-        &mut self,
-        d: Done,
-        w: &mut super::snapshot::SnapshotWriter<'_>,
-        progress: &Progress,
-    ) -> Result<(), CrawlError> {
-        self.report.bytes += d.wire;
-        if !d.reused {
-            self.report.fetched += 1;
-            progress.fetched.fetch_add(1, Ordering::Relaxed);
-        }
-        progress.bytes.fetch_add(d.wire, Ordering::Relaxed);
-        let key = d.url.to_string();
-        let guess = self.guessed.remove(&key);
-        match d.outcome {
-            Outcome::Answer { entry, .. } if guess && entry.status >= 400 => {
-                self.consecutive_failures = 0;
-                self.missed(key, &format!("the origin answered {}", entry.status), w);
-            }
-            Outcome::Failed {
-                reason,
-                carried: None,
-            } if guess => self.missed(key, &reason, w),
-            Outcome::Answer {
-                entry,
-                found,
-                redirect,
-                not_modified,
-                robots,
-                sitemap,
-            } => {
-                self.consecutive_failures = 0;
-                if d.check && d.changed && self.trust_sitemap {
-                    // The sitemap said unchanged, the page says otherwise: take nothing more on
-                    // its word, and fetch what was taken so far.
-                    self.trust_sitemap = false;
-                    self.report.sitemap_distrusted = true;
-                    tracing::warn!(site = %self.report.site, url = %key, "the sitemap's <lastmod> is not kept up to date; fetching every page");
-                    self.report.reused -= self.reused_jobs.len() as u64;
-                    for j in self.reused_jobs.drain(..) {
-                        self.queue.push_back(j);
-                    }
-                }
-                if let Some(sm) = sitemap {
-                    for (u, lastmod) in sm.pages {
-                        if let Some(l) = lastmod {
-                            self.new_lastmod.insert(u.to_string(), l);
-                        }
-                        self.sitemap_pages.push(u);
-                    }
-                    self.sitemaps.extend(sm.sitemaps.iter().cloned());
-                    if !self.prephase {
-                        for u in sm.sitemaps {
-                            self.enqueue(u, d.depth + 1, 0, w);
-                        }
-                        self.enqueue_sitemap_pages(w);
-                    }
-                }
-                if not_modified && !d.reused {
-                    self.report.not_modified += 1;
-                    progress.not_modified.fetch_add(1, Ordering::Relaxed);
-                }
-                if guess {
-                    self.report.guesses_kept += 1;
-                }
-                w.add(&key, entry);
-                if robots.is_some() {
-                    self.robots = robots;
-                }
-                self.follow(found, d.depth + 1, w);
-                if let Some(r) = redirect {
-                    self.enqueue(r, d.depth, d.redirects + 1, w);
-                }
-            }
-            // A guess kept last time that failed now: it keeps its entry, and is no error.
-            Outcome::Failed {
-                carried: Some((entry, found)),
-                ..
-            } if guess => {
-                w.add(&key, entry);
-                self.follow(found, d.depth + 1, w);
-            }
-            Outcome::Failed { reason, carried } => {
-                self.consecutive_failures += 1;
-                self.report.errors += 1;
-                progress.errors.fetch_add(1, Ordering::Relaxed);
-                if self.report.error_samples.len() < 20 {
-                    self.report.error_samples.push(format!("{key}: {reason}"));
-                }
-                tracing::debug!(site = %self.report.site, url = %key, %reason, "fetch failed");
-                if let Some((entry, found)) = carried {
-                    w.add(&key, entry);
-                    self.follow(found, d.depth + 1, w);
-                }
-            }
-            Outcome::Limited(why) => self.hit(why, &key, w),
-            Outcome::Fatal(e) => return Err(e.into()),
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

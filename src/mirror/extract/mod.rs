@@ -604,13 +604,13 @@ impl Kind {
 /// What a document names: its references, and the guesses its scripts and JSON suggest (not
 /// counting those that are references too).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Found {
+pub struct Discovered {
     pub refs: Vec<Url>,
     pub guesses: Vec<Url>,
 }
 
 /// The references of a body of the given kind (as [`references`]) and its guesses.
-pub fn discover(kind: Kind, body: &[u8], base: &Url) -> Found {
+pub fn discover(kind: Kind, body: &[u8], base: &Url) -> Discovered {
     let mut guesses = Vec::new();
     let refs = match kind {
         Kind::Html => {
@@ -639,7 +639,7 @@ pub fn discover(kind: Kind, body: &[u8], base: &Url) -> Found {
         guesses.retain(|g| !known.contains(g) && seen.insert(g.clone()));
         guesses.truncate(script::MAX_GUESSES);
     }
-    Found { refs, guesses }
+    Discovered { refs, guesses }
 }
 
 /// Every reference in a body of the given kind (duplicates included, in document order).
