@@ -47,11 +47,7 @@ pub enum Found<'a> {
 }
 
 /// The entry for `key` (a URL as [`super::lookup_key`] makes it) by the rules of the module doc.
-pub fn find<'a>(
-    entries: &'a BTreeMap<String, Entry>,
-    key: &str,
-    tracking: &[String],
-) -> Found<'a> {
+pub fn find<'a>(entries: &'a BTreeMap<String, Entry>, key: &str, tracking: &[String]) -> Found<'a> {
     if let Some(e) = entries.get(key) {
         return Found::Exact(e);
     }
