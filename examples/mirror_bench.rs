@@ -452,23 +452,7 @@ concurrency = 8
             results.push(("wget", round, r));
         }
 
-        let mut wget2 = Command::new("wget2");
-        wget2
-            .args([
-                "--mirror",
-                "-p",
-                "-k",
-                "-E",
-                "-q",
-                "--robots=off",
-                "--no-proxy",
-                "--max-threads=8",
-                "--tries=2",
-                "--timeout=10",
-                "-P",
-            ])
-            .arg(&wget2_dir)
-            .arg(&url);
+        let mut wget2 = common::wget2_mirror(&wget2_dir, &url);
         if h2 {
             // wget2 offers HTTP/2 by ALPN by default; it only needs to trust the run's CA.
             wget2.arg(format!("--ca-certificate={}", ca_file.display()));

@@ -109,22 +109,7 @@ scheduled = false
         )
         .unwrap();
         let start = Instant::now();
-        let out = Command::new("wget2")
-            .args([
-                "--mirror",
-                "-p",
-                "-k",
-                "-E",
-                "-q",
-                "--robots=off",
-                "--no-proxy",
-                "--max-threads=8",
-                "--tries=2",
-                "--timeout=10",
-                "-P",
-            ])
-            .arg(&wget2_dir)
-            .arg(format!("http://127.0.0.1:{port}/"))
+        let out = common::wget2_mirror(&wget2_dir, &format!("http://127.0.0.1:{port}/"))
             .output()
             .expect("wget2 starts");
         let secs = start.elapsed().as_secs_f64();

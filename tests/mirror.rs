@@ -765,9 +765,7 @@ fn a_crawl_stopped_by_max_time_counts_every_request_sent() {
          [[sites]]\nname = \"slow\"\ndomain = \"www.slow.test\"\nprimary = \"127.0.0.1:{port}\"\nstandby = \"127.0.0.2\"\n\
          [sites.probe]\nscheme = \"http\"\nport = {port}\n[sites.mirror]\nscheduled = false\nconcurrency = 4\nmax_time = \"2s\"\n"
     ));
-    let (_, out, err) = d.cli(&["mirror", "slow", "--json"]);
-    let r: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("no JSON report ({e}): {out}\n{err}"));
+    let (_, r) = d.crawl_json("slow");
     assert!(
         r["limits_hit"]["max_time"].as_u64().unwrap_or(0) > 0,
         "{r:#}"

@@ -5,7 +5,6 @@ use crate::common;
 
 use common::fixture::Fixture;
 use common::Daemon;
-use understudy::mirror::snapshot::SnapshotStore;
 
 /// What the fixture's single-page app loads only from scripts and JSON: none of it is linked
 /// from HTML or CSS.
@@ -67,19 +66,13 @@ fn urls_only_scripts_load_are_guessed_and_a_wrong_guess_is_no_error() {
     write_app(&f);
     let start = f.url("/spa/");
     let d = Daemon::prepare(&f.config(&format!("start = [\"{start}\"]")));
-    let (code, out, err) = d.cli(&["mirror", "fixture", "--json"]);
-    let r: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("no JSON report ({e}): {out}\n{err}"));
+    let (code, r) = d.crawl_json("fixture");
     assert_eq!(
         (code, r["outcome"].as_str()),
         (0, Some("published")),
         "{r:#}"
     );
-    let m = SnapshotStore::open(&d.data_dir(), "fixture")
-        .unwrap()
-        .current()
-        .unwrap()
-        .expect("a published snapshot");
+    let m = d.snapshot("fixture");
 
     let recovered: Vec<&str> = LOADED_BY_SCRIPTS
         .iter()
@@ -151,13 +144,9 @@ fn a_guess_referred_to_later_is_a_reference() {
     );
     let start = f.url("/spa/");
     let d = Daemon::prepare(&f.config(&format!("start = [\"{start}\"]")));
-    let (code, out, err) = d.cli(&["mirror", "fixture", "--json"]);
-    assert_eq!(code, 0, "{out}{err}");
-    let m = SnapshotStore::open(&d.data_dir(), "fixture")
-        .unwrap()
-        .current()
-        .unwrap()
-        .unwrap();
+    let (code, r) = d.crawl_json("fixture");
+    assert_eq!(code, 0, "{r:#}");
+    let m = d.snapshot("fixture");
     let u = f.url("/spa/nothing.json");
     assert_eq!(m.entries.get(&u).map(|e| e.status), Some(404), "{m:#?}");
     assert!(!m.skipped.contains_key(&u), "{:#?}", m.skipped);

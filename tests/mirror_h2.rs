@@ -4,7 +4,6 @@
 use crate::common;
 
 use common::Daemon;
-use understudy::mirror::snapshot::SnapshotStore;
 
 #[test]
 fn an_http2_origin_is_crawled_over_http2() {
@@ -40,19 +39,13 @@ fn an_http2_origin_is_crawled_over_http2() {
          [sites.probe]\nscheme = \"https\"\nport = {port}\nca_file = \"{}\"\n[sites.mirror]\nscheduled = false\nconcurrency = 2\n",
         ca_file.display()
     ));
-    let (code, out, err) = d.cli(&["mirror", "h2", "--json"]);
-    let r: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("no JSON report ({e}): {out}\n{err}"));
+    let (code, r) = d.crawl_json("h2");
     assert_eq!(
         (code, r["outcome"].as_str()),
         (0, Some("published")),
         "{r:#}"
     );
-    let m = SnapshotStore::open(&d.data_dir(), "h2")
-        .unwrap()
-        .current()
-        .unwrap()
-        .unwrap();
+    let m = d.snapshot("h2");
     for i in 0..40 {
         let u = format!("https://www.h2.test:{port}/p/{i}.html");
         assert_eq!(m.entries.get(&u).map(|e| e.status), Some(200), "{u}");

@@ -11,7 +11,7 @@ pub mod pdns;
 pub mod pebble;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -194,6 +194,23 @@ impl Daemon {
     }
 
     /// Runs the CLI against this daemon's config; returns (exit code, stdout, stderr).
+    /// `understudy mirror SITE --json`: the exit code and the crawl's report.
+    pub fn crawl_json(&self, site: &str) -> (i32, serde_json::Value) {
+        let (code, out, err) = self.cli(&["mirror", "crawl", site, "--json"]);
+        let report = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("no JSON report ({e}): {out}\n{err}"));
+        (code, report)
+    }
+
+    /// The published snapshot of `site`.
+    pub fn snapshot(&self, site: &str) -> understudy::mirror::snapshot::Manifest {
+        understudy::mirror::snapshot::SnapshotStore::open(&self.data_dir(), site)
+            .unwrap()
+            .current()
+            .unwrap()
+            .unwrap_or_else(|| panic!("no published snapshot of {site}"))
+    }
+
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = cmd()
             .args(args)
@@ -298,6 +315,31 @@ pub fn query(server: SocketAddr, name: &str, t: RecordType) -> anyhow::Result<cl
     rt().block_on(client::query(server, &n, t, Duration::from_secs(2)))
 }
 
+/// The benches' reference crawler: `wget2 --mirror -p -k -E` with 8 threads, into `dir`.
+#[allow(
+    dead_code,
+    reason = "the benches in examples/ use it; the tests do not"
+)]
+pub fn wget2_mirror(dir: &Path, url: &str) -> Command {
+    let mut c = Command::new("wget2");
+    c.args([
+        "--mirror",
+        "-p",
+        "-k",
+        "-E",
+        "-q",
+        "--robots=off",
+        "--no-proxy",
+        "--max-threads=8",
+        "--tries=2",
+        "--timeout=10",
+        "-P",
+    ])
+    .arg(dir)
+    .arg(url);
+    c
+}
+
 /// nginx as a real origin, in the foreground as a child process, on `ip:port`.
 pub struct Nginx {
     pub dir: tempfile::TempDir,
@@ -376,20 +418,7 @@ impl Nginx {
     /// nginx with the test's own server block body (locations); `{DIR}` in it is replaced by
     /// nginx's directory, where the test puts its files.
     pub fn start_custom(ip: &str, dir: tempfile::TempDir, server_body: &str) -> Nginx {
-        let addr = SocketAddr::new(ip.parse().unwrap(), free_port(ip));
-        let body = server_body.replace("{DIR}", &dir.path().display().to_string());
-        let mut n = Nginx {
-            dir,
-            addr,
-            child: None,
-            label: "custom".to_string(),
-            tls: false,
-            files: false,
-            custom: Some(body),
-            http2: false,
-        };
-        n.restart();
-        n
+        Nginx::custom(ip, dir, server_body, false)
     }
 
     /// [`Nginx::start_custom`] over TLS with the given certificate and key (PEM), offering
@@ -403,6 +432,10 @@ impl Nginx {
     ) -> Nginx {
         std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
         std::fs::write(dir.path().join("key.pem"), key).unwrap();
+        Nginx::custom(ip, dir, server_body, true)
+    }
+
+    fn custom(ip: &str, dir: tempfile::TempDir, server_body: &str, h2: bool) -> Nginx {
         let addr = SocketAddr::new(ip.parse().unwrap(), free_port(ip));
         let body = server_body.replace("{DIR}", &dir.path().display().to_string());
         let mut n = Nginx {
@@ -410,10 +443,10 @@ impl Nginx {
             addr,
             child: None,
             label: "custom".to_string(),
-            tls: true,
+            tls: h2,
             files: false,
             custom: Some(body),
-            http2: true,
+            http2: h2,
         };
         n.restart();
         n
