@@ -364,33 +364,17 @@ fn main() {
     };
     write_sitemaps(&|_| "2026-10-01");
 
-    let config = format!(
-        r#"data_dir = "{data}"
-[dns]
-listen = ["127.0.0.1:0"]
-[[dns.zones]]
-name = "bench.test"
-[api]
-listen = "127.0.0.1:0"
-[[sites]]
-name = "bench"
-domain = "www.bench.test"
-primary = "127.0.0.1:{port}"
-standby = "127.0.0.2"
-[sites.probe]
-scheme = "{scheme}"
-port = {port}
-{ca}
-[sites.mirror]
-concurrency = 8
-"#,
-        data = dir.path().join("data").display(),
-        scheme = if h2 { "https" } else { "http" },
-        ca = if h2 {
+    let config = common::one_site_config(
+        &dir.path().join("data").display().to_string(),
+        "bench",
+        port,
+        if h2 { "https" } else { "http" },
+        &if h2 {
             format!("ca_file = \"{}\"", ca_file.display())
         } else {
             String::new()
         },
+        "concurrency = 8",
     );
     std::fs::write(dir.path().join("understudy.toml"), config).unwrap();
     // BENCH_SKIP_WGET=1 leaves the slow single-connection wget out (for quick iterations): its

@@ -73,27 +73,13 @@ fn main() {
     // of files just before a run makes the next file creations slower (ext4 skips recently freed
     // inodes), which would tax whichever tool runs next.
     let config = |data: &Path| {
-        format!(
-            r#"data_dir = "{data}"
-[dns]
-listen = ["127.0.0.1:0"]
-[[dns.zones]]
-name = "doc.test"
-[api]
-listen = "127.0.0.1:0"
-[[sites]]
-name = "doc"
-domain = "www.doc.test"
-primary = "127.0.0.1:{port}"
-standby = "127.0.0.2"
-[sites.probe]
-scheme = "http"
-port = {port}
-[sites.mirror]
-concurrency = 8
-scheduled = false
-"#,
-            data = data.display()
+        common::one_site_config(
+            &data.display().to_string(),
+            "doc",
+            port,
+            "http",
+            "",
+            "concurrency = 8\nscheduled = false",
         )
     };
 

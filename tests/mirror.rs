@@ -760,10 +760,13 @@ fn a_crawl_stopped_by_max_time_counts_every_request_sent() {
         "    access_log {DIR}/access.log;\n    root {DIR}/www;\n    location /slow/ { limit_rate 4k; }\n",
     );
     let port = nginx.addr.port();
-    let d = Daemon::prepare(&format!(
-        "data_dir = \"{{DATA}}\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[[dns.zones]]\nname = \"slow.test\"\n\
-         [[sites]]\nname = \"slow\"\ndomain = \"www.slow.test\"\nprimary = \"127.0.0.1:{port}\"\nstandby = \"127.0.0.2\"\n\
-         [sites.probe]\nscheme = \"http\"\nport = {port}\n[sites.mirror]\nscheduled = false\nconcurrency = 4\nmax_time = \"2s\"\n"
+    let d = Daemon::prepare(&common::one_site_config(
+        "{DATA}",
+        "slow",
+        port,
+        "http",
+        "",
+        "scheduled = false\nconcurrency = 4\nmax_time = \"2s\"",
     ));
     let (_, r) = d.crawl_json("slow");
     assert!(

@@ -33,11 +33,13 @@ fn an_http2_origin_is_crawled_over_http2() {
     let port = nginx.addr.port();
     let ca_file = nginx.dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
-    let d = Daemon::prepare(&format!(
-        "data_dir = \"{{DATA}}\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[[dns.zones]]\nname = \"h2.test\"\n\
-         [[sites]]\nname = \"h2\"\ndomain = \"www.h2.test\"\nprimary = \"127.0.0.1:{port}\"\nstandby = \"127.0.0.2\"\n\
-         [sites.probe]\nscheme = \"https\"\nport = {port}\nca_file = \"{}\"\n[sites.mirror]\nscheduled = false\nconcurrency = 2\n",
-        ca_file.display()
+    let d = Daemon::prepare(&common::one_site_config(
+        "{DATA}",
+        "h2",
+        port,
+        "https",
+        &format!("ca_file = \"{}\"", ca_file.display()),
+        "scheduled = false\nconcurrency = 2",
     ));
     let (code, r) = d.crawl_json("h2");
     assert_eq!(

@@ -315,6 +315,30 @@ pub fn query(server: SocketAddr, name: &str, t: RecordType) -> anyhow::Result<cl
     rt().block_on(client::query(server, &n, t, Duration::from_secs(2)))
 }
 
+/// A config of one site `name` (`www.NAME.test` in the built-in zone `NAME.test`) whose primary
+/// is 127.0.0.1:`port`, for crawls: `data_dir` as given (`{DATA}` for [`Daemon::prepare`]),
+/// `scheme` for the probe (and so the crawl), and extra lines for `[sites.probe]` and
+/// `[sites.mirror]`.
+#[allow(
+    dead_code,
+    reason = "each of the tests and benches that include this module uses some"
+)]
+pub fn one_site_config(
+    data_dir: &str,
+    name: &str,
+    port: u16,
+    scheme: &str,
+    probe: &str,
+    mirror: &str,
+) -> String {
+    format!(
+        "data_dir = \"{data_dir}\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[[dns.zones]]\nname = \"{name}.test\"\n\
+         [api]\nlisten = \"127.0.0.1:0\"\n\
+         [[sites]]\nname = \"{name}\"\ndomain = \"www.{name}.test\"\nprimary = \"127.0.0.1:{port}\"\nstandby = \"127.0.0.2\"\n\
+         [sites.probe]\nscheme = \"{scheme}\"\nport = {port}\n{probe}\n[sites.mirror]\n{mirror}\n"
+    )
+}
+
 /// The benches' reference crawler: `wget2 --mirror -p -k -E` with 8 threads, into `dir`.
 #[allow(
     dead_code,
