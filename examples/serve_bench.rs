@@ -1,10 +1,14 @@
 //! Standby-server benchmark, driven by `bench/serve` (not a test).
 //!
 //! nginx (a worker per core, sendfile on) serves a directory with a 10 KB HTML page and a 200 KB
-//! image; understudy crawls that
-//! nginx and serves the snapshot. wrk (2 threads, 64 connections, keep-alive) loads each in
-//! the same run, for both files. Prints requests/s and p99 latency for both and the ratios, and
-//! understudy's idle resident memory.
+//! image; understudy crawls that nginx and serves the snapshot. For each file, in each of
+//! several runs: wrk (2 threads, 64 connections, keep-alive) loads each server as fast as it
+//! answers (requests/s, and the server's CPU time per request), then h2load offers both the
+//! same fixed rate (half of nginx's) and the latency percentiles are compared there, where
+//! they measure the server rather than how the two cores were shared with the load generator.
+//! Prints the ratios of every run and understudy's idle resident memory.
+//!
+//! `serve_bench [SECONDS=10] [RUNS=3]`
 
 // A benchmark uses a few of the test helpers.
 #[allow(dead_code)]
@@ -54,6 +58,65 @@ fn wrk(url: &str, host: &str, secs: u32) -> (f64, String) {
     (rps, p99)
 }
 
+/// The fixed-rate phase offers this share (percent) of nginx's closed-loop rate.
+const FIXED_SHARE: f64 = 50.0;
+
+/// h2load at `rate` requests/s in total over 64 HTTP/1.1 connections for `secs`: the rate it
+/// reached and the p50 and p99 request times in ms, from its per-request log.
+fn fixed_rate(
+    url: &str,
+    host: &str,
+    rate: f64,
+    secs: u32,
+    dir: &std::path::Path,
+) -> (f64, f64, f64) {
+    let log = dir.join("h2load.tsv");
+    // h2load appends to its log.
+    let _ = std::fs::remove_file(&log);
+    let out = Command::new("h2load")
+        .args(["--h1", "-t2", "-c64", "-D", &secs.to_string()])
+        .arg(format!("--rps={:.0}", (rate / 64.0).max(1.0)))
+        .arg(format!("--log-file={}", log.display()))
+        .args(["-H", &format!(":authority: {host}"), url])
+        .output()
+        .expect("h2load runs");
+    let mut times: Vec<f64> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let status = f.nth(1)?;
+            let us: f64 = f.next()?.trim().parse().ok()?;
+            (status == "200").then_some(us / 1000.0)
+        })
+        .collect();
+    if times.is_empty() {
+        eprintln!("h2load said: {}", String::from_utf8_lossy(&out.stdout));
+        return (0.0, f64::NAN, f64::NAN);
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    (times.len() as f64 / f64::from(secs), at(0.50), at(0.99))
+}
+
+/// User + system CPU time in ms of `pid` and its child processes that are still running
+/// (nginx's workers).
+fn cpu_ms(pid: u32) -> f64 {
+    let ticks = |pid: &str| -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the parenthesised command: state is 3rd, utime 14th, stime 15th.
+        let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let get = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        get(11) + get(12)
+    };
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let total: f64 = ticks(&pid.to_string()) + children.split_whitespace().map(ticks).sum::<f64>();
+    // USER_HZ is 100 on Linux.
+    total * 10.0
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -71,6 +134,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(10);
     common::need("wrk", "wrk");
+    common::need("h2load", "nghttp2-client");
     let bin = "target/release/understudy";
     let dir = tempfile::tempdir().unwrap();
     let www = dir.path().join("www");
@@ -134,39 +198,90 @@ fn main() {
     std::thread::sleep(Duration::from_millis(300));
     let idle = rss_kib(server.id());
 
+    let runs: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(3);
     println!(
-        "standby server benchmark: wrk -t2 -c64 -d{secs}s, keep-alive, same machine, same run\n"
+        "standby server benchmark, same machine, same run, {runs} run(s):\n\
+         - wrk -t2 -c64 -d{secs}s, keep-alive: as many requests as each server answers (closed loop;\n\
+         \x20 its p99 mostly measures how the 2 cores are shared between wrk and the server)\n\
+         - CPU: the server's user+system time per 1000 of those requests\n\
+         - fixed rate: h2load -t2 -c64 --h1 offering both servers the same {FIXED_SHARE:.0}% of nginx's\n\
+         \x20 wrk rate for {secs}s; latency percentiles from its per-request log\n"
     );
-    println!(
-        "{:<10} {:<12} {:>12} {:>10}",
-        "server", "file", "requests/s", "p99"
-    );
-    let mut rows = Vec::new();
-    for (name, path) in [("10 KB html", "/"), ("200 KB png", "/img.png")] {
-        let n = wrk(
-            &format!("http://{nginx_addr}{path}"),
-            "www.serve.test",
-            secs,
-        );
-        let u = wrk(
-            &format!("http://{listen}{path}"),
-            &format!("www.serve.test:{port}"),
-            secs,
-        );
-        println!("{:<10} {:<12} {:>12.0} {:>10}", "nginx", name, n.0, n.1);
+    let urls = |path: &str| {
+        [
+            (
+                format!("http://{nginx_addr}{path}"),
+                "www.serve.test".to_string(),
+            ),
+            (
+                format!("http://{listen}{path}"),
+                format!("www.serve.test:{port}"),
+            ),
+        ]
+    };
+    let pids = [nginx.id(), server.id()];
+    let mut summary: Vec<(String, f64, f64, f64)> = Vec::new();
+    for run in 1..=runs {
+        println!("run {run} of {runs}");
         println!(
-            "{:<10} {:<12} {:>12.0} {:>10}",
-            "understudy", name, u.0, u.1
+            "{:<10} {:<11} {:>10} {:>9} {:>10} {:>11} {:>9} {:>9}",
+            "server", "file", "wrk req/s", "wrk p99", "CPU ms/1k", "fixed req/s", "p50", "p99"
         );
-        rows.push((name, n, u));
+        for (name, path) in [("10 KB html", "/"), ("200 KB png", "/img.png")] {
+            let mut rows = Vec::new();
+            for ((url, host), pid) in urls(path).iter().zip(pids) {
+                let cpu0 = cpu_ms(pid);
+                let (rps, p99) = wrk(url, host, secs);
+                let cpu = (cpu_ms(pid) - cpu0) / (rps * f64::from(secs) / 1000.0).max(1.0);
+                rows.push((rps, p99, cpu));
+            }
+            let rate = rows[0].0 * FIXED_SHARE / 100.0;
+            for (i, (url, host)) in urls(path).iter().enumerate() {
+                let fixed = fixed_rate(url, host, rate, secs, dir.path());
+                let (rps, p99, cpu) = &rows[i];
+                println!(
+                    "{:<10} {:<11} {:>10.0} {:>9} {:>10.1} {:>11.0} {:>8.2}ms {:>8.2}ms",
+                    ["nginx", "understudy"][i],
+                    name,
+                    rps,
+                    p99,
+                    cpu,
+                    fixed.0,
+                    fixed.1,
+                    fixed.2
+                );
+                rows[i].1 = format!("{:.2}", fixed.2);
+            }
+            let p99 = |r: &(f64, String, f64)| r.1.parse::<f64>().unwrap_or(f64::NAN);
+            summary.push((
+                name.to_string(),
+                rows[1].0 / rows[0].0.max(1.0),
+                rows[1].2 / rows[0].2.max(f64::MIN_POSITIVE),
+                p99(&rows[1]) / p99(&rows[0]),
+            ));
+        }
+        println!();
     }
-    println!("\nratios (understudy / nginx), target >= 1.0 and p99 <= nginx's:");
-    for (name, n, u) in rows {
+    println!(
+        "ratios (understudy / nginx) per run; targets: requests/s >= 1.0, fixed-rate p99 <= 1.0"
+    );
+    for name in ["10 KB html", "200 KB png"] {
+        let of = |f: fn(&(String, f64, f64, f64)) -> f64| {
+            summary
+                .iter()
+                .filter(|s| s.0 == name)
+                .map(|s| format!("{:.2}x", f(s)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         println!(
-            "  {name}: requests/s {:.2}x, p99 {} vs {}",
-            u.0 / n.0.max(1.0),
-            u.1,
-            n.1
+            "  {name}: requests/s {}; CPU per request {}; fixed-rate p99 {}",
+            of(|s| s.1),
+            of(|s| s.2),
+            of(|s| s.3)
         );
     }
     println!(
