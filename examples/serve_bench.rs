@@ -239,28 +239,28 @@ fn main() {
                 rows.push((rps, p99, cpu));
             }
             let rate = rows[0].0 * FIXED_SHARE / 100.0;
+            let mut fixed_p99 = [f64::NAN; 2];
             for (i, (url, host)) in urls(path).iter().enumerate() {
-                let fixed = fixed_rate(url, host, rate, secs, dir.path());
-                let (rps, p99, cpu) = &rows[i];
+                let (fixed_rps, p50, p99) = fixed_rate(url, host, rate, secs, dir.path());
+                let (rps, wrk_p99, cpu) = &rows[i];
                 println!(
-                    "{:<10} {:<11} {:>10.0} {:>9} {:>10.1} {:>11.0} {:>8.2}ms {:>8.2}ms",
+                    "{:<10} {:<11} {:>10.0} {:>9} {:>10.1} {:>11.0} {:>7.2}ms {:>7.2}ms",
                     ["nginx", "understudy"][i],
                     name,
                     rps,
-                    p99,
+                    wrk_p99,
                     cpu,
-                    fixed.0,
-                    fixed.1,
-                    fixed.2
+                    fixed_rps,
+                    p50,
+                    p99
                 );
-                rows[i].1 = format!("{:.2}", fixed.2);
+                fixed_p99[i] = p99;
             }
-            let p99 = |r: &(f64, String, f64)| r.1.parse::<f64>().unwrap_or(f64::NAN);
             summary.push((
                 name.to_string(),
                 rows[1].0 / rows[0].0.max(1.0),
                 rows[1].2 / rows[0].2.max(f64::MIN_POSITIVE),
-                p99(&rows[1]) / p99(&rows[0]),
+                fixed_p99[1] / fixed_p99[0],
             ));
         }
         println!();
