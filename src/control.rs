@@ -417,7 +417,7 @@ impl Controller {
         let _ = self.store.append_event(&NewEvent {
             site: &self.cfg.sites[i].name,
             at: now,
-            kind: EventKind::Alert,
+            kind: EventKind::CertificateExpiring,
             reason: &warning,
             ..Default::default()
         });
@@ -553,7 +553,7 @@ impl Controller {
         let _ = self.store.append_event(&NewEvent {
             site: "(public address)",
             at: now,
-            kind: EventKind::Address,
+            kind: EventKind::AddressChanged,
             reason: &reason,
             ..Default::default()
         });
@@ -609,9 +609,11 @@ pub fn policy(site: &Site) -> decide::Policy {
     }
 }
 
-/// The event-log rows one step of the decision core leaves: its transition (kind by what caused
-/// it: a probe, a drain, a release), with the records before and after when they moved, and its
-/// alert. The controller and the offline `drain`/`release` of the CLI both log through this.
+/// The event-log row one step of the decision core leaves: its transition, of the kind
+/// [`EventKind::of_transition`] gives (a failover, a failback, both down, a drain, ...), with
+/// the records before and after when they moved. The core's alerts (both down, standby not
+/// ready) always come with such a transition, whose kind says so. The controller and the
+/// offline `drain`/`release` of the CLI both log through this.
 pub fn step_events<'a>(
     site: &'a str,
     input: &Input,
@@ -619,34 +621,19 @@ pub fn step_events<'a>(
     now: u64,
     records: Option<(&'a str, &'a str)>,
 ) -> Vec<NewEvent<'a>> {
-    let kind = match input {
-        Input::Drain { .. } => EventKind::Drain,
-        Input::Release => EventKind::Release,
-        _ => EventKind::Transition,
-    };
-    let mut events = vec![];
-    if let Some(t) = &step.transition {
-        events.push(NewEvent {
+    step.transition
+        .iter()
+        .map(|t| NewEvent {
             site,
             at: now,
-            kind,
+            kind: EventKind::of_transition(input, t.from, t.to),
             from_phase: Some(t.from.as_str()),
             to_phase: Some(t.to.as_str()),
             reason: &t.reason,
             records_before: records.map(|r| r.0),
             records_after: records.map(|r| r.1),
-        });
-    }
-    if let Some(alert) = &step.alert {
-        events.push(NewEvent {
-            site,
-            at: now,
-            kind: EventKind::Alert,
-            reason: alert,
-            ..Default::default()
-        });
-    }
-    events
+        })
+        .collect()
 }
 
 /// Where a site's records stand in each zone holding its names, from the reconcilers' board.

@@ -10,6 +10,7 @@ pub mod control;
 pub mod decide;
 pub mod demo;
 pub mod dns;
+pub mod events;
 pub mod http;
 pub mod ip;
 pub mod mirror;

@@ -73,38 +73,7 @@ pub enum IfUnusable {
 pub const BACKUPS_KEPT: usize = 7;
 pub const BACKUP_DIR: &str = "backups";
 
-/// What an event-log row records: the closed set of kinds (notifications will subscribe to
-/// them).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EventKind {
-    /// A site seen for the first time.
-    FirstSeen,
-    /// A change of phase decided by probes.
-    #[default]
-    Transition,
-    /// The operator latched a site to the standby.
-    Drain,
-    /// The operator released a drained site.
-    Release,
-    /// Something the operator must know: both sides down, a certificate about to expire.
-    Alert,
-    /// The agreed public address changed.
-    Address,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::FirstSeen => "first-seen",
-            EventKind::Transition => "transition",
-            EventKind::Drain => "drain",
-            EventKind::Release => "release",
-            EventKind::Alert => "alert",
-            EventKind::Address => "address",
-        }
-    }
-}
+pub use crate::events::EventKind;
 
 /// One row of the event log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -112,7 +81,8 @@ pub struct Event {
     pub id: i64,
     pub site: String,
     pub at: u64,
-    /// An [`EventKind`] in words ("transition", "alert", ...), as stored.
+    /// An [`EventKind`] in words ("failed-over", "transition", ...), as stored (rows older
+    /// than a kind keep the word they were written with).
     pub kind: String,
     pub from_phase: Option<String>,
     pub to_phase: Option<String>,

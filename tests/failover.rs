@@ -87,6 +87,17 @@ fn killed_primary_fails_over_and_fails_back_only_after_hold_down() {
         out.contains("dns answer: www.example.test. A 127.0.0.1"),
         "{out}"
     );
+    // The event log names what happened in the operator's words (crate::events), in order,
+    // beside the phase changes that moved nothing.
+    let conn = rusqlite::Connection::open(data_file(&d)).unwrap();
+    let kinds: Vec<String> = conn
+        .prepare("SELECT kind FROM events WHERE kind != 'transition' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(kinds, ["first-seen", "failed-over", "failed-back"]);
 }
 
 #[test]
@@ -161,11 +172,11 @@ fn standby_down_means_no_failover_and_an_alert() {
         "the alert is logged:\n{}",
         d.log()
     );
-    // The alert is in the event log too.
+    // The alert is in the event log too, by its kind.
     let conn = rusqlite::Connection::open(data_file(&d)).unwrap();
     let alerts: i64 = conn
         .query_row(
-            "SELECT count(*) FROM events WHERE kind = 'alert'",
+            "SELECT count(*) FROM events WHERE kind = 'standby-not-ready'",
             [],
             |r| r.get(0),
         )

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 /// Pure cores: a file, or a folder (every file in it but its unit tests, `tests.rs`).
 const PURE: &[&str] = &[
     "src/decide/",
+    "src/events.rs",
     "src/ip/agree.rs",
     "src/dns/zone.rs",
     "src/mirror/scope.rs",

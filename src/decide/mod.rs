@@ -233,7 +233,8 @@ pub struct Step {
     pub state: SiteState,
     /// Set when the phase changed.
     pub transition: Option<Transition>,
-    /// Set when the operator should be told something is wrong (both sides down).
+    /// Set when the operator should be told something is wrong (both sides down, or the
+    /// primary down with a standby that is not ready); always with a `transition`.
     pub alert: Option<String>,
     /// Set when an operator command was refused; the state is then unchanged.
     pub refused: Option<String>,

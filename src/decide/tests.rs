@@ -397,6 +397,10 @@ proptest! {
             if r.refused.is_some() {
                 prop_assert_eq!(&r.state, &s);
             }
+            // The event log records alerts through their transition (crate::events).
+            if r.alert.is_some() {
+                prop_assert!(r.transition.is_some(), "an alert without a transition: {:?}", r);
+            }
             match (&input, before, after) {
                 (Input::Primary { .. } | Input::Standby { .. }, Target::Primary, Target::Standby) => {
                     prop_assert!(r.state.primary_failures >= policy.failures_to_down);
