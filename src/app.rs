@@ -4,9 +4,10 @@
 //! `Store`), restores state, publishes the built-in zones, binds the DNS server and the control
 //! API, and spawns every task the daemon runs into one tracker: one prober per server of every
 //! site, the crawl schedulers, one reconciler per external zone, the IP watcher and the push
-//! endpoint, the standby's listeners and ACME, the daily backup, and the controller. It writes
-//! the runtime file that tells the CLI where the daemon listens. Everything stops on one
-//! `CancellationToken`. Task bodies live with their modules; this file only wires them.
+//! endpoint, the standby's listeners and ACME, one task per notification channel, the daily
+//! backup, and the controller. It writes the runtime file that tells the CLI where the daemon
+//! listens. Everything stops on one `CancellationToken`. Task bodies live with their modules;
+//! this file only wires them.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -108,6 +109,10 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         tracing::warn!("{note}");
     }
     crate::store::backup_logged(&cfg.data_dir).await;
+    // Every channel has its place in the event log before anything of this run is logged.
+    for ch in &cfg.notify {
+        crate::notify::start(&store, &ch.name)?;
+    }
     let zones = ZoneHandle::default();
     let (desired_tx, desired_rx) = watch::channel(ManagedRecords::default());
     // The built-in server is published by the controller itself, synchronously, starting in
@@ -306,6 +311,18 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         tx.clone(),
         shutdown.clone(),
     ));
+    if !cfg.notify.is_empty() {
+        let http = crate::notify::client()?;
+        for ch in &cfg.notify {
+            tracker.spawn(crate::notify::run(
+                ch.clone(),
+                cfg.dns.ttl,
+                store.clone(),
+                http.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
     tracker.spawn(crate::store::daily_backups(
         cfg.data_dir.clone(),
         shutdown.clone(),

@@ -81,16 +81,9 @@ impl EventKind {
         }
     }
 
-    /// Whether the operator should hear of it at once: visitors were or are affected, or will
-    /// be unless someone acts.
-    pub fn is_alert(self) -> bool {
-        matches!(
-            self,
-            EventKind::FailedOver
-                | EventKind::BothDown
-                | EventKind::StandbyNotReady
-                | EventKind::CertificateExpiring
-        )
+    /// The kind a stored word names; `None` for words of older rows (`alert`, `drain`, ...).
+    pub fn from_word(word: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == word)
     }
 
     /// The kind of a change of phase from `from` to `to` caused by `input` (rules in the
@@ -154,6 +147,17 @@ mod tests {
                 *want,
                 "{input:?}: {from} -> {to}"
             );
+        }
+    }
+
+    /// `[[notify]] events` is checked against the configuration's copy of the words (it sits
+    /// below this module): the two lists are the same.
+    #[test]
+    fn the_configuration_knows_every_kind() {
+        let words: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(words, crate::config::EVENT_NAMES);
+        for w in crate::config::DEFAULT_EVENTS {
+            assert!(EventKind::from_word(w).is_some(), "{w}");
         }
     }
 

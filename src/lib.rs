@@ -15,6 +15,7 @@ pub mod http;
 pub mod ip;
 pub mod mirror;
 pub mod net;
+pub mod notify;
 pub mod probe;
 pub mod reconcile;
 pub mod standby;

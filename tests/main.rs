@@ -15,6 +15,7 @@ mod failover;
 mod mirror;
 mod mirror_guess;
 mod mirror_h2;
+mod notify;
 mod powerdns;
 mod provider_configs;
 mod provider_e2e;

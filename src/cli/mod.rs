@@ -145,8 +145,22 @@ pub enum Cmd {
         #[arg(long, default_value = "0.0.0.0:80")]
         listen: std::net::SocketAddr,
     },
+    /// Notification channels ([[notify]]).
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCmd,
+    },
     /// Show a failover and failback on loopback, with sample servers; needs nothing installed.
     Demo,
+}
+
+#[derive(Subcommand)]
+pub enum NotifyCmd {
+    /// Send a test message to every channel (or the one named) and print what each answered.
+    Test {
+        /// The channel's `name`.
+        channel: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -266,6 +280,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         // Handled above.
         Cmd::Demo | Cmd::Report { .. } => Ok(0),
         Cmd::Ip => ip_command(&cfg).await,
+        Cmd::Notify {
+            command: NotifyCmd::Test { channel },
+        } => notify_test(&cfg, channel.as_deref()).await,
         Cmd::Dns { command } => dns_command(&cfg, matches!(command, DnsCmd::Apply)).await,
         Cmd::CheckConfig { offline } => check_config(&cfg, *offline).await,
         Cmd::Mirror {
@@ -445,6 +462,48 @@ async fn report(
             1
         },
     )
+}
+
+/// `understudy notify test [CHANNEL]`: one test message per channel, sent at once (not through
+/// the daemon's outbox), and the outcome of each. Exit 1 if any was not delivered.
+async fn notify_test(cfg: &Config, only: Option<&str>) -> anyhow::Result<i32> {
+    let channels: Vec<_> = cfg
+        .notify
+        .iter()
+        .filter(|c| only.is_none_or(|n| c.name == n))
+        .collect();
+    if channels.is_empty() {
+        let known: Vec<&str> = cfg.notify.iter().map(|c| c.name.as_str()).collect();
+        eprintln!(
+            "error: {}",
+            match only {
+                Some(n) if !known.is_empty() => format!(
+                    "no channel is named `{n}`; the channels are: {}",
+                    known.join(", ")
+                ),
+                _ => "no [[notify]] channels are configured".to_string(),
+            }
+        );
+        return Ok(2);
+    }
+    let http = crate::notify::client()?;
+    let msg = crate::notify::test_notice();
+    let mut failed = 0;
+    for ch in channels {
+        let start = std::time::Instant::now();
+        match crate::notify::send(ch, &http, None, &msg).await {
+            Ok(()) => crate::outln!(
+                "{}: delivered in {}",
+                ch.name,
+                crate::util::human(start.elapsed())
+            ),
+            Err(e) => {
+                failed += 1;
+                crate::outln!("{}: NOT delivered: {e}", ch.name);
+            }
+        }
+    }
+    Ok(i32::from(failed > 0))
 }
 
 /// `understudy ip`: one round per family, every answer with its reason, the verdict, and the

@@ -77,13 +77,8 @@ impl Cx<'_> {
         {
             Some((k, Some(s))) => {
                 // A near miss of one of this type's own keys is named; otherwise its keys are.
-                let close = allowed
-                    .iter()
-                    .map(|a| (edits(k, a), *a))
-                    .filter(|(d, _)| *d <= 2 && *d * 2 < k.chars().count())
-                    .min_by_key(|(d, _)| *d);
-                let hint = match close {
-                    Some((_, a)) => format!(" (did you mean `{a}`?)"),
+                let hint = match closest(k, allowed) {
+                    Some(a) => format!(" (did you mean `{a}`?)"),
                     None if allowed.is_empty() => String::new(),
                     None => format!(" (its keys: {})", allowed.join(", ")),
                 };
@@ -193,6 +188,7 @@ impl Cx<'_> {
             Some(st) => Some(self.build_standby(st)?),
         };
         let ip = self.build_ip(raw.ip)?;
+        let notify = self.build_notify(raw.notify)?;
 
         let mut sites = Vec::new();
         let mut names_owned: HashMap<LowerName, String> = HashMap::new();
@@ -231,6 +227,7 @@ impl Cx<'_> {
             warnings,
             api,
             standby,
+            notify,
             sites,
         })
     }
@@ -432,21 +429,27 @@ pub(super) fn indexed(header: &str, own_index: usize, counts: &BTreeMap<String, 
 }
 
 /// serde's messages say "field"; operators write "keys".
-/// For serde's "unknown key `x`, expected one of `a`, `b`": the expected key closest to `x`,
-/// when it is close enough to be a typo (at most 2 edits, a swap of neighbours counting as one,
-/// and fewer than half the letters).
+/// For serde's "unknown key `x`, expected one of `a`, `b`": the expected key [`closest`] to
+/// `x`.
 fn did_you_mean(m: &str) -> Option<String> {
     let rest = m.strip_prefix("unknown key `")?;
     let (given, rest) = rest.split_once('`')?;
     let list = rest
         .strip_prefix(", expected one of ")
         .or_else(|| rest.strip_prefix(", expected "))?;
-    list.split(", ")
-        .map(|c| c.trim_matches('`'))
-        .map(|c| (edits(given, c), c))
+    let list: Vec<&str> = list.split(", ").map(|c| c.trim_matches('`')).collect();
+    closest(given, &list).map(str::to_string)
+}
+
+/// The option closest to `given` when it is close enough to be a typo of it: at most 2 edits
+/// (a swap of neighbours counting as one) and fewer than half the letters.
+pub(super) fn closest<'a>(given: &str, options: &[&'a str]) -> Option<&'a str> {
+    options
+        .iter()
+        .map(|c| (edits(given, c), *c))
         .filter(|(d, _)| *d <= 2 && *d * 2 < given.chars().count())
         .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c.to_string())
+        .map(|(_, c)| c)
 }
 
 /// Edit distance with adjacent transpositions (optimal string alignment).

@@ -276,6 +276,22 @@ impl Config {
             "\n[api]\nlisten = {:?}\n",
             self.api.listen.to_string()
         ));
+        for (i, n) in self.notify.iter().enumerate() {
+            o.push_str(&format!(
+                "\n[[notify]]\nname = {}\nurl = {}\nevents = [{}]\nmax_age = {:?}\n",
+                toml_str(&n.name),
+                toml_str(&format!("{}+{}", n.service.as_str(), n.url)),
+                n.events
+                    .iter()
+                    .map(|e| toml_str(e))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                human(n.max_age)
+            ));
+            if n.secret.is_some() {
+                o.push_str(&self.secret_line(&format!("notify[{i}]"), "secret"));
+            }
+        }
         for s in &self.sites {
             o.push_str(&format!(
                 "\n[[sites]]\nname = {:?}\ndomain = {:?}\n",

@@ -30,6 +30,7 @@ mod describe;
 mod dns;
 mod ip;
 mod mirror;
+mod notify;
 mod provider;
 mod raw;
 mod site;
@@ -41,6 +42,7 @@ use cx::{key_at, tidy_serde_message, Cx, R};
 use dns::record_text;
 pub use ip::{DdnsRecord, IpConfig, Source, SourceKind};
 pub use mirror::{Checks, Limits, MirrorConfig, Schedule};
+pub use notify::{NotifyConfig, NotifyService, DEFAULT_EVENTS, EVENT_NAMES};
 use provider::looks_like_secret;
 pub use provider::{CloudflareConfig, PowerDnsConfig, Rfc2136Config, Route53Config};
 use raw::*;
@@ -94,6 +96,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Set when this machine serves the standby copies (`[standby]`).
     pub standby: Option<StandbyConfig>,
+    /// Where the operator is told what happened (`[[notify]]`).
+    pub notify: Vec<NotifyConfig>,
     pub sites: Vec<Site>,
 }
 

@@ -16,6 +16,8 @@ pub(super) struct RawConfig {
     pub(super) api: Option<Spanned<RawApi>>,
     pub(super) standby: Option<Spanned<RawStandby>>,
     #[serde(default)]
+    pub(super) notify: Vec<Spanned<notify::RawNotify>>,
+    #[serde(default)]
     pub(super) sites: Vec<Spanned<RawSite>>,
 }
 

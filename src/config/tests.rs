@@ -62,6 +62,7 @@ fn effective_settings_read_back_as_the_same_config() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("push.pw"), "a-long-enough-password\n").unwrap();
     std::fs::write(dir.path().join("pdns.key"), "pdns-api-key\n").unwrap();
+    std::fs::write(dir.path().join("hook.key"), "webhook-signing-key\n").unwrap();
     let text = r#"
 data_dir = "state"
 [dns]
@@ -86,6 +87,14 @@ family = "ipv4"
 [ip.push]
 listen = "127.0.0.1:8245"
 password_file = "push.pw"
+[[notify]]
+name = "ops"
+url = "webhook+https://hooks.example.test/understudy"
+secret_file = "hook.key"
+events = ["failed-over", "both-down"]
+max_age = "2h"
+[[notify]]
+url = "webhook+http://127.0.0.1:9999/hook"
 [[sites]]
 domain = "www.example.test"
 primary = "auto"
@@ -107,12 +116,18 @@ body_contains = "ok \"quoted\""
     );
     assert!(printed.contains("[ip.push]"), "{printed}");
     assert!(
-        !printed.contains("a-long-enough-password") && !printed.contains("pdns-api-key"),
+        !printed.contains("a-long-enough-password")
+            && !printed.contains("pdns-api-key")
+            && !printed.contains("webhook-signing-key"),
         "{printed}"
     );
     let again =
         parse(&dir.path().join("c.toml"), &printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
     assert_eq!(again.describe(), printed, "a second round prints the same");
+    assert_eq!(again.notify[0].secret, first.notify[0].secret);
+    assert_eq!(again.notify[0].events, ["failed-over", "both-down"]);
+    assert_eq!(again.notify[1].name, "webhook-1");
+    assert_eq!(again.notify[1].events, DEFAULT_EVENTS);
     assert_eq!(again.dns.zones[0].records, first.dns.zones[0].records);
     assert_eq!(
         again.ip.push.as_ref().unwrap().password,
@@ -228,6 +243,9 @@ family = "ipv4"
 [ip.push]
 listen = "127.0.0.1:8245"
 password = "push-password-value-3456"
+[[notify]]
+url = "webhook+https://hooks.example.test/x"
+secret = "webhook-secret-value-7777"
 "#;
     let cfg = parse(Path::new("c.toml"), text).unwrap();
     let printed = format!("{cfg:?}\n{}", cfg.describe());
@@ -238,6 +256,7 @@ password = "push-password-value-3456"
         "dHNpZy1zZWNyZXQtdmFsdWU",
         "tsig-secret-value",
         "push-password-value-3456",
+        "webhook-secret-value-7777",
     ] {
         assert!(!printed.contains(secret), "{secret} is printed:\n{printed}");
     }

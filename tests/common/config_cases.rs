@@ -9,7 +9,7 @@ pub const SITE: &str =
 /// (what, file text, the error).
 pub fn error_cases() -> Vec<(&'static str, String, &'static str)> {
     vec![
-        ("unknown top-level key", "dat_dir = \"x\"\n".into(), "bad.toml:1:1: dat_dir: unknown key `dat_dir` (did you mean `data_dir`?), expected one of `data_dir`, `providers`, `ip`, `ddns`, `dns`, `api`, `standby`, `sites`"),
+        ("unknown top-level key", "dat_dir = \"x\"\n".into(), "bad.toml:1:1: dat_dir: unknown key `dat_dir` (did you mean `data_dir`?), expected one of `data_dir`, `providers`, `ip`, `ddns`, `dns`, `api`, `standby`, `notify`, `sites`"),
         ("misspelt probe key", format!("{SITE}[sites.probe]\nintreval = \"2s\"\n"), "bad.toml:8:1: sites[0].probe.intreval: unknown key `intreval` (did you mean `interval`?), expected one of `scheme`, `port`, `method`, `path`, `expect_status`, `body_contains`, `interval`, `timeout`, `failures_to_down`, `successes_to_up`, `hold_down`, `ca_file`, `insecure`, `standby_readiness`"),
         ("an unknown key with no near match", format!("{SITE}[sites.probe]\nzzz = 1\n"), "bad.toml:8:1: sites[0].probe.zzz: unknown key `zzz`, expected one of `scheme`, `port`, `method`, `path`, `expect_status`, `body_contains`, `interval`, `timeout`, `failures_to_down`, `successes_to_up`, `hold_down`, `ca_file`, `insecure`, `standby_readiness`"),
         ("invalid IP", SITE.replace("192.0.2.1", "192.0.2.300"), "bad.toml:5:11: sites[0].primary: `192.0.2.300` is not an address: expected an IP address like \"203.0.113.7\", optionally with a probe port like \"203.0.113.7:8443\""),
@@ -63,6 +63,12 @@ pub fn error_cases() -> Vec<(&'static str, String, &'static str)> {
         ("push password too short", "[ip]\nquorum = 1\n[ip.push]\nlisten = \"127.0.0.1:8245\"\npassword = \"s\"\n".into(), "bad.toml:5:12: ip.push.password: the password has 1 characters; the endpoint faces the internet, so it needs at least 12 (e.g. from `openssl rand -base64 24`)"),
         ("ddns name outside every zone", "[ip]\nquorum = 1\n[[ip.sources]]\nname = \"a\"\ntype = \"http\"\nfamily = \"ipv4\"\nurl = \"https://x\"\n[[ddns]]\nname = \"home.example.com\"\n".into(), "bad.toml:9:8: ddns[0].name: home.example.com. is not inside any configured zone"),
         ("start URL outside the site", format!("{SITE}[sites.mirror]\nstart = [\"http://localhost:8080/edge/\"]\n"), "bad.toml:8:10: sites[0].mirror.start[0]: `http://localhost:8080/edge/` is outside the site's scope (https://www.example.test); a crawl fetches only the site's own names from the primary: add the host to extra_hosts (with a resolve entry if it is served elsewhere)"),
+        // Issue 14: notification channels.
+        ("notify URL of a service this version does not know", format!("{SITE}[[notify]]\nurl = \"discord://token@channel\"\n"), "bad.toml:8:7: notify[0].url: `discord://<redacted>@channel` is not a channel URL this version knows: use webhook+https://host/path (or webhook+http:// to a loopback address)"),
+        ("plain-HTTP webhook off loopback", format!("{SITE}[[notify]]\nurl = \"webhook+http://192.0.2.9/hook\"\n"), "bad.toml:8:7: notify[0].url: 192.0.2.9 is not a loopback address: over the network use webhook+https:// (the body says what happened to your sites)"),
+        ("misspelt event kind", format!("{SITE}[[notify]]\nurl = \"webhook+https://h.example.test/x\"\nevents = [\"failed_over\"]\n"), "bad.toml:9:11: notify[0].events: `failed_over` is not an event kind (did you mean `failed-over`?); the kinds are: first-seen, failed-over, failed-back, both-down, standby-not-ready, transition, drained, released, certificate-expiring, address-changed"),
+        ("notify without a URL", format!("{SITE}[[notify]]\nname = \"ops\"\n"), "bad.toml:7:1: notify[0]: missing key `url`, e.g. url = \"webhook+https://hooks.example.net/understudy\""),
+        ("two channels of one name", format!("{SITE}[[notify]]\nname = \"ops\"\nurl = \"webhook+https://a.example.test/\"\n[[notify]]\nname = \"ops\"\nurl = \"webhook+https://b.example.test/\"\n"), "bad.toml:11:8: notify[1].name: channel name `ops` is used twice"),
     ]
 }
 

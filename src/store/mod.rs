@@ -1,6 +1,7 @@
 //! Persistent state in SQLite (`<data_dir>/understudy.db`): the current decision state of every
-//! site, the zone serials, the agreed public addresses, the crawl reports, and an append-only
-//! event log; daily backups beside it.
+//! site, the zone serials, the agreed public addresses, the crawl reports, an append-only event
+//! log, and how far each notification channel has delivered that log (`notify_cursor`: the log
+//! is the channels' outbox, so nothing is lost across a restart); daily backups beside it.
 //!
 //! Owns the schema and every SQL statement. A restart resumes from here (design.md invariant 7):
 //! a site that was failed over is restored failed over, so the first answer after a restart is
@@ -158,6 +159,11 @@ const SCHEMA: &str = "PRAGMA journal_mode = WAL;
          records_after TEXT
      );
      CREATE INDEX IF NOT EXISTS events_site_at ON events (site, at);
+     CREATE TABLE IF NOT EXISTS notify_cursor (
+         channel TEXT PRIMARY KEY,
+         last_id INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     );
      CREATE TABLE IF NOT EXISTS public_ip (
          id INTEGER PRIMARY KEY AUTOINCREMENT,
          family TEXT NOT NULL,
@@ -424,27 +430,63 @@ impl Store {
     pub fn events(&self, site: Option<&str>, limit: usize) -> Result<Vec<Event>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(
-                "SELECT id, site, at, kind, from_phase, to_phase, reason, records_before, records_after
-                 FROM events WHERE (?1 IS NULL OR site = ?1) ORDER BY id DESC LIMIT ?2",
-            )
+            .prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE (?1 IS NULL OR site = ?1)
+                 ORDER BY id DESC LIMIT ?2"
+            ))
             .map_err(|e| self.sql(e))?;
         let rows = stmt
-            .query_map(params![site, limit as i64], |r| {
-                Ok(Event {
-                    id: r.get(0)?,
-                    site: r.get(1)?,
-                    at: r.get::<_, i64>(2)? as u64,
-                    kind: r.get(3)?,
-                    from_phase: r.get(4)?,
-                    to_phase: r.get(5)?,
-                    reason: r.get(6)?,
-                    records_before: r.get(7)?,
-                    records_after: r.get(8)?,
-                })
-            })
+            .query_map(params![site, limit as i64], event_row)
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// At most `limit` events after the one with id `after`, oldest first: what a notification
+    /// channel has yet to deliver.
+    pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![after, limit as i64], event_row)
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// The id of the newest event; 0 for an empty log.
+    pub fn last_event_id(&self) -> Result<i64, StoreError> {
+        self.conn()
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The id of the last event notification channel `channel` is done with (delivered, or
+    /// dropped on purpose); `None` for a channel never seen.
+    pub fn notify_cursor(&self, channel: &str) -> Result<Option<i64>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT last_id FROM notify_cursor WHERE channel = ?1",
+                params![channel],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records that `channel` is done with every event up to `id`.
+    pub fn set_notify_cursor(&self, channel: &str, id: i64, now: u64) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO notify_cursor (channel, last_id, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(channel) DO UPDATE SET last_id = excluded.last_id,
+                 updated_at = excluded.updated_at",
+                params![channel, id, now as i64],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
     }
 
     /// The serial to publish for `zone` given its content (everything but the serial). The
@@ -562,6 +604,23 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+const EVENT_COLUMNS: &str =
+    "id, site, at, kind, from_phase, to_phase, reason, records_before, records_after";
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: r.get(0)?,
+        site: r.get(1)?,
+        at: r.get::<_, i64>(2)? as u64,
+        kind: r.get(3)?,
+        from_phase: r.get(4)?,
+        to_phase: r.get(5)?,
+        reason: r.get(6)?,
+        records_before: r.get(7)?,
+        records_after: r.get(8)?,
+    })
 }
 
 fn insert_event(conn: &Connection, ev: &NewEvent<'_>) -> rusqlite::Result<usize> {
@@ -698,71 +757,4 @@ fn restore_hint(data_dir: &Path) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decide::Phase;
-
-    #[test]
-    fn state_survives_reopen_and_events_append() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let mut st = SiteState::new(5);
-        st.phase = Phase::FailedOver;
-        let ev = NewEvent {
-            site: "a",
-            at: 6,
-            kind: EventKind::Transition,
-            from_phase: Some("suspect"),
-            to_phase: Some("failed-over"),
-            reason: "down",
-            ..Default::default()
-        };
-        s.save("a", &st, 6, &[ev]).unwrap();
-        drop(s);
-        let s = Store::open(dir.path()).unwrap();
-        assert_eq!(s.load_state("a").unwrap().unwrap(), st);
-        assert_eq!(s.load_state("b").unwrap(), None);
-        let evs = s.events(Some("a"), 10).unwrap();
-        assert_eq!(evs.len(), 1);
-        assert_eq!(evs[0].to_phase.as_deref(), Some("failed-over"));
-    }
-
-    #[test]
-    fn serial_moves_only_with_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let a = s.serial_for("z.", "one", 1_000).unwrap();
-        assert_eq!(a, 1_000);
-        assert_eq!(s.serial_for("z.", "one", 5_000).unwrap(), 1_000);
-        assert_eq!(s.serial_for("z.", "two", 1_000).unwrap(), 1_001);
-        assert_eq!(s.serial_for("z.", "three", 9_000).unwrap(), 9_000);
-    }
-
-    #[test]
-    fn current_public_address_is_the_newest_per_family() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        use crate::net::Family;
-        s.save_public_ip(Family::Ipv4, "192.0.2.1".parse().unwrap(), 1, "a")
-            .unwrap();
-        s.save_public_ip(Family::Ipv6, "2001:db8::1".parse().unwrap(), 2, "a")
-            .unwrap();
-        s.save_public_ip(Family::Ipv4, "192.0.2.2".parse().unwrap(), 3, "a,b")
-            .unwrap();
-        let now = s.public_ips().unwrap();
-        assert_eq!(now[&Family::Ipv4], ("192.0.2.2".parse().unwrap(), 3));
-        assert_eq!(now[&Family::Ipv6], ("2001:db8::1".parse().unwrap(), 2));
-        assert_eq!(s.public_ip_history(10).unwrap().len(), 3);
-    }
-
-    #[test]
-    fn corrupt_state_is_an_error_not_a_panic() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        s.conn()
-            .execute("INSERT INTO site_state VALUES ('a', '{not json', 0)", [])
-            .unwrap();
-        let e = s.load_state("a").unwrap_err().to_string();
-        assert!(e.contains("unreadable"), "{e}");
-    }
-}
+mod tests;

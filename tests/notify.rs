@@ -1,0 +1,280 @@
+//! Notifications (issue 14): a failover and a failback reach a webhook receiver, signed, once
+//! each and in order, through a 429, a receiver that is down, and a daemon restart in between;
+//! `notify test` reports each channel's outcome.
+//!
+//! The receiver is this file's: the native webhook is understudy's own documented format
+//! (`src/notify/mod.rs`), so the test checks it the way a receiver would, the signature over
+//! the raw body with ring's HMAC, not with understudy's code.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+use crate::common::{one_site, wait_until, Daemon, Nginx};
+
+const SECRET: &str = "test-webhook-signing-key";
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Hit {
+    event: String,
+    delivery: String,
+    signature: Option<String>,
+    body: Vec<u8>,
+    answered: u16,
+}
+
+#[derive(Default)]
+struct State {
+    hits: Vec<Hit>,
+    /// Answer 503 to everything while set.
+    down: bool,
+    /// Answer this many requests with 429 and `Retry-After: 1` first.
+    throttle: usize,
+}
+
+struct Receiver {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let state = Arc::new(Mutex::new(State::default()));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let st = state.clone();
+        rt.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let st = st.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(req, st).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            addr,
+            state,
+            _rt: rt,
+        }
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.state.lock().unwrap().hits.clone()
+    }
+
+    /// The messages it accepted (answered 2xx), in order.
+    fn accepted(&self) -> Vec<Hit> {
+        self.hits()
+            .into_iter()
+            .filter(|h| h.answered == 200)
+            .collect()
+    }
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    st: Arc<Mutex<State>>,
+) -> Response<Full<Bytes>> {
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (event, delivery, signature) = (
+        header("x-understudy-event").unwrap_or_default(),
+        header("x-understudy-delivery").unwrap_or_default(),
+        header("x-understudy-signature-256"),
+    );
+    let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let mut s = st.lock().unwrap();
+    let (status, retry_after) = if s.down {
+        (StatusCode::SERVICE_UNAVAILABLE, None)
+    } else if s.throttle > 0 {
+        s.throttle -= 1;
+        (StatusCode::TOO_MANY_REQUESTS, Some("1"))
+    } else {
+        (StatusCode::OK, None)
+    };
+    s.hits.push(Hit {
+        event,
+        delivery,
+        signature,
+        body,
+        answered: status.as_u16(),
+    });
+    let mut r = Response::builder().status(status);
+    if let Some(a) = retry_after {
+        r = r.header("retry-after", a);
+    }
+    r.body(Full::new(Bytes::from_static(b"{}"))).unwrap()
+}
+
+/// What a receiver does first: the signature over the raw body, then the JSON.
+fn verified(h: &Hit) -> serde_json::Value {
+    let sig = h.signature.as_deref().expect("signed");
+    let hex = sig.strip_prefix("sha256=").expect("sha256=<hex>");
+    let tag: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+    ring::hmac::verify(&key, &h.body, &tag).expect("the signature verifies");
+    serde_json::from_slice(&h.body).unwrap()
+}
+
+fn config(
+    primary: SocketAddr,
+    standby: SocketAddr,
+    hook: SocketAddr,
+    dir: &std::path::Path,
+) -> String {
+    let key = dir.join("hook.key");
+    std::fs::write(&key, format!("{SECRET}\n")).unwrap();
+    format!(
+        "{}\n[[notify]]\nname = \"ops\"\nurl = \"webhook+http://{hook}/hook\"\nsecret_file = \"{}\"\n",
+        one_site(primary, standby, ""),
+        key.display()
+    )
+}
+
+#[test]
+fn a_failover_and_its_failback_reach_the_webhook_once_each_through_outages_and_a_restart() {
+    let mut primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let hook = Receiver::start();
+    let keys = tempfile::tempdir().unwrap();
+    // The first try is throttled: the message must come on the next, after Retry-After.
+    hook.state.lock().unwrap().throttle = 1;
+    let mut d = Daemon::start(&config(primary.addr, standby.addr, hook.addr, keys.path()));
+    d.wait_standby_ready();
+    assert!(
+        hook.hits().is_empty(),
+        "nothing happened yet: {:?}",
+        hook.hits()
+    );
+
+    primary.kill();
+    d.wait_answer("www.example.test", "127.0.0.2", Duration::from_secs(10));
+    wait_until(Duration::from_secs(10), "the failover message", || {
+        !hook.accepted().is_empty()
+    });
+    let hits = hook.hits();
+    assert_eq!(hits[0].answered, 429);
+    assert_eq!(
+        hits[0].delivery, hits[1].delivery,
+        "a retry is the same delivery"
+    );
+    let m = verified(&hook.accepted()[0]);
+    assert_eq!(hook.accepted()[0].event, "failed-over");
+    assert_eq!(m["kind"], "failed-over");
+    assert_eq!(m["site"], "shop");
+    assert_eq!(m["severity"], "warning");
+    assert_eq!(m["title"], "shop failed over to the standby");
+    let text = m["text"].as_str().unwrap();
+    assert!(
+        text.contains("127.0.0.2") && text.contains("TTL (30s)"),
+        "{text}"
+    );
+
+    // The receiver goes down; the failback is tried, not lost.
+    hook.state.lock().unwrap().down = true;
+    primary.restart();
+    d.wait_answer("www.example.test", "127.0.0.1", Duration::from_secs(15));
+    wait_until(
+        Duration::from_secs(10),
+        "a try of the failback message",
+        || hook.hits().iter().any(|h| h.event == "failed-back"),
+    );
+    // And the daemon restarts while it is undelivered.
+    assert_eq!(d.stop(), 0);
+    hook.state.lock().unwrap().down = false;
+    d.restart_after_stop();
+    wait_until(Duration::from_secs(10), "the failback message", || {
+        hook.accepted().len() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let accepted = hook.accepted();
+    let kinds: Vec<&str> = accepted.iter().map(|h| h.event.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["failed-over", "failed-back"],
+        "each once, in order: {:?}",
+        hook.hits()
+    );
+    let back = verified(&accepted[1]);
+    assert_eq!(back["severity"], "info");
+    assert!(
+        back["text"].as_str().unwrap().contains("It lasted"),
+        "{back}"
+    );
+    assert_ne!(accepted[0].delivery, accepted[1].delivery);
+    let tries_of_back = hook
+        .hits()
+        .iter()
+        .filter(|h| h.delivery == accepted[1].delivery)
+        .count();
+    assert!(tries_of_back >= 2, "tried while down, then delivered");
+}
+
+#[test]
+fn notify_test_says_what_each_channel_answered() {
+    let hook = Receiver::start();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let keys = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[[notify]]\nname = \"dead\"\nurl = \"webhook+http://{dead_addr}/hook\"\n",
+        config(
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.2:1".parse().unwrap(),
+            hook.addr,
+            keys.path()
+        )
+    );
+    let d = Daemon::prepare(&text);
+    let (code, out, err) = d.cli(&["notify", "test"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("ops: delivered in"), "{out}");
+    assert!(
+        out.contains("dead: NOT delivered: webhook channel `dead`") && out.contains("refused"),
+        "{out}"
+    );
+    let m = verified(&hook.accepted()[0]);
+    assert_eq!(m["kind"], "test");
+    assert!(!out.contains(SECRET) && !err.contains(SECRET));
+
+    let (code, out, _) = d.cli(&["notify", "test", "ops"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(hook.accepted().len(), 2);
+    let (code, _, err) = d.cli(&["notify", "test", "nosuch"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no channel is named `nosuch`; the channels are: ops, dead"),
+        "{err}"
+    );
+}
