@@ -131,6 +131,14 @@ impl Cx<'_> {
                     },
                     Ok,
                 )?;
+            if !target.username().is_empty() || target.password().is_some() {
+                return self.err(
+                    url.span(),
+                    &key,
+                    "the URL carries credentials (user:password@), which check-config and the \
+                     logs would show: leave them out and sign with `secret_file` instead",
+                );
+            }
             if target.scheme() == "http" && !is_loopback_host(&target) {
                 return self.err(
                     url.span(),

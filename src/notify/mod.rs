@@ -47,6 +47,8 @@ pub use notice::{Context, Notice, Severity};
 const POLL: Duration = Duration::from_millis(250);
 /// The longest wait between two tries of one message.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long a channel waits when the event log cannot be read.
+const STORE_RETRY: Duration = Duration::from_secs(5);
 /// Events read from the log at a time.
 const BATCH: usize = 100;
 /// One try of one message.
@@ -98,35 +100,50 @@ pub async fn run(
         }
     };
     loop {
-        let batch = match store.events_after(cursor, BATCH) {
-            Ok(b) => b,
+        let (batch, idle) = match store.events_after(cursor, BATCH) {
+            Ok(b) => {
+                let idle = if b.is_empty() { POLL } else { Duration::ZERO };
+                (b, idle)
+            }
             Err(e) => {
                 tracing::error!(channel = %ch.name, "cannot read the event log: {e}");
-                Vec::new()
+                (Vec::new(), STORE_RETRY)
             }
         };
-        if batch.is_empty() {
+        if !idle.is_zero() {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(POLL) => continue,
+                _ = tokio::time::sleep(idle) => continue,
             }
         }
+        // The cursor is written after each delivery, and once past the events skipped.
+        let mut skipped = false;
         for ev in batch {
-            if ch.events.contains(&ev.kind) {
-                let cx = Context {
-                    ttl,
-                    began_at: began_at(&store, &ev),
-                };
-                let msg = notice::render(&ev, &cx);
-                if !deliver(&ch, &http, &ev, &msg, &stop).await {
-                    return;
-                }
-            }
             cursor = ev.id;
-            if let Err(e) = store.set_notify_cursor(&ch.name, cursor, now_millis()) {
-                tracing::error!(channel = %ch.name, "cannot record a delivery: {e}");
+            if !ch.events.contains(&ev.kind) {
+                skipped = true;
+                continue;
             }
+            let cx = Context {
+                ttl,
+                began_at: began_at(&store, &ev),
+            };
+            let msg = notice::render(&ev, &cx);
+            if !deliver(&ch, &http, &ev, &msg, &stop).await {
+                return;
+            }
+            skipped = false;
+            save_cursor(&store, &ch.name, cursor);
         }
+        if skipped {
+            save_cursor(&store, &ch.name, cursor);
+        }
+    }
+}
+
+fn save_cursor(store: &Store, channel: &str, id: i64) {
+    if let Err(e) = store.set_notify_cursor(channel, id, now_millis()) {
+        tracing::error!(%channel, "cannot record a delivery: {e}");
     }
 }
 
@@ -172,9 +189,9 @@ async fn deliver(
 /// For an event that ends an outage (a failback, a release): when it began, from the site's
 /// last failover or drain before it.
 fn began_at(store: &Store, ev: &Event) -> Option<u64> {
-    let starts = match EventKind::from_word(&ev.kind)? {
-        EventKind::FailedBack => [EventKind::FailedOver, EventKind::BothDown],
-        EventKind::Released => [EventKind::Drained, EventKind::Drained],
+    let starts: &[EventKind] = match EventKind::from_word(&ev.kind)? {
+        EventKind::FailedBack => &[EventKind::FailedOver, EventKind::BothDown],
+        EventKind::Released => &[EventKind::Drained],
         _ => return None,
     };
     store
@@ -224,7 +241,8 @@ pub async fn send(
     }
     let what = format!("{} channel `{}`", ch.service.as_str(), ch.name);
     let resp = req.body(body).send().await.map_err(|e| SendError::Retry {
-        why: crate::http::transport_error(e, &what),
+        // Without the URL: it may carry what the receiver treats as a credential.
+        why: crate::http::transport_error(e.without_url(), &what),
         after: None,
     })?;
     let status = resp.status();

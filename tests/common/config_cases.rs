@@ -68,6 +68,7 @@ pub fn error_cases() -> Vec<(&'static str, String, &'static str)> {
         ("plain-HTTP webhook off loopback", format!("{SITE}[[notify]]\nurl = \"webhook+http://192.0.2.9/hook\"\n"), "bad.toml:8:7: notify[0].url: 192.0.2.9 is not a loopback address: over the network use webhook+https:// (the body says what happened to your sites)"),
         ("misspelt event kind", format!("{SITE}[[notify]]\nurl = \"webhook+https://h.example.test/x\"\nevents = [\"failed_over\"]\n"), "bad.toml:9:11: notify[0].events: `failed_over` is not an event kind (did you mean `failed-over`?); the kinds are: first-seen, failed-over, failed-back, both-down, standby-not-ready, transition, drained, released, certificate-expiring, address-changed"),
         ("notify without a URL", format!("{SITE}[[notify]]\nname = \"ops\"\n"), "bad.toml:7:1: notify[0]: missing key `url`, e.g. url = \"webhook+https://hooks.example.net/understudy\""),
+        ("credentials in a webhook URL", format!("{SITE}[[notify]]\nurl = \"webhook+https://me:hunter22@h.example.test/x\"\n"), "bad.toml:8:7: notify[0].url: the URL carries credentials (user:password@), which check-config and the logs would show: leave them out and sign with `secret_file` instead"),
         ("two channels of one name", format!("{SITE}[[notify]]\nname = \"ops\"\nurl = \"webhook+https://a.example.test/\"\n[[notify]]\nname = \"ops\"\nurl = \"webhook+https://b.example.test/\"\n"), "bad.toml:11:8: notify[1].name: channel name `ops` is used twice"),
     ]
 }
