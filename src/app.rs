@@ -311,17 +311,14 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         tx.clone(),
         shutdown.clone(),
     ));
-    if !cfg.notify.is_empty() {
-        let http = crate::notify::client()?;
-        for ch in &cfg.notify {
-            tracker.spawn(crate::notify::run(
-                ch.clone(),
-                cfg.dns.ttl,
-                store.clone(),
-                http.clone(),
-                shutdown.clone(),
-            ));
-        }
+    for ch in &cfg.notify {
+        tracker.spawn(crate::notify::run(
+            ch.clone(),
+            cfg.dns.ttl,
+            store.clone(),
+            crate::notify::client(ch)?,
+            shutdown.clone(),
+        ));
     }
     tracker.spawn(crate::store::daily_backups(
         cfg.data_dir.clone(),

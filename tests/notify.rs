@@ -278,3 +278,119 @@ fn notify_test_says_what_each_channel_answered() {
         "{err}"
     );
 }
+
+/// aiosmtpd (PyPI), a real SMTP server, writing what it receives into a Maildir.
+struct Smtp {
+    addr: SocketAddr,
+    maildir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Smtp {
+    /// `tls`: "starttls" (required by the server), "smtps" (TLS from the first byte).
+    fn start(tls: &str, cert: &std::path::Path, key: &std::path::Path) -> Smtp {
+        let bin = std::env::var_os("UNDERSTUDY_AIOSMTPD")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/aiosmtpd")
+            });
+        assert!(
+            bin.exists(),
+            "aiosmtpd not found at {}: run `.venv/bin/pip install aiosmtpd` (bash .ci/run does this), or set UNDERSTUDY_AIOSMTPD",
+            bin.display()
+        );
+        let port = crate::common::free_port("127.0.0.1");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let maildir = tempfile::tempdir().unwrap();
+        let flags = if tls == "smtps" {
+            ["--smtpscert", "--smtpskey"]
+        } else {
+            ["--tlscert", "--tlskey"]
+        };
+        let child = std::process::Command::new(bin)
+            .args(["-n", "-l", &addr.to_string()])
+            .args([flags[0], &cert.display().to_string()])
+            .args([flags[1], &key.display().to_string()])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("box"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(Duration::from_secs(20), "aiosmtpd listening", || {
+            std::net::TcpStream::connect(addr).is_ok()
+        });
+        Smtp {
+            addr,
+            maildir,
+            child,
+        }
+    }
+
+    /// Every mail received, as text.
+    fn mails(&self) -> Vec<String> {
+        let new = self.maildir.path().join("box/new");
+        let mut out: Vec<String> = std::fs::read_dir(new)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn mail_goes_out_over_starttls_and_implicit_tls_to_a_real_smtp_server() {
+    let ca = crate::common::ca::Ca::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.issue("127.0.0.1");
+    let (cert_f, key_f, ca_f) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.pem"),
+    );
+    std::fs::write(&cert_f, cert).unwrap();
+    std::fs::write(&key_f, key).unwrap();
+    std::fs::write(&ca_f, ca.pem()).unwrap();
+    for (tls, encryption) in [("starttls", "explicittls"), ("smtps", "implicittls")] {
+        let smtp = Smtp::start(tls, &cert_f, &key_f);
+        let text = format!(
+            "{}[[notify]]\nname = \"mail\"\nurl = \"smtp://{}/?fromaddress=understudy@example.test&toaddresses=ops@example.test,me@example.test&encryption={encryption}\"\nca_file = \"{}\"\n",
+            one_site("127.0.0.1:1".parse().unwrap(), "127.0.0.2:1".parse().unwrap(), ""),
+            smtp.addr,
+            ca_f.display()
+        );
+        let d = Daemon::prepare(&text);
+        let (code, out, err) = d.cli(&["notify", "test"]);
+        assert_eq!(code, 0, "{tls}: {out}{err}");
+        assert!(out.contains("mail: delivered in"), "{out}");
+        let mails = smtp.mails();
+        assert_eq!(mails.len(), 1, "{tls}: {mails:?}");
+        let m = &mails[0];
+        // The server's certificate is checked: without the CA that issued it, nothing is sent.
+        let d = Daemon::prepare(&text.replace(&format!("ca_file = \"{}\"\n", ca_f.display()), ""));
+        let (code, out, _) = d.cli(&["notify", "test"]);
+        assert_eq!(code, 1, "{tls}: {out}");
+        assert!(out.contains("mail: NOT delivered"), "{out}");
+        assert_eq!(smtp.mails().len(), 1);
+        for part in [
+            "Subject: [understudy] understudy test message",
+            "From: understudy@example.test",
+            "ops@example.test",
+            "me@example.test",
+            "X-Understudy-Event: test",
+            "This channel is set up",
+        ] {
+            assert!(m.contains(part), "{tls}: {part:?} missing from:\n{m}");
+        }
+    }
+}

@@ -486,11 +486,11 @@ async fn notify_test(cfg: &Config, only: Option<&str>) -> anyhow::Result<i32> {
         );
         return Ok(2);
     }
-    let http = crate::notify::client()?;
     let msg = crate::notify::test_notice();
     let mut failed = 0;
     for ch in channels {
         let start = std::time::Instant::now();
+        let http = crate::notify::client(ch)?;
         match crate::notify::send(ch, &http, None, &msg).await {
             Ok(()) => crate::outln!(
                 "{}: delivered in {}",

@@ -280,7 +280,7 @@ impl Config {
             o.push_str(&format!(
                 "\n[[notify]]\nname = {}\nurl = {}\nevents = [{}]\nmax_age = {:?}\n",
                 toml_str(&n.name),
-                toml_str(&format!("{}+{}", n.service.as_str(), n.url)),
+                toml_str(&n.url),
                 n.events
                     .iter()
                     .map(|e| toml_str(e))
@@ -290,6 +290,12 @@ impl Config {
             ));
             if n.secret.is_some() {
                 o.push_str(&self.secret_line(&format!("notify[{i}]"), "secret"));
+            }
+            if let Some(c) = &n.ca_file {
+                o.push_str(&format!(
+                    "ca_file = {}\n",
+                    toml_str(&c.display().to_string())
+                ));
             }
         }
         for s in &self.sites {

@@ -9,9 +9,17 @@
 //! max_age = "1d"                                  # older undelivered messages are dropped
 //! ```
 //!
-//! URLs follow the Shoutrrr style (`<service>+<transport>://…`). Today's service is the native
-//! `webhook` (see `crate::notify`); plain `http` is accepted only to a loopback address, since
-//! the body says what happened to the sites.
+//! URLs follow the Shoutrrr style. Two services so far:
+//!
+//! - `webhook+https://host/path`: the native webhook (`crate::notify`), signed with `secret`;
+//!   plain `webhook+http://` only to a loopback address, since the body says what happened.
+//! - `smtp://[user@]host[:port]/?fromaddress=a@x&toaddresses=b@y,c@z[&encryption=…]`: email.
+//!   `encryption` is `auto` (the default: implicit TLS on port 465, STARTTLS otherwise),
+//!   `explicittls` (STARTTLS), `implicittls` or `none` (loopback only); the port defaults to
+//!   465 for implicit TLS and 587 otherwise; `secret` is the user's password.
+//!
+//! A password never goes in a URL (check-config prints URLs): it comes from `secret`,
+//! `secret_file` or `secret_env`. `ca_file` trusts a private CA for the service's TLS.
 
 use super::*;
 
@@ -56,34 +64,61 @@ pub(super) struct RawNotify {
     pub(super) secret_env: Option<Spanned<String>>,
     pub(super) events: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) max_age: Option<Spanned<DurationValue>>,
+    pub(super) ca_file: Option<Spanned<String>>,
 }
 
 /// One notification channel.
 #[derive(Debug, Clone)]
 pub struct NotifyConfig {
     pub name: String,
+    /// The `url` as configured (it holds no password).
+    pub url: String,
     pub service: NotifyService,
-    /// Where the service is reached (`https://…`, the service prefix removed).
-    pub url: url::Url,
-    /// The key the webhook body is signed with.
+    /// The webhook's signing key, or the SMTP user's password.
     pub secret: Option<Secret>,
     /// The event kinds it gets, as [`EVENT_NAMES`] words.
     pub events: Vec<String>,
     pub max_age: Duration,
+    /// A PEM root to trust for the service's TLS instead of the public ones.
+    pub ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotifyService {
-    /// A JSON POST signed with HMAC-SHA256 (`crate::notify`).
-    Webhook,
+    /// A JSON POST signed with HMAC-SHA256 (`crate::notify`), to this `http(s)` URL.
+    Webhook(url::Url),
+    /// Mail over SMTP.
+    Email(EmailConfig),
 }
 
 impl NotifyService {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
-            NotifyService::Webhook => "webhook",
+            NotifyService::Webhook(_) => "webhook",
+            NotifyService::Email(_) => "email",
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: EmailTls,
+    /// Logs in as this user (with `secret` as the password) when set.
+    pub user: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTls {
+    /// STARTTLS, required: no mail goes out in clear text.
+    StartTls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+    /// Clear text (loopback only).
+    None,
 }
 
 impl Cx<'_> {
@@ -101,55 +136,23 @@ impl Cx<'_> {
                 );
             };
             let key = format!("{base}.url");
-            let (service, rest) = match url.get_ref().split_once('+') {
-                Some(("webhook", rest)) => (NotifyService::Webhook, rest),
+            let service = match url.get_ref().split_once("://") {
+                Some(("webhook+http" | "webhook+https", _)) => {
+                    self.webhook(url, &key)?
+                }
+                Some(("smtp", _)) => self.email(url, &key)?,
                 _ => {
                     return self.err(
                         url.span(),
                         &key,
                         format!(
                             "`{}` is not a channel URL this version knows: use \
-                             webhook+https://host/path (or webhook+http:// to a loopback address)",
+                             webhook+https://host/path or smtp://host:587/?fromaddress=…&toaddresses=…",
                             redact_userinfo(url.get_ref())
                         ),
                     )
                 }
             };
-            let target = url::Url::parse(rest)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                .map_or_else(
-                    || {
-                        self.err(
-                            url.span(),
-                            &key,
-                            format!(
-                                "`{}` is not an http(s) URL after `webhook+`",
-                                redact_userinfo(rest)
-                            ),
-                        )
-                    },
-                    Ok,
-                )?;
-            if !target.username().is_empty() || target.password().is_some() {
-                return self.err(
-                    url.span(),
-                    &key,
-                    "the URL carries credentials (user:password@), which check-config and the \
-                     logs would show: leave them out and sign with `secret_file` instead",
-                );
-            }
-            if target.scheme() == "http" && !is_loopback_host(&target) {
-                return self.err(
-                    url.span(),
-                    &key,
-                    format!(
-                        "{} is not a loopback address: over the network use webhook+https:// \
-                         (the body says what happened to your sites)",
-                        target.host_str().unwrap_or_default()
-                    ),
-                );
-            }
             let name = match &n.name {
                 Some(v) if v.get_ref().trim().is_empty() => {
                     return self.err(v.span(), &format!("{base}.name"), "the name is empty")
@@ -168,46 +171,181 @@ impl Cx<'_> {
             let secret = self
                 .secret("secret", &n.secret, &n.secret_file, &n.secret_env, &base)?
                 .map(|(s, _)| s);
-            let events = match &n.events {
-                None => DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect(),
-                Some(list) => {
-                    let mut ev = Vec::new();
-                    for e in list.get_ref() {
-                        if !EVENT_NAMES.contains(&e.get_ref().as_str()) {
-                            return self.err(
-                                e.span(),
-                                &format!("{base}.events"),
-                                format!(
-                                    "`{}` is not an event kind{}; the kinds are: {}",
-                                    e.get_ref(),
-                                    cx::closest(e.get_ref(), EVENT_NAMES)
-                                        .map(|m| format!(" (did you mean `{m}`?)"))
-                                        .unwrap_or_default(),
-                                    EVENT_NAMES.join(", ")
-                                ),
-                            );
-                        }
-                        ev.push(e.get_ref().clone());
-                    }
-                    ev
+            if let NotifyService::Email(e) = &service {
+                if e.user.is_some() && secret.is_none() {
+                    return self.err(
+                        url.span(),
+                        &key,
+                        "a user to log in as needs its password: give `secret_file` (or secret / secret_env)",
+                    );
                 }
-            };
+            }
+            let events = self.notify_events(&n.events, &base)?;
             let max_age = self.duration(
                 &n.max_age,
                 &format!("{base}.max_age"),
                 DEFAULT_MAX_AGE,
                 Duration::from_secs(60),
             )?;
+            let ca_file = match &n.ca_file {
+                Some(c) => Some(self.ca_file(c, &format!("{base}.ca_file"))?),
+                None => None,
+            };
             out.push(NotifyConfig {
                 name,
+                url: url.get_ref().clone(),
                 service,
-                url: target,
                 secret,
                 events,
                 max_age,
+                ca_file,
             });
         }
         Ok(out)
+    }
+
+    fn notify_events(
+        &self,
+        given: &Option<Spanned<Vec<Spanned<String>>>>,
+        base: &str,
+    ) -> R<Vec<String>> {
+        let Some(list) = given else {
+            return Ok(DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect());
+        };
+        let mut ev = Vec::new();
+        for e in list.get_ref() {
+            if !EVENT_NAMES.contains(&e.get_ref().as_str()) {
+                return self.err(
+                    e.span(),
+                    &format!("{base}.events"),
+                    format!(
+                        "`{}` is not an event kind{}; the kinds are: {}",
+                        e.get_ref(),
+                        cx::closest(e.get_ref(), EVENT_NAMES)
+                            .map(|m| format!(" (did you mean `{m}`?)"))
+                            .unwrap_or_default(),
+                        EVENT_NAMES.join(", ")
+                    ),
+                );
+            }
+            ev.push(e.get_ref().clone());
+        }
+        Ok(ev)
+    }
+
+    fn webhook(&self, url: &Spanned<String>, key: &str) -> R<NotifyService> {
+        let rest = url.get_ref().strip_prefix("webhook+").unwrap_or_default();
+        let Some(target) = url::Url::parse(rest)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        else {
+            return self.err(
+                url.span(),
+                key,
+                format!(
+                    "`{}` is not an http(s) URL after `webhook+`",
+                    redact_userinfo(rest)
+                ),
+            );
+        };
+        if !target.username().is_empty() || target.password().is_some() {
+            return self.err(
+                url.span(),
+                key,
+                "the URL carries credentials (user:password@), which check-config and the \
+                 logs would show: leave them out and sign with `secret_file` instead",
+            );
+        }
+        if target.scheme() == "http" && !is_loopback_host(&target) {
+            return self.err(
+                url.span(),
+                key,
+                format!(
+                    "{} is not a loopback address: over the network use webhook+https:// \
+                     (the body says what happened to your sites)",
+                    target.host_str().unwrap_or_default()
+                ),
+            );
+        }
+        Ok(NotifyService::Webhook(target))
+    }
+
+    fn email(&self, url: &Spanned<String>, key: &str) -> R<NotifyService> {
+        let bad = |why: String| self.err(url.span(), key, why);
+        let Some(u) = url::Url::parse(url.get_ref())
+            .ok()
+            .filter(|u| u.host().is_some())
+        else {
+            return bad(format!(
+                "`{}` is not an smtp://host URL",
+                redact_userinfo(url.get_ref())
+            ));
+        };
+        if u.password().is_some() {
+            return bad(
+                "the URL carries a password, which check-config and the logs would show: \
+                 give it with `secret_file` (or secret / secret_env) instead"
+                    .to_string(),
+            );
+        }
+        let (mut from, mut to, mut tls) = (None, Vec::new(), "auto".to_string());
+        for (k, v) in u.query_pairs() {
+            match k.to_ascii_lowercase().as_str() {
+                "fromaddress" | "from" => from = Some(v.to_string()),
+                "toaddresses" | "to" => {
+                    to.extend(v.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()))
+                }
+                "encryption" => tls = v.to_ascii_lowercase(),
+                other => {
+                    return bad(format!(
+                        "`{other}` is not a parameter of smtp:// URLs: fromaddress, toaddresses, encryption"
+                    ))
+                }
+            }
+        }
+        let Some(from) = from else {
+            return bad("missing `fromaddress=` (the sender, e.g. understudy@example.net)".into());
+        };
+        if to.is_empty() {
+            return bad("missing `toaddresses=` (one address or several, comma-separated)".into());
+        }
+        for a in std::iter::once(&from).chain(&to) {
+            if let Err(e) = a.parse::<lettre::Address>() {
+                return bad(format!("`{a}` is not an email address: {e}"));
+            }
+        }
+        let tls = match (tls.as_str(), u.port()) {
+            ("auto", Some(465)) | ("implicittls", _) => EmailTls::Implicit,
+            ("auto", _) | ("explicittls", _) => EmailTls::StartTls,
+            ("none", _) => EmailTls::None,
+            (other, _) => {
+                return bad(format!(
+                    "encryption=`{other}` is not one of auto, explicittls, implicittls, none"
+                ))
+            }
+        };
+        if tls == EmailTls::None && !is_loopback_host(&u) {
+            return bad(format!(
+                "encryption=none sends mail (and any password) in clear text: only to a loopback \
+                 address, not {}",
+                u.host_str().unwrap_or_default()
+            ));
+        }
+        let port = u
+            .port()
+            .unwrap_or(if tls == EmailTls::Implicit { 465 } else { 587 });
+        Ok(NotifyService::Email(EmailConfig {
+            host: u
+                .host_str()
+                .unwrap_or_default()
+                .trim_matches(['[', ']'])
+                .to_string(),
+            port,
+            tls,
+            user: (!u.username().is_empty()).then(|| u.username().to_string()),
+            from,
+            to,
+        }))
     }
 }
 

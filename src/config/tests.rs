@@ -95,6 +95,10 @@ events = ["failed-over", "both-down"]
 max_age = "2h"
 [[notify]]
 url = "webhook+http://127.0.0.1:9999/hook"
+[[notify]]
+name = "mail"
+url = "smtp://understudy@mail.example.test/?fromaddress=understudy@example.test&toaddresses=ops@example.test,me@example.test"
+secret_file = "hook.key"
 [[sites]]
 domain = "www.example.test"
 primary = "auto"
@@ -128,6 +132,13 @@ body_contains = "ok \"quoted\""
     assert_eq!(again.notify[0].events, ["failed-over", "both-down"]);
     assert_eq!(again.notify[1].name, "webhook-1");
     assert_eq!(again.notify[1].events, DEFAULT_EVENTS);
+    let NotifyService::Email(mail) = &again.notify[2].service else {
+        panic!("{:?}", again.notify[2]);
+    };
+    assert_eq!(
+        (mail.port, mail.tls, mail.user.as_deref(), mail.to.len()),
+        (587, EmailTls::StartTls, Some("understudy"), 2)
+    );
     assert_eq!(again.dns.zones[0].records, first.dns.zones[0].records);
     assert_eq!(
         again.ip.push.as_ref().unwrap().password,

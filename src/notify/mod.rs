@@ -31,13 +31,14 @@
 //! body bytes under the secret. A receiver checks the signature over the raw body before
 //! parsing it, and may refuse a delivery id it has seen. Any 2xx is delivered.
 
+mod email;
 pub mod notice;
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::NotifyConfig;
+use crate::config::{NotifyConfig, NotifyService};
 use crate::events::EventKind;
 use crate::store::{Event, Store, StoreError};
 use crate::util::now_millis;
@@ -52,7 +53,7 @@ const STORE_RETRY: Duration = Duration::from_secs(5);
 /// Events read from the log at a time.
 const BATCH: usize = 100;
 /// One try of one message.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a message was not delivered.
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +80,10 @@ pub fn start(store: &Store, channel: &str) -> Result<i64, StoreError> {
     Ok(last)
 }
 
-/// The HTTP client channels send with.
-pub fn client() -> anyhow::Result<reqwest::Client> {
-    crate::http::client(SEND_TIMEOUT).map_err(anyhow::Error::msg)
+/// The HTTP client channel `ch` sends with (its `ca_file`, if any, is the only root).
+pub fn client(ch: &NotifyConfig) -> anyhow::Result<reqwest::Client> {
+    crate::http::client_with_ca(SEND_TIMEOUT, ch.ca_file.as_deref())
+        .map_err(|e| anyhow::anyhow!("notify channel `{}`: {e}", ch.name))
 }
 
 /// A channel's task: delivers the log to it until `stop` (module doc).
@@ -203,14 +205,22 @@ fn began_at(store: &Store, ev: &Event) -> Option<u64> {
         .map(|e| e.at)
 }
 
-/// One try of one message on one channel. `ev` is `None` for `notify test`.
+/// One try of one message on one channel (a webhook POST or a mail, [`email`]). `ev` is
+/// `None` for `notify test`.
 pub async fn send(
     ch: &NotifyConfig,
     http: &reqwest::Client,
     ev: Option<&Event>,
     msg: &Notice,
 ) -> Result<(), SendError> {
-    let delivery = format!("{}-{}", ch.name, ev.map_or(0, |e| e.id));
+    let delivery = match ev {
+        Some(e) => format!("{}-{}", ch.name, e.id),
+        None => format!("{}-test-{}", ch.name, now_millis()),
+    };
+    let url = match &ch.service {
+        NotifyService::Webhook(url) => url,
+        NotifyService::Email(mail) => return email::send(ch, mail, &delivery, msg).await,
+    };
     let body = serde_json::json!({
         "delivery": delivery,
         "channel": ch.name,
@@ -229,7 +239,7 @@ pub async fn send(
     })
     .to_string();
     let mut req = http
-        .post(ch.url.clone())
+        .post(url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-Understudy-Event", &msg.kind)
         .header("X-Understudy-Delivery", &delivery);
