@@ -25,11 +25,16 @@ use crate::decide::Target;
 use crate::dns::builtin::Builtin;
 use crate::dns::server::{DnsServer, ZoneHandle};
 use crate::dns::ManagedRecords;
+use crate::events::EventKind;
 use crate::probe;
-use crate::store::Store;
+use crate::store::{NewEvent, Store};
 use crate::util::now_millis;
 
 pub const RUNTIME_FILE: &str = "daemon.json";
+/// The `site` of the daemon's own event-log rows.
+pub const DAEMON_SITE: &str = "(daemon)";
+/// How long a stopping daemon waits for its channels to deliver the stop.
+const NOTIFY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where a running daemon listens; written to `<data_dir>/daemon.json` for the CLI.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -113,6 +118,17 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     for ch in &cfg.notify {
         crate::notify::start(&store, &ch.name)?;
     }
+    store.append_event(&NewEvent {
+        site: DAEMON_SITE,
+        at: now_millis(),
+        kind: EventKind::DaemonStarted,
+        reason: &format!(
+            "understudy {} started, watching {} site(s)",
+            env!("CARGO_PKG_VERSION"),
+            cfg.sites.len()
+        ),
+        ..Default::default()
+    })?;
     let zones = ZoneHandle::default();
     let (desired_tx, desired_rx) = watch::channel(ManagedRecords::default());
     // The built-in server is published by the controller itself, synchronously, starting in
@@ -311,15 +327,19 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         tx.clone(),
         shutdown.clone(),
     ));
+    // Channels stop last: the stop is told before they do (`notify::drain`).
+    let notify_stop = CancellationToken::new();
     for ch in &cfg.notify {
         tracker.spawn(crate::notify::run(
             ch.clone(),
             cfg.dns.ttl,
             store.clone(),
             crate::notify::client(ch)?,
-            shutdown.clone(),
+            notify_stop.clone(),
         ));
     }
+    let channels: Vec<String> = cfg.notify.iter().map(|c| c.name.clone()).collect();
+    let stop_store = store.clone();
     tracker.spawn(crate::store::daily_backups(
         cfg.data_dir.clone(),
         shutdown.clone(),
@@ -405,6 +425,17 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     let token = shutdown.clone();
     let done = tokio::spawn(async move {
         token.cancelled().await;
+        let stopped = stop_store.append_event(&NewEvent {
+            site: DAEMON_SITE,
+            at: now_millis(),
+            kind: EventKind::DaemonStopped,
+            reason: "understudy is stopping",
+            ..Default::default()
+        });
+        if let (Ok(id), false) = (stopped, channels.is_empty()) {
+            crate::notify::drain(&stop_store, &channels, id, NOTIFY_GRACE).await;
+        }
+        notify_stop.cancel();
         tracker.close();
         tracker.wait().await;
         // Every sender is gone now, so the controller drains its queue and ends.

@@ -48,11 +48,15 @@ pub enum EventKind {
     CertificateExpiring,
     /// The agreed public address changed.
     AddressChanged,
+    /// The daemon started (its rows' site is `(daemon)`).
+    DaemonStarted,
+    /// The daemon is stopping: nothing is watched until it runs again.
+    DaemonStopped,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::FirstSeen,
         EventKind::FailedOver,
         EventKind::FailedBack,
@@ -63,6 +67,8 @@ impl EventKind {
         EventKind::Released,
         EventKind::CertificateExpiring,
         EventKind::AddressChanged,
+        EventKind::DaemonStarted,
+        EventKind::DaemonStopped,
     ];
 
     /// The word stored in the log (kebab-case, as serialized).
@@ -78,6 +84,8 @@ impl EventKind {
             EventKind::Released => "released",
             EventKind::CertificateExpiring => "certificate-expiring",
             EventKind::AddressChanged => "address-changed",
+            EventKind::DaemonStarted => "daemon-started",
+            EventKind::DaemonStopped => "daemon-stopped",
         }
     }
 

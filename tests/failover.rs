@@ -97,7 +97,10 @@ fn killed_primary_fails_over_and_fails_back_only_after_hold_down() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(kinds, ["first-seen", "failed-over", "failed-back"]);
+    assert_eq!(
+        kinds,
+        ["daemon-started", "first-seen", "failed-over", "failed-back"]
+    );
 }
 
 #[test]

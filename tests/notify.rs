@@ -146,21 +146,22 @@ fn verified(h: &Hit) -> serde_json::Value {
     serde_json::from_slice(&h.body).unwrap()
 }
 
+/// One site, and a webhook channel `ops` to `hook` with `extra` keys (e.g. its `events`).
 fn config(
     primary: SocketAddr,
     standby: SocketAddr,
     hook: SocketAddr,
     dir: &std::path::Path,
+    extra: &str,
 ) -> String {
     let key = dir.join("hook.key");
     std::fs::write(&key, format!("{SECRET}\n")).unwrap();
     format!(
-        "{}\n[[notify]]\nname = \"ops\"\nurl = \"webhook+http://{hook}/hook\"\nsecret_file = \"{}\"\n",
+        "{}\n[[notify]]\nname = \"ops\"\nurl = \"webhook+http://{hook}/hook\"\nsecret_file = \"{}\"\n{extra}\n",
         one_site(primary, standby, ""),
         key.display()
     )
 }
-
 #[test]
 fn a_failover_and_its_failback_reach_the_webhook_once_each_through_outages_and_a_restart() {
     let mut primary = Nginx::start("127.0.0.1", "primary");
@@ -169,7 +170,13 @@ fn a_failover_and_its_failback_reach_the_webhook_once_each_through_outages_and_a
     let keys = tempfile::tempdir().unwrap();
     // The first try is throttled: the message must come on the next, after Retry-After.
     hook.state.lock().unwrap().throttle = 1;
-    let mut d = Daemon::start(&config(primary.addr, standby.addr, hook.addr, keys.path()));
+    let mut d = Daemon::start(&config(
+        primary.addr,
+        standby.addr,
+        hook.addr,
+        keys.path(),
+        "events = [\"failed-over\", \"failed-back\"]",
+    ));
     d.wait_standby_ready();
     assert!(
         hook.hits().is_empty(),
@@ -240,6 +247,42 @@ fn a_failover_and_its_failback_reach_the_webhook_once_each_through_outages_and_a
     assert!(tries_of_back >= 2, "tried while down, then delivered");
 }
 
+/// The watcher is watched: its start and its stop are told (the stop before the process
+/// exits), and a channel with `min_severity = "warning"` gets the stop but not the start.
+#[test]
+fn the_daemon_says_when_it_starts_and_stops() {
+    let primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let (all, urgent) = (Receiver::start(), Receiver::start());
+    let keys = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[[notify]]\nname = \"urgent\"\nurl = \"webhook+http://{}/hook\"\nmin_severity = \"warning\"\n",
+        config(primary.addr, standby.addr, all.addr, keys.path(), ""),
+        urgent.addr
+    );
+    let mut d = Daemon::start(&text);
+    wait_until(Duration::from_secs(10), "the start message", || {
+        !all.accepted().is_empty()
+    });
+    let started = verified(&all.accepted()[0]);
+    assert_eq!(started["kind"], "daemon-started");
+    assert_eq!(started["site"], "(daemon)");
+    assert_eq!(d.stop(), 0);
+    let kinds =
+        |r: &Receiver| -> Vec<String> { r.accepted().iter().map(|h| h.event.clone()).collect() };
+    assert_eq!(kinds(&all), ["daemon-started", "daemon-stopped"]);
+    assert_eq!(kinds(&urgent), ["daemon-stopped"]);
+    let stopped = verified(&all.accepted()[1]);
+    assert_eq!(stopped["severity"], "warning");
+    assert!(
+        stopped["text"]
+            .as_str()
+            .unwrap()
+            .contains("Nothing is watched"),
+        "{stopped}"
+    );
+}
+
 #[test]
 fn notify_test_says_what_each_channel_answered() {
     let hook = Receiver::start();
@@ -253,7 +296,8 @@ fn notify_test_says_what_each_channel_answered() {
             "127.0.0.1:1".parse().unwrap(),
             "127.0.0.2:1".parse().unwrap(),
             hook.addr,
-            keys.path()
+            keys.path(),
+            ""
         )
     );
     let d = Daemon::prepare(&text);

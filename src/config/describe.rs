@@ -278,7 +278,7 @@ impl Config {
         ));
         for (i, n) in self.notify.iter().enumerate() {
             o.push_str(&format!(
-                "\n[[notify]]\nname = {}\nurl = {}\nevents = [{}]\nmax_age = {:?}\n",
+                "\n[[notify]]\nname = {}\nurl = {}\nevents = [{}]\nmin_severity = {:?}\nmax_age = {:?}\n",
                 toml_str(&n.name),
                 toml_str(&n.url),
                 n.events
@@ -286,6 +286,7 @@ impl Config {
                     .map(|e| toml_str(e))
                     .collect::<Vec<_>>()
                     .join(", "),
+                n.min_severity.as_str(),
                 human(n.max_age)
             ));
             if n.secret.is_some() {

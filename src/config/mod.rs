@@ -42,7 +42,9 @@ use cx::{key_at, tidy_serde_message, Cx, R};
 use dns::record_text;
 pub use ip::{DdnsRecord, IpConfig, Source, SourceKind};
 pub use mirror::{Checks, Limits, MirrorConfig, Schedule};
-pub use notify::{EmailConfig, EmailTls, NotifyConfig, NotifyService, DEFAULT_EVENTS, EVENT_NAMES};
+pub use notify::{
+    EmailConfig, EmailTls, NotifyConfig, NotifyService, Severity, DEFAULT_EVENTS, EVENT_NAMES,
+};
 use provider::looks_like_secret;
 pub use provider::{CloudflareConfig, PowerDnsConfig, Rfc2136Config, Route53Config};
 use raw::*;

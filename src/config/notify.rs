@@ -6,6 +6,7 @@
 //! url = "webhook+https://hooks.example.net/understudy"
 //! secret_file = "/etc/understudy/webhook.key"     # HMAC-SHA256 key (or secret / secret_env)
 //! events = ["failed-over", "failed-back"]         # default: every kind but `transition`
+//! min_severity = "warning"                        # info (default), warning or critical
 //! max_age = "1d"                                  # older undelivered messages are dropped
 //! ```
 //!
@@ -36,6 +37,8 @@ pub const EVENT_NAMES: &[&str] = &[
     "released",
     "certificate-expiring",
     "address-changed",
+    "daemon-started",
+    "daemon-stopped",
 ];
 
 /// What a channel gets when it names no `events`: everything but the phase changes that move
@@ -49,7 +52,34 @@ pub const DEFAULT_EVENTS: &[&str] = &[
     "released",
     "certificate-expiring",
     "address-changed",
+    "daemon-started",
+    "daemon-stopped",
 ];
+
+/// How urgent a message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Nothing is wrong for visitors (a failback, a release, an address change).
+    Info,
+    /// Visitors are served, but not as usual (a failover), or soon will not be (a
+    /// certificate about to expire).
+    Warning,
+    /// Visitors get errors: nothing that answers has the records.
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
 
 /// How long an undelivered message is worth sending, by default.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -65,6 +95,7 @@ pub(super) struct RawNotify {
     pub(super) events: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) max_age: Option<Spanned<DurationValue>>,
     pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) min_severity: Option<Spanned<String>>,
 }
 
 /// One notification channel.
@@ -78,6 +109,8 @@ pub struct NotifyConfig {
     pub secret: Option<Secret>,
     /// The event kinds it gets, as [`EVENT_NAMES`] words.
     pub events: Vec<String>,
+    /// Of those, only the ones at least this urgent.
+    pub min_severity: Severity,
     pub max_age: Duration,
     /// A PEM root to trust for the service's TLS instead of the public ones.
     pub ca_file: Option<PathBuf>,
@@ -187,6 +220,25 @@ impl Cx<'_> {
                 DEFAULT_MAX_AGE,
                 Duration::from_secs(60),
             )?;
+            let min_severity = match &n.min_severity {
+                None => Severity::Info,
+                Some(v) => match Severity::ALL
+                    .into_iter()
+                    .find(|s| s.as_str() == v.get_ref())
+                {
+                    Some(s) => s,
+                    None => {
+                        return self.err(
+                            v.span(),
+                            &format!("{base}.min_severity"),
+                            format!(
+                                "`{}` is not a severity: info, warning or critical",
+                                v.get_ref()
+                            ),
+                        )
+                    }
+                },
+            };
             let ca_file = match &n.ca_file {
                 Some(c) => Some(self.ca_file(c, &format!("{base}.ca_file"))?),
                 None => None,
@@ -197,6 +249,7 @@ impl Cx<'_> {
                 service,
                 secret,
                 events,
+                min_severity,
                 max_age,
                 ca_file,
             });

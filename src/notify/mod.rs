@@ -80,6 +80,26 @@ pub fn start(store: &Store, channel: &str) -> Result<i64, StoreError> {
     Ok(last)
 }
 
+/// At shutdown: waits (at most `grace`) until every channel is done with the event `id` (the
+/// daemon's `daemon-stopped`), so the operator hears of the stop while it happens; a channel
+/// that is down gets it at the next start instead.
+pub async fn drain(store: &Store, channels: &[String], id: i64, grace: Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        let done = channels.iter().all(|c| {
+            store
+                .notify_cursor(c)
+                .ok()
+                .flatten()
+                .is_some_and(|at| at >= id)
+        });
+        if done {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The HTTP client channel `ch` sends with (its `ca_file`, if any, is the only root).
 pub fn client(ch: &NotifyConfig) -> anyhow::Result<reqwest::Client> {
     crate::http::client_with_ca(SEND_TIMEOUT, ch.ca_file.as_deref())
@@ -122,7 +142,7 @@ pub async fn run(
         let mut skipped = false;
         for ev in batch {
             cursor = ev.id;
-            if !ch.events.contains(&ev.kind) {
+            if !ch.events.contains(&ev.kind) || notice::severity(&ev.kind) < ch.min_severity {
                 skipped = true;
                 continue;
             }

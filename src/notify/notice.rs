@@ -5,22 +5,10 @@
 
 use serde::Serialize;
 
+pub use crate::config::Severity;
 use crate::events::EventKind;
 use crate::store::Event;
 use crate::util::{human_duration, utc_minutes};
-
-/// How urgent a message is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Nothing is wrong for visitors (a failback, a release, an address change).
-    Info,
-    /// Visitors are served, but not as usual (a failover), or soon will not be (a
-    /// certificate about to expire).
-    Warning,
-    /// Visitors get errors: nothing that answers has the records.
-    Critical,
-}
 
 /// What the delivery loop knows beyond the event itself.
 #[derive(Clone, Copy, Debug, Default)]
@@ -45,7 +33,9 @@ pub struct Notice {
 pub fn severity(kind: &str) -> Severity {
     match EventKind::from_word(kind) {
         Some(EventKind::BothDown | EventKind::StandbyNotReady) => Severity::Critical,
-        Some(EventKind::FailedOver | EventKind::CertificateExpiring) => Severity::Warning,
+        Some(EventKind::FailedOver | EventKind::CertificateExpiring | EventKind::DaemonStopped) => {
+            Severity::Warning
+        }
         Some(_) => Severity::Info,
         None if kind == "alert" => Severity::Warning,
         None => Severity::Info,
@@ -114,6 +104,14 @@ pub fn render(ev: &Event, cx: &Context) -> Notice {
         Some(EventKind::AddressChanged) => (
             "public address changed".to_string(),
             format!("At {at}: {reason}."),
+        ),
+        Some(EventKind::DaemonStarted) => (
+            "understudy started".to_string(),
+            format!("At {at}: {reason}."),
+        ),
+        Some(EventKind::DaemonStopped) => (
+            "understudy stopped".to_string(),
+            format!("At {at}: {reason}. Nothing is watched until it runs again."),
         ),
         Some(EventKind::FirstSeen) => (
             format!("{site} is watched"),

@@ -420,9 +420,11 @@ impl Store {
         })
     }
 
-    pub fn append_event(&self, ev: &NewEvent<'_>) -> Result<(), StoreError> {
-        insert_event(&self.conn(), ev)
-            .map(|_| ())
+    /// Appends one event; returns its id.
+    pub fn append_event(&self, ev: &NewEvent<'_>) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        insert_event(&conn, ev)
+            .map(|_| conn.last_insert_rowid())
             .map_err(|e| self.sql(e))
     }
 
