@@ -22,6 +22,11 @@ const SECRET: &str = "test-webhook-signing-key";
 /// One request the receiver got.
 #[derive(Clone, Debug)]
 struct Hit {
+    path: String,
+    /// ntfy's headers, and the bearer token.
+    title: Option<String>,
+    priority: Option<String>,
+    authorization: Option<String>,
     event: String,
     delivery: String,
     signature: Option<String>,
@@ -36,6 +41,8 @@ struct State {
     down: bool,
     /// Answer this many requests with 429 and `Retry-After: 1` first.
     throttle: usize,
+    /// Answer everything with this status and JSON body (an ntfy error, say).
+    refuse: Option<(u16, &'static str)>,
 }
 
 struct Receiver {
@@ -104,6 +111,9 @@ async fn handle(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
+    let path = req.uri().path().to_string();
+    let (title, priority, authorization) =
+        (header("title"), header("priority"), header("authorization"));
     let (event, delivery, signature) = (
         header("x-understudy-event").unwrap_or_default(),
         header("x-understudy-delivery").unwrap_or_default(),
@@ -111,7 +121,9 @@ async fn handle(
     );
     let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
     let mut s = st.lock().unwrap();
-    let (status, retry_after) = if s.down {
+    let (status, retry_after) = if let Some((code, _)) = s.refuse {
+        (StatusCode::from_u16(code).unwrap(), None)
+    } else if s.down {
         (StatusCode::SERVICE_UNAVAILABLE, None)
     } else if s.throttle > 0 {
         s.throttle -= 1;
@@ -119,7 +131,12 @@ async fn handle(
     } else {
         (StatusCode::OK, None)
     };
+    let reply = s.refuse.map_or("{}", |(_, body)| body);
     s.hits.push(Hit {
+        path,
+        title,
+        priority,
+        authorization,
         event,
         delivery,
         signature,
@@ -130,7 +147,8 @@ async fn handle(
     if let Some(a) = retry_after {
         r = r.header("retry-after", a);
     }
-    r.body(Full::new(Bytes::from_static(b"{}"))).unwrap()
+    r.body(Full::new(Bytes::from_static(reply.as_bytes())))
+        .unwrap()
 }
 
 /// What a receiver does first: the signature over the raw body, then the JSON.
@@ -437,4 +455,45 @@ fn mail_goes_out_over_starttls_and_implicit_tls_to_a_real_smtp_server() {
             assert!(m.contains(part), "{tls}: {part:?} missing from:\n{m}");
         }
     }
+}
+
+/// ntfy, to a receiver that answers as ntfy's publish API documents: the topic is the path,
+/// title and priority are headers, the access token a bearer token, the text the body; an
+/// unauthorized token gets 401 with ntfy's JSON error and is reported, not retried.
+#[test]
+fn ntfy_gets_the_title_a_priority_and_the_token() {
+    let ntfy = Receiver::start();
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::write(keys.path().join("ntfy.token"), "tk_understudytesttoken\n").unwrap();
+    let text = format!(
+        "{}[[notify]]\nname = \"phone\"\nurl = \"ntfy://{}/alerts?scheme=http\"\nsecret_file = \"{}\"\n",
+        one_site("127.0.0.1:1".parse().unwrap(), "127.0.0.2:1".parse().unwrap(), ""),
+        ntfy.addr,
+        keys.path().join("ntfy.token").display()
+    );
+    let d = Daemon::prepare(&text);
+    let (code, out, err) = d.cli(&["notify", "test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let h = &ntfy.accepted()[0];
+    assert_eq!(h.path, "/alerts");
+    assert_eq!(h.title.as_deref(), Some("understudy test message"));
+    assert_eq!(h.priority.as_deref(), Some("default"));
+    assert_eq!(
+        h.authorization.as_deref(),
+        Some("Bearer tk_understudytesttoken")
+    );
+    assert!(String::from_utf8_lossy(&h.body).contains("This channel is set up"));
+
+    ntfy.state.lock().unwrap().refuse = Some((
+        401,
+        r#"{"code":40101,"http":401,"error":"unauthorized","link":"https://ntfy.sh/docs/publish/#authentication"}"#,
+    ));
+    let (code, out, _) = d.cli(&["notify", "test", "phone"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("phone: NOT delivered: ntfy channel `phone` answered 401 Unauthorized")
+            && out.contains("unauthorized"),
+        "{out}"
+    );
+    assert!(!out.contains("tk_understudytesttoken"), "{out}");
 }

@@ -120,6 +120,8 @@ pub struct NotifyConfig {
 pub enum NotifyService {
     /// A JSON POST signed with HMAC-SHA256 (`crate::notify`), to this `http(s)` URL.
     Webhook(url::Url),
+    /// An ntfy topic: its `http(s)` URL (server and topic).
+    Ntfy(url::Url),
     /// Mail over SMTP.
     Email(EmailConfig),
 }
@@ -128,6 +130,7 @@ impl NotifyService {
     pub fn as_str(&self) -> &'static str {
         match self {
             NotifyService::Webhook(_) => "webhook",
+            NotifyService::Ntfy(_) => "ntfy",
             NotifyService::Email(_) => "email",
         }
     }
@@ -170,17 +173,17 @@ impl Cx<'_> {
             };
             let key = format!("{base}.url");
             let service = match url.get_ref().split_once("://") {
-                Some(("webhook+http" | "webhook+https", _)) => {
-                    self.webhook(url, &key)?
-                }
+                Some(("webhook+http" | "webhook+https", _)) => self.webhook(url, &key)?,
                 Some(("smtp", _)) => self.email(url, &key)?,
+                Some(("ntfy", _)) => self.ntfy(url, &key)?,
                 _ => {
                     return self.err(
                         url.span(),
                         &key,
                         format!(
                             "`{}` is not a channel URL this version knows: use \
-                             webhook+https://host/path or smtp://host:587/?fromaddress=…&toaddresses=…",
+                             webhook+https://host/path, ntfy://host/topic or \
+                             smtp://host:587/?fromaddress=…&toaddresses=…",
                             redact_userinfo(url.get_ref())
                         ),
                     )
@@ -321,6 +324,53 @@ impl Cx<'_> {
             );
         }
         Ok(NotifyService::Webhook(target))
+    }
+
+    /// `ntfy://host[:port]/topic` (HTTPS; `?scheme=http` to a loopback server).
+    fn ntfy(&self, url: &Spanned<String>, key: &str) -> R<NotifyService> {
+        let bad = |why: String| self.err(url.span(), key, why);
+        let Some(u) = url::Url::parse(url.get_ref())
+            .ok()
+            .filter(|u| u.host().is_some())
+        else {
+            return bad(format!(
+                "`{}` is not an ntfy://host/topic URL",
+                redact_userinfo(url.get_ref())
+            ));
+        };
+        if !u.username().is_empty() || u.password().is_some() {
+            return bad(
+                "the URL carries credentials, which check-config and the logs would show: give \
+                 the access token with `secret_file` (or secret / secret_env) instead"
+                    .to_string(),
+            );
+        }
+        let topic = u.path().trim_matches('/');
+        if topic.is_empty() || topic.contains('/') {
+            return bad("name one topic after the host: ntfy://ntfy.sh/my-alerts".to_string());
+        }
+        let mut scheme = "https".to_string();
+        for (k, v) in u.query_pairs() {
+            match k.as_ref() {
+                "scheme" if v == "http" || v == "https" => scheme = v.to_string(),
+                other => {
+                    return bad(format!(
+                        "`{other}={v}` is not a parameter of ntfy:// URLs (scheme=http|https)"
+                    ))
+                }
+            }
+        }
+        let host = u.host_str().unwrap_or_default();
+        let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let target = url::Url::parse(&format!("{scheme}://{host}{port}/{topic}"))
+            .or_else(|e| self.err(url.span(), key, format!("{e}")))?;
+        if scheme == "http" && !is_loopback_host(&target) {
+            return bad(format!(
+                "scheme=http only to a loopback address, not {host}: the token and the message \
+                 would cross the network in clear text"
+            ));
+        }
+        Ok(NotifyService::Ntfy(target))
     }
 
     fn email(&self, url: &Spanned<String>, key: &str) -> R<NotifyService> {

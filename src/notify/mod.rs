@@ -225,8 +225,8 @@ fn began_at(store: &Store, ev: &Event) -> Option<u64> {
         .map(|e| e.at)
 }
 
-/// One try of one message on one channel (a webhook POST or a mail, [`email`]). `ev` is
-/// `None` for `notify test`.
+/// One try of one message on one channel (a webhook or ntfy POST, or a mail, [`email`]).
+/// `ev` is `None` for `notify test`.
 pub async fn send(
     ch: &NotifyConfig,
     http: &reqwest::Client,
@@ -237,40 +237,13 @@ pub async fn send(
         Some(e) => format!("{}-{}", ch.name, e.id),
         None => format!("{}-test-{}", ch.name, now_millis()),
     };
-    let url = match &ch.service {
-        NotifyService::Webhook(url) => url,
+    let req = match &ch.service {
+        NotifyService::Webhook(url) => webhook(ch, http, url, ev, msg, &delivery),
+        NotifyService::Ntfy(url) => ntfy(ch, http, url, msg),
         NotifyService::Email(mail) => return email::send(ch, mail, &delivery, msg).await,
     };
-    let body = serde_json::json!({
-        "delivery": delivery,
-        "channel": ch.name,
-        "event_id": ev.map(|e| e.id),
-        "kind": msg.kind,
-        "severity": msg.severity,
-        "site": msg.site,
-        "at": ev.map_or_else(now_millis, |e| e.at),
-        "title": msg.title,
-        "text": msg.text,
-        "from_phase": ev.and_then(|e| e.from_phase.clone()),
-        "to_phase": ev.and_then(|e| e.to_phase.clone()),
-        "reason": ev.map(|e| e.reason.clone()),
-        "records_before": ev.and_then(|e| e.records_before.clone()),
-        "records_after": ev.and_then(|e| e.records_after.clone()),
-    })
-    .to_string();
-    let mut req = http
-        .post(url.clone())
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("X-Understudy-Event", &msg.kind)
-        .header("X-Understudy-Delivery", &delivery);
-    if let Some(secret) = &ch.secret {
-        req = req.header(
-            "X-Understudy-Signature-256",
-            signature(&secret.0, body.as_bytes()),
-        );
-    }
     let what = format!("{} channel `{}`", ch.service.as_str(), ch.name);
-    let resp = req.body(body).send().await.map_err(|e| SendError::Retry {
+    let resp = req.send().await.map_err(|e| SendError::Retry {
         // Without the URL: it may carry what the receiver treats as a credential.
         why: crate::http::transport_error(e.without_url(), &what),
         after: None,
@@ -294,6 +267,72 @@ pub async fn send(
     } else {
         Err(SendError::Refused { why })
     }
+}
+
+/// The native webhook's request (module doc).
+fn webhook(
+    ch: &NotifyConfig,
+    http: &reqwest::Client,
+    url: &url::Url,
+    ev: Option<&Event>,
+    msg: &Notice,
+    delivery: &str,
+) -> reqwest::RequestBuilder {
+    let body = serde_json::json!({
+        "delivery": delivery,
+        "channel": ch.name,
+        "event_id": ev.map(|e| e.id),
+        "kind": msg.kind,
+        "severity": msg.severity,
+        "site": msg.site,
+        "at": ev.map_or_else(now_millis, |e| e.at),
+        "title": msg.title,
+        "text": msg.text,
+        "from_phase": ev.and_then(|e| e.from_phase.clone()),
+        "to_phase": ev.and_then(|e| e.to_phase.clone()),
+        "reason": ev.map(|e| e.reason.clone()),
+        "records_before": ev.and_then(|e| e.records_before.clone()),
+        "records_after": ev.and_then(|e| e.records_after.clone()),
+    })
+    .to_string();
+    let mut req = http
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Understudy-Event", &msg.kind)
+        .header("X-Understudy-Delivery", delivery);
+    if let Some(secret) = &ch.secret {
+        req = req.header(
+            "X-Understudy-Signature-256",
+            signature(&secret.0, body.as_bytes()),
+        );
+    }
+    req.body(body)
+}
+
+/// An ntfy publish (docs.ntfy.sh/publish): the text as the body, the title, a priority from
+/// the severity (critical: urgent, warning: high, info: default) and a tag, and the access
+/// token as a bearer token.
+fn ntfy(
+    ch: &NotifyConfig,
+    http: &reqwest::Client,
+    url: &url::Url,
+    msg: &Notice,
+) -> reqwest::RequestBuilder {
+    let (priority, tag) = match msg.severity {
+        Severity::Critical => ("urgent", "rotating_light"),
+        Severity::Warning => ("high", "warning"),
+        Severity::Info => ("default", "information_source"),
+    };
+    let mut req = http
+        .post(url.clone())
+        .header("Title", &msg.title)
+        .header("Priority", priority)
+        .header("Tags", format!("{tag},understudy,{}", msg.kind))
+        .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8");
+    if let Some(token) = &ch.secret {
+        req = req.bearer_auth(&token.0);
+    }
+    req.body(msg.text.clone())
 }
 
 /// `sha256=<hex>` of HMAC-SHA256(`secret`, `body`).
