@@ -30,6 +30,10 @@
 //! channel has a `secret`, `X-Understudy-Signature-256: sha256=<hex>`: HMAC-SHA256 of the exact
 //! body bytes under the secret. A receiver checks the signature over the raw body before
 //! parsing it, and may refuse a delivery id it has seen. Any 2xx is delivered.
+//!
+//! **ntfy** (`ntfy://host/topic`) gets a publish as ntfy documents it: the text as the body,
+//! `Title`, `Priority` from the severity, `Tags`, and the channel's secret as a bearer token.
+//! **Email** is `email.rs`.
 
 mod email;
 pub mod notice;
