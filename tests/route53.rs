@@ -354,53 +354,51 @@ enum Script {
 impl Recorder {
     fn start(script: Script) -> Recorder {
         use http_body_util::{BodyExt, Full};
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let requests: Arc<Mutex<Vec<_>>> = Arc::default();
         let log = requests.clone();
-        rt.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+        let (addr, rt) = crate::common::http_server(
+            move |req: hyper::Request<hyper::body::Incoming>| {
                 let log = log.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let log = log.clone();
-                        async move {
-                            let method = req.method().to_string();
-                            let path = req.uri().path().to_string();
-                            let headers: BTreeMap<String, String> = req.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
-                            let body = String::from_utf8_lossy(&req.into_body().collect().await.unwrap().to_bytes()).to_string();
-                            let polls = {
-                                let mut l = log.lock().unwrap();
-                                l.push((method.clone(), path.clone(), headers, body));
-                                l.iter().filter(|(m, p, _, _)| m == "GET" && p.contains("/change/")).count()
-                            };
-                            let ns = "https://route53.amazonaws.com/doc/2013-04-01/";
-                            let (status, xml) = if script == Script::BadToken {
-                                (403, format!("<ErrorResponse xmlns=\"{ns}\"><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>r1</RequestId></ErrorResponse>"))
-                            } else if path.ends_with("/rrset/") || path.ends_with("/rrset") {
-                                (200, format!("<ChangeResourceRecordSetsResponse xmlns=\"{ns}\"><ChangeInfo><Id>/change/C2UNDERSTUDY</Id><Status>PENDING</Status><SubmittedAt>2026-11-24T00:00:00Z</SubmittedAt></ChangeInfo></ChangeResourceRecordSetsResponse>"))
-                            } else {
-                                let status = if script == Script::PendingThenInsync && polls >= 2 { "INSYNC" } else { "PENDING" };
-                                (200, format!("<GetChangeResponse xmlns=\"{ns}\"><ChangeInfo><Id>/change/C2UNDERSTUDY</Id><Status>{status}</Status><SubmittedAt>2026-11-24T00:00:00Z</SubmittedAt></ChangeInfo></GetChangeResponse>"))
-                            };
-                            let mut resp = hyper::Response::new(Full::new(bytes::Bytes::from(xml)));
-                            *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-                            resp.headers_mut().insert("content-type", "text/xml".parse().unwrap());
-                            Ok::<_, std::convert::Infallible>(resp)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
-                });
-            }
-        });
+                async move {
+                    let method = req.method().to_string();
+                    let path = req.uri().path().to_string();
+                    let headers: BTreeMap<String, String> = req
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect();
+                    let body = String::from_utf8_lossy(
+                        &req.into_body().collect().await.unwrap().to_bytes(),
+                    )
+                    .to_string();
+                    let polls = {
+                        let mut l = log.lock().unwrap();
+                        l.push((method.clone(), path.clone(), headers, body));
+                        l.iter()
+                            .filter(|(m, p, _, _)| m == "GET" && p.contains("/change/"))
+                            .count()
+                    };
+                    let ns = "https://route53.amazonaws.com/doc/2013-04-01/";
+                    let (status, xml) = if script == Script::BadToken {
+                        (403, format!("<ErrorResponse xmlns=\"{ns}\"><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>r1</RequestId></ErrorResponse>"))
+                    } else if path.ends_with("/rrset/") || path.ends_with("/rrset") {
+                        (200, format!("<ChangeResourceRecordSetsResponse xmlns=\"{ns}\"><ChangeInfo><Id>/change/C2UNDERSTUDY</Id><Status>PENDING</Status><SubmittedAt>2026-11-24T00:00:00Z</SubmittedAt></ChangeInfo></ChangeResourceRecordSetsResponse>"))
+                    } else {
+                        let status = if script == Script::PendingThenInsync && polls >= 2 {
+                            "INSYNC"
+                        } else {
+                            "PENDING"
+                        };
+                        (200, format!("<GetChangeResponse xmlns=\"{ns}\"><ChangeInfo><Id>/change/C2UNDERSTUDY</Id><Status>{status}</Status><SubmittedAt>2026-11-24T00:00:00Z</SubmittedAt></ChangeInfo></GetChangeResponse>"))
+                    };
+                    let mut resp = hyper::Response::new(Full::new(bytes::Bytes::from(xml)));
+                    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                    resp.headers_mut()
+                        .insert("content-type", "text/xml".parse().unwrap());
+                    resp
+                }
+            },
+        );
         Recorder {
             addr,
             requests,

@@ -66,6 +66,45 @@ pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> D
     wait(limit, || what.to_string(), || f().then_some(())).1
 }
 
+/// An HTTP/1.1 server on 127.0.0.1 (an ephemeral port) answering every request with
+/// `handle`, on a runtime of its own: it stops when the returned runtime is dropped. The
+/// documented fakes and receivers of the tests are built on it.
+pub fn http_server<H, Fut>(handle: H) -> (SocketAddr, tokio::runtime::Runtime)
+where
+    H: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>>
+        + Send
+        + 'static,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let answer = handle(req);
+                    async move { Ok::<_, std::convert::Infallible>(answer.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, rt)
+}
+
 /// The understudy daemon, started with `run -c <dir>/understudy.toml`.
 pub struct Daemon {
     pub dir: tempfile::TempDir,
