@@ -326,18 +326,22 @@ impl Cx<'_> {
         Ok(NotifyService::Webhook(target))
     }
 
+    /// `url` parsed, with a host, or an error saying it is not a `form` URL.
+    fn host_url(&self, url: &Spanned<String>, key: &str, form: &str) -> R<url::Url> {
+        match url::Url::parse(url.get_ref()) {
+            Ok(u) if u.host().is_some() => Ok(u),
+            _ => self.err(
+                url.span(),
+                key,
+                format!("`{}` is not an {form} URL", redact_userinfo(url.get_ref())),
+            ),
+        }
+    }
+
     /// `ntfy://host[:port]/topic` (HTTPS; `?scheme=http` to a loopback server).
     fn ntfy(&self, url: &Spanned<String>, key: &str) -> R<NotifyService> {
         let bad = |why: String| self.err(url.span(), key, why);
-        let Some(u) = url::Url::parse(url.get_ref())
-            .ok()
-            .filter(|u| u.host().is_some())
-        else {
-            return bad(format!(
-                "`{}` is not an ntfy://host/topic URL",
-                redact_userinfo(url.get_ref())
-            ));
-        };
+        let u = self.host_url(url, key, "ntfy://host/topic")?;
         if !u.username().is_empty() || u.password().is_some() {
             return bad(
                 "the URL carries credentials, which check-config and the logs would show: give \
@@ -375,15 +379,7 @@ impl Cx<'_> {
 
     fn email(&self, url: &Spanned<String>, key: &str) -> R<NotifyService> {
         let bad = |why: String| self.err(url.span(), key, why);
-        let Some(u) = url::Url::parse(url.get_ref())
-            .ok()
-            .filter(|u| u.host().is_some())
-        else {
-            return bad(format!(
-                "`{}` is not an smtp://host URL",
-                redact_userinfo(url.get_ref())
-            ));
-        };
+        let u = self.host_url(url, key, "smtp://host")?;
         if u.password().is_some() {
             return bad(
                 "the URL carries a password, which check-config and the logs would show: \
