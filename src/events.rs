@@ -48,6 +48,10 @@ pub enum EventKind {
     CertificateExpiring,
     /// The agreed public address changed.
     AddressChanged,
+    /// A crawl published a new snapshot of the site.
+    CrawlPublished,
+    /// A crawl did not publish (rejected by its checks, or failed): the last good copy stays.
+    CrawlRejected,
     /// The daemon started (its rows' site is `(daemon)`).
     DaemonStarted,
     /// The daemon is stopping: nothing is watched until it runs again.
@@ -56,7 +60,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::FirstSeen,
         EventKind::FailedOver,
         EventKind::FailedBack,
@@ -67,6 +71,8 @@ impl EventKind {
         EventKind::Released,
         EventKind::CertificateExpiring,
         EventKind::AddressChanged,
+        EventKind::CrawlPublished,
+        EventKind::CrawlRejected,
         EventKind::DaemonStarted,
         EventKind::DaemonStopped,
     ];
@@ -84,6 +90,8 @@ impl EventKind {
             EventKind::Released => "released",
             EventKind::CertificateExpiring => "certificate-expiring",
             EventKind::AddressChanged => "address-changed",
+            EventKind::CrawlPublished => "crawl-published",
+            EventKind::CrawlRejected => "crawl-rejected",
             EventKind::DaemonStarted => "daemon-started",
             EventKind::DaemonStopped => "daemon-stopped",
         }

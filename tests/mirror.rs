@@ -435,6 +435,27 @@ fn a_dead_origin_or_a_killed_crawl_leaves_the_published_snapshot() {
         hist.contains("rejected") && hist.contains("published"),
         "{hist}"
     );
+    // The event log has each crawl's outcome, for the operator's channels (issue 14).
+    let conn = rusqlite::Connection::open(d.data_dir().join("understudy.db")).unwrap();
+    let crawls: Vec<(String, String)> = conn
+        .prepare("SELECT kind, reason FROM events WHERE kind LIKE 'crawl-%' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let last = crawls.last().expect("crawls are logged");
+    assert_eq!(last.0, "crawl-rejected", "{crawls:?}");
+    assert!(
+        last.1.contains("the origin stopped answering"),
+        "{crawls:?}"
+    );
+    assert!(
+        crawls
+            .iter()
+            .any(|(k, r)| k == "crawl-published" && r.contains(&good.id)),
+        "{crawls:?}"
+    );
     assert!(
         !hist.contains("ago ago"),
         "issue 13: \"7s ago ago\": {hist}"
@@ -780,15 +801,20 @@ fn a_crawl_stopped_by_max_time_counts_every_request_sent() {
             .lines()
             .count() as u64
     };
-    // robots.txt, sitemap.xml, the index and the slow files in flight (at least 7). nginx
-    // writes a line when each aborted request ends, which may be after the crawl returned:
-    // wait for as many as the report counts (a count above what was sent never arrives).
+    // robots.txt, sitemap.xml, the index and the slow files in flight: at least 7. nginx
+    // writes an aborted request's line when it ends, which may be after the crawl returned.
+    // The defect was a report *short* of what the origin logged; a request the crawler had
+    // started when max_time struck may not have reached nginx yet (then nginx logs nothing),
+    // so the report may count up to `concurrency` more, never fewer.
     let sent = r["requests"].as_u64().unwrap_or(0);
     assert!(sent >= 7, "{r:#}");
-    common::wait(
-        Duration::from_secs(10),
-        || format!("nginx to log {sent} requests (it logged {})", logged()),
-        || (logged() >= sent).then_some(()),
+    common::wait_until(Duration::from_secs(10), "nginx to log 7 requests", || {
+        logged() >= 7
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = logged();
+    assert!(
+        sent >= seen && sent <= seen + 4,
+        "the report counts {sent} requests, nginx logged {seen}: {r:#}"
     );
-    assert_eq!(r["requests"].as_u64(), Some(logged()), "{r:#}");
 }

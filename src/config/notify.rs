@@ -37,12 +37,15 @@ pub const EVENT_NAMES: &[&str] = &[
     "released",
     "certificate-expiring",
     "address-changed",
+    "crawl-published",
+    "crawl-rejected",
     "daemon-started",
     "daemon-stopped",
 ];
 
 /// What a channel gets when it names no `events`: everything but the phase changes that move
-/// nothing (`transition`) and a site's first appearance (`first-seen`).
+/// nothing (`transition`), a site's first appearance (`first-seen`) and the routine news of a
+/// crawl that published (`crawl-published`; a crawl that did not is on).
 pub const DEFAULT_EVENTS: &[&str] = &[
     "failed-over",
     "failed-back",
@@ -52,6 +55,7 @@ pub const DEFAULT_EVENTS: &[&str] = &[
     "released",
     "certificate-expiring",
     "address-changed",
+    "crawl-rejected",
     "daemon-started",
     "daemon-stopped",
 ];

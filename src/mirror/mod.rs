@@ -116,6 +116,40 @@ pub async fn crawl_site(
                 .unwrap_or_default()
         );
     }
+    let (kind, why) = match report.outcome.as_str() {
+        "published" => (
+            crate::events::EventKind::CrawlPublished,
+            format!(
+                "snapshot {} published: {} pages, {} bytes, {} new bodies",
+                report.snapshot.as_deref().unwrap_or("-"),
+                report.pages,
+                report.bytes,
+                report.new_bodies
+            ),
+        ),
+        outcome => (
+            crate::events::EventKind::CrawlRejected,
+            format!(
+                "{outcome}: {}",
+                report.reason.as_deref().unwrap_or("no reason recorded")
+            ),
+        ),
+    };
+    // A crawl stopped with the daemon is not news: the stop is told already.
+    let logged = if cancel.is_cancelled() {
+        Ok(0)
+    } else {
+        db.append_event(&crate::store::NewEvent {
+            site: &site.name,
+            at: crate::util::now_millis(),
+            kind,
+            reason: &why,
+            ..Default::default()
+        })
+    };
+    if let Err(e) = logged {
+        tracing::error!(site = %site.name, "cannot log the crawl in the event log: {e}");
+    }
     match report.outcome.as_str() {
         "published" => tracing::info!(
             site = %site.name, snapshot = %report.snapshot.as_deref().unwrap_or("-"), pages = report.pages, "snapshot published"

@@ -105,6 +105,17 @@ pub fn render(ev: &Event, cx: &Context) -> Notice {
             "public address changed".to_string(),
             format!("At {at}: {reason}."),
         ),
+        Some(EventKind::CrawlPublished) => (
+            format!("{site}: standby copy updated"),
+            format!("At {at}: {reason}."),
+        ),
+        Some(EventKind::CrawlRejected) => (
+            format!("{site}: standby copy not updated"),
+            format!(
+                "At {at} a crawl did not publish: {reason}. The standby keeps serving the last \
+                 good copy; a failover now would serve that older copy."
+            ),
+        ),
         Some(EventKind::DaemonStarted) => (
             "understudy started".to_string(),
             format!("At {at}: {reason}."),
