@@ -66,6 +66,21 @@ pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> D
     wait(limit, || what.to_string(), || f().then_some(())).1
 }
 
+/// A one-thread runtime of a test's own and a TCP listener on 127.0.0.1 (an ephemeral port)
+/// bound in it: what every in-test server ([`http_server`], the moto relay) starts from.
+pub fn loopback_listener() -> (tokio::runtime::Runtime, tokio::net::TcpListener, SocketAddr) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    (rt, listener, addr)
+}
+
 /// An HTTP/1.1 server on 127.0.0.1 (an ephemeral port) answering every request with
 /// `handle`, on a runtime of its own: it stops when the returned runtime is dropped. The
 /// documented fakes and receivers of the tests are built on it.
@@ -76,15 +91,7 @@ where
         + Send
         + 'static,
 {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (rt, listener, addr) = loopback_listener();
     rt.spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {

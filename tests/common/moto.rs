@@ -76,15 +76,7 @@ pub struct Relay {
 
 impl Relay {
     pub fn start(target: SocketAddr) -> Relay {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (rt, listener, addr) = super::loopback_listener();
         let up = Arc::new(Mutex::new(true));
         let flag = up.clone();
         rt.spawn(async move {
