@@ -331,10 +331,9 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     let notify_stop = CancellationToken::new();
     for ch in &cfg.notify {
         tracker.spawn(crate::notify::run(
-            ch.clone(),
+            crate::notify::Channel::new(ch.clone())?,
             cfg.dns.ttl,
             store.clone(),
-            crate::notify::client(ch)?,
             notify_stop.clone(),
         ));
     }

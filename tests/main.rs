@@ -16,6 +16,8 @@ mod mirror;
 mod mirror_guess;
 mod mirror_h2;
 mod notify;
+mod notify_matrix;
+mod notify_services;
 mod powerdns;
 mod provider_configs;
 mod provider_e2e;

@@ -490,8 +490,8 @@ async fn notify_test(cfg: &Config, only: Option<&str>) -> anyhow::Result<i32> {
     let mut failed = 0;
     for ch in channels {
         let start = std::time::Instant::now();
-        let http = crate::notify::client(ch)?;
-        match crate::notify::send(ch, &http, None, &msg).await {
+        let channel = crate::notify::Channel::new(ch.clone())?;
+        match channel.send(&[], &msg).await {
             Ok(()) => crate::outln!(
                 "{}: delivered in {}",
                 ch.name,

@@ -278,7 +278,7 @@ impl Config {
         ));
         for (i, n) in self.notify.iter().enumerate() {
             o.push_str(&format!(
-                "\n[[notify]]\nname = {}\nurl = {}\nevents = [{}]\nmin_severity = {:?}\nmax_age = {:?}\n",
+                "\n[[notify]]\nname = {}\nurl = {}\nevents = [{}]\nmin_severity = {:?}\nmax_age = {:?}\ngroup_wait = {:?}\n",
                 toml_str(&n.name),
                 toml_str(&n.url),
                 n.events
@@ -287,8 +287,12 @@ impl Config {
                     .collect::<Vec<_>>()
                     .join(", "),
                 n.min_severity.as_str(),
-                human(n.max_age)
+                human(n.max_age),
+                human(n.group_wait)
             ));
+            if let Some(a) = &n.api_url {
+                o.push_str(&format!("api_url = {}\n", toml_str(a)));
+            }
             if n.secret.is_some() {
                 o.push_str(&self.secret_line(&format!("notify[{i}]"), "secret"));
             }

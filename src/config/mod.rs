@@ -43,7 +43,8 @@ use dns::record_text;
 pub use ip::{DdnsRecord, IpConfig, Source, SourceKind};
 pub use mirror::{Checks, Limits, MirrorConfig, Schedule};
 pub use notify::{
-    EmailConfig, EmailTls, NotifyConfig, NotifyService, Severity, DEFAULT_EVENTS, EVENT_NAMES,
+    EmailConfig, EmailTls, GenericConfig, NotifyConfig, NotifyService, Severity, DEFAULT_EVENTS,
+    EVENT_NAMES,
 };
 use provider::looks_like_secret;
 pub use provider::{CloudflareConfig, PowerDnsConfig, Rfc2136Config, Route53Config};

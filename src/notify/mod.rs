@@ -15,29 +15,44 @@
 //! the receiver refusing this message for good: it is logged and skipped, so one bad message
 //! cannot stop the channel.
 //!
-//! **The webhook** (`webhook+https://host/path`) is a POST of one JSON object per event:
+//! **One message per incident wave.** A channel gathers the events of one kind that follow
+//! each other within its `group_wait` (default 2 s, measured from the last one gathered, at
+//! most [`GROUP_MAX`] in all) into one message: when the home line fails and 40 sites fail
+//! over within seconds, the channel gets one "40 sites failed over" listing them, and later one
+//! "40 sites are back" with how long the outage lasted. The group is made of the events'
+//! timestamps, not of when they were read, so a channel that was down gets the same messages
+//! (with the same delivery ids) as one that was up. The daemon's own start and stop and an
+//! address change are never grouped. The price is that a lone failover is told `group_wait`
+//! after it happened.
+//!
+//! **The webhook** (`webhook+https://host/path`) is a POST of one JSON object per message:
 //!
 //! ```json
 //! {"delivery": "ops-42", "channel": "ops", "event_id": 42, "kind": "failed-over",
 //!  "severity": "warning", "site": "shop", "at": 1796230000000,
 //!  "title": "shop failed over to the standby", "text": "At 02 Dec 2026 17:26 UTC ...",
 //!  "from_phase": "suspect", "to_phase": "failed-over", "reason": "...",
-//!  "records_before": "...", "records_after": "..."}
+//!  "records_before": "...", "records_after": "...",
+//!  "sites": ["shop"], "event_ids": [42]}
 //! ```
 //!
-//! with `Content-Type: application/json`, `X-Understudy-Event: <kind>`,
+//! (a grouped message has every site and event id in `sites` and `event_ids`, and the first
+//! event's fields), with `Content-Type: application/json`, `X-Understudy-Event: <kind>`,
 //! `X-Understudy-Delivery: <delivery>` (the same on every retry of one message) and, when the
 //! channel has a `secret`, `X-Understudy-Signature-256: sha256=<hex>`: HMAC-SHA256 of the exact
 //! body bytes under the secret. A receiver checks the signature over the raw body before
 //! parsing it, and may refuse a delivery id it has seen. Any 2xx is delivered.
 //!
-//! **ntfy** (`ntfy://host/topic`) gets a publish as ntfy documents it: the text as the body,
-//! `Title`, `Priority` from the severity, `Tags`, and the channel's secret as a bearer token.
-//! **Email** is `email.rs`.
+//! The other services get what each documents (`services.rs`, `matrix.rs`, `email.rs`); a
+//! 429 is retried after the wait the service asked for, in its header or its JSON body.
 
 mod email;
+mod matrix;
 pub mod notice;
+mod services;
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -56,6 +71,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const STORE_RETRY: Duration = Duration::from_secs(5);
 /// Events read from the log at a time.
 const BATCH: usize = 100;
+/// Events read at a time while gathering a group.
+const GROUP_READ: usize = 2_000;
+/// The longest a group is gathered for, from its first event.
+pub const GROUP_MAX: Duration = Duration::from_secs(60);
 /// One try of one message.
 pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -71,6 +90,67 @@ pub enum SendError {
     /// The receiver refused this message; trying again will not help.
     #[error("{why}")]
     Refused { why: String },
+}
+
+/// One configured channel, ready to send: its settings, its HTTP client (its `ca_file`, if
+/// any, is the only root) and what a service keeps between messages (a Matrix login, the
+/// parts of a message already delivered to some of several chats).
+pub struct Channel {
+    pub cfg: NotifyConfig,
+    http: reqwest::Client,
+    matrix: matrix::Session,
+    /// `<delivery>/<target>` of the targets a message in flight already reached, so a retry
+    /// does not post it to them twice.
+    reached: Mutex<HashSet<String>>,
+}
+
+impl Channel {
+    pub fn new(cfg: NotifyConfig) -> anyhow::Result<Channel> {
+        let http = crate::http::client_with_ca(SEND_TIMEOUT, cfg.ca_file.as_deref())
+            .map_err(|e| anyhow::anyhow!("notify channel `{}`: {e}", cfg.name))?;
+        Ok(Channel {
+            cfg,
+            http,
+            matrix: matrix::Session::default(),
+            reached: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Whether the channel gets `ev` (its kind subscribed, severe enough).
+    fn wants(&self, ev: &Event) -> bool {
+        self.cfg.events.contains(&ev.kind) && notice::severity(&ev.kind) >= self.cfg.min_severity
+    }
+
+    /// One try of one message about `evs` (none for `notify test`).
+    pub async fn send(&self, evs: &[Event], msg: &Notice) -> Result<(), SendError> {
+        let delivery = match evs.first() {
+            Some(e) => format!("{}-{}", self.cfg.name, e.id),
+            None => format!("{}-test-{}", self.cfg.name, now_millis()),
+        };
+        let out = match &self.cfg.service {
+            NotifyService::Email(mail) => email::send(&self.cfg, mail, &delivery, msg).await,
+            NotifyService::Matrix { .. } => matrix::send(self, &delivery, msg).await,
+            NotifyService::Telegram { .. } => services::telegram(self, &delivery, msg).await,
+            _ => {
+                let req = services::request(self, evs, msg, &delivery);
+                services::answer(self, req.send().await).await
+            }
+        };
+        if !matches!(out, Err(SendError::Retry { .. })) {
+            let prefix = format!("{delivery}/");
+            self.parts().retain(|p| !p.starts_with(&prefix));
+        }
+        out
+    }
+
+    fn parts(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.reached.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What a channel calls itself in errors: `slack channel `ops``.
+    fn what(&self) -> String {
+        format!("{} channel `{}`", self.cfg.service.as_str(), self.cfg.name)
+    }
 }
 
 /// Makes sure `channel` has a cursor, at the end of the log when it has none yet. The daemon
@@ -104,65 +184,133 @@ pub async fn drain(store: &Store, channels: &[String], id: i64, grace: Duration)
     }
 }
 
-/// The HTTP client channel `ch` sends with (its `ca_file`, if any, is the only root).
-pub fn client(ch: &NotifyConfig) -> anyhow::Result<reqwest::Client> {
-    crate::http::client_with_ca(SEND_TIMEOUT, ch.ca_file.as_deref())
-        .map_err(|e| anyhow::anyhow!("notify channel `{}`: {e}", ch.name))
-}
-
 /// A channel's task: delivers the log to it until `stop` (module doc).
-pub async fn run(
-    ch: NotifyConfig,
-    ttl: u32,
-    store: Store,
-    http: reqwest::Client,
-    stop: CancellationToken,
-) {
-    let mut cursor = match start(&store, &ch.name) {
+pub async fn run(ch: Channel, ttl: u32, store: Store, stop: CancellationToken) {
+    let name = ch.cfg.name.clone();
+    let mut cursor = match start(&store, &name) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(channel = %ch.name, "notifications stopped: {e}");
+            tracing::error!(channel = %name, "notifications stopped: {e}");
             return;
         }
     };
     loop {
-        let (batch, idle) = match store.events_after(cursor, BATCH) {
-            Ok(b) => {
-                let idle = if b.is_empty() { POLL } else { Duration::ZERO };
-                (b, idle)
-            }
+        let batch = match store.events_after(cursor, BATCH) {
+            Ok(b) => b,
             Err(e) => {
-                tracing::error!(channel = %ch.name, "cannot read the event log: {e}");
-                (Vec::new(), STORE_RETRY)
-            }
-        };
-        if !idle.is_zero() {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(idle) => continue,
-            }
-        }
-        // The cursor is written after each delivery, and once past the events skipped.
-        let mut skipped = false;
-        for ev in batch {
-            cursor = ev.id;
-            if !ch.events.contains(&ev.kind) || notice::severity(&ev.kind) < ch.min_severity {
-                skipped = true;
+                tracing::error!(channel = %name, "cannot read the event log: {e}");
+                if sleep_or_stop(STORE_RETRY, &stop).await {
+                    return;
+                }
                 continue;
             }
-            let cx = Context {
-                ttl,
-                began_at: began_at(&store, &ev),
-            };
-            let msg = notice::render(&ev, &cx);
-            if !deliver(&ch, &http, &ev, &msg, &stop).await {
+        };
+        if batch.is_empty() {
+            if sleep_or_stop(POLL, &stop).await {
                 return;
             }
-            skipped = false;
-            save_cursor(&store, &ch.name, cursor);
+            continue;
         }
-        if skipped {
-            save_cursor(&store, &ch.name, cursor);
+        let before = cursor;
+        let Some(first) = batch.into_iter().find(|ev| {
+            let skip = !ch.wants(ev);
+            if skip {
+                cursor = ev.id;
+            }
+            !skip
+        }) else {
+            save_cursor(&store, &name, cursor);
+            continue;
+        };
+        if cursor != before {
+            save_cursor(&store, &name, cursor);
+        }
+        let Some((group, last)) = gather(&ch, &store, first, &stop).await else {
+            return;
+        };
+        let cx = Context {
+            ttl,
+            began_at: began_at(&store, &group[0]),
+        };
+        let msg = if group.len() == 1 {
+            notice::render(&group[0], &cx)
+        } else {
+            notice::render_group(&group, &cx)
+        };
+        if !deliver(&ch, &group, &msg, &stop).await {
+            return;
+        }
+        cursor = last;
+        save_cursor(&store, &name, cursor);
+    }
+}
+
+/// `true` when stopped during the wait.
+async fn sleep_or_stop(d: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+/// The events told in one message with `first`, and the last event id it covers (module doc:
+/// events of `first`'s kind, each within `group_wait` of the one before, ending at another
+/// kind the channel gets; events it does not get are passed over). `None` when stopped.
+async fn gather(
+    ch: &Channel,
+    store: &Store,
+    first: Event,
+    stop: &CancellationToken,
+) -> Option<(Vec<Event>, i64)> {
+    let mut last = first.id;
+    let wait = ch.cfg.group_wait.as_millis() as u64;
+    if wait == 0 || !notice::groups(&first.kind) {
+        return Some((vec![first], last));
+    }
+    let cap = first.at + (GROUP_MAX.as_millis() as u64).max(wait);
+    let mut last_at = first.at;
+    let mut group = vec![first];
+    loop {
+        let deadline = (last_at + wait).min(cap);
+        // A little past the deadline, for an event stamped just before it and written after.
+        let now = now_millis();
+        if now < deadline + 100
+            && sleep_or_stop(Duration::from_millis(deadline + 100 - now), stop).await
+        {
+            return None;
+        }
+        let (mut grew, mut ended) = (false, false);
+        'read: loop {
+            let more = match store.events_after(last, GROUP_READ) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(channel = %ch.cfg.name, "cannot read the event log: {e}");
+                    ended = true;
+                    break;
+                }
+            };
+            let full = more.len() == GROUP_READ;
+            for e in more {
+                if e.at > deadline {
+                    break 'read;
+                }
+                if !ch.wants(&e) {
+                    last = e.id;
+                    continue;
+                }
+                if e.kind != group[0].kind {
+                    ended = true;
+                    break 'read;
+                }
+                (last, last_at, grew) = (e.id, e.at, true);
+                group.push(e);
+            }
+            if !full {
+                break;
+            }
+        }
+        if !grew || ended || deadline >= cap {
+            return Some((group, last));
         }
     }
 }
@@ -174,38 +322,34 @@ fn save_cursor(store: &Store, channel: &str, id: i64) {
 }
 
 /// Tries `msg` until it is delivered, refused or too old; `false` when stopped first.
-async fn deliver(
-    ch: &NotifyConfig,
-    http: &reqwest::Client,
-    ev: &Event,
-    msg: &Notice,
-    stop: &CancellationToken,
-) -> bool {
+async fn deliver(ch: &Channel, evs: &[Event], msg: &Notice, stop: &CancellationToken) -> bool {
+    let name = &ch.cfg.name;
+    let first = &evs[0];
+    let n = evs.len();
     let mut backoff = Duration::from_secs(1);
     loop {
-        let age = Duration::from_millis(now_millis().saturating_sub(ev.at));
-        if age > ch.max_age {
-            tracing::warn!(channel = %ch.name, event = ev.id, kind = %ev.kind, site = %ev.site,
-                "notification dropped: not delivered within max_age ({})", crate::util::human(ch.max_age));
+        let age = Duration::from_millis(now_millis().saturating_sub(first.at));
+        if age > ch.cfg.max_age {
+            tracing::warn!(channel = %name, event = first.id, events = n, kind = %first.kind, site = %first.site,
+                "notification dropped: not delivered within max_age ({})", crate::util::human(ch.cfg.max_age));
             return true;
         }
-        match send(ch, http, Some(ev), msg).await {
+        match ch.send(evs, msg).await {
             Ok(()) => {
-                tracing::info!(channel = %ch.name, event = ev.id, kind = %ev.kind, site = %ev.site, "notification delivered");
+                tracing::info!(channel = %name, event = first.id, events = n, kind = %first.kind, site = %first.site, "notification delivered");
                 return true;
             }
             Err(SendError::Refused { why }) => {
-                tracing::error!(channel = %ch.name, event = ev.id, kind = %ev.kind, "notification refused, not retried: {why}");
+                tracing::error!(channel = %name, event = first.id, kind = %first.kind, "notification refused, not retried: {why}");
                 return true;
             }
             Err(SendError::Retry { why, after }) => {
                 let wait = after.unwrap_or(backoff).min(MAX_BACKOFF);
-                tracing::warn!(channel = %ch.name, event = ev.id, kind = %ev.kind,
+                tracing::warn!(channel = %name, event = first.id, kind = %first.kind,
                     "notification not delivered, next try in {}: {why}", crate::util::human(wait));
                 backoff = (backoff * 2).min(MAX_BACKOFF);
-                tokio::select! {
-                    _ = stop.cancelled() => return false,
-                    _ = tokio::time::sleep(wait) => {}
+                if sleep_or_stop(wait, stop).await {
+                    return false;
                 }
             }
         }
@@ -229,116 +373,6 @@ fn began_at(store: &Store, ev: &Event) -> Option<u64> {
         .map(|e| e.at)
 }
 
-/// One try of one message on one channel (a webhook or ntfy POST, or a mail, [`email`]).
-/// `ev` is `None` for `notify test`.
-pub async fn send(
-    ch: &NotifyConfig,
-    http: &reqwest::Client,
-    ev: Option<&Event>,
-    msg: &Notice,
-) -> Result<(), SendError> {
-    let delivery = match ev {
-        Some(e) => format!("{}-{}", ch.name, e.id),
-        None => format!("{}-test-{}", ch.name, now_millis()),
-    };
-    let req = match &ch.service {
-        NotifyService::Webhook(url) => webhook(ch, http, url, ev, msg, &delivery),
-        NotifyService::Ntfy(url) => ntfy(ch, http, url, msg),
-        NotifyService::Email(mail) => return email::send(ch, mail, &delivery, msg).await,
-    };
-    let what = format!("{} channel `{}`", ch.service.as_str(), ch.name);
-    let resp = req.send().await.map_err(|e| SendError::Retry {
-        // Without the URL: it may carry what the receiver treats as a credential.
-        why: crate::http::transport_error(e.without_url(), &what),
-        after: None,
-    })?;
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let after = crate::http::retry_after(resp.headers());
-    let said: String = resp
-        .text()
-        .await
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
-    let why = format!("{what} answered {status}: {said}");
-    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-        Err(SendError::Retry { why, after })
-    } else {
-        Err(SendError::Refused { why })
-    }
-}
-
-/// The native webhook's request (module doc).
-fn webhook(
-    ch: &NotifyConfig,
-    http: &reqwest::Client,
-    url: &url::Url,
-    ev: Option<&Event>,
-    msg: &Notice,
-    delivery: &str,
-) -> reqwest::RequestBuilder {
-    let body = serde_json::json!({
-        "delivery": delivery,
-        "channel": ch.name,
-        "event_id": ev.map(|e| e.id),
-        "kind": msg.kind,
-        "severity": msg.severity,
-        "site": msg.site,
-        "at": ev.map_or_else(now_millis, |e| e.at),
-        "title": msg.title,
-        "text": msg.text,
-        "from_phase": ev.and_then(|e| e.from_phase.clone()),
-        "to_phase": ev.and_then(|e| e.to_phase.clone()),
-        "reason": ev.map(|e| e.reason.clone()),
-        "records_before": ev.and_then(|e| e.records_before.clone()),
-        "records_after": ev.and_then(|e| e.records_after.clone()),
-    })
-    .to_string();
-    let mut req = http
-        .post(url.clone())
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("X-Understudy-Event", &msg.kind)
-        .header("X-Understudy-Delivery", delivery);
-    if let Some(secret) = &ch.secret {
-        req = req.header(
-            "X-Understudy-Signature-256",
-            signature(&secret.0, body.as_bytes()),
-        );
-    }
-    req.body(body)
-}
-
-/// An ntfy publish (docs.ntfy.sh/publish): the text as the body, the title, a priority from
-/// the severity (critical: urgent, warning: high, info: default) and a tag, and the access
-/// token as a bearer token.
-fn ntfy(
-    ch: &NotifyConfig,
-    http: &reqwest::Client,
-    url: &url::Url,
-    msg: &Notice,
-) -> reqwest::RequestBuilder {
-    let (priority, tag) = match msg.severity {
-        Severity::Critical => ("urgent", "rotating_light"),
-        Severity::Warning => ("high", "warning"),
-        Severity::Info => ("default", "information_source"),
-    };
-    let mut req = http
-        .post(url.clone())
-        .header("Title", &msg.title)
-        .header("Priority", priority)
-        .header("Tags", format!("{tag},understudy,{}", msg.kind))
-        .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8");
-    if let Some(token) = &ch.secret {
-        req = req.bearer_auth(&token.0);
-    }
-    req.body(msg.text.clone())
-}
-
 /// `sha256=<hex>` of HMAC-SHA256(`secret`, `body`).
 pub fn signature(secret: &str, body: &[u8]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
@@ -353,6 +387,7 @@ pub fn test_notice() -> Notice {
         kind: "test".to_string(),
         severity: Severity::Info,
         site: String::new(),
+        sites: Vec::new(),
         title: "understudy test message".to_string(),
         text: "This channel is set up: understudy will tell you here when a site fails over, \
                fails back, or needs you."

@@ -25,8 +25,104 @@ pub struct Notice {
     pub kind: String,
     pub severity: Severity,
     pub site: String,
+    /// Every site it is about: the one site, or all of a group's.
+    pub sites: Vec<String>,
     pub title: String,
     pub text: String,
+}
+
+/// How many sites a grouped message names before "and N more".
+const LISTED: usize = 50;
+
+/// Whether events of `kind` are gathered into one message per wave (`crate::notify`): every
+/// kind about sites; not the daemon's own start and stop, nor an address change.
+pub fn groups(kind: &str) -> bool {
+    !matches!(
+        EventKind::from_word(kind),
+        Some(EventKind::DaemonStarted | EventKind::DaemonStopped | EventKind::AddressChanged)
+    )
+}
+
+/// One message for several events of one kind (`evs`, at least two, oldest first): what
+/// happened to how many sites, between when and when, the sites by name (at most [`LISTED`]),
+/// and the first one's reason; `cx.began_at` is the first site's outage start.
+pub fn render_group(evs: &[Event], cx: &Context) -> Notice {
+    let first = &evs[0];
+    let last = &evs[evs.len() - 1];
+    let mut sites: Vec<String> = Vec::new();
+    for e in evs {
+        if !sites.contains(&e.site) {
+            sites.push(e.site.clone());
+        }
+    }
+    let n = sites.len();
+    let mut listed = sites
+        .iter()
+        .take(LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if n > LISTED {
+        listed.push_str(&format!(" and {} more", n - LISTED));
+    }
+    let when = if last.at.saturating_sub(first.at) < 60_000 {
+        format!("At {}", utc_minutes(first.at))
+    } else {
+        format!(
+            "Between {} and {}",
+            utc_minutes(first.at),
+            utc_minutes(last.at)
+        )
+    };
+    let follow = format!(
+        " Resolvers follow within the TTL ({}).",
+        human_duration(u64::from(cx.ttl) * 1000)
+    );
+    let lasted = cx
+        .began_at
+        .filter(|b| *b <= first.at)
+        .map(|b| format!(" The first outage lasted {}.", human_duration(first.at - b)))
+        .unwrap_or_default();
+    let reason = first.reason.trim_end_matches('.');
+    let kind = EventKind::from_word(&first.kind);
+    let (title, what) = match kind {
+        Some(EventKind::FailedOver) => (
+            format!("{n} sites failed over to the standby"),
+            format!("their primaries stopped answering. Visitors are sent to the standby's copy.{follow}"),
+        ),
+        Some(EventKind::FailedBack) => (
+            format!("{n} sites are back on their primaries"),
+            format!("visitors are sent to the primaries again.{lasted}{follow}"),
+        ),
+        Some(EventKind::BothDown) => (
+            format!("{n} sites: primary and standby both down"),
+            "visitors get errors until one of them answers again.".to_string(),
+        ),
+        Some(EventKind::StandbyNotReady) => (
+            format!("{n} sites: primary down, standby not ready"),
+            "the records stay on the primaries, so visitors get errors.".to_string(),
+        ),
+        Some(EventKind::Drained) => (
+            format!("{n} sites drained to the standby"),
+            format!("the operator drained them.{follow}"),
+        ),
+        Some(EventKind::Released) => (
+            format!("{n} sites released"),
+            format!("the operator released them.{lasted}"),
+        ),
+        _ => (
+            format!("{n} sites: {}", first.kind),
+            "the same happened to each.".to_string(),
+        ),
+    };
+    Notice {
+        kind: first.kind.clone(),
+        severity: severity(&first.kind),
+        site: first.site.clone(),
+        title,
+        text: format!("{when} {n} sites ({listed}): {what} The first one's reason: {reason}."),
+        sites,
+    }
 }
 
 /// The kind's severity; rows of older words ("alert") count as warnings, the rest as info.
@@ -137,6 +233,11 @@ pub fn render(ev: &Event, cx: &Context) -> Notice {
         kind: ev.kind.clone(),
         severity: severity(&ev.kind),
         site: ev.site.clone(),
+        sites: if ev.site.is_empty() || ev.site.starts_with('(') {
+            Vec::new()
+        } else {
+            vec![ev.site.clone()]
+        },
         title,
         text,
     }
@@ -206,6 +307,43 @@ mod tests {
             },
         );
         assert!(!m.text.contains("lasted"), "{}", m.text);
+    }
+
+    #[test]
+    fn a_wave_of_failovers_is_one_message_naming_every_site() {
+        let evs: Vec<Event> = (0..120)
+            .map(|i| Event {
+                id: i,
+                site: format!("site{i}"),
+                at: 1_796_000_000_000 + i as u64 * 10,
+                ..event(
+                    "failed-over",
+                    "primary failed 3 probes in a row (timeout)",
+                    None,
+                )
+            })
+            .collect();
+        let m = render_group(
+            &evs,
+            &Context {
+                ttl: 30,
+                began_at: None,
+            },
+        );
+        assert_eq!(m.title, "120 sites failed over to the standby");
+        assert_eq!(m.sites.len(), 120);
+        assert_eq!(m.severity, Severity::Warning);
+        for part in [
+            "site0, site1",
+            "site49 and 70 more",
+            "TTL (30s)",
+            "(timeout).",
+        ] {
+            assert!(m.text.contains(part), "{part:?} missing from {:?}", m.text);
+        }
+        assert!(!m.text.contains("site50"), "{}", m.text);
+        assert!(groups("failed-back") && groups("crawl-rejected"));
+        assert!(!groups("daemon-started") && !groups("address-changed"));
     }
 
     #[test]

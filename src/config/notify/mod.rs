@@ -10,19 +10,39 @@
 //! max_age = "1d"                                  # older undelivered messages are dropped
 //! ```
 //!
-//! URLs follow the Shoutrrr style. Two services so far:
+//! URLs follow the Shoutrrr style (`FORMS`), and none carries a credential: a token,
+//! password or key is the channel's `secret` (`secret_file` / `secret_env`), which
+//! check-config and the logs never show.
 //!
 //! - `webhook+https://host/path`: the native webhook (`crate::notify`), signed with `secret`;
 //!   plain `webhook+http://` only to a loopback address, since the body says what happened.
+//! - `generic+https://host/path[?titlekey=…&messagekey=…&@Header=v&$field=v]`: a JSON POST of
+//!   `{"title", "message"}` for any receiver; `secret`, if given, is a bearer token.
 //! - `smtp://[user@]host[:port]/?fromaddress=a@x&toaddresses=b@y,c@z[&encryption=…]`: email.
 //!   `encryption` is `auto` (the default: implicit TLS on port 465, STARTTLS otherwise),
 //!   `explicittls` (STARTTLS), `implicittls` or `none` (loopback only); the port defaults to
 //!   465 for implicit TLS and 587 otherwise; `secret` is the user's password.
+//! - `ntfy://host/topic[?scheme=http]`: an ntfy topic; `secret` is an access token.
+//! - `gotify://host[:port][/path][?disabletls=yes]`: `secret` is the application token.
+//! - `matrix://[user@]host[:port]/?rooms=!id:server,%23alias:server[&disabletls=yes]`:
+//!   `secret` is the user's password (understudy logs in) or, without a user, an access token.
+//!   An alias's `#` is written `%23` (a bare `#` would end the URL's query).
+//! - `slack://webhook[?channel=%23ops]`: `secret` is the incoming webhook's token, what follows
+//!   `/services/` in its address (the whole address is accepted too).
+//! - `discord://WEBHOOK_ID`: `secret` is the webhook's token.
+//! - `telegram://telegram?chats=@channel,123456`: `secret` is the bot's token.
 //!
-//! A password never goes in a URL (check-config prints URLs): it comes from `secret`,
-//! `secret_file` or `secret_env`. `ca_file` trusts a private CA for the service's TLS.
+//! Plain http (`scheme=http`, `disabletls=yes`, `encryption=none`) only to a loopback
+//! address. `api_url` replaces the fixed API address of Slack, Discord and Telegram (for a
+//! proxy, or a local receiver in tests). `ca_file` trusts a private CA for the service's TLS.
+//!
+//! `group_wait` (default 2 s) is how long a channel gathers events of one kind before it
+//! sends them: when the home line fails and 40 sites fail over within it, the channel sends
+//! one message listing the 40, not 40 messages (`crate::notify`).
 
 use super::*;
+
+mod service;
 
 /// The event kinds a channel can subscribe to: the words of `crate::events::EventKind`
 /// (configuration sits below that module; a test there keeps the two lists equal).
@@ -100,6 +120,8 @@ pub(super) struct RawNotify {
     pub(super) max_age: Option<Spanned<DurationValue>>,
     pub(super) ca_file: Option<Spanned<String>>,
     pub(super) min_severity: Option<Spanned<String>>,
+    pub(super) api_url: Option<Spanned<String>>,
+    pub(super) group_wait: Option<Spanned<DurationValue>>,
 }
 
 /// One notification channel.
@@ -118,26 +140,101 @@ pub struct NotifyConfig {
     pub max_age: Duration,
     /// A PEM root to trust for the service's TLS instead of the public ones.
     pub ca_file: Option<PathBuf>,
+    /// The `api_url` as configured, when given (Slack, Discord, Telegram).
+    pub api_url: Option<String>,
+    /// How long events of one kind are gathered into one message.
+    pub group_wait: Duration,
 }
 
+/// How long a channel gathers events of one kind into one message, by default.
+pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(2);
+
+/// The URL forms a channel can have, for error messages.
+pub(super) const FORMS: &[&str] = &[
+    "webhook+https://host/path",
+    "generic+https://host/path",
+    "smtp://host:587/?fromaddress=…&toaddresses=…",
+    "ntfy://host/topic",
+    "gotify://host",
+    "matrix://host/?rooms=…",
+    "slack://webhook",
+    "discord://WEBHOOK_ID",
+    "telegram://telegram?chats=…",
+];
+
+/// Where a channel's messages go (the forms: the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotifyService {
     /// A JSON POST signed with HMAC-SHA256 (`crate::notify`), to this `http(s)` URL.
     Webhook(url::Url),
+    /// A JSON POST of a title and a message, to any receiver.
+    Generic(GenericConfig),
     /// An ntfy topic: its `http(s)` URL (server and topic).
     Ntfy(url::Url),
     /// Mail over SMTP.
     Email(EmailConfig),
+    /// A Gotify server's base URL (`<base>/message`).
+    Gotify(url::Url),
+    /// A Matrix homeserver, the user to log in as (or none: the secret is an access token),
+    /// and the rooms (ids or aliases).
+    Matrix {
+        home: url::Url,
+        user: Option<String>,
+        rooms: Vec<String>,
+    },
+    /// A Slack incoming webhook under `api` (`<api>/services/<token>`), optionally to another
+    /// channel than its own.
+    Slack {
+        api: url::Url,
+        channel: Option<String>,
+    },
+    /// A Discord webhook (`<api>/api/webhooks/<id>/<token>`).
+    Discord { api: url::Url, webhook_id: String },
+    /// A Telegram bot (`<api>/bot<token>/sendMessage`) and the chats it posts to.
+    Telegram { api: url::Url, chats: Vec<String> },
 }
 
 impl NotifyService {
     pub fn as_str(&self) -> &'static str {
         match self {
             NotifyService::Webhook(_) => "webhook",
+            NotifyService::Generic(_) => "generic",
             NotifyService::Ntfy(_) => "ntfy",
             NotifyService::Email(_) => "email",
+            NotifyService::Gotify(_) => "gotify",
+            NotifyService::Matrix { .. } => "matrix",
+            NotifyService::Slack { .. } => "slack",
+            NotifyService::Discord { .. } => "discord",
+            NotifyService::Telegram { .. } => "telegram",
         }
     }
+
+    /// What its `secret` is, when it cannot work without one.
+    fn secret_needed(&self) -> Option<&'static str> {
+        match self {
+            NotifyService::Email(e) if e.user.is_some() => Some("the user's password"),
+            NotifyService::Gotify(_) => Some("the application's token"),
+            NotifyService::Matrix { user: Some(_), .. } => Some("the user's password"),
+            NotifyService::Matrix { user: None, .. } => Some("an access token"),
+            NotifyService::Slack { .. } => Some("the webhook's token"),
+            NotifyService::Discord { .. } => Some("the webhook's token"),
+            NotifyService::Telegram { .. } => Some("the bot's token"),
+            _ => None,
+        }
+    }
+}
+
+/// `generic+`: where, and the JSON's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenericConfig {
+    /// The receiver, with the query parameters meant for it.
+    pub url: url::Url,
+    pub title_key: String,
+    pub message_key: String,
+    /// Extra request headers (`@Name=value`).
+    pub headers: Vec<(String, String)>,
+    /// Extra string fields of the body (`$key=value`).
+    pub fields: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,23 +273,7 @@ impl Cx<'_> {
                 );
             };
             let key = format!("{base}.url");
-            let service = match url.get_ref().split_once("://") {
-                Some(("webhook+http" | "webhook+https", _)) => self.webhook(url, &key)?,
-                Some(("smtp", _)) => self.email(url, &key)?,
-                Some(("ntfy", _)) => self.ntfy(url, &key)?,
-                _ => {
-                    return self.err(
-                        url.span(),
-                        &key,
-                        format!(
-                            "`{}` is not a channel URL this version knows: use \
-                             webhook+https://host/path, ntfy://host/topic or \
-                             smtp://host:587/?fromaddress=…&toaddresses=…",
-                            redact_userinfo(url.get_ref())
-                        ),
-                    )
-                }
-            };
+            let service = self.service(url, &key, &n.api_url, &base)?;
             let name = match &n.name {
                 Some(v) if v.get_ref().trim().is_empty() => {
                     return self.err(v.span(), &format!("{base}.name"), "the name is empty")
@@ -211,15 +292,25 @@ impl Cx<'_> {
             let secret = self
                 .secret("secret", &n.secret, &n.secret_file, &n.secret_env, &base)?
                 .map(|(s, _)| s);
-            if let NotifyService::Email(e) = &service {
-                if e.user.is_some() && secret.is_none() {
-                    return self.err(
-                        url.span(),
-                        &key,
-                        "a user to log in as needs its password: give `secret_file` (or secret / secret_env)",
-                    );
-                }
+            if let (Some(what), None) = (service.secret_needed(), &secret) {
+                return self.err(
+                    url.span(),
+                    &key,
+                    format!(
+                        "this {} channel needs {what}: give `secret_file` (or secret / secret_env)",
+                        service.as_str()
+                    ),
+                );
             }
+            let secret = match (&service, secret) {
+                // The whole webhook address, as Slack shows it, is accepted for its token.
+                (NotifyService::Slack { .. }, Some(s)) => Some(Secret(
+                    s.0.strip_prefix("https://hooks.slack.com/services/")
+                        .unwrap_or(&s.0)
+                        .to_string(),
+                )),
+                (_, s) => s,
+            };
             let events = self.notify_events(&n.events, &base)?;
             let max_age = self.duration(
                 &n.max_age,
@@ -250,6 +341,12 @@ impl Cx<'_> {
                 Some(c) => Some(self.ca_file(c, &format!("{base}.ca_file"))?),
                 None => None,
             };
+            let group_wait = self.duration(
+                &n.group_wait,
+                &format!("{base}.group_wait"),
+                DEFAULT_GROUP_WAIT,
+                Duration::ZERO,
+            )?;
             out.push(NotifyConfig {
                 name,
                 url: url.get_ref().clone(),
@@ -259,6 +356,8 @@ impl Cx<'_> {
                 min_severity,
                 max_age,
                 ca_file,
+                api_url: n.api_url.as_ref().map(|a| a.get_ref().clone()),
+                group_wait,
             });
         }
         Ok(out)
@@ -292,171 +391,19 @@ impl Cx<'_> {
         }
         Ok(ev)
     }
-
-    fn webhook(&self, url: &Spanned<String>, key: &str) -> R<NotifyService> {
-        let rest = url.get_ref().strip_prefix("webhook+").unwrap_or_default();
-        let Some(target) = url::Url::parse(rest)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        else {
-            return self.err(
-                url.span(),
-                key,
-                format!(
-                    "`{}` is not an http(s) URL after `webhook+`",
-                    redact_userinfo(rest)
-                ),
-            );
-        };
-        if !target.username().is_empty() || target.password().is_some() {
-            return self.err(
-                url.span(),
-                key,
-                "the URL carries credentials (user:password@), which check-config and the \
-                 logs would show: leave them out and sign with `secret_file` instead",
-            );
-        }
-        if target.scheme() == "http" && !is_loopback_host(&target) {
-            return self.err(
-                url.span(),
-                key,
-                format!(
-                    "{} is not a loopback address: over the network use webhook+https:// \
-                     (the body says what happened to your sites)",
-                    target.host_str().unwrap_or_default()
-                ),
-            );
-        }
-        Ok(NotifyService::Webhook(target))
-    }
-
-    /// `url` parsed, with a host, or an error saying it is not a `form` URL.
-    fn host_url(&self, url: &Spanned<String>, key: &str, form: &str) -> R<url::Url> {
-        match url::Url::parse(url.get_ref()) {
-            Ok(u) if u.host().is_some() => Ok(u),
-            _ => self.err(
-                url.span(),
-                key,
-                format!("`{}` is not an {form} URL", redact_userinfo(url.get_ref())),
-            ),
-        }
-    }
-
-    /// `ntfy://host[:port]/topic` (HTTPS; `?scheme=http` to a loopback server).
-    fn ntfy(&self, url: &Spanned<String>, key: &str) -> R<NotifyService> {
-        let bad = |why: String| self.err(url.span(), key, why);
-        let u = self.host_url(url, key, "ntfy://host/topic")?;
-        if !u.username().is_empty() || u.password().is_some() {
-            return bad(
-                "the URL carries credentials, which check-config and the logs would show: give \
-                 the access token with `secret_file` (or secret / secret_env) instead"
-                    .to_string(),
-            );
-        }
-        let topic = u.path().trim_matches('/');
-        if topic.is_empty() || topic.contains('/') {
-            return bad("name one topic after the host: ntfy://ntfy.sh/my-alerts".to_string());
-        }
-        let mut scheme = "https".to_string();
-        for (k, v) in u.query_pairs() {
-            match k.as_ref() {
-                "scheme" if v == "http" || v == "https" => scheme = v.to_string(),
-                other => {
-                    return bad(format!(
-                        "`{other}={v}` is not a parameter of ntfy:// URLs (scheme=http|https)"
-                    ))
-                }
-            }
-        }
-        let host = u.host_str().unwrap_or_default();
-        let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-        let target = url::Url::parse(&format!("{scheme}://{host}{port}/{topic}"))
-            .or_else(|e| self.err(url.span(), key, format!("{e}")))?;
-        if scheme == "http" && !is_loopback_host(&target) {
-            return bad(format!(
-                "scheme=http only to a loopback address, not {host}: the token and the message \
-                 would cross the network in clear text"
-            ));
-        }
-        Ok(NotifyService::Ntfy(target))
-    }
-
-    fn email(&self, url: &Spanned<String>, key: &str) -> R<NotifyService> {
-        let bad = |why: String| self.err(url.span(), key, why);
-        let u = self.host_url(url, key, "smtp://host")?;
-        if u.password().is_some() {
-            return bad(
-                "the URL carries a password, which check-config and the logs would show: \
-                 give it with `secret_file` (or secret / secret_env) instead"
-                    .to_string(),
-            );
-        }
-        let (mut from, mut to, mut tls) = (None, Vec::new(), "auto".to_string());
-        for (k, v) in u.query_pairs() {
-            match k.to_ascii_lowercase().as_str() {
-                "fromaddress" | "from" => from = Some(v.to_string()),
-                "toaddresses" | "to" => {
-                    to.extend(v.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()))
-                }
-                "encryption" => tls = v.to_ascii_lowercase(),
-                other => {
-                    return bad(format!(
-                        "`{other}` is not a parameter of smtp:// URLs: fromaddress, toaddresses, encryption"
-                    ))
-                }
-            }
-        }
-        let Some(from) = from else {
-            return bad("missing `fromaddress=` (the sender, e.g. understudy@example.net)".into());
-        };
-        if to.is_empty() {
-            return bad("missing `toaddresses=` (one address or several, comma-separated)".into());
-        }
-        for a in std::iter::once(&from).chain(&to) {
-            if let Err(e) = a.parse::<lettre::Address>() {
-                return bad(format!("`{a}` is not an email address: {e}"));
-            }
-        }
-        let tls = match (tls.as_str(), u.port()) {
-            ("auto", Some(465)) | ("implicittls", _) => EmailTls::Implicit,
-            ("auto", _) | ("explicittls", _) => EmailTls::StartTls,
-            ("none", _) => EmailTls::None,
-            (other, _) => {
-                return bad(format!(
-                    "encryption=`{other}` is not one of auto, explicittls, implicittls, none"
-                ))
-            }
-        };
-        if tls == EmailTls::None && !is_loopback_host(&u) {
-            return bad(format!(
-                "encryption=none sends mail (and any password) in clear text: only to a loopback \
-                 address, not {}",
-                u.host_str().unwrap_or_default()
-            ));
-        }
-        let port = u
-            .port()
-            .unwrap_or(if tls == EmailTls::Implicit { 465 } else { 587 });
-        Ok(NotifyService::Email(EmailConfig {
-            host: u
-                .host_str()
-                .unwrap_or_default()
-                .trim_matches(['[', ']'])
-                .to_string(),
-            port,
-            tls,
-            user: (!u.username().is_empty()).then(|| u.username().to_string()),
-            from,
-            to,
-        }))
-    }
 }
 
 fn is_loopback_host(u: &url::Url) -> bool {
     match u.host() {
         Some(url::Host::Ipv4(a)) => a.is_loopback(),
         Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        // A non-http scheme's host is not parsed as an address (`gotify://127.0.0.1`).
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.trim_matches(['[', ']'])
+                    .parse::<IpAddr>()
+                    .is_ok_and(|a| a.is_loopback())
+        }
         None => false,
     }
 }
