@@ -195,7 +195,9 @@ fn a_failover_and_its_failback_reach_the_webhook_once_each_through_outages_and_a
     assert_eq!(m["title"], "shop failed over to the standby");
     let text = m["text"].as_str().unwrap();
     assert!(
-        text.contains("127.0.0.2") && text.contains("TTL (30s)"),
+        text.contains("127.0.0.2")
+            && text.contains("TTL (30s)")
+            && text.contains("after the first failed probe"),
         "{text}"
     );
 

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, Site};
@@ -20,6 +19,9 @@ use crate::ip::{Family, Verdict};
 use crate::probe::Observation;
 use crate::store::{EventKind, NewEvent, Store};
 use crate::util::now_millis;
+
+mod status;
+pub use status::{dns_notes, status_from_state, DnsNote, ProbeNote, PublicStatus, SiteStatus};
 
 /// Why an operator command was not carried out; the API answers 404, 409 or 500 by it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -72,68 +74,6 @@ pub enum Message {
             Vec<crate::reconcile::ZoneStatus>,
         )>,
     },
-}
-
-/// The last probe of one side, for the operator.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct ProbeNote {
-    pub at: u64,
-    pub ok: bool,
-    pub detail: String,
-    /// When the server's certificate expires (HTTPS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_expires: Option<u64>,
-}
-
-/// The public address of one family as `status` shows it.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct PublicStatus {
-    pub family: Family,
-    /// The agreed address now published for `auto` sites and `[[ddns]]` names.
-    pub address: Option<String>,
-    /// The last round in words ("203.0.113.7 agreed by 2 operator(s)", "no agreement: ...").
-    pub last_round: Option<String>,
-}
-
-/// Where a site's records stand at one DNS zone that holds them.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct DnsNote {
-    pub zone: String,
-    /// "built-in", or the provider in words ("rfc2136 127.0.0.1:53").
-    pub server: String,
-    /// "in-sync", "pending", "failing" or "starting" (the built-in server is always in sync:
-    /// it is published before a transition is logged).
-    pub state: String,
-    pub since: u64,
-    pub last_error: Option<String>,
-    /// What the provider holds for the site's domain, as last read or written.
-    pub at_provider: Option<Vec<String>>,
-    /// Whether the zone's authoritative servers answer the desired value.
-    pub confirmed: bool,
-}
-
-/// One site as `status` shows it.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct SiteStatus {
-    pub name: String,
-    pub domain: String,
-    pub names: Vec<String>,
-    pub phase: Phase,
-    pub since: u64,
-    pub reason: String,
-    pub target: Target,
-    pub primary: String,
-    pub standby: String,
-    /// The address the records should point at now (the controller's decision). Whether the DNS
-    /// has it yet is in `dns`: at once for the built-in server, after the reconciler's write
-    /// and its confirmation for a provider.
-    pub published: String,
-    /// Per zone holding the site's names: where the records stand there.
-    #[serde(default)]
-    pub dns: Vec<DnsNote>,
-    pub standby_ready: bool,
-    pub last_primary_probe: Option<ProbeNote>,
-    pub last_standby_probe: Option<ProbeNote>,
 }
 
 struct SiteRt {
@@ -428,7 +368,7 @@ impl Controller {
         let site = &cfg.sites[i];
         let policy = policy(site);
         let prev = self.sites[i].state.clone();
-        let step = decide::step(&prev, &policy, input, now);
+        let mut step = decide::step(&prev, &policy, input, now);
         if let Some(why) = &step.refused {
             tracing::warn!(site = %site.name, "refused {}: {why}", input_words(input));
             return Ok(Some(why.clone()));
@@ -443,7 +383,13 @@ impl Controller {
         };
         self.sites[i].state = step.state.clone();
         let after = if retarget {
+            let publishing = std::time::Instant::now();
             self.publish()?;
+            let moved_at = now + publishing.elapsed().as_millis() as u64;
+            if let Some(t) = step.transition.as_mut() {
+                t.reason
+                    .push_str(&detection_note(&prev, t.to, now, moved_at));
+            }
             self.managed().describe(site.names())
         } else {
             String::new()
@@ -614,6 +560,24 @@ pub fn policy(site: &Site) -> decide::Policy {
 /// the records before and after when they moved. The core's alerts (both down, standby not
 /// ready) always come with such a transition, whose kind says so. The controller and the
 /// offline `drain`/`release` of the CLI both log through this.
+/// For a failover: "; records moved 2.4s after the first failed probe", measured from the
+/// first failure of the streak that took the site down (when its `Suspect` phase began, or
+/// this probe when one failure is enough) to the records being published (handed to the
+/// built-in server or the providers' reconcilers). Empty for any other move.
+fn detection_note(prev: &SiteState, to: Phase, now: u64, moved_at: u64) -> String {
+    if !matches!(to, Phase::FailedOver) {
+        return String::new();
+    }
+    let first_failure = match prev.phase {
+        Phase::Suspect => prev.since,
+        _ => now,
+    };
+    format!(
+        "; records moved {} after the first failed probe",
+        crate::util::human_duration(moved_at.saturating_sub(first_failure))
+    )
+}
+
 pub fn step_events<'a>(
     site: &'a str,
     input: &Input,
@@ -634,61 +598,6 @@ pub fn step_events<'a>(
             records_after: records.map(|r| r.1),
         })
         .collect()
-}
-
-/// Where a site's records stand in each zone holding its names, from the reconcilers' board.
-pub fn dns_notes(
-    cfg: &Config,
-    site: &Site,
-    board: &BTreeMap<String, crate::reconcile::ZoneStatus>,
-) -> Vec<DnsNote> {
-    let mut out: Vec<DnsNote> = vec![];
-    for name in site.names() {
-        let Some(zone) = cfg.zone_of(name) else {
-            continue;
-        };
-        let zname = zone.origin.to_string();
-        if out.iter().any(|n| n.zone == zname) {
-            continue;
-        }
-        let note = match (&zone.provider, board.get(&zname)) {
-            (None, _) => DnsNote {
-                zone: zname,
-                server: "built-in".into(),
-                state: "in-sync".into(),
-                since: 0,
-                last_error: None,
-                at_provider: None,
-                confirmed: true,
-            },
-            (Some(p), None) => DnsNote {
-                zone: zname,
-                server: p.clone(),
-                state: "starting".into(),
-                since: 0,
-                last_error: None,
-                at_provider: None,
-                confirmed: false,
-            },
-            (Some(_), Some(z)) => {
-                let rec = z.records.iter().find(|r| {
-                    r.name == name.to_string() && r.rtype == site.record_type().to_string()
-                });
-                DnsNote {
-                    zone: zname,
-                    server: z.provider.clone(),
-                    state: z.state.clone(),
-                    since: z.since,
-                    last_error: z.last_error.clone(),
-                    at_provider: rec.and_then(|r| r.at_provider.clone()),
-                    confirmed: rec
-                        .is_some_and(|r| r.confirmed && r.at_provider.as_ref() == Some(&r.desired)),
-                }
-            }
-        };
-        out.push(note);
-    }
-    out
 }
 
 /// An operator's input in words, for the log.
@@ -740,42 +649,4 @@ pub fn managed_records(
         }
     }
     m
-}
-
-/// A site's status from its state (also used by `status` when the daemon is not running).
-pub fn status_from_state(
-    site: &Site,
-    state: &SiteState,
-    last_primary: Option<ProbeNote>,
-    last_standby: Option<ProbeNote>,
-    public: &BTreeMap<Family, IpAddr>,
-    now: u64,
-) -> SiteStatus {
-    let primary = primary_addr(site, public);
-    let published = match state.target() {
-        Target::Primary => primary
-            .map(|ip| ip.to_string())
-            .unwrap_or_else(|| "(no address yet)".to_string()),
-        Target::Standby => site.standby.ip.to_string(),
-    };
-    SiteStatus {
-        name: site.name.clone(),
-        domain: site.host(),
-        names: site.names().map(|n| n.to_string()).collect(),
-        phase: state.phase,
-        since: state.since,
-        reason: state.reason.clone(),
-        target: state.target(),
-        primary: match (site.primary_auto, primary) {
-            (Some(f), Some(ip)) => format!("auto ({f}: {ip})"),
-            (Some(f), None) => format!("auto ({f}: not known yet)"),
-            (None, _) => site.primary.to_string(),
-        },
-        standby: site.standby.to_string(),
-        published,
-        standby_ready: state.standby.readiness(&policy(site), now) == decide::Readiness::Ready,
-        dns: vec![],
-        last_primary_probe: last_primary,
-        last_standby_probe: last_standby,
-    }
 }
