@@ -6,7 +6,7 @@
 //! why the config only accepts a loopback `api.listen`.
 //!
 //! Routes: `GET /api/v1/status`, `POST /api/v1/sites/{site}/drain[?force=true]`,
-//! `POST /api/v1/sites/{site}/release`.
+//! `POST /api/v1/sites/{site}/release`, and `GET /metrics` (Prometheus, `crate::metrics`).
 //!
 //! Loopback is not a security boundary against the machine's own browser: any web page can
 //! send a request to 127.0.0.1, and DNS rebinding can make one read the answer. So before any
@@ -179,6 +179,43 @@ async fn route(
                 ),
             }
         }
+        (&Method::GET, ["metrics"]) => {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(Message::Status { reply }).await.is_err() {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the daemon is shutting down",
+                );
+            }
+            let Ok((sites, _, _)) = rx.await else {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the daemon is shutting down",
+                );
+            };
+            let views: Vec<crate::metrics::SiteView<'_>> = sites
+                .iter()
+                .map(|s| crate::metrics::SiteView {
+                    site: &s.name,
+                    phase: s.phase,
+                    target: s.target,
+                    primary: s
+                        .last_primary_probe
+                        .as_ref()
+                        .map(|p| (p.ok, p.cert_expires)),
+                    standby: s
+                        .last_standby_probe
+                        .as_ref()
+                        .map(|p| (p.ok, p.cert_expires)),
+                })
+                .collect();
+            let mut r = Response::new(Full::new(Bytes::from(crate::metrics::render(&views))));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            );
+            r
+        }
         (&Method::POST, ["api", "v1", "sites", site, action @ ("drain" | "release")]) => {
             let command = if *action == "drain" {
                 Command::Drain {
@@ -225,7 +262,7 @@ async fn route(
         ),
         _ => error(
             StatusCode::NOT_FOUND,
-            "not found; the API lives under /api/v1/",
+            "not found; the API lives under /api/v1/ (and metrics at /metrics)",
         ),
     }
 }

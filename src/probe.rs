@@ -38,6 +38,8 @@ pub struct Observation {
     pub detail: String,
     /// When the server's certificate expires (HTTPS probes that completed a handshake).
     pub cert_not_after: Option<u64>,
+    /// How long the probe took (to its answer, its error or its timeout).
+    pub took: Duration,
 }
 
 /// Warn this long before a primary's certificate expires.
@@ -122,16 +124,19 @@ impl ProbeTarget {
                 ok: true,
                 detail: format!("{status} in {} ms", started.elapsed().as_millis()),
                 cert_not_after,
+                took: started.elapsed(),
             },
             Ok(Err(why)) => Observation {
                 ok: false,
                 detail: why,
                 cert_not_after: None,
+                took: started.elapsed(),
             },
             Err(_) => Observation {
                 ok: false,
                 detail: format!("no answer within {}", crate::util::human(self.timeout)),
                 cert_not_after: None,
+                took: started.elapsed(),
             },
         }
     }
@@ -342,6 +347,7 @@ pub fn gated(outcome: Observation, problems: Option<Vec<String>>) -> Observation
             ok: false,
             detail: format!("answers, but the copy is not ready: {}", p.join("; ")),
             cert_not_after: outcome.cert_not_after,
+            took: outcome.took,
         },
         _ => outcome,
     }
@@ -423,6 +429,7 @@ mod tests {
             ok: true,
             detail: "200".into(),
             cert_not_after: Some(7),
+            took: Duration::ZERO,
         };
         assert_eq!(gated(pass.clone(), None), pass);
         let stale = gated(
@@ -439,6 +446,7 @@ mod tests {
             ok: false,
             detail: "connection refused".into(),
             cert_not_after: None,
+            took: Duration::ZERO,
         };
         assert_eq!(gated(fail.clone(), Some(vec!["x".into()])), fail);
     }

@@ -272,6 +272,32 @@ impl Reconciler {
         Ok(Pass::Applied(report))
     }
 
+    /// Counts a pass that wrote, or failed, in the metrics (`crate::metrics`).
+    fn count(&self, result: &Result<Pass, ProviderError>, took: Duration) {
+        let outcome = match result {
+            Ok(Pass::InSync) => return,
+            Ok(Pass::Applied(report)) => {
+                if report
+                    .iter()
+                    .any(|(_, o, _)| matches!(o, Outcome::Rejected(_)))
+                {
+                    "rejected"
+                } else if report.iter().all(|(_, _, confirmed)| *confirmed) {
+                    "published"
+                } else {
+                    "unconfirmed"
+                }
+            }
+            Err(_) => "error",
+        };
+        crate::metrics::get().publish(
+            &self.zone.to_string(),
+            &self.provider.describe(),
+            outcome,
+            took,
+        );
+    }
+
     /// Asks every verify server until all answer `want`, within the bound.
     async fn verify_one(&self, want: &RrSet) -> bool {
         if self.verify.is_empty() {
@@ -354,7 +380,10 @@ impl Reconciler {
                 }
             }
             let mut error: Option<String> = None;
-            let wait = match self.pass(&desired, &mut known).await {
+            let started = tokio::time::Instant::now();
+            let result = self.pass(&desired, &mut known).await;
+            self.count(&result, started.elapsed());
+            let wait = match result {
                 Ok(Pass::InSync) => {
                     backoff.reset();
                     // Held by the provider; ask the servers once (no waiting) what they answer.

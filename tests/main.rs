@@ -12,6 +12,7 @@ mod ddns_interface;
 mod demo;
 mod dns_server;
 mod failover;
+mod metrics;
 mod mirror;
 mod mirror_guess;
 mod mirror_h2;

@@ -242,6 +242,7 @@ impl Controller {
                     tracing::debug!(site = %self.cfg.sites[site].name, %addr, "dropping a probe result for an old primary address");
                     return;
                 }
+                crate::metrics::get().probe(&self.cfg.sites[site].name, side, outcome.took);
                 let note = ProbeNote {
                     at,
                     ok: outcome.ok,
@@ -387,8 +388,11 @@ impl Controller {
             self.publish()?;
             let moved_at = now + publishing.elapsed().as_millis() as u64;
             if let Some(t) = step.transition.as_mut() {
-                t.reason
-                    .push_str(&detection_note(&prev, t.to, now, moved_at));
+                let (note, took) = detection_note(&prev, t.to, now, moved_at);
+                t.reason.push_str(&note);
+                if let Some(ms) = took {
+                    crate::metrics::get().detection(ms);
+                }
             }
             self.managed().describe(site.names())
         } else {
@@ -406,6 +410,16 @@ impl Controller {
         }
         let records = retarget.then_some((before.as_str(), after.as_str()));
         let events = step_events(&site.name, input, &step, now, records);
+        for e in &events {
+            let direction = match e.kind {
+                EventKind::FailedOver => "over",
+                EventKind::FailedBack => "back",
+                EventKind::Drained => "drained",
+                EventKind::Released => "released",
+                _ => continue,
+            };
+            crate::metrics::get().failover(&site.name, direction);
+        }
         let rt = &mut self.sites[i];
         let standby_changed = prev.standby.last_ok != step.state.standby.last_ok;
         if !events.is_empty()
@@ -489,6 +503,7 @@ impl Controller {
             None => format!("first address {addr}"),
         };
         tracing::warn!(%family, "public address changed: {change} (agreed by {})", sources.join(", "));
+        crate::metrics::get().address_change(&family.to_string());
         if let Err(e) = self
             .store
             .save_public_ip(family, addr, now, &sources.join(","))
@@ -564,17 +579,21 @@ pub fn policy(site: &Site) -> decide::Policy {
 /// first failure of the streak that took the site down (when its `Suspect` phase began, or
 /// this probe when one failure is enough) to the records being published (handed to the
 /// built-in server or the providers' reconcilers). Empty for any other move.
-fn detection_note(prev: &SiteState, to: Phase, now: u64, moved_at: u64) -> String {
+fn detection_note(prev: &SiteState, to: Phase, now: u64, moved_at: u64) -> (String, Option<u64>) {
     if !matches!(to, Phase::FailedOver) {
-        return String::new();
+        return (String::new(), None);
     }
     let first_failure = match prev.phase {
         Phase::Suspect => prev.since,
         _ => now,
     };
-    format!(
-        "; records moved {} after the first failed probe",
-        crate::util::human_duration(moved_at.saturating_sub(first_failure))
+    let took = moved_at.saturating_sub(first_failure);
+    (
+        format!(
+            "; records moved {} after the first failed probe",
+            crate::util::human_duration(took)
+        ),
+        Some(took),
     )
 }
 

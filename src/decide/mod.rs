@@ -51,6 +51,15 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Phase; 6] = [
+        Phase::Healthy,
+        Phase::Suspect,
+        Phase::PrimaryDown,
+        Phase::FailedOver,
+        Phase::Recovering,
+        Phase::Drained,
+    ];
+
     /// Which side the site's records point at in this phase.
     pub fn target(self) -> Target {
         match self {

@@ -63,6 +63,7 @@ impl RequestHandler for Handler {
         if request.metadata.message_type != MessageType::Query
             || request.metadata.op_code != OpCode::Query
         {
+            crate::metrics::get().dns_query(ResponseCode::NotImp.into());
             let resp = builder.build_no_records(error(ResponseCode::NotImp));
             return send(&mut response_handle, resp, request).await;
         }
@@ -70,6 +71,7 @@ impl RequestHandler for Handler {
             Ok(info) => info,
             Err(_) => {
                 // Zero or several questions: FORMERR, as RFC 9619 allows only one.
+                crate::metrics::get().dns_query(ResponseCode::FormErr.into());
                 let resp = builder.build_no_records(error(ResponseCode::FormErr));
                 return send(&mut response_handle, resp, request).await;
             }
@@ -77,6 +79,7 @@ impl RequestHandler for Handler {
         let zones = self.zones.current();
         let answer = zones.lookup(info.query.name(), info.query.query_type());
         tracing::debug!(src = %info.src, name = %info.query.name(), qtype = %info.query.query_type(), rcode = %answer.rcode, "dns query");
+        crate::metrics::get().dns_query(answer.rcode.into());
         let mut metadata = error(answer.rcode);
         metadata.authoritative = answer.authoritative;
         let resp = builder.build(

@@ -118,7 +118,11 @@ pub async fn crawl_site(
     }
     let (kind, why) = match report.outcome.as_str() {
         "published" => (
-            crate::events::EventKind::CrawlPublished,
+            {
+                let at = report.started_at + report.duration_ms;
+                crate::metrics::get().crawl(&report.site, report.pages, report.bytes, at);
+                crate::events::EventKind::CrawlPublished
+            },
             format!(
                 "snapshot {} published: {} pages, {} bytes, {} new bodies",
                 report.snapshot.as_deref().unwrap_or("-"),

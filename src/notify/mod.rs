@@ -332,21 +332,25 @@ async fn deliver(ch: &Channel, evs: &[Event], msg: &Notice, stop: &CancellationT
         if age > ch.cfg.max_age {
             tracing::warn!(channel = %name, event = first.id, events = n, kind = %first.kind, site = %first.site,
                 "notification dropped: not delivered within max_age ({})", crate::util::human(ch.cfg.max_age));
+            crate::metrics::get().notification(name, "dropped");
             return true;
         }
         match ch.send(evs, msg).await {
             Ok(()) => {
                 tracing::info!(channel = %name, event = first.id, events = n, kind = %first.kind, site = %first.site, "notification delivered");
+                crate::metrics::get().notification(name, "delivered");
                 return true;
             }
             Err(SendError::Refused { why }) => {
                 tracing::error!(channel = %name, event = first.id, kind = %first.kind, "notification refused, not retried: {why}");
+                crate::metrics::get().notification(name, "refused");
                 return true;
             }
             Err(SendError::Retry { why, after }) => {
                 let wait = after.unwrap_or(backoff).min(MAX_BACKOFF);
                 tracing::warn!(channel = %name, event = first.id, kind = %first.kind,
                     "notification not delivered, next try in {}: {why}", crate::util::human(wait));
+                crate::metrics::get().notification(name, "retried");
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 if sleep_or_stop(wait, stop).await {
                     return false;
