@@ -32,7 +32,7 @@ use crate::util::now_millis;
 
 pub const RUNTIME_FILE: &str = "daemon.json";
 /// The `site` of the daemon's own event-log rows.
-pub const DAEMON_SITE: &str = "(daemon)";
+pub use crate::events::DAEMON_SITE;
 /// How long a stopping daemon waits for its channels to deliver the stop.
 const NOTIFY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -331,6 +331,21 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             shutdown.clone(),
         ));
     }
+    // The watcher watched: reference rounds (abstaining) and the heartbeat (`watcher.rs`).
+    let (last_round, last_round_rx) = watch::channel(None);
+    tracker.spawn(crate::watcher::references(
+        cfg.watcher.clone(),
+        tx.clone(),
+        controller.connectivity.wake.clone(),
+        last_round,
+        shutdown.clone(),
+    ));
+    tracker.spawn(crate::watcher::heartbeat(
+        cfg.watcher.clone(),
+        tx.clone(),
+        last_round_rx,
+        shutdown.clone(),
+    ));
     tracker.spawn(crate::api::serve(
         api_listener,
         tx.clone(),

@@ -216,6 +216,10 @@ records = ["ns1 A 127.0.0.1"]
 [api]
 listen = "127.0.0.1:0"
 
+# Everything the demo watches is on this machine: no public references to check.
+[watcher]
+references = []
+
 [[sites]]
 domain = "www.demo.test"
 aliases = ["demo.test"]

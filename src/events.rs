@@ -56,11 +56,16 @@ pub enum EventKind {
     DaemonStarted,
     /// The daemon is stopping: nothing is watched until it runs again.
     DaemonStopped,
+    /// The watcher could reach none of its references for a while, so it did not act on
+    /// failed probes (logged when its link is back, with how long it was offline).
+    WatcherOffline,
 }
+
+pub const DAEMON_SITE: &str = "(daemon)";
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::FirstSeen,
         EventKind::FailedOver,
         EventKind::FailedBack,
@@ -75,6 +80,7 @@ impl EventKind {
         EventKind::CrawlRejected,
         EventKind::DaemonStarted,
         EventKind::DaemonStopped,
+        EventKind::WatcherOffline,
     ];
 
     /// The word stored in the log (kebab-case, as serialized).
@@ -94,6 +100,7 @@ impl EventKind {
             EventKind::CrawlRejected => "crawl-rejected",
             EventKind::DaemonStarted => "daemon-started",
             EventKind::DaemonStopped => "daemon-stopped",
+            EventKind::WatcherOffline => "watcher-offline",
         }
     }
 

@@ -23,3 +23,4 @@ pub mod standby;
 pub mod store;
 pub mod tls;
 pub mod util;
+pub mod watcher;

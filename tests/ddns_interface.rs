@@ -5,121 +5,16 @@
 
 use crate::common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::BIN;
-
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new() -> Netns {
-        let is_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false);
-        assert!(
-            is_root,
-            "this test creates a network namespace and needs root (CI runs as root): run `sudo -E cargo nextest run --test ddns_interface`"
-        );
-        let name = format!("us-ddns-{}", std::process::id());
-        let n = Netns { name };
-        n.ip(&["netns", "add", &n.name]);
-        n.ip(&["-n", &n.name, "link", "set", "lo", "up"]);
-        n.ip(&[
-            "-n", &n.name, "link", "add", "wan0", "type", "veth", "peer", "name", "wan1",
-        ]);
-        n.ip(&["-n", &n.name, "link", "set", "wan0", "up"]);
-        n.ip(&["-n", &n.name, "link", "set", "wan1", "up"]);
-        n
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip")
-            .args(args)
-            .output()
-            .expect("iproute2's `ip`");
-        assert!(
-            out.status.success(),
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn exec(&self, cmd: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).args(cmd);
-        c
-    }
-
-    /// Starts `understudy run -c <dir>/c.toml` inside the namespace (the config's data_dir must be
-    /// `<dir>/data`) and waits for its runtime file; the daemon is stopped when the guard drops.
-    fn start_daemon(&self, dir: &std::path::Path) -> (Child_, understudy::app::RuntimeInfo) {
-        let log = std::fs::File::create(dir.join("log")).unwrap();
-        let child = Child_(
-            self.exec(&[BIN, "run", "-c", &dir.join("c.toml").display().to_string()])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-        let start = Instant::now();
-        loop {
-            if let Some(i) = understudy::app::RuntimeInfo::read(&dir.join("data")) {
-                return (child, i);
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "daemon did not start: {}",
-                std::fs::read_to_string(dir.join("log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn dig(&self, server: std::net::SocketAddr, name: &str, t: &str) -> String {
-        let out = self
-            .exec(&[
-                "dig",
-                &format!("@{}", server.ip()),
-                "-p",
-                &server.port().to_string(),
-                name,
-                t,
-                "+short",
-                "+time=1",
-                "+tries=1",
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-struct Child_(Child);
-impl Drop for Child_ {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::netns::{Child_, Netns};
 
 #[test]
 fn interface_address_changes_are_published_at_once() {
     common::need("dig", "bind9-dnsutils");
-    let ns = Netns::new();
+    let ns = Netns::new("us-ddns");
+    ns.veth_inside("wan0", "wan1");
     ns.ip(&[
         "-n",
         &ns.name,
@@ -152,6 +47,8 @@ listen = ["127.0.0.1:0"]
 name = "home.test"
 [api]
 listen = "127.0.0.1:0"
+[watcher]
+references = []
 [ip]
 interval = "60s"
 quorum = 1
@@ -249,7 +146,8 @@ name = "home.home.test"
 fn upnp_router_address_is_followed() {
     common::need("dig", "bind9-dnsutils");
     common::need("miniupnpd", "miniupnpd-nftables");
-    let ns = Netns::new();
+    let ns = Netns::new("us-ddns");
+    ns.veth_inside("wan0", "wan1");
     ns.ip(&[
         "-n",
         &ns.name,
@@ -310,7 +208,7 @@ fn upnp_router_address_is_followed() {
     std::fs::write(
         dir.path().join("c.toml"),
         format!(
-            "data_dir = \"{}\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[[dns.zones]]\nname = \"home.test\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+            "data_dir = \"{}\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[[dns.zones]]\nname = \"home.test\"\n[api]\nlisten = \"127.0.0.1:0\"\n[watcher]\nreferences = []\n\
              [ip]\ninterval = \"1s\"\nquorum = 1\n[[ip.sources]]\nname = \"router\"\ntype = \"upnp\"\nfamily = \"ipv4\"\nurl = \"http://10.0.0.1:45001/rootDesc.xml\"\n\
              [[ddns]]\nname = \"home.home.test\"\n",
             data.display()

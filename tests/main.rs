@@ -29,3 +29,4 @@ mod serve;
 mod standby_tls;
 mod state;
 mod tidy;
+mod watcher;

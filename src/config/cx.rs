@@ -189,6 +189,7 @@ impl Cx<'_> {
         };
         let ip = self.build_ip(raw.ip)?;
         let notify = self.build_notify(raw.notify)?;
+        let watcher = self.build_watcher(raw.watcher)?;
 
         let mut sites = Vec::new();
         let mut names_owned: HashMap<LowerName, String> = HashMap::new();
@@ -228,6 +229,7 @@ impl Cx<'_> {
             api,
             standby,
             notify,
+            watcher,
             sites,
         })
     }

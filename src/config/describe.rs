@@ -276,6 +276,21 @@ impl Config {
             "\n[api]\nlisten = {:?}\n",
             self.api.listen.to_string()
         ));
+        let refs: Vec<String> = self
+            .watcher
+            .references
+            .iter()
+            .map(|a| format!("{:?}", a.to_string()))
+            .collect();
+        o.push_str(&format!(
+            "\n[watcher]\nreferences = [{}]\ncheck_every = {:?}\n",
+            refs.join(", "),
+            human(self.watcher.check_every)
+        ));
+        if let Some((_, every)) = &self.watcher.heartbeat {
+            o.push_str(&self.secret_line("watcher", "heartbeat_url"));
+            o.push_str(&format!("heartbeat_every = {:?}\n", human(*every)));
+        }
         for (i, n) in self.notify.iter().enumerate() {
             o.push_str(&format!(
                 "\n[[notify]]\nname = {}\nurl = {}\nevents = [{}]\nmin_severity = {:?}\nmax_age = {:?}\ngroup_wait = {:?}\n",

@@ -38,6 +38,7 @@ mod standby;
 #[cfg(test)]
 mod tests;
 mod tsig;
+mod watcher;
 use cx::{key_at, tidy_serde_message, Cx, R};
 use dns::record_text;
 pub use ip::{DdnsRecord, IpConfig, Source, SourceKind};
@@ -51,6 +52,7 @@ pub use provider::{CloudflareConfig, PowerDnsConfig, Rfc2136Config, Route53Confi
 use raw::*;
 use site::origin_url;
 pub use tsig::{parse_bind_key, TsigKey};
+pub use watcher::{WatcherConfig, DEFAULT_REFERENCES};
 
 /// Where the daemon keeps its state when the config does not say.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/understudy";
@@ -101,6 +103,8 @@ pub struct Config {
     pub standby: Option<StandbyConfig>,
     /// Where the operator is told what happened (`[[notify]]`).
     pub notify: Vec<NotifyConfig>,
+    /// How the watcher checks its own links, and its heartbeat (`[watcher]`).
+    pub watcher: WatcherConfig,
     pub sites: Vec<Site>,
 }
 

@@ -17,6 +17,7 @@ pub(super) struct RawConfig {
     pub(super) standby: Option<Spanned<RawStandby>>,
     #[serde(default)]
     pub(super) notify: Vec<Spanned<notify::RawNotify>>,
+    pub(super) watcher: Option<Spanned<watcher::RawWatcher>>,
     #[serde(default)]
     pub(super) sites: Vec<Spanned<RawSite>>,
 }

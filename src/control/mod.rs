@@ -21,7 +21,9 @@ use crate::store::{EventKind, NewEvent, Store};
 use crate::util::now_millis;
 
 mod status;
+mod watcher;
 pub use status::{dns_notes, status_from_state, DnsNote, ProbeNote, PublicStatus, SiteStatus};
+pub use watcher::{Connectivity, Round};
 
 /// Why an operator command was not carried out; the API answers 404, 409 or 500 by it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +76,8 @@ pub enum Message {
             Vec<crate::reconcile::ZoneStatus>,
         )>,
     },
+    /// A round of the watcher's reference checks (`crate::watcher`).
+    Connectivity(Round),
 }
 
 struct SiteRt {
@@ -105,6 +109,8 @@ pub struct Controller {
     /// Asks the public-address watcher for a round now (an `auto` primary stopped answering:
     /// maybe the line's address changed, which must not be mistaken for an outage).
     pub ip_refresh: Arc<tokio::sync::Notify>,
+    /// The watcher's own links (abstaining, `watcher.rs`); its `wake` asks for a round.
+    pub connectivity: Connectivity,
     /// Where each provider zone stands, written by the reconcilers.
     pub zones: crate::reconcile::ZoneBoard,
 }
@@ -173,6 +179,7 @@ impl Controller {
             })
             .collect();
         let ip_refresh = Arc::new(tokio::sync::Notify::new());
+        let cfg_refs_empty = cfg.watcher.references.is_empty();
         let mut c = Controller {
             cfg,
             sites,
@@ -184,6 +191,7 @@ impl Controller {
             source_errors: BTreeMap::new(),
             probe_targets,
             ip_refresh,
+            connectivity: Connectivity::new(!cfg_refs_empty),
             zones: Default::default(),
         };
         c.publish()?;
@@ -276,6 +284,9 @@ impl Controller {
                         }
                     }
                 };
+                if !self.may_act(site, &input, at.max(now)) {
+                    return;
+                }
                 if let Err(e) = self.apply(site, &input, at.max(now)) {
                     tracing::error!(site = %self.cfg.sites[site].name, "{e:#}");
                 }
@@ -314,6 +325,7 @@ impl Controller {
                 };
                 let _ = reply.send(result);
             }
+            Message::Connectivity(round) => self.connectivity(round, now),
             Message::Status { reply } => {
                 let sites = (0..self.sites.len())
                     .map(|i| self.status_of(i, now))

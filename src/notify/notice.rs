@@ -39,7 +39,12 @@ const LISTED: usize = 50;
 pub fn groups(kind: &str) -> bool {
     !matches!(
         EventKind::from_word(kind),
-        Some(EventKind::DaemonStarted | EventKind::DaemonStopped | EventKind::AddressChanged)
+        Some(
+            EventKind::DaemonStarted
+                | EventKind::DaemonStopped
+                | EventKind::AddressChanged
+                | EventKind::WatcherOffline
+        )
     )
 }
 
@@ -129,9 +134,12 @@ pub fn render_group(evs: &[Event], cx: &Context) -> Notice {
 pub fn severity(kind: &str) -> Severity {
     match EventKind::from_word(kind) {
         Some(EventKind::BothDown | EventKind::StandbyNotReady) => Severity::Critical,
-        Some(EventKind::FailedOver | EventKind::CertificateExpiring | EventKind::DaemonStopped) => {
-            Severity::Warning
-        }
+        Some(
+            EventKind::FailedOver
+            | EventKind::CertificateExpiring
+            | EventKind::DaemonStopped
+            | EventKind::WatcherOffline,
+        ) => Severity::Warning,
         Some(_) => Severity::Info,
         None if kind == "alert" => Severity::Warning,
         None => Severity::Info,
@@ -219,6 +227,13 @@ pub fn render(ev: &Event, cx: &Context) -> Notice {
         Some(EventKind::DaemonStopped) => (
             "understudy stopped".to_string(),
             format!("At {at}: {reason}. Nothing is watched until it runs again."),
+        ),
+        Some(EventKind::WatcherOffline) => (
+            "understudy could not see the internet".to_string(),
+            format!(
+                "At {at}: {reason}. Failed probes in that time were not acted on: the sites \
+                 stayed where they were."
+            ),
         ),
         Some(EventKind::FirstSeen) => (
             format!("{site} is watched"),

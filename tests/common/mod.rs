@@ -7,6 +7,7 @@ pub mod ca;
 pub mod cloudflare_fake;
 pub mod fixture;
 pub mod moto;
+pub mod netns;
 pub mod pdns;
 pub mod pebble;
 
@@ -130,7 +131,13 @@ impl Daemon {
     /// Writes the config but does not start the daemon (`restart_after_stop` starts it).
     pub fn prepare(config: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
-        let text = config.replace("{DATA}", &dir.path().join("data").display().to_string());
+        let mut text = config.replace("{DATA}", &dir.path().join("data").display().to_string());
+        // Traffic stays on this machine: no checks of the default public references, unless
+        // the test sets its own.
+        if !text.contains("[watcher]") {
+            text.push('\n');
+            text.push_str(NO_REFERENCES);
+        }
         std::fs::write(dir.path().join("understudy.toml"), text).unwrap();
         let info = RuntimeInfo {
             pid: 0,
@@ -667,8 +674,12 @@ pub fn preamble(zones: &[&str]) -> String {
         s.push_str(&format!("[[dns.zones]]\nname = \"{z}\"\n"));
     }
     s.push_str("[api]\nlisten = \"127.0.0.1:0\"\n");
+    s.push_str(NO_REFERENCES);
     s
 }
+
+/// Every test's daemon checks no public references: its traffic stays on this machine.
+pub const NO_REFERENCES: &str = "[watcher]\nreferences = []\n";
 
 pub fn one_site(primary: SocketAddr, standby: SocketAddr, extra_probe: &str) -> String {
     format!(
@@ -681,6 +692,8 @@ name = "example.test"
 records = ["@ MX 10 mail", "mail A 192.0.2.25", "@ TXT \"v=spf1 -all\""]
 [api]
 listen = "127.0.0.1:0"
+[watcher]
+references = []
 [[sites]]
 name = "shop"
 domain = "www.example.test"

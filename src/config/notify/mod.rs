@@ -61,6 +61,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "crawl-rejected",
     "daemon-started",
     "daemon-stopped",
+    "watcher-offline",
 ];
 
 /// What a channel gets when it names no `events`: everything but the phase changes that move
@@ -78,6 +79,7 @@ pub const DEFAULT_EVENTS: &[&str] = &[
     "crawl-rejected",
     "daemon-started",
     "daemon-stopped",
+    "watcher-offline",
 ];
 
 /// How urgent a message is.
@@ -393,7 +395,7 @@ impl Cx<'_> {
     }
 }
 
-fn is_loopback_host(u: &url::Url) -> bool {
+pub(super) fn is_loopback_host(u: &url::Url) -> bool {
     match u.host() {
         Some(url::Host::Ipv4(a)) => a.is_loopback(),
         Some(url::Host::Ipv6(a)) => a.is_loopback(),
