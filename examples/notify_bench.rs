@@ -3,7 +3,7 @@
 //! N sites (default 1,000) share one primary sample server (127.0.0.1) and one standby
 //! (127.0.0.2); three channels (the native webhook, a generic JSON webhook, ntfy) point at
 //! one local receiver. With every standby ready, the bench measures the API at N sites (the
-//! latency of `GET /api/v1/status` and `GET /metrics`, sequential requests), then stops the
+//! latency of `GET /api/v1/sites`, `/api/v1/status` and `/metrics`, sequential requests), then stops the
 //! primary (connections refused: the home line down) and measures the time until every
 //! channel has its failover message, how many messages each channel got (the goal: one
 //! summary each, not N), and the daemon's CPU time and memory over the outage. There is no
@@ -44,15 +44,28 @@ async fn receiver() -> (SocketAddr, Got) {
             };
             let g = g.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let g = g.clone();
-                    async move {
-                        let path = req.uri().path().to_string();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        g.lock().unwrap().push((path, String::from_utf8_lossy(&body).into_owned(), Instant::now()));
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"{}"))))
-                    }
-                });
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let g = g.clone();
+                        async move {
+                            let path = req.uri().path().to_string();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            g.lock().unwrap().push((
+                                path,
+                                String::from_utf8_lossy(&body).into_owned(),
+                                Instant::now(),
+                            ));
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::from_static(b"{}"),
+                            )))
+                        }
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                     .await;
@@ -93,9 +106,13 @@ async fn latency(api: SocketAddr, path: &str, n: usize) -> (f64, f64, usize) {
     let mut size = 0;
     for _ in 0..n {
         let t = Instant::now();
-        let (status, body) = understudy::api::call(api, hyper::Method::GET, path)
-            .await
-            .expect("the API answers");
+        let (status, body) = understudy::api::call(
+            &understudy::api::Endpoint::plain(api, None),
+            hyper::Method::GET,
+            path,
+        )
+        .await
+        .expect("the API answers");
         assert!(status.is_success(), "{path}: {status}");
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
         size = body.len();
@@ -154,23 +171,48 @@ async fn main() -> anyhow::Result<()> {
         if let Some(i) = understudy::app::RuntimeInfo::read(&dir.path().join("u")) {
             break i;
         }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(60), "the daemon did not start");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(60),
+            "the daemon did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     loop {
-        let (_, body) = understudy::api::call(info.api, hyper::Method::GET, "/api/v1/status").await?;
+        let (_, body) = understudy::api::call(
+            &understudy::api::Endpoint::plain(info.api, None),
+            hyper::Method::GET,
+            "/api/v1/status",
+        )
+        .await?;
         let st: understudy::api::StatusReply = serde_json::from_slice(&body)?;
         if st.sites.len() == sites && st.sites.iter().all(|s| s.standby_ready) {
             break;
         }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(120), "standbys not ready");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(120),
+            "standbys not ready"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    println!("{sites} sites, every standby ready after {:.1} s", start.elapsed().as_secs_f64());
+    println!(
+        "{sites} sites, every standby ready after {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    let (a50, a95, asize) = latency(info.api, "/api/v1/sites", 100).await;
+    println!(
+        "GET /api/v1/sites at {sites} sites: p50 {a50:.1} ms, p95 {a95:.1} ms ({} KB)",
+        asize / 1024
+    );
     let (s50, s95, ssize) = latency(info.api, "/api/v1/status", 100).await;
     let (m50, m95, msize) = latency(info.api, "/metrics", 100).await;
-    println!("GET /api/v1/status at {sites} sites: p50 {s50:.1} ms, p95 {s95:.1} ms ({} KB)", ssize / 1024);
-    println!("GET /metrics at {sites} sites: p50 {m50:.1} ms, p95 {m95:.1} ms ({} KB)", msize / 1024);
+    println!(
+        "GET /api/v1/status at {sites} sites: p50 {s50:.1} ms, p95 {s95:.1} ms ({} KB)",
+        ssize / 1024
+    );
+    println!(
+        "GET /metrics at {sites} sites: p50 {m50:.1} ms, p95 {m95:.1} ms ({} KB)",
+        msize / 1024
+    );
 
     let (cpu0, _, _) = usage(pid);
     let before = got.lock().unwrap().len();
@@ -188,7 +230,11 @@ async fn main() -> anyhow::Result<()> {
                     .and_then(|v| v["sites"].as_array().map(|a| a.len()))
                     .unwrap_or_else(|| {
                         // generic and ntfy carry the count in their title / text.
-                        body.split(" sites").next().and_then(|n| n.rsplit(['"', ' ']).next()).and_then(|n| n.parse().ok()).unwrap_or(1)
+                        body.split(" sites")
+                            .next()
+                            .and_then(|n| n.rsplit(['"', ' ']).next())
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(1)
                     })
             })
             .sum()
@@ -199,10 +245,18 @@ async fn main() -> anyhow::Result<()> {
     while done.iter().any(Option::is_none) && t0.elapsed() < Duration::from_secs(120) {
         if all_moved.is_none() && polled.elapsed() > Duration::from_millis(100) {
             polled = Instant::now();
-            let (_, body) =
-                understudy::api::call(info.api, hyper::Method::GET, "/api/v1/status").await?;
+            let (_, body) = understudy::api::call(
+                &understudy::api::Endpoint::plain(info.api, None),
+                hyper::Method::GET,
+                "/api/v1/status",
+            )
+            .await?;
             let st: understudy::api::StatusReply = serde_json::from_slice(&body)?;
-            let moved = st.sites.iter().filter(|s| s.published == "127.0.0.2").count();
+            let moved = st
+                .sites
+                .iter()
+                .filter(|s| s.published == "127.0.0.2")
+                .count();
             if moved > 0 && first_moved.is_none() {
                 first_moved = Some(t0.elapsed().as_secs_f64());
             }
@@ -227,10 +281,18 @@ async fn main() -> anyhow::Result<()> {
     let (cpu1, peak, rss) = usage(pid);
     let window = t0.elapsed().as_secs_f64();
     for (i, c) in channels.iter().enumerate() {
-        let n = got.lock().unwrap()[before..].iter().filter(|(p, ..)| p == c).count();
+        let n = got.lock().unwrap()[before..]
+            .iter()
+            .filter(|(p, ..)| p == c)
+            .count();
         match done[i] {
-            Some(t) => println!("channel {c}: all {sites} failovers told after {t:.2} s, in {n} message(s)"),
-            None => println!("channel {c}: NOT all told within 120 s ({} sites covered, {n} message(s))", covered(c)),
+            Some(t) => println!(
+                "channel {c}: all {sites} failovers told after {t:.2} s, in {n} message(s)"
+            ),
+            None => println!(
+                "channel {c}: NOT all told within 120 s ({} sites covered, {n} message(s))",
+                covered(c)
+            ),
         }
     }
     println!(

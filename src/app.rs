@@ -209,6 +209,10 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (tx, rx) = mpsc::channel::<Message>(1024);
+    // `POST /api/v1/sites/{site}/crawl` wakes the site's scheduler; `/dns/reverify` every
+    // reconciler.
+    let mut crawl_now: Vec<Option<Arc<tokio::sync::Notify>>> = vec![None; cfg.sites.len()];
+    let (reverify, reverify_rx) = watch::channel(0u64);
 
     for (i, site) in cfg.sites.iter().enumerate() {
         let base = probe::ProbeTarget::new(
@@ -258,12 +262,15 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             shutdown.clone(),
         ));
         if let Some(schedule) = site.mirror.schedule {
+            let wake = Arc::new(tokio::sync::Notify::new());
+            crawl_now[i] = Some(wake.clone());
             tracker.spawn(crate::mirror::scheduler(
                 cfg.clone(),
                 store.clone(),
                 i,
                 schedule,
                 controller.probe_target(i),
+                wake,
                 shutdown.clone(),
             ));
         }
@@ -346,9 +353,30 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         last_round_rx,
         shutdown.clone(),
     ));
+    // The CLI's token, new at every start (`crate::api::client`).
+    let local_token = crate::api::client::write_local_token(&cfg.data_dir).with_context(|| {
+        format!(
+            "cannot write the API token {}",
+            cfg.data_dir.join(crate::api::client::TOKEN_FILE).display()
+        )
+    })?;
+    let api_tls = match &cfg.api.tls {
+        Some((c, k)) => {
+            Some(crate::tls::acceptor(c, k).map_err(|e| anyhow::anyhow!("api.tls_cert: {e}"))?)
+        }
+        None => None,
+    };
     tracker.spawn(crate::api::serve(
         api_listener,
-        tx.clone(),
+        api_tls,
+        crate::api::Api {
+            tx: tx.clone(),
+            store: store.clone(),
+            cfg: cfg.clone(),
+            tokens: crate::api::auth::Tokens::new(&cfg.api.tokens, &local_token),
+            crawl_now,
+            reverify,
+        },
         shutdown.clone(),
     ));
     // Channels stop last: the stop is told before they do (`notify::drain`).
@@ -427,7 +455,12 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     }
     for r in reconcilers {
         tracing::debug!(zone = %r.zone, provider = %r.provider.describe(), "reconciling");
-        tracker.spawn(r.run_reporting(desired_rx.clone(), zone_board.clone(), shutdown.clone()));
+        tracker.spawn(r.run_reporting(
+            desired_rx.clone(),
+            zone_board.clone(),
+            reverify_rx.clone(),
+            shutdown.clone(),
+        ));
     }
     drop(tx);
     let controller_task = tokio::spawn(controller.run(rx));
@@ -445,6 +478,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     crate::util::write_atomic(&runtime_path, &serde_json::to_vec_pretty(&info)?)?;
     tracing::info!(dns = %dns_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "), api = %api_addr, sites = cfg.sites.len(), data_dir = %cfg.data_dir.display(), "understudy is running");
 
+    let stop_token_path = cfg.data_dir.join(crate::api::client::TOKEN_FILE);
     let token = shutdown.clone();
     let done = tokio::spawn(async move {
         token.cancelled().await;
@@ -465,6 +499,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         let _ = controller_task.await;
         dns.shutdown().await;
         let _ = std::fs::remove_file(&runtime_path);
+        let _ = std::fs::remove_file(stop_token_path);
         tracing::info!("understudy stopped");
     });
     Ok(Running {

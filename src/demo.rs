@@ -172,7 +172,12 @@ pub async fn wait_for_answer(
 }
 
 async fn site_status(api: SocketAddr) -> anyhow::Result<SiteStatus> {
-    let (_, body) = crate::api::call(api, hyper::Method::GET, "/api/v1/status").await?;
+    let (_, body) = crate::api::call(
+        &crate::api::Endpoint::plain(api, None),
+        hyper::Method::GET,
+        "/api/v1/status",
+    )
+    .await?;
     let reply: crate::api::StatusReply = serde_json::from_slice(&body)?;
     reply
         .sites

@@ -318,7 +318,8 @@ impl Reconciler {
 
     /// The daemon loop for this zone, until `cancel`.
     pub async fn run(self, desired_rx: watch::Receiver<ManagedRecords>, cancel: CancellationToken) {
-        self.run_reporting(desired_rx, ZoneBoard::default(), cancel)
+        let (_keep, reverify) = watch::channel(0);
+        self.run_reporting(desired_rx, ZoneBoard::default(), reverify, cancel)
             .await
     }
 
@@ -327,6 +328,7 @@ impl Reconciler {
         self,
         mut desired_rx: watch::Receiver<ManagedRecords>,
         board: ZoneBoard,
+        mut reverify: watch::Receiver<u64>,
         cancel: CancellationToken,
     ) {
         let mut known: Option<BTreeMap<Key, RrSet>> = None;
@@ -344,7 +346,13 @@ impl Reconciler {
         let mut confirmed: BTreeMap<Key, RrSet> = BTreeMap::new();
         loop {
             let desired = self.desired(&desired_rx.borrow_and_update());
-            if last_refresh.elapsed() >= self.refresh {
+            // Asked to verify now (`POST /api/v1/dns/reverify`): read, repair, confirm afresh.
+            let asked = reverify.has_changed().unwrap_or(false);
+            if asked {
+                reverify.borrow_and_update();
+                confirmed.clear();
+            }
+            if asked || last_refresh.elapsed() >= self.refresh {
                 last_refresh = tokio::time::Instant::now();
                 // Read again; what held the desired value before and does not now was changed
                 // by someone else.
@@ -462,6 +470,11 @@ impl Reconciler {
                 None => tokio::select! {
                     _ = cancel.cancelled() => return,
                     changed = desired_rx.changed() => if changed.is_err() { return },
+                    _ = async {
+                        if reverify.changed().await.is_err() {
+                            std::future::pending::<()>().await
+                        }
+                    } => {}
                     _ = tokio::time::sleep(until_refresh) => {}
                 },
             }

@@ -377,21 +377,21 @@ fn the_control_api_refuses_cross_site_requests() {
         d.answer("www.example.test"),
         ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
     );
-    // A script on this machine that says what it sends is served.
-    assert_eq!(
-        curl(
-            &[
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/json",
-                "-d",
-                "{}"
-            ],
-            drain
-        ),
-        "200"
-    );
+    // A script on this machine that says what it sends is served, with the daemon's token
+    // (issue 14: every action needs a write token).
+    let post = [
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        "{}",
+    ];
+    assert_eq!(curl(&post, drain), "401");
+    let auth = format!("Authorization: Bearer {}", d.token());
+    let mut with_token = post.to_vec();
+    with_token.extend(["-H", auth.as_str()]);
+    assert_eq!(curl(&with_token, drain), "200");
     assert_eq!(d.phase(), "drained");
 }
 

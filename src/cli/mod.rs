@@ -225,8 +225,10 @@ fn init_logging(format: LogFormat, default_level: &str) {
             "{default_level},hickory_server=warn,hickory_proto=warn,hickory_net=warn,aws_runtime=error"
         ))
     });
+    // Colours only for a terminal: a log file or the journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::saved::saved_states;
+use crate::api::Endpoint;
 use crate::app::RuntimeInfo;
 use crate::config::Config;
 use crate::control::{self, SiteStatus};
@@ -16,13 +17,14 @@ use crate::util::ago;
 use crate::util::now_millis;
 use crate::util::utc;
 
-/// The daemon's runtime info, if it is running and answering.
-async fn daemon(cfg: &Config) -> Option<RuntimeInfo> {
+/// The daemon's runtime info and API, if it is running and answering.
+async fn daemon(cfg: &Config) -> Option<(RuntimeInfo, Endpoint)> {
     let info = RuntimeInfo::read(&cfg.data_dir)?;
-    crate::api::call(info.api, hyper::Method::GET, "/api/v1/status")
+    let api = Endpoint::local(cfg, info.api);
+    crate::api::call(&api, hyper::Method::GET, "/api/v1/sites")
         .await
         .ok()
-        .map(|_| info)
+        .map(|_| (info, api))
 }
 
 pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
@@ -30,9 +32,14 @@ pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     let mut public: Vec<control::PublicStatus> = vec![];
     let mut zones: Vec<crate::reconcile::ZoneStatus> = vec![];
     let (sites, info): (Vec<SiteStatus>, Option<RuntimeInfo>) = match daemon(cfg).await {
-        Some(info) => {
-            let (_, body) =
-                crate::api::call(info.api, hyper::Method::GET, "/api/v1/status").await?;
+        Some((info, api)) => {
+            let (code, body) = crate::api::call(&api, hyper::Method::GET, "/api/v1/status").await?;
+            if !code.is_success() {
+                anyhow::bail!(
+                    "the daemon refused the status request: {}",
+                    api_error(&body)
+                );
+            }
             let reply: crate::api::StatusReply = serde_json::from_slice(&body)
                 .context("the daemon's status reply is not valid JSON")?;
             public = reply.public;
@@ -249,9 +256,9 @@ pub(super) async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::R
         Input::Drain { force: false } => ("drain", "drain"),
         _ => ("release", "release"),
     };
-    if let Some(info) = daemon(cfg).await {
+    if let Some((_, api)) = daemon(cfg).await {
         let (code, body) = crate::api::call(
-            info.api,
+            &api,
             hyper::Method::POST,
             &format!("/api/v1/sites/{site}/{path_action}"),
         )
@@ -287,10 +294,7 @@ pub(super) async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::R
             }
             return Ok(0);
         }
-        let why = serde_json::from_slice::<crate::api::ErrorReply>(&body)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).to_string());
-        eprintln!("{verb} refused: {why}");
+        eprintln!("{verb} refused: {}", api_error(&body));
         return Ok(1);
     }
     // The daemon is not running: apply the command to the saved state, so it holds from the
@@ -324,4 +328,11 @@ pub(super) async fn command(cfg: &Config, site: &str, input: Input) -> anyhow::R
         step.state.phase
     );
     Ok(0)
+}
+
+/// The words of an API error reply (or the body as it came).
+fn api_error(body: &[u8]) -> String {
+    serde_json::from_slice::<crate::api::ErrorReply>(body)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).to_string())
 }

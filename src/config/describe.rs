@@ -276,6 +276,25 @@ impl Config {
             "\n[api]\nlisten = {:?}\n",
             self.api.listen.to_string()
         ));
+        if let Some((c, k)) = &self.api.tls {
+            o.push_str(&format!(
+                "tls_cert = {}\ntls_key = {}\n",
+                toml_str(&c.display().to_string()),
+                toml_str(&k.display().to_string())
+            ));
+        }
+        for (i, t) in self.api.tokens.iter().enumerate() {
+            let base = format!("api.tokens[{i}]");
+            o.push_str(&format!(
+                "[[api.tokens]]\nname = {}\nscope = \"{}\"\n{}",
+                toml_str(&t.name),
+                match t.scope {
+                    Scope::Read => "read",
+                    Scope::Write => "write",
+                },
+                self.secret_line(&base, "token")
+            ));
+        }
         let refs: Vec<String> = self
             .watcher
             .references

@@ -25,6 +25,7 @@ use toml::Spanned;
 
 use crate::util::{human, parse_duration};
 
+mod api;
 mod cx;
 mod describe;
 mod dns;
@@ -39,6 +40,7 @@ mod standby;
 mod tests;
 mod tsig;
 mod watcher;
+pub use api::{ApiConfig, ApiToken, Scope, MIN_TOKEN_LEN};
 use cx::{key_at, tidy_serde_message, Cx, R};
 use dns::record_text;
 pub use ip::{DdnsRecord, IpConfig, Source, SourceKind};
@@ -260,12 +262,6 @@ pub struct AcmeConfig {
 pub struct TlsFiles {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiConfig {
-    /// Loopback address of the control API used by `status`, `drain` and `release`.
-    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone)]

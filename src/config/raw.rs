@@ -13,7 +13,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) ddns: Vec<Spanned<ip::RawDdns>>,
     pub(super) dns: Option<Spanned<RawDns>>,
-    pub(super) api: Option<Spanned<RawApi>>,
+    pub(super) api: Option<Spanned<api::RawApi>>,
     pub(super) standby: Option<Spanned<RawStandby>>,
     #[serde(default)]
     pub(super) notify: Vec<Spanned<notify::RawNotify>>,
@@ -110,12 +110,6 @@ pub(super) struct RawProvider {
     pub(super) secret_access_key_file: Option<Spanned<String>>,
     pub(super) secret_access_key_env: Option<Spanned<String>>,
     pub(super) confirm_timeout: Option<Spanned<DurationValue>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawApi {
-    pub(super) listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -86,26 +86,4 @@ impl Cx<'_> {
             acme,
         })
     }
-    pub(super) fn build_api(&self, raw: Option<Spanned<RawApi>>) -> R<ApiConfig> {
-        let listen = match raw.and_then(|a| a.into_inner().listen) {
-            None => "127.0.0.1:9353".parse().expect("valid literal"),
-            Some(l) => {
-                let addr: SocketAddr = l.get_ref().parse().or_else(|_| {
-                    self.err(
-                        l.span(),
-                        "api.listen",
-                        format!(
-                            "`{}` is not an address with a port, e.g. \"127.0.0.1:9353\"",
-                            l.get_ref()
-                        ),
-                    )
-                })?;
-                if !addr.ip().is_loopback() {
-                    return self.err(l.span(), "api.listen", format!("{addr} is not a loopback address: the control API has no authentication yet, so it only listens on 127.0.0.1 or [::1]"));
-                }
-                addr
-            }
-        };
-        Ok(ApiConfig { listen })
-    }
 }

@@ -242,6 +242,7 @@ pub async fn scheduler(
     i: usize,
     schedule: crate::config::Schedule,
     mut primary: tokio::sync::watch::Receiver<Option<std::net::SocketAddr>>,
+    now: std::sync::Arc<tokio::sync::Notify>,
     shutdown: CancellationToken,
 ) {
     let site = &cfg.sites[i];
@@ -258,6 +259,7 @@ pub async fn scheduler(
         tracing::debug!(site = %site.name, in_ms = wait, "next crawl");
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+            _ = now.notified() => tracing::info!(site = %site.name, "crawl asked for through the API"),
             _ = shutdown.cancelled() => return,
         }
         let addr = loop {

@@ -443,6 +443,29 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
+    /// A page of the log for the API, newest first: events older than id `before` (all when
+    /// `None`), of one site and one kind when given.
+    pub fn events_page(
+        &self,
+        site: Option<&str>,
+        kind: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE (?1 IS NULL OR site = ?1)
+                 AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR id < ?3)
+                 ORDER BY id DESC LIMIT ?4"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![site, kind, before, limit as i64], event_row)
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
     /// At most `limit` events after the one with id `after`, oldest first: what a notification
     /// channel has yet to deliver.
     pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError> {

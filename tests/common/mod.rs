@@ -163,6 +163,14 @@ impl Daemon {
         self.dir.path().join("data")
     }
 
+    /// The running daemon's own API token (`<data_dir>/api.token`, a write token).
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("api.token"))
+            .expect("the daemon writes api.token at its start")
+            .trim()
+            .to_string()
+    }
+
     fn spawn(&mut self) {
         let _ = std::fs::remove_file(self.data_dir().join("daemon.json"));
         let log = std::fs::OpenOptions::new()
