@@ -107,7 +107,7 @@ async fn latency(api: SocketAddr, path: &str, n: usize) -> (f64, f64, usize) {
     for _ in 0..n {
         let t = Instant::now();
         let (status, body) = understudy::api::call(
-            &understudy::api::Endpoint::plain(api, None),
+            &understudy::api::ApiClient::plain(api, None),
             hyper::Method::GET,
             path,
         )
@@ -179,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
     };
     loop {
         let (_, body) = understudy::api::call(
-            &understudy::api::Endpoint::plain(info.api, None),
+            &understudy::api::ApiClient::plain(info.api, None),
             hyper::Method::GET,
             "/api/v1/status",
         )
@@ -246,7 +246,7 @@ async fn main() -> anyhow::Result<()> {
         if all_moved.is_none() && polled.elapsed() > Duration::from_millis(100) {
             polled = Instant::now();
             let (_, body) = understudy::api::call(
-                &understudy::api::Endpoint::plain(info.api, None),
+                &understudy::api::ApiClient::plain(info.api, None),
                 hyper::Method::GET,
                 "/api/v1/status",
             )

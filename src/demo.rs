@@ -173,7 +173,7 @@ pub async fn wait_for_answer(
 
 async fn site_status(api: SocketAddr) -> anyhow::Result<SiteStatus> {
     let (_, body) = crate::api::call(
-        &crate::api::Endpoint::plain(api, None),
+        &crate::api::ApiClient::plain(api, None),
         hyper::Method::GET,
         "/api/v1/status",
     )

@@ -14,7 +14,7 @@
 
 use hyper::StatusCode;
 
-use crate::config::{ApiToken, Scope};
+use crate::config::{ApiToken, TokenScope};
 
 /// The name of the daemon's own token in the log.
 pub const LOCAL: &str = "local";
@@ -31,7 +31,7 @@ fn digest(token: &str) -> Digest {
 /// The tokens one daemon accepts.
 #[derive(Clone)]
 pub struct Tokens {
-    configured: Vec<(String, Scope, Digest)>,
+    configured: Vec<(String, TokenScope, Digest)>,
     local: Digest,
 }
 
@@ -65,19 +65,19 @@ impl Tokens {
     }
 
     /// Whether a request with this `Authorization` header may do what `need` says.
-    pub fn check(&self, authorization: Option<&[u8]>, need: Scope) -> Result<Caller, Refusal> {
+    pub fn check(&self, authorization: Option<&[u8]>, need: TokenScope) -> Result<Caller, Refusal> {
         let refuse = |status, error: &str, why: String| Refusal {
             status,
             challenge: format!("Bearer realm=\"understudy\", error=\"{error}\""),
             why,
         };
         let Some(header) = authorization else {
-            if need == Scope::Read && self.configured.is_empty() {
+            if need == TokenScope::Read && self.configured.is_empty() {
                 return Ok(Caller::Anonymous);
             }
             let why = match need {
-                Scope::Write => "an action needs a write token: send `Authorization: Bearer <token>` (the CLI on this machine uses <data_dir>/api.token)",
-                Scope::Read => "this API needs a token: send `Authorization: Bearer <token>`",
+                TokenScope::Write => "an action needs a write token: send `Authorization: Bearer <token>` (the CLI on this machine uses <data_dir>/api.token)",
+                TokenScope::Read => "this API needs a token: send `Authorization: Bearer <token>`",
             };
             return Err(Refusal {
                 status: StatusCode::UNAUTHORIZED,
@@ -101,7 +101,7 @@ impl Tokens {
         };
         let d = digest(token);
         let found = if d == self.local {
-            Some((LOCAL, Scope::Write))
+            Some((LOCAL, TokenScope::Write))
         } else {
             self.configured
                 .iter()
@@ -129,7 +129,7 @@ mod tests {
     use super::*;
     use crate::config::Secret;
 
-    fn tokens(configured: &[(&str, Scope, &str)]) -> Tokens {
+    fn tokens(configured: &[(&str, TokenScope, &str)]) -> Tokens {
         let list: Vec<ApiToken> = configured
             .iter()
             .map(|(n, s, t)| ApiToken {
@@ -143,7 +143,7 @@ mod tests {
 
     #[test]
     fn the_rules_in_the_module_doc_hold() {
-        use Scope::{Read, Write};
+        use TokenScope::{Read, Write};
         let none = tokens(&[]);
         let some = tokens(&[
             ("grafana", Read, "read-token-0123456789"),
@@ -153,7 +153,7 @@ mod tests {
         type Case<'a> = (
             &'a Tokens,
             Option<&'a str>,
-            Scope,
+            TokenScope,
             Result<Caller, StatusCode>,
         );
         let cases: Vec<Case> = vec![

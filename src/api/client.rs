@@ -48,7 +48,7 @@ pub fn write_local_token(data_dir: &Path) -> std::io::Result<String> {
 
 /// Where the API is and how to speak to it.
 #[derive(Clone, Debug)]
-pub struct Endpoint {
+pub struct ApiClient {
     pub addr: SocketAddr,
     /// Sent as `Authorization: Bearer`; never printed.
     token: Option<String>,
@@ -56,9 +56,9 @@ pub struct Endpoint {
     pin: Option<CertificateDer<'static>>,
 }
 
-impl Endpoint {
+impl ApiClient {
     /// The running daemon of `cfg` at `addr`, with its local token (when this user may read it).
-    pub fn local(cfg: &crate::config::Config, addr: SocketAddr) -> Endpoint {
+    pub fn local(cfg: &crate::config::Config, addr: SocketAddr) -> ApiClient {
         let token = std::fs::read_to_string(cfg.data_dir.join(TOKEN_FILE))
             .ok()
             .map(|t| t.trim().to_string())
@@ -67,12 +67,12 @@ impl Endpoint {
             let pem = std::fs::read(cert).ok()?;
             crate::tls::parse_ca_pem(&pem).ok()?.into_iter().next()
         });
-        Endpoint { addr, token, pin }
+        ApiClient { addr, token, pin }
     }
 
     /// Plain HTTP, with or without a token (tests, `demo`).
-    pub fn plain(addr: SocketAddr, token: Option<String>) -> Endpoint {
-        Endpoint {
+    pub fn plain(addr: SocketAddr, token: Option<String>) -> ApiClient {
+        ApiClient {
             addr,
             token,
             pin: None,
@@ -82,7 +82,7 @@ impl Endpoint {
 
 /// One request to the daemon's API. `Err` means the daemon could not be reached.
 pub async fn call(
-    ep: &Endpoint,
+    ep: &ApiClient,
     method: Method,
     path: &str,
 ) -> anyhow::Result<(StatusCode, Bytes)> {

@@ -33,7 +33,7 @@ pub mod auth;
 pub mod client;
 mod routes;
 
-pub use client::{call, Endpoint};
+pub use client::{call, ApiClient};
 
 /// The OpenAPI description of every route, as kept in the repository.
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
@@ -95,13 +95,13 @@ pub async fn serve(
                 return error(status, why);
             }
             let need = match *req.method() {
-                Method::GET | Method::HEAD => crate::config::Scope::Read,
-                _ => crate::config::Scope::Write,
+                Method::GET | Method::HEAD => crate::config::TokenScope::Read,
+                _ => crate::config::TokenScope::Write,
             };
             let header = req.headers().get(hyper::header::AUTHORIZATION).map(|v| v.as_bytes());
             match api.tokens.check(header, need) {
                 Ok(caller) => {
-                    if need == crate::config::Scope::Write {
+                    if need == crate::config::TokenScope::Write {
                         let caller = match &caller {
                             auth::Caller::Token(name) => name.as_str(),
                             auth::Caller::Anonymous => "anonymous",

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::saved::saved_states;
-use crate::api::Endpoint;
+use crate::api::ApiClient;
 use crate::app::RuntimeInfo;
 use crate::config::Config;
 use crate::control::{self, SiteStatus};
@@ -18,9 +18,9 @@ use crate::util::now_millis;
 use crate::util::utc;
 
 /// The daemon's runtime info and API, if it is running and answering.
-async fn daemon(cfg: &Config) -> Option<(RuntimeInfo, Endpoint)> {
+async fn daemon(cfg: &Config) -> Option<(RuntimeInfo, ApiClient)> {
     let info = RuntimeInfo::read(&cfg.data_dir)?;
-    let api = Endpoint::local(cfg, info.api);
+    let api = ApiClient::local(cfg, info.api);
     crate::api::call(&api, hyper::Method::GET, "/api/v1/sites")
         .await
         .ok()

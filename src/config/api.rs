@@ -48,7 +48,7 @@ pub(super) struct RawToken {
 /// What a token allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Scope {
+pub enum TokenScope {
     /// Every `GET`.
     Read,
     /// Every `GET` and every action.
@@ -58,7 +58,7 @@ pub enum Scope {
 #[derive(Debug, Clone)]
 pub struct ApiToken {
     pub name: String,
-    pub scope: Scope,
+    pub scope: TokenScope,
     pub token: Secret,
 }
 
@@ -111,8 +111,8 @@ impl Cx<'_> {
                     )
                 }
                 Some(s) => match s.get_ref().as_str() {
-                    "read" => Scope::Read,
-                    "write" => Scope::Write,
+                    "read" => TokenScope::Read,
+                    "write" => TokenScope::Write,
                     other => {
                         return self.err(
                             s.span(),

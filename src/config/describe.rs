@@ -289,8 +289,8 @@ impl Config {
                 "[[api.tokens]]\nname = {}\nscope = \"{}\"\n{}",
                 toml_str(&t.name),
                 match t.scope {
-                    Scope::Read => "read",
-                    Scope::Write => "write",
+                    TokenScope::Read => "read",
+                    TokenScope::Write => "write",
                 },
                 self.secret_line(&base, "token")
             ));

@@ -40,7 +40,7 @@ mod standby;
 mod tests;
 mod tsig;
 mod watcher;
-pub use api::{ApiConfig, ApiToken, Scope, MIN_TOKEN_LEN};
+pub use api::{ApiConfig, ApiToken, TokenScope, MIN_TOKEN_LEN};
 use cx::{key_at, tidy_serde_message, Cx, R};
 use dns::record_text;
 pub use ip::{DdnsRecord, IpConfig, Source, SourceKind};

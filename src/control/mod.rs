@@ -20,6 +20,7 @@ use crate::probe::Observation;
 use crate::store::{EventKind, NewEvent, Store};
 use crate::util::now_millis;
 
+mod batch;
 mod status;
 mod watcher;
 pub use status::{dns_notes, status_from_state, DnsNote, ProbeNote, PublicStatus, SiteStatus};
@@ -113,6 +114,10 @@ pub struct Controller {
     pub connectivity: Connectivity,
     /// Where each provider zone stands, written by the reconcilers.
     pub zones: crate::reconcile::ZoneBoard,
+    /// Decided steps not yet published and saved, and whether a batch is being taken
+    /// (`batch.rs`).
+    pending: Vec<batch::Pending>,
+    batching: bool,
 }
 
 /// Counters are saved at least this often even without a transition, so a restart loses
@@ -193,6 +198,8 @@ impl Controller {
             ip_refresh,
             connectivity: Connectivity::new(!cfg_refs_empty),
             zones: Default::default(),
+            pending: Vec::new(),
+            batching: false,
         };
         c.publish()?;
         Ok(c)
@@ -223,10 +230,36 @@ impl Controller {
         Ok(())
     }
 
-    /// Runs until the channel closes (every sender dropped at shutdown).
+    /// Runs until the channel closes (every sender dropped at shutdown). Messages already
+    /// queued are taken as one batch, published and saved once (`batch.rs`).
     pub async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
-        while let Some(ev) = rx.recv().await {
-            self.handle(ev);
+        while let Some(first) = rx.recv().await {
+            self.batching = true;
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some(ev) = next.take() {
+                if matches!(ev, Message::Command { .. } | Message::Status { .. }) {
+                    // An operator sees, and a command starts from, what is published.
+                    self.flush_logged();
+                    self.batching = false;
+                    self.handle(ev);
+                    self.batching = true;
+                } else {
+                    self.handle(ev);
+                }
+                taken += 1;
+                if taken < batch::BATCH_MAX {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.batching = false;
+            self.flush_logged();
+        }
+    }
+
+    fn flush_logged(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!("{e:#}");
         }
     }
 
@@ -376,70 +409,46 @@ impl Controller {
         });
     }
 
+    /// Decides one input for site `i` and queues what follows (publish, log, save) for
+    /// [`Controller::flush`], at once unless a batch is being taken (`batch.rs`). `Some(why)`:
+    /// the input was refused.
     fn apply(&mut self, i: usize, input: &Input, now: u64) -> anyhow::Result<Option<String>> {
         let cfg = self.cfg.clone();
         let site = &cfg.sites[i];
         let policy = policy(site);
         let prev = self.sites[i].state.clone();
-        let mut step = decide::step(&prev, &policy, input, now);
+        let step = decide::step(&prev, &policy, input, now);
         if let Some(why) = &step.refused {
             tracing::warn!(site = %site.name, "refused {}: {why}", input_words(input));
             return Ok(Some(why.clone()));
         }
-        // The records are described (for the log and the event) only when they move: this
-        // runs for every probe result.
-        let retarget = prev.target() != step.state.target();
-        let before = if retarget {
-            self.managed().describe(site.names())
-        } else {
-            String::new()
-        };
-        self.sites[i].state = step.state.clone();
-        let after = if retarget {
-            let publishing = std::time::Instant::now();
-            self.publish()?;
-            let moved_at = now + publishing.elapsed().as_millis() as u64;
-            if let Some(t) = step.transition.as_mut() {
-                let (note, took) = detection_note(&prev, t.to, now, moved_at);
-                t.reason.push_str(&note);
-                if let Some(ms) = took {
-                    crate::metrics::get().detection(ms);
-                }
-            }
-            self.managed().describe(site.names())
-        } else {
-            String::new()
-        };
-        if let Some(t) = &step.transition {
-            if retarget {
-                tracing::warn!(site = %site.name, from = %t.from, to = %t.to, records = %after, "{}", t.reason);
-            } else {
-                tracing::info!(site = %site.name, from = %t.from, to = %t.to, "{}", t.reason);
-            }
-        }
         if let Some(alert) = &step.alert {
             tracing::error!(site = %site.name, "ALERT: {alert}");
         }
-        let records = retarget.then_some((before.as_str(), after.as_str()));
-        let events = step_events(&site.name, input, &step, now, records);
-        for e in &events {
-            let direction = match e.kind {
-                EventKind::FailedOver => "over",
-                EventKind::FailedBack => "back",
-                EventKind::Drained => "drained",
-                EventKind::Released => "released",
-                _ => continue,
-            };
-            crate::metrics::get().failover(&site.name, direction);
-        }
-        let rt = &mut self.sites[i];
+        // The records are described (for the log and the event) only when they move: this
+        // runs for every probe result.
+        let retarget = prev.target() != step.state.target();
+        let before = retarget
+            .then(|| batch::site_records(site, prev.target(), &self.public).describe(site.names()));
+        self.sites[i].state = step.state.clone();
         let standby_changed = prev.standby.last_ok != step.state.standby.last_ok;
-        if !events.is_empty()
+        let due = retarget
+            || step.transition.is_some()
             || standby_changed
-            || now.saturating_sub(rt.last_saved) >= SAVE_EVERY_MS
-        {
-            self.store.save(&site.name, &step.state, now, &events)?;
-            rt.last_saved = now;
+            || now.saturating_sub(self.sites[i].last_saved) >= SAVE_EVERY_MS;
+        if !due {
+            return Ok(None);
+        }
+        self.pending.push(batch::Pending {
+            site: i,
+            input: input.clone(),
+            prev,
+            step,
+            now,
+            before,
+        });
+        if !self.batching {
+            self.flush()?;
         }
         Ok(None)
     }
@@ -659,14 +668,7 @@ pub fn managed_records(
 ) -> ManagedRecords {
     let mut m = ManagedRecords::default();
     for (site, target) in cfg.sites.iter().zip(targets) {
-        let ip = match target {
-            Target::Primary => primary_addr(site, public),
-            Target::Standby => Some(site.standby.ip),
-        };
-        let Some(ip) = ip else { continue };
-        for n in site.names() {
-            m.set(n.clone(), site.record_type(), vec![ip]);
-        }
+        m.0.extend(batch::site_records(site, target, public).0);
     }
     for d in &cfg.ddns {
         for f in &d.families {

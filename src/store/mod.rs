@@ -396,28 +396,34 @@ impl Store {
         now: u64,
         events: &[NewEvent<'_>],
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(state).expect("state serializes");
+        self.save_many(&[(site, state, now, events.to_vec())])
+    }
+
+    /// [`Store::save`] for many sites in one transaction (one sync to disk for a whole batch
+    /// of decisions, `crate::control`).
+    pub fn save_many(
+        &self,
+        saves: &[(&str, &SiteState, u64, Vec<NewEvent<'_>>)],
+    ) -> Result<(), StoreError> {
+        let sql = |cause| StoreError::Sqlite {
+            path: self.path.clone(),
+            cause,
+        };
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| StoreError::Sqlite {
-            path: self.path.clone(),
-            cause: e,
-        })?;
-        tx.execute(
-            "INSERT INTO site_state (site, state, updated_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT(site) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            params![site, json, now as i64],
-        )
-        .map_err(|e| StoreError::Sqlite { path: self.path.clone(), cause: e })?;
-        for ev in events {
-            insert_event(&tx, ev).map_err(|e| StoreError::Sqlite {
-                path: self.path.clone(),
-                cause: e,
-            })?;
+        let tx = conn.transaction().map_err(sql)?;
+        for (site, state, now, events) in saves {
+            let json = serde_json::to_string(state).expect("state serializes");
+            tx.execute(
+                "INSERT INTO site_state (site, state, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(site) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                params![site, json, *now as i64],
+            )
+            .map_err(sql)?;
+            for ev in events {
+                insert_event(&tx, ev).map_err(sql)?;
+            }
         }
-        tx.commit().map_err(|e| StoreError::Sqlite {
-            path: self.path.clone(),
-            cause: e,
-        })
+        tx.commit().map_err(sql)
     }
 
     /// Appends one event; returns its id.
