@@ -66,6 +66,13 @@ fn boolean(q: &BTreeMap<String, String>, name: &str) -> Result<bool, Fail> {
     }
 }
 
+/// `GET /api/v1/sites`, serialized straight from the statuses (no JSON tree in between: at
+/// 1,000 sites that doubled the time).
+#[derive(serde::Serialize)]
+struct SitesReply {
+    sites: Vec<SiteStatus>,
+}
+
 type Status = (Vec<SiteStatus>, Vec<PublicStatus>, Vec<ZoneStatus>);
 
 async fn status(api: &Api) -> Result<Status, Fail> {
@@ -166,7 +173,7 @@ pub(super) async fn route(api: &Api, req: Request<hyper::body::Incoming>) -> Rep
         }),
         ["api", "v1", "sites"] => status(api)
             .await
-            .map(|(sites, _, _)| json(StatusCode::OK, &serde_json::json!({ "sites": sites }))),
+            .map(|(sites, _, _)| json(StatusCode::OK, &SitesReply { sites })),
         ["api", "v1", "sites", site] => status(api).await.and_then(|(sites, _, _)| {
             let site = percent(site);
             sites
