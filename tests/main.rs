@@ -13,6 +13,7 @@ mod ddns_interface;
 mod demo;
 mod dns_server;
 mod failover;
+mod maintenance;
 mod metrics;
 mod mirror;
 mod mirror_guess;

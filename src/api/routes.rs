@@ -192,9 +192,22 @@ pub(super) async fn route(api: &Api, req: Request<hyper::body::Incoming>) -> Rep
                 Ok(f) => f,
                 Err(Fail(status, why)) => return error(status, why),
             };
+            let note = match q.get("reason").map(|r| r.trim()) {
+                Some(r)
+                    if r.is_empty()
+                        || r.chars().count() > 300
+                        || r.chars().any(|c| c < ' ' || c == '\x7f') =>
+                {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "query parameter `reason` is 1 to 300 characters of text, without control characters",
+                    )
+                }
+                r => r.map(str::to_string),
+            };
             let command = match *action {
-                "drain" => Command::Drain { force },
-                _ => Command::Release,
+                "drain" => Command::Drain { force, note },
+                _ => Command::Release { note },
             };
             site_command(api, &percent(site), command).await
         }

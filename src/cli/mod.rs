@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod dns;
+mod maintenance;
 mod mirror;
 mod saved;
 mod status;
@@ -99,6 +100,23 @@ pub enum Cmd {
     Release {
         /// Site name (or its domain).
         site: String,
+    },
+    /// Planned maintenance of a primary: drain SITE, wait until its DNS answer has moved and
+    /// the TTL has passed, run COMMAND (e.g. a reboot script), then release once the primary
+    /// passes its probes again (or when --for runs out). Needs the running daemon.
+    Maintenance {
+        /// Site name (or its domain).
+        site: String,
+        /// The longest the site stays drained: the wait for a healthy primary after COMMAND
+        /// ends no longer than this from the start ("30m", "2h").
+        #[arg(long = "for", value_parser = crate::util::parse_duration)]
+        window: Duration,
+        /// Drain even if the standby is not known to be ready.
+        #[arg(long)]
+        force: bool,
+        /// What to run once visitors are on the standby; exits with its status.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
     /// Ask every public-address source now; print each answer, the agreed address and why.
     Ip,
@@ -333,6 +351,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Status { json } => status(&cfg, *json).await,
         Cmd::Drain { site, force } => command(&cfg, site, Input::Drain { force: *force }).await,
         Cmd::Release { site } => command(&cfg, site, Input::Release).await,
+        Cmd::Maintenance {
+            site,
+            window,
+            force,
+            command,
+        } => maintenance::run(&cfg, site, *window, *force, command).await,
     }
 }
 

@@ -18,7 +18,7 @@ use crate::util::now_millis;
 use crate::util::utc;
 
 /// The daemon's runtime info and API, if it is running and answering.
-async fn daemon(cfg: &Config) -> Option<(RuntimeInfo, ApiClient)> {
+pub(super) async fn daemon(cfg: &Config) -> Option<(RuntimeInfo, ApiClient)> {
     let info = RuntimeInfo::read(&cfg.data_dir)?;
     let api = ApiClient::local(cfg, info.api);
     crate::api::call(&api, hyper::Method::GET, "/api/v1/sites")

@@ -40,10 +40,16 @@ pub enum CommandError {
 }
 
 /// An operator command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Drain { force: bool },
-    Release,
+    /// `note`, when given, is added to the reason (a maintenance window, a script's words).
+    Drain {
+        force: bool,
+        note: Option<String>,
+    },
+    Release {
+        note: Option<String>,
+    },
 }
 
 /// Everything the controller reacts to.
@@ -345,11 +351,11 @@ impl Controller {
                             .join(", ")
                     ))),
                     Some(i) => {
-                        let input = match command {
-                            Command::Drain { force } => Input::Drain { force },
-                            Command::Release => Input::Release,
+                        let (input, note) = match command {
+                            Command::Drain { force, note } => (Input::Drain { force }, note),
+                            Command::Release { note } => (Input::Release, note),
                         };
-                        match self.apply(i, &input, now) {
+                        match self.apply_noted(i, &input, now, note.as_deref()) {
                             Ok(None) => Ok(self.status_of(i, now)),
                             Ok(Some(why)) => Err(CommandError::Refused(why)),
                             Err(e) => Err(CommandError::Failed(format!("{e:#}"))),
@@ -413,14 +419,29 @@ impl Controller {
     /// [`Controller::flush`], at once unless a batch is being taken (`batch.rs`). `Some(why)`:
     /// the input was refused.
     fn apply(&mut self, i: usize, input: &Input, now: u64) -> anyhow::Result<Option<String>> {
+        self.apply_noted(i, input, now, None)
+    }
+
+    /// [`Controller::apply`], with `note` added to the reason of the transition it makes.
+    fn apply_noted(
+        &mut self,
+        i: usize,
+        input: &Input,
+        now: u64,
+        note: Option<&str>,
+    ) -> anyhow::Result<Option<String>> {
         let cfg = self.cfg.clone();
         let site = &cfg.sites[i];
         let policy = policy(site);
         let prev = self.sites[i].state.clone();
-        let step = decide::step(&prev, &policy, input, now);
+        let mut step = decide::step(&prev, &policy, input, now);
         if let Some(why) = &step.refused {
             tracing::warn!(site = %site.name, "refused {}: {why}", input_words(input));
             return Ok(Some(why.clone()));
+        }
+        if let (Some(note), Some(t)) = (note, step.transition.as_mut()) {
+            t.reason = format!("{}; {note}", t.reason);
+            step.state.reason = t.reason.clone();
         }
         if let Some(alert) = &step.alert {
             tracing::error!(site = %site.name, "ALERT: {alert}");
