@@ -353,6 +353,13 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         last_round_rx,
         shutdown.clone(),
     ));
+    if cfg.sites.iter().any(|s| !s.maintenance.is_empty()) {
+        tracker.spawn(crate::maintenance::run(
+            cfg.clone(),
+            tx.clone(),
+            shutdown.clone(),
+        ));
+    }
     // The CLI's token, new at every start (`crate::api::client`).
     let local_token = crate::api::client::write_local_token(&cfg.data_dir).with_context(|| {
         format!(

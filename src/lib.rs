@@ -13,6 +13,7 @@ pub mod dns;
 pub mod events;
 pub mod http;
 pub mod ip;
+pub mod maintenance;
 pub mod metrics;
 pub mod mirror;
 pub mod net;

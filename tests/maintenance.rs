@@ -167,3 +167,67 @@ fn wait_child(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
     let _ = child.wait();
     None
 }
+
+/// A scheduled window: drained `drain_before` its start with the window's reason, held
+/// through it, released at its end.
+#[test]
+fn a_scheduled_window_drains_before_and_releases_after() {
+    need("curl", "curl");
+    let primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(4);
+    let at = soon
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    // The window opens at the whole second `at` names.
+    let start = at
+        .parse::<jiff::civil::DateTime>()
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .unwrap()
+        .timestamp();
+    let window = format!(
+        "[[sites.maintenance]]\nname = \"reboot\"\nat = \"{at}\"\nduration = \"3s\"\ndrain_before = \"1s\"\n"
+    );
+    let d = Daemon::start(&format!(
+        "{}{window}",
+        one_site(primary.addr, standby.addr, "")
+    ));
+    d.wait_standby_ready();
+    let before = events(&d).len();
+    assert_eq!(d.phase(), "healthy", "not yet");
+    let drained = crate::common::wait_until(Duration::from_secs(10), "the window's drain", || {
+        d.phase() == "drained"
+    });
+    let drained_at = jiff::Timestamp::now();
+    assert!(
+        drained_at < start,
+        "drained before the window opens ({drained_at} vs {start}, after {drained:?})"
+    );
+    assert_eq!(
+        d.answer("www.example.test"),
+        ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
+    crate::common::wait_until(Duration::from_secs(10), "the window's release", || {
+        d.phase() == "healthy"
+    });
+    assert!(jiff::Timestamp::now() >= start + jiff::SignedDuration::from_secs(3));
+    let evs = events(&d)[before..].to_vec();
+    let kinds: Vec<&str> = evs.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["drained", "released"], "{evs:#?}");
+    assert!(
+        evs[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("maintenance window `reboot` from"),
+        "{evs:#?}"
+    );
+    assert!(
+        evs[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("maintenance window `reboot` ended"),
+        "{evs:#?}"
+    );
+}

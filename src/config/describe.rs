@@ -399,6 +399,9 @@ impl Config {
                 o.push_str("insecure = true  # certificates are NOT checked\n");
             }
             o.push_str(&s.mirror.describe());
+            for w in &s.maintenance {
+                o.push_str(&w.describe());
+            }
         }
         o
     }

@@ -30,6 +30,7 @@ mod cx;
 mod describe;
 mod dns;
 mod ip;
+mod maintenance;
 mod mirror;
 mod notify;
 mod provider;
@@ -44,6 +45,7 @@ pub use api::{ApiConfig, ApiToken, TokenScope, MIN_TOKEN_LEN};
 use cx::{key_at, tidy_serde_message, Cx, R};
 use dns::record_text;
 pub use ip::{DdnsRecord, IpConfig, Source, SourceKind};
+pub use maintenance::{MaintenanceWindow, Occurrence, Recurrence};
 pub use mirror::{Checks, Limits, MirrorConfig, Schedule};
 pub use notify::{
     EmailConfig, EmailTls, GenericConfig, NotifyConfig, NotifyService, Severity, DEFAULT_EVENTS,
@@ -279,6 +281,8 @@ pub struct Site {
     pub mirror: MirrorConfig,
     /// User-supplied certificate for the standby's HTTPS (else ACME, when configured).
     pub tls: Option<TlsFiles>,
+    /// Scheduled maintenance windows of the primary (`crate::maintenance` keeps them).
+    pub maintenance: Vec<MaintenanceWindow>,
 }
 
 impl Site {

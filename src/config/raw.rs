@@ -124,6 +124,8 @@ pub(super) struct RawSite {
     pub(super) probe: Option<Spanned<RawProbe>>,
     pub(super) mirror: Option<Spanned<mirror::RawMirror>>,
     pub(super) tls: Option<Spanned<RawTls>>,
+    #[serde(default)]
+    pub(super) maintenance: Vec<Spanned<maintenance::RawMaintenance>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -152,6 +152,7 @@ impl Cx<'_> {
             probe.scheme,
         )?;
         let tls = self.build_tls(&format!("{key}.tls"), raw.tls)?;
+        let maintenance = self.build_maintenance(&format!("{key}.maintenance"), raw.maintenance)?;
         Ok(Site {
             name,
             domain,
@@ -162,6 +163,7 @@ impl Cx<'_> {
             probe,
             mirror,
             tls,
+            maintenance,
         })
     }
     pub(super) fn endpoint(&self, s: &Spanned<String>, key: &str) -> R<Endpoint> {

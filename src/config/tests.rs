@@ -107,7 +107,22 @@ standby = "192.0.2.20"
 scheme = "http"
 path = "/health?x=\u00e9"
 body_contains = "ok \"quoted\""
+[[sites.maintenance]]
+name = "kernel"
+every = "sun,wed 03:00"
+duration = "45m"
+time_zone = "Europe/Berlin"
+drain_before = "2m"
+[[sites.maintenance]]
+at = "2026-12-24 02:00"
+duration = "1h"
+[api]
+[[api.tokens]]
+name = "grafana"
+scope = "read"
+token_file = "api.tok"
 "#;
+    std::fs::write(dir.path().join("api.tok"), "a-read-token-0123456789\n").unwrap();
     let first = parse(&dir.path().join("c.toml"), text).unwrap();
     let printed = first.describe();
     assert!(
@@ -128,6 +143,14 @@ body_contains = "ok \"quoted\""
     let again =
         parse(&dir.path().join("c.toml"), &printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
     assert_eq!(again.describe(), printed, "a second round prints the same");
+    assert!(printed.contains("every = \"wed,sun 03:00\""), "{printed}");
+    assert!(!printed.contains("a-read-token"), "{printed}");
+    assert_eq!(again.sites[0].maintenance.len(), 2);
+    assert_eq!(
+        again.sites[0].maintenance[1].when,
+        first.sites[0].maintenance[1].when
+    );
+    assert_eq!(again.api.tokens[0].token.0, "a-read-token-0123456789");
     assert_eq!(again.notify[0].secret, first.notify[0].secret);
     assert_eq!(again.notify[0].events, ["failed-over", "both-down"]);
     assert_eq!(again.notify[1].name, "webhook-1");
