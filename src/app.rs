@@ -450,12 +450,10 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
                     .map(|z| (z.origin.clone(), builtin.clone() as Arc<_>)),
             );
             let dns = Arc::new(crate::standby::acme::ChallengeZones { zones });
-            let manager = Arc::new(crate::standby::acme::Manager::new(
-                acme,
-                &cfg.data_dir,
-                dns,
-                standby.certs(),
-            ));
+            let manager = Arc::new(
+                crate::standby::acme::Manager::new(acme, &cfg.data_dir, dns, standby.certs())
+                    .with_events(store.clone()),
+            );
             standby.set_acme(manager.clone());
             tracker.spawn(manager.run(sites, shutdown.clone()));
         }
@@ -466,6 +464,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             desired_rx.clone(),
             zone_board.clone(),
             reverify_rx.clone(),
+            Some(store.clone()),
             shutdown.clone(),
         ));
     }

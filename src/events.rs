@@ -59,13 +59,24 @@ pub enum EventKind {
     /// The watcher could reach none of its references for a while, so it did not act on
     /// failed probes (logged when its link is back, with how long it was offline).
     WatcherOffline,
+    /// ACME issued (or renewed) the standby's certificate for a site.
+    CertificateIssued,
+    /// Obtaining the standby's certificate failed (the first failure of a streak; it is
+    /// retried with backoff).
+    CertificateRenewalFailing,
+    /// A provider zone could not be written or confirmed (the first failure of a streak; the
+    /// reconciler retries with the latest records). Its site is `(daemon)`; the zone is in
+    /// the reason.
+    DnsUnconfirmed,
+    /// The public-address sources stopped agreeing: the last agreed address is kept.
+    AddressVoteSplit,
 }
 
 pub const DAEMON_SITE: &str = "(daemon)";
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::FirstSeen,
         EventKind::FailedOver,
         EventKind::FailedBack,
@@ -81,6 +92,10 @@ impl EventKind {
         EventKind::DaemonStarted,
         EventKind::DaemonStopped,
         EventKind::WatcherOffline,
+        EventKind::CertificateIssued,
+        EventKind::CertificateRenewalFailing,
+        EventKind::DnsUnconfirmed,
+        EventKind::AddressVoteSplit,
     ];
 
     /// The word stored in the log (kebab-case, as serialized).
@@ -101,6 +116,10 @@ impl EventKind {
             EventKind::DaemonStarted => "daemon-started",
             EventKind::DaemonStopped => "daemon-stopped",
             EventKind::WatcherOffline => "watcher-offline",
+            EventKind::CertificateIssued => "certificate-issued",
+            EventKind::CertificateRenewalFailing => "certificate-renewal-failing",
+            EventKind::DnsUnconfirmed => "dns-unconfirmed",
+            EventKind::AddressVoteSplit => "address-vote-split",
         }
     }
 

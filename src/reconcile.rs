@@ -319,7 +319,7 @@ impl Reconciler {
     /// The daemon loop for this zone, until `cancel`.
     pub async fn run(self, desired_rx: watch::Receiver<ManagedRecords>, cancel: CancellationToken) {
         let (_keep, reverify) = watch::channel(0);
-        self.run_reporting(desired_rx, ZoneBoard::default(), reverify, cancel)
+        self.run_reporting(desired_rx, ZoneBoard::default(), reverify, None, cancel)
             .await
     }
 
@@ -329,6 +329,7 @@ impl Reconciler {
         mut desired_rx: watch::Receiver<ManagedRecords>,
         board: ZoneBoard,
         mut reverify: watch::Receiver<u64>,
+        events: Option<crate::store::Store>,
         cancel: CancellationToken,
     ) {
         let mut known: Option<BTreeMap<Key, RrSet>> = None;
@@ -452,6 +453,8 @@ impl Reconciler {
                     Some(delay)
                 }
             };
+            let was_failing = status.state == "failing";
+            let reason = error.clone();
             self.report(
                 &board,
                 &mut status,
@@ -460,6 +463,22 @@ impl Reconciler {
                 &confirmed,
                 error,
             );
+            // The first failure of a streak goes to the event log (and so to the channels).
+            if let (false, Some(why), Some(store)) = (was_failing, &reason, &events) {
+                if status.state == "failing" {
+                    let _ = store.append_event(&crate::store::NewEvent {
+                        site: crate::events::DAEMON_SITE,
+                        at: crate::util::now_millis(),
+                        kind: crate::events::EventKind::DnsUnconfirmed,
+                        reason: &format!(
+                            "zone {} at {}: {why}",
+                            self.zone,
+                            self.provider.describe()
+                        ),
+                        ..Default::default()
+                    });
+                }
+            }
             let until_refresh = self.refresh.saturating_sub(last_refresh.elapsed());
             match wait {
                 // Failing: sleep the backoff; a newer desired value is picked up on the retry.

@@ -212,6 +212,18 @@ fn ddns_follows_agreement_and_ignores_bad_sources() {
             && out.contains("the last good address stays published: 192.0.2.12"),
         "{out}"
     );
+    // Told once, however many rounds the split lasts (an earlier split, one source short of
+    // the quorum, was its own).
+    let split = d.events_of("address-vote-split");
+    let this: Vec<_> = split
+        .iter()
+        .filter(|e| e["reason"].as_str().unwrap().contains("keeping 192.0.2.12"))
+        .collect();
+    assert_eq!(this.len(), 1, "{split:#?}");
+    assert!(
+        this[0]["reason"].as_str().unwrap().contains("split vote"),
+        "{split:#?}"
+    );
 
     // All down: keep the last good address.
     src.set("", "", None);

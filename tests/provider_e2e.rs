@@ -158,6 +158,14 @@ fn status_tells_the_truth_when_the_provider_refuses() {
         !out.contains("Refused"),
         "asked the built-in listener:\n{out}"
     );
+    // The channels hear of it once, not at every retry.
+    let failing = d.events_of("dns-unconfirmed");
+    assert_eq!(failing.len(), 1, "{failing:#?}");
+    let why = failing[0]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("zone example.test. at rfc2136") && why.contains("NOTAUTH"),
+        "{why}"
+    );
     assert!(
         bind.rdata("www.example.test", RecordType::A).is_empty(),
         "nothing was written with a wrong key"

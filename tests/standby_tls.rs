@@ -261,6 +261,18 @@ ca_file = "{origin_ca}"
         "{}",
         d.log()
     );
+    let issued = d.events_of("certificate-issued");
+    assert!(
+        issued.len() >= 2,
+        "issuance and renewal are events: {issued:#?}"
+    );
+    assert!(
+        issued[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("issued by ACME, valid until"),
+        "{issued:#?}"
+    );
     // The challenge records are gone once the orders are done.
     let txt = common::query(d.dns(), "_acme-challenge.www.shop.test", RecordType::TXT).unwrap();
     assert!(txt.message.answers.is_empty(), "{:?}", txt.message.answers);

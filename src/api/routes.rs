@@ -192,18 +192,17 @@ pub(super) async fn route(api: &Api, req: Request<hyper::body::Incoming>) -> Rep
                 Ok(f) => f,
                 Err(Fail(status, why)) => return error(status, why),
             };
-            let note = match q.get("reason").map(|r| r.trim()) {
-                Some(r)
-                    if r.is_empty()
-                        || r.chars().count() > 300
-                        || r.chars().any(|c| c < ' ' || c == '\x7f') =>
-                {
+            // Words for the log: control characters become spaces (one line per event).
+            let note = match q.get("reason") {
+                Some(r) if r.is_empty() || r.chars().count() > 300 => {
                     return error(
                         StatusCode::BAD_REQUEST,
-                        "query parameter `reason` is 1 to 300 characters of text, without control characters",
+                        "query parameter `reason` is 1 to 300 characters",
                     )
                 }
-                r => r.map(str::to_string),
+                Some(r) => Some(r.replace(|c: char| c.is_control(), " ").trim().to_string())
+                    .filter(|r| !r.is_empty()),
+                None => None,
             };
             let command = match *action {
                 "drain" => Command::Drain { force, note },

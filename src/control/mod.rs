@@ -529,6 +529,20 @@ impl Controller {
                         .map(|a| format!("keeping {a}"))
                         .unwrap_or_else(|| "no address known yet".to_string());
                     tracing::warn!(%family, "public address: {words}; {kept}");
+                    // Told once per split: when the last round had agreed (or was the first).
+                    let was_split = self
+                        .last_round
+                        .get(&family)
+                        .is_some_and(|w| w.starts_with("no agreement"));
+                    if !was_split {
+                        let _ = self.store.append_event(&NewEvent {
+                            site: crate::events::DAEMON_SITE,
+                            at: now_millis(),
+                            kind: EventKind::AddressVoteSplit,
+                            reason: &format!("{family}: {words}; {kept}"),
+                            ..Default::default()
+                        });
+                    }
                 }
             }
             self.last_round.insert(family, words);

@@ -44,6 +44,8 @@ pub fn groups(kind: &str) -> bool {
                 | EventKind::DaemonStopped
                 | EventKind::AddressChanged
                 | EventKind::WatcherOffline
+                | EventKind::DnsUnconfirmed
+                | EventKind::AddressVoteSplit
         )
     )
 }
@@ -138,7 +140,10 @@ pub fn severity(kind: &str) -> Severity {
             EventKind::FailedOver
             | EventKind::CertificateExpiring
             | EventKind::DaemonStopped
-            | EventKind::WatcherOffline,
+            | EventKind::WatcherOffline
+            | EventKind::CertificateRenewalFailing
+            | EventKind::DnsUnconfirmed
+            | EventKind::AddressVoteSplit,
         ) => Severity::Warning,
         Some(_) => Severity::Info,
         None if kind == "alert" => Severity::Warning,
@@ -208,6 +213,32 @@ pub fn render(ev: &Event, cx: &Context) -> Notice {
         Some(EventKind::AddressChanged) => (
             "public address changed".to_string(),
             format!("At {at}: {reason}."),
+        ),
+        Some(EventKind::CertificateIssued) => (
+            format!("{site}: standby certificate issued"),
+            format!("At {at}: {reason}."),
+        ),
+        Some(EventKind::CertificateRenewalFailing) => (
+            format!("{site}: standby certificate not renewed"),
+            format!(
+                "At {at} obtaining the standby's certificate failed: {reason}. It is tried \
+                 again with backoff; until it works, a failover serves the current certificate \
+                 while it lasts, and the standby is not ready once it has expired."
+            ),
+        ),
+        Some(EventKind::DnsUnconfirmed) => (
+            "DNS change not confirmed".to_string(),
+            format!(
+                "At {at}: {reason}. understudy keeps retrying with the latest records; until it \
+                 is confirmed, visitors may still be sent where the records pointed before."
+            ),
+        ),
+        Some(EventKind::AddressVoteSplit) => (
+            "public address sources disagree".to_string(),
+            format!(
+                "At {at}: {reason}. The last agreed address stays published until the sources \
+                 agree again."
+            ),
         ),
         Some(EventKind::CrawlPublished) => (
             format!("{site}: standby copy updated"),

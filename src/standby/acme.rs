@@ -96,6 +96,8 @@ pub struct Manager {
     dns: Arc<dyn ChallengeDns>,
     certs: Arc<Certs>,
     attempts: Mutex<HashMap<String, Attempts>>,
+    /// Where issuance and the first failure of a streak are logged as events.
+    events: Option<crate::store::Store>,
 }
 
 impl Manager {
@@ -111,6 +113,25 @@ impl Manager {
             dns,
             certs,
             attempts: Mutex::new(HashMap::new()),
+            events: None,
+        }
+    }
+
+    /// Logs issuance and failures to the event log (and so to the notification channels).
+    pub fn with_events(mut self, store: crate::store::Store) -> Manager {
+        self.events = Some(store);
+        self
+    }
+
+    fn event(&self, site: &str, kind: crate::events::EventKind, reason: &str) {
+        if let Some(store) = &self.events {
+            let _ = store.append_event(&crate::store::NewEvent {
+                site,
+                at: crate::util::now_millis(),
+                kind,
+                reason,
+                ..Default::default()
+            });
         }
     }
 
@@ -159,13 +180,36 @@ impl Manager {
                     Ok(info) => {
                         tracing::info!(site = %s.site, names = %info.names.join(", "), not_after = %crate::util::utc(info.not_after), serial = %info.serial, "certificate obtained by ACME DNS-01");
                         *a = Attempts::default();
+                        drop(attempts);
+                        self.event(
+                            &s.site,
+                            crate::events::EventKind::CertificateIssued,
+                            &format!(
+                                "a certificate for {} was issued by ACME, valid until {} (serial {})",
+                                info.names.join(", "),
+                                crate::util::utc(info.not_after),
+                                info.serial
+                            ),
+                        );
                     }
                     Err(e) => {
                         a.failures += 1;
                         a.last_failure = Some(crate::util::now_millis());
                         tracing::warn!(site = %s.site, error = %e, retry_in = %crate::util::human_duration(backoff(a.failures)), "could not obtain a certificate");
-                        a.last_error = Some(e);
+                        let first = a.failures == 1;
+                        a.last_error = Some(e.clone());
                         next = next.min(crate::util::now_millis() + backoff(a.failures));
+                        drop(attempts);
+                        if first {
+                            self.event(
+                                &s.site,
+                                crate::events::EventKind::CertificateRenewalFailing,
+                                &format!(
+                                    "could not obtain a certificate for {}: {e}",
+                                    s.hosts.join(", ")
+                                ),
+                            );
+                        }
                     }
                 }
                 // Look at the other sites again with a fresh clock.

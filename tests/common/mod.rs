@@ -163,6 +163,22 @@ impl Daemon {
         self.dir.path().join("data")
     }
 
+    /// The event log's rows of one kind, newest first (`GET /api/v1/events?kind=`).
+    pub fn events_of(&self, kind: &str) -> Vec<serde_json::Value> {
+        let api = understudy::api::ApiClient::plain(self.info.api, Some(self.token()));
+        let path = format!("/api/v1/events?kind={kind}&limit=100");
+        let (code, body) = rt()
+            .block_on(understudy::api::call(&api, hyper::Method::GET, &path))
+            .unwrap();
+        assert!(
+            code.is_success(),
+            "{code}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["events"].as_array().unwrap().clone()
+    }
+
     /// The running daemon's own API token (`<data_dir>/api.token`, a write token).
     pub fn token(&self) -> String {
         std::fs::read_to_string(self.data_dir().join("api.token"))

@@ -62,6 +62,10 @@ pub const EVENT_NAMES: &[&str] = &[
     "daemon-started",
     "daemon-stopped",
     "watcher-offline",
+    "certificate-issued",
+    "certificate-renewal-failing",
+    "dns-unconfirmed",
+    "address-vote-split",
 ];
 
 /// What a channel gets when it names no `events`: everything but the phase changes that move
@@ -80,6 +84,9 @@ pub const DEFAULT_EVENTS: &[&str] = &[
     "daemon-started",
     "daemon-stopped",
     "watcher-offline",
+    "certificate-renewal-failing",
+    "dns-unconfirmed",
+    "address-vote-split",
 ];
 
 /// How urgent a message is.
