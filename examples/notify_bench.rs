@@ -101,6 +101,13 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The daemon's `GET /api/v1/status`.
+async fn status(api: SocketAddr) -> anyhow::Result<understudy::api::StatusReply> {
+    let client = understudy::api::ApiClient::plain(api, None);
+    let (_, body) = understudy::api::call(&client, hyper::Method::GET, "/api/v1/status").await?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
 async fn latency(api: SocketAddr, path: &str, n: usize) -> (f64, f64, usize) {
     let mut ms = Vec::new();
     let mut size = 0;
@@ -178,13 +185,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     loop {
-        let (_, body) = understudy::api::call(
-            &understudy::api::ApiClient::plain(info.api, None),
-            hyper::Method::GET,
-            "/api/v1/status",
-        )
-        .await?;
-        let st: understudy::api::StatusReply = serde_json::from_slice(&body)?;
+        let st = status(info.api).await?;
         if st.sites.len() == sites && st.sites.iter().all(|s| s.standby_ready) {
             break;
         }
@@ -245,13 +246,7 @@ async fn main() -> anyhow::Result<()> {
     while done.iter().any(Option::is_none) && t0.elapsed() < Duration::from_secs(120) {
         if all_moved.is_none() && polled.elapsed() > Duration::from_millis(100) {
             polled = Instant::now();
-            let (_, body) = understudy::api::call(
-                &understudy::api::ApiClient::plain(info.api, None),
-                hyper::Method::GET,
-                "/api/v1/status",
-            )
-            .await?;
-            let st: understudy::api::StatusReply = serde_json::from_slice(&body)?;
+            let st = status(info.api).await?;
             let moved = st
                 .sites
                 .iter()

@@ -116,9 +116,10 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     crate::store::backup_logged(&cfg.data_dir).await;
     // The metrics of each site's last published crawl, until the next one.
     for site in &cfg.sites {
-        let crawls: Vec<crate::mirror::crawl::Report> =
-            store.crawls(Some(&site.name), 50).unwrap_or_default();
-        if let Some(r) = crawls.iter().find(|r| r.outcome == "published") {
+        let served: Vec<crate::mirror::crawl::Report> = store
+            .crawls(Some(&site.name), Some("published"), 1)
+            .unwrap_or_default();
+        if let Some(r) = served.first() {
             let at = r.started_at + r.duration_ms;
             crate::metrics::get().crawl(&site.name, r.pages, r.bytes, at);
         }

@@ -257,6 +257,79 @@ pub fn acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// A client verifier that does not check a certificate's chain or names, only the
+/// handshake's signatures (so a TLS server with the key did answer): either any certificate
+/// (a probe with `insecure = true`) or exactly one, by its DER bytes (the CLI talking to the
+/// API's configured certificate at an address it need not name).
+#[derive(Debug)]
+pub struct SignaturesOnly {
+    pin: Option<CertificateDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl SignaturesOnly {
+    pub fn any(provider: Arc<rustls::crypto::CryptoProvider>) -> SignaturesOnly {
+        SignaturesOnly {
+            pin: None,
+            provider,
+        }
+    }
+
+    pub fn pinned(
+        cert: CertificateDer<'static>,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> SignaturesOnly {
+        SignaturesOnly {
+            pin: Some(cert),
+            provider,
+        }
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for SignaturesOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match &self.pin {
+            Some(pin) if pin.as_ref() != end_entity.as_ref() => Err(rustls::Error::General(
+                "the server presented another certificate than the one configured".to_string(),
+            )),
+            _ => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,7 +113,10 @@ pub async fn call(
                 ))
                 .with_safe_default_protocol_versions()?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Pinned(pin.clone())))
+                .with_custom_certificate_verifier(Arc::new(crate::tls::SignaturesOnly::pinned(
+                    pin.clone(),
+                    Arc::new(rustls::crypto::ring::default_provider()),
+                )))
                 .with_no_client_auth();
                 let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
                 let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -144,61 +147,4 @@ where
         Ok::<_, anyhow::Error>((status, body))
     };
     crate::http::drive(conn, request).await
-}
-
-/// Trusts one certificate, by its bytes; signatures are still checked (ring's algorithms).
-#[derive(Debug)]
-struct Pinned(CertificateDer<'static>);
-
-impl rustls::client::danger::ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.0.as_ref() {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "the API presented another certificate than [api] tls_cert".to_string(),
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }

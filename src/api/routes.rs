@@ -247,9 +247,10 @@ async fn options_body(req: Request<hyper::body::Incoming>) -> Result<(), Fail> {
     }
 }
 
-/// A path segment as the site's name (`%2E` and the like decoded).
+/// A path segment as the site's name (`%2E` and the like decoded; a `+` in a path is a `+`,
+/// not the space it is in a query).
 fn percent(segment: &str) -> String {
-    url::form_urlencoded::parse(format!("x={segment}").as_bytes())
+    url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.to_string())
         .unwrap_or_default()
@@ -335,7 +336,7 @@ fn crawls(api: &Api, q: &BTreeMap<String, String>) -> Result<Reply, Fail> {
     let site = q.get("site").map(String::as_str);
     let list: Vec<crate::mirror::crawl::Report> = api
         .store
-        .crawls(site, limit as usize)
+        .crawls(site, None, limit as usize)
         .map_err(store_error)?;
     Ok(json(StatusCode::OK, &serde_json::json!({ "crawls": list })))
 }
@@ -346,11 +347,14 @@ fn snapshots(api: &Api) -> Result<Reply, Fail> {
     let now = crate::util::now_millis();
     let mut out = Vec::new();
     for site in &api.cfg.sites {
-        let list: Vec<crate::mirror::crawl::Report> = api
-            .store
-            .crawls(Some(&site.name), 50)
-            .map_err(store_error)?;
-        let served = list.iter().find(|r| r.outcome == "published");
+        // The crawl whose snapshot is served, and the newest of any outcome: two indexed rows.
+        let crawls = |outcome| -> Result<Vec<crate::mirror::crawl::Report>, Fail> {
+            api.store
+                .crawls(Some(&site.name), outcome, 1)
+                .map_err(store_error)
+        };
+        let (list, served) = (crawls(None)?, crawls(Some("published"))?);
+        let served = served.first();
         let age_ms = served.map(|r| now.saturating_sub(r.started_at + r.duration_ms));
         out.push(serde_json::json!({
             "site": site.name,

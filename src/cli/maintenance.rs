@@ -41,8 +41,11 @@ async fn site_status(api: &ApiClient, site: &str) -> anyhow::Result<SiteStatus> 
     Ok(serde_json::from_slice(&body)?)
 }
 
+/// Percent-encoded for a path segment or a query value (a space as `%20`, which both read).
 fn encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 /// One action; `Ok(Err(why))` when the daemon refused it.

@@ -237,7 +237,7 @@ pub fn history(cfg: &Config, site: &str, limit: usize) -> anyhow::Result<i32> {
         return Ok(0);
     };
     let now = now_millis();
-    let crawls = store.crawls::<crate::mirror::crawl::Report>(Some(&site.name), limit)?;
+    let crawls = store.crawls::<crate::mirror::crawl::Report>(Some(&site.name), None, limit)?;
     if crawls.is_empty() {
         crate::outln!("no crawls of {} recorded yet", site.name);
     }

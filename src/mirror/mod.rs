@@ -248,7 +248,7 @@ pub async fn scheduler(
     let site = &cfg.sites[i];
     loop {
         let last = db
-            .crawls::<Report>(Some(&site.name), 1)
+            .crawls::<Report>(Some(&site.name), None, 1)
             .ok()
             .and_then(|c| c.into_iter().next());
         let wait = schedule.next_in(

@@ -675,18 +675,21 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
-    /// The newest crawls first, of one site or all.
+    /// The newest crawls first, of one site or all, of one outcome (`"published"`) or all.
     pub fn crawls<R: CrawlRecord>(
         &self,
         site: Option<&str>,
+        outcome: Option<&str>,
         limit: usize,
     ) -> Result<Vec<R>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT report FROM crawls WHERE (?1 IS NULL OR site = ?1) ORDER BY id DESC LIMIT ?2")
+            .prepare("SELECT report FROM crawls WHERE (?1 IS NULL OR site = ?1) AND (?2 IS NULL OR outcome = ?2) ORDER BY id DESC LIMIT ?3")
             .map_err(|e| self.sql(e))?;
         let rows = stmt
-            .query_map(params![site, limit as i64], |r| r.get::<_, String>(0))
+            .query_map(params![site, outcome, limit as i64], |r| {
+                r.get::<_, String>(0)
+            })
             .map_err(|e| self.sql(e))?;
         let mut out = vec![];
         for row in rows {
