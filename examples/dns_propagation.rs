@@ -243,11 +243,16 @@ fn main() {
             .block_on(understudy::dns::server::DnsServer::bind(
                 &["127.0.0.1:0".parse().unwrap()],
                 handle,
+                vec![],
+                Default::default(),
             ))
             .unwrap();
         let addr = server.addrs[0];
+        let stop = tokio_util::sync::CancellationToken::new();
+        let running = rt.spawn(server.run(stop.clone()));
         rows.push(rt.block_on(measure("built-in server", builtin, vec![addr], changes)));
-        rt.block_on(server.shutdown());
+        stop.cancel();
+        let _ = rt.block_on(running);
     }
     for (kind, label) in [
         (Kind::Bind, "BIND 9 (RFC 2136)"),

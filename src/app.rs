@@ -168,7 +168,14 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     let zone_board = crate::reconcile::ZoneBoard::default();
     controller.zones = zone_board.clone();
     let reconcilers = crate::reconcile::for_config(&cfg)?;
-    let dns = DnsServer::bind(&cfg.dns.listen, zones).await?;
+    let secondaries = crate::dns::notify::SecondaryBoard::default();
+    let dns = DnsServer::bind(
+        &cfg.dns.listen,
+        zones.clone(),
+        crate::dns::notify::peers(&cfg.dns),
+        secondaries.clone(),
+    )
+    .await?;
     let api_listener = TcpListener::bind(cfg.api.listen).await.with_context(|| {
         format!(
             "cannot listen for the control API on {} (api.listen)",
@@ -384,6 +391,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             tokens: crate::api::auth::Tokens::new(&cfg.api.tokens, &local_token),
             crawl_now,
             reverify,
+            secondaries: secondaries.clone(),
         },
         shutdown.clone(),
     ));
@@ -469,6 +477,15 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             shutdown.clone(),
         ));
     }
+    tracker.spawn(crate::dns::notify::run(
+        crate::dns::notify::targets(&cfg.dns),
+        zones.subscribe(),
+        secondaries,
+        shutdown.clone(),
+    ));
+    // The DNS server stops last, after the controller: it answers until the very end.
+    let dns_stop = CancellationToken::new();
+    let dns_task = tokio::spawn(dns.run(dns_stop.clone()));
     drop(tx);
     let controller_task = tokio::spawn(controller.run(rx));
 
@@ -504,7 +521,8 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         tracker.wait().await;
         // Every sender is gone now, so the controller drains its queue and ends.
         let _ = controller_task.await;
-        dns.shutdown().await;
+        dns_stop.cancel();
+        let _ = dns_task.await;
         let _ = std::fs::remove_file(&runtime_path);
         let _ = std::fs::remove_file(stop_token_path);
         tracing::info!("understudy stopped");

@@ -27,6 +27,7 @@ mod provider_e2e;
 mod push;
 mod rfc2136;
 mod route53;
+mod secondaries;
 mod serve;
 mod standby_tls;
 mod state;

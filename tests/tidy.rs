@@ -14,6 +14,8 @@ const PURE: &[&str] = &[
     "src/events.rs",
     "src/ip/agree.rs",
     "src/dns/zone.rs",
+    "src/dns/transfer.rs",
+    "src/dns/respond.rs",
     "src/mirror/scope.rs",
     "src/mirror/extract/",
 ];

@@ -47,6 +47,9 @@ pub struct StatusReply {
     /// Every provider zone: desired and held records, state, last error, drift.
     #[serde(default)]
     pub zones: Vec<crate::reconcile::ZoneStatus>,
+    /// Every secondary of the built-in zones: NOTIFY sent and answered, the last transfer.
+    #[serde(default)]
+    pub secondaries: Vec<crate::dns::notify::SecondaryState>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -65,6 +68,8 @@ pub struct Api {
     pub crawl_now: Vec<Option<Arc<tokio::sync::Notify>>>,
     /// Bumped to make every DNS reconciler read its zone again and confirm it now.
     pub reverify: tokio::sync::watch::Sender<u64>,
+    /// What each secondary of the built-in zones was told and took.
+    pub secondaries: crate::dns::notify::SecondaryBoard,
 }
 
 /// Serves the API until `cancel` fires (the loop and its limits: [`crate::http::server`]).

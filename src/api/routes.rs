@@ -168,6 +168,7 @@ pub(super) async fn route(api: &Api, req: Request<hyper::body::Incoming>) -> Rep
                     sites,
                     public,
                     zones,
+                    secondaries: api.secondaries.snapshot(),
                 },
             )
         }),

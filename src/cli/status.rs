@@ -31,6 +31,7 @@ pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     let now = now_millis();
     let mut public: Vec<control::PublicStatus> = vec![];
     let mut zones: Vec<crate::reconcile::ZoneStatus> = vec![];
+    let mut secondaries: Vec<crate::dns::notify::SecondaryState> = vec![];
     let (sites, info): (Vec<SiteStatus>, Option<RuntimeInfo>) = match daemon(cfg).await {
         Some((info, api)) => {
             let (code, body) = crate::api::call(&api, hyper::Method::GET, "/api/v1/status").await?;
@@ -44,6 +45,7 @@ pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
                 .context("the daemon's status reply is not valid JSON")?;
             public = reply.public;
             zones = reply.zones;
+            secondaries = reply.secondaries;
             (reply.sites, Some(info))
         }
         None => {
@@ -72,7 +74,7 @@ pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         crate::outln!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({ "daemon_running": info.is_some(), "sites": sites, "public": public, "zones": zones })
+                &serde_json::json!({ "daemon_running": info.is_some(), "sites": sites, "public": public, "zones": zones, "secondaries": secondaries })
             )?
         );
         return Ok(0);
@@ -197,7 +199,51 @@ pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             probe_words(&s.last_standby_probe, now)
         );
     }
+    if !secondaries.is_empty() {
+        crate::outln!("\nsecondaries of the built-in zones:");
+    }
+    for s in &secondaries {
+        crate::outln!("  {}", secondary_words(s, now));
+    }
     Ok(0)
+}
+
+/// "ns2 (192.0.2.53:53) zone example.com.: serial 7 answered 3s ago, took IXFR of 7 2s ago".
+fn secondary_words(s: &crate::dns::notify::SecondaryState, now: u64) -> String {
+    let told = match (s.notified_serial, s.acked_serial) {
+        (Some(n), Some(a)) if n == a => format!(
+            "NOTIFY of serial {n} answered {}",
+            s.acked_at
+                .map(|t| ago(now.saturating_sub(t)))
+                .unwrap_or_default()
+        ),
+        (Some(n), _) if s.not_answering() => format!(
+            "NOT ANSWERING: NOTIFY of serial {n} unanswered after {} tries ({})",
+            s.tries,
+            s.last_error.as_deref().unwrap_or("no answer")
+        ),
+        (Some(n), _) => format!(
+            "NOTIFY of serial {n} sent, not answered yet{}",
+            s.last_error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ),
+        (None, _) => "not notified yet".to_string(),
+    };
+    let took = match (s.transferred_serial, &s.transfer_kind) {
+        (Some(t), Some(k)) => format!(
+            "; took {k} of serial {t} {}",
+            s.transferred_at
+                .map(|at| ago(now.saturating_sub(at)))
+                .unwrap_or_default()
+        ),
+        _ => "; has taken no transfer since the daemon started".to_string(),
+    };
+    format!(
+        "{} ({}) zone {}: {told}{took}",
+        s.secondary, s.address, s.zone
+    )
 }
 
 /// A zone's state for one site, in words: "zone example.com. at rfc2136 192.0.2.53:53: FAILING

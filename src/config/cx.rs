@@ -159,6 +159,8 @@ impl Cx<'_> {
                     refresh: None,
                     verify_timeout: None,
                     zones: vec![],
+                    secondaries: vec![],
+                    also_notify: None,
                 },
                 0..0,
             ),

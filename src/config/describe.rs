@@ -15,6 +15,21 @@ impl Config {
         }
     }
 
+    /// A TSIG key as it was given: its key file, or its name, algorithm and secret source.
+    fn tsig_lines(&self, base: &str, k: &TsigKey) -> String {
+        match self.secret_sources.get(&format!("{base}.tsig_key_file")) {
+            Some(SecretFrom::File(f)) => {
+                format!("tsig_key_file = {}\n", toml_str(&f.display().to_string()))
+            }
+            _ => format!(
+                "tsig_key_name = {:?}\ntsig_algorithm = {:?}\n{}",
+                k.name.to_string(),
+                k.algorithm.to_string(),
+                self.secret_line(base, "tsig_secret")
+            ),
+        }
+    }
+
     /// The effective settings as TOML, defaults filled in: `check-config` prints it, and it reads
     /// back as the same configuration (secrets given by file or environment variable are printed
     /// as that key; one given inline is replaced by a placeholder, never shown).
@@ -76,6 +91,15 @@ impl Config {
             human(self.dns.refresh),
             human(self.dns.verify_timeout)
         ));
+        if !self.dns.also_notify.is_empty() {
+            let v: Vec<String> = self
+                .dns
+                .also_notify
+                .iter()
+                .map(|a| format!("{:?}", a.to_string()))
+                .collect();
+            o.push_str(&format!("also_notify = [{}]\n", v.join(", ")));
+        }
         for z in &self.dns.zones {
             o.push_str(&format!(
                 "\n[[dns.zones]]\nname = {:?}\nprovider = {:?}\n",
@@ -108,6 +132,21 @@ impl Config {
                 o.push_str("]\n");
             }
         }
+        for (i, sec) in self.dns.secondaries.iter().enumerate() {
+            let base = format!("dns.secondaries[{i}]");
+            let zones: Vec<String> = sec
+                .zones
+                .iter()
+                .map(|z| format!("{:?}", z.to_string()))
+                .collect();
+            o.push_str(&format!(
+                "\n[[dns.secondaries]]\nname = {}\naddress = {:?}\nzones = [{}]\n",
+                toml_str(&sec.name),
+                sec.address.to_string(),
+                zones.join(", ")
+            ));
+            o.push_str(&self.tsig_lines(&base, &sec.key));
+        }
         for (i, p) in self.providers.iter().enumerate() {
             let base = format!("providers[{i}]");
             o.push_str(&format!(
@@ -119,23 +158,8 @@ impl Config {
             match &p.kind {
                 ProviderKind::Rfc2136(Rfc2136Config { server, key }) => {
                     o.push_str(&format!("server = {:?}\n", server.to_string()));
-                    match (
-                        key,
-                        self.secret_sources.get(&format!("{base}.tsig_key_file")),
-                    ) {
-                        (Some(_), Some(SecretFrom::File(f))) => o.push_str(&format!(
-                            "tsig_key_file = {}\n",
-                            toml_str(&f.display().to_string())
-                        )),
-                        (Some(k), _) => {
-                            o.push_str(&format!(
-                                "tsig_key_name = {:?}\ntsig_algorithm = {:?}\n{}",
-                                k.name.to_string(),
-                                k.algorithm.to_string(),
-                                self.secret_line(&base, "tsig_secret")
-                            ));
-                        }
-                        (None, _) => {}
+                    if let Some(k) = key {
+                        o.push_str(&self.tsig_lines(&base, k));
                     }
                 }
                 ProviderKind::PowerDns(PowerDnsConfig { url, server_id, .. }) => {

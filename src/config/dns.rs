@@ -215,12 +215,16 @@ impl Cx<'_> {
             Duration::from_secs(30),
             Duration::from_secs(1),
         )?;
+        let secondaries = self.build_secondaries(raw.secondaries, &zones)?;
+        let also_notify = self.build_also_notify(raw.also_notify)?;
         Ok(DnsConfig {
             listen,
             ttl,
             refresh,
             verify_timeout,
             zones,
+            secondaries,
+            also_notify,
         })
     }
     pub(super) fn static_record(

@@ -35,6 +35,7 @@ mod mirror;
 mod notify;
 mod provider;
 mod raw;
+mod secondary;
 mod site;
 mod standby;
 #[cfg(test)]
@@ -54,6 +55,7 @@ pub use notify::{
 use provider::looks_like_secret;
 pub use provider::{CloudflareConfig, PowerDnsConfig, Rfc2136Config, Route53Config};
 use raw::*;
+pub use secondary::SecondaryConfig;
 use site::origin_url;
 pub use tsig::{parse_bind_key, TsigKey};
 pub use watcher::{WatcherConfig, DEFAULT_REFERENCES};
@@ -125,6 +127,10 @@ pub struct DnsConfig {
     /// the reconciler reports it as not confirmed.
     pub verify_timeout: Duration,
     pub zones: Vec<ZoneConfig>,
+    /// Nameservers that take the built-in zones by AXFR/IXFR and are sent NOTIFY.
+    pub secondaries: Vec<SecondaryConfig>,
+    /// Also sent NOTIFY (unsigned) on every change, without being allowed to transfer.
+    pub also_notify: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]

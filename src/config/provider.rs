@@ -49,6 +49,16 @@ pub struct CloudflareConfig {
     pub proxied: Option<bool>,
 }
 
+/// The TSIG keys of one table (a provider's, a secondary's), as given.
+pub(super) struct RawTsig<'a> {
+    pub(super) key_file: &'a Option<Spanned<String>>,
+    pub(super) key_name: &'a Option<Spanned<String>>,
+    pub(super) algorithm: &'a Option<Spanned<String>>,
+    pub(super) secret: &'a Option<Spanned<String>>,
+    pub(super) secret_file: &'a Option<Spanned<String>>,
+    pub(super) secret_env: &'a Option<Spanned<String>>,
+}
+
 impl Cx<'_> {
     /// The dotted key a secret was given with (`ip.push.password_file`), for errors about it.
     pub(super) fn secret_key_given(
@@ -64,6 +74,74 @@ impl Cx<'_> {
             .map(|(s, _)| s)
             .unwrap_or("");
         format!("{base}.{key}{suffix}")
+    }
+    /// A TSIG key from `tsig_key_file` (as tsig-keygen writes it) or `tsig_key_name` +
+    /// `tsig_algorithm` + `tsig_secret` (or `_file` / `_env`); `None` when none is given.
+    pub(super) fn tsig_key(&self, t: RawTsig<'_>, base: &str) -> R<Option<TsigKey>> {
+        let secret = self.secret("tsig_secret", t.secret, t.secret_file, t.secret_env, base)?;
+        let key = match (&t.key_file, &t.key_name, secret) {
+            (Some(f), None, None) => {
+                let path = self.resolve_path(f.get_ref());
+                let text = self.read_named_file(
+                    f,
+                    &format!("{base}.tsig_key_file"),
+                    Some("tsig_secret_env"),
+                )?;
+                self.secret_sources.borrow_mut().insert(
+                    format!("{base}.tsig_key_file"),
+                    SecretFrom::File(path.clone()),
+                );
+                Some(parse_bind_key(&text).or_else(|e| {
+                    self.err(
+                        f.span(),
+                        &format!("{base}.tsig_key_file"),
+                        format!(
+                            "{} is not a key file as written by tsig-keygen: {e}",
+                            path.display()
+                        ),
+                    )
+                })?)
+            }
+            (Some(f), _, _) => {
+                return self.err(
+                    f.span(),
+                    &format!("{base}.tsig_key_file"),
+                    "give either tsig_key_file or tsig_key_name with tsig_secret, not both",
+                )
+            }
+            (None, Some(n), Some((secret, sspan))) => {
+                let alg = match &t.algorithm {
+                    None => hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
+                    Some(a) => tsig::algorithm(a.get_ref())
+                        .or_else(|e| self.err(a.span(), &format!("{base}.tsig_algorithm"), e))?,
+                };
+                let bytes = crate::util::base64_decode(&secret.0).or_else(|e| {
+                    self.err(
+                        sspan,
+                        &format!("{base}.tsig_secret"),
+                        format!("not base64 ({e}); paste the secret from tsig-keygen"),
+                    )
+                })?;
+                let name = self.dns_name(n, &format!("{base}.tsig_key_name"))?;
+                Some(TsigKey {
+                    name,
+                    algorithm: alg,
+                    secret: bytes,
+                })
+            }
+            (None, Some(n), None) => {
+                return self.err(
+                    n.span(),
+                    &format!("{base}.tsig_key_name"),
+                    "needs tsig_secret (or tsig_secret_file / tsig_secret_env)",
+                )
+            }
+            (None, None, Some((_, sspan))) => {
+                return self.err(sspan, &format!("{base}.tsig_secret"), "needs tsig_key_name")
+            }
+            (None, None, None) => None,
+        };
+        Ok(key)
     }
     /// One secret from `value`, `<key>_file` or `<key>_env` (at most one of them).
     pub(super) fn secret(
@@ -317,79 +395,17 @@ impl Cx<'_> {
                         ),
                     )
                 })?;
-                let secret = self.secret(
-                    "tsig_secret",
-                    &p.tsig_secret,
-                    &p.tsig_secret_file,
-                    &p.tsig_secret_env,
+                let key = self.tsig_key(
+                    RawTsig {
+                        key_file: &p.tsig_key_file,
+                        key_name: &p.tsig_key_name,
+                        algorithm: &p.tsig_algorithm,
+                        secret: &p.tsig_secret,
+                        secret_file: &p.tsig_secret_file,
+                        secret_env: &p.tsig_secret_env,
+                    },
                     &base,
                 )?;
-                let key =
-                    match (&p.tsig_key_file, &p.tsig_key_name, secret) {
-                        (Some(f), None, None) => {
-                            let path = self.resolve_path(f.get_ref());
-                            let text = self.read_named_file(
-                                f,
-                                &format!("{base}.tsig_key_file"),
-                                Some("tsig_secret_env"),
-                            )?;
-                            self.secret_sources.borrow_mut().insert(
-                                format!("{base}.tsig_key_file"),
-                                SecretFrom::File(path.clone()),
-                            );
-                            Some(parse_bind_key(&text).or_else(|e| {
-                                self.err(
-                                    f.span(),
-                                    &format!("{base}.tsig_key_file"),
-                                    format!(
-                                        "{} is not a key file as written by tsig-keygen: {e}",
-                                        path.display()
-                                    ),
-                                )
-                            })?)
-                        }
-                        (Some(f), _, _) => return self.err(
-                            f.span(),
-                            &format!("{base}.tsig_key_file"),
-                            "give either tsig_key_file or tsig_key_name with tsig_secret, not both",
-                        ),
-                        (None, Some(n), Some((secret, sspan))) => {
-                            let alg = match &p.tsig_algorithm {
-                                None => hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
-                                Some(a) => tsig::algorithm(a.get_ref()).or_else(|e| {
-                                    self.err(a.span(), &format!("{base}.tsig_algorithm"), e)
-                                })?,
-                            };
-                            let bytes = crate::util::base64_decode(&secret.0).or_else(|e| {
-                                self.err(
-                                    sspan,
-                                    &format!("{base}.tsig_secret"),
-                                    format!("not base64 ({e}); paste the secret from tsig-keygen"),
-                                )
-                            })?;
-                            let name = self.dns_name(n, &format!("{base}.tsig_key_name"))?;
-                            Some(TsigKey {
-                                name,
-                                algorithm: alg,
-                                secret: bytes,
-                            })
-                        }
-                        (None, Some(n), None) => {
-                            return self.err(
-                                n.span(),
-                                &format!("{base}.tsig_key_name"),
-                                "needs tsig_secret (or tsig_secret_file / tsig_secret_env)",
-                            )
-                        }
-                        (None, None, Some((_, sspan))) => {
-                            return self.err(
-                                sspan,
-                                &format!("{base}.tsig_secret"),
-                                "needs tsig_key_name",
-                            )
-                        }
-                        (None, None, None) => None,
-                    };
                 ProviderKind::Rfc2136(Rfc2136Config { server, key })
             }
         };

@@ -58,6 +58,24 @@ pub(super) struct RawDns {
     pub(super) verify_timeout: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub(super) zones: Vec<Spanned<RawZone>>,
+    #[serde(default)]
+    pub(super) secondaries: Vec<Spanned<RawSecondary>>,
+    pub(super) also_notify: Option<Vec<Spanned<String>>>,
+}
+
+/// `[[dns.secondaries]]`: a nameserver that takes the built-in zones by zone transfer.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecondary {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) address: Option<Spanned<String>>,
+    pub(super) zones: Option<Vec<Spanned<String>>>,
+    pub(super) tsig_key_file: Option<Spanned<String>>,
+    pub(super) tsig_key_name: Option<Spanned<String>>,
+    pub(super) tsig_algorithm: Option<Spanned<String>>,
+    pub(super) tsig_secret: Option<Spanned<String>>,
+    pub(super) tsig_secret_file: Option<Spanned<String>>,
+    pub(super) tsig_secret_env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

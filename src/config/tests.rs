@@ -63,10 +63,20 @@ fn effective_settings_read_back_as_the_same_config() {
     std::fs::write(dir.path().join("push.pw"), "a-long-enough-password\n").unwrap();
     std::fs::write(dir.path().join("pdns.key"), "pdns-api-key\n").unwrap();
     std::fs::write(dir.path().join("hook.key"), "webhook-signing-key\n").unwrap();
+    std::fs::write(
+        dir.path().join("ns2.key"),
+        "key \"ns2-xfr\" {\n algorithm hmac-sha256;\n secret \"c2VjcmV0c2VjcmV0c2VjcmV0\";\n};\n",
+    )
+    .unwrap();
     let text = r#"
 data_dir = "state"
 [dns]
 listen = ["127.0.0.1:5353"]
+also_notify = ["192.0.2.77:5300"]
+[[dns.secondaries]]
+name = "ns2"
+address = "192.0.2.53"
+tsig_key_file = "ns2.key"
 [[dns.zones]]
 name = "example.test"
 records = ["ns1 A 192.0.2.53", "@ TXT \"foreign text\"", "two TXT \"foreign\" \"text\"", "q TXT \"say \\\"hi\\\" \\\\ bye\"", "@ MX 10 mail", "mail A 192.0.2.25"]
@@ -125,6 +135,11 @@ token_file = "api.tok"
     std::fs::write(dir.path().join("api.tok"), "a-read-token-0123456789\n").unwrap();
     let first = parse(&dir.path().join("c.toml"), text).unwrap();
     let printed = first.describe();
+    assert!(
+        printed.contains("also_notify = [\"192.0.2.77:5300\"]")
+            && printed.contains("[[dns.secondaries]]\nname = \"ns2\"\naddress = \"192.0.2.53:53\"\nzones = [\"example.test.\"]\ntsig_key_file = "),
+        "{printed}"
+    );
     assert!(
         printed.contains(r#"'example.test. 30 TXT "foreign text"'"#),
         "{printed}"

@@ -12,14 +12,15 @@
 //! treat it like an external provider. It cannot be unreachable, so every change is `Applied`.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, Record};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
 use super::provider::{Key, Outcome, Provider, ProviderError, RrSet};
 use crate::config::ZoneConfig;
 use crate::dns::server::ZoneHandle;
-use crate::dns::zone::{Apex, Zone, ZoneSet};
+use crate::dns::zone::{Apex, Journal, Zone, ZoneSet, JOURNAL_LEN};
 use crate::dns::ManagedRecords;
 use crate::store::Store;
 
@@ -28,6 +29,8 @@ pub struct Builtin {
     ttl: u32,
     handle: ZoneHandle,
     inner: Mutex<(ManagedRecords, Store)>,
+    /// Each zone's earlier versions for IXFR, loaded from the store at start.
+    journals: Mutex<BTreeMap<Name, Arc<Journal>>>,
     /// ACME DNS-01 challenge TXT records, owned by [`crate::standby::acme`] (nothing else writes them).
     challenges: Mutex<BTreeMap<Name, Vec<String>>>,
 }
@@ -36,11 +39,28 @@ impl Builtin {
     /// `zones` are the configured zones without an external provider; `store` keeps their
     /// serials.
     pub fn new(zones: Vec<ZoneConfig>, ttl: u32, handle: ZoneHandle, store: Store) -> Self {
+        let journals = zones
+            .iter()
+            .map(|z| {
+                let mut j = Journal::default();
+                for (serial, wire) in store
+                    .zone_versions(&z.origin.to_string())
+                    .unwrap_or_default()
+                {
+                    match decode_records(&wire) {
+                        Some(records) => j.push(serial, Arc::new(records)),
+                        None => tracing::warn!(zone = %z.origin, serial, "a kept zone version does not decode; IXFR from it falls back to AXFR"),
+                    }
+                }
+                (z.origin.clone(), Arc::new(j))
+            })
+            .collect();
         Builtin {
             zones,
             ttl,
             handle,
             inner: Mutex::new((ManagedRecords::default(), store)),
+            journals: Mutex::new(journals),
             challenges: Mutex::new(BTreeMap::new()),
         }
     }
@@ -107,11 +127,59 @@ impl Builtin {
                 .serial_for(&z.origin.to_string(), &zone.content(), now)
                 .map_err(|e| ProviderError::Rejected(e.to_string()))?;
             zone.set_serial(serial);
+            zone.journal = self.journal(&inner.1, &zone);
             set.zones.push(zone);
         }
+        set.published_ms = crate::util::now_millis();
         self.handle.replace(set);
         Ok(())
     }
+}
+
+impl Builtin {
+    /// The zone's journal, with `zone`'s version added (and kept in the store) when its serial
+    /// is new. A version the store cannot keep is still served; IXFR from it after a restart
+    /// falls back to AXFR.
+    fn journal(&self, store: &Store, zone: &Zone) -> Arc<Journal> {
+        let mut journals = self.journals.lock().unwrap_or_else(|e| e.into_inner());
+        let origin: Name = zone.origin.clone().into();
+        let j = journals.entry(origin.clone()).or_default();
+        let serial = zone.serial();
+        if j.0.back().map(|(s, _)| *s) != Some(serial) {
+            let records = zone.all_records();
+            if let Err(e) = store.save_zone_version(
+                &origin.to_string(),
+                serial,
+                &encode_records(&records),
+                JOURNAL_LEN,
+            ) {
+                tracing::warn!(zone = %origin, serial, "cannot keep this zone version for IXFR: {e}");
+            }
+            Arc::make_mut(j).push(serial, Arc::new(records));
+        }
+        j.clone()
+    }
+}
+
+/// Records in wire form, one after another (uncompressed).
+fn encode_records(records: &[Record]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(records.len() * 48);
+    let mut enc = BinEncoder::new(&mut buf);
+    for r in records {
+        if r.emit(&mut enc).is_err() {
+            return vec![];
+        }
+    }
+    buf
+}
+
+fn decode_records(wire: &[u8]) -> Option<Vec<Record>> {
+    let mut dec = BinDecoder::new(wire);
+    let mut out = vec![];
+    while !dec.is_empty() {
+        out.push(Record::read(&mut dec).ok()?);
+    }
+    Some(out)
 }
 
 #[async_trait::async_trait]

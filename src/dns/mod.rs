@@ -15,8 +15,11 @@
 
 pub mod builtin;
 pub mod client;
+pub mod notify;
 pub mod provider;
+pub mod respond;
 pub mod server;
+pub mod transfer;
 pub mod zone;
 
 use std::collections::BTreeMap;

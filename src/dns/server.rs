@@ -1,157 +1,247 @@
-//! The built-in authoritative DNS server: hickory-server's listener with our own handler that
-//! answers from the current [`ZoneSet`].
+//! The built-in authoritative DNS server's sockets: UDP and TCP on every listen address,
+//! answering each request with [`super::respond::respond`] from the current [`ZoneSet`].
 //!
-//! Owns the sockets and the wire format of answers. The zones are replaced as a whole through
-//! [`ZoneHandle::replace`], so a query sees either the old or the new zones, never a mix.
-//! Malformed packets are dropped or answered FORMERR by hickory's decoder; nothing here panics
-//! on input. Only QUERY is served: UPDATE, NOTIFY and the rest get NOTIMP.
+//! The zones are replaced as a whole through [`ZoneHandle::replace`], so a query sees either
+//! the old or the new zones, never a mix; the handle is also a watch channel, which is how the
+//! NOTIFY sender ([`super::notify`]) learns of every published serial.
+//!
+//! - **UDP**: [`UDP_WORKERS`] tasks share each socket, one request at a time each.
+//! - **TCP** (RFC 7766): length-prefixed messages, pipelined queries answered in order, a
+//!   connection idle for [`TCP_IDLE`] closed, at most [`TCP_MAX_CONNECTIONS`] at once (the
+//!   next accept waits), every refused transfer followed by closing the connection. A
+//!   transfer's messages are written one after another on the same connection.
+//!
+//! Garbage is dropped or answered FORMERR by the pure layer; nothing here panics on input.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_server::net::runtime::Time;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
-use hickory_server::Server;
-use tokio::net::{TcpListener, UdpSocket};
+use anyhow::Context;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use super::notify::SecondaryBoard;
+use super::respond::respond;
+use super::transfer::Peer;
 use super::zone::ZoneSet;
 
-/// Shared, atomically replaceable zones.
-#[derive(Clone, Default)]
-pub struct ZoneHandle(Arc<RwLock<Arc<ZoneSet>>>);
+/// Tasks answering on each UDP socket.
+pub const UDP_WORKERS: usize = 2;
+/// A TCP connection with no request for this long is closed.
+pub const TCP_IDLE: Duration = Duration::from_secs(10);
+pub const TCP_MAX_CONNECTIONS: usize = 256;
+
+/// Shared, atomically replaceable zones; subscribers see every replacement.
+#[derive(Clone)]
+pub struct ZoneHandle(Arc<watch::Sender<Arc<ZoneSet>>>);
+
+impl Default for ZoneHandle {
+    fn default() -> Self {
+        ZoneHandle::new(ZoneSet::default())
+    }
+}
 
 impl ZoneHandle {
     pub fn new(zones: ZoneSet) -> Self {
-        ZoneHandle(Arc::new(RwLock::new(Arc::new(zones))))
+        ZoneHandle(Arc::new(watch::channel(Arc::new(zones)).0))
     }
 
     pub fn replace(&self, zones: ZoneSet) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(zones);
+        self.0.send_replace(Arc::new(zones));
     }
 
     pub fn current(&self) -> Arc<ZoneSet> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0.borrow().clone()
+    }
+
+    /// Sees each replacement from now on.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ZoneSet>> {
+        self.0.subscribe()
     }
 }
 
-struct Handler {
+/// What every socket answers from.
+struct Shared {
     zones: ZoneHandle,
+    peers: Vec<Peer>,
+    board: SecondaryBoard,
 }
 
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let resp_edns = request.edns.as_ref().map(|req| {
-            let mut e = Edns::new();
-            e.set_max_payload(req.max_payload().max(512));
-            e.set_version(0);
-            e
-        });
-        let builder = MessageResponseBuilder::new(&request.queries, resp_edns.as_ref());
-        let error = |rcode: ResponseCode| {
-            let mut metadata = Metadata::response_from_request(&request.metadata);
-            metadata.response_code = rcode;
-            metadata
-        };
-        if request.metadata.message_type != MessageType::Query
-            || request.metadata.op_code != OpCode::Query
-        {
-            crate::metrics::get().dns_query(ResponseCode::NotImp.into());
-            let resp = builder.build_no_records(error(ResponseCode::NotImp));
-            return send(&mut response_handle, resp, request).await;
-        }
-        let info = match request.request_info() {
-            Ok(info) => info,
-            Err(_) => {
-                // Zero or several questions: FORMERR, as RFC 9619 allows only one.
-                crate::metrics::get().dns_query(ResponseCode::FormErr.into());
-                let resp = builder.build_no_records(error(ResponseCode::FormErr));
-                return send(&mut response_handle, resp, request).await;
-            }
-        };
-        let zones = self.zones.current();
-        let answer = zones.lookup(info.query.name(), info.query.query_type());
-        tracing::debug!(src = %info.src, name = %info.query.name(), qtype = %info.query.query_type(), rcode = %answer.rcode, "dns query");
-        crate::metrics::get().dns_query(answer.rcode.into());
-        let mut metadata = error(answer.rcode);
-        metadata.authoritative = answer.authoritative;
-        let resp = builder.build(
-            metadata,
-            answer.answers.iter(),
-            answer.authorities.iter(),
-            std::iter::empty(),
-            std::iter::empty(),
-        );
-        send(&mut response_handle, resp, request).await
-    }
-}
-
-async fn send<'a, R: ResponseHandler>(
-    handle: &mut R,
-    resp: hickory_server::zone_handler::MessageResponse<
-        '_,
-        'a,
-        impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
-        impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
-        impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
-        impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
-    >,
-    request: &Request,
-) -> ResponseInfo {
-    match handle.send_response(resp).await {
-        Ok(info) => info,
-        Err(e) => {
-            tracing::debug!(src = %request.src(), "could not send a DNS response: {e}");
-            let mut metadata = Metadata::response_from_request(&request.metadata);
-            metadata.response_code = ResponseCode::ServFail;
-            hickory_proto::op::Header {
-                metadata,
-                counts: Default::default(),
-            }
-            .into()
-        }
-    }
-}
-
-/// A running built-in server.
+/// A bound built-in server; [`DnsServer::run`] answers until shutdown.
 pub struct DnsServer {
-    server: Server<Handler>,
+    udp: Vec<Arc<UdpSocket>>,
+    tcp: Vec<TcpListener>,
+    shared: Arc<Shared>,
     pub addrs: Vec<SocketAddr>,
 }
 
 impl DnsServer {
     /// Binds UDP and TCP on every address (port 0 picks a free port, the same one for UDP and
-    /// TCP) and starts answering from `zones`.
-    pub async fn bind(listen: &[SocketAddr], zones: ZoneHandle) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let mut server = Server::new(Handler { zones });
-        let mut addrs = vec![];
+    /// TCP). `peers` may transfer the zones; `board` hears of each transfer.
+    pub async fn bind(
+        listen: &[SocketAddr],
+        zones: ZoneHandle,
+        peers: Vec<Peer>,
+        board: SecondaryBoard,
+    ) -> anyhow::Result<Self> {
+        let (mut udp, mut tcp, mut addrs) = (vec![], vec![], vec![]);
         for want in listen {
             // Bind TCP first: with port 0 it picks the port, and UDP then takes the same one.
-            let tcp = TcpListener::bind(want)
+            let t = TcpListener::bind(want)
                 .await
                 .with_context(|| bind_hint("TCP", want))?;
-            let addr = tcp.local_addr()?;
-            let udp = UdpSocket::bind(addr)
+            let addr = t.local_addr()?;
+            let u = UdpSocket::bind(addr)
                 .await
                 .with_context(|| bind_hint("UDP", &addr))?;
-            server.register_listener(tcp, Duration::from_secs(5), 16 * 1024);
-            server.register_socket(udp);
+            udp.push(Arc::new(u));
+            tcp.push(t);
             addrs.push(addr);
         }
-        Ok(DnsServer { server, addrs })
+        Ok(DnsServer {
+            udp,
+            tcp,
+            shared: Arc::new(Shared {
+                zones,
+                peers,
+                board,
+            }),
+            addrs,
+        })
     }
 
-    pub async fn shutdown(mut self) {
-        if let Err(e) = self.server.shutdown_gracefully().await {
-            tracing::warn!("dns server shutdown: {e}");
+    /// Answers until `shutdown`; returns when every socket task has ended.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let tasks = TaskTracker::new();
+        for sock in self.udp {
+            for _ in 0..UDP_WORKERS {
+                tasks.spawn(udp_loop(
+                    sock.clone(),
+                    self.shared.clone(),
+                    shutdown.clone(),
+                ));
+            }
+        }
+        for l in self.tcp {
+            tasks.spawn(tcp_loop(l, self.shared.clone(), shutdown.clone()));
+        }
+        tasks.close();
+        tasks.wait().await;
+    }
+}
+
+fn now_secs() -> u64 {
+    crate::util::now_millis() / 1_000
+}
+
+async fn udp_loop(sock: Arc<UdpSocket>, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, src) = tokio::select! {
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // ICMP errors of earlier sends surface here on some systems: not fatal.
+                    tracing::debug!("dns udp receive: {e}");
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let (reply, _) = answer(&shared, &buf[..n], src, false);
+        for m in reply {
+            if let Err(e) = sock.send_to(&m, src).await {
+                tracing::debug!(%src, "could not send a DNS answer: {e}");
+            }
+        }
+    }
+}
+
+/// Answers one request and does the bookkeeping: the messages to send, and whether to close
+/// the connection after them.
+fn answer(shared: &Shared, raw: &[u8], src: SocketAddr, tcp: bool) -> (Vec<Vec<u8>>, bool) {
+    let zones = shared.zones.current();
+    let reply = respond(&zones, &shared.peers, raw, src, tcp, now_secs());
+    if let Some(rcode) = reply.rcode {
+        crate::metrics::get().dns_query(rcode.into());
+    }
+    if let Some(why) = &reply.refused {
+        tracing::warn!(%src, "zone transfer refused: {why}");
+    }
+    if let Some(s) = &reply.served {
+        tracing::info!(%src, secondary = %s.peer, zone = %s.zone, serial = s.serial, kind = s.kind, records = s.records, "zone transfer served");
+        shared.board.transferred(s, crate::util::now_millis());
+    }
+    (reply.messages, reply.close)
+}
+
+async fn tcp_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let conns = TaskTracker::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(TCP_MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("dns tcp accept failed: {e}; trying again in 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let (shared, stop) = (shared.clone(), shutdown.clone());
+        conns.spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                _ = tcp_connection(stream, peer, &shared) => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+    drop(listener);
+    conns.close();
+    conns.wait().await;
+}
+
+async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
+        let n = usize::from(u16::from_be_bytes(len));
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf[..n])).await {
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
+        let (messages, close) = answer(shared, &buf[..n], peer, true);
+        for m in messages {
+            let Ok(len) = u16::try_from(m.len()) else {
+                tracing::warn!(%peer, "a DNS answer of {} bytes does not fit a TCP message", m.len());
+                return;
+            };
+            let mut framed = Vec::with_capacity(m.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(&m);
+            if stream.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+        if close {
+            let _ = stream.shutdown().await;
+            return;
         }
     }
 }

@@ -9,8 +9,9 @@
 //! - the name exists with other types → NOERROR, no answer, SOA in authority (NODATA);
 //! - the name does not exist → NXDOMAIN with the SOA.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, TXT};
@@ -26,6 +27,33 @@ pub struct Zone {
     records: BTreeMap<(LowerName, RecordType), Vec<Record>>,
     /// Every name that exists, including empty non-terminals (for NODATA vs NXDOMAIN).
     names: BTreeSet<LowerName>,
+    /// Its earlier versions, for IXFR (empty until the publisher attaches them).
+    pub journal: Arc<Journal>,
+}
+
+/// How many earlier versions of each zone IXFR can answer from.
+pub const JOURNAL_LEN: usize = 128;
+
+/// Earlier versions of one zone, oldest first, each the records it held (SOA included).
+#[derive(Clone, Debug, Default)]
+pub struct Journal(pub VecDeque<(u32, Arc<Vec<Record>>)>);
+
+impl Journal {
+    /// Adds the version `serial` held, dropping the oldest beyond [`JOURNAL_LEN`].
+    pub fn push(&mut self, serial: u32, records: Arc<Vec<Record>>) {
+        self.0.retain(|(s, _)| *s != serial);
+        self.0.push_back((serial, records));
+        while self.0.len() > JOURNAL_LEN {
+            self.0.pop_front();
+        }
+    }
+
+    pub fn version(&self, serial: u32) -> Option<&[Record]> {
+        self.0
+            .iter()
+            .find(|(s, _)| *s == serial)
+            .map(|(_, r)| r.as_slice())
+    }
 }
 
 /// What a zone's SOA and NS records are made of (the caller takes it from the zone's config).
@@ -40,6 +68,9 @@ pub struct Apex<'a> {
 #[derive(Clone, Debug, Default)]
 pub struct ZoneSet {
     pub zones: Vec<Zone>,
+    /// When the publisher built it (ms since the epoch; 0 in tests): NOTIFY's latency is
+    /// measured from here.
+    pub published_ms: u64,
 }
 
 /// An answer, before it is put on the wire.
@@ -87,6 +118,7 @@ impl Zone {
             soa: soa.clone(),
             records: BTreeMap::new(),
             names: BTreeSet::new(),
+            journal: Arc::default(),
         };
         zone.insert(soa);
         for ns in apex.nameservers {
@@ -169,6 +201,22 @@ impl Zone {
         }
         let key = (self.origin.clone(), RecordType::SOA);
         self.records.insert(key, vec![self.soa.clone()]);
+    }
+
+    /// Every record but the SOA, in canonical order (what a transfer sends between two SOAs).
+    pub fn records_but_soa(&self) -> impl Iterator<Item = &Record> {
+        self.records
+            .iter()
+            .filter(|((_, t), _)| *t != RecordType::SOA)
+            .flat_map(|(_, rs)| rs.iter())
+    }
+
+    /// Every record, the SOA first (what the journal keeps of a version).
+    pub fn all_records(&self) -> Vec<Record> {
+        std::iter::once(&self.soa)
+            .chain(self.records_but_soa())
+            .cloned()
+            .collect()
     }
 
     pub fn serial(&self) -> u32 {
@@ -305,6 +353,7 @@ records = ["@ MX 10 mail", "mail A 192.0.2.25", "blog CNAME www", "ext CNAME els
         );
         ZoneSet {
             zones: vec![build(&cfg.dns.zones[0], &m, 30, 7)],
+            published_ms: 0,
         }
     }
 

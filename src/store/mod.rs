@@ -147,6 +147,12 @@ const SCHEMA: &str = "PRAGMA journal_mode = WAL;
          serial INTEGER NOT NULL,
          content TEXT NOT NULL
      );
+     CREATE TABLE IF NOT EXISTS zone_version (
+         zone TEXT NOT NULL,
+         serial INTEGER NOT NULL,
+         records BLOB NOT NULL,
+         PRIMARY KEY (zone, serial)
+     );
      CREATE TABLE IF NOT EXISTS events (
          id INTEGER PRIMARY KEY AUTOINCREMENT,
          site TEXT NOT NULL,
@@ -519,34 +525,6 @@ impl Store {
             .map(|_| ())
             .map_err(|e| self.sql(e))
     }
-
-    /// The serial to publish for `zone` given its content (everything but the serial). The
-    /// serial only moves when the content changes, so a restart with the same records keeps it;
-    /// when it moves it becomes max(old + 1, unix seconds), staying monotonic across clock steps.
-    pub fn serial_for(&self, zone: &str, content: &str, now_secs: u64) -> Result<u32, StoreError> {
-        let row: Option<(i64, String)> = self
-            .conn()
-            .query_row(
-                "SELECT serial, content FROM zone_serial WHERE zone = ?1",
-                params![zone],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(|e| self.sql(e))?;
-        let serial = match row {
-            Some((serial, old)) if old == content => return Ok(serial as u32),
-            Some((serial, _)) => (serial as u32).wrapping_add(1).max(now_secs as u32),
-            None => (now_secs as u32).max(1),
-        };
-        self.conn()
-            .execute(
-                "INSERT INTO zone_serial (zone, serial, content) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(zone) DO UPDATE SET serial = excluded.serial, content = excluded.content",
-                params![zone, serial as i64, content],
-            )
-            .map_err(|e| self.sql(e))?;
-        Ok(serial)
-    }
 }
 
 impl Store {
@@ -792,3 +770,4 @@ fn restore_hint(data_dir: &Path) -> String {
 
 #[cfg(test)]
 mod tests;
+mod zones;

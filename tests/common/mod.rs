@@ -10,6 +10,7 @@ pub mod moto;
 pub mod netns;
 pub mod pdns;
 pub mod pebble;
+pub mod secondary;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
