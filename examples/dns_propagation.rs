@@ -245,6 +245,8 @@ fn main() {
                 handle,
                 vec![],
                 Default::default(),
+                vec![],
+                Default::default(),
             ))
             .unwrap();
         let addr = server.addrs[0];

@@ -169,11 +169,23 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     controller.zones = zone_board.clone();
     let reconcilers = crate::reconcile::for_config(&cfg)?;
     let secondaries = crate::dns::notify::SecondaryBoard::default();
+    // Zones held as a secondary: the kept copy is served before any listener answers.
+    let kicks = crate::dns::server::Kicks::new(&cfg.dns);
+    let replica_board = crate::dns::replica::ReplicaBoard::default();
+    let mut replicas = vec![];
+    for p in &cfg.dns.primaries {
+        for z in &p.zones {
+            let held = crate::dns::replica::restore(&store, &builtin, z);
+            replicas.push((p.clone(), z.clone(), held));
+        }
+    }
     let dns = DnsServer::bind(
         &cfg.dns.listen,
         zones.clone(),
         crate::dns::notify::peers(&cfg.dns),
         secondaries.clone(),
+        crate::dns::replica::primaries(&cfg.dns),
+        kicks.clone(),
     )
     .await?;
     let api_listener = TcpListener::bind(cfg.api.listen).await.with_context(|| {
@@ -392,6 +404,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             crawl_now,
             reverify,
             secondaries: secondaries.clone(),
+            replicas: replica_board.clone(),
         },
         shutdown.clone(),
     ));
@@ -474,6 +487,21 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             zone_board.clone(),
             reverify_rx.clone(),
             Some(store.clone()),
+            shutdown.clone(),
+        ));
+    }
+    let replica_shared = crate::dns::replica::Shared {
+        builtin: builtin.clone(),
+        store: store.clone(),
+        board: replica_board.clone(),
+        kicks: kicks.clone(),
+    };
+    for (primary, zone, held) in replicas {
+        tracker.spawn(crate::dns::replica::run(
+            primary,
+            zone,
+            held,
+            replica_shared.clone(),
             shutdown.clone(),
         ));
     }

@@ -25,6 +25,7 @@ mod powerdns;
 mod provider_configs;
 mod provider_e2e;
 mod push;
+mod replica;
 mod rfc2136;
 mod route53;
 mod secondaries;

@@ -200,10 +200,7 @@ fn a_manual_edit_at_the_provider_is_repaired_and_reported() {
         "{out}"
     );
 
-    nsupdate(
-        &bind,
-        "update delete www.example.test A\nupdate add www.example.test 30 A 192.0.2.99\n",
-    );
+    bind.update("update delete www.example.test A\nupdate add www.example.test 30 A 192.0.2.99\n");
     assert_eq!(
         bind.rdata("www.example.test", RecordType::A),
         ["192.0.2.99"]
@@ -232,29 +229,6 @@ fn a_manual_edit_at_the_provider_is_repaired_and_reported() {
     );
 }
 
-/// An edit by hand, with BIND's own `nsupdate` and the zone's key.
-fn nsupdate(bind: &AuthServer, updates: &str) {
-    let script = format!(
-        "server {} {}\nzone example.test\n{updates}send\n",
-        bind.addr.ip(),
-        bind.addr.port()
-    );
-    let mut child = std::process::Command::new("nsupdate")
-        .arg("-k")
-        .arg(&bind.key_file)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-}
-
 /// Issue 11, item 11: before understudy writes a provider zone, `dns plan` and `check-config`
 /// warn about an unmanaged AAAA at a managed name (it keeps IPv6 visitors on a dead primary)
 /// and about a record set it would take over without an ownership marker.
@@ -262,7 +236,7 @@ fn nsupdate(bind: &AuthServer, updates: &str) {
 fn plan_and_check_config_warn_about_foreign_address_records() {
     need("nsupdate", "bind9-dnsutils");
     let bind = AuthServer::start(Kind::Bind, "hmac-sha256");
-    nsupdate(&bind, "update add www.example.test 300 AAAA 2001:db8::5\nupdate add www.example.test 300 A 203.0.113.5\n");
+    bind.update("update add www.example.test 300 AAAA 2001:db8::5\nupdate add www.example.test 300 A 203.0.113.5\n");
     let d = Daemon::prepare(&config(
         &bind,
         &bind.key_file,

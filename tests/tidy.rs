@@ -15,6 +15,7 @@ const PURE: &[&str] = &[
     "src/ip/agree.rs",
     "src/dns/zone.rs",
     "src/dns/transfer.rs",
+    "src/dns/take.rs",
     "src/dns/respond.rs",
     "src/mirror/scope.rs",
     "src/mirror/extract/",

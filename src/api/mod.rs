@@ -50,6 +50,9 @@ pub struct StatusReply {
     /// Every secondary of the built-in zones: NOTIFY sent and answered, the last transfer.
     #[serde(default)]
     pub secondaries: Vec<crate::dns::notify::SecondaryState>,
+    /// Every zone this server holds as a secondary of a `[[dns.primaries]]` entry.
+    #[serde(default)]
+    pub replicas: Vec<crate::dns::replica::ReplicaState>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -70,6 +73,8 @@ pub struct Api {
     pub reverify: tokio::sync::watch::Sender<u64>,
     /// What each secondary of the built-in zones was told and took.
     pub secondaries: crate::dns::notify::SecondaryBoard,
+    /// Where each zone held as a secondary stands.
+    pub replicas: crate::dns::replica::ReplicaBoard,
 }
 
 /// Serves the API until `cancel` fires (the loop and its limits: [`crate::http::server`]).

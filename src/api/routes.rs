@@ -169,6 +169,7 @@ pub(super) async fn route(api: &Api, req: Request<hyper::body::Incoming>) -> Rep
                     public,
                     zones,
                     secondaries: api.secondaries.snapshot(),
+                    replicas: api.replicas.snapshot(),
                 },
             )
         }),

@@ -32,6 +32,7 @@ pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     let mut public: Vec<control::PublicStatus> = vec![];
     let mut zones: Vec<crate::reconcile::ZoneStatus> = vec![];
     let mut secondaries: Vec<crate::dns::notify::SecondaryState> = vec![];
+    let mut replicas: Vec<crate::dns::replica::ReplicaState> = vec![];
     let (sites, info): (Vec<SiteStatus>, Option<RuntimeInfo>) = match daemon(cfg).await {
         Some((info, api)) => {
             let (code, body) = crate::api::call(&api, hyper::Method::GET, "/api/v1/status").await?;
@@ -46,6 +47,7 @@ pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             public = reply.public;
             zones = reply.zones;
             secondaries = reply.secondaries;
+            replicas = reply.replicas;
             (reply.sites, Some(info))
         }
         None => {
@@ -74,7 +76,7 @@ pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
         crate::outln!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({ "daemon_running": info.is_some(), "sites": sites, "public": public, "zones": zones, "secondaries": secondaries })
+                &serde_json::json!({ "daemon_running": info.is_some(), "sites": sites, "public": public, "zones": zones, "secondaries": secondaries, "replicas": replicas })
             )?
         );
         return Ok(0);
@@ -205,6 +207,12 @@ pub(super) async fn status(cfg: &Config, json: bool) -> anyhow::Result<i32> {
     for s in &secondaries {
         crate::outln!("  {}", secondary_words(s, now));
     }
+    if !replicas.is_empty() {
+        crate::outln!("\nzones held as a secondary:");
+    }
+    for r in &replicas {
+        crate::outln!("  {}", replica_words(r, now));
+    }
     Ok(0)
 }
 
@@ -244,6 +252,24 @@ fn secondary_words(s: &crate::dns::notify::SecondaryState, now: u64) -> String {
         "{} ({}) zone {}: {told}{took}",
         s.secondary, s.address, s.zone
     )
+}
+
+/// "example.com. from home: serial 7, confirmed 2m ago" (or why it is not served).
+fn replica_words(r: &crate::dns::replica::ReplicaState, now: u64) -> String {
+    let confirmed = r
+        .refreshed_at
+        .map(|t| format!(", confirmed by the primary {}", ago(now.saturating_sub(t))))
+        .unwrap_or_default();
+    let held = match r.serial {
+        Some(s) => format!("serving serial {s}{confirmed}"),
+        None => "NOT SERVED: not taken from the primary yet (or expired)".to_string(),
+    };
+    let error = r
+        .last_error
+        .as_deref()
+        .map(|e| format!("; the last attempt failed: {e}"))
+        .unwrap_or_default();
+    format!("{} from {}: {held}{error}", r.zone, r.primary)
 }
 
 /// A zone's state for one site, in words: "zone example.com. at rfc2136 192.0.2.53:53: FAILING

@@ -161,6 +161,7 @@ impl Cx<'_> {
                     zones: vec![],
                     secondaries: vec![],
                     also_notify: None,
+                    primaries: vec![],
                 },
                 0..0,
             ),

@@ -30,6 +30,29 @@ impl Config {
         }
     }
 
+    /// One `[[dns.secondaries]]` or `[[dns.primaries]]` entry.
+    fn peer_block(
+        &self,
+        section: &str,
+        i: usize,
+        name: &str,
+        address: SocketAddr,
+        zones: &[Name],
+        key: &TsigKey,
+    ) -> String {
+        let zones: Vec<String> = zones
+            .iter()
+            .map(|z| format!("{:?}", z.to_string()))
+            .collect();
+        format!(
+            "\n[[dns.{section}]]\nname = {}\naddress = {:?}\nzones = [{}]\n{}",
+            toml_str(name),
+            address.to_string(),
+            zones.join(", "),
+            self.tsig_lines(&format!("dns.{section}[{i}]"), key)
+        )
+    }
+
     /// The effective settings as TOML, defaults filled in: `check-config` prints it, and it reads
     /// back as the same configuration (secrets given by file or environment variable are printed
     /// as that key; one given inline is replaced by a placeholder, never shown).
@@ -133,19 +156,17 @@ impl Config {
             }
         }
         for (i, sec) in self.dns.secondaries.iter().enumerate() {
-            let base = format!("dns.secondaries[{i}]");
-            let zones: Vec<String> = sec
-                .zones
-                .iter()
-                .map(|z| format!("{:?}", z.to_string()))
-                .collect();
-            o.push_str(&format!(
-                "\n[[dns.secondaries]]\nname = {}\naddress = {:?}\nzones = [{}]\n",
-                toml_str(&sec.name),
-                sec.address.to_string(),
-                zones.join(", ")
+            o.push_str(&self.peer_block(
+                "secondaries",
+                i,
+                &sec.name,
+                sec.address,
+                &sec.zones,
+                &sec.key,
             ));
-            o.push_str(&self.tsig_lines(&base, &sec.key));
+        }
+        for (i, p) in self.dns.primaries.iter().enumerate() {
+            o.push_str(&self.peer_block("primaries", i, &p.name, p.address, &p.zones, &p.key));
         }
         for (i, p) in self.providers.iter().enumerate() {
             let base = format!("providers[{i}]");

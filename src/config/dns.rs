@@ -217,6 +217,7 @@ impl Cx<'_> {
         )?;
         let secondaries = self.build_secondaries(raw.secondaries, &zones)?;
         let also_notify = self.build_also_notify(raw.also_notify)?;
+        let primaries = self.build_primaries(raw.primaries, &zones)?;
         Ok(DnsConfig {
             listen,
             ttl,
@@ -225,6 +226,7 @@ impl Cx<'_> {
             zones,
             secondaries,
             also_notify,
+            primaries,
         })
     }
     pub(super) fn static_record(

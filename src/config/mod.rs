@@ -55,7 +55,7 @@ pub use notify::{
 use provider::looks_like_secret;
 pub use provider::{CloudflareConfig, PowerDnsConfig, Rfc2136Config, Route53Config};
 use raw::*;
-pub use secondary::SecondaryConfig;
+pub use secondary::{PrimaryConfig, SecondaryConfig};
 use site::origin_url;
 pub use tsig::{parse_bind_key, TsigKey};
 pub use watcher::{WatcherConfig, DEFAULT_REFERENCES};
@@ -131,6 +131,8 @@ pub struct DnsConfig {
     pub secondaries: Vec<SecondaryConfig>,
     /// Also sent NOTIFY (unsigned) on every change, without being allowed to transfer.
     pub also_notify: Vec<SocketAddr>,
+    /// Primaries this server takes zones from (it serves them as their secondary).
+    pub primaries: Vec<PrimaryConfig>,
 }
 
 #[derive(Debug, Clone)]

@@ -59,14 +59,17 @@ pub(super) struct RawDns {
     #[serde(default)]
     pub(super) zones: Vec<Spanned<RawZone>>,
     #[serde(default)]
-    pub(super) secondaries: Vec<Spanned<RawSecondary>>,
+    pub(super) secondaries: Vec<Spanned<RawPeer>>,
     pub(super) also_notify: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) primaries: Vec<Spanned<RawPeer>>,
 }
 
-/// `[[dns.secondaries]]`: a nameserver that takes the built-in zones by zone transfer.
+/// `[[dns.secondaries]]` (a nameserver that takes the built-in zones by zone transfer) and
+/// `[[dns.primaries]]` (one this server takes zones from): the same keys.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawSecondary {
+pub(super) struct RawPeer {
     pub(super) name: Option<Spanned<String>>,
     pub(super) address: Option<Spanned<String>>,
     pub(super) zones: Option<Vec<Spanned<String>>>,

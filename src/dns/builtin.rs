@@ -14,13 +14,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use hickory_proto::rr::{Name, Record};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+use hickory_proto::rr::Name;
 
 use super::provider::{Key, Outcome, Provider, ProviderError, RrSet};
 use crate::config::ZoneConfig;
 use crate::dns::server::ZoneHandle;
-use crate::dns::zone::{Apex, Journal, Zone, ZoneSet, JOURNAL_LEN};
+use crate::dns::zone::{decode_records, encode_records, Apex, Journal, Zone, ZoneSet, JOURNAL_LEN};
 use crate::dns::ManagedRecords;
 use crate::store::Store;
 
@@ -33,6 +32,8 @@ pub struct Builtin {
     journals: Mutex<BTreeMap<Name, Arc<Journal>>>,
     /// ACME DNS-01 challenge TXT records, owned by [`crate::standby::acme`] (nothing else writes them).
     challenges: Mutex<BTreeMap<Name, Vec<String>>>,
+    /// Zones held as a secondary of another primary ([`super::replica`]), served as taken.
+    replicas: Mutex<BTreeMap<Name, Zone>>,
 }
 
 impl Builtin {
@@ -62,6 +63,7 @@ impl Builtin {
             inner: Mutex::new((ManagedRecords::default(), store)),
             journals: Mutex::new(journals),
             challenges: Mutex::new(BTreeMap::new()),
+            replicas: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -78,6 +80,32 @@ impl Builtin {
                 .collect(),
         );
         self.rebuild(&mut inner)
+    }
+
+    /// Serves `zone`, taken from its primary, in place of the version served before.
+    pub fn set_replica(&self, zone: Zone) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.replicas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(zone.origin.clone().into(), zone);
+        self.rebuild_or_log(&mut inner);
+    }
+
+    /// Stops serving a zone held as a secondary (it expired).
+    pub fn drop_replica(&self, origin: &Name) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.replicas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(origin);
+        self.rebuild_or_log(&mut inner);
+    }
+
+    fn rebuild_or_log(&self, inner: &mut (ManagedRecords, Store)) {
+        if let Err(e) = self.rebuild(inner) {
+            tracing::warn!("cannot publish the built-in zones: {e}");
+        }
     }
 
     /// Whether `name` falls in a zone this server holds.
@@ -130,6 +158,13 @@ impl Builtin {
             zone.journal = self.journal(&inner.1, &zone);
             set.zones.push(zone);
         }
+        set.zones.extend(
+            self.replicas
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned(),
+        );
         set.published_ms = crate::util::now_millis();
         self.handle.replace(set);
         Ok(())
@@ -159,27 +194,6 @@ impl Builtin {
         }
         j.clone()
     }
-}
-
-/// Records in wire form, one after another (uncompressed).
-fn encode_records(records: &[Record]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(records.len() * 48);
-    let mut enc = BinEncoder::new(&mut buf);
-    for r in records {
-        if r.emit(&mut enc).is_err() {
-            return vec![];
-        }
-    }
-    buf
-}
-
-fn decode_records(wire: &[u8]) -> Option<Vec<Record>> {
-    let mut dec = BinDecoder::new(wire);
-    let mut out = vec![];
-    while !dec.is_empty() {
-        out.push(Record::read(&mut dec).ok()?);
-    }
-    Some(out)
 }
 
 #[async_trait::async_trait]

@@ -4,12 +4,15 @@
 //!   decision core (design.md invariant 1: one owner per record).
 //! - [`zone`]: builds the served zones from static config plus managed records, and answers
 //!   queries from them (pure, no sockets).
-//! - [`server`]: the hickory-server listener (UDP and TCP) that answers from the current zones,
+//! - [`server`]: the listener (UDP and TCP) that answers from the current zones,
 //!   swapped atomically on every change.
 //! - [`builtin`]: the built-in zones' publisher, which the controller calls directly.
 //! - [`provider`]: the contract of an external DNS (Route 53, RFC 2136, PowerDNS, Cloudflare)
 //!   and one adapter per service; [`crate::reconcile`] drives them from the same
 //!   `ManagedRecords`.
+//! - [`transfer`] / [`notify`]: zone transfers and NOTIFY out, to `[[dns.secondaries]]`;
+//!   [`take`] / [`replica`]: zones taken in from `[[dns.primaries]]` and served as their
+//!   secondary.
 //! - [`client`]: a minimal stub query, used by `status`, verification, the demo and the tests to
 //!   ask a server.
 
@@ -17,8 +20,10 @@ pub mod builtin;
 pub mod client;
 pub mod notify;
 pub mod provider;
+pub mod replica;
 pub mod respond;
 pub mod server;
+pub mod take;
 pub mod transfer;
 pub mod zone;
 

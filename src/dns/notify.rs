@@ -403,7 +403,7 @@ fn same_peer(target: SocketAddr, src: SocketAddr) -> bool {
     canon(target.ip()) == canon(src.ip()) && target.port() == src.port()
 }
 
-fn random_id() -> u16 {
+pub fn random_id() -> u16 {
     use ring::rand::SecureRandom;
     let mut b = [0u8; 2];
     let _ = ring::rand::SystemRandom::new().fill(&mut b);

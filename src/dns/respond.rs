@@ -5,7 +5,11 @@
 //! - shorter than a header, or a response (QR set): dropped, never answered (no loops);
 //! - undecodable: FORMERR with the request's id;
 //! - an OPT record of EDNS version above 0: BADVERS with an OPT of version 0 (RFC 6891 §6.1.3);
-//! - an opcode other than QUERY: NOTIMP;
+//! - NOTIFY (RFC 1996) for a zone held as a secondary: from its primary's IP, signed with its
+//!   key, NOERROR (signed) and the zone is named in [`DnsReply::notified`], so it is asked for
+//!   at once; from anyone else the same refusals as a transfer ([`transfer::authenticate`]);
+//!   NOTIFY for any other zone NOTAUTH;
+//! - any other opcode than QUERY: NOTIMP;
 //! - zero or several questions: FORMERR (RFC 9619);
 //! - a class other than IN: REFUSED (this includes CHAOS `version.bind`: the server does not
 //!   say what it runs);
@@ -37,12 +41,15 @@ pub struct DnsReply {
     pub rcode: Option<ResponseCode>,
     pub served: Option<Served>,
     pub refused: Option<String>,
+    /// A zone whose primary sent an accepted NOTIFY.
+    pub notified: Option<LowerName>,
 }
 
 /// Answers one request from `src`.
 pub fn respond(
     zones: &ZoneSet,
     peers: &[Peer],
+    primaries: &[Peer],
     raw: &[u8],
     src: SocketAddr,
     tcp: bool,
@@ -77,6 +84,9 @@ pub fn respond(
     if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
         return fail(ResponseCode::BADVERS);
     }
+    if request.metadata.op_code == OpCode::Notify && request.queries.len() == 1 {
+        return notified(primaries, &request, raw, src, now);
+    }
     if request.metadata.op_code != OpCode::Query {
         return fail(ResponseCode::NotImp);
     }
@@ -103,6 +113,7 @@ pub fn respond(
             rcode,
             served: t.served,
             refused: t.refused,
+            notified: None,
         };
     }
     let answer = zones.lookup(&LowerName::new(q.name()), qtype);
@@ -137,6 +148,53 @@ pub fn respond(
             single(m, answer.rcode)
         }
     }
+}
+
+/// The answer to a NOTIFY: accepted only from a zone's primary, by address and key.
+fn notified(
+    primaries: &[Peer],
+    request: &Message,
+    raw: &[u8],
+    src: SocketAddr,
+    now: u64,
+) -> DnsReply {
+    let zone = LowerName::new(request.queries[0].name());
+    if !primaries.iter().any(|p| p.zones.contains(&zone)) {
+        let mut r = single(
+            transfer::reply(request, ResponseCode::NotAuth),
+            ResponseCode::NotAuth,
+        );
+        r.refused = Some(format!(
+            "NOTIFY from {src} for {zone}, which this server does not hold as a secondary"
+        ));
+        return r;
+    }
+    let (rcode, ctx, why) =
+        match transfer::authenticate(primaries, request, raw, src.ip(), &zone, now, "primary") {
+            Ok((peer, mac)) => (
+                ResponseCode::NoError,
+                Some(hickory_proto::rr::TSigResponseContext::new(
+                    request.metadata.id,
+                    now,
+                    peer.signer.clone(),
+                    mac,
+                    None,
+                )),
+                None,
+            ),
+            Err(r) => (r.rcode, r.tsig, Some(format!("NOTIFY {}", r.why))),
+        };
+    let mut m = transfer::reply(request, rcode);
+    m.metadata.authoritative = rcode == ResponseCode::NoError;
+    if let (Some(ctx), Ok(bytes)) = (ctx, m.to_vec()) {
+        m.signature = ctx.sign(&bytes).ok();
+    }
+    let mut r = single(m, rcode);
+    match why {
+        Some(why) => r.refused = Some(why),
+        None => r.notified = Some(zone),
+    }
+    r
 }
 
 fn single(m: Message, rcode: ResponseCode) -> DnsReply {
@@ -180,6 +238,7 @@ mod tests {
     fn ask(m: &Message, tcp: bool) -> Message {
         let r = respond(
             &zones(),
+            &[],
             &[],
             &m.to_vec().unwrap(),
             "127.0.0.1:5000".parse().unwrap(),
@@ -245,15 +304,19 @@ mod tests {
     fn responses_and_runts_are_dropped_garbage_gets_formerr() {
         let z = zones();
         let src = "127.0.0.1:1".parse().unwrap();
-        assert!(respond(&z, &[], &[0; 5], src, false, 0).messages.is_empty());
+        assert!(respond(&z, &[], &[], &[0; 5], src, false, 0)
+            .messages
+            .is_empty());
         let mut resp = query("www.example.test.", RecordType::A);
         resp.metadata.message_type = MessageType::Response;
         let bytes = resp.to_vec().unwrap();
-        assert!(respond(&z, &[], &bytes, src, false, 0).messages.is_empty());
+        assert!(respond(&z, &[], &[], &bytes, src, false, 0)
+            .messages
+            .is_empty());
         let mut garbage = bytes.clone();
         garbage[2] = 0;
         garbage.truncate(20);
-        let r = respond(&z, &[], &garbage, src, false, 0);
+        let r = respond(&z, &[], &[], &garbage, src, false, 0);
         let m = Message::from_vec(&r.messages[0]).unwrap();
         assert_eq!(
             (m.metadata.id, m.metadata.response_code),
@@ -266,7 +329,7 @@ mod tests {
         let z = zones();
         let m = query("example.test.", RecordType::AXFR);
         let src = "127.0.0.1:1".parse().unwrap();
-        let r = respond(&z, &[], &m.to_vec().unwrap(), src, true, 0);
+        let r = respond(&z, &[], &[], &m.to_vec().unwrap(), src, true, 0);
         assert!(r.close);
         assert_eq!(r.rcode, Some(ResponseCode::Refused));
         assert!(r.refused.unwrap().contains("not a configured secondary"));

@@ -3,7 +3,8 @@
 //!
 //! The zones are replaced as a whole through [`ZoneHandle::replace`], so a query sees either
 //! the old or the new zones, never a mix; the handle is also a watch channel, which is how the
-//! NOTIFY sender ([`super::notify`]) learns of every published serial.
+//! NOTIFY sender ([`super::notify`]) learns of every published serial. An accepted NOTIFY
+//! from a primary wakes that zone's replica task ([`Kicks`]).
 //!
 //! - **UDP**: [`UDP_WORKERS`] tasks share each socket, one request at a time each.
 //! - **TCP** (RFC 7766): length-prefixed messages, pipelined queries answered in order, a
@@ -13,14 +14,16 @@
 //!
 //! Garbage is dropped or answered FORMERR by the pure layer; nothing here panics on input.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use hickory_proto::rr::{LowerName, Name};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -28,6 +31,7 @@ use super::notify::SecondaryBoard;
 use super::respond::respond;
 use super::transfer::Peer;
 use super::zone::ZoneSet;
+use crate::config::DnsConfig;
 
 /// Tasks answering on each UDP socket.
 pub const UDP_WORKERS: usize = 2;
@@ -69,6 +73,9 @@ struct Shared {
     zones: ZoneHandle,
     peers: Vec<Peer>,
     board: SecondaryBoard,
+    /// The primaries NOTIFY is taken from, and the replica tasks it wakes.
+    primaries: Vec<Peer>,
+    kicks: Kicks,
 }
 
 /// A bound built-in server; [`DnsServer::run`] answers until shutdown.
@@ -87,6 +94,8 @@ impl DnsServer {
         zones: ZoneHandle,
         peers: Vec<Peer>,
         board: SecondaryBoard,
+        primaries: Vec<Peer>,
+        kicks: Kicks,
     ) -> anyhow::Result<Self> {
         let (mut udp, mut tcp, mut addrs) = (vec![], vec![], vec![]);
         for want in listen {
@@ -109,6 +118,8 @@ impl DnsServer {
                 zones,
                 peers,
                 board,
+                primaries,
+                kicks,
             }),
             addrs,
         })
@@ -165,12 +176,27 @@ async fn udp_loop(sock: Arc<UdpSocket>, shared: Arc<Shared>, shutdown: Cancellat
 /// the connection after them.
 fn answer(shared: &Shared, raw: &[u8], src: SocketAddr, tcp: bool) -> (Vec<Vec<u8>>, bool) {
     let zones = shared.zones.current();
-    let reply = respond(&zones, &shared.peers, raw, src, tcp, now_secs());
+    let reply = respond(
+        &zones,
+        &shared.peers,
+        &shared.primaries,
+        raw,
+        src,
+        tcp,
+        now_secs(),
+    );
     if let Some(rcode) = reply.rcode {
         crate::metrics::get().dns_query(rcode.into());
     }
     if let Some(why) = &reply.refused {
-        tracing::warn!(%src, "zone transfer refused: {why}");
+        match why.starts_with("NOTIFY") {
+            true => tracing::warn!(%src, "refused: {why}"),
+            false => tracing::warn!(%src, "zone transfer refused: {why}"),
+        }
+    }
+    if let Some(zone) = &reply.notified {
+        tracing::debug!(%src, %zone, "NOTIFY accepted from the primary");
+        shared.kicks.kick(zone);
     }
     if let Some(s) = &reply.served {
         tracing::info!(%src, secondary = %s.peer, zone = %s.zone, serial = s.serial, kind = s.kind, records = s.records, "zone transfer served");
@@ -253,4 +279,34 @@ fn bind_hint(proto: &str, addr: &SocketAddr) -> String {
         ""
     };
     format!("cannot listen for DNS over {proto} on {addr}{extra}")
+}
+
+/// One wake-up per zone held as a secondary: the server rings it on an accepted NOTIFY.
+#[derive(Clone, Default)]
+pub struct Kicks(Arc<BTreeMap<LowerName, Arc<Notify>>>);
+
+impl Kicks {
+    pub fn new(dns: &DnsConfig) -> Kicks {
+        Kicks(Arc::new(
+            dns.primaries
+                .iter()
+                .flat_map(|p| p.zones.iter())
+                .map(|z| (LowerName::new(z), Arc::new(Notify::new())))
+                .collect(),
+        ))
+    }
+
+    pub fn kick(&self, zone: &LowerName) {
+        if let Some(n) = self.0.get(zone) {
+            n.notify_one();
+        }
+    }
+
+    /// What a replica task waits on for `zone`.
+    pub fn waiter(&self, zone: &Name) -> Arc<Notify> {
+        self.0
+            .get(&LowerName::new(zone))
+            .cloned()
+            .unwrap_or_default()
+    }
 }

@@ -106,7 +106,7 @@ pub fn answer(
             format!("{qname} is not a zone of this server"),
         );
     };
-    let (peer, mac) = match authenticate(peers, request, raw, src, &qname, now) {
+    let (peer, mac) = match authenticate(peers, request, raw, src, &qname, now, "secondary") {
         Ok(ok) => ok,
         Err(r) => return refuse(r.rcode, r.tsig, r.why),
     };
@@ -177,7 +177,7 @@ pub struct XfrRefusal {
     pub why: String,
 }
 
-/// Checks that `request` comes from a secondary of `zone` at `src`, signed with its key, and
+/// Checks that `request` comes from a `role` ("secondary", "primary") of `zone` at `src`, signed with its key, and
 /// returns that secondary and the request's MAC (to sign the answer over).
 pub fn authenticate<'p>(
     peers: &'p [Peer],
@@ -186,6 +186,7 @@ pub fn authenticate<'p>(
     src: IpAddr,
     zone: &LowerName,
     now: u64,
+    role: &str,
 ) -> Result<(&'p Peer, Vec<u8>), Box<XfrRefusal>> {
     let qname = zone;
     let refuse = |rcode, tsig, why| Err(Box::new(XfrRefusal { rcode, tsig, why }));
@@ -197,7 +198,7 @@ pub fn authenticate<'p>(
         return refuse(
             ResponseCode::Refused,
             None,
-            format!("{src} is not a configured secondary of {qname}"),
+            format!("{src} is not a configured {role} of {qname}"),
         );
     }
     let Some(tsig) = request.signature() else {
@@ -219,7 +220,7 @@ pub fn authenticate<'p>(
                 tsig.name.clone(),
             )),
             format!(
-                "{src} signed its request for {qname} with key {}, which no secondary at that address has",
+                "{src} signed its request for {qname} with key {}, which no {role} at that address has",
                 tsig.name
             ),
         );
@@ -233,7 +234,7 @@ pub fn authenticate<'p>(
                 peer.signer.clone(),
             )),
             format!(
-                "the TSIG signature of {} ({src}) does not verify with key {}: the secondary has another secret",
+                "the TSIG signature of {} ({src}) does not verify with key {}: the {role} has another secret",
                 peer.name, tsig.name
             ),
         );
@@ -273,7 +274,7 @@ pub fn sign_answer(
     let mut m = m;
     // A signed query for a name inside the zone: find the secondary by its key alone, zone or
     // not, so a secondary's SOA query for its zone is answered signed.
-    let ctx = match authenticate(peers, request, raw, src, &zone, now) {
+    let ctx = match authenticate(peers, request, raw, src, &zone, now, "secondary") {
         Ok((peer, mac)) => {
             TSigResponseContext::new(request.metadata.id, now, peer.signer.clone(), mac, None)
         }

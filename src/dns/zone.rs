@@ -16,6 +16,7 @@ use std::sync::Arc;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
 use super::ManagedRecords;
 
@@ -145,6 +146,30 @@ impl Zone {
             }
         }
         zone
+    }
+
+    /// A zone of `records` as a primary sent them ([`super::take`]): the SOA among them is the
+    /// zone's; records outside `origin` are left out. `None` without an SOA at the apex.
+    pub fn from_records(origin: &Name, records: &[Record]) -> Option<Zone> {
+        let apex = LowerName::new(origin);
+        let soa = records
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA && LowerName::new(&r.name) == apex)?
+            .clone();
+        let mut zone = Zone {
+            origin: apex,
+            soa: soa.clone(),
+            records: BTreeMap::new(),
+            names: BTreeSet::new(),
+            journal: Arc::default(),
+        };
+        for r in records {
+            if r.record_type() != RecordType::SOA && zone.origin.zone_of(&LowerName::new(&r.name)) {
+                zone.insert(r.clone());
+            }
+        }
+        zone.insert(soa);
+        Some(zone)
     }
 
     /// Adds a TXT record set inside this zone (ACME DNS-01 challenges); ignored outside it.
@@ -309,6 +334,28 @@ impl ZoneSet {
             authorities: vec![zone.soa.clone()],
         }
     }
+}
+
+/// Records in wire form, one after another (uncompressed): how the store keeps a version.
+pub fn encode_records(records: &[Record]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(records.len() * 48);
+    let mut enc = BinEncoder::new(&mut buf);
+    for r in records {
+        if r.emit(&mut enc).is_err() {
+            return vec![];
+        }
+    }
+    buf
+}
+
+/// The records [`encode_records`] wrote; `None` when they do not decode.
+pub fn decode_records(wire: &[u8]) -> Option<Vec<Record>> {
+    let mut dec = BinDecoder::new(wire);
+    let mut out = vec![];
+    while !dec.is_empty() {
+        out.push(Record::read(&mut dec).ok()?);
+    }
+    Some(out)
 }
 
 /// Parses "www" into a full name under the zone, for tests and tools.

@@ -153,6 +153,12 @@ const SCHEMA: &str = "PRAGMA journal_mode = WAL;
          records BLOB NOT NULL,
          PRIMARY KEY (zone, serial)
      );
+     CREATE TABLE IF NOT EXISTS replica_zone (
+         zone TEXT PRIMARY KEY,
+         serial INTEGER NOT NULL,
+         records BLOB NOT NULL,
+         refreshed_ms INTEGER NOT NULL
+     );
      CREATE TABLE IF NOT EXISTS events (
          id INTEGER PRIMARY KEY AUTOINCREMENT,
          site TEXT NOT NULL,

@@ -1,4 +1,5 @@
-//! The built-in zones' serials and their journal of earlier versions (for IXFR).
+//! The built-in zones' serials and their journal of earlier versions (for IXFR), and the
+//! zones held as a secondary of another primary (the last version taken, and when).
 
 use rusqlite::{params, OptionalExtension};
 
@@ -69,5 +70,53 @@ impl Store {
             })
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Keeps the version of `zone` taken from its primary: its serial, records (wire form) and
+    /// when the primary last confirmed it (ms since the epoch). One row per zone.
+    pub fn save_replica(
+        &self,
+        zone: &str,
+        serial: u32,
+        records: &[u8],
+        refreshed_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO replica_zone (zone, serial, records, refreshed_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![zone, serial as i64, records, refreshed_ms as i64],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Notes that the primary confirmed the held version of `zone` at `refreshed_ms`.
+    pub fn touch_replica(&self, zone: &str, refreshed_ms: u64) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE replica_zone SET refreshed_ms = ?2 WHERE zone = ?1",
+                params![zone, refreshed_ms as i64],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The version of `zone` kept by [`Store::save_replica`]: (serial, records, refreshed_ms).
+    pub fn replica(&self, zone: &str) -> Result<Option<(u32, Vec<u8>, u64)>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT serial, records, refreshed_ms FROM replica_zone WHERE zone = ?1",
+                params![zone],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u32,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, i64>(2)? as u64,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
     }
 }

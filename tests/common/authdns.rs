@@ -65,6 +65,18 @@ fn keygen(dir: &std::path::Path, algorithm: &str) -> (PathBuf, String) {
 
 impl AuthServer {
     pub fn start(kind: Kind, algorithm: &str) -> AuthServer {
+        AuthServer::start_inner(kind, algorithm, &[])
+    }
+
+    /// A primary that also lets its key transfer the zone and sends NOTIFY, signed with it, to
+    /// each of `secondaries` on every change (understudy as its secondary; the reference of
+    /// `bench/dns-secondaries`). Its key, `understudy`, is the one they must hold.
+    #[allow(dead_code, reason = "the replica tests and a bench use it")]
+    pub fn start_notifying(kind: Kind, algorithm: &str, secondaries: &[SocketAddr]) -> AuthServer {
+        AuthServer::start_inner(kind, algorithm, secondaries)
+    }
+
+    fn start_inner(kind: Kind, algorithm: &str, notify: &[SocketAddr]) -> AuthServer {
         match kind {
             Kind::Bind => need("named", "bind9"),
             Kind::Knot => need("knotd", "knot"),
@@ -77,18 +89,49 @@ impl AuthServer {
         match kind {
             Kind::Bind => {
                 let key = std::fs::read_to_string(&key_file).unwrap();
+                let xfr = match notify {
+                    [] => String::new(),
+                    to => format!(
+                        "allow-transfer {{ key \"understudy\"; }}; notify explicit; also-notify {{ {} }};",
+                        to.iter()
+                            .map(|a| format!("{} port {} key \"understudy\";", a.ip(), a.port()))
+                            .collect::<String>()
+                    ),
+                };
                 std::fs::write(
                     dir.path().join("named.conf"),
                     format!(
                         "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file \"{d}/named.pid\";\n \
                          session-keyfile \"{d}/session.key\";\n recursion no;\n dnssec-validation no;\n notify no;\n}};\ncontrols {{ }};\n{key}\n\
-                         zone \"example.test\" {{ type primary; file \"{d}/example.test.zone\"; allow-update {{ key \"understudy\"; }}; }};\n"
+                         zone \"example.test\" {{ type primary; file \"{d}/example.test.zone\"; allow-update {{ key \"understudy\"; }}; {xfr} }};\n"
                     ),
                 )
                 .unwrap();
             }
             Kind::Knot => {
                 std::fs::create_dir_all(dir.path().join("db")).unwrap();
+                let (remote, notify) = match notify {
+                    [] => (String::new(), String::new()),
+                    to => (
+                        to.iter()
+                            .enumerate()
+                            .map(|(i, a)| {
+                                format!(
+                                    "  - id: replica{i}\n    address: {}@{}\n    key: understudy\n",
+                                    a.ip(),
+                                    a.port()
+                                )
+                            })
+                            .fold("remote:\n".to_string(), |acc, r| acc + &r),
+                        format!(
+                            "    notify: [{}]\n",
+                            (0..to.len())
+                                .map(|i| format!("replica{i}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ),
+                };
                 std::fs::write(
                     dir.path().join("knot.conf"),
                     format!(
@@ -96,8 +139,9 @@ impl AuthServer {
                          database:\n  storage: {d}/db\n\
                          log:\n  - target: stderr\n    any: info\n\
                          key:\n  - id: understudy\n    algorithm: {algorithm}\n    secret: {key_secret}\n\
-                         acl:\n  - id: update\n    key: understudy\n    action: update\n\
-                         zone:\n  - domain: example.test\n    file: {d}/example.test.zone\n    acl: update\n    zonefile-sync: -1\n    zonefile-load: difference-no-serial\n    journal-content: all\n    semantic-checks: off\n"
+                         {remote}\
+                         acl:\n  - id: update\n    key: understudy\n    action: update\n  - id: xfr\n    key: understudy\n    action: transfer\n\
+                         zone:\n  - domain: example.test\n    file: {d}/example.test.zone\n    acl: [update, xfr]\n{notify}    zonefile-sync: -1\n    zonefile-load: difference-no-serial\n    journal-content: all\n    semantic-checks: off\n"
                     ),
                 )
                 .unwrap();
@@ -152,6 +196,36 @@ impl AuthServer {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// An edit by hand: `updates` (nsupdate's `update ...` lines) sent with BIND's own
+    /// `nsupdate` and the zone's key, in one UPDATE.
+    #[allow(dead_code, reason = "not every test binary or bench edits by hand")]
+    pub fn update(&self, updates: &str) {
+        super::need("nsupdate", "bind9-dnsutils");
+        let script = format!(
+            "server {} {}\nzone example.test\n{updates}send\n",
+            self.addr.ip(),
+            self.addr.port()
+        );
+        let mut child = Command::new("nsupdate")
+            .arg("-k")
+            .arg(&self.key_file)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "nsupdate to {:?}",
+            self.kind
+        );
     }
 
     /// The zone's SOA serial, if the server answers.

@@ -75,6 +75,15 @@ impl Secondary {
         self
     }
 
+    /// Holds the key `name` with `secret` instead of its own (a primary with one key for all
+    /// its secondaries: BIND or Knot as `bench/dns-secondaries`' reference).
+    #[allow(dead_code, reason = "only the bench's reference uses it")]
+    pub fn with_key(mut self, name: &str, secret: &str) -> Secondary {
+        self.key_name = name.to_string();
+        self.secret = secret.to_string();
+        self
+    }
+
     /// Writes its config for `primary` and starts it (it then asks the primary for the zone).
     pub fn start(&mut self, primary: SocketAddr) {
         let d = self.dir.path().display().to_string();
