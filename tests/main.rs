@@ -11,6 +11,7 @@ mod config_errors;
 mod ddns;
 mod ddns_interface;
 mod demo;
+mod dns_conformance;
 mod dns_server;
 mod failover;
 mod maintenance;

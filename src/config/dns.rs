@@ -76,6 +76,7 @@ impl Cx<'_> {
                     &format!("{key}.records[{j}]"),
                 )?);
             }
+            self.check_zone_shape(&origin, &records, &z.records, &key)?;
             let provider = match &z.provider {
                 None => None,
                 Some(p) if p.get_ref() == "builtin" => None,
@@ -229,6 +230,63 @@ impl Cx<'_> {
             primaries,
         })
     }
+    /// The zone's static records as the server can answer them (`dns::zone`'s rules): no
+    /// CNAME at the apex or beside other data, no wildcard NS, and below a delegation (NS at a
+    /// name under the apex) only its glue addresses.
+    fn check_zone_shape(
+        &self,
+        origin: &Name,
+        records: &[Record],
+        raw: &[Spanned<String>],
+        key: &str,
+    ) -> R<()> {
+        let cuts: Vec<&Name> = records
+            .iter()
+            .filter(|r| r.record_type() == RecordType::NS && r.name != *origin)
+            .map(|r| &r.name)
+            .collect();
+        for (j, r) in records.iter().enumerate() {
+            let (span, rkey) = (raw[j].span(), format!("{key}.records[{j}]"));
+            let rt = r.record_type();
+            if rt == RecordType::CNAME && r.name == *origin {
+                return self.err(span, &rkey, format!("a CNAME at the zone's apex ({origin}) is not allowed: the apex holds the SOA and NS records, and a CNAME may have no other records beside it (RFC 1034 §3.6.2); give the apex A/AAAA records instead"));
+            }
+            if rt == RecordType::CNAME {
+                if let Some(other) = records
+                    .iter()
+                    .find(|o| o.name == r.name && o.record_type() != RecordType::CNAME)
+                {
+                    return self.err(span, &rkey, format!("{} has a CNAME and also a {} record; a name with a CNAME can have no other records (RFC 1034 §3.6.2)", r.name, other.record_type()));
+                }
+                if records
+                    .iter()
+                    .filter(|o| o.name == r.name && o.record_type() == RecordType::CNAME)
+                    .count()
+                    > 1
+                {
+                    return self.err(
+                        span,
+                        &rkey,
+                        format!("{} has two CNAME records; a name has at most one", r.name),
+                    );
+                }
+            }
+            if rt == RecordType::NS && r.name.is_wildcard() {
+                return self.err(span, &rkey, "a wildcard NS record is not served (RFC 4592 §4.2): delegate each name with NS records of its own");
+            }
+            let glue = matches!(rt, RecordType::A | RecordType::AAAA);
+            if let Some(cut) = cuts.iter().find(|c| c.zone_of(&r.name) && **c != &r.name) {
+                if !glue {
+                    return self.err(span, &rkey, format!("{} lies below the delegation of {cut} (its NS records), so the server would never answer it; serve it from the delegated zone, or remove the NS records of {cut}", r.name));
+                }
+            }
+            if cuts.contains(&&r.name) && !glue && !matches!(rt, RecordType::NS | RecordType::DS) {
+                return self.err(span, &rkey, format!("a {rt} record at {}, a delegation (it has NS records), would never be answered: only NS, DS and glue addresses belong there", r.name));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn static_record(
         &self,
         r: &Spanned<String>,

@@ -106,6 +106,18 @@ impl Cx<'_> {
                     format!("{n} is not inside any zone the built-in DNS server serves ({have})"),
                 );
             };
+            if let Some(cut) = zone.records.iter().find(|r| {
+                r.record_type() == RecordType::NS && r.name != zone.origin && r.name.zone_of(&n)
+            }) {
+                return self.err(
+                    nspan,
+                    &nkey,
+                    format!(
+                        "{n} is at or below {}, which zone {} delegates (its static NS records); the site's records would never be answered: manage it in the delegated zone, or remove the delegation",
+                        cut.name, zone.origin
+                    ),
+                );
+            }
             let lower = LowerName::new(&n);
             if let Some(other) = owned.insert(lower, name.clone()) {
                 return self.err(

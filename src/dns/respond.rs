@@ -9,10 +9,11 @@
 //!   key, NOERROR (signed) and the zone is named in [`DnsReply::notified`], so it is asked for
 //!   at once; from anyone else the same refusals as a transfer ([`transfer::authenticate`]);
 //!   NOTIFY for any other zone NOTAUTH;
-//! - any other opcode than QUERY: NOTIMP;
-//! - zero or several questions: FORMERR (RFC 9619);
-//! - a class other than IN: REFUSED (this includes CHAOS `version.bind`: the server does not
-//!   say what it runs);
+//! - any other opcode than QUERY: NOTIMP, the header alone (as BIND answers it);
+//! - zero or several questions: FORMERR (RFC 9619), the header alone;
+//! - the classes CH, HS, NONE and ANY: REFUSED (this includes CHAOS `version.bind`: the
+//!   server does not say what it runs, where BIND with `version none` answers NODATA); any
+//!   other class: NOTIMP;
 //! - AXFR and IXFR: [`super::transfer`];
 //! - anything else: [`ZoneSet::lookup`], with the AA bit when authoritative.
 //!
@@ -87,15 +88,26 @@ pub fn respond(
     if request.metadata.op_code == OpCode::Notify && request.queries.len() == 1 {
         return notified(primaries, &request, raw, src, now);
     }
+    // As BIND answers them: the header alone, no question (and for NOTIMP, no RD either).
+    let bare = |rcode: ResponseCode, rd: bool| {
+        let mut m = transfer::reply(&request, rcode);
+        m.queries.clear();
+        m.metadata.recursion_desired = rd;
+        m.edns = edns.clone();
+        single(m, rcode)
+    };
     if request.metadata.op_code != OpCode::Query {
-        return fail(ResponseCode::NotImp);
+        return bare(ResponseCode::NotImp, false);
     }
     if request.queries.len() != 1 {
-        return fail(ResponseCode::FormErr);
+        return bare(ResponseCode::FormErr, request.metadata.recursion_desired);
     }
     let q = &request.queries[0];
-    if q.query_class() != DNSClass::IN {
-        return fail(ResponseCode::Refused);
+    match q.query_class() {
+        DNSClass::IN => {}
+        // A class nobody serves: not implemented.
+        DNSClass::Unknown(_) | DNSClass::OPT(_) => return fail(ResponseCode::NotImp),
+        _ => return fail(ResponseCode::Refused),
     }
     let qtype = q.query_type();
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
@@ -122,6 +134,7 @@ pub fn respond(
     m.edns = edns;
     m.answers = answer.answers;
     m.authorities = answer.authorities;
+    m.additionals = answer.additionals;
     // A signed query (a secondary's SOA check) gets a signed answer.
     let mut m = match request.signature() {
         Some(_) => {
@@ -143,6 +156,7 @@ pub fn respond(
         _ => {
             m.answers.clear();
             m.authorities.clear();
+            m.additionals.clear();
             m.signature = None;
             m.metadata.truncation = true;
             single(m, answer.rcode)

@@ -1,13 +1,26 @@
 //! The zones the built-in server answers for, and the answer to one question. Pure: building and
-//! looking up do no I/O, so every answer rule is unit-tested here.
+//! looking up do no I/O, so every answer rule is unit-tested here (and compared with BIND's
+//! answers to the same questions in `tests/dns_conformance.rs`).
 //!
-//! Answer rules (RFC 1034 §4.3.2, simplified for a server that holds whole zones and no
-//! delegations or wildcards):
-//! - a name outside every zone → REFUSED (never an open resolver);
-//! - records of the asked type at the name → answer;
-//! - a CNAME at the name → the CNAME, followed inside our zones;
-//! - the name exists with other types → NOERROR, no answer, SOA in authority (NODATA);
-//! - the name does not exist → NXDOMAIN with the SOA.
+//! Answer rules (RFC 1034 §4.3.2, with wildcards as RFC 4592 defines them):
+//! - a name outside every zone → REFUSED (never an open resolver); the deepest zone holding
+//!   the name answers;
+//! - a name at or below a **delegation** (NS records at a name other than the apex) → a
+//!   referral: not authoritative, no answer, the cut's NS records in authority and the
+//!   addresses of its nameservers held in the zone (glue) in additional. A DS question at the
+//!   cut itself is the parent's to answer, so it is not referred;
+//! - records of the asked type at the name → answer (ANY: every set at the name);
+//! - a CNAME at the name → the CNAME, followed inside the same zone (at most 8 links);
+//! - the name exists with other types, or only has names below it (an empty non-terminal) →
+//!   NOERROR, no answer, SOA in authority (NODATA);
+//! - the name does not exist: the **wildcard** `*.<closest encloser>` (the deepest existing
+//!   ancestor), when it exists, answers as if it were the name (its records with the asked
+//!   name as owner; its CNAME followed); otherwise NXDOMAIN with the SOA. A wildcard never
+//!   answers for a name that exists, nor below an empty non-terminal that exists, nor below a
+//!   delegation.
+//!
+//! The configuration keeps zones these rules can serve: no CNAME at the apex or beside other
+//! data, nothing but glue below a delegation, no wildcard NS (`config::dns`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
@@ -28,6 +41,8 @@ pub struct Zone {
     records: BTreeMap<(LowerName, RecordType), Vec<Record>>,
     /// Every name that exists, including empty non-terminals (for NODATA vs NXDOMAIN).
     names: BTreeSet<LowerName>,
+    /// The delegation points: names below the apex with NS records.
+    cuts: BTreeSet<LowerName>,
     /// Its earlier versions, for IXFR (empty until the publisher attaches them).
     pub journal: Arc<Journal>,
 }
@@ -81,6 +96,17 @@ pub struct Answer {
     pub authoritative: bool,
     pub answers: Vec<Record>,
     pub authorities: Vec<Record>,
+    /// Glue: the addresses of a referral's nameservers.
+    pub additionals: Vec<Record>,
+}
+
+/// What one name gives inside one zone (a step of [`ZoneSet::lookup`]).
+enum Found {
+    Data(Vec<Record>),
+    Cname(Box<Record>),
+    NoData,
+    NxDomain,
+    Referral { ns: Vec<Record>, glue: Vec<Record> },
 }
 
 impl Zone {
@@ -119,6 +145,7 @@ impl Zone {
             soa: soa.clone(),
             records: BTreeMap::new(),
             names: BTreeSet::new(),
+            cuts: BTreeSet::new(),
             journal: Arc::default(),
         };
         zone.insert(soa);
@@ -161,6 +188,7 @@ impl Zone {
             soa: soa.clone(),
             records: BTreeMap::new(),
             names: BTreeSet::new(),
+            cuts: BTreeSet::new(),
             journal: Arc::default(),
         };
         for r in records {
@@ -192,6 +220,9 @@ impl Zone {
         let mut n = name.clone();
         while self.origin.zone_of(&n) && self.names.insert(n.clone()) && n != self.origin {
             n = n.base_name();
+        }
+        if r.record_type() == RecordType::NS && name != self.origin {
+            self.cuts.insert(name.clone());
         }
         let set = self.records.entry((name, r.record_type())).or_default();
         if !set.iter().any(|x| x.data == r.data) {
@@ -269,70 +300,177 @@ impl ZoneSet {
                 authoritative: false,
                 answers: vec![],
                 authorities: vec![],
+                additionals: vec![],
             };
         };
         let mut answers: Vec<Record> = vec![];
         let mut name = qname.clone();
-        // Follow CNAMEs inside our zones, at most 8 deep (a loop in static records must not hang).
-        for _ in 0..8 {
-            let found: Vec<Record> = if qtype == RecordType::ANY {
-                zone.records
-                    .iter()
-                    .filter(|((n, _), _)| *n == name)
-                    .flat_map(|(_, rs)| rs.clone())
-                    .collect()
-            } else {
-                zone.records
-                    .get(&(name.clone(), qtype))
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            if !found.is_empty() {
-                answers.extend(found);
-                return Answer {
-                    rcode: ResponseCode::NoError,
-                    authoritative: true,
-                    answers,
-                    authorities: vec![],
-                };
-            }
-            match zone
-                .records
-                .get(&(name.clone(), RecordType::CNAME))
-                .and_then(|v| v.first())
-            {
-                Some(c) if qtype != RecordType::CNAME => {
-                    answers.push(c.clone());
-                    let RData::CNAME(target) = &c.data else { break };
-                    let target = LowerName::new(&target.0);
-                    match self.zone_for(&target) {
-                        Some(z) if std::ptr::eq(z, zone) => name = target,
-                        // Outside this zone: the resolver follows it.
-                        _ => {
-                            return Answer {
-                                rcode: ResponseCode::NoError,
-                                authoritative: true,
-                                answers,
-                                authorities: vec![],
-                            }
-                        }
-                    }
-                }
-                _ => break,
-            }
-        }
-        let exists = zone.names.contains(&name);
-        let rcode = if exists || !answers.is_empty() {
-            ResponseCode::NoError
-        } else {
-            ResponseCode::NXDomain
-        };
-        Answer {
+        let done = |rcode, answers, authorities| Answer {
             rcode,
             authoritative: true,
             answers,
-            authorities: vec![zone.soa.clone()],
+            authorities,
+            additionals: vec![],
+        };
+        // Follow CNAMEs inside this zone, at most 8 deep (a loop in static records must not hang).
+        for _ in 0..8 {
+            match zone.find(&name, qtype) {
+                Found::Data(found) => {
+                    let additionals = match qtype {
+                        RecordType::NS => zone.addresses_of(&found),
+                        _ => vec![],
+                    };
+                    answers.extend(found);
+                    return Answer {
+                        additionals,
+                        ..done(ResponseCode::NoError, answers, vec![])
+                    };
+                }
+                Found::Cname(c) => {
+                    let RData::CNAME(target) = &c.data else {
+                        break;
+                    };
+                    let target = LowerName::new(&target.0);
+                    answers.push(*c);
+                    match self.zone_for(&target) {
+                        Some(z) if std::ptr::eq(z, zone) => name = target,
+                        // Outside this zone: the resolver follows it.
+                        _ => return done(ResponseCode::NoError, answers, vec![]),
+                    }
+                }
+                Found::Referral { ns, glue } if answers.is_empty() => {
+                    return Answer {
+                        rcode: ResponseCode::NoError,
+                        authoritative: false,
+                        answers,
+                        authorities: ns,
+                        additionals: glue,
+                    }
+                }
+                // A CNAME into a delegated name: the resolver follows it from there.
+                Found::Referral { .. } => return done(ResponseCode::NoError, answers, vec![]),
+                Found::NoData => break,
+                // Also when a chain ends at a name that does not exist: the rcode is the last
+                // link's (RFC 6604).
+                Found::NxDomain => {
+                    return done(ResponseCode::NXDomain, answers, vec![zone.negative_soa()])
+                }
+            }
         }
+        done(ResponseCode::NoError, answers, vec![zone.negative_soa()])
+    }
+}
+
+impl Zone {
+    /// The SOA of a negative answer: its TTL the smaller of the SOA's own and its MINIMUM, how
+    /// long a resolver may cache the "no" (RFC 2308 §3).
+    fn negative_soa(&self) -> Record {
+        let mut soa = self.soa.clone();
+        if let RData::SOA(s) = &self.soa.data {
+            soa.ttl = soa.ttl.min(s.minimum);
+        }
+        soa
+    }
+
+    /// The addresses this zone holds for the targets of `ns` (RFC 1034 §3.6.2's additional
+    /// section processing, which BIND does even with `minimal-responses yes`).
+    fn addresses_of(&self, ns: &[Record]) -> Vec<Record> {
+        ns.iter()
+            .filter_map(|r| match &r.data {
+                RData::NS(target) => Some(LowerName::new(&target.0)),
+                _ => None,
+            })
+            .flat_map(|t| [(t.clone(), RecordType::A), (t, RecordType::AAAA)])
+            .filter_map(|k| self.records.get(&k))
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// What `name` (inside this zone) gives for `qtype`: the rules of the module doc, one link.
+    fn find(&self, name: &LowerName, qtype: RecordType) -> Found {
+        if let Some(cut) = self.cut_above(name, qtype) {
+            let ns = self
+                .records
+                .get(&(cut, RecordType::NS))
+                .cloned()
+                .unwrap_or_default();
+            let glue = self.addresses_of(&ns);
+            return Found::Referral { ns, glue };
+        }
+        if self.names.contains(name) {
+            return self.at(name, name, qtype);
+        }
+        // The closest encloser: the deepest ancestor that exists (the apex always does).
+        let mut ce = name.base_name();
+        while !self.names.contains(&ce) && ce != self.origin {
+            ce = ce.base_name();
+        }
+        let Some(wild) = Name::from_ascii("*")
+            .ok()
+            .and_then(|star| star.append_domain(&Name::from(ce)).ok())
+            .map(|w| LowerName::new(&w))
+        else {
+            return Found::NxDomain;
+        };
+        match self.names.contains(&wild) {
+            true => self.at(&wild, name, qtype),
+            false => Found::NxDomain,
+        }
+    }
+
+    /// The records at `source` (the name, or the wildcard answering for it), owned by `owner`.
+    fn at(&self, source: &LowerName, owner: &LowerName, qtype: RecordType) -> Found {
+        let rename = |rs: &[Record]| -> Vec<Record> {
+            rs.iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if source != owner {
+                        r.name = Name::from(owner.clone());
+                    }
+                    r
+                })
+                .collect()
+        };
+        let found: Vec<Record> = if qtype == RecordType::ANY {
+            self.records
+                .range((source.clone(), RecordType::Unknown(0))..)
+                .take_while(|((n, _), _)| n == source)
+                .flat_map(|(_, rs)| rename(rs))
+                .collect()
+        } else {
+            self.records
+                .get(&(source.clone(), qtype))
+                .map(|rs| rename(rs))
+                .unwrap_or_default()
+        };
+        if !found.is_empty() {
+            return Found::Data(found);
+        }
+        match self.records.get(&(source.clone(), RecordType::CNAME)) {
+            Some(c) if qtype != RecordType::CNAME && !c.is_empty() => {
+                Found::Cname(Box::new(rename(&c[..1]).remove(0)))
+            }
+            _ => Found::NoData,
+        }
+    }
+
+    /// The highest delegation point at or above `name` (a DS question at the cut itself is not
+    /// referred: the parent holds DS).
+    fn cut_above(&self, name: &LowerName, qtype: RecordType) -> Option<LowerName> {
+        if self.cuts.is_empty() {
+            return None;
+        }
+        let mut chain = vec![];
+        let mut n = name.clone();
+        while n != self.origin && self.origin.zone_of(&n) {
+            chain.push(n.clone());
+            n = n.base_name();
+        }
+        chain
+            .into_iter()
+            .rev()
+            .find(|c| self.cuts.contains(c) && !(c == name && qtype == RecordType::DS))
     }
 }
 
@@ -366,142 +504,4 @@ pub fn fqdn(s: &str) -> Name {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn build(z: &crate::config::ZoneConfig, m: &ManagedRecords, ttl: u32, serial: u32) -> Zone {
-        Zone::build(&apex(z), &z.records, m, ttl, serial)
-    }
-
-    fn apex(z: &crate::config::ZoneConfig) -> Apex<'_> {
-        Apex {
-            origin: &z.origin,
-            nameservers: &z.nameservers,
-            hostmaster: &z.hostmaster,
-        }
-    }
-
-    fn zones() -> ZoneSet {
-        let cfg = crate::config::parse(
-            Path::new("t.toml"),
-            r#"
-[[dns.zones]]
-name = "example.test"
-records = ["@ MX 10 mail", "mail A 192.0.2.25", "blog CNAME www", "ext CNAME elsewhere.org.", "a.b.deep TXT \"x\""]
-"#,
-        )
-        .unwrap();
-        let mut m = ManagedRecords::default();
-        m.set(
-            fqdn("www.example.test"),
-            RecordType::A,
-            vec!["192.0.2.10".parse().unwrap()],
-        );
-        ZoneSet {
-            zones: vec![build(&cfg.dns.zones[0], &m, 30, 7)],
-            published_ms: 0,
-        }
-    }
-
-    fn q(z: &ZoneSet, name: &str, t: RecordType) -> Answer {
-        z.lookup(&LowerName::new(&fqdn(name)), t)
-    }
-
-    #[test]
-    fn answers_managed_and_static_records() {
-        let z = zones();
-        let a = q(&z, "www.example.test", RecordType::A);
-        assert_eq!(a.rcode, ResponseCode::NoError);
-        assert!(a.authoritative);
-        assert_eq!(a.answers.len(), 1);
-        assert_eq!(
-            a.answers[0].data,
-            RData::A(A("192.0.2.10".parse().unwrap()))
-        );
-        assert_eq!(
-            q(&z, "WWW.Example.Test", RecordType::A).answers.len(),
-            1,
-            "names are case-insensitive"
-        );
-        assert_eq!(q(&z, "example.test", RecordType::MX).answers.len(), 1);
-        let soa = q(&z, "example.test", RecordType::SOA);
-        assert_eq!(soa.answers.len(), 1);
-        assert_eq!(z.zones[0].serial(), 7);
-        assert_eq!(q(&z, "example.test", RecordType::NS).answers.len(), 1);
-    }
-
-    #[test]
-    fn refuses_names_outside_its_zones() {
-        let z = zones();
-        let a = q(&z, "www.example.org", RecordType::A);
-        assert_eq!(a.rcode, ResponseCode::Refused);
-        assert!(a.answers.is_empty() && !a.authoritative);
-        assert_eq!(q(&z, "test", RecordType::A).rcode, ResponseCode::Refused);
-    }
-
-    #[test]
-    fn nodata_nxdomain_and_empty_non_terminals() {
-        let z = zones();
-        let nodata = q(&z, "www.example.test", RecordType::AAAA);
-        assert_eq!(
-            (nodata.rcode, nodata.answers.len(), nodata.authorities.len()),
-            (ResponseCode::NoError, 0, 1)
-        );
-        let nx = q(&z, "nope.example.test", RecordType::A);
-        assert_eq!(
-            (nx.rcode, nx.authorities.len()),
-            (ResponseCode::NXDomain, 1)
-        );
-        assert_eq!(
-            q(&z, "b.deep.example.test", RecordType::A).rcode,
-            ResponseCode::NoError,
-            "empty non-terminal exists"
-        );
-    }
-
-    #[test]
-    fn follows_cnames_inside_the_zone_only() {
-        let z = zones();
-        let a = q(&z, "blog.example.test", RecordType::A);
-        assert_eq!(a.answers.len(), 2);
-        assert_eq!(a.answers[1].record_type(), RecordType::A);
-        let ext = q(&z, "ext.example.test", RecordType::A);
-        assert_eq!((ext.rcode, ext.answers.len()), (ResponseCode::NoError, 1));
-        assert_eq!(
-            q(&z, "blog.example.test", RecordType::CNAME).answers.len(),
-            1
-        );
-    }
-
-    #[test]
-    fn serial_content_ignores_the_serial_but_not_records() {
-        let cfg = crate::config::parse(
-            Path::new("t.toml"),
-            "[[dns.zones]]\nname = \"example.test\"\n",
-        )
-        .unwrap();
-        let z = &cfg.dns.zones[0];
-        let mut m = ManagedRecords::default();
-        m.set(
-            fqdn("www.example.test"),
-            RecordType::A,
-            vec!["192.0.2.10".parse().unwrap()],
-        );
-        let one = build(z, &m, 30, 0).content();
-        let mut later = build(z, &m, 30, 0);
-        later.set_serial(42);
-        assert_eq!(later.serial(), 42);
-        assert_eq!(
-            one,
-            later.content(),
-            "the serial is not part of the content"
-        );
-        m.set(
-            fqdn("www.example.test"),
-            RecordType::A,
-            vec!["192.0.2.20".parse().unwrap()],
-        );
-        assert_ne!(one, build(z, &m, 30, 0).content());
-    }
-}
+mod tests;

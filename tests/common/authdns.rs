@@ -76,6 +76,37 @@ impl AuthServer {
         AuthServer::start_inner(kind, algorithm, secondaries)
     }
 
+    /// BIND serving `zone` (zone-file text of `example.test`) as its primary, with `options`
+    /// added to its `options` block: the reference the conformance test asks beside understudy.
+    #[allow(dead_code, reason = "the conformance test uses it")]
+    pub fn bind_serving(zone: &str, options: &str) -> AuthServer {
+        need("named", "bind9");
+        let dir = tempfile::tempdir().unwrap();
+        let (key_file, key_secret) = keygen(dir.path(), "hmac-sha256");
+        let port = free_port("127.0.0.1");
+        std::fs::write(dir.path().join("example.test.zone"), zone).unwrap();
+        let d = dir.path().display().to_string();
+        std::fs::write(
+            dir.path().join("named.conf"),
+            format!(
+                "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file \"{d}/named.pid\";\n \
+                 session-keyfile \"{d}/session.key\";\n recursion no;\n dnssec-validation no;\n notify no;\n {options}\n}};\ncontrols {{ }};\n\
+                 zone \"example.test\" {{ type primary; file \"{d}/example.test.zone\"; }};\n"
+            ),
+        )
+        .unwrap();
+        let mut s = AuthServer {
+            kind: Kind::Bind,
+            dir,
+            addr: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+            key_file,
+            key_secret,
+            child: None,
+        };
+        s.restart();
+        s
+    }
+
     fn start_inner(kind: Kind, algorithm: &str, notify: &[SocketAddr]) -> AuthServer {
         match kind {
             Kind::Bind => need("named", "bind9"),
