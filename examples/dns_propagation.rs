@@ -251,10 +251,19 @@ fn main() {
             .unwrap();
         let addr = server.addrs[0];
         let stop = tokio_util::sync::CancellationToken::new();
+        let udp: Vec<_> = server
+            .udp_workers(&stop)
+            .unwrap()
+            .into_iter()
+            .map(|w| std::thread::spawn(move || w.run()))
+            .collect();
         let running = rt.spawn(server.run(stop.clone()));
         rows.push(rt.block_on(measure("built-in server", builtin, vec![addr], changes)));
         stop.cancel();
         let _ = rt.block_on(running);
+        for t in udp {
+            let _ = t.join();
+        }
     }
     for (kind, label) in [
         (Kind::Bind, "BIND 9 (RFC 2136)"),

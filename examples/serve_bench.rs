@@ -16,6 +16,7 @@
 #[allow(unused_imports)]
 mod common;
 
+use common::cpu_ms;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -97,24 +98,6 @@ fn fixed_rate(
     times.sort_by(f64::total_cmp);
     let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
     (times.len() as f64 / f64::from(secs), at(0.50), at(0.99))
-}
-
-/// User + system CPU time in ms of `pid` and its child processes that are still running
-/// (nginx's workers).
-fn cpu_ms(pid: u32) -> f64 {
-    let ticks = |pid: &str| -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the parenthesised command: state is 3rd, utime 14th, stime 15th.
-        let rest = stat.rsplit_once(')').map_or("", |r| r.1);
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let get = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        get(11) + get(12)
-    };
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    let total: f64 = ticks(&pid.to_string()) + children.split_whitespace().map(ticks).sum::<f64>();
-    // USER_HZ is 100 on Linux.
-    total * 10.0
 }
 
 fn rss_kib(pid: u32) -> u64 {

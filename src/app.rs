@@ -513,6 +513,17 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     ));
     // The DNS server stops last, after the controller: it answers until the very end.
     let dns_stop = CancellationToken::new();
+    // Should the start fail from here on, the UDP threads are told to stop.
+    let dns_guard = dns_stop.clone().drop_guard();
+    let mut udp_threads = vec![];
+    for worker in dns.udp_workers(&dns_stop)? {
+        udp_threads.push(
+            std::thread::Builder::new()
+                .name("dns-udp".into())
+                .spawn(move || worker.run())
+                .context("cannot start a DNS thread")?,
+        );
+    }
     let dns_task = tokio::spawn(dns.run(dns_stop.clone()));
     drop(tx);
     let controller_task = tokio::spawn(controller.run(rx));
@@ -551,10 +562,18 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         let _ = controller_task.await;
         dns_stop.cancel();
         let _ = dns_task.await;
+        // The UDP threads see the stop within `UDP_POLL`.
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in udp_threads {
+                let _ = t.join();
+            }
+        })
+        .await;
         let _ = std::fs::remove_file(&runtime_path);
         let _ = std::fs::remove_file(stop_token_path);
         tracing::info!("understudy stopped");
     });
+    dns_guard.disarm();
     Ok(Running {
         dns: dns_addrs,
         api: api_addr,

@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
-use common::authdns::AuthServer;
+use common::authdns::{AuthServer, Kind};
 use common::*;
 use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
@@ -350,7 +350,7 @@ fn the_built_in_server_answers_as_bind_does() {
     std::fs::write(&key_file, &text).unwrap();
     let d = Daemon::start(&understudy_config(&key_file));
     let zone = zone_file(d.dns(), &format!("hmac-sha256:conformance:{secret}"));
-    let bind = AuthServer::bind_serving(&zone, "minimal-responses yes;\n version none;");
+    let bind = AuthServer::serving(Kind::Bind, &zone, "minimal-responses yes;\n version none;");
     assert_eq!(
         bind.serial(),
         common::query(d.dns(), "example.test", RecordType::SOA)

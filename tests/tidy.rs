@@ -16,6 +16,7 @@ const PURE: &[&str] = &[
     "src/dns/zone.rs",
     "src/dns/transfer.rs",
     "src/dns/take.rs",
+    "src/dns/quick.rs",
     "src/dns/respond.rs",
     "src/mirror/scope.rs",
     "src/mirror/extract/",

@@ -240,7 +240,7 @@ pub fn main() -> i32 {
 fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "{default_level},hickory_server=warn,hickory_proto=warn,hickory_net=warn,aws_runtime=error"
+            "{default_level},hickory_proto=warn,hickory_net=warn,aws_runtime=error"
         ))
     });
     // Colours only for a terminal: a log file or the journal gets plain text.

@@ -20,6 +20,7 @@ pub mod builtin;
 pub mod client;
 pub mod notify;
 pub mod provider;
+pub mod quick;
 pub mod replica;
 pub mod respond;
 pub mod server;

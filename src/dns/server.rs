@@ -6,7 +6,12 @@
 //! NOTIFY sender ([`super::notify`]) learns of every published serial. An accepted NOTIFY
 //! from a primary wakes that zone's replica task ([`Kicks`]).
 //!
-//! - **UDP**: [`UDP_WORKERS`] tasks share each socket, one request at a time each.
+//! - **UDP**: [`udp_threads`] threads share each socket ([`UdpWorker`], started by the
+//!   composition root), each blocking in `recv_from`, answering and sending, one request at a
+//!   time: no event loop between the socket and the answer (through tokio's, the kernel's
+//!   wake-ups cost more than the answers; measured in `bench/dns-serve`). Each keeps its own
+//!   [`Quick`] cache of plain queries' answers, cleared when the zones are replaced; a
+//!   receive times out every [`UDP_POLL`] to see the shutdown.
 //! - **TCP** (RFC 7766): length-prefixed messages, pipelined queries answered in order, a
 //!   connection idle for [`TCP_IDLE`] closed, at most [`TCP_MAX_CONNECTIONS`] at once (the
 //!   next accept waits), every refused transfer followed by closing the connection. A
@@ -22,19 +27,25 @@ use std::time::Duration;
 use anyhow::Context;
 use hickory_proto::rr::{LowerName, Name};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::notify::SecondaryBoard;
-use super::respond::respond;
+use super::quick::{self, Quick};
+use super::respond::{respond, DnsReply};
 use super::transfer::Peer;
 use super::zone::ZoneSet;
 use crate::config::DnsConfig;
 
-/// Tasks answering on each UDP socket.
-pub const UDP_WORKERS: usize = 2;
+/// How often a UDP thread waiting for a request looks at the shutdown.
+pub const UDP_POLL: Duration = Duration::from_millis(250);
+
+/// Threads answering on each UDP socket: one per core, at least 2, at most 8.
+pub fn udp_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
 /// A TCP connection with no request for this long is closed.
 pub const TCP_IDLE: Duration = Duration::from_secs(10);
 pub const TCP_MAX_CONNECTIONS: usize = 256;
@@ -80,7 +91,7 @@ struct Shared {
 
 /// A bound built-in server; [`DnsServer::run`] answers until shutdown.
 pub struct DnsServer {
-    udp: Vec<Arc<UdpSocket>>,
+    udp: Vec<std::net::UdpSocket>,
     tcp: Vec<TcpListener>,
     shared: Arc<Shared>,
     pub addrs: Vec<SocketAddr>,
@@ -104,10 +115,9 @@ impl DnsServer {
                 .await
                 .with_context(|| bind_hint("TCP", want))?;
             let addr = t.local_addr()?;
-            let u = UdpSocket::bind(addr)
-                .await
-                .with_context(|| bind_hint("UDP", &addr))?;
-            udp.push(Arc::new(u));
+            let u = std::net::UdpSocket::bind(addr).with_context(|| bind_hint("UDP", &addr))?;
+            u.set_read_timeout(Some(UDP_POLL))?;
+            udp.push(u);
             tcp.push(t);
             addrs.push(addr);
         }
@@ -125,18 +135,28 @@ impl DnsServer {
         })
     }
 
-    /// Answers until `shutdown`; returns when every socket task has ended.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let tasks = TaskTracker::new();
-        for sock in self.udp {
-            for _ in 0..UDP_WORKERS {
-                tasks.spawn(udp_loop(
-                    sock.clone(),
-                    self.shared.clone(),
-                    shutdown.clone(),
-                ));
+    /// The UDP side: [`udp_threads`] workers per socket, each to be run on a thread of its
+    /// own until `shutdown` (the composition root starts and joins them).
+    pub fn udp_workers(&self, shutdown: &CancellationToken) -> anyhow::Result<Vec<UdpWorker>> {
+        let mut out = vec![];
+        for sock in &self.udp {
+            for _ in 0..udp_threads() {
+                out.push(UdpWorker {
+                    sock: sock
+                        .try_clone()
+                        .context("cannot share the DNS UDP socket")?,
+                    shared: self.shared.clone(),
+                    shutdown: shutdown.clone(),
+                });
             }
         }
+        Ok(out)
+    }
+
+    /// Answers over TCP until `shutdown`; returns when every connection has ended. (UDP:
+    /// [`DnsServer::udp_workers`].)
+    pub async fn run(self, shutdown: CancellationToken) {
+        let tasks = TaskTracker::new();
         for l in self.tcp {
             tasks.spawn(tcp_loop(l, self.shared.clone(), shutdown.clone()));
         }
@@ -149,35 +169,74 @@ fn now_secs() -> u64 {
     crate::util::now_millis() / 1_000
 }
 
-async fn udp_loop(sock: Arc<UdpSocket>, shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        let (n, src) = tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
+/// One thread's share of a UDP socket ([`DnsServer::udp_workers`]).
+pub struct UdpWorker {
+    sock: std::net::UdpSocket,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+}
+
+impl UdpWorker {
+    /// Receives, answers and sends until the shutdown (blocking: run it on its own thread).
+    pub fn run(self) {
+        let mut updates = self.shared.zones.subscribe();
+        let mut zones = updates.borrow_and_update().clone();
+        let mut quick = Quick::default();
+        let mut buf = vec![0u8; 65_535];
+        while !self.shutdown.is_cancelled() {
+            let (n, src) = match self.sock.recv_from(&mut buf) {
                 Ok(r) => r,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => {
                     // ICMP errors of earlier sends surface here on some systems: not fatal.
                     tracing::debug!("dns udp receive: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
                     continue;
                 }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let (reply, _) = answer(&shared, &buf[..n], src, false);
-        for m in reply {
-            if let Err(e) = sock.send_to(&m, src).await {
-                tracing::debug!(%src, "could not send a DNS answer: {e}");
+            };
+            if updates.has_changed().unwrap_or(false) {
+                zones = updates.borrow_and_update().clone();
+                quick.clear();
+            }
+            let raw = &buf[..n];
+            let plain = quick::key(raw, false);
+            let kept = plain.as_ref().and_then(|(k, _)| quick.get(k, raw));
+            let messages = match kept {
+                Some((bytes, rcode)) => {
+                    crate::metrics::get().dns_query(rcode.into());
+                    vec![bytes]
+                }
+                None => {
+                    let reply = answer(&self.shared, &zones, raw, src, false);
+                    if let (Some((k, qlen)), Some(rcode), [one]) =
+                        (plain, reply.rcode, reply.messages.as_slice())
+                    {
+                        quick.put(k, qlen, one, rcode);
+                    }
+                    reply.messages
+                }
+            };
+            for m in messages {
+                if let Err(e) = self.sock.send_to(&m, src) {
+                    tracing::debug!(%src, "could not send a DNS answer: {e}");
+                }
             }
         }
     }
 }
 
-/// Answers one request and does the bookkeeping: the messages to send, and whether to close
-/// the connection after them.
-fn answer(shared: &Shared, raw: &[u8], src: SocketAddr, tcp: bool) -> (Vec<Vec<u8>>, bool) {
-    let zones = shared.zones.current();
+/// Answers one request from `zones` and does the bookkeeping (metrics, logs, NOTIFY
+/// wake-ups, the secondaries' board).
+fn answer(shared: &Shared, zones: &ZoneSet, raw: &[u8], src: SocketAddr, tcp: bool) -> DnsReply {
     let reply = respond(
-        &zones,
+        zones,
         &shared.peers,
         &shared.primaries,
         raw,
@@ -202,7 +261,7 @@ fn answer(shared: &Shared, raw: &[u8], src: SocketAddr, tcp: bool) -> (Vec<Vec<u
         tracing::info!(%src, secondary = %s.peer, zone = %s.zone, serial = s.serial, kind = s.kind, records = s.records, "zone transfer served");
         shared.board.transferred(s, crate::util::now_millis());
     }
-    (reply.messages, reply.close)
+    reply
 }
 
 async fn tcp_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -252,8 +311,8 @@ async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared
             Ok(Ok(_)) => {}
             _ => return,
         }
-        let (messages, close) = answer(shared, &buf[..n], peer, true);
-        for m in messages {
+        let reply = answer(shared, &shared.zones.current(), &buf[..n], peer, true);
+        for m in reply.messages {
             let Ok(len) = u16::try_from(m.len()) else {
                 tracing::warn!(%peer, "a DNS answer of {} bytes does not fit a TCP message", m.len());
                 return;
@@ -265,7 +324,7 @@ async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared
                 return;
             }
         }
-        if close {
+        if reply.close {
             let _ = stream.shutdown().await;
             return;
         }

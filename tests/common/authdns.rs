@@ -76,27 +76,46 @@ impl AuthServer {
         AuthServer::start_inner(kind, algorithm, secondaries)
     }
 
-    /// BIND serving `zone` (zone-file text of `example.test`) as its primary, with `options`
-    /// added to its `options` block: the reference the conformance test asks beside understudy.
-    #[allow(dead_code, reason = "the conformance test uses it")]
-    pub fn bind_serving(zone: &str, options: &str) -> AuthServer {
-        need("named", "bind9");
+    /// BIND or Knot serving `zone` (zone-file text of `example.test`) as its primary; for
+    /// BIND, `bind_options` is added to its `options` block. The reference the conformance test
+    /// and `bench/dns-serve` ask beside understudy.
+    #[allow(dead_code, reason = "the conformance test and a bench use it")]
+    pub fn serving(kind: Kind, zone: &str, bind_options: &str) -> AuthServer {
         let dir = tempfile::tempdir().unwrap();
         let (key_file, key_secret) = keygen(dir.path(), "hmac-sha256");
         let port = free_port("127.0.0.1");
         std::fs::write(dir.path().join("example.test.zone"), zone).unwrap();
         let d = dir.path().display().to_string();
-        std::fs::write(
-            dir.path().join("named.conf"),
-            format!(
-                "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file \"{d}/named.pid\";\n \
-                 session-keyfile \"{d}/session.key\";\n recursion no;\n dnssec-validation no;\n notify no;\n {options}\n}};\ncontrols {{ }};\n\
-                 zone \"example.test\" {{ type primary; file \"{d}/example.test.zone\"; }};\n"
-            ),
-        )
-        .unwrap();
+        match kind {
+            Kind::Bind => {
+                need("named", "bind9");
+                std::fs::write(
+                    dir.path().join("named.conf"),
+                    format!(
+                        "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file \"{d}/named.pid\";\n \
+                         session-keyfile \"{d}/session.key\";\n recursion no;\n dnssec-validation no;\n notify no;\n {bind_options}\n}};\ncontrols {{ }};\n\
+                         zone \"example.test\" {{ type primary; file \"{d}/example.test.zone\"; }};\n"
+                    ),
+                )
+                .unwrap();
+            }
+            Kind::Knot => {
+                need("knotd", "knot");
+                std::fs::create_dir_all(dir.path().join("db")).unwrap();
+                std::fs::write(
+                    dir.path().join("knot.conf"),
+                    format!(
+                        "server:\n  listen: 127.0.0.1@{port}\n  rundir: {d}\n\
+                         database:\n  storage: {d}/db\n\
+                         log:\n  - target: stderr\n    any: warning\n\
+                         zone:\n  - domain: example.test\n    file: {d}/example.test.zone\n    zonefile-sync: -1\n    journal-content: none\n"
+                    ),
+                )
+                .unwrap();
+            }
+        }
         let mut s = AuthServer {
-            kind: Kind::Bind,
+            kind,
             dir,
             addr: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
             key_file,
@@ -105,6 +124,12 @@ impl AuthServer {
         };
         s.restart();
         s
+    }
+
+    /// The server's process id (for its CPU time).
+    #[allow(dead_code, reason = "a bench uses it")]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     fn start_inner(kind: Kind, algorithm: &str, notify: &[SocketAddr]) -> AuthServer {

@@ -858,3 +858,22 @@ pub fn applied(p: &understudy::reconcile::Pass) -> usize {
         }
     }
 }
+
+/// User + system CPU time in ms of `pid` and its child processes that are still running
+/// (nginx's workers).
+#[allow(dead_code, reason = "the benches use it")]
+pub fn cpu_ms(pid: u32) -> f64 {
+    let ticks = |pid: &str| -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the parenthesised command: state is 3rd, utime 14th, stime 15th.
+        let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let get = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        get(11) + get(12)
+    };
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let total: f64 = ticks(&pid.to_string()) + children.split_whitespace().map(ticks).sum::<f64>();
+    // USER_HZ is 100 on Linux.
+    total * 10.0
+}
