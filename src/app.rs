@@ -158,6 +158,18 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         zones.clone(),
         store.clone(),
     ));
+    // Signed zones get their keys before the first publication (which the controller makes):
+    // a zone to be signed is never served unsigned.
+    let mut signed = vec![];
+    for z in cfg.dns.zones.iter().filter(|z| z.provider.is_none()) {
+        let now = now_millis() / 1_000;
+        if let Some(s) =
+            crate::dns::keys::SignedZone::start(&cfg.data_dir, z, cfg.dns.ttl, &builtin, now)
+                .with_context(|| format!("cannot sign zone {}", z.origin))?
+        {
+            signed.push(s);
+        }
+    }
     let mut controller = Controller::new(
         cfg.clone(),
         store.clone(),
@@ -505,6 +517,11 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             shutdown.clone(),
         ));
     }
+    tracker.spawn(crate::dns::keys::maintain(
+        signed,
+        builtin.clone(),
+        shutdown.clone(),
+    ));
     tracker.spawn(crate::dns::notify::run(
         crate::dns::notify::targets(&cfg.dns),
         zones.subscribe(),

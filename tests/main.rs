@@ -13,6 +13,7 @@ mod ddns_interface;
 mod demo;
 mod dns_conformance;
 mod dns_server;
+mod dnssec;
 mod failover;
 mod maintenance;
 mod metrics;

@@ -1,5 +1,6 @@
 //! `dns plan` and `dns apply`: the desired records from the saved state against what each
-//! provider holds, with what is worth a warning before understudy writes.
+//! provider holds, with what is worth a warning before understudy writes. `dns ds`: the DS
+//! records of the signed zones, for their parents.
 
 use super::saved::saved_states;
 use crate::config::Config;
@@ -103,4 +104,40 @@ pub(super) fn saved_managed(cfg: &Config) -> anyhow::Result<crate::dns::ManagedR
         states.iter().map(|s| s.target()),
         &public,
     ))
+}
+
+/// `dns ds`: for each signed zone, the DS records of its KSK (read from the data directory;
+/// the daemon makes the keys at its first start). Exit 1 when a signed zone has no keys yet.
+pub(super) fn ds(cfg: &Config) -> anyhow::Result<i32> {
+    let mut code = 0;
+    let signed: Vec<_> = cfg
+        .dns
+        .zones
+        .iter()
+        .filter(|z| z.dnssec.is_some())
+        .collect();
+    if signed.is_empty() {
+        crate::outln!("no zone is signed (add [dns.zones.dnssec] to a built-in zone)");
+        return Ok(1);
+    }
+    for z in signed {
+        let alg = z
+            .dnssec
+            .as_ref()
+            .map(|d| d.algorithm)
+            .unwrap_or(crate::config::DnssecAlgorithm::EcdsaP256);
+        let keys = crate::dns::keys::ZoneKeys::load(&cfg.data_dir, &z.origin, alg)?;
+        let ds = keys.ds()?;
+        if ds.is_empty() {
+            crate::outln!(
+                "; zone {}: no keys yet (the daemon makes them at its first start)",
+                z.origin
+            );
+            code = 1;
+        }
+        for line in ds {
+            crate::outln!("{line}");
+        }
+    }
+    Ok(code)
 }

@@ -51,6 +51,8 @@ pub enum DnsCmd {
     Plan,
     /// Apply the plan once, then confirm with the zone's authoritative servers.
     Apply,
+    /// Print the DS records the parent zone should hold for each signed zone (its KSK).
+    Ds,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -303,6 +305,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Notify {
             command: NotifyCmd::Test { channel },
         } => notify_test(&cfg, channel.as_deref()).await,
+        Cmd::Dns {
+            command: DnsCmd::Ds,
+        } => dns::ds(&cfg),
         Cmd::Dns { command } => dns_command(&cfg, matches!(command, DnsCmd::Apply)).await,
         Cmd::CheckConfig { offline } => check_config(&cfg, *offline).await,
         Cmd::Mirror {

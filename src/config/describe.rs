@@ -154,6 +154,15 @@ impl Config {
                 }
                 o.push_str("]\n");
             }
+            if let Some(d) = &z.dnssec {
+                o.push_str(&format!(
+                    "[dns.zones.dnssec]\nalgorithm = {:?}\nsignature_lifetime = {:?}\nresign_after = {:?}\nzsk_lifetime = {:?}\n",
+                    d.algorithm.as_str(),
+                    human(d.signature_lifetime),
+                    human(d.resign_after),
+                    human(d.zsk_lifetime)
+                ));
+            }
         }
         for (i, sec) in self.dns.secondaries.iter().enumerate() {
             o.push_str(&self.peer_block(

@@ -194,6 +194,7 @@ impl Cx<'_> {
                     }
                 }
             }
+            let dnssec = self.build_dnssec(z.dnssec, &key, provider.as_deref())?;
             zones.push(ZoneConfig {
                 origin,
                 nameservers,
@@ -201,6 +202,7 @@ impl Cx<'_> {
                 records,
                 provider,
                 verify,
+                dnssec,
             });
         }
         let _ = span;

@@ -29,6 +29,7 @@ mod api;
 mod cx;
 mod describe;
 mod dns;
+mod dnssec;
 mod ip;
 mod maintenance;
 mod mirror;
@@ -45,6 +46,7 @@ mod watcher;
 pub use api::{ApiConfig, ApiToken, TokenScope, MIN_TOKEN_LEN};
 use cx::{key_at, tidy_serde_message, Cx, R};
 use dns::record_text;
+pub use dnssec::{DnssecAlgorithm, DnssecConfig};
 pub use ip::{DdnsRecord, IpConfig, Source, SourceKind};
 pub use maintenance::{MaintenanceWindow, Occurrence, Recurrence};
 pub use mirror::{Checks, Limits, MirrorConfig, Schedule};
@@ -146,6 +148,8 @@ pub struct ZoneConfig {
     pub provider: Option<String>,
     /// Authoritative servers asked directly to confirm a change (external zones).
     pub verify: Vec<SocketAddr>,
+    /// Online DNSSEC signing (built-in zones only); `None`: served unsigned.
+    pub dnssec: Option<DnssecConfig>,
 }
 
 /// The shortest password `[ip.push]` accepts, in characters: the endpoint faces the internet.

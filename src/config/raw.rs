@@ -91,6 +91,7 @@ pub(super) struct RawZone {
     pub(super) hostmaster: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) records: Vec<Spanned<String>>,
+    pub(super) dnssec: Option<Spanned<RawDnssec>>,
 }
 
 /// Every key any provider type takes; which apply to which type is checked in `build_provider`.
@@ -183,4 +184,14 @@ pub(super) enum DurationValue {
 pub(super) enum StatusItem {
     Code(i64),
     Text(String),
+}
+
+/// `[dns.zones.dnssec]`: online signing of a built-in zone.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDnssec {
+    pub(super) algorithm: Option<Spanned<String>>,
+    pub(super) signature_lifetime: Option<Spanned<DurationValue>>,
+    pub(super) resign_after: Option<Spanned<DurationValue>>,
+    pub(super) zsk_lifetime: Option<Spanned<DurationValue>>,
 }

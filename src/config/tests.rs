@@ -80,6 +80,9 @@ tsig_key_file = "ns2.key"
 [[dns.zones]]
 name = "example.test"
 records = ["ns1 A 192.0.2.53", "@ TXT \"foreign text\"", "two TXT \"foreign\" \"text\"", "q TXT \"say \\\"hi\\\" \\\\ bye\"", "@ MX 10 mail", "mail A 192.0.2.25"]
+[dns.zones.dnssec]
+algorithm = "ed25519"
+zsk_lifetime = "90d"
 [[dns.zones]]
 name = "other.test"
 provider = "pdns"

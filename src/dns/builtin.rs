@@ -19,6 +19,7 @@ use hickory_proto::rr::Name;
 use super::provider::{Key, Outcome, Provider, ProviderError, RrSet};
 use crate::config::ZoneConfig;
 use crate::dns::server::ZoneHandle;
+use crate::dns::zone::sign::{Part, Signatures, SigningPolicy, ZoneKey};
 use crate::dns::zone::{decode_records, encode_records, Apex, Journal, Zone, ZoneSet, JOURNAL_LEN};
 use crate::dns::ManagedRecords;
 use crate::store::Store;
@@ -34,6 +35,15 @@ pub struct Builtin {
     challenges: Mutex<BTreeMap<Name, Vec<String>>>,
     /// Zones held as a secondary of another primary ([`super::replica`]), served as taken.
     replicas: Mutex<BTreeMap<Name, Zone>>,
+    /// Signed zones' keys and the signatures made so far ([`Builtin::set_keys`]).
+    signers: Mutex<BTreeMap<Name, Signer>>,
+}
+
+/// What a signed zone is signed with.
+struct Signer {
+    keys: Vec<ZoneKey>,
+    policy: SigningPolicy,
+    signatures: Signatures,
 }
 
 impl Builtin {
@@ -64,7 +74,37 @@ impl Builtin {
             journals: Mutex::new(journals),
             challenges: Mutex::new(BTreeMap::new()),
             replicas: Mutex::new(BTreeMap::new()),
+            signers: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The keys `origin` (a zone with `[dns.zones.dnssec]`) is signed with from the next
+    /// publication on; until a zone has them it is not published at all, never unsigned.
+    pub fn set_keys(&self, origin: &Name, keys: Vec<ZoneKey>, policy: SigningPolicy) {
+        let mut signers = self.signers.lock().unwrap_or_else(|e| e.into_inner());
+        match signers.get_mut(origin) {
+            Some(s) => {
+                s.keys = keys;
+                s.policy = policy;
+            }
+            None => {
+                signers.insert(
+                    origin.clone(),
+                    Signer {
+                        keys,
+                        policy,
+                        signatures: Signatures::default(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Builds and publishes the zones again with the records held (signatures come due, keys
+    /// change); the serial moves only if the content did.
+    pub fn republish(&self) -> Result<(), ProviderError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.rebuild(&mut inner)
     }
 
     /// Publishes `managed` (the parts inside our zones) at once; used at start, before any
@@ -150,11 +190,42 @@ impl Builtin {
                 // Short TTL: a challenge lives for one order.
                 zone.add_txt(name, values, 10);
             }
+            let mut signers = self.signers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut signer = match z.dnssec {
+                None => None,
+                Some(_) => match signers.get_mut(&z.origin) {
+                    Some(s) => Some(s),
+                    None => {
+                        return Err(ProviderError::Rejected(format!(
+                            "zone {} is to be signed and its keys are not loaded; it is not published unsigned",
+                            z.origin
+                        )))
+                    }
+                },
+            };
+            let unsigned = |e: super::zone::sign::SignError| {
+                ProviderError::Rejected(format!("{e}; the zone is not published half-signed"))
+            };
+            if let Some(s) = signer.as_deref_mut() {
+                zone.sign(
+                    &s.keys,
+                    now as u32,
+                    &s.policy,
+                    &mut s.signatures,
+                    Part::AllButSoa,
+                )
+                .map_err(unsigned)?;
+            }
+            // The content (signatures included, the SOA's aside) decides the serial.
             let serial = inner
                 .1
                 .serial_for(&z.origin.to_string(), &zone.content(), now)
                 .map_err(|e| ProviderError::Rejected(e.to_string()))?;
             zone.set_serial(serial);
+            if let Some(s) = signer {
+                zone.sign(&s.keys, now as u32, &s.policy, &mut s.signatures, Part::Soa)
+                    .map_err(unsigned)?;
+            }
             zone.journal = self.journal(&inner.1, &zone);
             set.zones.push(zone);
         }

@@ -18,11 +18,13 @@
 
 pub mod builtin;
 pub mod client;
+pub mod keys;
 pub mod notify;
 pub mod provider;
 pub mod quick;
 pub mod replica;
 pub mod respond;
+pub mod rollover;
 pub mod server;
 pub mod take;
 pub mod transfer;

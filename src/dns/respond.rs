@@ -71,10 +71,12 @@ pub fn respond(
             return single(m, ResponseCode::FormErr);
         }
     };
-    let edns = request.edns.as_ref().map(|_| {
+    // The DO bit is copied into the answer (RFC 3225 §3).
+    let edns = request.edns.as_ref().map(|asked| {
         let mut e = Edns::new();
         e.set_max_payload(UDP_MAX);
         e.set_version(0);
+        e.set_dnssec_ok(asked.flags().dnssec_ok);
         e
     });
     let fail = |rcode: ResponseCode| {
@@ -128,7 +130,8 @@ pub fn respond(
             notified: None,
         };
     }
-    let answer = zones.lookup(&LowerName::new(q.name()), qtype);
+    let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+    let answer = zones.lookup(&LowerName::new(q.name()), qtype, dnssec_ok);
     let mut m = transfer::reply(&request, answer.rcode);
     m.metadata.authoritative = answer.authoritative;
     m.edns = edns;

@@ -100,13 +100,28 @@ pub struct Answer {
     pub additionals: Vec<Record>,
 }
 
-/// What one name gives inside one zone (a step of [`ZoneSet::lookup`]).
+/// What one name gives inside one zone (a step of [`ZoneSet::lookup`]). `wildcard` names the
+/// wildcard that answered for a name that does not exist (for its DNSSEC proof).
 enum Found {
-    Data(Vec<Record>),
-    Cname(Box<Record>),
-    NoData,
-    NxDomain,
-    Referral { ns: Vec<Record>, glue: Vec<Record> },
+    Data {
+        records: Vec<Record>,
+        wildcard: Option<LowerName>,
+    },
+    Cname {
+        record: Box<Record>,
+        wildcard: Option<LowerName>,
+    },
+    NoData {
+        wildcard: Option<LowerName>,
+    },
+    NxDomain {
+        closest_encloser: LowerName,
+    },
+    Referral {
+        cut: LowerName,
+        ns: Vec<Record>,
+        glue: Vec<Record>,
+    },
 }
 
 impl Zone {
@@ -292,8 +307,9 @@ impl ZoneSet {
             .max_by_key(|z| z.origin.num_labels())
     }
 
-    /// Answers one question.
-    pub fn lookup(&self, qname: &LowerName, qtype: RecordType) -> Answer {
+    /// Answers one question; with `dnssec_ok` (the DO bit) and a signed zone, with the
+    /// signatures and the NSEC records that prove it ([`proof`]).
+    pub fn lookup(&self, qname: &LowerName, qtype: RecordType, dnssec_ok: bool) -> Answer {
         let Some(zone) = self.zone_for(qname) else {
             return Answer {
                 rcode: ResponseCode::Refused,
@@ -303,65 +319,95 @@ impl ZoneSet {
                 additionals: vec![],
             };
         };
+        let mut proof = proof::Proof::new(zone, dnssec_ok);
         let mut answers: Vec<Record> = vec![];
         let mut name = qname.clone();
-        let done = |rcode, answers, authorities| Answer {
-            rcode,
-            authoritative: true,
-            answers,
-            authorities,
-            additionals: vec![],
-        };
         // Follow CNAMEs inside this zone, at most 8 deep (a loop in static records must not hang).
         for _ in 0..8 {
             match zone.find(&name, qtype) {
-                Found::Data(found) => {
+                Found::Data { records, wildcard } => {
                     let additionals = match qtype {
-                        RecordType::NS => zone.addresses_of(&found),
+                        RecordType::NS => zone.addresses_of(&records),
                         _ => vec![],
                     };
-                    answers.extend(found);
-                    return Answer {
+                    proof.answered(&name, &records, wildcard.as_ref());
+                    answers.extend(records);
+                    return proof.finish(Answer {
+                        rcode: ResponseCode::NoError,
+                        authoritative: true,
+                        answers,
+                        authorities: vec![],
                         additionals,
-                        ..done(ResponseCode::NoError, answers, vec![])
-                    };
+                    });
                 }
-                Found::Cname(c) => {
-                    let RData::CNAME(target) = &c.data else {
+                Found::Cname { record, wildcard } => {
+                    let RData::CNAME(target) = &record.data else {
                         break;
                     };
                     let target = LowerName::new(&target.0);
-                    answers.push(*c);
+                    proof.answered(&name, std::slice::from_ref(&record), wildcard.as_ref());
+                    answers.push(*record);
                     match self.zone_for(&target) {
                         Some(z) if std::ptr::eq(z, zone) => name = target,
                         // Outside this zone: the resolver follows it.
-                        _ => return done(ResponseCode::NoError, answers, vec![]),
+                        _ => {
+                            return proof.finish(zone.answer(
+                                ResponseCode::NoError,
+                                answers,
+                                vec![],
+                            ))
+                        }
                     }
                 }
-                Found::Referral { ns, glue } if answers.is_empty() => {
-                    return Answer {
+                Found::Referral { cut, ns, glue } if answers.is_empty() => {
+                    proof.referred(&cut);
+                    return proof.finish(Answer {
                         rcode: ResponseCode::NoError,
                         authoritative: false,
                         answers,
                         authorities: ns,
                         additionals: glue,
-                    }
+                    });
                 }
                 // A CNAME into a delegated name: the resolver follows it from there.
-                Found::Referral { .. } => return done(ResponseCode::NoError, answers, vec![]),
-                Found::NoData => break,
+                Found::Referral { .. } => {
+                    return proof.finish(zone.answer(ResponseCode::NoError, answers, vec![]))
+                }
+                Found::NoData { wildcard } => {
+                    proof.no_data(&name, wildcard.as_ref());
+                    break;
+                }
                 // Also when a chain ends at a name that does not exist: the rcode is the last
                 // link's (RFC 6604).
-                Found::NxDomain => {
-                    return done(ResponseCode::NXDomain, answers, vec![zone.negative_soa()])
+                Found::NxDomain { closest_encloser } => {
+                    proof.no_name(&name, &closest_encloser);
+                    let soa = vec![zone.negative_soa()];
+                    return proof.finish(zone.answer(ResponseCode::NXDomain, answers, soa));
                 }
             }
         }
-        done(ResponseCode::NoError, answers, vec![zone.negative_soa()])
+        let soa = vec![zone.negative_soa()];
+        proof.finish(zone.answer(ResponseCode::NoError, answers, soa))
     }
 }
 
 impl Zone {
+    /// An authoritative answer with no additional records.
+    fn answer(
+        &self,
+        rcode: ResponseCode,
+        answers: Vec<Record>,
+        authorities: Vec<Record>,
+    ) -> Answer {
+        Answer {
+            rcode,
+            authoritative: true,
+            answers,
+            authorities,
+            additionals: vec![],
+        }
+    }
+
     /// The SOA of a negative answer: its TTL the smaller of the SOA's own and its MINIMUM, how
     /// long a resolver may cache the "no" (RFC 2308 §3).
     fn negative_soa(&self) -> Record {
@@ -392,11 +438,11 @@ impl Zone {
         if let Some(cut) = self.cut_above(name, qtype) {
             let ns = self
                 .records
-                .get(&(cut, RecordType::NS))
+                .get(&(cut.clone(), RecordType::NS))
                 .cloned()
                 .unwrap_or_default();
             let glue = self.addresses_of(&ns);
-            return Found::Referral { ns, glue };
+            return Found::Referral { cut, ns, glue };
         }
         if self.names.contains(name) {
             return self.at(name, name, qtype);
@@ -406,16 +452,16 @@ impl Zone {
         while !self.names.contains(&ce) && ce != self.origin {
             ce = ce.base_name();
         }
-        let Some(wild) = Name::from_ascii("*")
-            .ok()
-            .and_then(|star| star.append_domain(&Name::from(ce)).ok())
-            .map(|w| LowerName::new(&w))
-        else {
-            return Found::NxDomain;
+        let Some(wild) = wildcard_of(&ce) else {
+            return Found::NxDomain {
+                closest_encloser: ce,
+            };
         };
         match self.names.contains(&wild) {
             true => self.at(&wild, name, qtype),
-            false => Found::NxDomain,
+            false => Found::NxDomain {
+                closest_encloser: ce,
+            },
         }
     }
 
@@ -444,14 +490,19 @@ impl Zone {
                 .map(|rs| rename(rs))
                 .unwrap_or_default()
         };
+        let wildcard = (source != owner).then(|| source.clone());
         if !found.is_empty() {
-            return Found::Data(found);
+            return Found::Data {
+                records: found,
+                wildcard,
+            };
         }
         match self.records.get(&(source.clone(), RecordType::CNAME)) {
-            Some(c) if qtype != RecordType::CNAME && !c.is_empty() => {
-                Found::Cname(Box::new(rename(&c[..1]).remove(0)))
-            }
-            _ => Found::NoData,
+            Some(c) if qtype != RecordType::CNAME && !c.is_empty() => Found::Cname {
+                record: Box::new(rename(&c[..1]).remove(0)),
+                wildcard,
+            },
+            _ => Found::NoData { wildcard },
         }
     }
 
@@ -472,6 +523,13 @@ impl Zone {
             .rev()
             .find(|c| self.cuts.contains(c) && !(c == name && qtype == RecordType::DS))
     }
+}
+
+/// `*.<name>`: the wildcard whose closest encloser is `name`.
+fn wildcard_of(name: &LowerName) -> Option<LowerName> {
+    let star = Name::from_ascii("*").ok()?;
+    let w = star.append_domain(&Name::from(name.clone())).ok()?;
+    Some(LowerName::new(&w))
 }
 
 /// Records in wire form, one after another (uncompressed): how the store keeps a version.
@@ -502,6 +560,9 @@ pub fn fqdn(s: &str) -> Name {
     n.set_fqdn(true);
     n
 }
+
+mod proof;
+pub mod sign;
 
 #[cfg(test)]
 mod tests;

@@ -36,7 +36,7 @@ records = ["@ MX 10 mail", "mail A 192.0.2.25", "blog CNAME www", "ext CNAME els
 }
 
 fn q(z: &ZoneSet, name: &str, t: RecordType) -> Answer {
-    z.lookup(&LowerName::new(&fqdn(name)), t)
+    z.lookup(&LowerName::new(&fqdn(name)), t, false)
 }
 
 #[test]
