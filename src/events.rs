@@ -68,6 +68,9 @@ pub enum EventKind {
     /// reconciler retries with the latest records). Its site is `(daemon)`; the zone is in
     /// the reason.
     DnsUnconfirmed,
+    /// A provider zone that was failing took and confirmed the records again (the end of a
+    /// `dns-unconfirmed` streak, with how long it lasted). Its site is `(daemon)`.
+    DnsConfirmed,
     /// The public-address sources stopped agreeing: the last agreed address is kept.
     AddressVoteSplit,
 }
@@ -76,7 +79,7 @@ pub const DAEMON_SITE: &str = "(daemon)";
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::FirstSeen,
         EventKind::FailedOver,
         EventKind::FailedBack,
@@ -95,6 +98,7 @@ impl EventKind {
         EventKind::CertificateIssued,
         EventKind::CertificateRenewalFailing,
         EventKind::DnsUnconfirmed,
+        EventKind::DnsConfirmed,
         EventKind::AddressVoteSplit,
     ];
 
@@ -119,6 +123,7 @@ impl EventKind {
             EventKind::CertificateIssued => "certificate-issued",
             EventKind::CertificateRenewalFailing => "certificate-renewal-failing",
             EventKind::DnsUnconfirmed => "dns-unconfirmed",
+            EventKind::DnsConfirmed => "dns-confirmed",
             EventKind::AddressVoteSplit => "address-vote-split",
         }
     }

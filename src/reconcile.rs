@@ -454,6 +454,7 @@ impl Reconciler {
                 }
             };
             let was_failing = status.state == "failing";
+            let failing_since = status.since;
             let reason = error.clone();
             self.report(
                 &board,
@@ -474,6 +475,24 @@ impl Reconciler {
                             "zone {} at {}: {why}",
                             self.zone,
                             self.provider.describe()
+                        ),
+                        ..Default::default()
+                    });
+                }
+            }
+            // The end of a streak too, with how long it lasted.
+            if let (true, None, Some(store)) = (was_failing, &reason, &events) {
+                if status.state != "failing" {
+                    let now = crate::util::now_millis();
+                    let _ = store.append_event(&crate::store::NewEvent {
+                        site: crate::events::DAEMON_SITE,
+                        at: now,
+                        kind: crate::events::EventKind::DnsConfirmed,
+                        reason: &format!(
+                            "zone {} at {}: the provider took and confirmed the records again after {} of failures",
+                            self.zone,
+                            self.provider.describe(),
+                            crate::util::human_duration(now.saturating_sub(failing_since))
                         ),
                         ..Default::default()
                     });

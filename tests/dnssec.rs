@@ -320,9 +320,15 @@ fn a_zsk_rollover_keeps_the_zone_valid_throughout() {
     let origin = Nginx::start("127.0.0.1", "primary");
     let standby = Nginx::start("127.0.0.2", "standby");
     let bind = Secondary::prepare(SecondaryKind::Bind, "bind-xfr");
-    // TTL 2 s: the successor is published 4 s before it signs; a ZSK lives 12 s.
-    let cfg = signed_site(origin.addr, standby.addr, "zsk_lifetime = \"12s\"\n", &bind)
-        .replacen("ttl = 30", "ttl = 2", 1);
+    // TTL 2 s: the successor is published 4 s before it signs; a ZSK lives 12 s. Ed25519
+    // here, ECDSA P-256 (the default) in the test above.
+    let cfg = signed_site(
+        origin.addr,
+        standby.addr,
+        "algorithm = \"ed25519\"\nzsk_lifetime = \"12s\"\n",
+        &bind,
+    )
+    .replacen("ttl = 30", "ttl = 2", 1);
     let d = Daemon::start(&cfg);
     let key = format!("bind-xfr:{}", bind.secret);
     let anchor = anchor(d.dns(), tmp.path());

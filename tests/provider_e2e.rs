@@ -305,3 +305,39 @@ fn check_config_says_clearly_when_the_key_is_wrong() {
         "the secret is never printed:\n{printed}"
     );
 }
+
+/// Issue 14: the end of a provider's failing streak is told too (`dns-confirmed`, with how
+/// long it lasted), once: BIND stopped while a failover must be written, then started again.
+#[test]
+fn a_provider_back_after_failing_is_told_once_as_confirmed() {
+    let mut bind = AuthServer::start(Kind::Bind, "hmac-sha256");
+    let mut primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let d = Daemon::start(&config(&bind, &bind.key_file, primary.addr, standby.addr));
+    wait_bind(&bind, "127.0.0.1");
+    d.wait_standby_ready();
+    bind.stop();
+    primary.kill();
+    wait_until(Duration::from_secs(20), "the first failure told", || {
+        d.events_of("dns-unconfirmed").len() == 1
+    });
+    assert!(d.events_of("dns-confirmed").is_empty());
+    bind.restart();
+    wait_bind(&bind, "127.0.0.2");
+    wait_until(Duration::from_secs(20), "the recovery told", || {
+        !d.events_of("dns-confirmed").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let back = d.events_of("dns-confirmed");
+    assert_eq!(back.len(), 1, "{back:#?}");
+    let why = back[0]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("zone example.test. at rfc2136") && why.contains("of failures"),
+        "{why}"
+    );
+    assert_eq!(
+        d.events_of("dns-unconfirmed").len(),
+        1,
+        "one streak, one message"
+    );
+}

@@ -221,3 +221,52 @@ fn the_heartbeat_pings_while_all_is_well() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(hits.lock().unwrap().len(), n);
 }
+
+/// Issue 14, left from its first pass: while the watcher's own link is down (its references
+/// stop answering) the heartbeat is silent, so the dead man's switch elsewhere fires; it pings
+/// again once the link is back.
+#[test]
+fn the_heartbeat_stops_while_the_watcher_is_offline() {
+    let hits: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let h = hits.clone();
+    let (addr, _rt) = crate::common::http_server(move |_req| {
+        let h = h.clone();
+        async move {
+            h.lock().unwrap().push(Instant::now());
+            hyper::Response::new(Full::new(Bytes::from_static(b"OK")))
+        }
+    });
+    // The reference: a listener of the test's own, dropped to cut the "link".
+    let reference = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ref_addr = reference.local_addr().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let url_file = keys.path().join("hb.url");
+    std::fs::write(&url_file, format!("http://{addr}/ping/x\n")).unwrap();
+    let text = format!(
+        "{}[watcher]\nreferences = [\"{ref_addr}\"]\ncheck_every = \"1s\"\nheartbeat_url_file = \"{}\"\nheartbeat_every = \"1s\"\n",
+        crate::common::preamble(&["example.test"]).replace(crate::common::NO_REFERENCES, ""),
+        url_file.display()
+    );
+    let d = crate::common::Daemon::start(&text);
+    wait_until(
+        Duration::from_secs(10),
+        "two heartbeats while online",
+        || hits.lock().unwrap().len() >= 2,
+    );
+    drop(reference);
+    // Within a round (1 s) and a beat (1 s) the pings stop, and stay stopped.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let n = hits.lock().unwrap().len();
+    std::thread::sleep(Duration::from_millis(3_000));
+    assert_eq!(
+        hits.lock().unwrap().len(),
+        n,
+        "no heartbeat while no reference answers\n{}",
+        d.log()
+    );
+    // The link back (the same address answers again): the pings resume.
+    let _back = std::net::TcpListener::bind(ref_addr).unwrap();
+    wait_until(Duration::from_secs(10), "the heartbeat to resume", || {
+        hits.lock().unwrap().len() > n
+    });
+}

@@ -45,6 +45,7 @@ pub fn groups(kind: &str) -> bool {
                 | EventKind::AddressChanged
                 | EventKind::WatcherOffline
                 | EventKind::DnsUnconfirmed
+                | EventKind::DnsConfirmed
                 | EventKind::AddressVoteSplit
         )
     )
@@ -231,6 +232,13 @@ pub fn render(ev: &Event, cx: &Context) -> Notice {
             format!(
                 "At {at}: {reason}. understudy keeps retrying with the latest records; until it \
                  is confirmed, visitors may still be sent where the records pointed before."
+            ),
+        ),
+        Some(EventKind::DnsConfirmed) => (
+            "DNS change confirmed again".to_string(),
+            format!(
+                "At {at}: {reason}. Visitors are sent where the records say once resolvers \
+                 follow, within the TTL."
             ),
         ),
         Some(EventKind::AddressVoteSplit) => (

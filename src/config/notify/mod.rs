@@ -65,6 +65,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "certificate-issued",
     "certificate-renewal-failing",
     "dns-unconfirmed",
+    "dns-confirmed",
     "address-vote-split",
 ];
 
@@ -86,6 +87,7 @@ pub const DEFAULT_EVENTS: &[&str] = &[
     "watcher-offline",
     "certificate-renewal-failing",
     "dns-unconfirmed",
+    "dns-confirmed",
     "address-vote-split",
 ];
 
