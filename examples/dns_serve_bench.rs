@@ -19,7 +19,8 @@ mod common;
 use std::net::SocketAddr;
 use std::process::Command;
 
-use common::authdns::{AuthServer, Kind};
+use common::authdns::{tsig_keygen, AuthServer, Kind};
+use common::secondary::axfr_zone_file;
 use common::*;
 
 const NAMES: usize = 1_000;
@@ -51,37 +52,6 @@ fn config(key: &std::path::Path) -> String {
         free_port("127.0.0.1"),
         key.display()
     )
-}
-
-/// The zone as a signed AXFR gives it, as a zone file (the closing SOA dropped).
-fn zone_file(server: SocketAddr, key: &str) -> String {
-    let out = Command::new("dig")
-        .args([
-            &format!("@{}", server.ip()),
-            "-p",
-            &server.port().to_string(),
-            "example.test",
-            "AXFR",
-            "+nocomments",
-            "+nostats",
-            "-y",
-            key,
-        ])
-        .output()
-        .expect("dig (bind9-dnsutils)");
-    let mut soa_seen = false;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .filter(|l| !l.split_whitespace().any(|w| w == "TSIG"))
-        .filter(|l| {
-            let soa = l.split_whitespace().nth(3) == Some("SOA");
-            let keep = !(soa && soa_seen);
-            soa_seen |= soa;
-            keep
-        })
-        .map(|l| format!("{l}\n"))
-        .collect()
 }
 
 fn query_file(path: &std::path::Path) {
@@ -168,23 +138,9 @@ fn main() {
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     need("dnsperf", "dnsperf");
     let keys = tempfile::tempdir().unwrap();
-    let out = Command::new("/usr/sbin/tsig-keygen")
-        .args(["-a", "hmac-sha256", "bench"])
-        .output()
-        .expect("tsig-keygen (bind9)");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let secret = text
-        .split("secret \"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let key_file = keys.path().join("bench.key");
-    std::fs::write(&key_file, &text).unwrap();
+    let (key_file, secret) = tsig_keygen(keys.path(), "bench", "hmac-sha256");
     let d = Daemon::start(&config(&key_file));
-    let zone = zone_file(d.dns(), &format!("hmac-sha256:bench:{secret}"));
+    let zone = axfr_zone_file(d.dns(), Some(&format!("bench:{secret}")));
     let bind = AuthServer::serving(Kind::Bind, &zone, "minimal-responses yes;");
     let knot = AuthServer::serving(Kind::Knot, &zone, "");
     let queries = keys.path().join("queries.txt");

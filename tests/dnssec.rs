@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::secondary::{Secondary, SecondaryKind};
+use common::secondary::{axfr_zone_file, Secondary, SecondaryKind};
 use common::*;
 use hickory_proto::rr::RecordType;
 
@@ -38,39 +38,9 @@ fn signed_site(
     )
 }
 
-/// The zone as an AXFR from `server` (signed with `key`, "name:secret") gives it, as a zone
-/// file: dig's lines as they are (signatures are case-sensitive base64), the closing SOA and
-/// the TSIG dropped.
+/// The zone as an AXFR from `server` (signed with `key`, "name:secret") gives it, in a file.
 fn zone_file(server: SocketAddr, key: Option<&str>, dir: &std::path::Path) -> std::path::PathBuf {
-    need("dig", "bind9-dnsutils");
-    let mut c = Command::new("dig");
-    c.arg(format!("@{}", server.ip())).args([
-        "-p",
-        &server.port().to_string(),
-        "example.test",
-        "AXFR",
-        "+nocomments",
-        "+nostats",
-        "+time=3",
-        "+tries=1",
-    ]);
-    if let Some(k) = key {
-        c.args(["-y", &format!("hmac-sha256:{k}")]);
-    }
-    let out = c.output().unwrap();
-    let mut soa_seen = false;
-    let text: String = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .filter(|l| !l.split_whitespace().any(|w| w == "TSIG"))
-        .filter(|l| {
-            let soa = l.split_whitespace().nth(3) == Some("SOA");
-            let keep = !(soa && soa_seen);
-            soa_seen |= soa;
-            keep
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let text = axfr_zone_file(server, key);
     assert!(text.lines().count() > 20, "AXFR from {server}: {text}");
     let path = dir.join(format!("zone-{}.db", server.port()));
     std::fs::write(&path, text).unwrap();

@@ -7,7 +7,6 @@
 use crate::common;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::authdns::{AuthServer, Kind};
@@ -15,15 +14,7 @@ use common::*;
 use hickory_proto::rr::{RData, RecordType};
 
 fn key_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    need("tsig-keygen", "bind9");
-    let out = Command::new("/usr/sbin/tsig-keygen")
-        .args(["-a", "hmac-sha256", name])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let path = dir.join(format!("{name}.key"));
-    std::fs::write(&path, out.stdout).unwrap();
-    path
+    common::authdns::tsig_keygen(dir, name, "hmac-sha256").0
 }
 
 fn replica_config(port: u16, primary: SocketAddr, key: &std::path::Path) -> String {

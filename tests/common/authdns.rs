@@ -38,14 +38,38 @@ mail    IN A   192.0.2.25
 www     IN TXT \"not managed by understudy\"
 ";
 
-fn keygen(dir: &std::path::Path, algorithm: &str) -> (PathBuf, String) {
+/// BIND's `named.conf` in `dir`: authoritative only, on 127.0.0.1:`port`, `options` added to
+/// its options, `keys` (key statements) after them, and `example.test` as primary from
+/// `dir/example.test.zone` with `zone_options`.
+fn write_named_conf(
+    dir: &std::path::Path,
+    port: u16,
+    options: &str,
+    keys: &str,
+    zone_options: &str,
+) {
+    let d = dir.display();
+    std::fs::write(
+        dir.join("named.conf"),
+        format!(
+            "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file \"{d}/named.pid\";\n \
+             session-keyfile \"{d}/session.key\";\n recursion no;\n dnssec-validation no;\n notify no;\n {options}\n}};\ncontrols {{ }};\n{keys}\n\
+             zone \"example.test\" {{ type primary; file \"{d}/example.test.zone\"; {zone_options} }};\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// A TSIG key named `name` made by BIND's `tsig-keygen`, written to `dir/<name>.key` as the
+/// tool wrote it: its path and its base64 secret. The one key maker of the tests and benches.
+pub fn tsig_keygen(dir: &std::path::Path, name: &str, algorithm: &str) -> (PathBuf, String) {
     need("tsig-keygen", "bind9");
     let out = Command::new(if std::path::Path::new("/usr/sbin/tsig-keygen").exists() {
         "/usr/sbin/tsig-keygen"
     } else {
         "tsig-keygen"
     })
-    .args(["-a", algorithm, "understudy"])
+    .args(["-a", algorithm, name])
     .output()
     .unwrap();
     assert!(out.status.success());
@@ -58,7 +82,7 @@ fn keygen(dir: &std::path::Path, algorithm: &str) -> (PathBuf, String) {
         .next()
         .unwrap()
         .to_string();
-    let path = dir.join("understudy.key");
+    let path = dir.join(format!("{name}.key"));
     std::fs::write(&path, &text).unwrap();
     (path, secret)
 }
@@ -82,22 +106,14 @@ impl AuthServer {
     #[allow(dead_code, reason = "the conformance test and a bench use it")]
     pub fn serving(kind: Kind, zone: &str, bind_options: &str) -> AuthServer {
         let dir = tempfile::tempdir().unwrap();
-        let (key_file, key_secret) = keygen(dir.path(), "hmac-sha256");
+        let (key_file, key_secret) = tsig_keygen(dir.path(), "understudy", "hmac-sha256");
         let port = free_port("127.0.0.1");
         std::fs::write(dir.path().join("example.test.zone"), zone).unwrap();
         let d = dir.path().display().to_string();
         match kind {
             Kind::Bind => {
                 need("named", "bind9");
-                std::fs::write(
-                    dir.path().join("named.conf"),
-                    format!(
-                        "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file \"{d}/named.pid\";\n \
-                         session-keyfile \"{d}/session.key\";\n recursion no;\n dnssec-validation no;\n notify no;\n {bind_options}\n}};\ncontrols {{ }};\n\
-                         zone \"example.test\" {{ type primary; file \"{d}/example.test.zone\"; }};\n"
-                    ),
-                )
-                .unwrap();
+                write_named_conf(dir.path(), port, bind_options, "", "");
             }
             Kind::Knot => {
                 need("knotd", "knot");
@@ -114,6 +130,17 @@ impl AuthServer {
                 .unwrap();
             }
         }
+        AuthServer::run(kind, dir, port, key_file, key_secret)
+    }
+
+    /// Starts the server configured in `dir` on `port` and waits until it answers.
+    fn run(
+        kind: Kind,
+        dir: tempfile::TempDir,
+        port: u16,
+        key_file: PathBuf,
+        key_secret: String,
+    ) -> AuthServer {
         let mut s = AuthServer {
             kind,
             dir,
@@ -138,7 +165,7 @@ impl AuthServer {
             Kind::Knot => need("knotd", "knot"),
         }
         let dir = tempfile::tempdir().unwrap();
-        let (key_file, key_secret) = keygen(dir.path(), algorithm);
+        let (key_file, key_secret) = tsig_keygen(dir.path(), "understudy", algorithm);
         let port = free_port("127.0.0.1");
         std::fs::write(dir.path().join("example.test.zone"), ZONE).unwrap();
         let d = dir.path().display().to_string();
@@ -154,15 +181,8 @@ impl AuthServer {
                             .collect::<String>()
                     ),
                 };
-                std::fs::write(
-                    dir.path().join("named.conf"),
-                    format!(
-                        "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file \"{d}/named.pid\";\n \
-                         session-keyfile \"{d}/session.key\";\n recursion no;\n dnssec-validation no;\n notify no;\n}};\ncontrols {{ }};\n{key}\n\
-                         zone \"example.test\" {{ type primary; file \"{d}/example.test.zone\"; allow-update {{ key \"understudy\"; }}; {xfr} }};\n"
-                    ),
-                )
-                .unwrap();
+                let zone = format!("allow-update {{ key \"understudy\"; }}; {xfr}");
+                write_named_conf(dir.path(), port, "", &key, &zone);
             }
             Kind::Knot => {
                 std::fs::create_dir_all(dir.path().join("db")).unwrap();
@@ -203,16 +223,7 @@ impl AuthServer {
                 .unwrap();
             }
         }
-        let mut s = AuthServer {
-            kind,
-            dir,
-            addr: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
-            key_file,
-            key_secret,
-            child: None,
-        };
-        s.restart();
-        s
+        AuthServer::run(kind, dir, port, key_file, key_secret)
     }
 
     /// (Re)starts the server and waits until it answers for the zone.

@@ -36,28 +36,8 @@ impl Secondary {
             SecondaryKind::Knot => need("knotd", "knot"),
             SecondaryKind::Pdns => need("pdns_server", "pdns-server"),
         }
-        need("tsig-keygen", "bind9");
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(if std::path::Path::new("/usr/sbin/tsig-keygen").exists() {
-            "/usr/sbin/tsig-keygen"
-        } else {
-            "tsig-keygen"
-        })
-        .args(["-a", "hmac-sha256", key_name])
-        .output()
-        .unwrap();
-        assert!(out.status.success());
-        let text = String::from_utf8(out.stdout).unwrap();
-        let secret = text
-            .split("secret \"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
-        let key_file = dir.path().join(format!("{key_name}.key"));
-        std::fs::write(&key_file, &text).unwrap();
+        let (key_file, secret) = super::authdns::tsig_keygen(dir.path(), key_name, "hmac-sha256");
         Secondary {
             kind,
             addr: SocketAddr::new("127.0.0.1".parse().unwrap(), free_port("127.0.0.1")),
@@ -224,10 +204,8 @@ impl Drop for Secondary {
     }
 }
 
-/// `dig AXFR example.test` from `server` (signed with `key` = "name:secret"): its records one
-/// per line, fields separated by one space, lowercased, sorted, without comments or the
-/// repeated closing SOA. Empty when the transfer fails.
-pub fn axfr_lines(server: SocketAddr, key: Option<&str>) -> Vec<String> {
+/// What `dig AXFR example.test` from `server` (signed with `key` = "name:secret") prints.
+fn dig_axfr(server: SocketAddr, key: Option<&str>) -> String {
     need("dig", "bind9-dnsutils");
     let mut c = Command::new("dig");
     c.args([
@@ -244,8 +222,33 @@ pub fn axfr_lines(server: SocketAddr, key: Option<&str>) -> Vec<String> {
     if let Some(k) = key {
         c.args(["-y", &format!("hmac-sha256:{k}")]);
     }
-    let out = c.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&c.output().unwrap().stdout).to_string()
+}
+
+/// The zone as `dig AXFR` from `server` gives it, as a zone file: its lines as they are
+/// (signatures are case-sensitive base64), without comments, the TSIG or the closing SOA.
+#[allow(dead_code, reason = "the DNS tests and benches use it")]
+pub fn axfr_zone_file(server: SocketAddr, key: Option<&str>) -> String {
+    let mut soa_seen = false;
+    dig_axfr(server, key)
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .filter(|l| !l.split_whitespace().any(|w| w == "TSIG"))
+        .filter(|l| {
+            let soa = l.split_whitespace().nth(3) == Some("SOA");
+            let keep = !(soa && soa_seen);
+            soa_seen |= soa;
+            keep
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// `dig AXFR example.test` from `server` (signed with `key` = "name:secret"): its records one
+/// per line, fields separated by one space, lowercased, sorted, without comments or the
+/// repeated closing SOA. Empty when the transfer fails.
+pub fn axfr_lines(server: SocketAddr, key: Option<&str>) -> Vec<String> {
+    let text = dig_axfr(server, key);
     if text.contains("Transfer failed") || text.contains("failed:") {
         return vec![];
     }
