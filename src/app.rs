@@ -237,6 +237,14 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         Some(_) => Some(Arc::new(crate::standby::Standby::new(&cfg)?)),
         None => None,
     };
+    // Proxied sites: the standby sends their requests to the primary's address (the one the
+    // decision knows, like the probes) and the controller opens and closes their circuits.
+    let addrs: Vec<_> = (0..cfg.sites.len())
+        .map(|i| controller.probe_target(i))
+        .collect();
+    let (proxies, circuits) = crate::standby::proxy::Proxies::new(&cfg, &addrs)?;
+    let proxies = Arc::new(proxies);
+    controller.set_circuits(circuits, now_millis());
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -442,6 +450,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             tracker.spawn(crate::standby::serve(
                 l,
                 standby.clone(),
+                Some(proxies.clone()),
                 None,
                 shutdown.clone(),
             ));
@@ -454,6 +463,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
                 tracker.spawn(crate::standby::serve(
                     l,
                     standby.clone(),
+                    Some(proxies.clone()),
                     Some(acceptor.clone()),
                     shutdown.clone(),
                 ));
@@ -575,6 +585,8 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         notify_stop.cancel();
         tracker.close();
         tracker.wait().await;
+        // Relayed WebSockets get a moment to end with their listeners.
+        proxies.close(std::time::Duration::from_secs(1)).await;
         // Every sender is gone now, so the controller drains its queue and ends.
         let _ = controller_task.await;
         dns_stop.cancel();

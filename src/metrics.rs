@@ -58,6 +58,7 @@ pub struct Metrics {
     site_phase: Family<Labels, Gauge>,
     site_on_standby: Family<Labels, Gauge>,
     cert_expiry: Family<Labels, FGauge>,
+    proxy_requests: Family<Labels, Counter>,
     registry: Registry,
 }
 
@@ -109,6 +110,7 @@ impl Metrics {
             site_phase: Family::default(),
             site_on_standby: Family::default(),
             cert_expiry: Family::default(),
+            proxy_requests: Family::default(),
             registry: Registry::with_prefix("understudy"),
         };
         let mut r = Registry::with_prefix("understudy");
@@ -117,6 +119,11 @@ impl Metrics {
             "How long each probe took, by site and server (primary, standby)",
             Unit::Seconds,
             m.probe_seconds.clone(),
+        );
+        r.register(
+            "proxy_requests",
+            "Requests to a proxied site, by who answered (origin, copy, refused)",
+            m.proxy_requests.clone(),
         );
         r.register(
             "failovers",
@@ -211,6 +218,13 @@ impl Metrics {
         self.probe_seconds
             .get_or_create(&labels(&[("site", site), ("server", server)]))
             .observe(took.as_secs_f64());
+    }
+
+    /// A request to a proxied site answered by `by`: "origin", "copy" or "refused".
+    pub fn proxy_request(&self, site: &str, by: &str) {
+        self.proxy_requests
+            .get_or_create(&labels(&[("site", site), ("answered_by", by)]))
+            .inc();
     }
 
     pub fn failover(&self, site: &str, direction: &str) {

@@ -26,6 +26,7 @@ mod notify_services;
 mod powerdns;
 mod provider_configs;
 mod provider_e2e;
+mod proxy;
 mod push;
 mod replica;
 mod rfc2136;

@@ -339,7 +339,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             });
             let refresh =
                 tokio::spawn(crate::standby::refresher(standby.clone(), shutdown.clone()));
-            crate::standby::serve(listener, standby, None, shutdown).await;
+            crate::standby::serve(listener, standby, None, None, shutdown).await;
             refresh.abort();
             Ok(0)
         }

@@ -215,6 +215,13 @@ impl Cx<'_> {
                     ),
                 );
             }
+            if site.mode == SiteMode::Proxy && standby.is_none() {
+                return self.err(
+                    name_span,
+                    &format!("sites[{i}].mode"),
+                    format!("site `{}` is in proxy mode, which this daemon serves from its standby listeners: add a [standby] table (and point `standby` at this machine)", site.name),
+                );
+            }
             sites.push(site);
         }
         let ddns = self.build_ddns(raw.ddns, &dns, &ip, &mut names_owned)?;

@@ -408,6 +408,18 @@ impl Config {
                 s.primary.to_string(),
                 s.standby.to_string()
             ));
+            o.push_str(&format!("mode = {:?}\n", s.mode.as_str()));
+            if let Some(px) = &s.proxy {
+                let st: Vec<String> = px.fallback_status.iter().map(|v| v.to_string()).collect();
+                o.push_str(&format!(
+                    "[sites.proxy]\nconnect_timeout = {:?}\nresponse_timeout = {:?}\nfallback_status = [{}]\nmax_request_body = {}\nrefresh_from_traffic = {}\n",
+                    human(px.connect_timeout),
+                    human(px.response_timeout),
+                    st.join(", "),
+                    px.max_request_body,
+                    px.refresh_from_traffic
+                ));
+            }
             let p = &s.probe;
             o.push_str("[sites.probe]\n");
             o.push_str(&format!(

@@ -35,6 +35,7 @@ mod maintenance;
 mod mirror;
 mod notify;
 mod provider;
+mod proxy;
 mod raw;
 mod secondary;
 mod site;
@@ -56,6 +57,7 @@ pub use notify::{
 };
 use provider::looks_like_secret;
 pub use provider::{CloudflareConfig, PowerDnsConfig, Rfc2136Config, Route53Config};
+pub use proxy::{ProxyConfig, SiteMode};
 use raw::*;
 pub use secondary::{PrimaryConfig, SecondaryConfig};
 use site::origin_url;
@@ -295,6 +297,10 @@ pub struct Site {
     pub tls: Option<TlsFiles>,
     /// Scheduled maintenance windows of the primary (`crate::maintenance` keeps them).
     pub maintenance: Vec<MaintenanceWindow>,
+    /// DNS mode (the default) or proxy mode.
+    pub mode: SiteMode,
+    /// Proxy mode's settings (`Some` exactly in proxy mode).
+    pub proxy: Option<ProxyConfig>,
 }
 
 impl Site {

@@ -148,6 +148,19 @@ pub(super) struct RawSite {
     pub(super) tls: Option<Spanned<RawTls>>,
     #[serde(default)]
     pub(super) maintenance: Vec<Spanned<maintenance::RawMaintenance>>,
+    pub(super) mode: Option<Spanned<String>>,
+    pub(super) proxy: Option<Spanned<RawProxy>>,
+}
+
+/// `[sites.proxy]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProxy {
+    pub(super) connect_timeout: Option<Spanned<DurationValue>>,
+    pub(super) response_timeout: Option<Spanned<DurationValue>>,
+    pub(super) fallback_status: Option<Vec<Spanned<i64>>>,
+    pub(super) max_request_body: Option<Spanned<i64>>,
+    pub(super) refresh_from_traffic: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -165,6 +165,7 @@ impl Cx<'_> {
         )?;
         let tls = self.build_tls(&format!("{key}.tls"), raw.tls)?;
         let maintenance = self.build_maintenance(&format!("{key}.maintenance"), raw.maintenance)?;
+        let (mode, proxy) = self.build_mode(&raw.mode, raw.proxy, &key)?;
         Ok(Site {
             name,
             domain,
@@ -176,6 +177,8 @@ impl Cx<'_> {
             mirror,
             tls,
             maintenance,
+            mode,
+            proxy,
         })
     }
     pub(super) fn endpoint(&self, s: &Spanned<String>, key: &str) -> R<Endpoint> {

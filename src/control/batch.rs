@@ -105,6 +105,11 @@ pub fn site_records(
     public: &BTreeMap<Family, IpAddr>,
 ) -> ManagedRecords {
     let mut m = ManagedRecords::default();
+    // A proxied site's records point at the standby, which fronts it, whatever the decision.
+    let target = match site.mode {
+        crate::config::SiteMode::Proxy => Target::Standby,
+        crate::config::SiteMode::Dns => target,
+    };
     let ip = match target {
         Target::Primary => primary_addr(site, public),
         Target::Standby => Some(site.standby.ip),

@@ -21,6 +21,7 @@ use crate::store::{EventKind, NewEvent, Store};
 use crate::util::now_millis;
 
 mod batch;
+pub mod circuit;
 mod status;
 mod watcher;
 pub use status::{dns_notes, status_from_state, DnsNote, ProbeNote, PublicStatus, SiteStatus};
@@ -124,6 +125,8 @@ pub struct Controller {
     /// (`batch.rs`).
     pending: Vec<batch::Pending>,
     batching: bool,
+    /// Per site, by index: the circuit of a proxied site's standby (`None` in DNS mode).
+    circuits: Vec<Option<Arc<circuit::Circuit>>>,
 }
 
 /// Counters are saved at least this often even without a transition, so a restart loses
@@ -206,6 +209,7 @@ impl Controller {
             zones: Default::default(),
             pending: Vec::new(),
             batching: false,
+            circuits: vec![],
         };
         c.publish()?;
         Ok(c)
@@ -306,6 +310,11 @@ impl Controller {
                 {
                     // Before counting failures of a dynamic address, check it has not moved.
                     self.ip_refresh.notify_one();
+                }
+                if let (Target::Primary, true, Some(Some(c))) =
+                    (side, outcome.ok, self.circuits.get(site))
+                {
+                    c.probe_passed(at);
                 }
                 let input = match side {
                     Target::Primary => {
@@ -452,6 +461,7 @@ impl Controller {
         let before = retarget
             .then(|| batch::site_records(site, prev.target(), &self.public).describe(site.names()));
         self.sites[i].state = step.state.clone();
+        self.decide_circuit(i, now);
         let standby_changed = prev.standby.last_ok != step.state.standby.last_ok;
         let due = retarget
             || step.transition.is_some()
@@ -474,6 +484,27 @@ impl Controller {
         Ok(None)
     }
 
+    /// The circuits of the proxied sites (by site index, `None` in DNS mode), set to where the
+    /// restored decision stands.
+    pub fn set_circuits(&mut self, circuits: Vec<Option<Arc<circuit::Circuit>>>, now: u64) {
+        self.circuits = circuits;
+        for i in 0..self.sites.len() {
+            self.decide_circuit(i, now);
+        }
+    }
+
+    /// Tells site `i`'s circuit what the decision says: the copy answers while the primary is
+    /// not serving (every phase but healthy and suspect).
+    fn decide_circuit(&self, i: usize, now: u64) {
+        if let Some(Some(c)) = self.circuits.get(i) {
+            let phase = self.sites[i].state.phase;
+            c.decide(
+                !matches!(phase, decide::Phase::Healthy | decide::Phase::Suspect),
+                now,
+            );
+        }
+    }
+
     fn status_of(&self, i: usize, now: u64) -> SiteStatus {
         let site = &self.cfg.sites[i];
         let rt = &self.sites[i];
@@ -487,6 +518,11 @@ impl Controller {
         );
         let board = self.zones.lock().unwrap_or_else(|e| e.into_inner());
         st.dns = dns_notes(&self.cfg, site, &board);
+        st.proxy = self
+            .circuits
+            .get(i)
+            .and_then(|c| c.as_ref())
+            .map(|c| c.view());
         st
     }
 

@@ -71,6 +71,9 @@ pub struct SiteStatus {
     pub standby_ready: bool,
     pub last_primary_probe: Option<ProbeNote>,
     pub last_standby_probe: Option<ProbeNote>,
+    /// Proxy mode: whether the copy answers, since when, and the request counts.
+    #[serde(default)]
+    pub proxy: Option<super::circuit::CircuitView>,
 }
 
 /// Where a site's records stand in each zone holding its names, from the reconcilers' board.
@@ -138,7 +141,12 @@ pub fn status_from_state(
     now: u64,
 ) -> SiteStatus {
     let primary = primary_addr(site, public);
-    let published = match state.target() {
+    // A proxied site's records point at the standby, whatever the decision.
+    let target = match site.mode {
+        crate::config::SiteMode::Proxy => Target::Standby,
+        crate::config::SiteMode::Dns => state.target(),
+    };
+    let published = match target {
         Target::Primary => primary
             .map(|ip| ip.to_string())
             .unwrap_or_else(|| "(no address yet)".to_string()),
@@ -151,7 +159,7 @@ pub fn status_from_state(
         phase: state.phase,
         since: state.since,
         reason: state.reason.clone(),
-        target: state.target(),
+        target,
         primary: match (site.primary_auto, primary) {
             (Some(f), Some(ip)) => format!("auto ({f}: {ip})"),
             (Some(f), None) => format!("auto ({f}: not known yet)"),
@@ -163,5 +171,6 @@ pub fn status_from_state(
         dns: vec![],
         last_primary_probe: last_primary,
         last_standby_probe: last_standby,
+        proxy: None,
     }
 }

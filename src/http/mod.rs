@@ -13,6 +13,18 @@ pub mod server;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A DNS resolver for reqwest that resolves nothing: a client given one fetches only the names
+/// pinned to addresses with `resolve` (reqwest answers those before asking a resolver), so it
+/// can never reach an address the system resolver found (the crawler, the proxy).
+pub struct PinnedOnly;
+
+impl reqwest::dns::Resolve for PinnedOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let why = format!("{} is not one of the pinned hosts", name.as_str());
+        Box::pin(async move { Err(why.into()) })
+    }
+}
+
 pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
     client_with_ca(timeout, None)
 }

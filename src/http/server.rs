@@ -16,8 +16,9 @@
 //!   keep-alive, HTTP/2 sends GOAWAY) for at most `grace`, and [`serve`] returns when all are
 //!   gone, so the composition root's tracker sees one task per listener.
 //!
-//! Handlers get the request and the peer's address and return a whole response; none of the
-//! daemon's answers stream.
+//! Handlers get the request and the peer's address and return a response of any body type: the
+//! API's and the copy's are whole, a proxied origin's streams. HTTP/1 connections support
+//! upgrades (a proxied WebSocket), which the handler completes with `hyper::upgrade::on`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,8 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -55,7 +55,7 @@ pub struct Options {
 
 /// Serves `listener` until `shutdown`, over TLS when `tls` is given, answering each request
 /// with `handler(request, peer)`. Returns when every connection has ended.
-pub async fn serve<H, F>(
+pub async fn serve<H, F, B>(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     opts: Options,
@@ -63,7 +63,9 @@ pub async fn serve<H, F>(
     handler: H,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let handler = Arc::new(handler);
     let opts = Arc::new(opts);
@@ -124,7 +126,7 @@ pub async fn serve<H, F>(
 }
 
 /// One connection until it ends, its lifetime is up, or shutdown (then gracefully).
-async fn connection<S, H, F>(
+async fn connection<S, H, F, B>(
     io: S,
     peer: SocketAddr,
     handler: Arc<H>,
@@ -133,7 +135,9 @@ async fn connection<S, H, F>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     H: Fn(Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let answer = handler(req, peer);
@@ -156,7 +160,7 @@ async fn connection<S, H, F>(
             .keep_alive_interval(Duration::from_secs(30))
             .timer(TokioTimer::new());
     }
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let lifetime = async {
         match opts.max_lifetime {

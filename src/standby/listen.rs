@@ -2,6 +2,7 @@
 //! snapshot refresher, and the readiness gate the daemon's standby probes use.
 
 use super::*;
+use http_body_util::Either;
 
 /// The readiness gate of one site's copy served here: a standby probe of it passes only if the
 /// copy is also ready ([`Standby::readiness`]).
@@ -42,13 +43,16 @@ pub async fn refresher(standby: Arc<Standby>, shutdown: CancellationToken) {
 
 /// Serves HTTP/1.1 and HTTP/2 on `listener` until `shutdown`, over TLS when `tls` is given
 /// (the loop and its limits: [`crate::http::server`]). Call [`refresher`] once beside the
-/// listeners so new snapshots are picked up.
+/// listeners so new snapshots are picked up. Requests for a proxied site go to its
+/// [`super::proxy::SiteProxy`].
 pub async fn serve(
     listener: TcpListener,
     standby: Arc<Standby>,
+    proxies: Option<Arc<super::proxy::Proxies>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
+    let https = tls.is_some();
     let opts = crate::http::server::Options {
         name: "standby",
         max_connections: MAX_CONNECTIONS,
@@ -58,11 +62,38 @@ pub async fn serve(
         max_lifetime: None,
         grace: Duration::from_secs(5),
     };
-    crate::http::server::serve(listener, tls, opts, shutdown, move |req, _peer| {
-        let answer = respond(&standby, &req);
-        async move { answer }
+    crate::http::server::serve(listener, tls, opts, shutdown, move |req, peer| {
+        let (standby, proxies) = (standby.clone(), proxies.clone());
+        async move {
+            let host = match request_host(req.version(), req.uri(), req.headers()) {
+                Ok(h) => h,
+                Err(why) => return plain(StatusCode::BAD_REQUEST, why).map(Either::Left),
+            };
+            let site = host.as_deref().map(strip_port).and_then(|h| {
+                let site = standby.site_of(h)?;
+                proxies
+                    .as_ref()?
+                    .site(site)
+                    .cloned()
+                    .map(|p| (p, h.to_string()))
+            });
+            match (site, &proxies) {
+                (Some((p, host)), Some(all)) => {
+                    p.handle(req, &host, peer, https, &standby, all).await
+                }
+                _ => respond(&standby, &req, host.as_deref()).map(Either::Left),
+            }
+        }
     })
     .await;
+}
+
+/// A Host value without its port ("www.example.com:8443" → "www.example.com").
+fn strip_port(h: &str) -> &str {
+    h.rsplit_once(':')
+        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        .map(|(h, _)| h)
+        .unwrap_or(h)
 }
 
 /// The host a request names (RFC 9112 §3.2, RFC 9113 §8.3.1): the URI's authority (HTTP/2,
@@ -93,17 +124,17 @@ pub(super) fn request_host(
     }
 }
 
-/// The answer to one request. Bodies come from memory once read; a first read of a small file
-/// from the page cache is short enough to do here.
-fn respond(s: &Standby, req: &hyper::Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    let host = match request_host(req.version(), req.uri(), req.headers()) {
-        Ok(h) => h,
-        Err(why) => return plain(StatusCode::BAD_REQUEST, why),
-    };
+/// The answer to one request from the copy. Bodies come from memory once read; a first read
+/// of a small file from the page cache is short enough to do here.
+fn respond(
+    s: &Standby,
+    req: &hyper::Request<hyper::body::Incoming>,
+    host: Option<&str>,
+) -> Response<Full<Bytes>> {
     let target = req
         .uri()
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    s.respond(req.method(), host.as_deref(), &target, req.headers())
+    s.respond(req.method(), host, &target, req.headers())
 }

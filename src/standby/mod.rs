@@ -392,11 +392,67 @@ impl Standby {
         let Some(key) = lookup_key(&site.origin, target) else {
             return plain(StatusCode::BAD_REQUEST, "bad request target\n");
         };
-        let Some(m) = site.current.read().ok().and_then(|c| c.clone()) else {
-            return plain(
+        match self.copy_answer(site, method, key, headers) {
+            Ok(r) => r,
+            Err(NotInCopy::NoSnapshot) => plain(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no copy of this site yet\n",
-            );
+            ),
+            Err(NotInCopy::NoEntry) => plain(StatusCode::NOT_FOUND, "not in the standby copy\n"),
+        }
+    }
+
+    /// The site serving `host` here, by name (for the proxy, which fronts some of them).
+    pub fn site_of(&self, host: &str) -> Option<&str> {
+        self.by_host
+            .get(&host.trim_end_matches('.').to_ascii_lowercase())
+            .map(|s| s.name.as_str())
+    }
+
+    /// A GET or HEAD of `target` on site `name` answered from its copy, with `Age` (the copy's
+    /// age) and `X-Understudy-Served-From: snapshot`; `None` when the copy cannot answer it
+    /// (no snapshot, no such URL, or a target that is not one), so the caller can pass the
+    /// origin's own answer on instead.
+    pub fn answer_from_copy(
+        &self,
+        name: &str,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+    ) -> Option<Response<Full<Bytes>>> {
+        let site = self.sites.iter().find(|s| s.name == name)?;
+        let key = lookup_key(&site.origin, target)?;
+        let mut r = self.copy_answer(site, method, key, headers).ok()?;
+        let age = self
+            .snapshot_created(site)
+            .map(|c| crate::util::now_millis().saturating_sub(c) / 1000)
+            .unwrap_or(0);
+        let h = r.headers_mut();
+        h.insert(header::AGE, HeaderValue::from(age));
+        h.insert(
+            header::HeaderName::from_static("x-understudy-served-from"),
+            HeaderValue::from_static("snapshot"),
+        );
+        Some(r)
+    }
+
+    fn snapshot_created(&self, site: &SiteCopy) -> Option<Millis> {
+        site.current
+            .read()
+            .ok()
+            .and_then(|c| c.as_ref().map(|m| m.created_at))
+    }
+
+    /// The copy's answer to `key` on `site`.
+    fn copy_answer(
+        &self,
+        site: &SiteCopy,
+        method: &Method,
+        key: String,
+        headers: &HeaderMap,
+    ) -> Result<Response<Full<Bytes>>, NotInCopy> {
+        let Some(m) = site.current.read().ok().and_then(|c| c.clone()) else {
+            return Err(NotInCopy::NoSnapshot);
         };
         let (key, entry, answered_by) = match fallback::find(&m.entries, &key, &self.tracking) {
             fallback::Found::Exact(e) => (key, e, None),
@@ -419,21 +475,19 @@ impl Standby {
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("public, max-age=60"),
                 );
-                return r;
+                return Ok(r);
             }
-            fallback::Found::Nothing => {
-                return plain(StatusCode::NOT_FOUND, "not in the standby copy\n");
-            }
+            fallback::Found::Nothing => return Err(NotInCopy::NoEntry),
         };
         let mut body = match &entry.body {
             Some(h) => match self.cache.get_or_load(h, || site.store.body(h)) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, url = %key, "snapshot body unreadable");
-                    return plain(
+                    return Ok(plain(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "the standby copy is damaged\n",
-                    );
+                    ));
                 }
             },
             None => Bytes::new(),
@@ -506,13 +560,20 @@ impl Standby {
                 v,
             );
         }
-        r
+        Ok(r)
     }
+}
+
+/// Why the copy has no answer.
+enum NotInCopy {
+    NoSnapshot,
+    NoEntry,
 }
 
 pub mod acme;
 pub mod fallback;
 mod listen;
+pub mod proxy;
 mod replay;
 pub use listen::{refresher, serve, CopyGate};
 pub use replay::lookup_key;

@@ -297,20 +297,9 @@ fn build_client(spec: &Spec) -> Result<reqwest::Client, String> {
     }
     // The pins above are answered before any resolver; every other name is refused here, so a
     // crawl can never reach an address the system resolver found.
-    b.dns_resolver(std::sync::Arc::new(PinnedOnly))
+    b.dns_resolver(std::sync::Arc::new(crate::http::PinnedOnly))
         .build()
         .map_err(|e| format!("HTTP client: {e}"))
-}
-
-/// The crawler's DNS resolver: it resolves nothing. Only pinned names (the site's, extra
-/// hosts) are fetched, and reqwest answers those from the pins before asking a resolver.
-struct PinnedOnly;
-
-impl reqwest::dns::Resolve for PinnedOnly {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let why = format!("{} is not one of the crawl's pinned hosts", name.as_str());
-        Box::pin(async move { Err(why.into()) })
-    }
 }
 
 /// Crawls and publishes. `now_ms` names the snapshot and stamps the report.
