@@ -9,8 +9,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::fixture::Fixture;
+use common::netns::Netns;
 use common::*;
 
+/// The fixture site in proxy mode, its standby listener on 127.0.0.2 at the origin's port (so
+/// the standby probes reach it), probes every 200 ms.
 fn proxy_config(f: &Fixture, extra_site: &str) -> (String, SocketAddr) {
     let port = f.port();
     let standby: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
@@ -84,7 +87,7 @@ impl Visitor {
                 status: r.status().as_u16(),
                 from,
                 headers: r.headers().clone(),
-                body: r.text().await.unwrap(),
+                body: r.text().await.unwrap_or_default(),
             }
         })
     }
@@ -182,4 +185,102 @@ fn the_standby_fronts_the_site_and_answers_from_the_copy_the_moment_the_origin_d
     );
     assert_eq!(d.phase(), "healthy");
     assert!(!d.report().sites[0].proxy.clone().unwrap().open);
+}
+
+/// What each request of a steady visitor loop got, and when.
+struct Loop {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<(Instant, u16, String)>>,
+}
+
+impl Loop {
+    /// GETs of `/about` every 20 ms, each waiting for its answer (at most 10 s).
+    fn start(standby: SocketAddr) -> Loop {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let c = Visitor::new(standby);
+            let mut got = vec![];
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = c.get("/about");
+                got.push((Instant::now(), r.status, r.from));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            got
+        });
+        Loop { stop, handle }
+    }
+
+    fn finish(self) -> Vec<(Instant, u16, String)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
+/// The longest time between two answers in `got`.
+fn longest_gap(got: &[(Instant, u16, String)]) -> Duration {
+    got.windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .max()
+        .unwrap_or_default()
+}
+
+/// The origin's packets silently dropped (nftables inside the namespace it runs in) while a
+/// visitor loops: no request fails, and the longest wait is about the detection time, not the
+/// 30 s a request on a pooled connection would otherwise wait.
+#[test]
+fn a_silent_drop_mid_traffic_fails_no_request() {
+    need("nft", "nftables");
+    let ns = Netns::new("us-proxy");
+    let n = std::process::id() % 100_000;
+    ns.link(
+        &format!("usp{n}o"),
+        "10.234.0.1/30",
+        &format!("usp{n}i"),
+        "10.234.0.2/30",
+    );
+    let port = free_port("127.0.0.2");
+    let origin: SocketAddr = format!("10.234.0.2:{port}").parse().unwrap();
+    let f = Fixture::start_in(&ns.name, origin);
+    let (cfg, standby) = proxy_config(&f, "");
+    let d = Daemon::start(&cfg);
+    wait_until(
+        Duration::from_secs(30),
+        "the first crawl to publish",
+        || d.report().sites[0].standby_ready,
+    );
+    let visitor = Loop::start(standby);
+    std::thread::sleep(Duration::from_millis(500));
+    let dropped = Instant::now();
+    let nft = |rule: &str| {
+        let out = ns.exec(&["nft", rule]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "nft {rule}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    nft("add table inet us_cut");
+    nft("add chain inet us_cut input { type filter hook input priority 0; }");
+    nft(&format!("add rule inet us_cut input tcp dport {port} drop"));
+    wait_until(
+        Duration::from_secs(10),
+        "the decision to have the primary down",
+        || d.phase() == "failed-over",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let got = visitor.finish();
+    let failed: Vec<_> = got.iter().filter(|(_, s, _)| *s != 200).collect();
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    let after: Vec<_> = got.iter().filter(|(t, ..)| *t > dropped).collect();
+    assert!(
+        after.iter().any(|(_, _, from)| from == "snapshot"),
+        "{after:?}"
+    );
+    let gap = longest_gap(&got);
+    eprintln!(
+        "silent drop: longest wait between answers {gap:?}, {} requests",
+        got.len()
+    );
+    assert!(gap < Duration::from_secs(5), "a request waited {gap:?}");
 }

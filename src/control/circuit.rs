@@ -3,6 +3,9 @@
 //! decision; the proxy trips it on a failed request, so only the first request after a silent
 //! drop waits for the connect timeout, and a probe that passes after the trip resets it.
 //!
+//! A request in flight when the circuit opens (one waiting on an origin that went silent) is
+//! answered from the copy at that moment ([`Circuit::wait_open`]).
+//!
 //! Open when the decision says the primary is not serving (any phase whose records would point
 //! at the standby, and primary-down), or tripped: closed again only by the decision (with its
 //! hysteresis: `successes_to_up` good probes and `hold_down`) or, for a trip the decision never
@@ -16,6 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
 pub struct Circuit {
+    /// Woken whenever it opens: a request waiting on an origin that went silent is answered
+    /// from the copy then, not after its timeout.
+    opened: tokio::sync::Notify,
     decided_open: AtomicBool,
     /// When a request found the origin unreachable (ms since the epoch; 0: not tripped).
     tripped_at: AtomicU64,
@@ -41,7 +47,10 @@ pub struct CircuitView {
 impl Circuit {
     /// The decision's side: `primary_down` while the primary is not serving.
     pub fn decide(&self, primary_down: bool, now: u64) {
-        self.decided_open.store(primary_down, Ordering::Relaxed);
+        let was = self.decided_open.swap(primary_down, Ordering::Relaxed);
+        if primary_down && !was {
+            self.opened.notify_waiters();
+        }
         if !primary_down && self.tripped_at.load(Ordering::Relaxed) == 0 {
             self.copy_since.store(0, Ordering::Relaxed);
         }
@@ -70,12 +79,27 @@ impl Circuit {
 
     /// A request found the origin unreachable at `now`.
     pub fn trip(&self, now: u64) {
-        let _ =
-            self.tripped_at
-                .compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
+        if self
+            .tripped_at
+            .compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.opened.notify_waiters();
+        }
         let _ =
             self.copy_since
                 .compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Returns once the circuit is open (at once if it is).
+    pub async fn wait_open(&self) {
+        loop {
+            let woken = self.opened.notified();
+            if self.open() {
+                return;
+            }
+            woken.await;
+        }
     }
 
     /// Whether requests go to the copy.

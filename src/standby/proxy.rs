@@ -17,7 +17,8 @@
 //!   when the copy does not hold that URL. A failed connection also trips the site's circuit
 //!   ([`Circuit`]): later requests go straight to the copy until a probe of the primary passes,
 //!   or, once the decision has the primary down, until it is back (with the decision's
-//!   hysteresis). Any other method is never replayed and never answered from the copy: 503
+//!   hysteresis). A GET or HEAD already waiting on an origin that went silent is answered from
+//!   the copy the moment the circuit opens. Any other method is never replayed and never answered from the copy: 503
 //!   with `Retry-After` and a notice in words.
 //! - **Nothing masked.** Every request is counted by who answered it (origin, copy, refused),
 //!   and the circuit says since when the copy has answered; `status`, `/metrics` and the
@@ -225,7 +226,19 @@ impl SiteProxy {
             .body(reqwest::Body::wrap(limited))
             .send();
         let visitor = Request::from_parts(parts, ());
-        let answer = match tokio::time::timeout(self.cfg.response_timeout, sent).await {
+        // A GET or HEAD waiting on an origin that went silent is answered from the copy when
+        // the circuit opens (the decision, or another request's failed connection).
+        let opened = async {
+            match idempotent && !upgrade {
+                true => self.circuit.wait_open().await,
+                false => std::future::pending().await,
+            }
+        };
+        let answer = tokio::select! {
+            r = tokio::time::timeout(self.cfg.response_timeout, sent) => r,
+            _ = opened => return self.copy_or(standby, &visitor, &target, None),
+        };
+        let answer = match answer {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 let why = crate::http::transport_error(e, "the origin");

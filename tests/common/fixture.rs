@@ -38,6 +38,16 @@ pub fn write(root: &Path, rel: &str, body: &[u8]) {
 
 impl Fixture {
     pub fn start() -> Fixture {
+        Fixture::start_with(|dir| Nginx::start_custom("127.0.0.1", dir, NGINX_SITE))
+    }
+
+    /// The fixture site on nginx inside the network namespace `netns`, on `addr` there.
+    #[allow(dead_code, reason = "the proxy tests use it")]
+    pub fn start_in(netns: &str, addr: std::net::SocketAddr) -> Fixture {
+        Fixture::start_with(|dir| Nginx::start_custom_in(netns, addr, dir, NGINX_SITE))
+    }
+
+    fn start_with(nginx: impl FnOnce(tempfile::TempDir) -> Nginx) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let www = dir.path().join("www");
         std::fs::create_dir_all(&www).unwrap();
@@ -50,7 +60,7 @@ impl Fixture {
             gz.finish().unwrap()
         };
         std::fs::write(dir.path().join("bomb.gz"), member.repeat(128)).unwrap();
-        let nginx = Nginx::start_custom("127.0.0.1", dir, NGINX_SITE);
+        let nginx = nginx(dir);
         let f = Fixture { www, nginx };
         f.write_site();
         f
@@ -197,6 +207,7 @@ body { background: url(../img/body.png) }
 
     pub fn config(&self, extra: &str) -> String {
         let port = self.port();
+        let ip = self.nginx.addr.ip();
         format!(
             r#"data_dir = "{{DATA}}"
 [dns]
@@ -209,7 +220,7 @@ listen = "127.0.0.1:0"
 name = "fixture"
 domain = "www.fixture.test"
 aliases = ["fixture.test"]
-primary = "127.0.0.1:{port}"
+primary = "{ip}:{port}"
 standby = "127.0.0.2"
 [sites.probe]
 scheme = "http"

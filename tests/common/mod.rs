@@ -455,6 +455,8 @@ pub struct Nginx {
     custom: Option<String>,
     /// Offer HTTP/2 (with TLS, by ALPN).
     http2: bool,
+    /// Run inside this network namespace (its address is one of the namespace's).
+    netns: Option<String>,
 }
 
 pub fn need(tool: &str, package: &str) {
@@ -492,6 +494,7 @@ impl Nginx {
             files: false,
             custom: None,
             http2: false,
+            netns: None,
         };
         n.restart();
         n
@@ -512,6 +515,7 @@ impl Nginx {
             files: true,
             custom: None,
             http2: false,
+            netns: None,
         };
         n.restart();
         n
@@ -537,6 +541,31 @@ impl Nginx {
         Nginx::custom(ip, dir, server_body, true)
     }
 
+    /// [`Nginx::start_custom`] inside the network namespace `netns`, on `addr` there (the
+    /// namespace's own address and any port: nothing else listens in it).
+    #[allow(dead_code, reason = "the proxy tests use it")]
+    pub fn start_custom_in(
+        netns: &str,
+        addr: SocketAddr,
+        dir: tempfile::TempDir,
+        server_body: &str,
+    ) -> Nginx {
+        let body = server_body.replace("{DIR}", &dir.path().display().to_string());
+        let mut n = Nginx {
+            dir,
+            addr,
+            child: None,
+            label: "custom".to_string(),
+            tls: false,
+            files: false,
+            custom: Some(body),
+            http2: false,
+            netns: Some(netns.to_string()),
+        };
+        n.restart();
+        n
+    }
+
     fn custom(ip: &str, dir: tempfile::TempDir, server_body: &str, h2: bool) -> Nginx {
         let addr = SocketAddr::new(ip.parse().unwrap(), free_port(ip));
         let body = server_body.replace("{DIR}", &dir.path().display().to_string());
@@ -549,6 +578,7 @@ impl Nginx {
             files: false,
             custom: Some(body),
             http2: h2,
+            netns: None,
         };
         n.restart();
         n
@@ -576,6 +606,7 @@ impl Nginx {
             files: false,
             custom: None,
             http2: false,
+            netns: None,
         };
         n.restart();
         n
@@ -626,7 +657,15 @@ impl Nginx {
     /// (Re)starts nginx on the same address and waits until it accepts connections.
     pub fn restart(&mut self) {
         let conf = self.write_conf();
-        let child = Command::new(nginx_bin())
+        let mut cmd = match &self.netns {
+            None => Command::new(nginx_bin()),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(nginx_bin());
+                c
+            }
+        };
+        let child = cmd
             .arg("-p")
             .arg(self.dir.path())
             .arg("-e")

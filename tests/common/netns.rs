@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 
 pub struct Netns {
     pub name: String,
+    /// The outside ends of [`Netns::link`]s, deleted with the namespace: a namespace can
+    /// outlive `ip netns del` for a while (a socket still closing in it), and its link would
+    /// keep the address a later test wants.
+    outside: std::cell::RefCell<Vec<String>>,
 }
 
 impl Netns {
@@ -21,7 +25,10 @@ impl Netns {
             "this test creates a network namespace and needs root (CI runs as root): run it with `sudo -E cargo nextest run`"
         );
         let name = format!("{prefix}-{}", std::process::id());
-        let n = Netns { name };
+        let n = Netns {
+            name,
+            outside: Default::default(),
+        };
         n.ip(&["netns", "add", &n.name]);
         n.ip(&["-n", &n.name, "link", "set", "lo", "up"]);
         n
@@ -39,6 +46,9 @@ impl Netns {
     /// A link from this machine's namespace (`outside`, `out_addr`) into the namespace
     /// (`inside`, `in_addr`), both up. The outside end goes when the namespace does.
     pub fn link(&self, outside: &str, out_addr: &str, inside: &str, in_addr: &str) {
+        // A leftover of an earlier, killed run holding the same name or address.
+        let _ = Command::new("ip").args(["link", "del", outside]).output();
+        self.outside.borrow_mut().push(outside.to_string());
         self.ip(&[
             "link", "add", outside, "type", "veth", "peer", "name", inside,
         ]);
@@ -119,6 +129,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        for l in self.outside.borrow().iter() {
+            let _ = Command::new("ip").args(["link", "del", l]).output();
+        }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
