@@ -284,3 +284,214 @@ fn a_silent_drop_mid_traffic_fails_no_request() {
     );
     assert!(gap < Duration::from_secs(5), "a request waited {gap:?}");
 }
+
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Base64 (RFC 4648, padded): the WebSocket handshake's accept value.
+fn b64(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The accept value for a WebSocket key (RFC 6455 §4.2.2).
+fn ws_accept(key: &str) -> String {
+    let d = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes(),
+    );
+    b64(d.as_ref())
+}
+
+/// An origin that answers `GET /` (the probes) with 200 and upgrades `/ws` to a WebSocket
+/// that echoes each frame back (RFC 6455, unmasked as a server sends).
+/// Every request head it got is kept in `seen`.
+fn ws_origin(addr: SocketAddr, seen: Seen) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind(addr).unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut head = vec![];
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut b).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                seen.lock().unwrap().push(head.clone());
+                let key = head.lines().find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .starts_with("sec-websocket-key:")
+                        .then(|| l.split_once(':').unwrap().1.trim().to_string())
+                });
+                let Some(key) = key else {
+                    let _ = s.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
+                    );
+                    return;
+                };
+                let _ = s.write_all(format!("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n", ws_accept(&key)).as_bytes());
+                // Echo frames: [fin+op, mask+len(<126), mask key, payload].
+                loop {
+                    let mut h = [0u8; 2];
+                    if s.read_exact(&mut h).is_err() {
+                        return;
+                    }
+                    let len = usize::from(h[1] & 0x7f);
+                    let mut mask = [0u8; 4];
+                    let _ = s.read_exact(&mut mask);
+                    let mut p = vec![0u8; len];
+                    let _ = s.read_exact(&mut p);
+                    for (i, x) in p.iter_mut().enumerate() {
+                        *x ^= mask[i % 4];
+                    }
+                    let mut frame = vec![h[0], len as u8];
+                    frame.extend_from_slice(&p);
+                    if s.write_all(&frame).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    })
+}
+
+/// A WebSocket through the standby while the origin is up: the handshake (the origin's
+/// accept value) and frames both ways pass through. (While the circuit is open an upgrade gets
+/// the read-only 503 like a write: there is no copy of a conversation.)
+#[test]
+fn a_websocket_passes_through_while_the_origin_is_up() {
+    use std::io::{Read, Write};
+    let port = free_port("127.0.0.1");
+    let origin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let standby: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+    let _origin = ws_origin(origin, Seen::default());
+    let cfg = format!(
+        "{}[standby]\nlisten = [\"{standby}\"]\n[[sites]]\nname = \"chat\"\ndomain = \"www.example.test\"\nprimary = \"{origin}\"\nstandby = \"127.0.0.2\"\nmode = \"proxy\"\n[sites.probe]\nscheme = \"http\"\nport = {port}\ninterval = \"200ms\"\ntimeout = \"300ms\"\n[sites.mirror]\nevery = \"1d\"\n",
+        preamble(&["example.test"])
+    );
+    let _d = Daemon::start(&cfg);
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let mut s = std::net::TcpStream::connect(standby).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(format!("GET /ws HTTP/1.1\r\nhost: www.example.test:{port}\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-key: {key}\r\nsec-websocket-version: 13\r\n\r\n").as_bytes()).unwrap();
+    let mut head = vec![];
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut b).unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains(&format!(
+            "sec-websocket-accept: {}",
+            ws_accept(key).to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    for text in ["hello", "through the standby"] {
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x81, 0x80 | text.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(text.bytes().enumerate().map(|(i, c)| c ^ mask[i % 4]));
+        s.write_all(&frame).unwrap();
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).unwrap();
+        let mut p = vec![0u8; usize::from(h[1] & 0x7f)];
+        s.read_exact(&mut p).unwrap();
+        assert_eq!(
+            (h[0], String::from_utf8(p).unwrap()),
+            (0x81, text.to_string())
+        );
+    }
+}
+
+/// Requests a front proxy must refuse, sent raw to the standby: each is refused there (400 or
+/// 431) and none reaches the origin, which sees only the probes. A request with both
+/// Content-Length and Transfer-Encoding may instead be read by its Transfer-Encoding (RFC 9112
+/// §6.3) if the connection is then closed: what was smuggled after it never reaches the origin.
+#[test]
+fn smuggling_attempts_are_refused_at_the_standby() {
+    use std::io::{Read, Write};
+    let port = free_port("127.0.0.1");
+    let origin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let standby: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+    let seen = Seen::default();
+    let _origin = ws_origin(origin, seen.clone());
+    let cfg = format!(
+        "{}[standby]\nlisten = [\"{standby}\"]\n[[sites]]\nname = \"shop\"\ndomain = \"www.example.test\"\nprimary = \"{origin}\"\nstandby = \"127.0.0.2\"\nmode = \"proxy\"\n[sites.probe]\nscheme = \"http\"\nport = {port}\ninterval = \"200ms\"\ntimeout = \"300ms\"\n[sites.mirror]\nevery = \"1d\"\n",
+        preamble(&["example.test"])
+    );
+    let d = Daemon::start(&cfg);
+    let host = format!("host: www.example.test:{port}");
+    let big = format!("x-big: {}", "a".repeat(70_000));
+    let attempts = [
+        ("CL and TE", format!("POST /a HTTP/1.1\r\n{host}\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n{host}\r\n\r\n")),
+        ("two CLs", format!("POST /a HTTP/1.1\r\n{host}\r\ncontent-length: 4\r\ncontent-length: 40\r\n\r\nabcd")),
+        ("obs-fold", format!("GET /a HTTP/1.1\r\n{host}\r\nx-folded: one\r\n two\r\n\r\n")),
+        ("bad chunk size", format!("POST /a HTTP/1.1\r\n{host}\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabcd\r\n0\r\n\r\n")),
+        ("TE not chunked last", format!("POST /a HTTP/1.1\r\n{host}\r\ntransfer-encoding: chunked, identity\r\n\r\n4\r\nabcd\r\n0\r\n\r\n")),
+        ("oversized headers", format!("GET /a HTTP/1.1\r\n{host}\r\n{big}\r\n\r\n")),
+        ("two Hosts", format!("GET /a HTTP/1.1\r\n{host}\r\nhost: other.test\r\n\r\n")),
+    ];
+    let probes_before = seen.lock().unwrap().len();
+    let mut wrong = vec![];
+    for (what, raw) in &attempts {
+        let mut s = std::net::TcpStream::connect(standby).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = s.write_all(raw.as_bytes());
+        // Everything the standby sends until it closes the connection (a 2 s read timeout
+        // would mean it kept it open).
+        let mut answer = vec![];
+        let closed = s.read_to_end(&mut answer).is_ok();
+        let text = String::from_utf8_lossy(&answer).to_string();
+        let status = text.lines().next().unwrap_or("").to_string();
+        let refused = status.starts_with("HTTP/1.1 400") || status.starts_with("HTTP/1.1 431");
+        let read_by_te = *what == "CL and TE" && closed && text.matches("HTTP/1.1").count() == 1;
+        if !(refused || read_by_te) {
+            wrong.push(format!("{what}: {status:?} (closed: {closed})"));
+        }
+    }
+    assert!(wrong.is_empty(), "not refused: {wrong:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let reached: Vec<String> = seen.lock().unwrap()[probes_before..]
+        .iter()
+        .filter(|h| !h.starts_with("GET / ") && !h.contains("(standby mirror)"))
+        .cloned()
+        .collect();
+    // Only the chunked-read POST of "CL and TE" may arrive, framed anew and alone.
+    assert!(
+        reached.len() <= 1
+            && reached.iter().all(|h| h.starts_with("POST /a ")
+                && !h.to_ascii_lowercase().contains("content-length: 4")),
+        "reached the origin: {reached:?}"
+    );
+    assert!(!reached.iter().any(|h| h.contains("smuggled")));
+    // A visitor's broken body is the visitor's fault: the circuit stays closed (it was tripped,
+    // and the bad chunk answered 503, before the proxy told the two apart).
+    let p = d.report().sites[0].proxy.clone().unwrap();
+    assert!(!p.open && p.from_copy == 0, "{p:?}");
+}

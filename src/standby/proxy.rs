@@ -7,7 +7,12 @@
 //!   primary's current one) with the visitor's Host, over HTTPS with that name as SNI and the
 //!   primary's certificate checked as the probes check it. Hop-by-hop headers (RFC 9110 §7.6.1,
 //!   and any the `Connection` header names) are dropped both ways; `X-Forwarded-For` (appended),
-//!   `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` (RFC 7239) are set. Bodies stream
+//!   `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` (RFC 7239) are set. Framing is
+//!   hyper's (RFC 9112): obs-fold, two different lengths, a bad chunk or oversized headers are
+//!   refused before a handler sees them; a request with both `Content-Length` and
+//!   `Transfer-Encoding` is read by the latter and its connection closed after the answer, so
+//!   nothing smuggled after it is ever read; the body passed on is framed anew from what was
+//!   read (the visitor's `Content-Length` is not passed on). Bodies stream
 //!   both ways; a request body larger than `max_request_body` gets 413. A WebSocket (or any
 //!   `Upgrade`) is passed through while the origin is up, and refused (503) while it is not.
 //! - **Per-request failover.** A GET or HEAD whose origin connection is refused or does not
@@ -215,15 +220,19 @@ impl SiteProxy {
             Scheme::Http => "http",
         };
         let url = format!("{scheme}://{host}:{}{target}", self.port);
-        let mut headers = forward_headers(req.headers(), upgrade);
+        let mut headers = forward_headers(req.headers(), upgrade, true);
         add_forwarded(&mut headers, req.headers(), peer, https, host);
         let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
-        let limited = http_body_util::Limited::new(body, self.cfg.max_request_body as usize);
+        let body_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let body = Watched {
+            inner: http_body_util::Limited::new(body, self.cfg.max_request_body as usize),
+            failed: body_failed.clone(),
+        };
         let sent = client
             .request(parts.method.clone(), &url)
             .headers(headers)
-            .body(reqwest::Body::wrap(limited))
+            .body(reqwest::Body::wrap(body))
             .send();
         let visitor = Request::from_parts(parts, ());
         // A GET or HEAD waiting on an origin that went silent is answered from the copy when
@@ -240,12 +249,27 @@ impl SiteProxy {
         };
         let answer = match answer {
             Ok(Ok(r)) => r,
+            // The visitor's body broke off, or is malformed or too big: the visitor's fault,
+            // which must not look like (and trip the circuit as) an origin failure.
+            Ok(Err(_)) if body_failed.load(std::sync::atomic::Ordering::Relaxed) => {
+                return left(plain(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read whole (malformed, cut off, or larger than this site takes)\n",
+                ));
+            }
             Ok(Err(e)) => {
+                // No connection: the origin is unreachable, and later requests go to the copy
+                // at once. Anything else (a reset before the answer) moves this request only.
+                let connect = e.is_connect();
                 let why = crate::http::transport_error(e, "the origin");
-                if !self.circuit.open() && idempotent {
-                    tracing::warn!(site = %self.name, "{why}; answering from the copy until a probe of the primary passes");
+                if connect {
+                    if !self.circuit.open() {
+                        tracing::warn!(site = %self.name, "{why}; answering from the copy until a probe of the primary passes");
+                    }
+                    self.circuit.trip(now_millis());
+                } else {
+                    tracing::info!(site = %self.name, url = %target, "{why}");
                 }
-                self.circuit.trip(now_millis());
                 return self.copy_or(standby, &visitor, &target, None);
             }
             Err(_) => {
@@ -342,6 +366,37 @@ impl SiteProxy {
     }
 }
 
+/// The visitor's request body on its way to the origin, noting whether reading it failed.
+struct Watched {
+    inner: http_body_util::Limited<Incoming>,
+    failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl hyper::body::Body for Watched {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Err(_))) = &r {
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 fn left(r: Response<Full<Bytes>>) -> Response<ProxyBody> {
     r.map(Either::Left)
 }
@@ -354,14 +409,16 @@ fn left_body(b: Bytes) -> ProxyBody {
 fn origin_answer(answer: reqwest::Response) -> Response<ProxyBody> {
     let answer: hyper::Response<reqwest::Body> = answer.into();
     let (mut parts, body) = answer.into_parts();
-    parts.headers = forward_headers(&parts.headers, false);
+    parts.headers = forward_headers(&parts.headers, false, false);
     Response::from_parts(parts, Either::Right(body))
 }
 
 /// `headers` without the hop-by-hop ones (and those `Connection` names); with `upgrade`, the
-/// `Connection: upgrade` and `Upgrade` of an upgrade request kept. `Host` is dropped: the
-/// client sets it from the URL, which carries the visitor's.
-fn forward_headers(headers: &HeaderMap, upgrade: bool) -> HeaderMap {
+/// `Connection: upgrade` and `Upgrade` of an upgrade request kept. `Host` is dropped (the
+/// client sets it from the URL, which carries the visitor's), and a request's `Content-Length`
+/// too: the client frames the body it passes on from what was actually read. (An answer's is
+/// kept: a HEAD's says how big the GET's body is.)
+fn forward_headers(headers: &HeaderMap, upgrade: bool, request: bool) -> HeaderMap {
     let named: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -373,7 +430,11 @@ fn forward_headers(headers: &HeaderMap, upgrade: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len());
     for (k, v) in headers {
         let n = k.as_str();
-        if HOP_BY_HOP.contains(&n) || named.iter().any(|c| c == n) || k == header::HOST {
+        if HOP_BY_HOP.contains(&n)
+            || named.iter().any(|c| c == n)
+            || k == header::HOST
+            || (request && k == header::CONTENT_LENGTH)
+        {
             continue;
         }
         out.append(k.clone(), v.clone());
@@ -442,10 +503,10 @@ mod tests {
         h.insert(header::HOST, HeaderValue::from_static("www.example.test"));
         h.insert(header::ACCEPT, HeaderValue::from_static("text/html"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        let out = forward_headers(&h, false);
+        let out = forward_headers(&h, false, true);
         assert_eq!(out.len(), 1, "{out:?}");
         assert!(out.contains_key(header::ACCEPT));
-        let up = forward_headers(&h, true);
+        let up = forward_headers(&h, true, true);
         assert_eq!(up.get(header::UPGRADE).unwrap(), "websocket");
         assert_eq!(up.get(header::CONNECTION).unwrap(), "upgrade");
     }
