@@ -286,7 +286,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         tracker.spawn(probe::prober(
             standby_base,
             standby_rx,
-            site.probe.interval,
+            probe::Cadence::of(&site.probe),
             tx.clone(),
             result(Target::Standby),
             gate,
@@ -295,7 +295,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         tracker.spawn(probe::prober(
             base,
             controller.probe_target(i),
-            site.probe.interval,
+            probe::Cadence::of(&site.probe),
             tx.clone(),
             result(Target::Primary),
             None,

@@ -303,29 +303,80 @@ pub fn gated(outcome: Observation, problems: Option<Vec<String>>) -> Observation
     }
 }
 
+/// How often a prober asks ([`crate::config::Probe`]'s three numbers).
+#[derive(Clone, Copy, Debug)]
+pub struct Cadence {
+    pub interval: Duration,
+    /// While suspect: after a failed result, or while a probe is unanswered past
+    /// [`Cadence::slow_after`], until `failures_to_down` failures in a row or a success.
+    pub fast_interval: Duration,
+    pub failures_to_down: u32,
+}
+
+impl Cadence {
+    pub fn of(p: &crate::config::Probe) -> Cadence {
+        Cadence {
+            interval: p.interval,
+            fast_interval: p.fast_interval,
+            failures_to_down: p.failures_to_down,
+        }
+    }
+
+    /// How long a probe may be unanswered before the server is suspect: the fast interval,
+    /// or three times the last answer's time when that is longer (a slow but healthy origin
+    /// is not suspected at every probe).
+    pub fn slow_after(&self, last_took: Duration) -> Duration {
+        self.fast_interval.max(last_took * 3)
+    }
+}
+
+/// The cadence a prober keeps after a delivered result: the fast one while the failures in
+/// a row have not yet reached `failures_to_down` (the server is suspect, not yet down). Pure.
+pub fn suspect(failures_in_a_row: u32, c: &Cadence) -> bool {
+    failures_in_a_row > 0 && failures_in_a_row < c.failures_to_down
+}
+
 /// Probes one server every `interval`, on a fixed cadence: a probe that hangs until its timeout
-/// does not delay the next one, so a silent server is detected in about
-/// `failures × interval + timeout`. Results are delivered newest-first: a result older than one
-/// already delivered is dropped.
+/// does not delay the next one. While the server is suspect (a failed result, or a probe
+/// unanswered past [`Cadence::slow_after`]) it probes every `fast_interval` instead, until it
+/// is down (`failures_to_down` failures in a row) or answers, so a refused server is down
+/// about `2 × fast_interval` after its first failure and a silent one about `timeout +
+/// 2 × fast_interval` after it went quiet. Results are delivered newest-first: a result older
+/// than one already delivered is dropped.
 ///
 /// Each result goes to `tx` as `deliver(addr, outcome, at)`; a passing probe must also pass
 /// `gate` when there is one (see [`gated`]).
 pub async fn prober<E: Send + 'static>(
     base: ProbeTarget,
     mut addr_rx: watch::Receiver<Option<SocketAddr>>,
-    interval: Duration,
+    cadence: Cadence,
     tx: mpsc::Sender<E>,
     deliver: impl Fn(SocketAddr, Observation, u64) -> E,
     gate: Option<Arc<dyn ReadinessGate>>,
     cancel: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    let every = |fast: bool| match fast {
+        true => cadence.fast_interval,
+        false => cadence.interval,
+    };
+    let mut fast = false;
+    let mut ticker = tokio::time::interval(cadence.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let max_in_flight = (base.timeout.as_millis() / interval.as_millis().max(1)) as usize + 2;
-    let mut in_flight = JoinSet::new();
-    let (mut seq, mut delivered) = (0u64, 0u64);
+    let max_in_flight =
+        (base.timeout.as_millis() / cadence.fast_interval.as_millis().max(1)) as usize + 2;
+    let mut in_flight: JoinSet<(u64, SocketAddr, Observation, u64)> = JoinSet::new();
+    // When each probe in flight was sent, by sequence number.
+    let mut sent: std::collections::BTreeMap<u64, tokio::time::Instant> = Default::default();
+    let (mut seq, mut delivered, mut failures) = (0u64, 0u64, 0u32);
+    let mut last_took = Duration::ZERO;
     let mut watching = true;
     loop {
+        // The oldest probe unanswered past `slow_after` makes the server suspect.
+        let slow_at = sent
+            .values()
+            .next()
+            .map(|at| *at + cadence.slow_after(last_took));
+        let was_fast = fast;
         let fire = tokio::select! {
             _ = cancel.cancelled() => break,
             changed = addr_rx.changed(), if watching => {
@@ -335,15 +386,36 @@ pub async fn prober<E: Send + 'static>(
                 } else {
                     // A new address: probes of the old one say nothing about it; ask at once.
                     in_flight.abort_all();
+                    sent.clear();
                     delivered = seq;
+                    failures = 0;
+                    fast = false;
                     true
                 }
             }
             _ = ticker.tick() => in_flight.len() < max_in_flight,
+            _ = async { tokio::time::sleep_until(slow_at.unwrap_or_else(tokio::time::Instant::now)).await },
+                if slow_at.is_some() && !fast && failures < cadence.failures_to_down =>
+            {
+                fast = true;
+                in_flight.len() < max_in_flight
+            }
             Some(done) = in_flight.join_next() => {
-                let Ok((n, addr, outcome, at)) = done else { continue };
+                let Ok((n, addr, outcome, at)) = done else {
+                    // A probe that did not finish (it cannot say which): forget any send
+                    // older than a timeout, so none is taken for a silent server.
+                    let stale = tokio::time::Instant::now() - base.timeout - Duration::from_secs(1);
+                    sent.retain(|_, at| *at > stale);
+                    continue;
+                };
+                sent.remove(&n);
                 if n > delivered {
                     delivered = n;
+                    failures = if outcome.ok { 0 } else { failures.saturating_add(1) };
+                    if outcome.ok {
+                        last_took = outcome.took;
+                    }
+                    fast = suspect(failures, &cadence);
                     if tx.send(deliver(addr, outcome, at)).await.is_err() {
                         break;
                     }
@@ -351,9 +423,16 @@ pub async fn prober<E: Send + 'static>(
                 false
             }
         };
+        if fast != was_fast {
+            // The new cadence starts from now; a suspect server is asked again at once.
+            let period = every(fast);
+            ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        }
         let target = *addr_rx.borrow();
         if let (true, Some(addr)) = (fire, target) {
             seq += 1;
+            sent.insert(seq, tokio::time::Instant::now());
             let (t, n, gate) = (base.with_addr(addr), seq, gate.clone());
             in_flight.spawn(async move {
                 let mut outcome = t.run().await;
@@ -402,6 +481,30 @@ mod tests {
     }
 
     #[test]
+    fn a_suspect_server_is_asked_at_the_fast_cadence_until_it_is_down() {
+        let c = Cadence {
+            interval: Duration::from_secs(2),
+            fast_interval: Duration::from_millis(200),
+            failures_to_down: 3,
+        };
+        let fast: Vec<bool> = (0..5).map(|f| suspect(f, &c)).collect();
+        assert_eq!(
+            fast,
+            [false, true, true, false, false],
+            "healthy, suspect ×2, down"
+        );
+        // Unanswered longer than the fast interval, or three answers' time for a slow origin.
+        assert_eq!(
+            c.slow_after(Duration::from_millis(1)),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            c.slow_after(Duration::from_millis(300)),
+            Duration::from_millis(900)
+        );
+    }
+
+    #[test]
     fn certificate_warnings_start_two_weeks_before_expiry() {
         const DAY: u64 = 86_400_000;
         let at = 100 * DAY;
@@ -426,6 +529,7 @@ mod tests {
             expect_status: StatusSet::between(200, 299),
             body_contains: body.map(String::from),
             interval: Duration::from_secs(1),
+            fast_interval: Duration::from_millis(100),
             timeout: Duration::from_millis(500),
             failures_to_down: 3,
             successes_to_up: 5,

@@ -448,8 +448,9 @@ impl Config {
                 o.push_str(&format!("body_contains = {}\n", toml_str(b)));
             }
             o.push_str(&format!(
-                "interval = {:?}\ntimeout = {:?}\nfailures_to_down = {}\nsuccesses_to_up = {}\nhold_down = {:?}\n",
+                "interval = {:?}\nfast_interval = {:?}\ntimeout = {:?}\nfailures_to_down = {}\nsuccesses_to_up = {}\nhold_down = {:?}\n",
                 human(p.interval),
+                human(p.fast_interval),
                 human(p.timeout),
                 p.failures_to_down,
                 p.successes_to_up,

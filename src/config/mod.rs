@@ -399,6 +399,9 @@ pub struct Probe {
     pub expect_status: StatusSet,
     pub body_contains: Option<String>,
     pub interval: Duration,
+    /// The cadence while a primary is suspect: after a failed probe, or one still unanswered
+    /// this long, until it is down or answers again (HAProxy's `fastinter`).
+    pub fast_interval: Duration,
     pub timeout: Duration,
     pub failures_to_down: u32,
     pub successes_to_up: u32,

@@ -173,6 +173,7 @@ pub(super) struct RawProbe {
     pub(super) expect_status: Option<Spanned<Vec<Spanned<StatusItem>>>>,
     pub(super) body_contains: Option<Spanned<String>>,
     pub(super) interval: Option<Spanned<DurationValue>>,
+    pub(super) fast_interval: Option<Spanned<DurationValue>>,
     pub(super) timeout: Option<Spanned<DurationValue>>,
     pub(super) failures_to_down: Option<Spanned<i64>>,
     pub(super) successes_to_up: Option<Spanned<i64>>,

@@ -304,6 +304,26 @@ impl Cx<'_> {
             Duration::from_secs(2),
             Duration::from_millis(100),
         )?;
+        // A tenth of the interval, from 50 ms to 250 ms: three failures cost well under a
+        // second after the first, for at most a few probes a second while a site is suspect.
+        let fast_interval = self.duration(
+            &p.fast_interval,
+            &k("fast_interval"),
+            (interval / 10).clamp(Duration::from_millis(50), Duration::from_millis(250)),
+            Duration::from_millis(20),
+        )?;
+        if fast_interval > interval {
+            let span = p.fast_interval.as_ref().map(|v| v.span()).unwrap_or(0..0);
+            return self.err(
+                span,
+                &k("fast_interval"),
+                format!(
+                    "{} is longer than interval {}: it is the quicker cadence used while a site is suspect",
+                    human(fast_interval),
+                    human(interval)
+                ),
+            );
+        }
         let timeout = self.duration(
             &p.timeout,
             &k("timeout"),
@@ -377,6 +397,7 @@ impl Cx<'_> {
             expect_status,
             body_contains,
             interval,
+            fast_interval,
             timeout,
             failures_to_down,
             successes_to_up,
