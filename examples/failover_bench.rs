@@ -228,8 +228,9 @@ async fn main() -> anyhow::Result<()> {
         a.outages
     );
     println!(
-        "  understudy: probe every {} ms, timeout 1 s, down after 3 failed probes in a row",
-        a.interval_ms
+        "  understudy: probe every {} ms, every {} ms while suspect (fast_interval, the default), timeout 1 s, down after 3 failed probes in a row",
+        a.interval_ms,
+        (a.interval_ms / 10).clamp(50, 250)
     );
     println!(
         "  PowerDNS {}: LUA ifurlup, lua-health-checks-interval={} s, timeout 1 s, down after 1 failed check",

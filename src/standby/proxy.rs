@@ -23,7 +23,11 @@
 //!   ([`Circuit`]): later requests go straight to the copy until a probe of the primary passes,
 //!   or, once the decision has the primary down, until it is back (with the decision's
 //!   hysteresis). A GET or HEAD already waiting on an origin that went silent is answered from
-//!   the copy the moment the circuit opens. Any other method is never replayed and never answered from the copy: 503
+//!   the copy the moment the circuit opens, and one that waits longer than [`SLOW_ANSWER`] has
+//!   the origin checked with a new connection: a host that takes none within half the connect
+//!   timeout trips the circuit (a pooled connection to a silent origin looks just like a slow
+//!   answer; a new connection tells them apart, since a live host accepts it however slow its
+//!   application). Any other method is never replayed and never answered from the copy: 503
 //!   with `Retry-After` and a notice in words.
 //! - **Nothing masked.** Every request is counted by who answered it (origin, copy, refused),
 //!   and the circuit says since when the copy has answered; `status`, `/metrics` and the
@@ -46,6 +50,10 @@ use super::{plain, read_only, Standby, READY_PATH};
 use crate::config::{Config, ProxyConfig, Scheme, SiteMode};
 use crate::control::circuit::Circuit;
 use crate::util::now_millis;
+
+/// How long a GET or HEAD waits for the start of the origin's answer before the origin is
+/// checked with a new connection ([`SiteProxy::check_origin`]).
+const SLOW_ANSWER: Duration = Duration::from_millis(200);
 
 /// The body of an answer from the standby: the copy's (in memory), or the origin's, streamed.
 pub type ProxyBody = Either<Full<Bytes>, reqwest::Body>;
@@ -83,6 +91,8 @@ pub struct SiteProxy {
     /// The client pinned to the address it was built for.
     client: Mutex<Option<(SocketAddr, reqwest::Client)>>,
     circuit: Arc<Circuit>,
+    /// A liveness check of the origin is under way ([`SiteProxy::check_origin`]).
+    checking: std::sync::atomic::AtomicBool,
 }
 
 impl Proxies {
@@ -116,6 +126,7 @@ impl Proxies {
                     tls,
                     client: Mutex::new(None),
                     circuit,
+                    checking: Default::default(),
                 }),
             );
         }
@@ -243,9 +254,23 @@ impl SiteProxy {
                 false => std::future::pending().await,
             }
         };
+        // One that waits longer than SLOW_ANSWER (on a pooled connection, an origin that went
+        // silent looks just like a slow one) has the origin checked with a new connection: a
+        // live host accepts it at once however slow its application, a gone one does not
+        // within half the connect timeout, which trips the circuit (and so answers it).
+        let checked = async {
+            if !(idempotent && !upgrade) {
+                return std::future::pending().await;
+            }
+            tokio::time::sleep(SLOW_ANSWER).await;
+            self.check_origin().await;
+            std::future::pending::<()>().await
+        };
         let answer = tokio::select! {
             r = tokio::time::timeout(self.cfg.response_timeout, sent) => r,
             _ = opened => return self.copy_or(standby, &visitor, &target, None),
+            // (The check never ends by itself: a failed one trips the circuit, which opens.)
+            _ = checked => return self.copy_or(standby, &visitor, &target, None),
         };
         let answer = match answer {
             Ok(Ok(r)) => r,
@@ -289,6 +314,29 @@ impl SiteProxy {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         crate::metrics::get().proxy_request(&self.name, "origin");
         origin_answer(answer)
+    }
+
+    /// Opens a new connection to the origin (one check at a time per site); none within half
+    /// the connect timeout trips the circuit.
+    async fn check_origin(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(addr) = *self.addr.borrow() else {
+            return;
+        };
+        if self.checking.swap(true, Relaxed) {
+            return;
+        }
+        let addr = SocketAddr::new(addr.ip(), self.port);
+        let within = (self.cfg.connect_timeout / 2).max(Duration::from_millis(50));
+        let alive = matches!(
+            tokio::time::timeout(within, tokio::net::TcpStream::connect(addr)).await,
+            Ok(Ok(_))
+        );
+        self.checking.store(false, Relaxed);
+        if !alive {
+            tracing::warn!(site = %self.name, %addr, "a request waits and the origin takes no new connection within {within:?}; answering from the copy until a probe of the primary passes");
+            self.circuit.trip(now_millis());
+        }
     }
 
     /// The copy's answer to a GET or HEAD (or the origin's `fallback` when the copy does not
