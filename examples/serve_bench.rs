@@ -30,40 +30,14 @@ http {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_request
   server { listen {ADDR}; root {DIR}/www; index index.html; location / { } }\n}\n";
 
 fn wrk(url: &str, host: &str, secs: u32) -> (f64, String) {
-    let out = Command::new("wrk")
-        .args([
-            "-t2",
-            "-c64",
-            &format!("-d{secs}s"),
-            "--latency",
-            "-H",
-            &format!("Host: {host}"),
-            url,
-        ])
-        .output()
-        .expect("wrk runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
-    let p99 = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("99%"))
-        .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
-        .unwrap_or_default();
-    if rps == 0.0 {
-        eprintln!("wrk said: {text}{}", String::from_utf8_lossy(&out.stderr));
-    }
-    (rps, p99)
+    let w = common::wrk(url, host, secs, 2, 64);
+    (w.rps, w.p99)
 }
 
 /// The fixed-rate phase offers this share (percent) of nginx's closed-loop rate.
 const FIXED_SHARE: f64 = 50.0;
 
-/// h2load at `rate` requests/s in total over 64 HTTP/1.1 connections for `secs`: the rate it
-/// reached and the p50 and p99 request times in ms, from its per-request log.
+/// h2load at a fixed rate ([`common::fixed_rate`]) over 64 connections.
 fn fixed_rate(
     url: &str,
     host: &str,
@@ -71,33 +45,7 @@ fn fixed_rate(
     secs: u32,
     dir: &std::path::Path,
 ) -> (f64, f64, f64) {
-    let log = dir.join("h2load.tsv");
-    // h2load appends to its log.
-    let _ = std::fs::remove_file(&log);
-    let out = Command::new("h2load")
-        .args(["--h1", "-t2", "-c64", "-D", &secs.to_string()])
-        .arg(format!("--rps={:.0}", (rate / 64.0).max(1.0)))
-        .arg(format!("--log-file={}", log.display()))
-        .args(["-H", &format!(":authority: {host}"), url])
-        .output()
-        .expect("h2load runs");
-    let mut times: Vec<f64> = std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split('\t');
-            let status = f.nth(1)?;
-            let us: f64 = f.next()?.trim().parse().ok()?;
-            (status == "200").then_some(us / 1000.0)
-        })
-        .collect();
-    if times.is_empty() {
-        eprintln!("h2load said: {}", String::from_utf8_lossy(&out.stdout));
-        return (0.0, f64::NAN, f64::NAN);
-    }
-    times.sort_by(f64::total_cmp);
-    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
-    (times.len() as f64 / f64::from(secs), at(0.50), at(0.99))
+    common::fixed_rate(url, host, rate, secs, 64, dir)
 }
 
 fn rss_kib(pid: u32) -> u64 {

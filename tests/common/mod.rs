@@ -457,6 +457,8 @@ pub struct Nginx {
     http2: bool,
     /// Run inside this network namespace (its address is one of the namespace's).
     netns: Option<String>,
+    /// More of the `http` block (an `upstream`, say).
+    http_extra: String,
 }
 
 pub fn need(tool: &str, package: &str) {
@@ -495,6 +497,7 @@ impl Nginx {
             custom: None,
             http2: false,
             netns: None,
+            http_extra: String::new(),
         };
         n.restart();
         n
@@ -516,6 +519,7 @@ impl Nginx {
             custom: None,
             http2: false,
             netns: None,
+            http_extra: String::new(),
         };
         n.restart();
         n
@@ -561,6 +565,33 @@ impl Nginx {
             custom: Some(body),
             http2: false,
             netns: Some(netns.to_string()),
+            http_extra: String::new(),
+        };
+        n.restart();
+        n
+    }
+
+    /// [`Nginx::start_custom`] on a given address, with `http_extra` added to the `http` block
+    /// (the proxy bench's reference: an `upstream` with a backup).
+    #[allow(dead_code, reason = "the proxy bench uses it")]
+    pub fn start_custom_at(
+        addr: SocketAddr,
+        dir: tempfile::TempDir,
+        server_body: &str,
+        http_extra: &str,
+    ) -> Nginx {
+        let body = server_body.replace("{DIR}", &dir.path().display().to_string());
+        let mut n = Nginx {
+            dir,
+            addr,
+            child: None,
+            label: "custom".to_string(),
+            tls: false,
+            files: false,
+            custom: Some(body),
+            http2: false,
+            netns: None,
+            http_extra: http_extra.to_string(),
         };
         n.restart();
         n
@@ -579,6 +610,7 @@ impl Nginx {
             custom: Some(body),
             http2: h2,
             netns: None,
+            http_extra: String::new(),
         };
         n.restart();
         n
@@ -607,6 +639,7 @@ impl Nginx {
             custom: None,
             http2: false,
             netns: None,
+            http_extra: String::new(),
         };
         n.restart();
         n
@@ -618,8 +651,9 @@ impl Nginx {
             "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
              events {{ worker_connections 256; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-             \x20 server {{\n    listen {addr}{ssl};\n{tls}    location / {{ default_type text/html; return 200 \"<h1>{label}</h1>\\n\"; }}\n  }}\n}}\n",
+             {extra}\x20 server {{\n    listen {addr}{ssl};\n{tls}    location / {{ default_type text/html; return 200 \"<h1>{label}</h1>\\n\"; }}\n  }}\n}}\n",
             addr = self.addr,
+            extra = self.http_extra,
             label = self.label,
             ssl = match (self.tls, self.http2) {
                 (true, true) => " ssl http2",
@@ -915,4 +949,99 @@ pub fn cpu_ms(pid: u32) -> f64 {
     let total: f64 = ticks(&pid.to_string()) + children.split_whitespace().map(ticks).sum::<f64>();
     // USER_HZ is 100 on Linux.
     total * 10.0
+}
+
+/// What `wrk --latency` measured.
+#[allow(dead_code, reason = "the benches use it")]
+pub struct WrkFigures {
+    pub rps: f64,
+    /// As wrk prints them ("1.23ms").
+    pub p50: String,
+    pub p99: String,
+}
+
+/// `wrk` with `threads` threads and `conns` keep-alive connections for `secs` against `url`,
+/// with `Host: host`.
+#[allow(dead_code, reason = "the benches use it")]
+pub fn wrk(url: &str, host: &str, secs: u32, threads: u32, conns: u32) -> WrkFigures {
+    need("wrk", "wrk");
+    let out = Command::new("wrk")
+        .args([
+            &format!("-t{threads}"),
+            &format!("-c{conns}"),
+            &format!("-d{secs}s"),
+            "--latency",
+            "-H",
+            &format!("Host: {host}"),
+            url,
+        ])
+        .output()
+        .expect("wrk runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    let pct = |p: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(p))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+            .unwrap_or_default()
+    };
+    if rps == 0.0 {
+        eprintln!("wrk said: {text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    WrkFigures {
+        rps,
+        p50: pct("50%"),
+        p99: pct("99%"),
+    }
+}
+
+/// h2load at `rate` requests/s in total over `conns` HTTP/1.1 connections for `secs`: the rate
+/// it reached and the p50 and p99 request times in ms, from its per-request log.
+#[allow(dead_code, reason = "the benches use it")]
+pub fn fixed_rate(
+    url: &str,
+    host: &str,
+    rate: f64,
+    secs: u32,
+    conns: u32,
+    dir: &std::path::Path,
+) -> (f64, f64, f64) {
+    need("h2load", "nghttp2-client");
+    let log = dir.join("h2load.tsv");
+    // h2load appends to its log.
+    let _ = std::fs::remove_file(&log);
+    let out = Command::new("h2load")
+        .args([
+            "--h1",
+            "-t2",
+            &format!("-c{conns}"),
+            "-D",
+            &secs.to_string(),
+        ])
+        .arg(format!("--rps={:.0}", (rate / f64::from(conns)).max(1.0)))
+        .arg(format!("--log-file={}", log.display()))
+        .args(["-H", &format!(":authority: {host}"), url])
+        .output()
+        .expect("h2load runs");
+    let mut times: Vec<f64> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let status = f.nth(1)?;
+            let us: f64 = f.next()?.trim().parse().ok()?;
+            (status == "200").then_some(us / 1000.0)
+        })
+        .collect();
+    if times.is_empty() {
+        eprintln!("h2load said: {}", String::from_utf8_lossy(&out.stdout));
+        return (0.0, f64::NAN, f64::NAN);
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    (times.len() as f64 / f64::from(secs), at(0.50), at(0.99))
 }
