@@ -259,7 +259,7 @@ impl SiteProxy {
         // live host accepts it at once however slow its application, a gone one does not
         // within half the connect timeout, which trips the circuit (and so answers it).
         let checked = async {
-            if !(idempotent && !upgrade) {
+            if !idempotent || upgrade {
                 return std::future::pending().await;
             }
             tokio::time::sleep(SLOW_ANSWER).await;
