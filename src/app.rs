@@ -430,10 +430,18 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
     ));
     // Channels stop last: the stop is told before they do (`notify::drain`).
     let notify_stop = CancellationToken::new();
+    let proxied: Arc<Vec<String>> = Arc::new(
+        cfg.sites
+            .iter()
+            .filter(|s| s.mode == crate::config::SiteMode::Proxy)
+            .map(|s| s.name.clone())
+            .collect(),
+    );
     for ch in &cfg.notify {
         tracker.spawn(crate::notify::run(
             crate::notify::Channel::new(ch.clone())?,
             cfg.dns.ttl,
+            proxied.clone(),
             store.clone(),
             notify_stop.clone(),
         ));

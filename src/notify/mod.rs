@@ -185,7 +185,13 @@ pub async fn drain(store: &Store, channels: &[String], id: i64, grace: Duration)
 }
 
 /// A channel's task: delivers the log to it until `stop` (module doc).
-pub async fn run(ch: Channel, ttl: u32, store: Store, stop: CancellationToken) {
+pub async fn run(
+    ch: Channel,
+    ttl: u32,
+    proxied: std::sync::Arc<Vec<String>>,
+    store: Store,
+    stop: CancellationToken,
+) {
     let name = ch.cfg.name.clone();
     let mut cursor = match start(&store, &name) {
         Ok(c) => c,
@@ -231,6 +237,7 @@ pub async fn run(ch: Channel, ttl: u32, store: Store, stop: CancellationToken) {
         let cx = Context {
             ttl,
             began_at: began_at(&store, &group[0]),
+            proxied: proxied.contains(&group[0].site),
         };
         let msg = if group.len() == 1 {
             notice::render(&group[0], &cx)

@@ -17,6 +17,9 @@ pub struct Context {
     pub ttl: u32,
     /// For a failback or a release: when the failover or drain it ends began (Unix ms).
     pub began_at: Option<u64>,
+    /// The site is in proxy mode: its records stay on the standby, which answers visitors
+    /// from the copy at once; nothing waits for resolvers.
+    pub proxied: bool,
 }
 
 /// One message, ready for any channel.
@@ -162,10 +165,21 @@ pub fn render(ev: &Event, cx: &Context) -> Notice {
         .filter(|r| !r.is_empty())
         .map(|r| format!(" The records now say: {r}."))
         .unwrap_or_default();
-    let follow = format!(
+    let mut follow = format!(
         " Resolvers follow within the TTL ({}).",
         human_duration(u64::from(cx.ttl) * 1000)
     );
+    let mut records = records;
+    if cx.proxied {
+        // Proxy mode: no record moves, so nothing waits for resolvers.
+        records = String::new();
+        follow = match EventKind::from_word(&ev.kind) {
+            Some(EventKind::FailedBack | EventKind::Released) => {
+                " The standby passes requests to the primary again (proxy mode: the records never moved).".to_string()
+            }
+            _ => " The standby answers visitors from its copy at once (proxy mode: the records stay on the standby, nothing waits for resolvers); writes get a read-only notice.".to_string(),
+        };
+    }
     let lasted = cx
         .began_at
         .filter(|b| *b <= ev.at)
@@ -315,6 +329,40 @@ mod tests {
         }
     }
 
+    /// Proxy mode moves no record: the message says the copy answers at once, not that
+    /// resolvers follow within the TTL.
+    #[test]
+    fn a_proxied_failover_says_the_copy_answers_at_once() {
+        let cx = |proxied| Context {
+            ttl: 30,
+            began_at: None,
+            proxied,
+        };
+        let ev = event(
+            "failed-over",
+            "primary failed 3 probes in a row",
+            Some("www.shop.test. A 192.0.2.2"),
+        );
+        let m = render(&ev, &cx(true));
+        assert!(
+            m.text.contains("answers visitors from its copy at once"),
+            "{}",
+            m.text
+        );
+        assert!(
+            !m.text.contains("TTL") && !m.text.contains("records now say"),
+            "{}",
+            m.text
+        );
+        assert!(render(&ev, &cx(false)).text.contains("within the TTL"));
+        let back = render(&event("failed-back", "primary healthy", None), &cx(true));
+        assert!(
+            back.text.contains("passes requests to the primary again"),
+            "{}",
+            back.text
+        );
+    }
+
     #[test]
     fn a_failover_says_where_visitors_go_and_when_resolvers_follow() {
         let m = render(
@@ -326,6 +374,7 @@ mod tests {
             &Context {
                 ttl: 30,
                 began_at: None,
+                proxied: false,
             },
         );
         assert_eq!(m.title, "shop failed over to the standby");
@@ -348,6 +397,7 @@ mod tests {
             &Context {
                 ttl: 30,
                 began_at: Some(ev.at - 754_000),
+                proxied: false,
             },
         );
         assert_eq!(m.severity, Severity::Info);
@@ -358,6 +408,7 @@ mod tests {
             &Context {
                 ttl: 30,
                 began_at: Some(ev.at + 1),
+                proxied: false,
             },
         );
         assert!(!m.text.contains("lasted"), "{}", m.text);
@@ -382,6 +433,7 @@ mod tests {
             &Context {
                 ttl: 30,
                 began_at: None,
+                proxied: false,
             },
         );
         assert_eq!(m.title, "120 sites failed over to the standby");
