@@ -500,3 +500,48 @@ fn smuggling_attempts_are_refused_at_the_standby() {
     let p = d.report().sites[0].proxy.clone().unwrap();
     assert!(!p.open && p.from_copy == 0, "{p:?}");
 }
+
+/// `refresh_from_traffic = true`: a page changed at the origin and visited through the proxy
+/// is what the copy answers once the origin is gone; a page not visited since the crawl is
+/// the crawl's. (Off by default: without it the crawl's page is answered.)
+#[test]
+fn a_copy_fed_by_traffic_answers_the_last_visit() {
+    let mut f = Fixture::start();
+    let (cfg, standby) = proxy_config(
+        &f,
+        "[sites.proxy]\nrefresh_from_traffic = true\n",
+        FAST_PROBES,
+    );
+    let d = Daemon::start(&cfg);
+    let c = Visitor::new(standby);
+    wait_until(
+        Duration::from_secs(30),
+        "the first crawl to publish",
+        || d.report().sites[0].standby_ready,
+    );
+    let crawled_blog = c.get("/blog/post-1").body;
+    f.set("about.html", "<h1>About, as edited after the crawl</h1>");
+    let r = c.get("/about");
+    assert_eq!(
+        (r.from.as_str(), r.body.as_str()),
+        ("origin", "<h1>About, as edited after the crawl</h1>")
+    );
+    f.set(
+        "blog/post-1.html",
+        "<p>post one, edited but never visited</p>",
+    );
+    f.nginx.kill();
+    let r = c.get("/about");
+    assert_eq!(r.from, "snapshot");
+    assert_eq!(
+        r.body, "<h1>About, as edited after the crawl</h1>",
+        "the last visit's answer"
+    );
+    assert!(r.headers["age"].to_str().unwrap().parse::<u64>().unwrap() < 30);
+    let r = c.get("/blog/post-1");
+    assert_eq!(
+        (r.from.as_str(), r.body),
+        ("snapshot", crawled_blog),
+        "not visited: the crawl's"
+    );
+}

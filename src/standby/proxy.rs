@@ -49,6 +49,7 @@ use tokio_util::task::TaskTracker;
 use super::{plain, read_only, Standby, READY_PATH};
 use crate::config::{Config, ProxyConfig, Scheme, SiteMode};
 use crate::control::circuit::Circuit;
+use crate::mirror::snapshot::Entry;
 use crate::util::now_millis;
 
 /// How long a GET or HEAD waits for the start of the origin's answer before the origin is
@@ -56,7 +57,7 @@ use crate::util::now_millis;
 const SLOW_ANSWER: Duration = Duration::from_millis(200);
 
 /// The body of an answer from the standby: the copy's (in memory), or the origin's, streamed.
-pub type ProxyBody = Either<Full<Bytes>, reqwest::Body>;
+pub type ProxyBody = Either<Full<Bytes>, Tee>;
 
 /// The headers of one hop only (RFC 9110 §7.6.1), never passed on.
 const HOP_BY_HOP: [&str; 9] = [
@@ -189,7 +190,7 @@ impl SiteProxy {
         host: &str,
         peer: SocketAddr,
         https: bool,
-        standby: &Standby,
+        standby: &Arc<Standby>,
         proxies: &Proxies,
     ) -> Response<ProxyBody> {
         let target = req
@@ -313,7 +314,27 @@ impl SiteProxy {
             .proxied
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         crate::metrics::get().proxy_request(&self.name, "origin");
-        origin_answer(answer)
+        // A cacheable answer to a GET refreshes the copy's entry on its way (`fed.rs`).
+        let feed = (self.cfg.refresh_from_traffic
+            && *visitor.method() == Method::GET
+            && super::fed::cacheable(visitor.headers(), status, answer.headers()))
+        .then(|| Feed {
+            standby: standby.clone(),
+            site: self.name.clone(),
+            target: target.clone(),
+            entry: Entry {
+                status,
+                content_type: text(answer.headers(), header::CONTENT_TYPE),
+                content_encoding: None,
+                location: None,
+                etag: text(answer.headers(), header::ETAG),
+                last_modified: text(answer.headers(), header::LAST_MODIFIED),
+                body: None,
+                length: 0,
+            },
+            body: Vec::new(),
+        });
+        origin_answer(answer, feed)
     }
 
     /// Opens a new connection to the origin (one check at a time per site); none within half
@@ -366,7 +387,7 @@ impl SiteProxy {
                 Some(origin) => {
                     self.circuit.proxied.fetch_add(1, Relaxed);
                     crate::metrics::get().proxy_request(&self.name, "origin");
-                    origin_answer(origin)
+                    origin_answer(origin, None)
                 }
                 None => {
                     self.circuit.refused.fetch_add(1, Relaxed);
@@ -453,12 +474,87 @@ fn left_body(b: Bytes) -> ProxyBody {
     Either::Left(Full::new(b))
 }
 
-/// The origin's answer as the visitor gets it: status, end-to-end headers, the body streamed.
-fn origin_answer(answer: reqwest::Response) -> Response<ProxyBody> {
+/// The origin's answer as the visitor gets it: status, end-to-end headers, the body streamed
+/// (and kept for the copy on its way when `feed` says so).
+fn origin_answer(answer: reqwest::Response, feed: Option<Feed>) -> Response<ProxyBody> {
     let answer: hyper::Response<reqwest::Body> = answer.into();
     let (mut parts, body) = answer.into_parts();
     parts.headers = forward_headers(&parts.headers, false, false);
-    Response::from_parts(parts, Either::Right(body))
+    Response::from_parts(parts, Either::Right(Tee { inner: body, feed }))
+}
+
+fn text(h: &HeaderMap, name: HeaderName) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// An answer on its way to the copy: complete, it becomes the copy's entry for its URL.
+struct Feed {
+    standby: Arc<Standby>,
+    site: String,
+    target: String,
+    entry: Entry,
+    body: Vec<u8>,
+}
+
+/// The origin's body streamed to the visitor, a copy of it kept for [`Feed`] while it fits.
+pub struct Tee {
+    inner: reqwest::Body,
+    feed: Option<Feed>,
+}
+
+impl Tee {
+    /// The whole body went by: it becomes the copy's entry.
+    fn finish(&mut self) {
+        if let Some(mut f) = self.feed.take() {
+            let digest = ring::digest::digest(&ring::digest::SHA256, &f.body);
+            f.entry.body = Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect());
+            f.entry.length = f.body.len() as u64;
+            f.standby
+                .feed(&f.site, &f.target, f.entry, Bytes::from(f.body));
+        }
+    }
+}
+
+impl hyper::body::Body for Tee {
+    type Data = Bytes;
+    type Error = reqwest::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let r = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        match &r {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(feed)) = (frame.data_ref(), self.feed.as_mut()) {
+                    if feed.body.len() + data.len() > super::fed::FED_MAX_BODY {
+                        self.feed = None;
+                    } else {
+                        feed.body.extend_from_slice(data);
+                    }
+                }
+                // A body of known length may never be asked past its last bytes.
+                if self.inner.is_end_stream() {
+                    self.finish();
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.feed = None,
+            Poll::Ready(None) => self.finish(),
+            Poll::Pending => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// `headers` without the hop-by-hop ones (and those `Connection` names); with `upgrade`, the
