@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::fixture::Fixture;
-use common::netns::Netns;
+use common::netns::{Child_, Netns};
 use common::*;
 
 /// Probes every 200 ms, down after 3 failures, back after 2 successes and 1 s.
@@ -544,4 +544,179 @@ fn a_copy_fed_by_traffic_answers_the_last_visit() {
         ("snapshot", crawled_blog),
         "not visited: the crawl's"
     );
+}
+
+/// An sshd of the test's own on `addr`, letting `key` in as root to set up reverse tunnels;
+/// stopped by PID when dropped.
+struct Sshd {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &std::path::Path) {
+    let ok = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "ssh-keygen");
+}
+
+impl Sshd {
+    fn start(addr: SocketAddr, client_pub: &std::path::Path) -> Sshd {
+        need("sshd", "openssh-server");
+        // sshd insists on its privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host"));
+        std::fs::copy(client_pub, d.join("authorized_keys")).unwrap();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {}\nListenAddress {}\nHostKey {}/host\nAuthorizedKeysFile {}/authorized_keys\nPidFile {}/sshd.pid\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+                 StrictModes no\nAllowTcpForwarding remote\nGatewayPorts no\nPermitTTY no\nX11Forwarding no\n",
+                addr.port(),
+                addr.ip(),
+                d.display(),
+                d.display(),
+                d.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(d.join("log")).unwrap())
+            .spawn()
+            .unwrap();
+        let s = Sshd { child, _dir: dir };
+        wait_until(Duration::from_secs(10), "sshd to listen", || {
+            std::net::TcpStream::connect(addr).is_ok()
+        });
+        s
+    }
+}
+
+/// Reaching home behind NAT (issue 16): the home namespace accepts no connection from outside
+/// (nftables), so the standby cannot reach the origin directly; home dials out with an SSH
+/// reverse tunnel, the standby proxies to the tunnel's end, and when the tunnel drops (home
+/// unreachable) the copy answers.
+#[test]
+fn the_standby_reaches_a_home_behind_nat_through_a_reverse_tunnel() {
+    need("nft", "nftables");
+    need("ssh", "openssh-client");
+    let ns = Netns::new("us-home");
+    let n = std::process::id() % 100_000;
+    ns.link(
+        &format!("uth{n}o"),
+        "10.237.0.1/30",
+        &format!("uth{n}i"),
+        "10.237.0.2/30",
+    );
+    let port = free_port("127.0.0.2");
+    let origin: SocketAddr = format!("10.237.0.2:{port}").parse().unwrap();
+    let f = Fixture::start_in(&ns.name, origin);
+    // From now on, no way in: the home is behind "NAT".
+    for rule in [
+        "add table inet nat_like",
+        "add chain inet nat_like input { type filter hook input priority 0; policy drop; }",
+        "add rule inet nat_like input ct state established,related accept",
+        "add rule inet nat_like input iif lo accept",
+    ] {
+        let out = ns.exec(&["nft", rule]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "nft {rule}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    assert!(
+        std::net::TcpStream::connect_timeout(&origin, Duration::from_millis(500)).is_err(),
+        "the home namespace must refuse connections from outside"
+    );
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("home");
+    keygen(&key);
+    let sshd_addr: SocketAddr = format!("10.237.0.1:{}", free_port("127.0.0.1"))
+        .parse()
+        .unwrap();
+    let _sshd = Sshd::start(sshd_addr, &keys.path().join("home.pub"));
+    // The tunnel's end on the standby: 127.0.0.1:T, forwarded to the origin at home.
+    let tunnel_port = free_port("127.0.0.1");
+    let tunnel: SocketAddr = format!("127.0.0.1:{tunnel_port}").parse().unwrap();
+    let mut ssh = Child_(
+        ns.exec(&[
+            "ssh",
+            "-N",
+            "-i",
+            &key.display().to_string(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-o",
+            "ServerAliveInterval=5",
+            "-p",
+            &sshd_addr.port().to_string(),
+            "-R",
+            &format!("127.0.0.1:{tunnel_port}:{origin}"),
+            &format!("root@{}", sshd_addr.ip()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    wait_until(Duration::from_secs(10), "the reverse tunnel", || {
+        std::net::TcpStream::connect(tunnel).is_ok()
+    });
+    let standby: SocketAddr = format!("127.0.0.2:{tunnel_port}").parse().unwrap();
+    let cfg = f
+        .config("")
+        .replace(
+            &format!("primary = \"{origin}\"\n"),
+            &format!("primary = \"{tunnel}\"\n"),
+        )
+        .replace(
+            &format!("port = {port}\n"),
+            &format!("port = {tunnel_port}\n"),
+        )
+        .replace(
+            "standby = \"127.0.0.2\"\n",
+            "standby = \"127.0.0.2\"\nmode = \"proxy\"\n",
+        )
+        .replace(
+            "[[sites]]",
+            &format!("[standby]\nlisten = [\"{standby}\"]\n[[sites]]"),
+        )
+        .replace("interval = \"1s\"", FAST_PROBES);
+    assert!(cfg.contains(&format!("primary = \"{tunnel}\"")), "{cfg}");
+    let d = Daemon::start(&cfg);
+    wait_until(
+        Duration::from_secs(30),
+        "the first crawl, through the tunnel",
+        || d.report().sites[0].standby_ready,
+    );
+    let c = Visitor::new(standby);
+    let r = c.get("/about");
+    assert_eq!((r.status, r.from.as_str()), (200, "origin"), "{}", r.body);
+    // The home's link gone (the tunnel drops): the copy answers.
+    let _ = ssh.0.kill();
+    let _ = ssh.0.wait();
+    let r = c.get("/about");
+    assert_eq!((r.status, r.from.as_str()), (200, "snapshot"));
 }

@@ -204,7 +204,7 @@ impl Cx<'_> {
                 .or(s.get_ref().domain.as_ref())
                 .map(|n| n.span())
                 .unwrap_or(s.span());
-            let site = self.build_site(i, s, &dns, &ip, &mut names_owned)?;
+            let site = self.build_site(i, s, &dns, &ip, standby.is_some(), &mut names_owned)?;
             if let Some(prev) = sites.iter().find(|p: &&Site| p.name == site.name) {
                 return self.err(
                     name_span,
@@ -213,13 +213,6 @@ impl Cx<'_> {
                         "site name `{}` is used twice (also by the site for {})",
                         site.name, prev.domain
                     ),
-                );
-            }
-            if site.mode == SiteMode::Proxy && standby.is_none() {
-                return self.err(
-                    name_span,
-                    &format!("sites[{i}].mode"),
-                    format!("site `{}` is in proxy mode, which this daemon serves from its standby listeners: add a [standby] table (and point `standby` at this machine)", site.name),
                 );
             }
             sites.push(site);

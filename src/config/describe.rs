@@ -77,10 +77,14 @@ impl Config {
                 .iter()
                 .map(|a| format!("{:?}", a.to_string()))
                 .collect();
+            // An empty list would not read back (`https_listen`, when given, names addresses).
+            let https = match h.is_empty() {
+                true => String::new(),
+                false => format!("https_listen = [{}]\n", h.join(", ")),
+            };
             o.push_str(&format!(
-                "[standby]\nlisten = [{}]\nhttps_listen = [{}]\nbanner = {}\nmax_snapshot_age = {:?}\ntracking_params = [{}]\n\n",
+                "[standby]\nlisten = [{}]\n{https}banner = {}\nmax_snapshot_age = {:?}\ntracking_params = [{}]\n\n",
                 l.join(", "),
-                h.join(", "),
                 st.banner,
                 human(st.max_snapshot_age),
                 st.tracking_params

@@ -58,11 +58,19 @@ impl Cx<'_> {
         mode: &Option<Spanned<String>>,
         raw: Option<Spanned<RawProxy>>,
         key: &str,
+        has_standby: bool,
     ) -> R<(SiteMode, Option<ProxyConfig>)> {
         let mode = match mode {
             None => SiteMode::Dns,
             Some(m) => match m.get_ref().as_str() {
                 "dns" => SiteMode::Dns,
+                "proxy" if !has_standby => {
+                    return self.err(
+                        m.span(),
+                        &format!("{key}.mode"),
+                        "proxy mode is served by this daemon's standby listeners: add a [standby] table (and point the site's `standby` at this machine)",
+                    )
+                }
                 "proxy" => SiteMode::Proxy,
                 other => {
                     return self.err(

@@ -9,6 +9,7 @@ impl Cx<'_> {
         raw: Spanned<RawSite>,
         dns: &DnsConfig,
         ipc: &IpConfig,
+        has_standby: bool,
         owned: &mut HashMap<LowerName, String>,
     ) -> R<Site> {
         let span = raw.span();
@@ -165,7 +166,7 @@ impl Cx<'_> {
         )?;
         let tls = self.build_tls(&format!("{key}.tls"), raw.tls)?;
         let maintenance = self.build_maintenance(&format!("{key}.maintenance"), raw.maintenance)?;
-        let (mode, proxy) = self.build_mode(&raw.mode, raw.proxy, &key)?;
+        let (mode, proxy) = self.build_mode(&raw.mode, raw.proxy, &key, has_standby)?;
         Ok(Site {
             name,
             domain,

@@ -129,6 +129,18 @@ drain_before = "2m"
 [[sites.maintenance]]
 at = "2026-12-24 02:00"
 duration = "1h"
+[[sites]]
+domain = "shop.example.test"
+primary = "192.0.2.30"
+standby = "192.0.2.31"
+mode = "proxy"
+[sites.proxy]
+fallback_status = [502]
+refresh_from_traffic = true
+[sites.probe]
+fast_interval = "120ms"
+[standby]
+listen = ["127.0.0.1:8080"]
 [api]
 [[api.tokens]]
 name = "grafana"
