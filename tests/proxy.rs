@@ -720,3 +720,84 @@ fn the_standby_reaches_a_home_behind_nat_through_a_reverse_tunnel() {
     let r = c.get("/about");
     assert_eq!((r.status, r.from.as_str()), (200, "snapshot"));
 }
+
+/// HTTPS on both legs and HTTP/2 from the visitor: the standby serves the site's name with its
+/// own certificate files, passes the request to an HTTPS origin whose certificate it checks
+/// against the name (a private CA, as the probes do), and answers from the copy once the
+/// origin is gone.
+#[test]
+fn https_and_http2_visitors_go_through_and_fall_back() {
+    let ca = common::ca::Ca::new();
+    let (cert, key) = ca.issue("www.example.test");
+    let mut origin = Nginx::start_tls("127.0.0.1", "origin", &cert, &key);
+    let port = origin.addr.port();
+    let standby: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (scert, skey) = ca.issue("www.example.test");
+    for (name, text) in [("ca.pem", ca.pem()), ("s.pem", scert), ("s.key", skey)] {
+        std::fs::write(files.path().join(name), text).unwrap();
+    }
+    let f = |n: &str| files.path().join(n).display().to_string();
+    let cfg = format!(
+        "{}[standby]\nlisten = [\"127.0.0.2:0\"]\nhttps_listen = [\"{standby}\"]\n[[sites]]\nname = \"shop\"\ndomain = \"www.example.test\"\nprimary = \"{}\"\nstandby = \"127.0.0.2\"\nmode = \"proxy\"\n\
+         [sites.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n[sites.probe]\nscheme = \"https\"\nport = {port}\nca_file = \"{}\"\n{FAST_PROBES}\n",
+        preamble(&["example.test"]),
+        origin.addr,
+        f("s.pem"),
+        f("s.key"),
+        f("ca.pem")
+    );
+    let d = Daemon::start(&cfg);
+    wait_until(
+        Duration::from_secs(30),
+        "the copy and the certificate",
+        || d.report().sites[0].standby_ready,
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in understudy::tls::parse_ca_pem(ca.pem().as_bytes()).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_backend_preconfigured(tls)
+        .resolve("www.example.test", standby)
+        .build()
+        .unwrap();
+    let rt = common::rt();
+    let get = || {
+        rt.block_on(async {
+            let r = client
+                .get(format!("https://www.example.test:{port}/"))
+                .send()
+                .await
+                .unwrap();
+            let from = r
+                .headers()
+                .get("x-understudy-served-from")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_else(|| "origin".into());
+            (
+                r.version(),
+                r.status().as_u16(),
+                from,
+                r.text().await.unwrap(),
+            )
+        })
+    };
+    let (version, status, from, body) = get();
+    assert_eq!(version, reqwest::Version::HTTP_2);
+    assert_eq!((status, from.as_str()), (200, "origin"));
+    assert!(body.contains("origin"), "{body}");
+    origin.kill();
+    let (version, status, from, again) = get();
+    assert_eq!(
+        (version, status, from.as_str()),
+        (reqwest::Version::HTTP_2, 200, "snapshot")
+    );
+    assert_eq!(again, body);
+}

@@ -168,6 +168,8 @@ impl SiteProxy {
             .tls_backend_preconfigured(self.tls.clone())
             .http1_only()
             .connect_timeout(self.cfg.connect_timeout)
+            // An origin that stalls in the middle of an answer does not hold the visitor forever.
+            .read_timeout(self.cfg.response_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none());
