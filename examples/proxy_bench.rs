@@ -120,16 +120,9 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(5);
     need("nft", "nftables");
-    let ns = Netns::new("us-pbench");
-    let n = std::process::id() % 100_000;
-    ns.link(
-        &format!("upb{n}o"),
-        "10.236.0.1/30",
-        &format!("upb{n}i"),
-        "10.236.0.2/30",
-    );
+    let (ns, home_ip) = Netns::linked("us-pbench", "upb", 236);
     let port = free_port("127.0.0.2");
-    let origin: SocketAddr = format!("10.236.0.2:{port}").parse().unwrap();
+    let origin = SocketAddr::new(home_ip, port);
     let standby: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
     let copy: SocketAddr = format!("127.0.0.4:{port}").parse().unwrap();
     let reference: SocketAddr = format!("127.0.0.3:{port}").parse().unwrap();

@@ -41,6 +41,13 @@ struct Visitor {
     port: u16,
 }
 
+/// Who answered: "snapshot" when the copy did (it says so), else "origin".
+fn served_from(h: &reqwest::header::HeaderMap) -> String {
+    h.get("x-understudy-served-from")
+        .map(|v| v.to_str().unwrap_or("?").to_string())
+        .unwrap_or_else(|| "origin".into())
+}
+
 /// What a visitor got: status, who answered (the copy says so in a header), headers, body.
 struct Got {
     status: u16,
@@ -65,9 +72,10 @@ impl Visitor {
         }
     }
 
+    /// A request's answer; a transport error is status 0 with the error as the body.
     fn send(&self, method: reqwest::Method, path: &str, accept: &str) -> Got {
         self.rt.block_on(async {
-            let r = self
+            let sent = self
                 .client
                 .request(
                     method,
@@ -76,18 +84,20 @@ impl Visitor {
                 .header("accept", accept)
                 .body("x=1")
                 .send()
-                .await
-                .unwrap();
-            let from = r
-                .headers()
-                .get("x-understudy-served-from")
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_else(|| "origin".into());
-            Got {
-                status: r.status().as_u16(),
-                from,
-                headers: r.headers().clone(),
-                body: r.text().await.unwrap_or_default(),
+                .await;
+            match sent {
+                Ok(r) => Got {
+                    status: r.status().as_u16(),
+                    from: served_from(r.headers()),
+                    headers: r.headers().clone(),
+                    body: r.text().await.unwrap_or_default(),
+                },
+                Err(e) => Got {
+                    status: 0,
+                    from: String::new(),
+                    headers: Default::default(),
+                    body: format!("{e:?}"),
+                },
             }
         })
     }
@@ -233,16 +243,9 @@ fn longest_gap(got: &[(Instant, u16, String)]) -> Duration {
 #[test]
 fn a_silent_drop_mid_traffic_fails_no_request() {
     need("nft", "nftables");
-    let ns = Netns::new("us-proxy");
-    let n = std::process::id() % 100_000;
-    ns.link(
-        &format!("usp{n}o"),
-        "10.234.0.1/30",
-        &format!("usp{n}i"),
-        "10.234.0.2/30",
-    );
+    let (ns, home) = Netns::linked("us-proxy", "usp", 234);
     let port = free_port("127.0.0.2");
-    let origin: SocketAddr = format!("10.234.0.2:{port}").parse().unwrap();
+    let origin = SocketAddr::new(home, port);
     let f = Fixture::start_in(&ns.name, origin);
     let (cfg, standby) = proxy_config(&f, "", "interval = \"2s\"");
     let d = Daemon::start(&cfg);
@@ -616,16 +619,9 @@ impl Sshd {
 fn the_standby_reaches_a_home_behind_nat_through_a_reverse_tunnel() {
     need("nft", "nftables");
     need("ssh", "openssh-client");
-    let ns = Netns::new("us-home");
-    let n = std::process::id() % 100_000;
-    ns.link(
-        &format!("uth{n}o"),
-        "10.237.0.1/30",
-        &format!("uth{n}i"),
-        "10.237.0.2/30",
-    );
+    let (ns, home) = Netns::linked("us-home", "uth", 237);
     let port = free_port("127.0.0.2");
-    let origin: SocketAddr = format!("10.237.0.2:{port}").parse().unwrap();
+    let origin = SocketAddr::new(home, port);
     let f = Fixture::start_in(&ns.name, origin);
     // From now on, no way in: the home is behind "NAT".
     for rule in [
@@ -776,15 +772,10 @@ fn https_and_http2_visitors_go_through_and_fall_back() {
                 .send()
                 .await
                 .unwrap();
-            let from = r
-                .headers()
-                .get("x-understudy-served-from")
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_else(|| "origin".into());
             (
                 r.version(),
                 r.status().as_u16(),
-                from,
+                served_from(r.headers()),
                 r.text().await.unwrap(),
             )
         })

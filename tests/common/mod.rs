@@ -554,21 +554,7 @@ impl Nginx {
         dir: tempfile::TempDir,
         server_body: &str,
     ) -> Nginx {
-        let body = server_body.replace("{DIR}", &dir.path().display().to_string());
-        let mut n = Nginx {
-            dir,
-            addr,
-            child: None,
-            label: "custom".to_string(),
-            tls: false,
-            files: false,
-            custom: Some(body),
-            http2: false,
-            netns: Some(netns.to_string()),
-            http_extra: String::new(),
-        };
-        n.restart();
-        n
+        Nginx::plain_custom(addr, dir, server_body, Some(netns.to_string()), "")
     }
 
     /// [`Nginx::start_custom`] on a given address, with `http_extra` added to the `http` block
@@ -578,6 +564,17 @@ impl Nginx {
         addr: SocketAddr,
         dir: tempfile::TempDir,
         server_body: &str,
+        http_extra: &str,
+    ) -> Nginx {
+        Nginx::plain_custom(addr, dir, server_body, None, http_extra)
+    }
+
+    /// A plain-HTTP nginx with a server body of the test's own, started.
+    fn plain_custom(
+        addr: SocketAddr,
+        dir: tempfile::TempDir,
+        server_body: &str,
+        netns: Option<String>,
         http_extra: &str,
     ) -> Nginx {
         let body = server_body.replace("{DIR}", &dir.path().display().to_string());
@@ -590,7 +587,7 @@ impl Nginx {
             files: false,
             custom: Some(body),
             http2: false,
-            netns: None,
+            netns,
             http_extra: http_extra.to_string(),
         };
         n.restart();

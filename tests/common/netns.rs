@@ -34,6 +34,21 @@ impl Netns {
         n
     }
 
+    /// A namespace (`<prefix>-<pid>`) linked to this one: `10.<net>.0.1/30` outside,
+    /// `10.<net>.0.2/30` inside (returned), the outside link named after `tag` and the pid.
+    #[allow(dead_code, reason = "the proxy tests and bench use it")]
+    pub fn linked(prefix: &str, tag: &str, net: u8) -> (Netns, std::net::IpAddr) {
+        let ns = Netns::new(prefix);
+        let n = std::process::id() % 100_000;
+        ns.link(
+            &format!("{tag}{n}o"),
+            &format!("10.{net}.0.1/30"),
+            &format!("{tag}{n}i"),
+            &format!("10.{net}.0.2/30"),
+        );
+        (ns, format!("10.{net}.0.2").parse().unwrap())
+    }
+
     /// A veth pair with both ends inside the namespace, up.
     pub fn veth_inside(&self, a: &str, b: &str) {
         self.ip(&[
