@@ -390,7 +390,8 @@ fn a_websocket_passes_through_while_the_origin_is_up() {
     let port = free_port("127.0.0.1");
     let origin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let standby: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
-    let _origin = ws_origin(origin, Seen::default());
+    let seen = Seen::default();
+    let _origin = ws_origin(origin, seen.clone());
     let cfg = format!(
         "{}[standby]\nlisten = [\"{standby}\"]\n[[sites]]\nname = \"chat\"\ndomain = \"www.example.test\"\nprimary = \"{origin}\"\nstandby = \"127.0.0.2\"\nmode = \"proxy\"\n[sites.probe]\nscheme = \"http\"\nport = {port}\ninterval = \"200ms\"\ntimeout = \"300ms\"\n[sites.mirror]\nevery = \"1d\"\n",
         preamble(&["example.test"])
@@ -433,6 +434,27 @@ fn a_websocket_passes_through_while_the_origin_is_up() {
         assert_eq!(
             (h[0], String::from_utf8(p).unwrap()),
             (0x81, text.to_string())
+        );
+    }
+    // What the origin saw: the visitor's Host, who the visitor is, the upgrade's own headers.
+    let head = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|h| h.starts_with("GET /ws "))
+        .cloned()
+        .unwrap()
+        .to_ascii_lowercase();
+    for want in [
+        format!("host: www.example.test:{port}"),
+        "x-forwarded-for: 127.0.0.1".to_string(),
+        "x-forwarded-proto: http".to_string(),
+        "upgrade: websocket".to_string(),
+        format!("sec-websocket-key: {}", key.to_ascii_lowercase()),
+    ] {
+        assert!(
+            head.contains(&want),
+            "{want} missing from what the origin got:\n{head}"
         );
     }
 }

@@ -84,7 +84,6 @@ pub struct SiteProxy {
     name: String,
     hosts: Vec<String>,
     scheme: Scheme,
-    port: u16,
     cfg: ProxyConfig,
     /// The primary's address, as the decision knows it (`None`: an `auto` one not known yet).
     addr: watch::Receiver<Option<SocketAddr>>,
@@ -121,7 +120,6 @@ impl Proxies {
                     name: s.name.clone(),
                     hosts: s.hosts(),
                     scheme: s.probe.scheme,
-                    port: s.probe.port,
                     cfg: pc.clone(),
                     addr: addrs[i].clone(),
                     tls,
@@ -153,15 +151,16 @@ impl Proxies {
 }
 
 impl SiteProxy {
-    /// The client for the primary's current address (made again when it moved).
-    fn client(&self) -> Result<reqwest::Client, String> {
+    /// The client for the primary's current address (the probes' target: its IP and port,
+    /// made again when it moved), and that address.
+    fn client(&self) -> Result<(reqwest::Client, SocketAddr), String> {
         let Some(addr) = *self.addr.borrow() else {
             return Err("the primary's address is not known yet".into());
         };
         let mut held = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, c)) = held.as_ref() {
             if *at == addr {
-                return Ok(c.clone());
+                return Ok((c.clone(), addr));
             }
         }
         let mut b = reqwest::Client::builder()
@@ -181,7 +180,7 @@ impl SiteProxy {
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         *held = Some((addr, c.clone()));
-        Ok(c)
+        Ok((c, addr))
     }
 
     /// The answer to one request for this site (`host` is the one it named; `https` says how
@@ -222,7 +221,7 @@ impl SiteProxy {
                 ));
             }
         }
-        let client = match self.client() {
+        let (client, addr) = match self.client() {
             Ok(c) => c,
             Err(why) => {
                 tracing::warn!(site = %self.name, "cannot reach the origin: {why}");
@@ -233,8 +232,18 @@ impl SiteProxy {
             Scheme::Https => "https",
             Scheme::Http => "http",
         };
-        let url = format!("{scheme}://{host}:{}{target}", self.port);
+        // The connection goes to the primary's address and port (a tunnel's end, say); the
+        // origin gets the Host the visitor sent (HTTP/2: its authority), as it would directly.
+        let url = format!("{scheme}://{host}:{}{target}", addr.port());
+        let visitor_host = req.headers().get(header::HOST).cloned().or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         let mut headers = forward_headers(req.headers(), upgrade, true);
+        if let Some(h) = visitor_host {
+            headers.insert(header::HOST, h);
+        }
         add_forwarded(&mut headers, req.headers(), peer, https, host);
         let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
@@ -349,7 +358,6 @@ impl SiteProxy {
         if self.checking.swap(true, Relaxed) {
             return;
         }
-        let addr = SocketAddr::new(addr.ip(), self.port);
         let within = (self.cfg.connect_timeout / 2).max(Duration::from_millis(50));
         let alive = matches!(
             tokio::time::timeout(within, tokio::net::TcpStream::connect(addr)).await,
