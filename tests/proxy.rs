@@ -381,22 +381,51 @@ fn ws_origin(addr: SocketAddr, seen: Seen) -> std::thread::JoinHandle<()> {
     })
 }
 
+/// A proxied site whose origin is [`ws_origin`] on 127.0.0.1 (heads kept in `seen`), its
+/// standby on 127.0.0.2 at the same port, probes every 200 ms.
+struct RawSite {
+    port: u16,
+    standby: SocketAddr,
+    seen: Seen,
+    daemon: Daemon,
+    _origin: std::thread::JoinHandle<()>,
+}
+
+impl RawSite {
+    fn start() -> RawSite {
+        let port = free_port("127.0.0.1");
+        let origin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let standby: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+        let seen = Seen::default();
+        let thread = ws_origin(origin, seen.clone());
+        let cfg = format!(
+            "{}[standby]\nlisten = [\"{standby}\"]\n[[sites]]\nname = \"shop\"\ndomain = \"www.example.test\"\nprimary = \"{origin}\"\nstandby = \"127.0.0.2\"\nmode = \"proxy\"\n[sites.probe]\nscheme = \"http\"\nport = {port}\ninterval = \"200ms\"\ntimeout = \"300ms\"\n[sites.mirror]\nevery = \"1d\"\n",
+            preamble(&["example.test"])
+        );
+        RawSite {
+            port,
+            standby,
+            seen,
+            daemon: Daemon::start(&cfg),
+            _origin: thread,
+        }
+    }
+}
+
 /// A WebSocket through the standby while the origin is up: the handshake (the origin's
 /// accept value) and frames both ways pass through. (While the circuit is open an upgrade gets
 /// the read-only 503 like a write: there is no copy of a conversation.)
 #[test]
 fn a_websocket_passes_through_while_the_origin_is_up() {
     use std::io::{Read, Write};
-    let port = free_port("127.0.0.1");
-    let origin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let standby: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
-    let seen = Seen::default();
-    let _origin = ws_origin(origin, seen.clone());
-    let cfg = format!(
-        "{}[standby]\nlisten = [\"{standby}\"]\n[[sites]]\nname = \"chat\"\ndomain = \"www.example.test\"\nprimary = \"{origin}\"\nstandby = \"127.0.0.2\"\nmode = \"proxy\"\n[sites.probe]\nscheme = \"http\"\nport = {port}\ninterval = \"200ms\"\ntimeout = \"300ms\"\n[sites.mirror]\nevery = \"1d\"\n",
-        preamble(&["example.test"])
-    );
-    let _d = Daemon::start(&cfg);
+    // (Bound, not `..`: an unbound daemon would be dropped, so stopped, at once.)
+    let RawSite {
+        port,
+        standby,
+        seen,
+        daemon: _daemon,
+        ..
+    } = RawSite::start();
     let key = "dGhlIHNhbXBsZSBub25jZQ==";
     let mut s = std::net::TcpStream::connect(standby).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -466,16 +495,13 @@ fn a_websocket_passes_through_while_the_origin_is_up() {
 #[test]
 fn smuggling_attempts_are_refused_at_the_standby() {
     use std::io::{Read, Write};
-    let port = free_port("127.0.0.1");
-    let origin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let standby: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
-    let seen = Seen::default();
-    let _origin = ws_origin(origin, seen.clone());
-    let cfg = format!(
-        "{}[standby]\nlisten = [\"{standby}\"]\n[[sites]]\nname = \"shop\"\ndomain = \"www.example.test\"\nprimary = \"{origin}\"\nstandby = \"127.0.0.2\"\nmode = \"proxy\"\n[sites.probe]\nscheme = \"http\"\nport = {port}\ninterval = \"200ms\"\ntimeout = \"300ms\"\n[sites.mirror]\nevery = \"1d\"\n",
-        preamble(&["example.test"])
-    );
-    let d = Daemon::start(&cfg);
+    let RawSite {
+        port,
+        standby,
+        seen,
+        daemon: d,
+        ..
+    } = RawSite::start();
     let host = format!("host: www.example.test:{port}");
     let big = format!("x-big: {}", "a".repeat(70_000));
     let attempts = [

@@ -554,6 +554,31 @@ pub fn decode_records(wire: &[u8]) -> Option<Vec<Record>> {
     Some(out)
 }
 
+/// For unit tests: `example.test` with managed names `site{i}` at 192.0.2.`octets[i]`, serial
+/// `serial`.
+#[cfg(test)]
+pub(crate) fn test_zone(octets: &[u8], serial: u32) -> Zone {
+    let origin = fqdn("example.test");
+    let ns = vec![fqdn("ns1.example.test")];
+    let hm = fqdn("hostmaster.example.test");
+    let apex = Apex {
+        origin: &origin,
+        nameservers: &ns,
+        hostmaster: &hm,
+    };
+    let mut m = ManagedRecords::default();
+    for (i, o) in octets.iter().enumerate() {
+        m.set(
+            fqdn(&format!("site{i}.example.test")),
+            RecordType::A,
+            vec![IpAddr::from([192, 0, 2, *o])],
+        );
+    }
+    let mut z = Zone::build(&apex, &[], &m, 30, 0);
+    z.set_serial(serial);
+    z
+}
+
 /// Parses "www" into a full name under the zone, for tests and tools.
 pub fn fqdn(s: &str) -> Name {
     let mut n = Name::from_ascii(s).expect("valid name");

@@ -1,4 +1,3 @@
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
@@ -8,8 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::dns::transfer::{self, Peer, FUDGE};
-use crate::dns::zone::{fqdn, Apex, Journal, Zone};
-use crate::dns::ManagedRecords;
+use crate::dns::zone::{fqdn, Journal, Zone};
 
 const NOW: u64 = 1_800_000_000;
 
@@ -29,25 +27,7 @@ fn origin() -> Name {
 
 /// A zone whose managed names `site{i}` are at 192.0.2.`octets[i]`.
 fn zone(octets: &[u8], serial: u32) -> Zone {
-    let origin = origin();
-    let ns = vec![fqdn("ns1.example.test")];
-    let hm = fqdn("hostmaster.example.test");
-    let apex = Apex {
-        origin: &origin,
-        nameservers: &ns,
-        hostmaster: &hm,
-    };
-    let mut m = ManagedRecords::default();
-    for (i, o) in octets.iter().enumerate() {
-        m.set(
-            fqdn(&format!("site{i}.example.test")),
-            RecordType::A,
-            vec![IpAddr::from([192, 0, 2, *o])],
-        );
-    }
-    let mut z = Zone::build(&apex, &[], &m, 30, 0);
-    z.set_serial(serial);
-    z
+    crate::dns::zone::test_zone(octets, serial)
 }
 
 /// What this crate's own primary ([`transfer::answer`]) sends for `take`'s request.

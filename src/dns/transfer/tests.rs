@@ -6,8 +6,7 @@ use hickory_proto::rr::rdata::{A, SOA};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::*;
-use crate::dns::zone::{fqdn, Apex};
-use crate::dns::ManagedRecords;
+use crate::dns::zone::fqdn;
 
 const NOW: u64 = 1_800_000_000;
 
@@ -30,27 +29,9 @@ fn peer() -> Peer {
     }
 }
 
-/// A zone with `hosts` managed names at 192.0.2.(10 + i), serial `serial`.
+/// A zone with `hosts` managed names at 192.0.2.`last_octet`, serial `serial`.
 fn zone(hosts: usize, last_octet: u8, serial: u32) -> Zone {
-    let origin = fqdn("example.test");
-    let ns = vec![fqdn("ns1.example.test")];
-    let hm = fqdn("hostmaster.example.test");
-    let apex = Apex {
-        origin: &origin,
-        nameservers: &ns,
-        hostmaster: &hm,
-    };
-    let mut m = ManagedRecords::default();
-    for i in 0..hosts {
-        m.set(
-            fqdn(&format!("site{i}.example.test")),
-            RecordType::A,
-            vec![std::net::IpAddr::from([192, 0, 2, last_octet])],
-        );
-    }
-    let mut z = Zone::build(&apex, &[], &m, 30, 0);
-    z.set_serial(serial);
-    z
+    crate::dns::zone::test_zone(&vec![last_octet; hosts], serial)
 }
 
 fn request(qtype: RecordType, their_serial: Option<u32>, sign: Option<&TSigner>) -> Vec<u8> {
