@@ -67,6 +67,7 @@ pub struct Running {
     pub api: SocketAddr,
     pub shutdown: CancellationToken,
     done: tokio::task::JoinHandle<()>,
+    reloading: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Running {
@@ -74,6 +75,14 @@ impl Running {
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.done.await;
+    }
+
+    /// Stops every task for a reload: the same as [`Running::stop`], without the
+    /// `daemon-stopped` event and its notifications.
+    pub async fn stop_for_reload(self) {
+        self.reloading
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop().await;
     }
 
     /// Waits until the daemon stopped (after `shutdown` was cancelled elsewhere).
@@ -88,6 +97,8 @@ pub struct StartOptions {
     /// `run --reset-state`: a missing, empty or damaged state database starts every site
     /// afresh instead of stopping the start.
     pub reset_state: bool,
+    /// A start after a reload (SIGHUP): said so in the event log.
+    pub reloaded: bool,
 }
 
 /// Starts the daemon. Returns once every listener is bound and answering.
@@ -132,11 +143,18 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         site: DAEMON_SITE,
         at: now_millis(),
         kind: EventKind::DaemonStarted,
-        reason: &format!(
-            "understudy {} started, watching {} site(s)",
-            env!("CARGO_PKG_VERSION"),
-            cfg.sites.len()
-        ),
+        reason: &match opts.reloaded {
+            true => format!(
+                "configuration reloaded: understudy {} watching {} site(s)",
+                env!("CARGO_PKG_VERSION"),
+                cfg.sites.len()
+            ),
+            false => format!(
+                "understudy {} started, watching {} site(s)",
+                env!("CARGO_PKG_VERSION"),
+                cfg.sites.len()
+            ),
+        },
         ..Default::default()
     })?;
     let zones = ZoneHandle::default();
@@ -207,6 +225,12 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         )
     })?;
     let api_addr = api_listener.local_addr()?;
+    let mut status_listeners = vec![];
+    for addr in cfg.status_page.iter().flat_map(|p| &p.listen) {
+        status_listeners.push(TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} for the status page (status_page.listen)")
+        })?);
+    }
     let dns_addrs = dns.addrs.clone();
     let (mut standby_listeners, mut https_listeners) = (Vec::new(), Vec::new());
     if let Some(st) = &cfg.standby {
@@ -425,7 +449,23 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
             reverify,
             secondaries: secondaries.clone(),
             replicas: replica_board.clone(),
+            sessions: crate::api::dashboard::Sessions::new(
+                cfg.api.password.as_ref().map(|(_, h)| h.0.clone()),
+            ),
         },
+        shutdown.clone(),
+    ));
+    for l in status_listeners {
+        tracker.spawn(crate::api::public::serve(
+            l,
+            cfg.clone(),
+            tx.clone(),
+            store.clone(),
+            shutdown.clone(),
+        ));
+    }
+    tracker.spawn(crate::store::pack_history_hourly(
+        store.clone(),
         shutdown.clone(),
     ));
     // Channels stop last: the stop is told before they do (`notify::drain`).
@@ -578,17 +618,22 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
 
     let stop_token_path = cfg.data_dir.join(crate::api::client::TOKEN_FILE);
     let token = shutdown.clone();
+    let reloading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let is_reload = reloading.clone();
     let done = tokio::spawn(async move {
         token.cancelled().await;
-        let stopped = stop_store.append_event(&NewEvent {
-            site: DAEMON_SITE,
-            at: now_millis(),
-            kind: EventKind::DaemonStopped,
-            reason: "understudy is stopping",
-            ..Default::default()
-        });
-        if let (Ok(id), false) = (stopped, channels.is_empty()) {
-            crate::notify::drain(&stop_store, &channels, id, NOTIFY_GRACE).await;
+        // A reload is no stop: nobody is told, and the next start says "reloaded".
+        if !is_reload.load(std::sync::atomic::Ordering::Relaxed) {
+            let stopped = stop_store.append_event(&NewEvent {
+                site: DAEMON_SITE,
+                at: now_millis(),
+                kind: EventKind::DaemonStopped,
+                reason: "understudy is stopping",
+                ..Default::default()
+            });
+            if let (Ok(id), false) = (stopped, channels.is_empty()) {
+                crate::notify::drain(&stop_store, &channels, id, NOTIFY_GRACE).await;
+            }
         }
         notify_stop.cancel();
         tracker.close();
@@ -616,20 +661,64 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         api: api_addr,
         shutdown,
         done,
+        reloading,
     })
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
+/// Runs the daemon until SIGINT or SIGTERM; SIGHUP reloads the configuration.
+///
+/// **Reload.** The file is read and checked first; a config that does not check is refused
+/// with its error in the log, and the running daemon carries on untouched. A good one
+/// replaces the running daemon inside the process: every task stops (as at a stop: the
+/// controller saves its state, listeners close after their grace) and starts again from the
+/// new config and the same state database, so sites added start healthy, sites removed stop
+/// being probed and published, and every kept site continues from its saved phase with its
+/// streaks dropped, exactly as after a restart (`decide::resume`: a reload can delay a
+/// decision, never make one). DNS and the HTTP listeners are closed for the moment between
+/// the two (the stop's grace, at most 2 s with connections open). Should the new config fail
+/// to start (a port taken), the previous one is started again.
 pub async fn run(cfg: Config, opts: StartOptions) -> anyhow::Result<()> {
-    let running = start_with(cfg, opts).await?;
-    let token = running.shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received, shutting down");
-        token.cancel();
-    });
-    running.wait().await;
-    Ok(())
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut current = cfg.clone();
+    let mut running = start_with(cfg, opts).await?;
+    let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = wait_for_signal() => {
+                tracing::info!("signal received, shutting down");
+                running.stop().await;
+                return Ok(());
+            }
+            _ = running.shutdown.cancelled() => {
+                running.wait().await;
+                return Ok(());
+            }
+            _ = hup.recv() => {}
+        }
+        let new = match crate::config::load(&current.path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("reload refused, the running configuration stays: {e}");
+                continue;
+            }
+        };
+        tracing::info!(sites = new.sites.len(), "SIGHUP: reloading {}", current.path.display());
+        running.stop_for_reload().await;
+        let again = StartOptions {
+            reset_state: false,
+            reloaded: true,
+        };
+        running = match start_with(new.clone(), again).await {
+            Ok(r) => {
+                current = new;
+                r
+            }
+            Err(e) => {
+                tracing::error!("the reloaded configuration could not start ({e:#}); starting the previous one again");
+                start_with(current.clone(), again).await?
+            }
+        };
+    }
 }
 
 pub(crate) async fn wait_for_signal() {

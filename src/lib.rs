@@ -11,6 +11,7 @@ pub mod decide;
 pub mod demo;
 pub mod dns;
 pub mod events;
+pub mod history;
 pub mod http;
 pub mod ip;
 pub mod maintenance;

@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod cloudflare;
 mod config_errors;
+mod dashboard;
 mod ddns;
 mod ddns_interface;
 mod demo;

@@ -31,6 +31,8 @@ use crate::control::{Message, SiteStatus};
 
 pub mod auth;
 pub mod client;
+pub mod dashboard;
+pub mod public;
 mod routes;
 
 pub use client::{call, ApiClient};
@@ -75,6 +77,8 @@ pub struct Api {
     pub secondaries: crate::dns::notify::SecondaryBoard,
     /// Where each zone held as a secondary stands.
     pub replicas: crate::dns::replica::ReplicaBoard,
+    /// The dashboard's browser sessions.
+    pub sessions: dashboard::Sessions,
 }
 
 /// Serves the API until `cancel` fires (the loop and its limits: [`crate::http::server`]).
@@ -97,12 +101,15 @@ pub async fn serve(
     };
     let api = Arc::new(api);
     let https = tls.is_some();
-    crate::http::server::serve(listener, tls, opts, cancel, move |req: Request<hyper::body::Incoming>, _| {
+    crate::http::server::serve(listener, tls, opts, cancel, move |req: Request<hyper::body::Incoming>, peer| {
         let api = api.clone();
         async move {
             if let Err((status, why)) = check_request(local, https, req.method(), req.uri().path(), req.headers()) {
                 tracing::warn!(method = %req.method(), path = %req.uri().path(), "control API request refused: {why}");
                 return error(status, why);
+            }
+            if dashboard::is_dashboard(req.uri().path()) {
+                return dashboard::route(&api, req, peer, https).await;
             }
             let need = match *req.method() {
                 Method::GET | Method::HEAD => crate::config::TokenScope::Read,

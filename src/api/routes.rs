@@ -16,9 +16,9 @@ use crate::reconcile::ZoneStatus;
 type Reply = Response<Full<Bytes>>;
 
 /// A refusal on its way to becoming an error reply (small, unlike a reply).
-struct Fail(StatusCode, String);
+pub(super) struct Fail(pub(super) StatusCode, pub(super) String);
 
-fn fail(status: StatusCode, why: impl Into<String>) -> Fail {
+pub(super) fn fail(status: StatusCode, why: impl Into<String>) -> Fail {
     Fail(status, why.into())
 }
 
@@ -73,9 +73,9 @@ struct SitesReply {
     sites: Vec<SiteStatus>,
 }
 
-type Status = (Vec<SiteStatus>, Vec<PublicStatus>, Vec<ZoneStatus>);
+pub(super) type Status = (Vec<SiteStatus>, Vec<PublicStatus>, Vec<ZoneStatus>);
 
-async fn status(api: &Api) -> Result<Status, Fail> {
+pub(super) async fn status(api: &Api) -> Result<Status, Fail> {
     let (reply, rx) = oneshot::channel();
     if api.tx.send(Message::Status { reply }).await.is_err() {
         return Err(fail(StatusCode::SERVICE_UNAVAILABLE, SHUTTING_DOWN));
@@ -251,7 +251,7 @@ async fn options_body(req: Request<hyper::body::Incoming>) -> Result<(), Fail> {
 
 /// A path segment as the site's name (`%2E` and the like decoded; a `+` in a path is a `+`,
 /// not the space it is in a query).
-fn percent(segment: &str) -> String {
+pub(super) fn percent(segment: &str) -> String {
     url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.to_string())
@@ -423,7 +423,7 @@ async fn addresses(api: &Api, q: &BTreeMap<String, String>) -> Result<Reply, Fai
     ))
 }
 
-async fn site_command(api: &Api, site: &str, command: Command) -> Result<Reply, Fail> {
+pub(super) async fn site_command(api: &Api, site: &str, command: Command) -> Result<Reply, Fail> {
     let (reply, rx) = oneshot::channel();
     let msg = Message::Command {
         site: site.to_string(),
@@ -444,7 +444,7 @@ async fn site_command(api: &Api, site: &str, command: Command) -> Result<Reply, 
     }
 }
 
-fn crawl_now(api: &Api, site: &str) -> Result<Reply, Fail> {
+pub(super) fn crawl_now(api: &Api, site: &str) -> Result<Reply, Fail> {
     let Some(i) = api.cfg.sites.iter().position(|s| s.name == site) else {
         return Err(no_site(site));
     };
@@ -464,7 +464,7 @@ fn crawl_now(api: &Api, site: &str) -> Result<Reply, Fail> {
     ))
 }
 
-fn reverify(api: &Api) -> Reply {
+pub(super) fn reverify(api: &Api) -> Reply {
     api.reverify.send_modify(|n| *n += 1);
     let zones: Vec<String> = api
         .cfg

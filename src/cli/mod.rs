@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod dns;
+mod install;
 mod maintenance;
 mod mirror;
 mod saved;
@@ -172,6 +173,17 @@ pub enum Cmd {
     },
     /// Show a failover and failback on loopback, with sample servers; needs nothing installed.
     Demo,
+    /// Write a first config (asks on a terminal; flags for scripts), secrets in 0600 files.
+    Init(install::InitArgs),
+    /// Read a password on standard input and print its Argon2id hash, for `[api] password_file`.
+    Password,
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -267,12 +279,16 @@ fn load_config(cli: &Cli) -> Result<Config, i32> {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
-    // The two commands that need no config file (`report` reads one only without --ip).
+    // The commands that need no config file (`report` reads one only without --ip).
     match &cli.command {
         Cmd::Demo => {
             crate::demo::run().await?;
             return Ok(0);
         }
+        Cmd::Init(args) => return install::init(args),
+        Cmd::Password => return install::password(),
+        Cmd::Completions { shell } => return install::completions(*shell),
+        Cmd::Man => return install::man(),
         Cmd::Report {
             to,
             hostname,
@@ -300,7 +316,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     };
     match &cli.command {
         // Handled above.
-        Cmd::Demo | Cmd::Report { .. } => Ok(0),
+        Cmd::Demo
+        | Cmd::Report { .. }
+        | Cmd::Init(_)
+        | Cmd::Password
+        | Cmd::Completions { .. }
+        | Cmd::Man => Ok(0),
         Cmd::Ip => ip_command(&cfg).await,
         Cmd::Notify {
             command: NotifyCmd::Test { channel },
@@ -348,6 +369,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 cfg,
                 app::StartOptions {
                     reset_state: *reset_state,
+                    reloaded: false,
                 },
             )
             .await?;

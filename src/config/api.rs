@@ -6,6 +6,8 @@
 //! tls_cert = "/etc/understudy/api.crt"      # HTTPS (both or neither)
 //! tls_key = "/etc/understudy/api.key"
 //!
+//! password_file = "/etc/understudy/dashboard.password"  # the dashboard's login (below)
+//!
 //! [[api.tokens]]
 //! name = "grafana"                          # for the log; default tokens[N]
 //! scope = "read"                            # "read" or "write"
@@ -19,6 +21,12 @@
 //! request needs one. A non-loopback `listen` is refused unless tokens are configured (an
 //! unauthenticated API reachable from the network would let anyone drain every site), and
 //! warned about without HTTPS (a token sent in clear can be replayed by whoever sees it).
+//!
+//! The dashboard (`crate::web`) is served on the same listener. Reading it follows the API's
+//! rule (anonymous on loopback while no token is configured); its actions need a browser
+//! session, opened by logging in with the password whose Argon2id hash (a PHC string,
+//! `$argon2id$v=19$...`, made by `understudy password`) is in `password_file`. Without it the
+//! dashboard is read-only and says so.
 
 use super::*;
 
@@ -31,6 +39,7 @@ pub(super) struct RawApi {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) tls_cert: Option<Spanned<String>>,
     pub(super) tls_key: Option<Spanned<String>>,
+    pub(super) password_file: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) tokens: Vec<Spanned<RawToken>>,
 }
@@ -69,6 +78,8 @@ pub struct ApiConfig {
     /// HTTPS: the certificate chain and key files (PEM).
     pub tls: Option<(PathBuf, PathBuf)>,
     pub tokens: Vec<ApiToken>,
+    /// The dashboard's password: the file and the Argon2 hash (PHC string) it holds.
+    pub password: Option<(PathBuf, Secret)>,
 }
 
 impl Cx<'_> {
@@ -79,6 +90,7 @@ impl Cx<'_> {
                 listen: default_listen,
                 tls: None,
                 tokens: vec![],
+                password: None,
             });
         };
         let a = raw.into_inner();
@@ -207,10 +219,31 @@ impl Cx<'_> {
                 addr
             }
         };
+        let password = match &a.password_file {
+            None => None,
+            Some(f) => {
+                let text = self.read_named_file(f, "api.password_file", None)?;
+                let hash = text.trim();
+                if argon2::password_hash::PasswordHash::new(hash)
+                    .map(|h| h.algorithm.as_str().starts_with("argon2"))
+                    != Ok(true)
+                {
+                    return self.err(
+                        f.span(),
+                        "api.password_file",
+                        "the file does not hold an Argon2 hash (a line starting `$argon2id$`); \
+                         make one with `understudy password > FILE` (the password itself never \
+                         goes in the file)",
+                    );
+                }
+                Some((self.resolve_path(f.get_ref()), Secret(hash.to_string())))
+            }
+        };
         Ok(ApiConfig {
             listen,
             tls,
             tokens,
+            password,
         })
     }
 }

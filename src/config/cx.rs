@@ -218,6 +218,7 @@ impl Cx<'_> {
             sites.push(site);
         }
         let ddns = self.build_ddns(raw.ddns, &dns, &ip, &mut names_owned)?;
+        let status_page = self.build_status_page(raw.status_page, &sites)?;
         let warnings = self.warnings.take();
         let secret_sources = self.secret_sources.take();
         Ok(Config {
@@ -233,6 +234,7 @@ impl Cx<'_> {
             standby,
             notify,
             watcher,
+            status_page,
             sites,
         })
     }

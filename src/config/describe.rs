@@ -341,6 +341,12 @@ impl Config {
                 toml_str(&k.display().to_string())
             ));
         }
+        if let Some((file, _)) = &self.api.password {
+            o.push_str(&format!(
+                "password_file = {}\n",
+                toml_str(&file.display().to_string())
+            ));
+        }
         for (i, t) in self.api.tokens.iter().enumerate() {
             let base = format!("api.tokens[{i}]");
             o.push_str(&format!(
@@ -367,6 +373,24 @@ impl Config {
         if let Some((_, every)) = &self.watcher.heartbeat {
             o.push_str(&self.secret_line("watcher", "heartbeat_url"));
             o.push_str(&format!("heartbeat_every = {:?}\n", human(*every)));
+        }
+        if let Some(sp) = &self.status_page {
+            let list = |v: &[String]| {
+                v.iter()
+                    .map(|s| toml_str(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let listen: Vec<String> = sp.listen.iter().map(|a| a.to_string()).collect();
+            o.push_str(&format!(
+                "\n[status_page]\nlisten = [{}]\ntitle = {}\nshow_addresses = {}\n",
+                list(&listen),
+                toml_str(&sp.title),
+                sp.show_addresses
+            ));
+            if let Some(sites) = &sp.sites {
+                o.push_str(&format!("sites = [{}]\n", list(sites)));
+            }
         }
         for (i, n) in self.notify.iter().enumerate() {
             o.push_str(&format!(

@@ -40,11 +40,13 @@ mod raw;
 mod secondary;
 mod site;
 mod standby;
+mod status_page;
 #[cfg(test)]
 mod tests;
 mod tsig;
 mod watcher;
 pub use api::{ApiConfig, ApiToken, TokenScope, MIN_TOKEN_LEN};
+pub use status_page::StatusPageConfig;
 use cx::{key_at, tidy_serde_message, Cx, R};
 use dns::record_text;
 pub use dnssec::{DnssecAlgorithm, DnssecConfig};
@@ -115,6 +117,8 @@ pub struct Config {
     pub notify: Vec<NotifyConfig>,
     /// How the watcher checks its own links, and its heartbeat (`[watcher]`).
     pub watcher: WatcherConfig,
+    /// The public status page (`[status_page]`), when configured.
+    pub status_page: Option<StatusPageConfig>,
     pub sites: Vec<Site>,
 }
 

@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) notify: Vec<Spanned<notify::RawNotify>>,
     pub(super) watcher: Option<Spanned<watcher::RawWatcher>>,
+    pub(super) status_page: Option<Spanned<status_page::RawStatusPage>>,
     #[serde(default)]
     pub(super) sites: Vec<Spanned<RawSite>>,
 }

@@ -22,6 +22,7 @@ use crate::util::now_millis;
 
 mod batch;
 pub mod circuit;
+mod record;
 mod status;
 mod watcher;
 pub use status::{dns_notes, status_from_state, DnsNote, ProbeNote, PublicStatus, SiteStatus};
@@ -127,6 +128,8 @@ pub struct Controller {
     batching: bool,
     /// Per site, by index: the circuit of a proxied site's standby (`None` in DNS mode).
     circuits: Vec<Option<Arc<circuit::Circuit>>>,
+    /// Probe history not yet written (`record.rs`).
+    history: record::Recorder,
 }
 
 /// Counters are saved at least this often even without a transition, so a restart loses
@@ -194,6 +197,7 @@ impl Controller {
             .collect();
         let ip_refresh = Arc::new(tokio::sync::Notify::new());
         let cfg_refs_empty = cfg.watcher.references.is_empty();
+        let n_sites = cfg.sites.len();
         let mut c = Controller {
             cfg,
             sites,
@@ -210,6 +214,7 @@ impl Controller {
             pending: Vec::new(),
             batching: false,
             circuits: vec![],
+            history: record::Recorder::new(n_sites),
         };
         c.publish()?;
         Ok(c)
@@ -264,7 +269,9 @@ impl Controller {
             }
             self.batching = false;
             self.flush_logged();
+            self.write_history(false);
         }
+        self.write_history(true);
     }
 
     fn flush_logged(&mut self) {
@@ -294,6 +301,7 @@ impl Controller {
                     return;
                 }
                 crate::metrics::get().probe(&self.cfg.sites[site].name, side, outcome.took);
+                self.record_probe(site, side, at, &outcome);
                 let note = ProbeNote {
                     at,
                     ok: outcome.ok,

@@ -190,7 +190,32 @@ const SCHEMA: &str = "PRAGMA journal_mode = WAL;
          outcome TEXT NOT NULL,
          report TEXT NOT NULL
      );
-     CREATE INDEX IF NOT EXISTS crawls_site ON crawls (site, started_at);";
+     CREATE INDEX IF NOT EXISTS crawls_site ON crawls (site, started_at);
+     CREATE TABLE IF NOT EXISTS history_minute (
+         site TEXT NOT NULL,
+         side INTEGER NOT NULL,
+         minute INTEGER NOT NULL,
+         probes INTEGER NOT NULL,
+         failures INTEGER NOT NULL,
+         latency_sum INTEGER NOT NULL,
+         latency_max INTEGER NOT NULL,
+         PRIMARY KEY (site, side, minute)
+     ) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS history_packed (
+         site TEXT NOT NULL,
+         side INTEGER NOT NULL,
+         tier INTEGER NOT NULL,
+         period INTEGER NOT NULL,
+         data BLOB NOT NULL,
+         PRIMARY KEY (site, side, tier, period)
+     ) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS probe_failure (
+         site TEXT NOT NULL,
+         side INTEGER NOT NULL,
+         at INTEGER NOT NULL,
+         detail TEXT NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS probe_failure_site_at ON probe_failure (site, at);";
 
 impl Store {
     /// Opens (creating if needed) the database in `data_dir`. A database that is missing or
@@ -774,6 +799,8 @@ fn restore_hint(data_dir: &Path) -> String {
     }
 }
 
+mod history;
 #[cfg(test)]
 mod tests;
 mod zones;
+pub use history::{pack_history_hourly, Packed};

@@ -3,6 +3,7 @@
 //! ephemeral ports and is stopped by PID when the helper is dropped.
 
 pub mod authdns;
+pub mod browser;
 pub mod ca;
 pub mod cloudflare_fake;
 pub mod fixture;
