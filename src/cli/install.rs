@@ -181,8 +181,11 @@ pub fn init(args: &InitArgs) -> anyhow::Result<i32> {
         Some(p) => p.clone(),
         None => ask("The primary (home) server's address, or `auto`", "--primary", None)?,
     };
-    if primary != "auto" && primary.parse::<IpAddr>().is_err() {
-        bail!("`{primary}` is not an IP address or `auto`");
+    if primary != "auto"
+        && primary.parse::<IpAddr>().is_err()
+        && primary.parse::<std::net::SocketAddr>().is_err()
+    {
+        bail!("`{primary}` is not an IP address (with an optional :port for the probes) or `auto`");
     }
     let standby = match &args.standby {
         Some(s) => s.clone(),
@@ -190,7 +193,8 @@ pub fn init(args: &InitArgs) -> anyhow::Result<i32> {
     };
     let standby_ip: IpAddr = standby
         .parse()
-        .map_err(|_| anyhow::anyhow!("`{standby}` is not an IP address"))?;
+        .or_else(|_| standby.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+        .map_err(|_| anyhow::anyhow!("`{standby}` is not an IP address (with an optional :port)"))?;
     let dns = match args.dns {
         Some(d) => d,
         None => {

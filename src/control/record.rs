@@ -1,7 +1,8 @@
 //! The controller's probe history: each result counted in its minute ([`crate::history::Live`]),
-//! each failure kept with its reason, and what finished written to the store every
-//! [`WRITE_EVERY_MS`] (or at [`WRITE_AT_ROWS`]) in one transaction, and whole when the
-//! controller stops. History is for the operator; a write that fails is logged and dropped,
+//! each failure kept with its reason, and everything counted so far (the minutes in progress
+//! too: the store adds a minute written twice) written to the store every [`WRITE_EVERY_MS`]
+//! (or at [`WRITE_AT_ROWS`]) in one transaction, and when the controller stops. So the
+//! dashboard is at most that far behind. History is for the operator; a write that fails is logged and dropped,
 //! never retried in a way that could hold up a decision.
 
 use super::*;
@@ -53,12 +54,12 @@ impl Controller {
         }
     }
 
-    /// Writes what finished if it is time (`all`: the controller is stopping, so the minutes
-    /// in progress too).
+    /// Writes what was counted, if it is time (`all`: the controller is stopping).
     pub(super) fn write_history(&mut self, all: bool) {
         let now = now_millis();
         let h = &mut self.history;
-        if all {
+        let due = now >= h.last_write + WRITE_EVERY_MS;
+        if all || due {
             for (site, side, minute, bucket) in h.live.take_all() {
                 h.minutes.push(MinuteRow {
                     site: self.cfg.sites[site].name.clone(),
@@ -69,9 +70,7 @@ impl Controller {
             }
         }
         let waiting = h.minutes.len() + h.failures.len();
-        if waiting == 0
-            || !(all || waiting >= WRITE_AT_ROWS || now >= h.last_write + WRITE_EVERY_MS)
-        {
+        if waiting == 0 || !(all || due || waiting >= WRITE_AT_ROWS) {
             return;
         }
         h.last_write = now;

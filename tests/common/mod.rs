@@ -189,6 +189,17 @@ impl Daemon {
             .to_string()
     }
 
+    /// Reads the runtime file again (a reload binds anew); true when it is a newer start's.
+    pub fn reload_info(&mut self) -> bool {
+        match RuntimeInfo::read(&self.data_dir()) {
+            Some(info) if info.started_at != self.info.started_at => {
+                self.info = info;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn spawn(&mut self) {
         let _ = std::fs::remove_file(self.data_dir().join("daemon.json"));
         let log = std::fs::OpenOptions::new()

@@ -133,7 +133,7 @@ pub fn overview(
     let pages = matching.div_ceil(list.per_page).max(1);
     let live = html! {
         p.counts {
-            strong { (all.len()) " sites: " }
+            strong { (all.len()) @if all.len() == 1 { " site: " } @else { " sites: " } }
             @for (w, n) in &counts { span { (badge(w)) " " (n) } }
         }
         table #sites {
@@ -175,7 +175,7 @@ pub fn overview(
         html! {
             main {
                 form method="get" action="/" {
-                    input type="search" name="q" value=(list.q) placeholder="name, domain, state or reason";
+                    input type="search" name="q" value=(list.q) size="40" placeholder="name, domain, state or reason";
                     " " button type="submit" { "Search" }
                 }
                 div #live data-refresh="2" { (live) }
@@ -370,7 +370,11 @@ fn chart(primary: &[Option<Bucket>], standby: &[Option<Bucket>]) -> Markup {
             match p.and_then(|b| b.mean_ms()) {
                 Some(ms) => {
                     let (x, y) = (i as f64 * 1000.0 / n as f64, 95.0 - 90.0 * f64::from(ms) / max);
-                    d.push_str(&format!("{}{x:.1},{y:.1} ", if pen { "L" } else { "M" }));
+                    // A segment's first point is drawn as a short stroke, so a lone point shows.
+                    match pen {
+                        true => d.push_str(&format!("L{x:.1},{y:.1} ")),
+                        false => d.push_str(&format!("M{x:.1},{y:.1} h2 ")),
+                    }
                     pen = true;
                 }
                 None => pen = false,
@@ -394,8 +398,8 @@ fn chart(primary: &[Option<Bucket>], standby: &[Option<Bucket>]) -> Markup {
             @for (x, h) in &bars { rect.f x=(format!("{x:.1}")) y=(format!("{:.1}", 100.0 - h)) width=(format!("{:.1}", 1000.0 / n as f64)) height=(format!("{h:.1}")) {} }
             path.p d=(line(primary)) stroke-width="1.5" {}
             path.s d=(line(standby)) stroke-width="1.5" {}
-            text x="4" y="12" font-size="10" fill="#57606a" { (format!("{max:.0} ms")) }
         }
+        p.mute { "Top of the chart: " (format!("{max:.0} ms")) " (5-minute means)" }
     }
 }
 

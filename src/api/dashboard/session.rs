@@ -83,8 +83,10 @@ impl Sessions {
         let Some(hash) = &self.hash else {
             return Err(LoginRefused::NoPassword);
         };
-        if let Gate::Wait(s) = self.throttle().gate(peer, now) {
-            if let Some(line) = self.throttle().refused(peer, now) {
+        let gate = self.throttle().gate(peer, now);
+        if let Gate::Wait(s) = gate {
+            let line = self.throttle().refused(peer, now);
+            if let Some(line) = line {
                 tracing::warn!("dashboard: {line}");
             }
             return Err(LoginRefused::Wait(s));
@@ -95,7 +97,8 @@ impl Sessions {
                 .is_ok()
         });
         if !ok {
-            if let Some(line) = self.throttle().failed(peer, now) {
+            let line = self.throttle().failed(peer, now);
+            if let Some(line) = line {
                 tracing::warn!("dashboard: {line}");
             }
             return Err(LoginRefused::WrongPassword);
