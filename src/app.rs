@@ -702,7 +702,11 @@ pub async fn run(cfg: Config, opts: StartOptions) -> anyhow::Result<()> {
                 continue;
             }
         };
-        tracing::info!(sites = new.sites.len(), "SIGHUP: reloading {}", current.path.display());
+        tracing::info!(
+            sites = new.sites.len(),
+            "SIGHUP: reloading {}",
+            current.path.display()
+        );
         running.stop_for_reload().await;
         let again = StartOptions {
             reset_state: false,

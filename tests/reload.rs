@@ -10,7 +10,11 @@ use crate::common::*;
 fn sites(d: &Daemon) -> usize {
     let api = understudy::api::ApiClient::plain(d.info.api, Some(d.token()));
     let (code, body) = rt()
-        .block_on(understudy::api::call(&api, hyper::Method::GET, "/api/v1/sites"))
+        .block_on(understudy::api::call(
+            &api,
+            hyper::Method::GET,
+            "/api/v1/sites",
+        ))
         .unwrap();
     assert!(code.is_success());
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -42,23 +46,38 @@ fn sighup_adds_a_site_and_refuses_a_bad_config_keeping_the_old_one() {
     );
     std::fs::write(d.config_path(), &second).unwrap();
     hup(&d);
-    wait_until(Duration::from_secs(20), "the reloaded daemon's runtime file", || d.reload_info());
+    wait_until(
+        Duration::from_secs(20),
+        "the reloaded daemon's runtime file",
+        || d.reload_info(),
+    );
     assert_eq!(sites(&d), 2);
     d.wait_answer("blog.example.test", "127.0.0.1", Duration::from_secs(10));
     assert_eq!(d.child.as_ref().unwrap().id(), pid, "the same process");
     assert!(d.log().contains("SIGHUP: reloading"), "{}", d.log());
     let reloaded = d.events_of("daemon-started");
     assert!(
-        reloaded.iter().any(|e| e["reason"].as_str().unwrap_or("").contains("configuration reloaded")),
+        reloaded.iter().any(|e| e["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("configuration reloaded")),
         "{reloaded:?}"
     );
-    assert!(d.events_of("daemon-stopped").is_empty(), "a reload is not a stop");
+    assert!(
+        d.events_of("daemon-stopped").is_empty(),
+        "a reload is not a stop"
+    );
 
     // A config with a mistake: refused, the running daemon is untouched.
-    std::fs::write(d.config_path(), second.replace("interval = \"200ms\"", "intreval = \"200ms\"")).unwrap();
+    std::fs::write(
+        d.config_path(),
+        second.replace("interval = \"200ms\"", "intreval = \"200ms\""),
+    )
+    .unwrap();
     hup(&d);
     wait_until(Duration::from_secs(10), "the refusal in the log", || {
-        d.log().contains("reload refused, the running configuration stays")
+        d.log()
+            .contains("reload refused, the running configuration stays")
     });
     assert!(d.log().contains("unknown key `intreval`"), "{}", d.log());
     assert_eq!(sites(&d), 2);
@@ -68,8 +87,15 @@ fn sighup_adds_a_site_and_refuses_a_bad_config_keeping_the_old_one() {
     // And the site removed again: no longer watched or published.
     std::fs::write(d.config_path(), &first).unwrap();
     hup(&d);
-    wait_until(Duration::from_secs(20), "the reloaded daemon's runtime file", || d.reload_info());
+    wait_until(
+        Duration::from_secs(20),
+        "the reloaded daemon's runtime file",
+        || d.reload_info(),
+    );
     assert_eq!(sites(&d), 1);
-    assert!(d.answer("blog.example.test").is_empty(), "a removed site is no longer published");
+    assert!(
+        d.answer("blog.example.test").is_empty(),
+        "a removed site is no longer published"
+    );
     assert_eq!(d.stop(), 0);
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 const PURE: &[&str] = &[
     "src/decide/",
     "src/events.rs",
+    "src/history.rs",
     "src/ip/agree.rs",
     "src/dns/zone.rs",
     "src/dns/transfer.rs",

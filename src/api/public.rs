@@ -98,14 +98,19 @@ fn incidents(site: &str, events: &[crate::store::Event]) -> Vec<Incident> {
                     ended: None,
                     words: match kind {
                         EventKind::BothDown => "The site and its copy stopped answering".into(),
-                        _ => "The site's server stopped answering; a read-only copy was served".into(),
+                        _ => "The site's server stopped answering; a read-only copy was served"
+                            .into(),
                     },
                 })
             }
             EventKind::Drained if open.is_none() => {
                 open = Some(Incident {
                     site: site.to_string(),
-                    kind: if e.reason.contains("maintenance window") { "maintenance" } else { "degraded" },
+                    kind: if e.reason.contains("maintenance window") {
+                        "maintenance"
+                    } else {
+                        "degraded"
+                    },
                     started: e.at,
                     ended: None,
                     words: "Moved to a read-only copy for planned work".into(),
@@ -143,7 +148,12 @@ impl Page {
         let (all, _, _) = rx.await.ok()?;
         let mut out = vec![];
         for s in all {
-            if self.page.sites.as_ref().is_some_and(|l| !l.contains(&s.name)) {
+            if self
+                .page
+                .sites
+                .as_ref()
+                .is_some_and(|l| !l.contains(&s.name))
+            {
                 continue;
             }
             let events = self
@@ -193,8 +203,10 @@ fn reply(status: StatusCode, kind: &'static str, body: String) -> Response<Full<
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(kind));
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("max-age=10"));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("max-age=10"),
+    );
     r
 }
 
@@ -249,7 +261,10 @@ fn render_html(title: &str, sites: &[PublicSite]) -> String {
 fn render_atom(title: &str, sites: &[PublicSite], now: u64) -> String {
     let mut items: Vec<&Incident> = sites.iter().flat_map(|s| &s.incidents).collect();
     items.sort_by_key(|i| std::cmp::Reverse(i.ended.unwrap_or(i.started)));
-    let updated = items.first().map(|i| i.ended.unwrap_or(i.started)).unwrap_or(now);
+    let updated = items
+        .first()
+        .map(|i| i.ended.unwrap_or(i.started))
+        .unwrap_or(now);
     let mut o = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n<title>{}</title>\n<id>urn:understudy:status</id>\n<updated>{}</updated>\n<link rel=\"alternate\" href=\"/\"/>\n<author><name>{}</name></author>\n",
         escape(title),
@@ -299,34 +314,62 @@ pub async fn serve(
         max_lifetime: None,
         grace: Duration::from_secs(1),
     };
-    crate::http::server::serve(listener, None, opts, cancel, move |req: Request<hyper::body::Incoming>, _| {
-        let page = page.clone();
-        async move {
-            if !matches!(*req.method(), Method::GET | Method::HEAD) {
-                return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "this page is read-only\n".into());
-            }
-            let now = crate::util::now_millis();
-            let Some(sites) = page.sites(now).await else {
-                return reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "stopping\n".into());
-            };
-            let title = &page.page.title;
-            let mut r = match req.uri().path() {
-                "/" => reply(StatusCode::OK, "text/html; charset=utf-8", render_html(title, &sites)),
-                "/feed.atom" => reply(StatusCode::OK, "application/atom+xml", render_atom(title, &sites, now)),
-                "/status.json" => reply(
-                    StatusCode::OK,
-                    "application/json",
-                    serde_json::to_string_pretty(&serde_json::json!({ "title": title, "sites": sites }))
+    crate::http::server::serve(
+        listener,
+        None,
+        opts,
+        cancel,
+        move |req: Request<hyper::body::Incoming>, _| {
+            let page = page.clone();
+            async move {
+                if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                    return reply(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "text/plain; charset=utf-8",
+                        "this page is read-only\n".into(),
+                    );
+                }
+                let now = crate::util::now_millis();
+                let Some(sites) = page.sites(now).await else {
+                    return reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain; charset=utf-8",
+                        "stopping\n".into(),
+                    );
+                };
+                let title = &page.page.title;
+                let mut r = match req.uri().path() {
+                    "/" => reply(
+                        StatusCode::OK,
+                        "text/html; charset=utf-8",
+                        render_html(title, &sites),
+                    ),
+                    "/feed.atom" => reply(
+                        StatusCode::OK,
+                        "application/atom+xml",
+                        render_atom(title, &sites, now),
+                    ),
+                    "/status.json" => reply(
+                        StatusCode::OK,
+                        "application/json",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({ "title": title, "sites": sites }),
+                        )
                         .unwrap_or_default(),
-                ),
-                _ => reply(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found; see /\n".into()),
-            };
-            if req.method() == Method::HEAD {
-                *r.body_mut() = Full::new(Bytes::new());
+                    ),
+                    _ => reply(
+                        StatusCode::NOT_FOUND,
+                        "text/plain; charset=utf-8",
+                        "not found; see /\n".into(),
+                    ),
+                };
+                if req.method() == Method::HEAD {
+                    *r.body_mut() = Full::new(Bytes::new());
+                }
+                r
             }
-            r
-        }
-    })
+        },
+    )
     .await;
 }
 
@@ -357,13 +400,23 @@ mod tests {
             ev(8_000, "drained", "maintenance window `w` from ..."),
             ev(5_000, "failed-back", "primary 192.0.2.1 answers"),
             ev(4_000, "transition", "x"),
-            ev(2_000, "failed-over", "primary 192.0.2.1: connection refused"),
+            ev(
+                2_000,
+                "failed-over",
+                "primary 192.0.2.1: connection refused",
+            ),
             ev(1_000, "failed-over", "older, unpaired"),
         ];
         let got = incidents("a", &newest_first);
         assert_eq!(got.len(), 2);
-        assert_eq!((got[0].kind, got[0].started, got[0].ended), ("maintenance", 8_000, Some(9_000)));
-        assert_eq!((got[1].kind, got[1].started, got[1].ended), ("outage", 1_000, Some(5_000)));
+        assert_eq!(
+            (got[0].kind, got[0].started, got[0].ended),
+            ("maintenance", 8_000, Some(9_000))
+        );
+        assert_eq!(
+            (got[1].kind, got[1].started, got[1].ended),
+            ("outage", 1_000, Some(5_000))
+        );
         for i in &got {
             assert!(!i.words.contains("192.0.2"), "{}", i.words);
         }
@@ -380,7 +433,13 @@ mod tests {
             words: "ok".into(),
             since: 0,
             address: None,
-            incidents: vec![Incident { site: "a".into(), kind: "outage", started: 1, ended: None, words: "w".into() }],
+            incidents: vec![Incident {
+                site: "a".into(),
+                kind: "outage",
+                started: 1,
+                ended: None,
+                words: "w".into(),
+            }],
             maintenance: vec![],
         };
         let atom = render_atom("t<", &[site], 5);

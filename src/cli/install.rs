@@ -71,7 +71,9 @@ fn ask(prompt: &str, flag: &str, default: Option<&str>) -> anyhow::Result<String
     if !std::io::stdin().is_terminal() {
         match default {
             Some(d) => return Ok(d.to_string()),
-            None => bail!("{flag} is needed (standard input is not a terminal, so nothing is asked)"),
+            None => {
+                bail!("{flag} is needed (standard input is not a terminal, so nothing is asked)")
+            }
         }
     }
     let mut err = std::io::stderr();
@@ -99,11 +101,16 @@ fn ask_secret(prompt: &str, env: &str) -> anyhow::Result<String> {
         }
     }
     if !std::io::stdin().is_terminal() {
-        bail!("{prompt} is needed: set {env} (standard input is not a terminal, so nothing is asked)");
+        bail!(
+            "{prompt} is needed: set {env} (standard input is not a terminal, so nothing is asked)"
+        );
     }
     eprint!("{prompt} (not shown): ");
     let _ = std::io::stderr().flush();
-    let echo_off = std::process::Command::new("stty").arg("-echo").status().is_ok_and(|s| s.success());
+    let echo_off = std::process::Command::new("stty")
+        .arg("-echo")
+        .status()
+        .is_ok_and(|s| s.success());
     let mut line = String::new();
     let read = std::io::stdin().lock().read_line(&mut line);
     if echo_off {
@@ -139,7 +146,8 @@ fn give_to_service(path: &Path, own: bool) -> anyhow::Result<()> {
     };
     let Some((uid, gid)) = passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 3 && f[0] == SERVICE_USER).then(|| Some((f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?)))?
+        (f.len() > 3 && f[0] == SERVICE_USER)
+            .then(|| Some((f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?)))?
     }) else {
         return Ok(());
     };
@@ -148,7 +156,9 @@ fn give_to_service(path: &Path, own: bool) -> anyhow::Result<()> {
         Ok(()) => Ok(()),
         // Not root: the files stay the caller's, which is right for a config in their home.
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("handing {} to the {SERVICE_USER} user", path.display())),
+        Err(e) => {
+            Err(e).with_context(|| format!("handing {} to the {SERVICE_USER} user", path.display()))
+        }
     }
 }
 
@@ -179,7 +189,11 @@ pub fn init(args: &InitArgs) -> anyhow::Result<i32> {
     }
     let primary = match &args.primary {
         Some(p) => p.clone(),
-        None => ask("The primary (home) server's address, or `auto`", "--primary", None)?,
+        None => ask(
+            "The primary (home) server's address, or `auto`",
+            "--primary",
+            None,
+        )?,
     };
     if primary != "auto"
         && primary.parse::<IpAddr>().is_err()
@@ -194,7 +208,9 @@ pub fn init(args: &InitArgs) -> anyhow::Result<i32> {
     let standby_ip: IpAddr = standby
         .parse()
         .or_else(|_| standby.parse::<std::net::SocketAddr>().map(|a| a.ip()))
-        .map_err(|_| anyhow::anyhow!("`{standby}` is not an IP address (with an optional :port)"))?;
+        .map_err(|_| {
+            anyhow::anyhow!("`{standby}` is not an IP address (with an optional :port)")
+        })?;
     let dns = match args.dns {
         Some(d) => d,
         None => {
@@ -203,8 +219,11 @@ pub fn init(args: &InitArgs) -> anyhow::Result<i32> {
                 "--dns",
                 Some("builtin"),
             )?;
-            <DnsHost as clap::ValueEnum>::from_str(&a, true)
-                .map_err(|_| anyhow::anyhow!("`{a}` is not one of builtin, rfc2136, powerdns, cloudflare, route53"))?
+            <DnsHost as clap::ValueEnum>::from_str(&a, true).map_err(|_| {
+                anyhow::anyhow!(
+                    "`{a}` is not one of builtin, rfc2136, powerdns, cloudflare, route53"
+                )
+            })?
         }
     };
     let labels: Vec<&str> = domain.split('.').collect();
@@ -233,7 +252,11 @@ pub fn init(args: &InitArgs) -> anyhow::Result<i32> {
         DnsHost::Rfc2136 => {
             let server = match &args.dns_server {
                 Some(s) => s.clone(),
-                None => ask("The primary DNS server taking updates (host:port)", "--dns-server", None)?,
+                None => ask(
+                    "The primary DNS server taking updates (host:port)",
+                    "--dns-server",
+                    None,
+                )?,
             };
             let secret = ask_secret("The TSIG secret (base64)", "UNDERSTUDY_INIT_SECRET")?;
             let file = secrets.join("tsig.secret");
@@ -247,7 +270,11 @@ pub fn init(args: &InitArgs) -> anyhow::Result<i32> {
         DnsHost::Powerdns => {
             let url = match &args.dns_server {
                 Some(s) => s.clone(),
-                None => ask("The PowerDNS API URL", "--dns-server", Some("http://127.0.0.1:8081"))?,
+                None => ask(
+                    "The PowerDNS API URL",
+                    "--dns-server",
+                    Some("http://127.0.0.1:8081"),
+                )?,
             };
             let secret = ask_secret("The PowerDNS API key", "UNDERSTUDY_INIT_SECRET")?;
             let file = secrets.join("powerdns.key");
@@ -259,7 +286,10 @@ pub fn init(args: &InitArgs) -> anyhow::Result<i32> {
             ))
         }
         DnsHost::Cloudflare => {
-            let secret = ask_secret("The Cloudflare API token (Zone:Read + DNS:Edit)", "UNDERSTUDY_INIT_SECRET")?;
+            let secret = ask_secret(
+                "The Cloudflare API token (Zone:Read + DNS:Edit)",
+                "UNDERSTUDY_INIT_SECRET",
+            )?;
             let file = secrets.join("cloudflare.token");
             write_secret(&file, &secret)?;
             Some(format!(
@@ -280,7 +310,9 @@ pub fn init(args: &InitArgs) -> anyhow::Result<i32> {
             "listen = [\"{}\"]   # point the zone's NS records (at the registrar) here\nttl = 30\n",
             args.dns_listen
         )),
-        _ => o.push_str("listen = [\"127.0.0.1:5353\"]   # the built-in server is unused here\nttl = 60\n"),
+        _ => o.push_str(
+            "listen = [\"127.0.0.1:5353\"]   # the built-in server is unused here\nttl = 60\n",
+        ),
     }
     if let Some(p) = &provider {
         o.push('\n');
@@ -322,13 +354,17 @@ pub fn init(args: &InitArgs) -> anyhow::Result<i32> {
              [[ip.sources]]\nname = \"icanhazip\"\noperator = \"cloudflare\"\ntype = \"http\"\nfamily = \"ipv4\"\nurl = \"https://ipv4.icanhazip.com\"\n",
         );
     }
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
     crate::util::write_atomic_mode(&config, o.as_bytes(), 0o640, true)
         .with_context(|| format!("writing {}", config.display()))?;
     give_to_service(&config, false)?;
     // What we wrote must read back; a mistake here is ours, said plainly.
     if let Err(e) = crate::config::load(&config) {
-        bail!("the config written to {} does not check: {e}", config.display());
+        bail!(
+            "the config written to {} does not check: {e}",
+            config.display()
+        );
     }
     crate::util::write_stdout(format_args!(
         "wrote {}\nnext: understudy check-config -c {}\n      understudy run -c {}\n",
@@ -376,7 +412,14 @@ pub fn man() -> anyhow::Result<i32> {
         let name = sub.get_name();
         let _ = writeln!(out, ".SH \"UNDERSTUDY {}\"", name.to_uppercase());
         if let Some(about) = sub.get_about() {
-            let _ = writeln!(out, "{}", about.to_string().replace('\\', "\\\\").replace("\n.", "\n\\&."));
+            let _ = writeln!(
+                out,
+                "{}",
+                about
+                    .to_string()
+                    .replace('\\', "\\\\")
+                    .replace("\n.", "\n\\&.")
+            );
         }
     }
     crate::util::write_stdout(format_args!("{}", String::from_utf8_lossy(&out)));

@@ -375,12 +375,7 @@ impl Config {
             o.push_str(&format!("heartbeat_every = {:?}\n", human(*every)));
         }
         if let Some(sp) = &self.status_page {
-            let list = |v: &[String]| {
-                v.iter()
-                    .map(|s| toml_str(s))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let list = |v: &[String]| v.iter().map(|s| toml_str(s)).collect::<Vec<_>>().join(", ");
             let listen: Vec<String> = sp.listen.iter().map(|a| a.to_string()).collect();
             o.push_str(&format!(
                 "\n[status_page]\nlisten = [{}]\ntitle = {}\nshow_addresses = {}\n",

@@ -46,7 +46,6 @@ mod tests;
 mod tsig;
 mod watcher;
 pub use api::{ApiConfig, ApiToken, TokenScope, MIN_TOKEN_LEN};
-pub use status_page::StatusPageConfig;
 use cx::{key_at, tidy_serde_message, Cx, R};
 use dns::record_text;
 pub use dnssec::{DnssecAlgorithm, DnssecConfig};
@@ -63,6 +62,7 @@ pub use proxy::{ProxyConfig, SiteMode};
 use raw::*;
 pub use secondary::{PrimaryConfig, SecondaryConfig};
 use site::origin_url;
+pub use status_page::StatusPageConfig;
 pub use tsig::{parse_bind_key, TsigKey};
 pub use watcher::{WatcherConfig, DEFAULT_REFERENCES};
 

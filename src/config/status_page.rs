@@ -47,7 +47,11 @@ impl Cx<'_> {
         let listen = self.listen_list(r.listen, "status_page.listen", "127.0.0.1:8080")?;
         let title = match r.title {
             Some(t) if t.get_ref().trim().is_empty() || t.get_ref().chars().count() > 100 => {
-                return self.err(t.span(), "status_page.title", "a title is 1 to 100 characters")
+                return self.err(
+                    t.span(),
+                    "status_page.title",
+                    "a title is 1 to 100 characters",
+                )
             }
             Some(t) => t.into_inner().trim().to_string(),
             None => "Status".to_string(),

@@ -141,13 +141,23 @@ refresh_from_traffic = true
 fast_interval = "120ms"
 [standby]
 listen = ["127.0.0.1:8080"]
+[status_page]
+listen = ["127.0.0.1:8081"]
+title = "Example \"Hosting\""
+sites = ["shop.example.test"]
 [api]
+password_file = "dash.pw"
 [[api.tokens]]
 name = "grafana"
 scope = "read"
 token_file = "api.tok"
 "#;
     std::fs::write(dir.path().join("api.tok"), "a-read-token-0123456789\n").unwrap();
+    std::fs::write(
+        dir.path().join("dash.pw"),
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$3Lq1X8bFvBd2x3H3L3s0kF8p6sE0o2m3cQ3n1d0k9mQ\n",
+    )
+    .unwrap();
     let first = parse(&dir.path().join("c.toml"), text).unwrap();
     let printed = first.describe();
     assert!(
@@ -164,6 +174,12 @@ token_file = "api.tok"
         "{printed}"
     );
     assert!(printed.contains("[ip.push]"), "{printed}");
+    assert!(
+        printed.contains("[status_page]")
+            && printed.contains("password_file = ")
+            && !printed.contains("$argon2id$"),
+        "{printed}"
+    );
     assert!(
         !printed.contains("a-long-enough-password")
             && !printed.contains("pdns-api-key")

@@ -74,9 +74,15 @@ impl Controller {
             return;
         }
         h.last_write = now;
-        let (minutes, failures) = (std::mem::take(&mut h.minutes), std::mem::take(&mut h.failures));
+        let (minutes, failures) = (
+            std::mem::take(&mut h.minutes),
+            std::mem::take(&mut h.failures),
+        );
         if let Err(e) = self.store.append_history(&minutes, &failures) {
-            tracing::warn!("probe history not saved ({} rows): {e}", minutes.len() + failures.len());
+            tracing::warn!(
+                "probe history not saved ({} rows): {e}",
+                minutes.len() + failures.len()
+            );
         }
     }
 }

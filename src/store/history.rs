@@ -8,6 +8,33 @@ use rusqlite::{params, OptionalExtension};
 use super::{Store, StoreError};
 use crate::history::{self, Bucket, MinuteRow, Tier, DAY};
 
+/// The history's tables: finished minutes as rows, packed blobs, failed probes.
+pub(super) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS history_minute (
+         site TEXT NOT NULL,
+         side INTEGER NOT NULL,
+         minute INTEGER NOT NULL,
+         probes INTEGER NOT NULL,
+         failures INTEGER NOT NULL,
+         latency_sum INTEGER NOT NULL,
+         latency_max INTEGER NOT NULL,
+         PRIMARY KEY (site, side, minute)
+     ) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS history_packed (
+         site TEXT NOT NULL,
+         side INTEGER NOT NULL,
+         tier INTEGER NOT NULL,
+         period INTEGER NOT NULL,
+         data BLOB NOT NULL,
+         PRIMARY KEY (site, side, tier, period)
+     ) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS probe_failure (
+         site TEXT NOT NULL,
+         side INTEGER NOT NULL,
+         at INTEGER NOT NULL,
+         detail TEXT NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS probe_failure_site_at ON probe_failure (site, at);";
+
 /// What one packing pass did, for the log.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Packed {
@@ -93,7 +120,15 @@ impl Store {
             for (at, b) in rows {
                 minutes[((at - start) / history::MINUTE) as usize].merge(&b);
             }
-            put_blob(&tx, &site, side, Tier::Minute, day, &history::pack(&minutes)).map_err(sql)?;
+            put_blob(
+                &tx,
+                &site,
+                side,
+                Tier::Minute,
+                day,
+                &history::pack(&minutes),
+            )
+            .map_err(sql)?;
             let (block, slot) = Tier::Hour.locate(start);
             let mut hours = blob(&tx, &site, side, Tier::Hour, block)
                 .map_err(sql)?
@@ -108,7 +143,9 @@ impl Store {
             done.days += 1;
         }
         let minutes_from = today.saturating_sub(history::KEEP_MINUTES_DAYS);
-        let hours_from = Tier::Hour.locate(now.saturating_sub(history::KEEP_HOURS_DAYS * DAY)).0;
+        let hours_from = Tier::Hour
+            .locate(now.saturating_sub(history::KEEP_HOURS_DAYS * DAY))
+            .0;
         tx.execute(
             "DELETE FROM history_packed WHERE (tier = 0 AND period < ?1) OR (tier = 1 AND period < ?2)",
             params![minutes_from as i64, hours_from as i64],
@@ -326,8 +363,15 @@ mod tests {
             .map(|m| row("a", 0, day0 + m * MINUTE, m % 10 != 0))
             .collect();
         store.append_history(&rows, &[]).unwrap();
-        store.append_history(&[row("a", 0, day0, true)], &[("a".into(), 0, day0, "refused".into())]).unwrap();
-        let before = store.history("a", 0, Tier::Minute, day0, day0 + DAY).unwrap();
+        store
+            .append_history(
+                &[row("a", 0, day0, true)],
+                &[("a".into(), 0, day0, "refused".into())],
+            )
+            .unwrap();
+        let before = store
+            .history("a", 0, Tier::Minute, day0, day0 + DAY)
+            .unwrap();
         assert_eq!(before.len(), 1440);
         assert_eq!(before[0].1.probes, 2);
         let hours_before = store.history("a", 0, Tier::Hour, day0, day0 + DAY).unwrap();
@@ -336,8 +380,16 @@ mod tests {
         // Not packed while the day is today.
         assert_eq!(store.pack_history(day0 + HOUR).unwrap().days, 0);
         let packed = store.pack_history(day0 + DAY + HOUR).unwrap();
-        assert_eq!(packed, Packed { days: 1, rows: 1440 });
-        let after = store.history("a", 0, Tier::Minute, day0, day0 + DAY).unwrap();
+        assert_eq!(
+            packed,
+            Packed {
+                days: 1,
+                rows: 1440
+            }
+        );
+        let after = store
+            .history("a", 0, Tier::Minute, day0, day0 + DAY)
+            .unwrap();
         assert_eq!(after.len(), 1440);
         assert_eq!(
             history::uptime(before.iter().map(|b| b.1)),
@@ -350,11 +402,26 @@ mod tests {
         assert!(store.probe_failures("a", 0, 10).unwrap().is_empty());
         // Minutes go after 31 days; hours stay the year.
         store.pack_history(day0 + 40 * DAY).unwrap();
-        assert!(store.history("a", 0, Tier::Minute, day0, day0 + DAY).unwrap().is_empty());
-        assert_eq!(store.history("a", 0, Tier::Hour, day0, day0 + DAY).unwrap().len(), 24);
+        assert!(store
+            .history("a", 0, Tier::Minute, day0, day0 + DAY)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store
+                .history("a", 0, Tier::Hour, day0, day0 + DAY)
+                .unwrap()
+                .len(),
+            24
+        );
         store.pack_history(day0 + 400 * DAY).unwrap();
-        assert!(store.history("a", 0, Tier::Hour, day0, day0 + DAY).unwrap().is_empty());
+        assert!(store
+            .history("a", 0, Tier::Hour, day0, day0 + DAY)
+            .unwrap()
+            .is_empty());
         // Another site's and side's rows are their own.
-        assert!(store.history("a", 1, Tier::Hour, 0, u64::MAX / 2).unwrap().is_empty());
+        assert!(store
+            .history("a", 1, Tier::Hour, 0, u64::MAX / 2)
+            .unwrap()
+            .is_empty());
     }
 }

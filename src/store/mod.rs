@@ -190,32 +190,7 @@ const SCHEMA: &str = "PRAGMA journal_mode = WAL;
          outcome TEXT NOT NULL,
          report TEXT NOT NULL
      );
-     CREATE INDEX IF NOT EXISTS crawls_site ON crawls (site, started_at);
-     CREATE TABLE IF NOT EXISTS history_minute (
-         site TEXT NOT NULL,
-         side INTEGER NOT NULL,
-         minute INTEGER NOT NULL,
-         probes INTEGER NOT NULL,
-         failures INTEGER NOT NULL,
-         latency_sum INTEGER NOT NULL,
-         latency_max INTEGER NOT NULL,
-         PRIMARY KEY (site, side, minute)
-     ) WITHOUT ROWID;
-     CREATE TABLE IF NOT EXISTS history_packed (
-         site TEXT NOT NULL,
-         side INTEGER NOT NULL,
-         tier INTEGER NOT NULL,
-         period INTEGER NOT NULL,
-         data BLOB NOT NULL,
-         PRIMARY KEY (site, side, tier, period)
-     ) WITHOUT ROWID;
-     CREATE TABLE IF NOT EXISTS probe_failure (
-         site TEXT NOT NULL,
-         side INTEGER NOT NULL,
-         at INTEGER NOT NULL,
-         detail TEXT NOT NULL
-     );
-     CREATE INDEX IF NOT EXISTS probe_failure_site_at ON probe_failure (site, at);";
+     CREATE INDEX IF NOT EXISTS crawls_site ON crawls (site, started_at);";
 
 impl Store {
     /// Opens (creating if needed) the database in `data_dir`. A database that is missing or
@@ -308,6 +283,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
+        conn.execute_batch(history::SCHEMA).map_err(sql)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),

@@ -47,7 +47,10 @@ fn html(status: StatusCode, markup: maud::Markup) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from(markup.into_string())));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, "text/html; charset=utf-8".parse().expect("valid"));
+    h.insert(
+        header::CONTENT_TYPE,
+        "text/html; charset=utf-8".parse().expect("valid"),
+    );
     h.insert(header::CACHE_CONTROL, "no-store".parse().expect("valid"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -135,7 +138,9 @@ pub async fn route(
                     let mut r = html(
                         StatusCode::TOO_MANY_REQUESTS,
                         pages::login(
-                            Some(&format!("too many failed logins from here; try again in {s} s")),
+                            Some(&format!(
+                                "too many failed logins from here; try again in {s} s"
+                            )),
                             true,
                         ),
                     );
@@ -157,7 +162,10 @@ pub async fn route(
         _ => {}
     }
     // Everything else needs the right to read.
-    let auth = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
     let may_read = session.is_some()
         || api
             .tokens
@@ -180,19 +188,38 @@ pub async fn route(
         can_login,
     };
     let fragment = req.headers().contains_key(FRAGMENT);
-    let q: Vec<(String, String)> = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let q: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
     let parts: Vec<String> = path
         .trim_matches('/')
         .split('/')
         .map(routes::percent)
         .collect();
-    match (&method, parts.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
+    match (
+        &method,
+        parts
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+    ) {
         (&Method::GET | &Method::HEAD, [""]) => overview(api, &q, &viewer, now, fragment).await,
         (&Method::GET | &Method::HEAD, ["sites", site]) => {
-            let notice = field(&q, "done").and_then(done_words).map(pages::Notice::Done);
-            site_page(api, site, &viewer, notice.as_ref(), StatusCode::OK, now, fragment).await
+            let notice = field(&q, "done")
+                .and_then(done_words)
+                .map(pages::Notice::Done);
+            site_page(
+                api,
+                site,
+                &viewer,
+                notice.as_ref(),
+                StatusCode::OK,
+                now,
+                fragment,
+            )
+            .await
         }
         (&Method::POST, ["sites", site, action]) => {
             let fields = form(req).await;
@@ -209,28 +236,41 @@ pub async fn route(
             if !field(&fields, "csrf").is_some_and(|t| session::same_token(t, &s.csrf)) {
                 return html(
                     StatusCode::FORBIDDEN,
-                    pages::refused("the form is stale or not this dashboard's; reload the page and try again", can_login),
+                    pages::refused(
+                        "the form is stale or not this dashboard's; reload the page and try again",
+                        can_login,
+                    ),
                 );
             }
             tracing::info!(%peer, site, action, "dashboard action");
             let outcome = match *action {
                 "drain" => {
                     let note = Some("from the dashboard".to_string());
-                    routes::site_command(api, site, Command::Drain { force: false, note }).await.map(|_| ())
+                    routes::site_command(api, site, Command::Drain { force: false, note })
+                        .await
+                        .map(|_| ())
                 }
                 "release" => {
                     let note = Some("from the dashboard".to_string());
-                    routes::site_command(api, site, Command::Release { note }).await.map(|_| ())
+                    routes::site_command(api, site, Command::Release { note })
+                        .await
+                        .map(|_| ())
                 }
                 "crawl" => routes::crawl_now(api, site).map(|_| ()),
                 "reverify" => {
                     routes::reverify(api);
                     Ok(())
                 }
-                _ => Err(routes::fail(StatusCode::NOT_FOUND, format!("no action `{action}`"))),
+                _ => Err(routes::fail(
+                    StatusCode::NOT_FOUND,
+                    format!("no action `{action}`"),
+                )),
             };
             match outcome {
-                Ok(()) => redirect(&format!("/sites/{}?done={action}", pages::url_part(site)), None),
+                Ok(()) => redirect(
+                    &format!("/sites/{}?done={action}", pages::url_part(site)),
+                    None,
+                ),
                 Err(routes::Fail(status, why)) => {
                     let notice = pages::Notice::Refused(why);
                     site_page(api, site, &viewer, Some(&notice), status, now, false).await
@@ -248,7 +288,9 @@ fn done_words(action: &str) -> Option<String> {
     Some(
         match action {
             "drain" => "Drained: the records point at the standby until released.",
-            "release" => "Released: the site returns to its primary once the primary passes its probes.",
+            "release" => {
+                "Released: the site returns to its primary once the primary passes its probes."
+            }
             "crawl" => "A crawl starts now (or right after the one running).",
             "reverify" => "Every provider zone is read again and checked at its servers.",
             _ => return None,
@@ -266,7 +308,9 @@ async fn overview(
 ) -> Reply {
     let (all, _, _) = match routes::status(api).await {
         Ok(s) => s,
-        Err(routes::Fail(status, why)) => return html(status, pages::refused(&why, viewer.can_login)),
+        Err(routes::Fail(status, why)) => {
+            return html(status, pages::refused(&why, viewer.can_login))
+        }
     };
     let words = field(q, "q").unwrap_or("").trim().to_lowercase();
     let page = field(q, "page")
@@ -301,7 +345,15 @@ async fn overview(
     };
     html(
         StatusCode::OK,
-        pages::overview(&all, &shown[from..to], matching, &list, viewer, now, fragment),
+        pages::overview(
+            &all,
+            &shown[from..to],
+            matching,
+            &list,
+            viewer,
+            now,
+            fragment,
+        ),
     )
 }
 
@@ -316,7 +368,9 @@ async fn site_page(
 ) -> Reply {
     let (all, _, _) = match routes::status(api).await {
         Ok(s) => s,
-        Err(routes::Fail(status, why)) => return html(status, pages::refused(&why, viewer.can_login)),
+        Err(routes::Fail(status, why)) => {
+            return html(status, pages::refused(&why, viewer.can_login))
+        }
     };
     let Some(s) = all.into_iter().find(|s| s.name == site) else {
         return html(
@@ -325,12 +379,18 @@ async fn site_page(
         );
     };
     match detail(api, &s, now) {
-        Ok(d) => html(status, pages::site_page(&s, &d, viewer, notice, now, fragment)),
+        Ok(d) => html(
+            status,
+            pages::site_page(&s, &d, viewer, notice, now, fragment),
+        ),
         Err(e) => {
             tracing::error!(site, "dashboard: {e}");
             html(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                pages::refused(&format!("reading the state database: {e}"), viewer.can_login),
+                pages::refused(
+                    &format!("reading the state database: {e}"),
+                    viewer.can_login,
+                ),
             )
         }
     }
@@ -351,12 +411,24 @@ fn detail(
     }
     let hours: Vec<Vec<(u64, history::Bucket)>> = [0u8, 1]
         .iter()
-        .map(|side| store.history(&s.name, *side, Tier::Hour, now.saturating_sub(30 * DAY), now + 1))
+        .map(|side| {
+            store.history(
+                &s.name,
+                *side,
+                Tier::Hour,
+                now.saturating_sub(30 * DAY),
+                now + 1,
+            )
+        })
         .collect::<Result<_, _>>()?;
     let since = |rows: &[(u64, history::Bucket)], from: u64| {
         history::uptime(rows.iter().filter(|(at, _)| *at >= from).map(|(_, b)| *b))
     };
-    uptime.push(("24 hours", since(&minutes[0], day_ago), since(&minutes[1], day_ago)));
+    uptime.push((
+        "24 hours",
+        since(&minutes[0], day_ago),
+        since(&minutes[1], day_ago),
+    ));
     for (label, days) in [("7 days", 7), ("30 days", 30)] {
         let from = now.saturating_sub(days * DAY);
         uptime.push((label, since(&hours[0], from), since(&hours[1], from)));
@@ -365,7 +437,8 @@ fn detail(
         history::series(&minutes[0], day_ago, now + 1, 288),
         history::series(&minutes[1], day_ago, now + 1, 288),
     );
-    let served: Vec<crate::mirror::crawl::Report> = store.crawls(Some(&s.name), Some("published"), 1)?;
+    let served: Vec<crate::mirror::crawl::Report> =
+        store.crawls(Some(&s.name), Some("published"), 1)?;
     let last: Vec<crate::mirror::crawl::Report> = store.crawls(Some(&s.name), None, 1)?;
     let dynamic = api
         .cfg

@@ -369,7 +369,10 @@ fn chart(primary: &[Option<Bucket>], standby: &[Option<Bucket>]) -> Markup {
         for (i, p) in points.iter().enumerate() {
             match p.and_then(|b| b.mean_ms()) {
                 Some(ms) => {
-                    let (x, y) = (i as f64 * 1000.0 / n as f64, 95.0 - 90.0 * f64::from(ms) / max);
+                    let (x, y) = (
+                        i as f64 * 1000.0 / n as f64,
+                        95.0 - 90.0 * f64::from(ms) / max,
+                    );
                     // A segment's first point is drawn as a short stroke, so a lone point shows.
                     match pen {
                         true => d.push_str(&format!("L{x:.1},{y:.1} ")),

@@ -144,7 +144,8 @@ impl Sessions {
 
     pub fn logout(&self, cookie_header: Option<&str>) {
         if let Some(id) = cookie_header.and_then(session_id) {
-            self.sessions().remove(&crate::util::sha256_hex(id.as_bytes()));
+            self.sessions()
+                .remove(&crate::util::sha256_hex(id.as_bytes()));
         }
     }
 
@@ -179,7 +180,11 @@ pub fn set_cookie(id: Option<&str>, https: bool) -> String {
 
 /// Compares two tokens in time that does not depend on where they differ.
 pub fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[cfg(test)]
@@ -212,6 +217,9 @@ mod tests {
         for t in 0..5 {
             assert_eq!(s.login(peer, "no", t), Err(LoginRefused::WrongPassword));
         }
-        assert!(matches!(s.login(peer, "pw-pw-pw-pw", 6), Err(LoginRefused::Wait(_))));
+        assert!(matches!(
+            s.login(peer, "pw-pw-pw-pw", 6),
+            Err(LoginRefused::Wait(_))
+        ));
     }
 }
