@@ -160,16 +160,18 @@ impl Store {
         Ok(done)
     }
 
-    /// Stores one packed blob as it is (the benchmark's synthetic year).
-    pub fn put_history_blob(
+    /// Stores packed blobs as they are, in one transaction (the benchmark's synthetic year):
+    /// (site, side, tier, period, blob).
+    pub fn put_history_blobs(
         &self,
-        site: &str,
-        side: u8,
-        tier: Tier,
-        period: u64,
-        data: &[u8],
+        blobs: &[(String, u8, Tier, u64, Vec<u8>)],
     ) -> Result<(), StoreError> {
-        put_blob(&self.conn(), site, side, tier, period, data).map_err(|e| self.sql(e))
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sql(e))?;
+        for (site, side, tier, period, data) in blobs {
+            put_blob(&tx, site, *side, *tier, *period, data).map_err(|e| self.sql(e))?;
+        }
+        tx.commit().map_err(|e| self.sql(e))
     }
 
     /// The buckets of `tier`'s slots from `from` to `to` (slot start, bucket), from the blobs
