@@ -74,11 +74,18 @@ fn year(site: &str, seed: u64, now: u64) -> Vec<(String, u8, Tier, u64, Vec<u8>)
             let start_bad = (n.below(1400)) as usize;
             let slots: Vec<Bucket> = (0..1440)
                 .map(|m| {
-                    let down = side == 0 && day == bad_day && (start_bad..start_bad + 20).contains(&m);
+                    let down =
+                        side == 0 && day == bad_day && (start_bad..start_bad + 20).contains(&m);
                     slot(&mut n, 30, base, down)
                 })
                 .collect();
-            out.push((site.to_string(), side, Tier::Minute, day, history::pack(&slots)));
+            out.push((
+                site.to_string(),
+                side,
+                Tier::Minute,
+                day,
+                history::pack(&slots),
+            ));
         }
         // Hours: every block touching the last 366 days.
         let (first, _) = Tier::Hour.locate(now - 366 * DAY);
@@ -93,7 +100,13 @@ fn year(site: &str, seed: u64, now: u64) -> Vec<(String, u8, Tier, u64, Vec<u8>)
                     b
                 })
                 .collect();
-            out.push((site.to_string(), side, Tier::Hour, block, history::pack(&slots)));
+            out.push((
+                site.to_string(),
+                side,
+                Tier::Hour,
+                block,
+                history::pack(&slots),
+            ));
         }
     }
     out
@@ -106,26 +119,38 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 
 /// p50, p95 (ms) and the size of `path`'s page over `n` sequential GETs, each on a new
 /// connection.
-async fn server_time(api: std::net::SocketAddr, path: &str, fragment: bool, n: usize) -> (f64, f64, usize) {
+async fn server_time(
+    api: std::net::SocketAddr,
+    path: &str,
+    fragment: bool,
+    n: usize,
+) -> (f64, f64, usize) {
     let mut ms = vec![];
     let mut size = 0;
     for _ in 0..n {
         let t = Instant::now();
         let stream = tokio::net::TcpStream::connect(api).await.unwrap();
-        let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
         tokio::spawn(conn);
         let mut req = hyper::Request::get(path).header("host", api.to_string());
         if fragment {
             req = req.header("x-understudy-fragment", "1");
         }
         let resp = send
-            .send_request(req.body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap())
+            .send_request(
+                req.body(http_body_util::Empty::<bytes::Bytes>::new())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
         size = body.len();
     }
@@ -145,21 +170,25 @@ async fn paint(url: &str) -> anyhow::Result<f64> {
         .spawn()?;
     let _driver = Killer(driver);
     let profile = tempfile::tempdir()?;
-    let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,900", "--disable-background-networking", "--disable-component-update",
-                     format!("--user-data-dir={}", profile.path().display())]
-        }
-    }))?;
+    let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(
+        serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1280,900", "--disable-background-networking", "--disable-component-update",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }
+        }),
+    )?;
     let mut client = None;
     for _ in 0..100 {
-        if let Ok(c) = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
+        if let Ok(c) = fantoccini::ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(caps.clone())
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
         {
             client = Some(c);
             break;
@@ -170,9 +199,15 @@ async fn paint(url: &str) -> anyhow::Result<f64> {
     let mut ms = vec![];
     for _ in 0..5 {
         c.goto(url).await?;
+        // The paint entry is buffered: an observer registered after the paint still gets it.
         let fcp = c
-            .execute(
-                "const e = performance.getEntriesByName('first-contentful-paint')[0]; return e ? e.startTime : -1;",
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 new PerformanceObserver((list) => {
+                   const e = list.getEntriesByName('first-contentful-paint')[0];
+                   if (e) done(e.startTime);
+                 }).observe({ type: 'paint', buffered: true });
+                 setTimeout(() => done(-1), 5000);",
                 vec![],
             )
             .await?;
@@ -273,13 +308,25 @@ async fn main() -> anyhow::Result<()> {
         if let Some(i) = understudy::app::RuntimeInfo::read(&data) {
             break i;
         }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(120), "the daemon did not start");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(120),
+            "the daemon did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     // Wait for the dead primaries to be failed over (the trouble the overview sorts first).
     let client = understudy::api::ApiClient::plain(info.api, None);
     loop {
-        let (_, body) = understudy::api::call(&client, hyper::Method::GET, "/api/v1/sites").await?;
+        let Ok((_, body)) =
+            understudy::api::call(&client, hyper::Method::GET, "/api/v1/sites").await
+        else {
+            // A daemon starting 2 × N probers may be slow to answer the first time.
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(180),
+                "the daemon does not answer"
+            );
+            continue;
+        };
         let v: serde_json::Value = serde_json::from_slice(&body)?;
         let moved = v["sites"]
             .as_array()
@@ -288,10 +335,17 @@ async fn main() -> anyhow::Result<()> {
         if moved >= sites / 100 {
             break;
         }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(180), "the dead primaries were not failed over");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(180),
+            "the dead primaries were not failed over"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    println!("daemon up, {} sites failed over, after {:.1} s", sites / 100, start.elapsed().as_secs_f64());
+    println!(
+        "daemon up, {} sites failed over, after {:.1} s",
+        sites / 100,
+        start.elapsed().as_secs_f64()
+    );
 
     let last = sites.div_ceil(100);
     let pages = [
@@ -299,13 +353,24 @@ async fn main() -> anyhow::Result<()> {
         ("overview, last page", format!("/?page={last}"), false),
         ("overview, search", "/?q=site00042".to_string(), false),
         ("overview, live fragment", "/".to_string(), true),
-        ("site page (year of history)", "/sites/site00042".to_string(), false),
-        ("site page, live fragment", "/sites/site00042".to_string(), true),
+        (
+            "site page (year of history)",
+            "/sites/site00042".to_string(),
+            false,
+        ),
+        (
+            "site page, live fragment",
+            "/sites/site00042".to_string(),
+            true,
+        ),
     ];
     println!("\nserver time, 100 sequential requests each, new connection each (loopback):");
     for (what, path, fragment) in &pages {
         let (p50, p95, size) = server_time(info.api, path, *fragment, 100).await;
-        println!("  {what:30} p50 {p50:7.1} ms   p95 {p95:7.1} ms   {:6} KB", size / 1024);
+        println!(
+            "  {what:30} p50 {p50:7.1} ms   p95 {p95:7.1} ms   {:6} KB",
+            size / 1024
+        );
     }
     let base = format!("http://{}", info.api);
     let fcp_overview = paint(&format!("{base}/")).await?;
@@ -319,7 +384,9 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("\nreported by others (they cannot run here):");
     println!("  Uptime Kuma: ~45 s per UI action at 700 monitors (louislam/uptime-kuma#7079),");
-    println!("               50+ s to load the dashboard at 1,855 monitors (louislam/uptime-kuma#7616)");
+    println!(
+        "               50+ s to load the dashboard at 1,855 monitors (louislam/uptime-kuma#7616)"
+    );
     println!("  Gatus:       the dashboard stops working somewhere in the hundreds of endpoints (TwiN/gatus#1557)");
     Ok(())
 }

@@ -2,6 +2,12 @@
 //! appended as rows, a finished UTC day is packed into blobs by [`Store::pack_history`], and the
 //! dashboard reads minutes or hours over a range. A minute written twice (a restart inside it)
 //! is merged, not replaced.
+//!
+//! The blobs live in a rowid table (a blob of a kilobyte or two fits in a leaf page there; in
+//! a `WITHOUT ROWID` table anything over ~1 KB spills to an overflow page of its own, which
+//! tripled the size), with an index on (tier, period) so the retention deletes do not scan.
+//! Packing takes one short transaction per server and day, so the controller's own writes
+//! (the same connection) wait milliseconds, not the whole pass.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -19,21 +25,25 @@ pub(super) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS history_minute (
          latency_max INTEGER NOT NULL,
          PRIMARY KEY (site, side, minute)
      ) WITHOUT ROWID;
+     CREATE INDEX IF NOT EXISTS history_minute_age ON history_minute (minute);
      CREATE TABLE IF NOT EXISTS history_packed (
+         id INTEGER PRIMARY KEY,
          site TEXT NOT NULL,
          side INTEGER NOT NULL,
          tier INTEGER NOT NULL,
          period INTEGER NOT NULL,
-         data BLOB NOT NULL,
-         PRIMARY KEY (site, side, tier, period)
-     ) WITHOUT ROWID;
+         data BLOB NOT NULL
+     );
+     CREATE UNIQUE INDEX IF NOT EXISTS history_packed_key ON history_packed (site, side, tier, period);
+     CREATE INDEX IF NOT EXISTS history_packed_age ON history_packed (tier, period);
      CREATE TABLE IF NOT EXISTS probe_failure (
          site TEXT NOT NULL,
          side INTEGER NOT NULL,
          at INTEGER NOT NULL,
          detail TEXT NOT NULL
      );
-     CREATE INDEX IF NOT EXISTS probe_failure_site_at ON probe_failure (site, at);";
+     CREATE INDEX IF NOT EXISTS probe_failure_site_at ON probe_failure (site, at);
+     CREATE INDEX IF NOT EXISTS probe_failure_age ON probe_failure (at);";
 
 /// What one packing pass did, for the log.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -90,15 +100,15 @@ impl Store {
 
     /// Packs every day before the one holding `now` into its minute blob and its hours into
     /// their block, deletes what was packed, and drops what is past its keeping time. One
-    /// transaction: a crash leaves either the rows or the blobs, never neither.
+    /// transaction per server and day: a crash leaves either its rows or its blobs, never
+    /// neither and never both.
     pub fn pack_history(&self, now: u64) -> Result<Packed, StoreError> {
         let today = now / DAY;
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.sql(e))?;
         let sql = |e| self.sql(e);
         let mut done = Packed::default();
         let days: Vec<(String, u8, u64)> = {
-            let mut q = tx
+            let conn = self.conn();
+            let mut q = conn
                 .prepare(
                     "SELECT DISTINCT site, side, minute / ?2 FROM history_minute WHERE minute < ?1",
                 )
@@ -111,6 +121,8 @@ impl Store {
             rows.collect::<Result<_, _>>().map_err(sql)?
         };
         for (site, side, day) in days {
+            let mut conn = self.conn();
+            let tx = conn.transaction().map_err(sql)?;
             let (start, end) = (day * DAY, (day + 1) * DAY);
             let mut minutes = blob(&tx, &site, side, Tier::Minute, day)
                 .map_err(sql)?
@@ -140,23 +152,26 @@ impl Store {
                 params![site, side, start as i64, end as i64],
             )
             .map_err(sql)?;
+            tx.commit().map_err(sql)?;
             done.days += 1;
         }
         let minutes_from = today.saturating_sub(history::KEEP_MINUTES_DAYS);
         let hours_from = Tier::Hour
             .locate(now.saturating_sub(history::KEEP_HOURS_DAYS * DAY))
             .0;
-        tx.execute(
-            "DELETE FROM history_packed WHERE (tier = 0 AND period < ?1) OR (tier = 1 AND period < ?2)",
-            params![minutes_from as i64, hours_from as i64],
-        )
-        .map_err(sql)?;
-        tx.execute(
+        let conn = self.conn();
+        for (tier, from) in [(Tier::Minute, minutes_from), (Tier::Hour, hours_from)] {
+            conn.execute(
+                "DELETE FROM history_packed WHERE tier = ?1 AND period < ?2",
+                params![tier as i64, from as i64],
+            )
+            .map_err(sql)?;
+        }
+        conn.execute(
             "DELETE FROM probe_failure WHERE at < ?1",
             params![now.saturating_sub(history::KEEP_FAILURES_MS) as i64],
         )
         .map_err(sql)?;
-        tx.commit().map_err(sql)?;
         Ok(done)
     }
 
