@@ -209,7 +209,7 @@ pub async fn route(
         (&Method::GET | &Method::HEAD, ["sites", site]) => {
             let notice = field(&q, "done")
                 .and_then(done_words)
-                .map(pages::Notice::Done);
+                .map(pages::ActionOutcome::Done);
             site_page(
                 api,
                 site,
@@ -272,7 +272,7 @@ pub async fn route(
                     None,
                 ),
                 Err(routes::Fail(status, why)) => {
-                    let notice = pages::Notice::Refused(why);
+                    let notice = pages::ActionOutcome::Refused(why);
                     site_page(api, site, &viewer, Some(&notice), status, now, false).await
                 }
             }
@@ -361,7 +361,7 @@ async fn site_page(
     api: &Api,
     site: &str,
     viewer: &pages::Viewer<'_>,
-    notice: Option<&pages::Notice>,
+    notice: Option<&pages::ActionOutcome>,
     status: StatusCode,
     now: u64,
     fragment: bool,

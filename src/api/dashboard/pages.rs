@@ -213,7 +213,7 @@ pub struct SiteDetail {
 }
 
 /// The outcome of an action, shown at the top of the site's page.
-pub enum Notice {
+pub enum ActionOutcome {
     Done(String),
     Refused(String),
 }
@@ -222,7 +222,7 @@ pub fn site_page(
     s: &SiteStatus,
     d: &SiteDetail,
     viewer: &Viewer<'_>,
-    notice: Option<&Notice>,
+    notice: Option<&ActionOutcome>,
     now: u64,
     fragment: bool,
 ) -> Markup {
@@ -316,8 +316,8 @@ pub fn site_page(
         html! {
             main {
                 @match notice {
-                    Some(Notice::Done(w)) => div.notice.ok role="status" { (w) },
-                    Some(Notice::Refused(w)) => div.notice.refused role="alert" { "Refused: " (w) },
+                    Some(ActionOutcome::Done(w)) => div.notice.ok role="status" { (w) },
+                    Some(ActionOutcome::Refused(w)) => div.notice.refused role="alert" { "Refused: " (w) },
                     None => {},
                 }
                 div.card #actions {
