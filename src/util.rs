@@ -70,6 +70,16 @@ pub fn human(d: Duration) -> String {
     human_duration(d.as_millis() as u64)
 }
 
+/// A size for people: "512 B", "3.4 KiB", "1.2 GiB".
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
 /// "just now", "12s ago", "5m3s ago".
 pub fn ago(ms: u64) -> String {
     if ms < 1_000 {

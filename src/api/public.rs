@@ -5,7 +5,7 @@
 //! words chosen from the event's *kind* and the site's phase, never from a reason's text
 //! (reasons hold addresses, error messages and probe details). Only the configured sites are
 //! shown, and an address only with `show_addresses`. Reading needs nothing; nothing can be
-//! changed here.
+//! changed here. One look at the sites serves every request for 5 s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,14 +134,33 @@ fn incidents(site: &str, events: &[crate::store::Event]) -> Vec<Incident> {
     out
 }
 
+/// How long one look at the sites serves every visitor (a busy page asks the controller and
+/// the event log at most this often, whatever the traffic).
+const FRESH_MS: u64 = 5_000;
+
 struct Page {
     cfg: Arc<Config>,
     page: StatusPageConfig,
     tx: mpsc::Sender<Message>,
     store: crate::store::Store,
+    /// The last look, and when it was taken.
+    last: tokio::sync::Mutex<Option<(u64, Arc<Vec<PublicSite>>)>>,
 }
 
 impl Page {
+    /// The sites as visitors see them, at most [`FRESH_MS`] old.
+    async fn current(&self, now: u64) -> Option<Arc<Vec<PublicSite>>> {
+        let mut last = self.last.lock().await;
+        if let Some((at, sites)) = last.as_ref() {
+            if now < at + FRESH_MS {
+                return Some(sites.clone());
+            }
+        }
+        let sites = Arc::new(self.sites(now).await?);
+        *last = Some((now, sites.clone()));
+        Some(sites)
+    }
+
     async fn sites(&self, now: u64) -> Option<Vec<PublicSite>> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Message::Status { reply }).await.ok()?;
@@ -305,6 +324,7 @@ pub async fn serve(
         page,
         tx,
         store,
+        last: Default::default(),
     });
     let opts = crate::http::server::Options {
         name: "status page",
@@ -330,7 +350,7 @@ pub async fn serve(
                     );
                 }
                 let now = crate::util::now_millis();
-                let Some(sites) = page.sites(now).await else {
+                let Some(sites) = page.current(now).await else {
                     return reply(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "text/plain; charset=utf-8",
@@ -353,7 +373,7 @@ pub async fn serve(
                         StatusCode::OK,
                         "application/json",
                         serde_json::to_string_pretty(
-                            &serde_json::json!({ "title": title, "sites": sites }),
+                            &serde_json::json!({ "title": title, "sites": sites.as_slice() }),
                         )
                         .unwrap_or_default(),
                     ),

@@ -12,7 +12,7 @@ use crate::config::{Config, Site};
 use crate::mirror::crawl::{Progress, Report};
 use crate::mirror::snapshot::SnapshotStore;
 use crate::store::Store;
-use crate::util::{human_duration, now_millis};
+use crate::util::{bytes, human_duration, now_millis};
 
 fn find<'a>(cfg: &'a Config, site: &str) -> anyhow::Result<&'a Site> {
     cfg.site(site).ok_or_else(|| {
@@ -23,15 +23,6 @@ fn find<'a>(cfg: &'a Config, site: &str) -> anyhow::Result<&'a Site> {
             names.join(", ")
         )
     })
-}
-
-fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
 }
 
 fn progress_line(p: &Progress, started: Instant) -> String {

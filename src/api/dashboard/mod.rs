@@ -299,6 +299,17 @@ fn done_words(action: &str) -> Option<String> {
     )
 }
 
+/// Every site's status from the controller, or the page that says why there is none.
+async fn sites(
+    api: &Api,
+    viewer: &pages::Viewer<'_>,
+) -> Result<Vec<crate::control::SiteStatus>, Reply> {
+    match routes::status(api).await {
+        Ok((all, _, _)) => Ok(all),
+        Err(routes::Fail(status, why)) => Err(html(status, pages::refused(&why, viewer.can_login))),
+    }
+}
+
 async fn overview(
     api: &Api,
     q: &[(String, String)],
@@ -306,11 +317,9 @@ async fn overview(
     now: u64,
     fragment: bool,
 ) -> Reply {
-    let (all, _, _) = match routes::status(api).await {
-        Ok(s) => s,
-        Err(routes::Fail(status, why)) => {
-            return html(status, pages::refused(&why, viewer.can_login))
-        }
+    let all = match sites(api, viewer).await {
+        Ok(all) => all,
+        Err(reply) => return reply,
     };
     let words = field(q, "q").unwrap_or("").trim().to_lowercase();
     let page = field(q, "page")
@@ -366,11 +375,9 @@ async fn site_page(
     now: u64,
     fragment: bool,
 ) -> Reply {
-    let (all, _, _) = match routes::status(api).await {
-        Ok(s) => s,
-        Err(routes::Fail(status, why)) => {
-            return html(status, pages::refused(&why, viewer.can_login))
-        }
+    let all = match sites(api, viewer).await {
+        Ok(all) => all,
+        Err(reply) => return reply,
     };
     let Some(s) = all.into_iter().find(|s| s.name == site) else {
         return html(

@@ -273,7 +273,7 @@ pub fn site_page(
                 h3 { "Snapshot" }
                 @if let Some(r) = &d.served {
                     p { "Served: crawled " (utc(r.started_at)) " (" (ago(now.saturating_sub(r.started_at + r.duration_ms))) "), "
-                        (r.pages) " pages, " (human_bytes(r.bytes)) }
+                        (r.pages) " pages, " (crate::util::bytes(r.bytes)) }
                 } @else { p { "No published snapshot." } }
                 @if let Some(r) = &d.last_crawl {
                     p { "Last crawl " (utc(r.started_at)) ": " strong { (r.outcome) }
@@ -340,15 +340,6 @@ fn pct(v: Option<f64>) -> String {
         Some(v) if v >= 99.995 => "100%".to_string(),
         Some(v) => format!("{v:.2}%"),
         None => "–".to_string(),
-    }
-}
-
-fn human_bytes(b: u64) -> String {
-    match b {
-        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KB", b as f64 / 1024.0),
-        b => format!("{b} bytes"),
     }
 }
 
