@@ -100,12 +100,7 @@ fn a_failover_shows_live_and_actions_need_a_session() {
         b.screenshot("dashboard-3-site-timeline").await;
 
         // Drain without a session: refused, and shown as refused; nothing changed.
-        c.find(Locator::Css("#actions button[value=drain]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        b.click("#actions button[value=drain]").await;
         b.wait_text("[role=alert]", "Refused", Duration::from_secs(5))
             .await;
         assert!(b
@@ -119,12 +114,7 @@ fn a_failover_shows_live_and_actions_need_a_session() {
         c.goto(&format!("{base}/login")).await.unwrap();
         let pw = c.find(Locator::Css("input[name=password]")).await.unwrap();
         pw.send_keys("not the password").await.unwrap();
-        c.find(Locator::Css("button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        b.click("button[type=submit]").await;
         b.wait_text(
             "[role=alert]",
             "not the one configured",
@@ -133,21 +123,11 @@ fn a_failover_shows_live_and_actions_need_a_session() {
         .await;
         let pw = c.find(Locator::Css("input[name=password]")).await.unwrap();
         pw.send_keys(PASSWORD).await.unwrap();
-        c.find(Locator::Css("button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        b.click("button[type=submit]").await;
         b.wait_text("header .who", "signed in", Duration::from_secs(5))
             .await;
         c.goto(&format!("{base}/sites/shop")).await.unwrap();
-        c.find(Locator::Css("#actions button[value=drain]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        b.click("#actions button[value=drain]").await;
         b.wait_text("[role=status]", "Drained", Duration::from_secs(5))
             .await;
         b.wait_text("#live h2 .badge", "drained", Duration::from_secs(5))

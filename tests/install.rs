@@ -28,6 +28,21 @@ fn init(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `check-config --offline` of `config` must pass; returns what it printed.
+fn check_config(config: &Path) -> String {
+    let check = cmd()
+        .args(["check-config", "--offline", "-c"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    String::from_utf8_lossy(&check.stdout).into_owned()
+}
+
 #[test]
 fn init_then_check_config_then_run_works_for_a_new_user() {
     let primary = Nginx::start("127.0.0.1", "primary");
@@ -72,16 +87,7 @@ fn init_then_check_config_then_run_works_for_a_new_user() {
     assert_eq!(code, 1);
     assert!(err.contains("exists") && err.contains("--force"), "{err}");
 
-    let check = cmd()
-        .args(["check-config", "--offline", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    check_config(&config);
 
     let mut daemon = cmd()
         .args(["run", "-c"])
@@ -163,17 +169,8 @@ fn init_keeps_secrets_in_0600_files_and_asks_for_what_is_missing() {
         !config.contains(secret) && config.contains("api_token_file"),
         "{config}"
     );
-    let check = cmd()
-        .args(["check-config", "--offline", "-c"])
-        .arg(tmp.path().join("etc/understudy.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    assert!(!String::from_utf8_lossy(&check.stdout).contains(secret));
+    let printed = check_config(&tmp.path().join("etc/understudy.toml"));
+    assert!(!printed.contains(secret));
 
     // Without a terminal nothing is asked: the missing answer is named.
     let (code, _, err) = init(tmp.path(), &["--force"]);

@@ -78,6 +78,17 @@ impl Browser {
         path
     }
 
+    /// Clicks the first element `css` finds.
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` to click: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
     /// The text of the first element `css` finds, or "" when none does (yet).
     pub async fn text(&self, css: &str) -> String {
         match self.client.find(Locator::Css(css)).await {
