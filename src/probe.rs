@@ -6,6 +6,16 @@
 //! Owns the probe request and its verdict. Every probe opens a fresh connection (a pooled
 //! connection would hide a server that stopped accepting new ones) and is bounded by one overall
 //! timeout. It never decides anything: it reports [`Observation`] and the decision core counts.
+//!
+//! **Lost packets are not an outage.** A lost SYN (or SYN-ACK) is retransmitted by the kernel
+//! only after a second, which is the whole default timeout: on a line losing 20% of its
+//! packets each way, a third of all probes would fail that way, three in a row every minute
+//! or two, and the site would fail over while visitors were still being served (the chaos
+//! suite's `loss-20` scenario saw two false failovers in three minutes). So a probe starts
+//! another connection attempt every [`ProbeTarget::stagger`] (a quarter of the timeout, 100 to
+//! 300 ms) while none has connected, up to [`CONNECT_ATTEMPTS`], and the first to connect
+//! carries the request. A refused connection still fails at once, and a silent server is still
+//! failed at the timeout; a server that answers its SYNs in time gets one connection as before.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +36,9 @@ use crate::config::{Method, Probe, Scheme, StatusSet};
 /// Where a standby answers whether each site's copy is ready to fail over to
 /// ([`crate::standby::Standby::readiness`]); a standby probe asks it.
 pub const READY_PATH: &str = "/.well-known/understudy/ready";
+
+/// Connection attempts one probe may have in flight (see the module doc).
+pub const CONNECT_ATTEMPTS: usize = 3;
 
 /// Largest body read when checking `body_contains`.
 const MAX_BODY: usize = 1024 * 1024;
@@ -141,8 +154,13 @@ impl ProbeTarget {
         }
     }
 
+    /// How long a connection attempt goes unanswered before another one is started.
+    pub fn stagger(&self) -> Duration {
+        (self.timeout / 4).clamp(Duration::from_millis(100), Duration::from_millis(300))
+    }
+
     async fn attempt(&self) -> Result<(u16, Option<u64>), String> {
-        let tcp = TcpStream::connect(self.addr)
+        let tcp = connect_staggered(self.addr, self.stagger())
             .await
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::ConnectionRefused => {
@@ -223,6 +241,29 @@ impl ProbeTarget {
         // The connection is driven here, beside the request, not in a task of its own: it
         // ends with the probe.
         crate::http::drive(conn, result).await
+    }
+}
+
+/// Connects to `addr`, starting another attempt every `stagger` while none has connected (up
+/// to [`CONNECT_ATTEMPTS`]); the first connection wins and the others are dropped. An error
+/// (refused, unreachable) is returned at once: it is an answer, not a lost packet.
+async fn connect_staggered(addr: SocketAddr, stagger: Duration) -> std::io::Result<TcpStream> {
+    let mut attempts = JoinSet::new();
+    attempts.spawn(TcpStream::connect(addr));
+    let mut started = 1;
+    loop {
+        let next = tokio::time::sleep(stagger);
+        tokio::select! {
+            done = attempts.join_next() => match done {
+                Some(Ok(result)) => return result,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Err(std::io::Error::other("no connection attempt left")),
+            },
+            _ = next, if started < CONNECT_ATTEMPTS => {
+                attempts.spawn(TcpStream::connect(addr));
+                started += 1;
+            }
+        }
     }
 }
 
@@ -552,6 +593,53 @@ mod tests {
             String::from_utf8_lossy(&buf[..n]).to_string()
         });
         (addr, h)
+    }
+
+    /// A SYN the server drops (here: its accept queue is full, as a lossy line drops one) is
+    /// retransmitted by the kernel only after a second, the whole timeout; the probe's second
+    /// connection attempt gets through instead. Before connection attempts were staggered
+    /// this probe failed ("no answer within 1s"), as under 20% loss in the chaos suite.
+    #[tokio::test]
+    async fn a_dropped_syn_does_not_fail_the_probe() {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let l = sock.listen(1).unwrap();
+        let addr = l.local_addr().unwrap();
+        // Fill the accept queue: from now on the kernel drops new SYNs to it.
+        let mut fillers = vec![];
+        for _ in 0..4 {
+            if let Ok(Ok(c)) =
+                tokio::time::timeout(Duration::from_millis(50), TcpStream::connect(addr)).await
+            {
+                fillers.push(c);
+            }
+        }
+        let server = tokio::spawn(async move {
+            // The probe's first SYN is dropped; then the queue drains and the server answers.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            drop(fillers);
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    if let Ok(n) = s.read(&mut buf).await {
+                        if n > 0 {
+                            let _ = s
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                                .await;
+                        }
+                    }
+                });
+            }
+        });
+        let mut cfg = probe_cfg(None);
+        cfg.timeout = Duration::from_secs(1);
+        let t = ProbeTarget::new(addr, "www.example.com", &cfg).unwrap();
+        let out = t.run().await;
+        server.abort();
+        assert!(out.ok, "{out:?}");
     }
 
     #[tokio::test]

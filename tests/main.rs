@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod chaos;
 mod cli;
 mod cloudflare;
 mod config_errors;

@@ -486,4 +486,6 @@ fn standby_words(state: &SiteState, readiness: Readiness) -> String {
 }
 
 #[cfg(test)]
+mod soak;
+#[cfg(test)]
 mod tests;

@@ -76,24 +76,7 @@ impl Source {
                 if bytes.len() > MAX_BODY {
                     return Err("body too large for an address".to_string());
                 }
-                let text = String::from_utf8(bytes.to_vec())
-                    .map_err(|_| "the body is not text".to_string())?;
-                match json_field {
-                    None => Ok(text),
-                    Some(path) => {
-                        let v: serde_json::Value = serde_json::from_str(&text)
-                            .map_err(|_| format!("not JSON (expected a field `{path}`)"))?;
-                        let mut cur = &v;
-                        for part in path.split('.') {
-                            cur = cur
-                                .get(part)
-                                .ok_or_else(|| format!("the JSON has no field `{path}`"))?;
-                        }
-                        cur.as_str()
-                            .map(String::from)
-                            .ok_or_else(|| format!("the JSON field `{path}` is not a string"))
-                    }
-                }
+                answer_text(&bytes, json_field.as_deref())
             }
             SourceKind::Push { max_age } => board
                 .get(self.family, *max_age, crate::util::now_millis())
@@ -171,6 +154,31 @@ fn ip_binary() -> &'static str {
 /// Picks the interface's address from `ip -j addr show` output: global scope, and for IPv6 not
 /// temporary, deprecated, tentative or failed. With several, the first one listed wins (the
 /// caller still checks it is public).
+/// The address text of an HTTP source's answer: the body itself, or the string at
+/// `json_field` (dotted path) of a JSON body. Pure, for any bytes the network sends.
+pub fn answer_text(body: &[u8], json_field: Option<&str>) -> Result<String, String> {
+    if body.len() > MAX_BODY {
+        return Err("body too large for an address".to_string());
+    }
+    let text = std::str::from_utf8(body).map_err(|_| "the body is not text".to_string())?;
+    match json_field {
+        None => Ok(text.to_string()),
+        Some(path) => {
+            let v: serde_json::Value = serde_json::from_str(text)
+                .map_err(|_| format!("not JSON (expected a field `{path}`)"))?;
+            let mut cur = &v;
+            for part in path.split('.') {
+                cur = cur
+                    .get(part)
+                    .ok_or_else(|| format!("the JSON has no field `{path}`"))?;
+            }
+            cur.as_str()
+                .map(String::from)
+                .ok_or_else(|| format!("the JSON field `{path}` is not a string"))
+        }
+    }
+}
+
 pub fn interface_address(json: &[u8], name: &str, family: Family) -> Result<String, String> {
     let v: serde_json::Value =
         serde_json::from_slice(json).map_err(|e| format!("unreadable `ip -j` output: {e}"))?;

@@ -5,7 +5,9 @@
 pub mod authdns;
 pub mod browser;
 pub mod ca;
+pub mod chaosnet;
 pub mod cloudflare_fake;
+pub mod faultproxy;
 pub mod fixture;
 pub mod moto;
 pub mod netns;
@@ -729,7 +731,12 @@ impl Nginx {
                     std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
                 )
             },
-            || TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).ok(),
+            || match &self.netns {
+                None => TcpStream::connect_timeout(&self.addr, Duration::from_millis(200))
+                    .ok()
+                    .map(drop),
+                Some(ns) => faultproxy::connects_in(ns, self.addr).then_some(()),
+            },
         );
     }
 

@@ -15,7 +15,9 @@
 //! directory and then `current`, and only if it passes the checks against the last good one
 //! ([`Checks`]); otherwise it is deleted and the last good one stays. A crash at any point
 //! leaves `current` pointing at a complete snapshot; leftovers are removed on the next
-//! [`SnapshotStore::begin`]. The last `keep` good snapshots are kept; bodies no kept manifest
+//! [`SnapshotStore::begin`]: the partial snapshot, and bodies written aside by a process that is
+//! gone. A body that cannot be written (a full disk) is removed at once, so a failed crawl
+//! leaves the disk as it found it and the next one has the room the last one had. The last `keep` good snapshots are kept; bodies no kept manifest
 //! references are garbage-collected.
 //!
 //! This module owns the files only. Crawling (what goes in) and serving (what comes out) live
@@ -104,6 +106,21 @@ pub enum SnapshotError {
     Corrupt { path: PathBuf, why: String },
 }
 
+/// Writes `bytes` to `tmp`, syncs it and renames it to `target`; on any failure (a full disk)
+/// the file written aside is removed again, so a failed write leaves nothing behind.
+fn write_aside(tmp: &Path, bytes: &[u8], target: &Path) -> Result<(), SnapshotError> {
+    let written = (|| {
+        let mut f = std::fs::File::create(tmp).map_err(io(tmp))?;
+        f.write_all(bytes).map_err(io(tmp))?;
+        f.sync_all().map_err(io(tmp))?;
+        std::fs::rename(tmp, target).map_err(io(target))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
+}
+
 /// Why a finished snapshot was not published (the last good one stays).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejected(pub String);
@@ -131,12 +148,49 @@ impl Bodies {
                 std::process::id(),
                 std::thread::current().id()
             ));
-            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(bytes).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+            write_aside(&tmp, bytes, &path)?;
         }
         Ok(hash)
+    }
+
+    /// Removes what writers that are gone left behind in `bodies/` (a crash or a full disk
+    /// between writing a body aside and renaming it): `.<hash>.<pid>.<thread>.tmp` of a process
+    /// that no longer runs, and a compressed form's `.tmp` older than ten minutes. Without
+    /// this, the chaos suite's disk-full scenario saw a failed crawl's 4 MB leftover keep the
+    /// disk full, so every later crawl failed too.
+    fn remove_leftovers(&self) {
+        let Ok(shards) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for shard in shards.flatten() {
+            let Ok(files) = std::fs::read_dir(shard.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().to_string();
+                if !name.ends_with(".tmp") {
+                    continue;
+                }
+                let gone = if let Some(rest) = name.strip_prefix('.') {
+                    // .<hash>.<pid>.<thread>.tmp
+                    let pid = rest.split('.').nth(1).and_then(|p| p.parse::<u32>().ok());
+                    pid.is_some_and(|p| {
+                        p != std::process::id()
+                            && Path::new("/proc/self").exists()
+                            && !Path::new(&format!("/proc/{p}")).exists()
+                    })
+                } else {
+                    f.metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(600))
+                };
+                if gone {
+                    let _ = std::fs::remove_file(f.path());
+                }
+            }
+        }
     }
 
     /// The file of a body by hash (which may not exist), or an error if `hash` is not one.
@@ -203,10 +257,7 @@ impl Bodies {
             let tmp = target.with_extension("tmp");
             // Synced before the rename (off any crawl's path): a `.br` that a crash emptied
             // would be served as an empty body.
-            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&bytes).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &target).map_err(io(&target))?;
+            write_aside(&tmp, &bytes, &target)?;
         }
         Ok(())
     }
@@ -372,6 +423,7 @@ impl SnapshotStore {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
+        self.bodies().remove_leftovers();
         let dir = snaps.join(format!("{id}.partial"));
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         Ok(SnapshotWriter {

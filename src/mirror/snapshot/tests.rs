@@ -172,3 +172,28 @@ fn an_empty_compressed_form_counts_as_none() {
     std::fs::write(b.path(&hash).with_extension("br"), b"\x0b\x01\x80").unwrap();
     assert!(b.encoded(&hash, "br").is_some());
 }
+
+/// A body written aside by a process that is gone (a crash, or a full disk before the fix) is
+/// removed at the next crawl's start; one of a running process (this one) is left alone.
+/// Before the fix, the chaos suite's disk-full scenario kept failing every later crawl.
+#[test]
+fn bodies_left_aside_by_a_gone_writer_are_removed_at_the_next_begin() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SnapshotStore::open(dir.path(), "www.example.test").unwrap();
+    snapshot(&s, "0001", &[("https://www.example.test/", "v1")]).unwrap();
+    let shard = s.bodies().dir.join("07");
+    std::fs::create_dir_all(&shard).unwrap();
+    // No process has a PID above the kernel's maximum (2^22).
+    let dead = shard.join(format!(".{}.4999999.ThreadId(4).tmp", "07".repeat(32)));
+    let alive = shard.join(format!(
+        ".{}.{}.ThreadId(2).tmp",
+        "07".repeat(32),
+        std::process::id()
+    ));
+    std::fs::write(&dead, vec![0u8; 4096]).unwrap();
+    std::fs::write(&alive, b"in flight").unwrap();
+    let w = s.begin("0002", "https://www.example.test/", 1).unwrap();
+    drop(w);
+    assert!(!dead.exists(), "the gone writer's leftover stays");
+    assert!(alive.exists(), "a running writer's file was removed");
+}
