@@ -773,23 +773,36 @@ fn clock_jump() -> Row {
     let mut v = Visitor::start(&net);
     std::thread::sleep(Duration::from_secs(3));
     let t0 = v.now();
-    std::fs::write(&clock, "+30\n").unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    // The daemon's own clock moved: its HTTP answers' Date header says so.
-    let ahead = daemon_clock_offset(&net);
+    // Written aside and renamed: libfaketime must never read a half-written file.
+    let set_clock = |offset: &str| {
+        let tmp = dir.path().join("faketime.tmp");
+        std::fs::write(&tmp, format!("{offset}\n")).unwrap();
+        std::fs::rename(&tmp, &clock).unwrap();
+    };
+    set_clock("+30");
+    // The daemon's own clock moved (its HTTP answers' Date header says so); libfaketime
+    // reads the file again within a second or so.
+    let mut ahead = 0;
+    let forward = net.within(Duration::from_secs(15), || {
+        ahead = daemon_clock_offset(&net);
+        ahead >= 25
+    });
     row.must(
-        ahead >= 25,
+        forward.is_some(),
         format!("the watcher's clock stepped forward ({ahead} s)"),
     );
-    std::thread::sleep(Duration::from_secs(17));
-    std::fs::write(&clock, "+0\n").unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    let back = daemon_clock_offset(&net);
+    std::thread::sleep(Duration::from_secs(20));
+    set_clock("+0");
+    let mut back = 0;
+    let backward = net.within(Duration::from_secs(15), || {
+        back = daemon_clock_offset(&net);
+        back.abs() <= 3
+    });
     row.must(
-        back.abs() <= 3,
+        backward.is_some(),
         format!("the watcher's clock stepped back ({back} s)"),
     );
-    std::thread::sleep(Duration::from_secs(17));
+    std::thread::sleep(Duration::from_secs(20));
     row.note = format!("the watcher's clock read {ahead:+} s, then {back:+} s");
     v.stop();
     steady(&net, &v, &mut row, t0, "from the clock steps alone");
@@ -1044,9 +1057,11 @@ fn the_fault_proxy_applies_each_toxic() {
         let t = Instant::now();
         let mut c = std::net::TcpStream::connect(p.addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        c.write_all(b"go\n").unwrap();
         let mut got = vec![];
-        let r = c.read_to_end(&mut got).map(|_| got);
+        let r = c
+            .write_all(b"go\n")
+            .and_then(|_| c.read_to_end(&mut got))
+            .map(|_| got);
         (r, t.elapsed())
     };
     let (r, _) = fetch();

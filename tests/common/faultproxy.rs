@@ -185,9 +185,12 @@ async fn connection(
         Toxic::ResetPeer { ms } => Some(opened + Duration::from_millis(*ms)),
         _ => None,
     });
-    if reset_at.is_some() {
+    if let Some(at) = reset_at {
         // Closing a socket with SO_LINGER 0 sends a RST instead of a FIN.
         client.set_zero_linger()?;
+        if at <= tokio::time::Instant::now() {
+            return Ok(());
+        }
     }
     let mut server = TcpStream::connect(upstream).await?;
     let _ = client.set_nodelay(true);
@@ -283,8 +286,9 @@ async fn connection(
         }
     };
     tokio::select! {
+        biased;
+        _ = reset => Ok(()),
         r = down => r,
         _ = up => Ok(()),
-        _ = reset => Ok(()),
     }
 }
