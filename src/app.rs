@@ -677,14 +677,22 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
 /// decision, never make one). DNS and the HTTP listeners are closed for the moment between
 /// the two (the stop's grace, at most 2 s with connections open). Should the new config fail
 /// to start (a port taken), the previous one is started again.
+///
+/// **Signals are listened for before the start.** The runtime file (`daemon.json`) tells the
+/// world the daemon is up, so a SIGTERM may follow it at once; had the handlers been installed
+/// after it, that SIGTERM would have killed the process by its default action, leaving the
+/// runtime file behind (seen under load in CI). A SIGTERM that arrives during the start is
+/// acted on as soon as the start is done: a clean stop.
 pub async fn run(cfg: Config, opts: StartOptions) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let mut current = cfg.clone();
     let mut running = start_with(cfg, opts).await?;
-    let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
     loop {
         tokio::select! {
-            _ = wait_for_signal() => {
+            _ = interrupt_or_terminate(&mut int, &mut term) => {
                 tracing::info!("signal received, shutting down");
                 running.stop().await;
                 return Ok(());
@@ -722,6 +730,16 @@ pub async fn run(cfg: Config, opts: StartOptions) -> anyhow::Result<()> {
                 start_with(current.clone(), again).await?
             }
         };
+    }
+}
+
+async fn interrupt_or_terminate(
+    int: &mut tokio::signal::unix::Signal,
+    term: &mut tokio::signal::unix::Signal,
+) {
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
     }
 }
 

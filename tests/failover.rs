@@ -546,6 +546,39 @@ fn https_probe_checks_the_certificate_against_the_site_name() {
     assert!(p["detail"].as_str().unwrap().contains("certificate"), "{p}");
 }
 
+/// A SIGTERM the moment the runtime file appears (a service manager stopping a daemon that
+/// just said it is up) is a clean stop too. The daemon used to write `daemon.json` before it
+/// listened for SIGTERM, so such a signal killed it outright (exit by signal, the runtime file
+/// left behind); seen in CI, under load, as this test's sibling below failing with -1.
+#[test]
+fn a_sigterm_right_after_the_start_is_a_clean_stop() {
+    let primary = Nginx::start("127.0.0.1", "primary");
+    let standby = Nginx::start("127.0.0.2", "standby");
+    let d = Daemon::prepare(&one_site(primary.addr, standby.addr, ""));
+    let runtime = d.data_dir().join("daemon.json");
+    for round in 0..10 {
+        let _ = std::fs::remove_file(&runtime);
+        let mut child = cmd()
+            .args(["run", "-c"])
+            .arg(d.config_path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !runtime.exists() {
+            assert!(start.elapsed() < Duration::from_secs(20), "no start");
+            std::thread::yield_now();
+        }
+        // kill(2) itself: a `kill` process would take a millisecond to start.
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "round {round}: {status}");
+        assert!(!runtime.exists(), "round {round}: the runtime file stays");
+    }
+}
+
 #[test]
 fn sigterm_stops_cleanly_and_removes_the_runtime_file() {
     let primary = Nginx::start("127.0.0.1", "primary");
