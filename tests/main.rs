@@ -17,6 +17,7 @@ mod dns_conformance;
 mod dns_server;
 mod dnssec;
 mod failover;
+mod fuzz_corpus;
 mod install;
 mod maintenance;
 mod metrics;

@@ -2,13 +2,7 @@
 //! accepts has a name and a secret.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../targets.rs"]
+mod targets;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(key) = understudy::config::parse_bind_key(text) {
-        let _ = format!("{key:?}");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::tsig_key(data));
