@@ -250,11 +250,7 @@ fn outage(
         back.is_some(),
         "the records came back within 60 s of the heal",
     );
-    let _ = net.within(Duration::from_secs(20), || {
-        v.samples()
-            .last()
-            .is_some_and(|s| s.from == PUBLIC && s.code == 200)
-    });
+    v.wait_served_by(&net, PUBLIC);
     std::thread::sleep(Duration::from_secs(2));
     row.recover = v.settled_on(t1, v.now(), PUBLIC);
     row.must(
@@ -466,11 +462,7 @@ fn address_change() -> Row {
     net.home_fault("drop");
     let moved = net.within(Duration::from_secs(30), || net.zone_answer() == STANDBY);
     row.must(moved.is_some(), "failed over");
-    let _ = net.within(Duration::from_secs(20), || {
-        v.samples()
-            .last()
-            .is_some_and(|s| s.from == STANDBY && s.code == 200)
-    });
+    v.wait_served_by(&net, STANDBY);
     std::thread::sleep(Duration::from_secs(2));
     row.to_working = v.settled_on(t0, v.now(), STANDBY);
     // The line comes back with a new address, and home reports it.
@@ -492,11 +484,7 @@ fn address_change() -> Row {
         !seen.iter().any(|a| a == PUBLIC),
         format!("the old address never came back ({seen:?})"),
     );
-    let _ = net.within(Duration::from_secs(20), || {
-        v.samples()
-            .last()
-            .is_some_and(|s| s.from == NEW && s.code == 200)
-    });
+    v.wait_served_by(&net, NEW);
     std::thread::sleep(Duration::from_secs(2));
     row.recover = v.settled_on(t1, v.now(), NEW);
     row.must(
@@ -543,11 +531,7 @@ fn provider_down() -> Row {
         format!("it landed within 25 s of BIND answering ({})", secs(landed)),
     );
     row.note = format!("landed {} after BIND answered again", secs(landed));
-    let _ = net.within(Duration::from_secs(20), || {
-        v.samples()
-            .last()
-            .is_some_and(|s| s.from == STANDBY && s.code == 200)
-    });
+    v.wait_served_by(&net, STANDBY);
     row.to_working = v.settled_on(t0, v.now(), STANDBY);
     let t1 = v.now();
     net.home_fault("");
@@ -1017,11 +1001,7 @@ fn secondary_cut_off() -> Row {
         secs(caught_up.map(|_| healed.elapsed())),
         if ixfr { "IXFR" } else { "not IXFR" }
     );
-    let _ = net.within(Duration::from_secs(20), || {
-        v.samples()
-            .last()
-            .is_some_and(|s| s.from == STANDBY && s.code == 200)
-    });
+    v.wait_served_by(&net, STANDBY);
     row.to_working = v.settled_on(t0, v.now(), STANDBY);
     let t1 = v.now();
     net.home_fault("");

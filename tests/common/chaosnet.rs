@@ -721,29 +721,10 @@ impl Net {
 
     /// One visitor request from `host`: (status, the address that answered).
     pub fn fetch(&self, host: &str, url: &str, host_header: &str) -> (u16, String) {
-        let out = self
-            .exec(
-                host,
-                &[
-                    "curl",
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code} %{remote_ip}",
-                    "--max-time",
-                    "3",
-                    "-H",
-                    &format!("Host: {host_header}"),
-                    url,
-                ],
-            )
-            .output()
-            .unwrap();
-        let s = String::from_utf8_lossy(&out.stdout).to_string();
-        let mut it = s.split_whitespace();
-        let code = it.next().and_then(|c| c.parse().ok()).unwrap_or(0);
-        (code, it.next().unwrap_or("").to_string())
+        let header = format!("Host: {host_header}");
+        let mut args = curl_args(url, "3");
+        args.extend(["-H", header.as_str()]);
+        curl(self.exec(host, &args))
     }
 
     /// Polls `f` every 100 ms until it holds or `limit` passes; the time it took, or None.
@@ -809,28 +790,10 @@ impl Visitor {
         let thread = std::thread::spawn(move || {
             while !st.load(Ordering::SeqCst) {
                 let at = start.elapsed();
-                let out = Command::new("ip")
-                    .args([
-                        "netns",
-                        "exec",
-                        &ns,
-                        "curl",
-                        "-s",
-                        "-o",
-                        "/dev/null",
-                        "-w",
-                        "%{http_code} %{remote_ip}",
-                        "--max-time",
-                        "2",
-                        &format!("http://{SITE}/"),
-                    ])
-                    .output();
-                let text = out
-                    .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-                    .unwrap_or_default();
-                let mut it = text.split_whitespace();
-                let code = it.next().and_then(|c| c.parse().ok()).unwrap_or(0);
-                let from = it.next().unwrap_or("").to_string();
+                let url = format!("http://{SITE}/");
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns]).args(curl_args(&url, "2"));
+                let (code, from) = curl(c);
                 s.lock().unwrap().push(Sample { at, code, from });
                 let next = at + Duration::from_millis(250);
                 let now = start.elapsed();
@@ -882,6 +845,15 @@ impl Visitor {
         first_good.map(|t| t - from)
     }
 
+    /// Waits (up to 20 s) until the latest request was answered 200 from `addr`.
+    pub fn wait_served_by(&self, net: &Net, addr: &str) {
+        let _ = net.within(Duration::from_secs(20), || {
+            self.samples()
+                .last()
+                .is_some_and(|s| s.from == addr && s.code == 200)
+        });
+    }
+
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
@@ -894,6 +866,34 @@ impl Drop for Visitor {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// curl's arguments for one request to `url` that prints "<status> <address that answered>".
+/// `max_time` in seconds.
+fn curl_args<'a>(url: &'a str, max_time: &'a str) -> Vec<&'a str> {
+    vec![
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{remote_ip}",
+        "--max-time",
+        max_time,
+        url,
+    ]
+}
+
+/// Runs a curl made with [`curl_args`]: (status, the address that answered); (0, "") when
+/// nothing answered.
+fn curl(mut c: Command) -> (u16, String) {
+    let text = c
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    let mut it = text.split_whitespace();
+    let code = it.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, it.next().unwrap_or("").to_string())
 }
 
 fn ip(args: &[&str]) {
