@@ -250,24 +250,36 @@ fn outage(
         back.is_some(),
         "the records came back within 60 s of the heal",
     );
-    v.wait_served_by(&net, PUBLIC);
+    back_on(&net, &mut v, &mut row, (t0, t1), PUBLIC);
+    row.must(row.lost == 0, "the zone ends on the primary");
+    row
+}
+
+/// The end of an outage that healed at `t1` (it began at `t0`): visitors must be served from
+/// `addr` again, with exactly one failover and one failback, and the zone must end on `addr`.
+fn back_on(net: &Net, v: &mut Visitor, row: &mut Row, (t0, t1): (Duration, Duration), addr: &str) {
+    v.wait_served_by(net, addr);
     std::thread::sleep(Duration::from_secs(2));
-    row.recover = v.settled_on(t1, v.now(), PUBLIC);
+    row.recover = v.settled_on(t1, v.now(), addr);
     row.must(
         row.recover.is_some(),
-        "visitors were served by the primary again",
+        format!("visitors were served from {addr} again"),
     );
     v.stop();
     row.failed = v.failed(t0, v.now());
-    let (over, back) = (net.count("failed-over"), net.count("failed-back"));
-    row.false_flips = over.saturating_sub(1) + back.saturating_sub(1);
+    let (over, back) = round_trip(net, row);
     row.must(
         row.false_flips == 0,
         format!("one failover and one failback ({over} and {back})"),
     );
-    row.lost = usize::from(net.zone_answer() != PUBLIC);
-    row.must(row.lost == 0, "the zone ends on the primary");
-    row
+    row.lost = usize::from(net.zone_answer() != addr);
+}
+
+/// Counts the failovers and failbacks; any beyond one of each is a false flip.
+fn round_trip(net: &Net, row: &mut Row) -> (usize, usize) {
+    let (over, back) = (net.count("failed-over"), net.count("failed-back"));
+    row.false_flips = over.saturating_sub(1) + back.saturating_sub(1);
+    (over, back)
 }
 
 fn refused() -> Row {
@@ -484,22 +496,7 @@ fn address_change() -> Row {
         !seen.iter().any(|a| a == PUBLIC),
         format!("the old address never came back ({seen:?})"),
     );
-    v.wait_served_by(&net, NEW);
-    std::thread::sleep(Duration::from_secs(2));
-    row.recover = v.settled_on(t1, v.now(), NEW);
-    row.must(
-        row.recover.is_some(),
-        "visitors are served at the new address",
-    );
-    v.stop();
-    row.failed = v.failed(t0, v.now());
-    let (over, back) = (net.count("failed-over"), net.count("failed-back"));
-    row.false_flips = over.saturating_sub(1) + back.saturating_sub(1);
-    row.must(
-        row.false_flips == 0,
-        format!("one failover, one failback ({over}, {back})"),
-    );
-    row.lost = usize::from(net.zone_answer() != NEW);
+    back_on(&net, &mut v, &mut row, (t0, t1), NEW);
     row.note = format!("records seen after the change: {}", seen.join(" → "));
     row
 }
@@ -542,8 +539,7 @@ fn provider_down() -> Row {
     v.stop();
     row.failed = v.failed(t0, v.now());
     row.lost = usize::from(landed.is_none()) + usize::from(back.is_none());
-    row.false_flips =
-        net.count("failed-over").saturating_sub(1) + net.count("failed-back").saturating_sub(1);
+    round_trip(&net, &mut row);
     row.must(row.false_flips == 0, "one failover, one failback");
     row
 }
@@ -586,8 +582,7 @@ fn watcher_killed() -> Row {
     row.recover = v.settled_on(t1, v.now(), PUBLIC);
     v.stop();
     row.failed = v.failed(t0, v.now());
-    let (over, back) = (net.count("failed-over"), net.count("failed-back"));
-    row.false_flips = over.saturating_sub(1) + back.saturating_sub(1);
+    round_trip(&net, &mut row);
     row.lost = usize::from(net.zone_answer() != PUBLIC);
     row.must(row.lost == 0, "the zone ends on the primary");
     row
@@ -1012,8 +1007,7 @@ fn secondary_cut_off() -> Row {
     v.stop();
     row.failed = v.failed(t0, v.now());
     row.lost = usize::from(net.zone_answer() != PUBLIC);
-    let (o, b) = (net.count("failed-over"), net.count("failed-back"));
-    row.false_flips = o.saturating_sub(1) + b.saturating_sub(1);
+    round_trip(&net, &mut row);
     row
 }
 
