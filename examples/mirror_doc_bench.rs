@@ -40,6 +40,39 @@ fn files_under(dir: &Path) -> usize {
     n
 }
 
+/// Discovery reads pages with its own reader and the export rewrites them with lol_html: on
+/// this site nobody here wrote, both must find the same references in every page.
+fn agreement(root: &Path) {
+    use understudy::mirror::extract::{self, Kind};
+    let (mut pages, mut differ) = (0, Vec::new());
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "html") {
+                let body = std::fs::read(&p).unwrap();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                let url = url::Url::parse(&format!("http://www.doc.test/{rel}")).unwrap();
+                let mut rewriter = Vec::new();
+                extract::html(&body, &url, &mut |u: &url::Url| {
+                    rewriter.push(u.clone());
+                    None
+                });
+                pages += 1;
+                if extract::references(Kind::Html, &body, &url) != rewriter {
+                    differ.push(rel);
+                }
+            }
+        }
+    }
+    println!(
+        "\ndiscovery and the export's rewriter found the same references in {} of {pages} pages {differ:?}",
+        pages - differ.len()
+    );
+}
+
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let root = std::env::args()
@@ -134,6 +167,7 @@ fn main() {
         );
         us.push(secs);
     }
+    agreement(Path::new(&root));
     let (w2m, usm) = (median(w2), median(us));
     println!(
         "\nmedian: wget2 {w2m:.2} s, understudy {usm:.2} s; understudy's speed {:.2}x wget2's (target >= 1.2x)",

@@ -5,8 +5,14 @@
 //! and when `on_ref` returns a replacement, writes it in place of the original (so discovery and
 //! export can never disagree on what counts as a reference).
 //!
-//! HTML goes through `lol_html` (streaming; attribute values have their character references
-//! decoded here, since lol_html hands them over raw). What is a reference:
+//! HTML is the exception, for speed: the export rewrites it with `lol_html` ([`html`]), and
+//! discovery reads it with [`scan`], a tokenizer that only reads (four times faster on a real
+//! documentation site, where discovery was half of a first crawl's CPU). Both hand every start
+//! tag to one function ([`tag_refs`]) that decides what is a reference, and tests hold the two
+//! readers to the same references, in the same order, on awkward documents and generated tag
+//! soup; `bench/mirror-doc` checks every page of the site it crawls. Attribute values have their
+//! character references decoded here, since both readers hand them over raw. What is a
+//! reference:
 //! - `href`, `src`, `poster`, `background`, `data-src`, `xlink:href` on every element (SVG
 //!   `<image>` and `<use>` included); `<object data>`;
 //! - `srcset`, `imagesrcset`, `data-srcset`, in any whitespace layout (the HTML candidate-list
@@ -32,6 +38,7 @@ use url::Url;
 
 use super::scope::resolve;
 
+mod scan;
 pub mod script;
 
 /// Called with each resolved reference; returns a replacement to write instead (export), or
@@ -203,30 +210,74 @@ const SRCSET_ATTRS: &[&str] = &["srcset", "imagesrcset", "data-srcset"];
 const REF_ELEMENTS: &str = "[href], [src], [poster], [background], [data-src], [xlink\\:href], \
     [srcset], [imagesrcset], [data-srcset], [style], object[data], meta[http-equiv]";
 
+/// Whether an attribute (lower-case name) can hold a reference on some element.
+fn is_ref_attr(name: &str) -> bool {
+    URL_ATTRS.contains(&name)
+        || SRCSET_ATTRS.contains(&name)
+        || matches!(name, "style" | "data" | "content")
+}
+
+/// The references among one start tag's attributes, as both HTML readers see them (names
+/// lower-case, values as written): calls `on_ref` with each and returns the edits it asked for,
+/// as (attribute, new decoded value).
+fn tag_refs<'v>(
+    tag: &str,
+    attrs: impl Iterator<Item = (&'v str, &'v str)> + Clone,
+    base: &Url,
+    on_ref: &mut OnRef<'_>,
+) -> Vec<(String, String)> {
+    let mut edits = Vec::new();
+    for (name, raw) in attrs.clone() {
+        if !is_ref_attr(name) {
+            continue;
+        }
+        let is_url = URL_ATTRS.contains(&name);
+        let value = decode_entities(raw);
+        if is_url && tag != "base" || (name == "data" && tag == "object") {
+            if let Some(new) = resolve(base, &value).and_then(|u| on_ref(&u)) {
+                edits.push((name.to_string(), new));
+            }
+        } else if SRCSET_ATTRS.contains(&name) {
+            let mut reps = Vec::new();
+            for r in srcset_urls(&value) {
+                if let Some(new) = resolve(base, &value[r.clone()]).and_then(|u| on_ref(&u)) {
+                    reps.push((r, new));
+                }
+            }
+            if !reps.is_empty() {
+                edits.push((name.to_string(), rewrite_ranges(&value, &reps)));
+            }
+        } else if name == "style" {
+            if let Some(new) = css_walk(&value, base, on_ref) {
+                edits.push((name.to_string(), new));
+            }
+        } else if name == "content" && tag == "meta" {
+            let refresh = attrs
+                .clone()
+                .find(|(n, _)| *n == "http-equiv")
+                .is_some_and(|(_, h)| h.eq_ignore_ascii_case("refresh"));
+            if let Some(r) = refresh.then(|| refresh_url(&value)).flatten() {
+                if let Some(new) = resolve(base, &value[r.clone()]).and_then(|u| on_ref(&u)) {
+                    edits.push((name.to_string(), rewrite_ranges(&value, &[(r, new)])));
+                }
+            }
+        }
+    }
+    edits
+}
+
 /// Called with the text of each inline `<script>` and the base in force where it stands.
 type OnScript<'a> = dyn FnMut(&str, &Url) + 'a;
 
 /// Walks an HTML (or SVG) document. Returns the document with the replacements `on_ref` asked
 /// for; unparseable input yields what could be parsed.
 pub fn html(body: &[u8], base: &Url, on_ref: &mut OnRef<'_>) -> Vec<u8> {
-    html_walk(body, base, on_ref, None, true)
-}
-
-fn html_walk(
-    body: &[u8],
-    base: &Url,
-    on_ref: &mut OnRef<'_>,
-    on_script: Option<&mut OnScript<'_>>,
-    keep_output: bool,
-) -> Vec<u8> {
     let base = RefCell::new(base.clone());
     let on_ref = RefCell::new(on_ref);
     let style_text = RefCell::new(String::new());
-    let script_text = RefCell::new(String::new());
-    let on_script = RefCell::new(on_script);
     let mut out = Vec::with_capacity(body.len());
     {
-        let mut settings = lol_html::Settings::new()
+        let settings = lol_html::Settings::new()
             .append_element_content_handler(lol_html::element!("base[href]", |el| {
                 if let Some(h) = el.get_attribute("href") {
                     let b = base.borrow().clone();
@@ -238,56 +289,20 @@ fn html_walk(
             }))
             .append_element_content_handler(lol_html::element!(REF_ELEMENTS, |el| {
                 let b = base.borrow();
-                // Only what is needed is decoded: the tag name for the three attributes that
-                // depend on it, a value only for an attribute that can hold a reference.
-                let tag = std::cell::OnceCell::new();
-                let tag = || tag.get_or_init(|| el.tag_name());
-                let mut f = on_ref.borrow_mut();
-                let mut edits: Vec<(String, String)> = Vec::new();
+                // Only the attributes that can hold a reference (and http-equiv) are decoded. A
+                // repeated attribute is dropped, as the HTML tokenizer drops it (lol_html keeps
+                // it).
+                let mut attrs: Vec<(String, String)> = Vec::new();
                 for a in el.attributes() {
                     let name = a.name();
-                    let n = name.as_str();
-                    let is_url = URL_ATTRS.contains(&n);
-                    if !(is_url
-                        || SRCSET_ATTRS.contains(&n)
-                        || matches!(n, "style" | "data" | "content"))
+                    if (is_ref_attr(&name) || name == "http-equiv")
+                        && !attrs.iter().any(|(n, _)| *n == name)
                     {
-                        continue;
-                    }
-                    let raw = a.value();
-                    let value = decode_entities(&raw);
-                    let single = is_url && tag() != "base" || (n == "data" && tag() == "object");
-                    if single {
-                        if let Some(new) = resolve(&b, &value).and_then(|u| f(&u)) {
-                            edits.push((name, new));
-                        }
-                    } else if SRCSET_ATTRS.contains(&name.as_str()) {
-                        let mut reps = Vec::new();
-                        for r in srcset_urls(&value) {
-                            if let Some(new) = resolve(&b, &value[r.clone()]).and_then(|u| f(&u)) {
-                                reps.push((r, new));
-                            }
-                        }
-                        if !reps.is_empty() {
-                            edits.push((name, rewrite_ranges(&value, &reps)));
-                        }
-                    } else if name == "style" {
-                        let new = css_walk(&value, &b, &mut **f);
-                        if let Some(new) = new {
-                            edits.push((name, new));
-                        }
-                    } else if name == "content" && tag() == "meta" {
-                        let refresh = el
-                            .get_attribute("http-equiv")
-                            .is_some_and(|h| h.eq_ignore_ascii_case("refresh"));
-                        if let Some(r) = refresh.then(|| refresh_url(&value)).flatten() {
-                            if let Some(new) = resolve(&b, &value[r.clone()]).and_then(|u| f(&u)) {
-                                edits.push((name, rewrite_ranges(&value, &[(r, new)])));
-                            }
-                        }
+                        attrs.push((name, a.value()));
                     }
                 }
-                drop(f);
+                let pairs = attrs.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+                let edits = tag_refs(&el.tag_name(), pairs, &b, &mut **on_ref.borrow_mut());
                 for (name, value) in edits {
                     // Values we write are decoded text; lol_html escapes the quotes.
                     let _ = el.set_attribute(&name, &escape_amp(&value));
@@ -311,28 +326,58 @@ fn html_walk(
                 }
                 Ok(())
             }));
-        if on_script.borrow().is_some() {
-            settings = settings.append_element_content_handler(lol_html::text!("script", |t| {
-                script_text.borrow_mut().push_str(t.as_str());
-                if t.last_in_text_node() {
-                    let text = std::mem::take(&mut *script_text.borrow_mut());
-                    if let Some(f) = on_script.borrow_mut().as_mut() {
-                        f(&text, &base.borrow());
-                    }
-                }
-                Ok(())
-            }));
-        }
-        // Discovery only reads: the rewritten document is not even assembled.
-        let mut rewriter = lol_html::HtmlRewriter::new(settings, |c: &[u8]| {
-            if keep_output {
-                out.extend_from_slice(c)
-            }
-        });
+        let mut rewriter =
+            lol_html::HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
         let _ = rewriter.write(body);
         let _ = rewriter.end();
     }
     out
+}
+
+/// Discovery's reading of an HTML document: the references [`html`] would find, and the text of
+/// each `<script>` for `on_script`, read by [`scan`] rather than lol_html (see there why).
+fn html_refs<'f>(
+    body: &[u8],
+    base: &Url,
+    on_ref: &mut OnRef<'f>,
+    on_script: Option<&mut OnScript<'f>>,
+) {
+    struct Refs<'a, 'b, 'c> {
+        base: Url,
+        on_ref: &'a mut OnRef<'c>,
+        on_script: Option<&'b mut OnScript<'c>>,
+    }
+    impl scan::Sink for Refs<'_, '_, '_> {
+        fn start_tag(&mut self, name: &str, attrs: &[scan::Attr<'_>]) {
+            if name == "base" {
+                if let Some(h) = attrs.iter().find(|a| a.name == "href") {
+                    if let Ok(nb) = self.base.join(decode_entities(h.value).trim()) {
+                        self.base = nb;
+                    }
+                }
+            }
+            let pairs = attrs.iter().map(|a| (&*a.name, a.value));
+            tag_refs(name, pairs, &self.base, self.on_ref);
+        }
+        fn text(&mut self, element: &'static str, text: &str) {
+            if element == "style" {
+                css_walk(text, &self.base, self.on_ref);
+            } else if let Some(f) = self.on_script.as_mut() {
+                f(text, &self.base);
+            }
+        }
+    }
+    // The common case, valid UTF-8, is checked by the faster of the two validators.
+    let text = match std::str::from_utf8(body) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(body),
+    };
+    let mut refs = Refs {
+        base: base.clone(),
+        on_ref,
+        on_script,
+    };
+    scan::scan(&text, &mut refs);
 }
 
 /// Walks a stylesheet. Returns the rewritten text.
@@ -624,7 +669,7 @@ pub fn discover(kind: Kind, body: &[u8], base: &Url) -> Discovered {
                     guesses.extend(script::urls(text, base));
                 }
             };
-            html_walk(body, base, &mut push, Some(&mut scripts), false);
+            html_refs(body, base, &mut push, Some(&mut scripts));
             refs
         }
         Kind::Script | Kind::Json => {
@@ -651,7 +696,7 @@ pub fn references(kind: Kind, body: &[u8], base: &Url) -> Vec<Url> {
     };
     match kind {
         Kind::Html => {
-            html_walk(body, base, &mut push, None, false);
+            html_refs(body, base, &mut push, None);
         }
         Kind::Css => {
             css(&String::from_utf8_lossy(body), base, &mut push);

@@ -267,3 +267,243 @@ fn an_element_with_many_reference_attributes_is_walked_once() {
         r#"<img src="x/a.png" srcset="x/b.png 2x" style="background: url(&quot;x/c.png&quot;)" data-src="x/d.png">"#
     );
 }
+
+/// The references lol_html's walk (the export's rewriter) finds, in order.
+fn rewriter_refs(doc: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    html(doc, &base(), &mut |u: &Url| {
+        found.push(u.to_string());
+        None
+    });
+    found
+}
+
+/// Documents where a reader that is not a real HTML tokenizer goes wrong, each with the
+/// references it holds. Discovery's reader and the export's rewriter must both find exactly
+/// these.
+#[test]
+fn scan_and_lol_html_agree_on_awkward_documents() {
+    let cases: &[(&str, &[&str])] = &[
+        (r#"<a href=/x>x</a><A HREF="/Y">"#, &["/x", "/Y"]),
+        (r#"<a href='/q' title="a>b" href="/dup">"#, &["/q"]),
+        (r#"<a title=">" href=/after-gt>"#, &["/after-gt"]),
+        (r#"<a href = "/spaced" >"#, &["/spaced"]),
+        (r#"<img src=/unq.png alt=x/>"#, &["/unq.png"]),
+        (r#"<img/src="/slash.png">"#, &["/slash.png"]),
+        (
+            r#"<!-- <a href="/in-comment"> --><a href="/after">"#,
+            &["/after"],
+        ),
+        (r#"<!--><a href="/abrupt">"#, &["/abrupt"]),
+        (r#"<!---><a href="/abrupt2">"#, &["/abrupt2"]),
+        (r#"<!-- x --!><a href="/bang">"#, &["/bang"]),
+        (
+            r#"<!doctype html><?xml x="<a href='/no'>"?><a href="/yes">"#,
+            &["/yes"],
+        ),
+        (r#"</p class="<a href='/no'>"><a href="/yes">"#, &["/yes"]),
+        (r#"</ x><a href="/bogus-end">"#, &["/bogus-end"]),
+        (r#"<title><a href="/no"></title><a href="/yes">"#, &["/yes"]),
+        (
+            r#"<textarea><img src="/no"></TEXTAREA ><img src="/yes">"#,
+            &["/yes"],
+        ),
+        (
+            r#"<noscript><img src="/no"></noscript><img src="/yes">"#,
+            &["/yes"],
+        ),
+        (
+            r#"<xmp><a href="/no"></xmp><iframe src="/frame"><a href="/no2"></iframe>"#,
+            &["/frame"],
+        ),
+        (
+            r#"<style>a{background:url(/s1.png)} </styles> b{background:url(/s2.png)}</style>"#,
+            &["/s1.png", "/s2.png"],
+        ),
+        (
+            r#"<script>document.write('<a href="/no">')</script><a href="/yes">"#,
+            &["/yes"],
+        ),
+        (
+            r#"<script><!-- x = "</script>"; --></script><a href="/after-escaped">"#,
+            &["/after-escaped"],
+        ),
+        (
+            r#"<script><!--<script>x="</script>"</script> y --></script><a href="/double">"#,
+            &["/double"],
+        ),
+        (
+            r#"<script><!--<scripts></script><a href="/not-double">"#,
+            &["/not-double"],
+        ),
+        (
+            r#"<svg><style>.a{fill:url(/grad.svg#g)}</style><image href="/svg.png"/></svg>"#,
+            &["/grad.svg", "/svg.png"],
+        ),
+        (
+            r#"<svg><![CDATA[<a href="/no">]]><a href="/svg-a"/></svg>"#,
+            &["/svg-a"],
+        ),
+        (
+            r#"<p><![CDATA[<a href="/in-bogus">]]><a href="/after-bogus">"#,
+            &["/after-bogus"],
+        ),
+        (
+            r#"<svg><title><a href="/integration">t</a></title></svg>"#,
+            &["/integration"],
+        ),
+        (
+            r#"<svg><foreignObject><style>p{background:url(/fo.png)}</style></foreignObject></svg>"#,
+            &["/fo.png"],
+        ),
+        (
+            r#"<svg><p><title><a href="/no"></title><a href="/yes">"#,
+            &["/yes"],
+        ),
+        (
+            r#"<math><mi><title><a href="/no"></title></mi></math><a href="/yes">"#,
+            &["/yes"],
+        ),
+        (r#"<plaintext><a href="/no">"#, &[]),
+        (r#"<a href="/cut-off""#, &[]),
+        (r#"<a href="/x"><img src="/cut"#, &["/x"]),
+        (r#"< a href="/not-a-tag"><a href="/tag">"#, &["/tag"]),
+        (r#"<a href="&#x2F;ent&amp;x=1">"#, &["/ent&x=1"]),
+        (
+            r#"<meta content="0; url=/refresh" http-equiv="refresh"><object data="/o"><embed data="/no">"#,
+            &["/refresh", "/o"],
+        ),
+        (r#"<base href="/b/"><a href="rel">"#, &["/b/rel"]),
+        ("<a\thref\n=\n'/ws'\r>", &["/ws"]),
+        ("<a href=\"/caf\u{e9}\">", &["/caf%C3%A9"]),
+    ];
+    for (doc, want) in cases {
+        let want: Vec<String> = want.iter().map(|p| w(p)).collect();
+        assert_eq!(refs(Kind::Html, doc), want, "discovery of {doc}");
+        assert_eq!(rewriter_refs(doc.as_bytes()), want, "the rewriter on {doc}");
+    }
+}
+
+/// The text of every `<script>`, as discovery's reader hands it over for guesses.
+#[test]
+fn script_text_follows_the_escaped_states() {
+    // `<!--` starts a line comment in JavaScript too, hence the new lines.
+    let page = concat!(
+        r#"<script>a("/one.json")</script>"#,
+        "<script><!--\n<script>b(\"/two.json\")</script>\n\"/three.json\"--></script>",
+        r#"<svg><script>c("/four.json")</script></svg><script>"/five.json""#
+    )
+    .as_bytes();
+    let found = discover(Kind::Html, page, &base());
+    let got: Vec<String> = found.guesses.iter().map(|u| u.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            w("/one.json"),
+            w("/two.json"),
+            w("/three.json"),
+            w("/four.json"),
+            w("/five.json")
+        ]
+    );
+}
+
+mod soup {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces of markup, well- and ill-formed, that generated documents are made of.
+    fn piece() -> impl Strategy<Value = String> {
+        let name = prop::sample::select(vec![
+            "a",
+            "img",
+            "link",
+            "style",
+            "script",
+            "title",
+            "textarea",
+            "noscript",
+            "iframe",
+            "svg",
+            "math",
+            "p",
+            "div",
+            "font",
+            "foreignObject",
+            "desc",
+            "mi",
+            "br",
+            "base",
+            "meta",
+            "object",
+            "source",
+            "use",
+            "image",
+            "xmp",
+            "b",
+            "span",
+        ]);
+        let attr = prop::sample::select(vec![
+            " href=\"/h\"",
+            " src='/s'",
+            " srcset=\"/a 1x, /b 2x\"",
+            " style=\"background:url(/st)\"",
+            " data=/d",
+            " content=\"0;url=/r\"",
+            " http-equiv=refresh",
+            " color=red",
+            " HREF=/up",
+            " title=\">\"",
+            " href",
+            " href=/dup",
+            "/",
+            " x='",
+            " data-src=/ds",
+        ]);
+        let text = prop::sample::select(vec![
+            "text",
+            "<!--",
+            "-->",
+            "--!>",
+            "<!--x-->",
+            "<![CDATA[",
+            "]]>",
+            "<!doctype html>",
+            "<?x?>",
+            "</ x>",
+            "< p",
+            "&amp;",
+            "url(/t)",
+            "\"/g.json\"",
+            "<",
+            ">",
+            "\n",
+            "</",
+        ]);
+        prop_oneof![
+            (
+                name.clone(),
+                prop::collection::vec(attr, 0..4),
+                any::<bool>()
+            )
+                .prop_map(|(n, attrs, close)| format!(
+                    "<{n}{}{}",
+                    attrs.concat(),
+                    if close { ">" } else { "/>" }
+                )),
+            name.prop_map(|n| format!("</{n}>")),
+            text.prop_map(str::to_string),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Discovery's reader finds what the export's rewriter finds, in the same order, in any
+        /// soup of these pieces.
+        #[test]
+        fn scan_and_lol_html_agree(pieces in prop::collection::vec(piece(), 0..24)) {
+            let doc = pieces.concat();
+            prop_assert_eq!(refs(Kind::Html, &doc), rewriter_refs(doc.as_bytes()), "{}", doc);
+        }
+    }
+}
