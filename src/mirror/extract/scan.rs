@@ -23,9 +23,12 @@
 //! `foreignObject`, MathML `mi` ... `mtext` and `annotation-xml encoding=text/html` are HTML
 //! again inside.
 //!
-//! One deliberate difference: lol_html (in its default strict mode) stops at a text element
-//! whose parsing depends on the open elements (`<select><xmp>`), so the export leaves the rest of
-//! such a page as it is; this reader reads on, as a browser would.
+//! Where the two differ, this reader follows the tokenizer, as a browser does:
+//! - lol_html (in its default strict mode) stops at a text element whose parsing depends on the
+//!   open elements (`<select><xmp>`), so the export leaves the rest of such a page as it is;
+//!   this reader reads on;
+//! - after a `<style>` start tag that ends in a valueless attribute (`<style a=>`), lol_html
+//!   reads the content as markup; this reader reads it as raw text.
 
 use std::borrow::Cow;
 

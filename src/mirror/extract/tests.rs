@@ -506,4 +506,29 @@ mod soup {
             prop_assert_eq!(refs(Kind::Html, &doc), rewriter_refs(doc.as_bytes()), "{}", doc);
         }
     }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        /// The same for any string of markup characters and names. `=` is always followed by a
+        /// value here: after a valueless `a=>`, lol_html does not read a `<style>`'s content as
+        /// raw text, where the tokenizer (and this reader) does
+        /// (`the_reader_follows_the_tokenizer_where_lol_html_does_not`).
+        #[test]
+        fn scan_and_lol_html_agree_on_character_soup(
+            doc in "(<|>|a|href|src|style|script|svg|math|p|/|=|\"|'| |\n|\r|\t|!|-|\\[CDATA\\[|\\]\\]|&amp;|\u{0}|title|noscript|font|color|mi|desc|url\\(/u\\)){0,40}"
+        ) {
+            let doc = doc.replace('=', "=v");
+            prop_assert_eq!(refs(Kind::Html, &doc), rewriter_refs(doc.as_bytes()), "{:?}", doc);
+        }
+    }
+}
+
+#[test]
+fn the_reader_follows_the_tokenizer_where_lol_html_does_not() {
+    // A missing attribute value ends the tag; `<style>`'s content is raw text all the same.
+    assert_eq!(
+        refs(Kind::Html, "<style a=><a href=/x>"),
+        Vec::<String>::new()
+    );
+    assert_eq!(refs(Kind::Html, "<style a=><url(/u)</style>"), [w("/u")]);
 }
