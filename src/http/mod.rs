@@ -3,12 +3,14 @@
 //! - [`server`]: the one accept loop every listener uses (the standby, the control API, the
 //!   push endpoint), with a connection limit, accept backoff, a TLS handshake timeout, tracked
 //!   connections and graceful shutdown.
+//! - [`zerocopy`]: large stored bodies sent to plain-TCP clients by `sendfile(2)`.
 //! - The client ([`client`]) for provider APIs (PowerDNS, Cloudflare), IP echo sources and
 //!   `report`: reqwest over rustls with the ring provider and the public web PKI roots (or a
 //!   given CA), one overall timeout per request, no proxies from the environment (a DNS change
 //!   must not detour through whatever proxy a shell had set).
 
 pub mod server;
+pub mod zerocopy;
 
 use std::sync::Arc;
 use std::time::Duration;

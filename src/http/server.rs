@@ -104,7 +104,10 @@ pub async fn serve<H, F, B>(
         conns.spawn(async move {
             let _permit = permit;
             match tls {
-                None => connection(stream, peer, handler, &opts, stop).await,
+                None => {
+                    let io = super::zerocopy::ZeroCopy(stream);
+                    connection(io, peer, handler, &opts, stop).await
+                }
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {

@@ -158,7 +158,11 @@ impl Standby {
         };
         let mut body = match (preloaded, &entry.body) {
             (Some(b), _) => b,
-            (None, Some(h)) => match self.cache.get_or_load(h, || site.store.body(h)) {
+            // Large bodies keep their file open, to be sent from it (`http::zerocopy`).
+            (None, Some(h)) => match self.cache.get_or_load(h, || {
+                let (data, file) = site.store.bodies().get_with_file(h)?;
+                Ok(crate::http::zerocopy::file_backed(data, file))
+            }) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, url = %key, "snapshot body unreadable");
@@ -184,10 +188,10 @@ impl Standby {
             if let Some(h) = &entry.body {
                 variant = format!("{h}.banner{}", m.created_at);
                 if let Ok(b) = self.cache.get_or_load(&variant, || {
-                    Ok(inject_banner(
+                    Ok(Bytes::from(inject_banner(
                         &body,
                         &crate::util::utc_minutes(m.created_at),
-                    ))
+                    )))
                 }) {
                     body = b;
                     bannered = true;
@@ -213,12 +217,14 @@ impl Standby {
             // Stored at publish time beside the body (not for the bannered variant).
             (Some(enc), Some(h)) => {
                 match self.cache.get_or_load(&format!("{variant}.{enc}"), || {
-                    Ok(if bannered {
-                        None
-                    } else {
-                        site.store.bodies().encoded(h, enc)
-                    }
-                    .unwrap_or_else(|| compress(enc, &body)))
+                    Ok(Bytes::from(
+                        if bannered {
+                            None
+                        } else {
+                            site.store.bodies().encoded(h, enc)
+                        }
+                        .unwrap_or_else(|| compress(enc, &body)),
+                    ))
                 }) {
                     Ok(c) if c.len() < body.len() => (c, Some(enc)),
                     _ => (body, None),

@@ -151,12 +151,12 @@ impl BodyCache {
     fn get_or_load(
         &self,
         hash: &str,
-        load: impl FnOnce() -> Result<Vec<u8>, crate::mirror::snapshot::SnapshotError>,
+        load: impl FnOnce() -> Result<Bytes, crate::mirror::snapshot::SnapshotError>,
     ) -> Result<Bytes, crate::mirror::snapshot::SnapshotError> {
         if let Some(b) = self.map.lock().ok().and_then(|m| m.0.get(hash).cloned()) {
             return Ok(b);
         }
-        let b = Bytes::from(load()?);
+        let b = load()?;
         if let Ok(mut m) = self.map.lock() {
             if m.1 + b.len() > self.budget {
                 m.0.clear();

@@ -303,6 +303,17 @@ impl Bodies {
         let p = self.file(hash)?;
         std::fs::read(&p).map_err(io(&p))
     }
+
+    /// A body and its open file, read through that same handle (so both are the same
+    /// content however the directory changes later), for a server that sends the file.
+    pub fn get_with_file(&self, hash: &str) -> Result<(Vec<u8>, std::fs::File), SnapshotError> {
+        use std::io::Read;
+        let p = self.file(hash)?;
+        let mut f = std::fs::File::open(&p).map_err(io(&p))?;
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).map_err(io(&p))?;
+        Ok((data, f))
+    }
 }
 
 /// Types worth compressing (text and text-like); images and archives are compressed already.
