@@ -116,6 +116,24 @@ impl ZeroCopy {
     }
 }
 
+impl ZeroCopy {
+    /// Writes (part of) `buf` with `MSG_MORE`: a response's head, held back by the kernel to
+    /// leave in the same segment as the first bytes of the body that follows (as nginx's
+    /// `tcp_nopush` does), rather than as a small segment of its own.
+    fn poll_send_more(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            let sent = self.0.try_io(Interest::WRITABLE, || {
+                rustix::net::send(&self.0, buf, rustix::net::SendFlags::MORE).map_err(Into::into)
+            });
+            match sent {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+}
+
 impl AsyncRead for ZeroCopy {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -143,16 +161,15 @@ impl AsyncWrite for ZeroCopy {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        // What comes before the first registered buffer is written as usual (a response's
-        // head); the registered buffer itself goes by sendfile on the next call, or now if it
-        // is first.
+        // What comes before the first registered buffer (a response's head) is written with
+        // MSG_MORE, a buffer at a time; the registered buffer goes by sendfile when it is first.
         let first = bufs.iter().position(|b| lookup(b).is_some());
         match first {
             Some(0) => {
                 let (file, offset) = lookup(&bufs[0]).expect("just found");
                 self.poll_sendfile(cx, &file, offset, bufs[0].len())
             }
-            Some(i) => Pin::new(&mut self.0).poll_write_vectored(cx, &bufs[..i]),
+            Some(_) => self.poll_send_more(cx, &bufs[0]),
             None => Pin::new(&mut self.0).poll_write_vectored(cx, bufs),
         }
     }
