@@ -163,8 +163,13 @@ struct Reader<'a, 's, S: Sink> {
     sink: &'s mut S,
     ns: Vec<Ns>,
     attrs: Vec<Attr<'a>>,
-    /// In foreign content, the `style`/`script` element whose text nodes are being reported.
-    foreign_text: Option<&'static str>,
+    /// The open elements as lol_html's selector machine keeps them (an element is pushed
+    /// unless it is void in HTML or self-closing in foreign content; an end tag pops up to the
+    /// nearest element of its name), so text is `style` or `script` text exactly where its
+    /// handlers would see it: inside such an element at any depth.
+    open: Vec<Cow<'a, str>>,
+    styles: usize,
+    scripts: usize,
 }
 
 /// Reads `html` and reports to `sink`. Never fails: whatever cannot be read as markup is text.
@@ -174,7 +179,9 @@ pub(super) fn scan<S: Sink>(html: &str, sink: &mut S) {
         sink,
         ns: vec![Ns::Html],
         attrs: Vec::new(),
-        foreign_text: None,
+        open: Vec::new(),
+        styles: 0,
+        scripts: 0,
     };
     r.run();
 }
@@ -190,11 +197,36 @@ impl<'a, S: Sink> Reader<'a, '_, S> {
         }
     }
 
-    /// Reports a text node inside a foreign `style`/`script`.
-    fn foreign(&mut self, text: &str) {
-        if let Some(el) = self.foreign_text {
-            if !text.is_empty() {
-                self.sink.text(el, text);
+    /// Reports a text node to the `style` and `script` elements it is inside of, if any.
+    fn text_node(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if self.styles > 0 {
+            self.sink.text("style", text);
+        }
+        if self.scripts > 0 {
+            self.sink.text("script", text);
+        }
+    }
+
+    fn count(&mut self, name: &str, by: isize) {
+        match name {
+            "style" => self.styles = self.styles.saturating_add_signed(by),
+            "script" => self.scripts = self.scripts.saturating_add_signed(by),
+            _ => {}
+        }
+    }
+
+    fn push(&mut self, name: Cow<'a, str>) {
+        self.count(&name, 1);
+        self.open.push(name);
+    }
+
+    fn pop_up_to(&mut self, name: &str) {
+        if let Some(at) = self.open.iter().rposition(|n| n == name) {
+            for n in self.open.split_off(at) {
+                self.count(&n, -1);
             }
         }
     }
@@ -211,7 +243,7 @@ impl<'a, S: Sink> Reader<'a, '_, S> {
         let mut i = 0;
         while let Some(off) = memchr::memchr(b'<', &b[i..]) {
             let lt = i + off;
-            self.foreign(&html[i..lt]);
+            self.text_node(&html[i..lt]);
             i = lt + 1;
             match b.get(i) {
                 Some(b'!') => {
@@ -221,7 +253,7 @@ impl<'a, S: Sink> Reader<'a, '_, S> {
                     } else if rest.starts_with(b"[CDATA[") && self.current() != Ns::Html {
                         let start = i + 8;
                         let end = html[start..].find("]]>").map_or(b.len(), |o| start + o);
-                        self.foreign(&html[start..end]);
+                        self.text_node(&html[start..end]);
                         i = (end + 3).min(b.len());
                     } else {
                         i = self.past_gt(i);
@@ -241,10 +273,10 @@ impl<'a, S: Sink> Reader<'a, '_, S> {
                     None => return,
                 },
                 Some(b'?') => i = self.past_gt(i),
-                _ => self.foreign("<"),
+                _ => self.text_node("<"),
             }
         }
-        self.foreign(&html[i..]);
+        self.text_node(&html[i..]);
     }
 
     /// Index just past the comment whose text starts at `from` (after `<!--`).
@@ -352,7 +384,7 @@ impl<'a, S: Sink> Reader<'a, '_, S> {
             }
         }
         if start {
-            self.start_tag(&name, self_closing, p)
+            self.start_tag(name, self_closing, p)
         } else {
             self.end_tag(&name);
             Some(p)
@@ -365,9 +397,9 @@ impl<'a, S: Sink> Reader<'a, '_, S> {
 
     /// Reports a start tag that ends before `p`, and reads the text it opens, if that is not
     /// markup. Returns where markup resumes.
-    fn start_tag(&mut self, name: &str, self_closing: bool, p: usize) -> Option<usize> {
-        self.sink.start_tag(name, &self.attrs);
-        let text = match (self.current(), name) {
+    fn start_tag(&mut self, name: Cow<'a, str>, self_closing: bool, p: usize) -> Option<usize> {
+        self.sink.start_tag(&name, &self.attrs);
+        let text = match (self.current(), &*name) {
             (_, "svg") => {
                 self.ns.push(Ns::Svg);
                 TextType::Data
@@ -376,14 +408,14 @@ impl<'a, S: Sink> Reader<'a, '_, S> {
                 self.ns.push(Ns::MathMl);
                 TextType::Data
             }
-            (Ns::Html, _) => match name {
+            (Ns::Html, _) => match &*name {
                 "textarea" | "title" | "style" | "iframe" | "xmp" | "noembed" | "noframes"
                 | "noscript" => TextType::Raw,
                 "script" => TextType::Script,
                 "plaintext" => TextType::Plain,
                 _ => TextType::Data,
             },
-            (ns, _) => {
+            (ns, name) => {
                 if is_breakout(name)
                     || name == "font"
                         && (self.attr("color").is_some()
@@ -402,31 +434,30 @@ impl<'a, S: Sink> Reader<'a, '_, S> {
                             }))
                 {
                     self.ns.push(Ns::Html);
-                } else if !self_closing && matches!(name, "style" | "script") {
-                    self.foreign_text = Some(if name == "style" { "style" } else { "script" });
                 }
                 TextType::Data
             }
         };
+        // The namespace after this tag decides, as in lol_html.
+        let pushed = match self.current() {
+            Ns::Html => !is_void(&name),
+            _ => !self_closing,
+        };
         let html = self.html;
         let end = match text {
-            TextType::Data => return Some(p),
+            TextType::Data => p,
             TextType::Plain => return None,
-            TextType::Raw => raw_end(html, p, name),
+            TextType::Raw => raw_end(html, p, &name),
             TextType::Script => script_end(html, p),
         };
-        match name {
-            "style" => self.sink.text("style", &html[p..end]),
-            "script" => self.sink.text("script", &html[p..end]),
-            _ => {}
+        if pushed {
+            self.push(name);
         }
+        self.text_node(&html[p..end]);
         Some(end)
     }
 
     fn end_tag(&mut self, name: &str) {
-        if self.foreign_text.is_some_and(|f| f == name) {
-            self.foreign_text = None;
-        }
         match self.current() {
             Ns::Html => {
                 let prev = self.ns.len().checked_sub(2).map(|i| self.ns[i]);
@@ -446,7 +477,32 @@ impl<'a, S: Sink> Reader<'a, '_, S> {
                 }
             }
         }
+        self.pop_up_to(name);
     }
+}
+
+/// The elements lol_html never pushes in HTML content (the void ones, and two obsolete ones).
+fn is_void(name: &str) -> bool {
+    matches!(
+        name,
+        "area"
+            | "base"
+            | "basefont"
+            | "bgsound"
+            | "br"
+            | "col"
+            | "embed"
+            | "hr"
+            | "img"
+            | "input"
+            | "keygen"
+            | "link"
+            | "meta"
+            | "param"
+            | "source"
+            | "track"
+            | "wbr"
+    )
 }
 
 /// The HTML elements whose start tag ends foreign content.

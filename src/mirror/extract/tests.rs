@@ -532,3 +532,25 @@ fn the_reader_follows_the_tokenizer_where_lol_html_does_not() {
     );
     assert_eq!(refs(Kind::Html, "<style a=><url(/u)</style>"), [w("/u")]);
 }
+
+/// Found by the soup test in a CI run: text inside a `<script>` that is inside an unclosed
+/// foreign `<style>` (`y/` is an unquoted value, so that tag is not self-closing) is style text
+/// to lol_html too. The reader now keeps lol_html's stack of open elements.
+#[test]
+fn text_belongs_to_every_open_style_and_script() {
+    for doc in [
+        r#"<svg/><style x=y/><script href="/h">url(/t)"#,
+        r#"<svg><style><g></style>url(/no)<style><b>url(/yes)"#,
+        r#"<p><svg><style></p>url(/after-p)"#,
+    ] {
+        assert_eq!(
+            refs(Kind::Html, doc),
+            rewriter_refs(doc.as_bytes()),
+            "{doc}"
+        );
+    }
+    assert_eq!(
+        refs(Kind::Html, r#"<svg/><style x=y/><script href="/h">url(/t)"#),
+        [w("/h"), w("/t")]
+    );
+}
