@@ -30,6 +30,11 @@ use tokio::net::TcpStream;
 /// Bodies at least this long are sent from their file.
 pub const MIN_LEN: usize = 64 * 1024;
 
+/// At most this many bodies keep their file open at once (each is a file descriptor, and the
+/// standby's body cache may hold thousands of large bodies); past it, bodies are plain memory,
+/// copied into the socket as before.
+pub const MAX_FILES: usize = 256;
+
 /// Registered memory: start address → (length, file).
 type Ranges = BTreeMap<usize, (usize, Arc<File>)>;
 
@@ -71,9 +76,14 @@ pub fn file_backed(data: Vec<u8>, file: File) -> Bytes {
         return Bytes::from(data);
     }
     let data = data.into_boxed_slice();
-    if let Ok(mut r) = ranges().lock() {
-        r.insert(data.as_ptr() as usize, (data.len(), Arc::new(file)));
+    let Ok(mut r) = ranges().lock() else {
+        return Bytes::from(data);
+    };
+    if r.len() >= MAX_FILES {
+        return Bytes::from(data);
     }
+    r.insert(data.as_ptr() as usize, (data.len(), Arc::new(file)));
+    drop(r);
     Bytes::from_owner(Backed { data })
 }
 
@@ -192,6 +202,10 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// The registry is the process's: tests that fill it or count on a place in it take turns
+    /// (nextest runs each test alone anyway; `cargo test` does not).
+    static TURNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     fn file_with(data: &[u8]) -> File {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(data).unwrap();
@@ -215,6 +229,18 @@ mod tests {
         assert!(lookup(&short).is_none());
     }
 
+    #[test]
+    fn at_most_max_files_stay_open() {
+        let _turn = TURNS.blocking_lock();
+        let data = vec![3u8; MIN_LEN];
+        let held: Vec<Bytes> = (0..MAX_FILES + 10)
+            .map(|_| file_backed(data.clone(), file_with(&data)))
+            .collect();
+        let open = held.iter().filter(|b| lookup(b).is_some()).count();
+        assert!(open <= MAX_FILES, "{open} files open");
+        assert!(held.iter().all(|b| **b == data[..]));
+    }
+
     /// Through the real server loop: a body larger than the socket's buffers (so sendfile
     /// meets a full socket and waits), whole and as a slice from an offset, to a client that
     /// reads late. What arrives must be the body, byte for byte, and it must have come from the
@@ -222,6 +248,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn large_bodies_arrive_whole_from_their_file() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _turn = TURNS.lock().await;
         let data: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
         let body = file_backed(data.clone(), file_with(&data));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
