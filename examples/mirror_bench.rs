@@ -235,15 +235,9 @@ fn timed(counters: &Counters, cmd: &mut Command) -> Run {
 /// How many of the changed pages' markers appear in the files under `dir`.
 fn markers_in_files(dir: &Path, changed: &[usize]) -> usize {
     let mut text = String::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "html") {
-                text.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
-            }
+    for p in common::files_under(dir) {
+        if p.extension().is_some_and(|x| x == "html") {
+            text.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
         }
     }
     changed

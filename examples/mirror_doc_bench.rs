@@ -24,47 +24,26 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn files_under(dir: &Path) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                n += 1;
-            }
-        }
-    }
-    n
-}
-
 /// Discovery reads pages with its own reader and the export rewrites them with lol_html: on
 /// this site nobody here wrote, both must find the same references in every page.
 fn agreement(root: &Path) {
     use understudy::mirror::extract::{self, Kind};
     let (mut pages, mut differ) = (0, Vec::new());
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "html") {
-                let body = std::fs::read(&p).unwrap();
-                let rel = p.strip_prefix(root).unwrap().display().to_string();
-                let url = url::Url::parse(&format!("http://www.doc.test/{rel}")).unwrap();
-                let mut rewriter = Vec::new();
-                extract::html(&body, &url, &mut |u: &url::Url| {
-                    rewriter.push(u.clone());
-                    None
-                });
-                pages += 1;
-                if extract::references(Kind::Html, &body, &url) != rewriter {
-                    differ.push(rel);
-                }
-            }
+    for p in common::files_under(root) {
+        if p.extension().is_none_or(|x| x != "html") {
+            continue;
+        }
+        let body = std::fs::read(&p).unwrap();
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        let url = url::Url::parse(&format!("http://www.doc.test/{rel}")).unwrap();
+        let mut rewriter = Vec::new();
+        extract::html(&body, &url, &mut |u: &url::Url| {
+            rewriter.push(u.clone());
+            None
+        });
+        pages += 1;
+        if extract::references(Kind::Html, &body, &url) != rewriter {
+            differ.push(rel);
         }
     }
     println!(
@@ -142,7 +121,7 @@ fn main() {
         println!(
             "{run:<4} {:<12} {secs:>8.2} {:>7}",
             "wget2",
-            files_under(&wget2_dir)
+            common::files_under(&wget2_dir).len()
         );
         w2.push(secs);
 

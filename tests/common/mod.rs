@@ -431,6 +431,27 @@ pub fn one_site_config(
     )
 }
 
+/// Every file under `dir`, at any depth (the benches count and read crawlers' output).
+#[allow(
+    dead_code,
+    reason = "the benches in examples/ use it; the tests do not"
+)]
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files
+}
+
 /// The benches' reference crawler: `wget2 --mirror -p -k -E` with 8 threads, into `dir`.
 #[allow(
     dead_code,

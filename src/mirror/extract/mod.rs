@@ -6,7 +6,7 @@
 //! export can never disagree on what counts as a reference).
 //!
 //! HTML is the exception, for speed: the export rewrites it with `lol_html` ([`html`]), and
-//! discovery reads it with [`scan`], a tokenizer that only reads (four times faster on a real
+//! discovery reads it with [`scan`], a tokenizer that only reads (3.4 times faster on a real
 //! documentation site, where discovery was half of a first crawl's CPU). Both hand every start
 //! tag to one function ([`tag_refs`]) that decides what is a reference, and tests hold the two
 //! readers to the same references, in the same order, on awkward documents and generated tag

@@ -4,11 +4,11 @@
 //!
 //! Why it exists beside lol_html: discovery reads every page of every crawl, and lol_html, which
 //! is built to rewrite a stream, runs its selector machine on every element once any handler
-//! looks at attributes. Over the 530 pages of Python's documentation that cost 480 ms of CPU
-//! per crawl, about half of a whole first crawl; this reader does the same work in a fraction
-//! of that (`bench/mirror-doc` shows the effect). lol_html stays the rewriter (export); the
-//! tests hold both to the same references on every fixture page, a table of awkward documents
-//! and generated tag soup (`scan_and_lol_html_agree`).
+//! looks at attributes. Over the 530 pages of Python's documentation that cost 485 ms of CPU
+//! per crawl, about half of a whole first crawl; this reader does the same work in 142 ms
+//! (`bench/mirror-doc` shows the effect on the crawl). lol_html stays the rewriter (export);
+//! the tests hold both to the same references on a table of awkward documents and generated
+//! tag soup (`scan_and_lol_html_agree*`), and `bench/mirror-doc` on every page it crawls.
 //!
 //! What it reads follows the WHATWG tokenizer: comments (`<!-->` and `--!>` included), bogus
 //! comments (`<!doctype>`, `<?xml?>`, `</ x>`), end tags (their attributes skipped with their
