@@ -6,6 +6,8 @@
 //! answers (requests/s, and the server's CPU time per request), then h2load offers both the
 //! same fixed rate (half of nginx's) and the latency percentiles are compared there, where
 //! they measure the server rather than how the two cores were shared with the load generator.
+//! Each phase is cut into slices with the servers taking turns ([`SLICES`]), so the shared
+//! machine's changes of speed, which are larger than the difference measured, fall on both.
 //! Prints the ratios of every run and understudy's idle resident memory.
 //!
 //! `serve_bench [SECONDS=10] [RUNS=3]`
@@ -29,24 +31,22 @@ http {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_request
   types { text/html html; image/png png; }\n\
   server { listen {ADDR}; root {DIR}/www; index index.html; location / { } }\n}\n";
 
-fn wrk(url: &str, host: &str, secs: u32) -> (f64, String) {
-    let w = common::wrk(url, host, secs, 2, 64);
-    (w.rps, w.p99)
+/// Each phase alternates the two servers this many times, a slice of the phase's seconds
+/// each, the first to go alternating too: a change in the shared machine's speed during a
+/// run then falls on both servers alike instead of on whichever ran at the time.
+const SLICES: u32 = 5;
+
+/// Which server goes first in slice `k`: nginx (0) in even slices, understudy (1) in odd.
+fn turns(k: u32) -> [usize; 2] {
+    if k.is_multiple_of(2) {
+        [0, 1]
+    } else {
+        [1, 0]
+    }
 }
 
 /// The fixed-rate phase offers this share (percent) of nginx's closed-loop rate.
 const FIXED_SHARE: f64 = 50.0;
-
-/// h2load at a fixed rate ([`common::fixed_rate`]) over 64 connections.
-fn fixed_rate(
-    url: &str,
-    host: &str,
-    rate: f64,
-    secs: u32,
-    dir: &std::path::Path,
-) -> (f64, f64, f64) {
-    common::fixed_rate(url, host, rate, secs, 64, dir)
-}
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -129,17 +129,18 @@ fn main() {
     std::thread::sleep(Duration::from_millis(300));
     let idle = rss_kib(server.id());
 
+    let slice = (secs / SLICES).max(1);
     let runs: usize = std::env::args()
         .nth(2)
         .and_then(|a| a.parse().ok())
         .unwrap_or(3);
     println!(
         "standby server benchmark, same machine, same run, {runs} run(s):\n\
-         - wrk -t2 -c64 -d{secs}s, keep-alive: as many requests as each server answers (closed loop;\n\
-         \x20 its p99 mostly measures how the 2 cores are shared between wrk and the server)\n\
+         - each phase is {SLICES} slices of {slice}s per server, the servers taking turns\n\
+         - wrk -t2 -c64, keep-alive: as many requests as each server answers (closed loop)\n\
          - CPU: the server's user+system time per 1000 of those requests\n\
          - fixed rate: h2load -t2 -c64 --h1 offering both servers the same {FIXED_SHARE:.0}% of nginx's\n\
-         \x20 wrk rate for {secs}s; latency percentiles from its per-request log\n"
+         \x20 wrk rate; latency percentiles from its per-request log, pooled over the slices\n"
     );
     let urls = |path: &str| {
         [
@@ -158,40 +159,69 @@ fn main() {
     for run in 1..=runs {
         println!("run {run} of {runs}");
         println!(
-            "{:<10} {:<11} {:>10} {:>9} {:>10} {:>11} {:>9} {:>9}",
-            "server", "file", "wrk req/s", "wrk p99", "CPU ms/1k", "fixed req/s", "p50", "p99"
+            "{:<10} {:<11} {:>10} {:>10} {:>11} {:>9} {:>9}",
+            "server", "file", "wrk req/s", "CPU ms/1k", "fixed req/s", "p50", "p99"
         );
         for (name, path) in [("10 KB html", "/"), ("200 KB png", "/img.png")] {
-            let mut rows = Vec::new();
-            for ((url, host), pid) in urls(path).iter().zip(pids) {
-                let cpu0 = cpu_ms(pid);
-                let (rps, p99) = wrk(url, host, secs);
-                let cpu = (cpu_ms(pid) - cpu0) / (rps * f64::from(secs) / 1000.0).max(1.0);
-                rows.push((rps, p99, cpu));
+            let targets = urls(path);
+            // Closed loop: requests answered and CPU used, summed over the slices.
+            let (mut answered, mut cpu) = ([0.0f64; 2], [0.0f64; 2]);
+            for k in 0..SLICES {
+                for i in turns(k) {
+                    let (url, host) = &targets[i];
+                    let cpu0 = cpu_ms(pids[i]);
+                    let rps = common::wrk(url, host, slice, 2, 64).rps;
+                    cpu[i] += cpu_ms(pids[i]) - cpu0;
+                    answered[i] += rps * f64::from(slice);
+                }
             }
-            let rate = rows[0].0 * FIXED_SHARE / 100.0;
-            let mut fixed_p99 = [f64::NAN; 2];
-            for (i, (url, host)) in urls(path).iter().enumerate() {
-                let (fixed_rps, p50, p99) = fixed_rate(url, host, rate, secs, dir.path());
-                let (rps, wrk_p99, cpu) = &rows[i];
+            let total = f64::from(slice * SLICES);
+            let rps = answered.map(|a| a / total);
+            let cpu_per_1k = [0, 1].map(|i| cpu[i] / (answered[i] / 1000.0).max(1.0));
+            // Fixed rate: every request's time, pooled over the slices.
+            let rate = rps[0] * FIXED_SHARE / 100.0;
+            let mut times: [Vec<f64>; 2] = Default::default();
+            for k in 0..SLICES {
+                for i in turns(k) {
+                    let (url, host) = &targets[i];
+                    times[i].extend(common::fixed_rate_times(
+                        url,
+                        host,
+                        rate,
+                        slice,
+                        64,
+                        dir.path(),
+                    ));
+                }
+            }
+            let mut p99 = [f64::NAN; 2];
+            for i in 0..2 {
+                times[i].sort_by(f64::total_cmp);
+                let (p50, q99) = if times[i].is_empty() {
+                    (f64::NAN, f64::NAN)
+                } else {
+                    (
+                        common::percentile(&times[i], 0.50),
+                        common::percentile(&times[i], 0.99),
+                    )
+                };
+                p99[i] = q99;
                 println!(
-                    "{:<10} {:<11} {:>10.0} {:>9} {:>10.1} {:>11.0} {:>7.2}ms {:>7.2}ms",
+                    "{:<10} {:<11} {:>10.0} {:>10.1} {:>11.0} {:>7.2}ms {:>7.2}ms",
                     ["nginx", "understudy"][i],
                     name,
-                    rps,
-                    wrk_p99,
-                    cpu,
-                    fixed_rps,
+                    rps[i],
+                    cpu_per_1k[i],
+                    times[i].len() as f64 / total,
                     p50,
-                    p99
+                    q99
                 );
-                fixed_p99[i] = p99;
             }
             summary.push((
                 name.to_string(),
-                rows[1].0 / rows[0].0.max(1.0),
-                rows[1].2 / rows[0].2.max(f64::MIN_POSITIVE),
-                fixed_p99[1] / fixed_p99[0],
+                rps[1] / rps[0].max(1.0),
+                cpu_per_1k[1] / cpu_per_1k[0].max(f64::MIN_POSITIVE),
+                p99[1] / p99[0],
             ));
         }
         println!();

@@ -492,7 +492,11 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         cfg.data_dir.clone(),
         shutdown.clone(),
     ));
+    let mut standby_cores = None;
     if let Some(standby) = &standby {
+        let cores = StandbyCores::start()?;
+        let on_cores = Some(cores.cores());
+        standby_cores = Some(cores);
         tracker.spawn(crate::standby::refresher(standby.clone(), shutdown.clone()));
         for l in standby_listeners {
             tracker.spawn(crate::standby::serve(
@@ -500,6 +504,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
                 standby.clone(),
                 Some(proxies.clone()),
                 None,
+                on_cores.clone(),
                 shutdown.clone(),
             ));
         }
@@ -513,6 +518,7 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
                     standby.clone(),
                     Some(proxies.clone()),
                     Some(acceptor.clone()),
+                    on_cores.clone(),
                     shutdown.clone(),
                 ));
             }
@@ -644,10 +650,13 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         let _ = controller_task.await;
         dns_stop.cancel();
         let _ = dns_task.await;
-        // The UDP threads see the stop within `UDP_POLL`.
+        // The UDP threads see the stop within `UDP_POLL`; the standby's, when told.
         let _ = tokio::task::spawn_blocking(move || {
             for t in udp_threads {
                 let _ = t.join();
+            }
+            if let Some(cores) = standby_cores {
+                cores.stop();
             }
         })
         .await;
@@ -663,6 +672,63 @@ pub async fn start_with(cfg: Config, opts: StartOptions) -> anyhow::Result<Runni
         done,
         reloading,
     })
+}
+
+/// The threads the standby's connections are served on: one per core, each with a
+/// single-threaded runtime of its own ([`crate::http::server::Cores`] says why). They run
+/// until [`StandbyCores::stop`].
+pub struct StandbyCores {
+    cores: Arc<crate::http::server::Cores>,
+    threads: Vec<(
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    )>,
+}
+
+impl StandbyCores {
+    /// As many threads as the machine has cores (as this process may use).
+    pub fn start() -> anyhow::Result<StandbyCores> {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (mut handles, mut threads) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start a runtime for the standby server")?;
+            handles.push(rt.handle().clone());
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let thread = std::thread::Builder::new()
+                .name(format!("standby-{i}"))
+                .spawn(move || {
+                    // Dropping the sender ends it as well as sending does.
+                    rt.block_on(async {
+                        let _ = stopped.await;
+                    });
+                    // Whatever is left (a pooled connection to a proxied origin) is dropped.
+                    rt.shutdown_background();
+                })
+                .context("cannot start a thread for the standby server")?;
+            threads.push((stop, thread));
+        }
+        Ok(StandbyCores {
+            cores: Arc::new(crate::http::server::Cores::new(handles)),
+            threads,
+        })
+    }
+
+    /// For the standby's listeners.
+    pub fn cores(&self) -> Arc<crate::http::server::Cores> {
+        self.cores.clone()
+    }
+
+    /// Ends the threads and waits for them (blocking: call it where blocking is allowed),
+    /// once the listeners served on them have returned.
+    pub fn stop(self) {
+        for (stop, thread) in self.threads {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Runs the daemon until SIGINT or SIGTERM; SIGHUP reloads the configuration.

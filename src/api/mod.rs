@@ -98,6 +98,7 @@ pub async fn serve(
         http2: false,
         max_lifetime: None,
         grace: Duration::from_secs(2),
+        cores: None,
     };
     let api = Arc::new(api);
     let https = tls.is_some();

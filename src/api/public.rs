@@ -333,6 +333,7 @@ pub async fn serve(
         http2: false,
         max_lifetime: None,
         grace: Duration::from_secs(1),
+        cores: None,
     };
     crate::http::server::serve(
         listener,

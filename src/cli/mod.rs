@@ -360,7 +360,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             });
             let refresh =
                 tokio::spawn(crate::standby::refresher(standby.clone(), shutdown.clone()));
-            crate::standby::serve(listener, standby, None, None, shutdown).await;
+            let cores = app::StandbyCores::start()?;
+            crate::standby::serve(listener, standby, None, None, Some(cores.cores()), shutdown)
+                .await;
+            let _ = tokio::task::spawn_blocking(move || cores.stop()).await;
             refresh.abort();
             Ok(0)
         }

@@ -261,6 +261,7 @@ mod tests {
             http2: false,
             max_lifetime: None,
             grace: std::time::Duration::from_secs(1),
+            cores: None,
         };
         let served = body.clone();
         let server = tokio::spawn(crate::http::server::serve(

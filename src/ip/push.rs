@@ -337,6 +337,7 @@ pub async fn serve(
         http2: false,
         max_lifetime: Some(Duration::from_secs(60)),
         grace: Duration::from_secs(2),
+        cores: None,
     };
     crate::http::server::serve(listener, tls, opts, cancel, move |req, peer| {
         let answer = route(req, &auth, &board, &pushed, &throttle, peer);

@@ -50,6 +50,7 @@ pub async fn serve(
     standby: Arc<Standby>,
     proxies: Option<Arc<super::proxy::Proxies>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    cores: Option<Arc<crate::http::server::Cores>>,
     shutdown: CancellationToken,
 ) {
     let https = tls.is_some();
@@ -61,6 +62,7 @@ pub async fn serve(
         http2: true,
         max_lifetime: None,
         grace: Duration::from_secs(5),
+        cores,
     };
     crate::http::server::serve(listener, tls, opts, shutdown, move |req, peer| {
         let (standby, proxies) = (standby.clone(), proxies.clone());

@@ -1047,6 +1047,34 @@ pub fn fixed_rate(
     conns: u32,
     dir: &std::path::Path,
 ) -> (f64, f64, f64) {
+    let mut times = fixed_rate_times(url, host, rate, secs, conns, dir);
+    if times.is_empty() {
+        return (0.0, f64::NAN, f64::NAN);
+    }
+    times.sort_by(f64::total_cmp);
+    (
+        times.len() as f64 / f64::from(secs),
+        percentile(&times, 0.50),
+        percentile(&times, 0.99),
+    )
+}
+
+/// The `q` quantile of `sorted` (nearest rank below).
+#[allow(dead_code, reason = "the benches use it")]
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q) as usize]
+}
+
+/// As [`fixed_rate`], but every successful request's time in ms, in the order h2load logged them.
+#[allow(dead_code, reason = "the benches use it")]
+pub fn fixed_rate_times(
+    url: &str,
+    host: &str,
+    rate: f64,
+    secs: u32,
+    conns: u32,
+    dir: &std::path::Path,
+) -> Vec<f64> {
     need("h2load", "nghttp2-client");
     let log = dir.join("h2load.tsv");
     // h2load appends to its log.
@@ -1064,7 +1092,7 @@ pub fn fixed_rate(
         .args(["-H", &format!(":authority: {host}"), url])
         .output()
         .expect("h2load runs");
-    let mut times: Vec<f64> = std::fs::read_to_string(&log)
+    let times: Vec<f64> = std::fs::read_to_string(&log)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
@@ -1076,9 +1104,6 @@ pub fn fixed_rate(
         .collect();
     if times.is_empty() {
         eprintln!("h2load said: {}", String::from_utf8_lossy(&out.stdout));
-        return (0.0, f64::NAN, f64::NAN);
     }
-    times.sort_by(f64::total_cmp);
-    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
-    (times.len() as f64 / f64::from(secs), at(0.50), at(0.99))
+    times
 }
