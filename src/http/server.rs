@@ -67,8 +67,8 @@ pub struct Options {
 /// while the others park, so under load a core could sit idle while requests waited in the
 /// kernel for the busy worker to look (4 % of the machine idle with `wrk` saturating it, in
 /// `bench/serve`), and every wake-up across threads costs. A thread per core waiting in its own
-/// `epoll` is how nginx's workers run; measured, it took the 10 KB page from 1.14-1.24x nginx's
-/// requests/s to 1.36-1.57x, with no idle time left. The price is balance: a core's connections
+/// `epoll` is how nginx's workers run; measured in the same bench, it took the 10 KB page from
+/// 1.09-1.30x nginx's requests/s to 1.37-1.44x, with no idle time left. The price is balance: a core's connections
 /// cannot move to another when it is busier, which the fewest-first choice keeps small.
 #[derive(Debug)]
 pub struct Cores {
@@ -159,11 +159,11 @@ pub async fn serve<H, F, B>(
             _ = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let (handler, opts2, tls, stop) =
+        let (handler, conn_opts, tls, stop) =
             (handler.clone(), opts.clone(), tls.clone(), shutdown.clone());
+        // The connection's whole life, on whichever runtime runs it.
         let serve_one = move |stream: TcpStream| async move {
-            let _permit = permit;
-            let opts = opts2;
+            let (_permit, opts) = (permit, conn_opts);
             match tls {
                 None => {
                     let io = super::zerocopy::ZeroCopy(stream);
@@ -300,16 +300,33 @@ mod tests {
         (Arc::new(Cores::new(handles)), stops)
     }
 
-    fn options(cores: Option<Arc<Cores>>) -> Options {
-        Options {
+    /// A server on `cores` answering every request with the name of the thread it ran on.
+    async fn thread_names(
+        cores: Arc<Cores>,
+    ) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let opts = Options {
             name: "test",
             max_connections: 64,
             header_timeout: Duration::from_secs(10),
             http2: false,
             max_lifetime: None,
             grace: Duration::from_secs(1),
-            cores,
-        }
+            cores: Some(cores),
+        };
+        let server = tokio::spawn(serve(
+            listener,
+            None,
+            opts,
+            stop.clone(),
+            |_req, _peer| async {
+                let name = std::thread::current().name().unwrap_or("?").to_string();
+                Response::new(Full::new(Bytes::from(name)))
+            },
+        ));
+        (addr, stop, server)
     }
 
     /// One keep-alive request on `conn`; the answer's body (the name of the serving thread).
@@ -335,19 +352,7 @@ mod tests {
     #[tokio::test]
     async fn connections_are_spread_over_the_cores_and_served_there() {
         let (cores, stops) = cores(2);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let server = tokio::spawn(serve(
-            listener,
-            None,
-            options(Some(cores)),
-            stop.clone(),
-            |_req, _peer| async {
-                let name = std::thread::current().name().unwrap_or("?").to_string();
-                Response::new(Full::new(Bytes::from(name)))
-            },
-        ));
+        let (addr, stop, server) = thread_names(cores).await;
         // Four connections held open at once: two on each core, each answered on its own
         // core every time it asks.
         let mut conns = vec![];
@@ -379,19 +384,7 @@ mod tests {
     #[tokio::test]
     async fn a_closed_connection_frees_its_place_on_its_core() {
         let (cores, _stops) = cores(2);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let server = tokio::spawn(serve(
-            listener,
-            None,
-            options(Some(cores.clone())),
-            stop.clone(),
-            |_req, _peer| async {
-                let name = std::thread::current().name().unwrap_or("?").to_string();
-                Response::new(Full::new(Bytes::from(name)))
-            },
-        ));
+        let (addr, stop, server) = thread_names(cores.clone()).await;
         let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (a, b) = (ask(&mut first).await, ask(&mut second).await);
