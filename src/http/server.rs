@@ -68,7 +68,7 @@ pub struct Options {
 /// kernel for the busy worker to look (4 % of the machine idle with `wrk` saturating it, in
 /// `bench/serve`), and every wake-up across threads costs. A thread per core waiting in its own
 /// `epoll` is how nginx's workers run; measured in the same bench, it took the 10 KB page from
-/// 1.09-1.30x nginx's requests/s to 1.37-1.44x, with no idle time left. The price is balance: a core's connections
+/// 1.09-1.30x nginx's requests/s to 1.26-1.47x (nine runs), with no idle time left. The price is balance: a core's connections
 /// cannot move to another when it is busier, which the fewest-first choice keeps small.
 #[derive(Debug)]
 pub struct Cores {
