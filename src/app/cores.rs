@@ -19,9 +19,13 @@ pub struct StandbyCores {
 impl StandbyCores {
     /// As many threads as the machine has cores (as this process may use).
     pub fn start() -> anyhow::Result<StandbyCores> {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// `n` threads (at least one), named `standby-0`….
+    pub fn with_threads(n: usize) -> anyhow::Result<StandbyCores> {
         let (mut handles, mut threads) = (Vec::new(), Vec::new());
-        for i in 0..n {
+        for i in 0..n.max(1) {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

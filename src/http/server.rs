@@ -277,29 +277,6 @@ mod tests {
     use http_body_util::Full;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// `n` single-threaded runtimes on threads named `core-0`…, ended by dropping the senders.
-    fn cores(n: usize) -> (Arc<Cores>, Vec<tokio::sync::oneshot::Sender<()>>) {
-        let (mut handles, mut stops) = (vec![], vec![]);
-        for i in 0..n {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            handles.push(rt.handle().clone());
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            stops.push(stop);
-            std::thread::Builder::new()
-                .name(format!("core-{i}"))
-                .spawn(move || {
-                    rt.block_on(async {
-                        let _ = stopped.await;
-                    })
-                })
-                .unwrap();
-        }
-        (Arc::new(Cores::new(handles)), stops)
-    }
-
     /// A server on `cores` answering every request with the name of the thread it ran on.
     async fn thread_names(
         cores: Arc<Cores>,
@@ -342,7 +319,7 @@ mod tests {
             got.extend_from_slice(&buf[..n]);
             let text = String::from_utf8_lossy(&got).to_string();
             if let Some((_, body)) = text.split_once("\r\n\r\n") {
-                if body.len() == "core-0".len() {
+                if body.len() == "standby-0".len() {
                     return body.to_string();
                 }
             }
@@ -351,8 +328,8 @@ mod tests {
 
     #[tokio::test]
     async fn connections_are_spread_over_the_cores_and_served_there() {
-        let (cores, stops) = cores(2);
-        let (addr, stop, server) = thread_names(cores).await;
+        let cores = crate::app::StandbyCores::with_threads(2).unwrap();
+        let (addr, stop, server) = thread_names(cores.cores()).await;
         // Four connections held open at once: two on each core, each answered on its own
         // core every time it asks.
         let mut conns = vec![];
@@ -364,7 +341,7 @@ mod tests {
         }
         let mut sorted = served.clone();
         sorted.sort();
-        assert_eq!(sorted, ["core-0", "core-0", "core-1", "core-1"]);
+        assert_eq!(sorted, ["standby-0", "standby-0", "standby-1", "standby-1"]);
         for (c, first) in conns.iter_mut().zip(&served) {
             assert_eq!(&ask(c).await, first, "a connection stays on its core");
         }
@@ -378,12 +355,15 @@ mod tests {
             let mut buf = [0u8; 16];
             assert_eq!(c.read(&mut buf).await.unwrap(), 0, "closed by the server");
         }
-        drop(stops);
+        tokio::task::spawn_blocking(move || cores.stop())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
     async fn a_closed_connection_frees_its_place_on_its_core() {
-        let (cores, _stops) = cores(2);
+        let standby = crate::app::StandbyCores::with_threads(2).unwrap();
+        let cores = standby.cores();
         let (addr, stop, server) = thread_names(cores.clone()).await;
         let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
