@@ -173,12 +173,12 @@ impl AsyncWrite for ZeroCopy {
     ) -> Poll<std::io::Result<usize>> {
         // What comes before the first registered buffer (a response's head) is written with
         // MSG_MORE, a buffer at a time; the registered buffer goes by sendfile when it is first.
-        let first = bufs.iter().position(|b| lookup(b).is_some());
+        let first = bufs
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| Some((i, lookup(b)?)));
         match first {
-            Some(0) => {
-                let (file, offset) = lookup(&bufs[0]).expect("just found");
-                self.poll_sendfile(cx, &file, offset, bufs[0].len())
-            }
+            Some((0, (file, offset))) => self.poll_sendfile(cx, &file, offset, bufs[0].len()),
             Some(_) => self.poll_send_more(cx, &bufs[0]),
             None => Pin::new(&mut self.0).poll_write_vectored(cx, bufs),
         }

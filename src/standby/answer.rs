@@ -23,10 +23,7 @@ impl Standby {
                 .map(|(h, _)| h)
                 .unwrap_or(h)
         });
-        let Some(site) = host.and_then(|h| {
-            self.by_host
-                .get(&h.trim_end_matches('.').to_ascii_lowercase())
-        }) else {
+        let Some(site) = host.and_then(|h| self.site_by_host(h)) else {
             return plain(StatusCode::NOT_FOUND, "no such site here\n");
         };
         if target == READY_PATH {
@@ -63,9 +60,17 @@ impl Standby {
 
     /// The site serving `host` here, by name (for the proxy, which fronts some of them).
     pub fn site_of(&self, host: &str) -> Option<&str> {
-        self.by_host
-            .get(&host.trim_end_matches('.').to_ascii_lowercase())
-            .map(|s| s.name.as_str())
+        self.site_by_host(host).map(|s| s.name.as_str())
+    }
+
+    /// The site serving `host` (any case, a trailing dot or not; no port).
+    fn site_by_host(&self, host: &str) -> Option<&Arc<SiteCopy>> {
+        let host = host.trim_end_matches('.');
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.by_host.get(&host.to_ascii_lowercase())
+        } else {
+            self.by_host.get(host)
+        }
     }
 
     /// A GET or HEAD of `target` on site `name` answered from its copy, with `Age` (the copy's
@@ -178,7 +183,7 @@ impl Standby {
             (None, None) => Bytes::new(),
         };
         // The optional notice at the top of HTML pages (cached per body and snapshot time).
-        let mut variant = entry.body.clone().unwrap_or_default();
+        let mut variant = None;
         let mut bannered = false;
         if self.banner
             && entry.status == 200
@@ -186,8 +191,8 @@ impl Standby {
             && is_html(entry.content_type.as_deref())
         {
             if let Some(h) = &entry.body {
-                variant = format!("{h}.banner{}", m.created_at);
-                if let Ok(b) = self.cache.get_or_load(&variant, || {
+                let banner = format!("{h}.banner{}", m.created_at);
+                if let Ok(b) = self.cache.get_or_load(&banner, || {
                     Ok(Bytes::from(inject_banner(
                         &body,
                         &crate::util::utc_minutes(m.created_at),
@@ -196,6 +201,7 @@ impl Standby {
                     body = b;
                     bannered = true;
                 }
+                variant = Some(banner);
             }
         }
         // Compressed for clients that take it, once per body (cached beside it), when it helps.
@@ -216,6 +222,7 @@ impl Standby {
         let (body, encoding) = match (wanted, &entry.body) {
             // Stored at publish time beside the body (not for the bannered variant).
             (Some(enc), Some(h)) => {
+                let variant = variant.as_deref().unwrap_or(h);
                 match self.cache.get_or_load(&format!("{variant}.{enc}"), || {
                     Ok(Bytes::from(
                         if bannered {

@@ -2,7 +2,7 @@
 //! snapshot refresher, and the readiness gate the daemon's standby probes use.
 
 use super::*;
-use http_body_util::Either;
+use tokio_util::either::Either;
 
 /// The readiness gate of one site's copy served here: a standby probe of it passes only if the
 /// copy is also ready ([`Standby::readiness`]).
@@ -64,31 +64,39 @@ pub async fn serve(
         grace: Duration::from_secs(5),
         cores,
     };
+    // The copy's answer is computed in the call and handed to hyper as a ready future; only a
+    // proxied request, which waits on its origin, gets a future of its own (boxed: it is large,
+    // and every request's future is moved into the connection's state).
     crate::http::server::serve(listener, tls, opts, shutdown, move |req, peer| {
-        let (standby, proxies) = (standby.clone(), proxies.clone());
-        async move {
-            let host = match request_host(req.version(), req.uri(), req.headers()) {
-                Ok(h) => h,
-                Err(why) => return plain(StatusCode::BAD_REQUEST, why).map(Either::Left),
-            };
-            let site = host.as_deref().map(strip_port).and_then(|h| {
-                let site = standby.site_of(h)?;
-                proxies
-                    .as_ref()?
-                    .site(site)
-                    .cloned()
-                    .map(|p| (p, h.to_string()))
-            });
-            match (site, &proxies) {
-                (Some((p, host)), Some(all)) => {
-                    p.handle(req, &host, peer, https, &standby, all).await
-                }
-                _ => respond(&standby, &req, host.as_deref()).map(Either::Left),
+        let host = match request_host(req.version(), req.uri(), req.headers()) {
+            Ok(h) => h,
+            Err(why) => return ready(plain(StatusCode::BAD_REQUEST, why)),
+        };
+        let proxy = proxies.as_ref().and_then(|all| {
+            let h = strip_port(host?);
+            let p = all.site(standby.site_of(h)?)?.clone();
+            Some((p, h.to_string(), all.clone()))
+        });
+        match proxy {
+            Some((p, host, all)) => {
+                let standby = standby.clone();
+                Either::Right(Box::pin(async move {
+                    p.handle(req, &host, peer, https, &standby, &all).await
+                }))
             }
+            None => ready(respond(&standby, &req, host)),
         }
     })
     .await;
 }
+
+/// The future of an answer already made, as the handler's type.
+fn ready<P>(r: Response<Full<Bytes>>) -> Either<std::future::Ready<Response<Answer>>, P> {
+    Either::Left(std::future::ready(r.map(http_body_util::Either::Left)))
+}
+
+/// A response body: the copy's, whole, or a proxied origin's, streamed.
+type Answer = super::proxy::ProxyBody;
 
 /// A Host value without its port ("www.example.com:8443" → "www.example.com").
 fn strip_port(h: &str) -> &str {
@@ -103,23 +111,23 @@ fn strip_port(h: &str) -> &str {
 /// request with two, is a 400: a proxy in front may have picked the other one, and answering
 /// either would serve one site's copy under another's name. HTTP/1.0 may omit it (then no site
 /// matches and the answer is a 404).
-pub(super) fn request_host(
+pub(super) fn request_host<'r>(
     version: hyper::Version,
-    uri: &hyper::Uri,
-    headers: &HeaderMap,
-) -> Result<Option<String>, &'static str> {
+    uri: &'r hyper::Uri,
+    headers: &'r HeaderMap,
+) -> Result<Option<&'r str>, &'static str> {
     let mut hosts = headers.get_all(header::HOST).iter();
     let (first, second) = (hosts.next(), hosts.next());
     if second.is_some() {
         return Err("more than one Host header\n");
     }
     if let Some(h) = uri.host() {
-        return Ok(Some(h.to_string()));
+        return Ok(Some(h));
     }
     match first {
         Some(h) => h
             .to_str()
-            .map(|h| Some(h.to_string()))
+            .map(Some)
             .map_err(|_| "the Host header is not text\n"),
         None if version == hyper::Version::HTTP_11 => Err("HTTP/1.1 needs a Host header\n"),
         None => Ok(None),
@@ -133,10 +141,6 @@ fn respond(
     req: &hyper::Request<hyper::body::Incoming>,
     host: Option<&str>,
 ) -> Response<Full<Bytes>> {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
-    s.respond(req.method(), host, &target, req.headers())
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    s.respond(req.method(), host, target, req.headers())
 }

@@ -490,6 +490,7 @@ fn origin_answer(answer: reqwest::Response, feed: Option<Feed>) -> Response<Prox
     let answer: hyper::Response<reqwest::Body> = answer.into();
     let (mut parts, body) = answer.into_parts();
     parts.headers = forward_headers(&parts.headers, false, false);
+    let feed = feed.map(Box::new);
     Response::from_parts(parts, Either::Right(Tee { inner: body, feed }))
 }
 
@@ -511,13 +512,16 @@ struct Feed {
 /// The origin's body streamed to the visitor, a copy of it kept for [`Feed`] while it fits.
 pub struct Tee {
     inner: reqwest::Body,
-    feed: Option<Feed>,
+    /// Boxed: every response of the standby, the copy's too, is as large as this body type,
+    /// and is moved a few times on its way out.
+    feed: Option<Box<Feed>>,
 }
 
 impl Tee {
     /// The whole body went by: it becomes the copy's entry.
     fn finish(&mut self) {
-        if let Some(mut f) = self.feed.take() {
+        if let Some(f) = self.feed.take() {
+            let mut f = *f;
             let digest = ring::digest::digest(&ring::digest::SHA256, &f.body);
             f.entry.body = Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect());
             f.entry.length = f.body.len() as u64;

@@ -5,6 +5,10 @@ use super::*;
 
 /// The manifest key for a request target on a site's origin: the same normalisation as the
 /// crawler's (`url` crate), or `None` for anything that is not an origin-form target.
+///
+/// Most targets are already in normal form ([`plain_target`]); their key is the origin and
+/// the target side by side, without parsing a URL on every request. The property test
+/// `plain_targets_get_the_key_the_url_parser_gives` holds the two ways to the same answer.
 pub fn lookup_key(origin: &Url, target: &str) -> Option<String> {
     if !target.starts_with('/')
         || target.starts_with("//")
@@ -13,6 +17,37 @@ pub fn lookup_key(origin: &Url, target: &str) -> Option<String> {
     {
         return None;
     }
+    if plain_target(target) && origin.path() == "/" && origin.query().is_none() {
+        let base = origin.as_str().strip_suffix('/')?;
+        let mut key = String::with_capacity(base.len() + target.len());
+        key.push_str(base);
+        key.push_str(target);
+        return Some(key);
+    }
+    parsed_key(origin, target)
+}
+
+/// A target the URL parser leaves as it is: a path of letters, digits and `-._~/` with no `.`
+/// or `..` segment, and optionally a query of letters, digits and `-._~=&`. Nothing to
+/// percent-encode, nothing to resolve, no fragment.
+fn plain_target(target: &str) -> bool {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let path_ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
+        && !path.split('/').any(|seg| seg == "." || seg == "..");
+    path_ok
+        && query.is_none_or(|q| {
+            q.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~=&".contains(&b))
+        })
+}
+
+/// [`lookup_key`] by the URL parser, for any target it accepts.
+pub(super) fn parsed_key(origin: &Url, target: &str) -> Option<String> {
     let mut u = origin.join(target).ok()?;
     if u.origin() != origin.origin() {
         return None;
@@ -228,6 +263,8 @@ pub(super) fn inject_banner(body: &[u8], when: &str) -> Vec<u8> {
     out
 }
 
+/// The recorded answer `e` with `body` (perhaps compressed as `encoding`, or `bannered`), as
+/// the request's conditional and range headers make it.
 #[allow(clippy::too_many_arguments)] // one call site; the arguments are the request and its answer
 pub(super) fn replay(
     e: &Entry,
@@ -236,9 +273,9 @@ pub(super) fn replay(
     bannered: bool,
     head: bool,
     req: &HeaderMap,
-    m: &Manifest,
+    m: &Served,
 ) -> Response<Full<Bytes>> {
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(16);
     let mut put = |name: header::HeaderName, v: Option<&str>| {
         if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(name, v);
@@ -249,13 +286,21 @@ pub(super) fn replay(
     put(header::LOCATION, e.location.as_deref());
     put(header::ETAG, e.etag.as_deref());
     put(header::LAST_MODIFIED, e.last_modified.as_deref());
-    put(header::CACHE_CONTROL, Some("public, max-age=60"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
     if e.status == 200 && e.content_encoding.is_none() && compressible(e.content_type.as_deref()) {
-        put(header::VARY, Some("Accept-Encoding"));
+        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
-    if let Some(enc) = encoding {
-        put(header::CONTENT_ENCODING, Some(enc));
+    if let Some(enc) = encoding.and_then(|enc| HeaderValue::from_str(enc).ok()) {
+        headers.insert(header::CONTENT_ENCODING, enc);
     }
+    let mut put = |name: header::HeaderName, v: Option<&str>| {
+        if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(name, v);
+        }
+    };
     if bannered {
         // Different bytes from the origin's page: validators of its own, or a browser that
         // revalidates what it cached from the origin would get a 304 and never see the banner.
@@ -283,33 +328,40 @@ pub(super) fn replay(
             put(header::ETAG, Some(&format!("W/{tag}")));
         }
     }
-    let when = crate::util::http_date(m.created_at);
-    put(
-        header::HeaderName::from_static("x-understudy-snapshot"),
-        Some(&format!("standby copy {} of {when}", m.id)),
-    );
+    if let Some(v) = &m.snapshot_header {
+        headers.insert(
+            header::HeaderName::from_static("x-understudy-snapshot"),
+            v.clone(),
+        );
+    }
     let cacheable = e.status == 200;
     if cacheable {
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        let served_tag = headers
-            .get(header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let served_lm = headers
-            .get(header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let honour_range = match preconditions(req, served_tag.as_deref(), served_lm.as_deref()) {
-            Preconditions::NotModified => {
-                headers.remove(header::CONTENT_TYPE);
-                return with(StatusCode::NOT_MODIFIED, headers, Bytes::new());
+        let conditional = [
+            header::IF_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_RANGE,
+        ]
+        .iter()
+        .any(|h| req.contains_key(h));
+        let honour_range = if conditional {
+            let served = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+            match preconditions(req, served(header::ETAG), served(header::LAST_MODIFIED)) {
+                Preconditions::NotModified => {
+                    headers.remove(header::CONTENT_TYPE);
+                    return with(StatusCode::NOT_MODIFIED, headers, Bytes::new());
+                }
+                Preconditions::Failed => {
+                    headers.remove(header::CONTENT_TYPE);
+                    headers.remove(header::ACCEPT_RANGES);
+                    return with(StatusCode::PRECONDITION_FAILED, headers, Bytes::new());
+                }
+                Preconditions::Proceed { range } => range,
             }
-            Preconditions::Failed => {
-                headers.remove(header::CONTENT_TYPE);
-                headers.remove(header::ACCEPT_RANGES);
-                return with(StatusCode::PRECONDITION_FAILED, headers, Bytes::new());
-            }
-            Preconditions::Proceed { range } => range,
+        } else {
+            true
         };
         if let Some(range) = req
             .get(header::RANGE)
