@@ -2,10 +2,17 @@
 //!
 //! nginx (a worker per core, sendfile on) serves a directory with a 10 KB HTML page and a 200 KB
 //! image; understudy crawls that nginx and serves the snapshot. For each file, in each of
-//! several runs: wrk (2 threads, 64 connections, keep-alive) loads each server as fast as it
-//! answers (requests/s, and the server's CPU time per request), then h2load offers both the
-//! same fixed rate (half of nginx's) and the latency percentiles are compared there, where
-//! they measure the server rather than how the two cores were shared with the load generator.
+//! several runs:
+//!
+//! 1. wrk (2 threads, 64 connections, keep-alive) loads each server as fast as it answers:
+//!    requests/s, and the server's CPU time per request.
+//! 2. Both are offered the same fixed rate (half of nginx's), where latency measures the server
+//!    rather than how the two cores were shared with the load generator, by two generators:
+//!    - h2load `--rps`, whose clients send in step (bursts of dozens within microseconds);
+//!      printed as "burst p99";
+//!    - [`open_loop`]: each connection's requests arrive as a Poisson process and are timed
+//!      from when they were due, the way independent visitors arrive. Its p99 is the target.
+//!
 //! Each phase is cut into slices with the servers taking turns ([`SLICES`]), so the shared
 //! machine's changes of speed, which are larger than the difference measured, fall on both.
 //! Prints the ratios of every run and understudy's idle resident memory.
@@ -14,9 +21,10 @@
 
 // A benchmark uses a few of the test helpers.
 #[allow(dead_code)]
-#[path = "../tests/common/mod.rs"]
+#[path = "../../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
+mod open_loop;
 
 use common::cpu_ms;
 use std::net::TcpStream;
@@ -47,6 +55,27 @@ fn turns(k: u32) -> [usize; 2] {
 
 /// The fixed-rate phase offers this share (percent) of nginx's closed-loop rate.
 const FIXED_SHARE: f64 = 50.0;
+
+/// One file's ratios (understudy / nginx) in one run.
+struct Ratios {
+    file: &'static str,
+    rps: f64,
+    cpu: f64,
+    burst_p99: f64,
+    open_p99: f64,
+}
+
+/// The given percentiles of `times` (sorted here); NaN when there are none.
+fn percentiles<const N: usize>(times: &mut [f64], at: [f64; N]) -> [f64; N] {
+    times.sort_by(f64::total_cmp);
+    at.map(|p| {
+        if times.is_empty() {
+            f64::NAN
+        } else {
+            common::percentile(times, p)
+        }
+    })
+}
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -139,8 +168,10 @@ fn main() {
          - each phase is {SLICES} slices of {slice}s per server, the servers taking turns\n\
          - wrk -t2 -c64, keep-alive: as many requests as each server answers (closed loop)\n\
          - CPU: the server's user+system time per 1000 of those requests\n\
-         - fixed rate: h2load -t2 -c64 --h1 offering both servers the same {FIXED_SHARE:.0}% of nginx's\n\
-         \x20 wrk rate; latency percentiles from its per-request log, pooled over the slices\n"
+         - fixed rate: both servers are offered the same {FIXED_SHARE:.0}% of nginx's wrk rate, 64\n\
+         \x20 connections, and every request's time is pooled over the slices:\n\
+         \x20 burst p99: h2load -t2 --h1 --rps (its clients send in step, in bursts);\n\
+         \x20 open p50/p99: Poisson arrivals per connection, timed from when each was due\n"
     );
     let urls = |path: &str| {
         [
@@ -155,12 +186,20 @@ fn main() {
         ]
     };
     let pids = [nginx.id(), server.id()];
-    let mut summary: Vec<(String, f64, f64, f64)> = Vec::new();
+    let addrs: [std::net::SocketAddr; 2] = [nginx_addr, listen.parse().expect("an address")];
+    let mut summary: Vec<Ratios> = Vec::new();
     for run in 1..=runs {
         println!("run {run} of {runs}");
         println!(
-            "{:<10} {:<11} {:>10} {:>10} {:>11} {:>9} {:>9}",
-            "server", "file", "wrk req/s", "CPU ms/1k", "fixed req/s", "p50", "p99"
+            "{:<10} {:<11} {:>10} {:>10} {:>11} {:>9} {:>9} {:>9}",
+            "server",
+            "file",
+            "wrk req/s",
+            "CPU ms/1k",
+            "fixed req/s",
+            "burst p99",
+            "open p50",
+            "open p99"
         );
         for (name, path) in [("10 KB html", "/"), ("200 KB png", "/img.png")] {
             let targets = urls(path);
@@ -180,11 +219,11 @@ fn main() {
             let cpu_per_1k = [0, 1].map(|i| cpu[i] / (answered[i] / 1000.0).max(1.0));
             // Fixed rate: every request's time, pooled over the slices.
             let rate = rps[0] * FIXED_SHARE / 100.0;
-            let mut times: [Vec<f64>; 2] = Default::default();
+            let mut burst: [Vec<f64>; 2] = Default::default();
             for k in 0..SLICES {
                 for i in turns(k) {
                     let (url, host) = &targets[i];
-                    times[i].extend(common::fixed_rate_times(
+                    burst[i].extend(common::fixed_rate_times(
                         url,
                         host,
                         rate,
@@ -194,55 +233,65 @@ fn main() {
                     ));
                 }
             }
-            let mut p99 = [f64::NAN; 2];
+            let mut open: [Vec<f64>; 2] = Default::default();
+            for k in 0..SLICES {
+                for i in turns(k) {
+                    open[i].extend(open_loop::times(open_loop::Load {
+                        addr: addrs[i],
+                        host: &targets[i].1,
+                        path,
+                        rate,
+                        secs: slice,
+                        conns: 64,
+                        threads: 2,
+                    }));
+                }
+            }
+            let (mut burst_p99, mut open_p99) = ([f64::NAN; 2], [f64::NAN; 2]);
             for i in 0..2 {
-                times[i].sort_by(f64::total_cmp);
-                let (p50, q99) = if times[i].is_empty() {
-                    (f64::NAN, f64::NAN)
-                } else {
-                    (
-                        common::percentile(&times[i], 0.50),
-                        common::percentile(&times[i], 0.99),
-                    )
-                };
-                p99[i] = q99;
+                let [b99] = percentiles(&mut burst[i], [0.99]);
+                let [o50, o99] = percentiles(&mut open[i], [0.50, 0.99]);
+                (burst_p99[i], open_p99[i]) = (b99, o99);
                 println!(
-                    "{:<10} {:<11} {:>10.0} {:>10.1} {:>11.0} {:>7.2}ms {:>7.2}ms",
+                    "{:<10} {:<11} {:>10.0} {:>10.1} {:>11.0} {:>7.2}ms {:>7.2}ms {:>7.2}ms",
                     ["nginx", "understudy"][i],
                     name,
                     rps[i],
                     cpu_per_1k[i],
-                    times[i].len() as f64 / total,
-                    p50,
-                    q99
+                    open[i].len() as f64 / total,
+                    b99,
+                    o50,
+                    o99
                 );
             }
-            summary.push((
-                name.to_string(),
-                rps[1] / rps[0].max(1.0),
-                cpu_per_1k[1] / cpu_per_1k[0].max(f64::MIN_POSITIVE),
-                p99[1] / p99[0],
-            ));
+            summary.push(Ratios {
+                file: name,
+                rps: rps[1] / rps[0].max(1.0),
+                cpu: cpu_per_1k[1] / cpu_per_1k[0].max(f64::MIN_POSITIVE),
+                burst_p99: burst_p99[1] / burst_p99[0],
+                open_p99: open_p99[1] / open_p99[0],
+            });
         }
         println!();
     }
     println!(
-        "ratios (understudy / nginx) per run; targets: requests/s >= 1.0, fixed-rate p99 <= 1.0"
+        "ratios (understudy / nginx) per run; targets: requests/s >= 1.0, open-loop p99 <= 1.0"
     );
     for name in ["10 KB html", "200 KB png"] {
-        let of = |f: fn(&(String, f64, f64, f64)) -> f64| {
+        let of = |f: fn(&Ratios) -> f64| {
             summary
                 .iter()
-                .filter(|s| s.0 == name)
+                .filter(|s| s.file == name)
                 .map(|s| format!("{:.2}x", f(s)))
                 .collect::<Vec<_>>()
                 .join(" ")
         };
         println!(
-            "  {name}: requests/s {}; CPU per request {}; fixed-rate p99 {}",
-            of(|s| s.1),
-            of(|s| s.2),
-            of(|s| s.3)
+            "  {name}: requests/s {}; CPU per request {}; open-loop p99 {}; burst p99 {}",
+            of(|s| s.rps),
+            of(|s| s.cpu),
+            of(|s| s.open_p99),
+            of(|s| s.burst_p99)
         );
     }
     println!(
