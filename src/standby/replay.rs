@@ -276,16 +276,29 @@ pub(super) fn replay(
     m: &Served,
 ) -> Response<Full<Bytes>> {
     let mut headers = HeaderMap::with_capacity(16);
-    let mut put = |name: header::HeaderName, v: Option<&str>| {
+    // A recorded or computed value that is not a valid header value is left out.
+    fn put(headers: &mut HeaderMap, name: header::HeaderName, v: Option<&str>) {
         if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(name, v);
         }
-    };
-    put(header::CONTENT_TYPE, e.content_type.as_deref());
-    put(header::CONTENT_ENCODING, e.content_encoding.as_deref());
-    put(header::LOCATION, e.location.as_deref());
-    put(header::ETAG, e.etag.as_deref());
-    put(header::LAST_MODIFIED, e.last_modified.as_deref());
+    }
+    put(
+        &mut headers,
+        header::CONTENT_TYPE,
+        e.content_type.as_deref(),
+    );
+    put(
+        &mut headers,
+        header::CONTENT_ENCODING,
+        e.content_encoding.as_deref(),
+    );
+    put(&mut headers, header::LOCATION, e.location.as_deref());
+    put(&mut headers, header::ETAG, e.etag.as_deref());
+    put(
+        &mut headers,
+        header::LAST_MODIFIED,
+        e.last_modified.as_deref(),
+    );
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),
@@ -293,14 +306,7 @@ pub(super) fn replay(
     if e.status == 200 && e.content_encoding.is_none() && compressible(e.content_type.as_deref()) {
         headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
-    if let Some(enc) = encoding.and_then(|enc| HeaderValue::from_str(enc).ok()) {
-        headers.insert(header::CONTENT_ENCODING, enc);
-    }
-    let mut put = |name: header::HeaderName, v: Option<&str>| {
-        if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
-            headers.insert(name, v);
-        }
-    };
+    put(&mut headers, header::CONTENT_ENCODING, encoding);
     if bannered {
         // Different bytes from the origin's page: validators of its own, or a browser that
         // revalidates what it cached from the origin would get a 304 and never see the banner.
@@ -310,7 +316,8 @@ pub(super) fn replay(
             .as_deref()
             .map(|t| t.trim_start_matches("W/").trim_matches('"').to_string())
             .unwrap_or_default();
-        put(header::ETAG, Some(&format!("W/\"{inner}-copy-{}\"", m.id)));
+        let tag = format!("W/\"{inner}-copy-{}\"", m.id);
+        put(&mut headers, header::ETAG, Some(&tag));
         // Strictly later than the origin's, in whole seconds as HTTP dates are, so that an
         // If-Modified-Since with the origin's date is "modified".
         let origin_lm = e
@@ -320,12 +327,16 @@ pub(super) fn replay(
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs() * 1_000 + 1_000);
         let lm = origin_lm.max(m.created_at.div_ceil(1_000) * 1_000);
-        put(header::LAST_MODIFIED, Some(&crate::util::http_date(lm)));
+        put(
+            &mut headers,
+            header::LAST_MODIFIED,
+            Some(&crate::util::http_date(lm)),
+        );
     } else if encoding.is_some() {
         // Another coding of the same bytes: its tag is the origin's, made weak (as nginx
         // does), so If-None-Match still matches under weak comparison.
         if let Some(tag) = e.etag.as_deref().filter(|t| !t.starts_with("W/")) {
-            put(header::ETAG, Some(&format!("W/{tag}")));
+            put(&mut headers, header::ETAG, Some(&format!("W/{tag}")));
         }
     }
     if let Some(v) = &m.snapshot_header {
