@@ -138,13 +138,11 @@ impl Conn {
                     let Some(end) = self.head.windows(4).position(|w| w == b"\r\n\r\n") else {
                         continue;
                     };
-                    let head = String::from_utf8_lossy(&self.head[..end]).to_ascii_lowercase();
-                    self.status_ok = head.starts_with("http/1.1 200");
-                    let Some(length) = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                    else {
+                    // Read in place: the generator's own work per answer is kept small, as
+                    // it shares the cores with the server it measures.
+                    let head = &self.head[..end];
+                    self.status_ok = head.starts_with(b"HTTP/1.1 200");
+                    let Some(length) = content_length(head) else {
                         eprintln!("open-loop load: an answer without a content-length");
                         self.closed = true;
                         return;
@@ -164,6 +162,18 @@ impl Conn {
             }
         }
     }
+}
+
+/// The `Content-Length` of a response head (any case).
+fn content_length(head: &[u8]) -> Option<usize> {
+    const NAME: &[u8] = b"content-length:";
+    head.split(|&b| b == b'\n').find_map(|line| {
+        let value = line
+            .get(..NAME.len())
+            .filter(|n| n.eq_ignore_ascii_case(NAME))
+            .map(|_| &line[NAME.len()..])?;
+        std::str::from_utf8(value).ok()?.trim().parse().ok()
+    })
 }
 
 /// One thread's connections from `start` for `load.secs` seconds.

@@ -122,13 +122,14 @@ pub(super) fn preconditions(
 ) -> Preconditions {
     let get = |h: header::HeaderName| req.get(h).and_then(|v| v.to_str().ok()).map(str::trim);
     let date = |v: &str| httpdate::parse_http_date(v).ok();
-    let lm = last_modified.and_then(date);
+    // Parsed only when a date header asks (most requests have none).
+    let lm = || last_modified.and_then(date);
     if let Some(v) = get(header::IF_MATCH) {
         if !tag_listed(v, etag, true) {
             return Preconditions::Failed;
         }
     } else if let Some(d) = get(header::IF_UNMODIFIED_SINCE).and_then(date) {
-        if lm.is_none_or(|lm| lm > d) {
+        if lm().is_none_or(|lm| lm > d) {
             return Preconditions::Failed;
         }
     }
@@ -137,7 +138,7 @@ pub(super) fn preconditions(
             return Preconditions::NotModified;
         }
     } else if let Some(d) = get(header::IF_MODIFIED_SINCE).and_then(date) {
-        if lm.is_some_and(|lm| lm <= d) {
+        if lm().is_some_and(|lm| lm <= d) {
             return Preconditions::NotModified;
         }
     }
@@ -146,7 +147,7 @@ pub(super) fn preconditions(
         Some(v) if v.starts_with('"') || v.starts_with("W/") => {
             etag.is_some_and(|t| strong_eq(v, t))
         }
-        Some(v) => matches!((date(v), lm), (Some(d), Some(lm)) if d == lm),
+        Some(v) => matches!((date(v), lm()), (Some(d), Some(lm)) if d == lm),
     };
     Preconditions::Proceed { range }
 }
@@ -348,17 +349,8 @@ pub(super) fn replay(
     let cacheable = e.status == 200;
     if cacheable {
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        let conditional = [
-            header::IF_MATCH,
-            header::IF_UNMODIFIED_SINCE,
-            header::IF_NONE_MATCH,
-            header::IF_MODIFIED_SINCE,
-            header::IF_RANGE,
-        ]
-        .iter()
-        .any(|h| req.contains_key(h));
-        let honour_range = if conditional {
-            let served = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+        let served = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+        let honour_range =
             match preconditions(req, served(header::ETAG), served(header::LAST_MODIFIED)) {
                 Preconditions::NotModified => {
                     headers.remove(header::CONTENT_TYPE);
@@ -370,10 +362,7 @@ pub(super) fn replay(
                     return with(StatusCode::PRECONDITION_FAILED, headers, Bytes::new());
                 }
                 Preconditions::Proceed { range } => range,
-            }
-        } else {
-            true
-        };
+            };
         if let Some(range) = req
             .get(header::RANGE)
             .and_then(|v| v.to_str().ok())
