@@ -41,8 +41,10 @@ http {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_request
 
 /// Each phase alternates the two servers this many times, a slice of the phase's seconds
 /// each, the first to go alternating too: a change in the shared machine's speed during a
-/// run then falls on both servers alike instead of on whichever ran at the time.
-const SLICES: u32 = 5;
+/// run then falls on both servers alike instead of on whichever ran at the time. Each pair of
+/// slices also gives one requests/s ratio, and their spread says how far a run's ratio can be
+/// trusted ([`interval`]).
+const SLICES: u32 = 10;
 
 /// Which server goes first in slice `k`: nginx (0) in even slices, understudy (1) in odd.
 fn turns(k: u32) -> [usize; 2] {
@@ -60,6 +62,8 @@ const FIXED_SHARE: f64 = 50.0;
 struct Ratios {
     file: &'static str,
     rps: f64,
+    /// The 95 % confidence interval of `rps`.
+    rps_interval: (f64, f64),
     cpu: f64,
     burst_p99: f64,
     open_p99: f64,
@@ -75,6 +79,27 @@ fn percentiles<const N: usize>(times: &mut [f64], at: [f64; N]) -> [f64; N] {
             common::percentile(times, p)
         }
     })
+}
+
+/// The 95 % confidence interval of the geometric mean of `ratios` (one per pair of slices),
+/// by Student's t on their logarithms: on this shared machine the speed moves by several
+/// percent between slices, so a run's ratio of 0.98 or 1.02 may be a tie, and the interval
+/// says whether it is. NaNs when there are fewer than two.
+fn interval(ratios: &[f64]) -> (f64, f64) {
+    // Two-sided 95 % quantiles of t for 1..=12 degrees of freedom, then 2.0 (close enough
+    // above that for a bench).
+    const T95: [f64; 12] = [
+        12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+    ];
+    let n = ratios.len();
+    if n < 2 {
+        return (f64::NAN, f64::NAN);
+    }
+    let logs: Vec<f64> = ratios.iter().map(|r| r.ln()).collect();
+    let mean = logs.iter().sum::<f64>() / n as f64;
+    let var = logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let half = T95.get(n - 2).copied().unwrap_or(2.0) * (var / n as f64).sqrt();
+    ((mean - half).exp(), (mean + half).exp())
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -205,14 +230,17 @@ fn main() {
             let targets = urls(path);
             // Closed loop: requests answered and CPU used, summed over the slices.
             let (mut answered, mut cpu) = ([0.0f64; 2], [0.0f64; 2]);
+            let mut pairs = Vec::new();
             for k in 0..SLICES {
+                let mut slice_rps = [0.0f64; 2];
                 for i in turns(k) {
                     let (url, host) = &targets[i];
                     let cpu0 = cpu_ms(pids[i]);
-                    let rps = common::wrk(url, host, slice, 2, 64).rps;
+                    slice_rps[i] = common::wrk(url, host, slice, 2, 64).rps;
                     cpu[i] += cpu_ms(pids[i]) - cpu0;
-                    answered[i] += rps * f64::from(slice);
+                    answered[i] += slice_rps[i] * f64::from(slice);
                 }
+                pairs.push(slice_rps[1] / slice_rps[0].max(1.0));
             }
             let total = f64::from(slice * SLICES);
             let rps = answered.map(|a| a / total);
@@ -267,6 +295,7 @@ fn main() {
             summary.push(Ratios {
                 file: name,
                 rps: rps[1] / rps[0].max(1.0),
+                rps_interval: interval(&pairs),
                 cpu: cpu_per_1k[1] / cpu_per_1k[0].max(f64::MIN_POSITIVE),
                 burst_p99: burst_p99[1] / burst_p99[0],
                 open_p99: open_p99[1] / open_p99[0],
@@ -275,7 +304,9 @@ fn main() {
         println!();
     }
     println!(
-        "ratios (understudy / nginx) per run; targets: requests/s >= 1.0, open-loop p99 <= 1.0"
+        "ratios (understudy / nginx) per run; targets: requests/s >= 1.0, open-loop p99 <= 1.0;\n\
+         [lo-hi]: 95% confidence interval of the requests/s ratio from its {SLICES} slice pairs \
+         (one that holds 1.0 is a tie)"
     );
     for name in ["10 KB html", "200 KB png"] {
         let of = |f: fn(&Ratios) -> f64| {
@@ -286,9 +317,17 @@ fn main() {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
+        let rps = summary
+            .iter()
+            .filter(|s| s.file == name)
+            .map(|s| {
+                let (lo, hi) = s.rps_interval;
+                format!("{:.2}x [{lo:.2}-{hi:.2}]", s.rps)
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
         println!(
-            "  {name}: requests/s {}; CPU per request {}; open-loop p99 {}; burst p99 {}",
-            of(|s| s.rps),
+            "  {name}: requests/s {rps}; CPU per request {}; open-loop p99 {}; burst p99 {}",
             of(|s| s.cpu),
             of(|s| s.open_p99),
             of(|s| s.burst_p99)
