@@ -15,7 +15,8 @@
 //!
 //! Each phase is cut into slices with the servers taking turns ([`SLICES`]), so the shared
 //! machine's changes of speed, which are larger than the difference measured, fall on both.
-//! Prints the ratios of every run and understudy's idle resident memory.
+//! Prints the ratios of every run (requests/s with its confidence interval over the slice
+//! pairs) and understudy's idle resident memory.
 //!
 //! `serve_bench [SECONDS=10] [RUNS=3]`
 
@@ -309,28 +310,26 @@ fn main() {
          (one that holds 1.0 is a tie)"
     );
     for name in ["10 KB html", "200 KB png"] {
-        let of = |f: fn(&Ratios) -> f64| {
+        let of = |f: &dyn Fn(&Ratios) -> String| {
             summary
                 .iter()
                 .filter(|s| s.file == name)
-                .map(|s| format!("{:.2}x", f(s)))
+                .map(f)
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let rps = summary
-            .iter()
-            .filter(|s| s.file == name)
-            .map(|s| {
-                let (lo, hi) = s.rps_interval;
-                format!("{:.2}x [{lo:.2}-{hi:.2}]", s.rps)
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+        let x = |v: f64| format!("{v:.2}x");
         println!(
-            "  {name}: requests/s {rps}; CPU per request {}; open-loop p99 {}; burst p99 {}",
-            of(|s| s.cpu),
-            of(|s| s.open_p99),
-            of(|s| s.burst_p99)
+            "  {name}: requests/s {}; CPU per request {}; open-loop p99 {}; burst p99 {}",
+            of(&|s| format!(
+                "{} [{:.2}-{:.2}]",
+                x(s.rps),
+                s.rps_interval.0,
+                s.rps_interval.1
+            )),
+            of(&|s| x(s.cpu)),
+            of(&|s| x(s.open_p99)),
+            of(&|s| x(s.burst_p99))
         );
     }
     println!(
