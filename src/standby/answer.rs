@@ -17,13 +17,7 @@ impl Standby {
         if method != Method::GET && method != Method::HEAD {
             return read_only(headers);
         }
-        let host = host.map(|h| {
-            h.rsplit_once(':')
-                .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-                .map(|(h, _)| h)
-                .unwrap_or(h)
-        });
-        let Some(site) = host.and_then(|h| self.site_by_host(h)) else {
+        let Some(site) = host.and_then(|h| self.site_by_host(listen::strip_port(h))) else {
             return plain(StatusCode::NOT_FOUND, "no such site here\n");
         };
         if target == READY_PATH {

@@ -99,7 +99,7 @@ fn ready<P>(r: Response<Full<Bytes>>) -> Either<std::future::Ready<Response<Answ
 type Answer = super::proxy::ProxyBody;
 
 /// A Host value without its port ("www.example.com:8443" → "www.example.com").
-fn strip_port(h: &str) -> &str {
+pub(super) fn strip_port(h: &str) -> &str {
     h.rsplit_once(':')
         .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
         .map(|(h, _)| h)
