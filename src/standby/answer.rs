@@ -6,7 +6,7 @@
 use super::*;
 
 impl Standby {
-    /// The answer to one request.
+    /// The answer to one request; `host` is the name it asked for, without a port.
     pub fn respond(
         &self,
         method: &Method,
@@ -17,7 +17,7 @@ impl Standby {
         if method != Method::GET && method != Method::HEAD {
             return read_only(headers);
         }
-        let Some(site) = host.and_then(|h| self.site_by_host(listen::strip_port(h))) else {
+        let Some(site) = host.and_then(|h| self.site_by_host(h)) else {
             return plain(StatusCode::NOT_FOUND, "no such site here\n");
         };
         if target == READY_PATH {

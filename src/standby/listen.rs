@@ -73,7 +73,7 @@ pub async fn serve(
             Err(why) => return ready(plain(StatusCode::BAD_REQUEST, why)),
         };
         let proxy = proxies.as_ref().and_then(|all| {
-            let h = strip_port(host?);
+            let h = host?;
             let p = all.site(standby.site_of(h)?)?.clone();
             Some((p, h.to_string(), all.clone()))
         });
@@ -99,15 +99,15 @@ fn ready<P>(r: Response<Full<Bytes>>) -> Either<std::future::Ready<Response<Answ
 type Answer = super::proxy::ProxyBody;
 
 /// A Host value without its port ("www.example.com:8443" → "www.example.com").
-pub(super) fn strip_port(h: &str) -> &str {
+fn strip_port(h: &str) -> &str {
     h.rsplit_once(':')
         .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
         .map(|(h, _)| h)
         .unwrap_or(h)
 }
 
-/// The host a request names (RFC 9112 §3.2, RFC 9113 §8.3.1): the URI's authority (HTTP/2,
-/// or an absolute-form target), else the one `Host` header. HTTP/1.1 without a `Host`, and any
+/// The host a request names, without its port (RFC 9112 §3.2, RFC 9113 §8.3.1): the URI's
+/// authority (HTTP/2, or an absolute-form target), else the one `Host` header. HTTP/1.1 without a `Host`, and any
 /// request with two, is a 400: a proxy in front may have picked the other one, and answering
 /// either would serve one site's copy under another's name. HTTP/1.0 may omit it (then no site
 /// matches and the answer is a 404).
@@ -127,7 +127,7 @@ pub(super) fn request_host<'r>(
     match first {
         Some(h) => h
             .to_str()
-            .map(Some)
+            .map(|h| Some(strip_port(h)))
             .map_err(|_| "the Host header is not text\n"),
         None if version == hyper::Version::HTTP_11 => Err("HTTP/1.1 needs a Host header\n"),
         None => Ok(None),
